@@ -1,0 +1,107 @@
+"""Reading tables and writing outputs safely.
+
+Outputs are written atomically (a temporary file in the same folder, then ``os.replace``) and never
+replace an existing file unless ``force`` is set, so an interrupted or mistaken run loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .exceptions import OutputExistsError, ValidationError
+
+TABLE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet",
+                 ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
+
+
+def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """Read a CSV, TSV, Parquet or JSON-lines table, chosen by the file's suffix."""
+    path = Path(path)
+    fmt = TABLE_FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ValidationError(
+            f"{path}: unknown table format {path.suffix!r}; use one of "
+            f"{', '.join(sorted(TABLE_FORMATS))}")
+    if not path.is_file():
+        raise ValidationError(f"{path}: no such file")
+    try:
+        if fmt == "csv":
+            return pd.read_csv(path)
+        if fmt == "tsv":
+            return pd.read_csv(path, sep="\t")
+        if fmt == "parquet":
+            return pd.read_parquet(path)
+        return pd.read_json(path, lines=True)
+    except (ValueError, OSError, pd.errors.ParserError, ImportError) as exc:
+        # The parsers' own messages are precise (line numbers); keep them, add the file.
+        raise ValidationError(f"{path}: cannot be read as {fmt}: {exc}".splitlines()[0]) from exc
+
+
+def check_writable(paths: Iterable[str | os.PathLike[str]], force: bool) -> None:
+    """Refuse, before anything is written, if any output exists and ``force`` is not set."""
+    existing = [str(p) for p in paths if Path(p).exists()]
+    if existing and not force:
+        raise OutputExistsError(
+            f"{existing[0]} exists" + (f" (and {len(existing) - 1} more outputs)" if len(existing) > 1 else "")
+            + "; choose another output path or pass --force to overwrite")
+
+
+def write_bytes_atomic(path: str | os.PathLike[str], data: bytes, force: bool = False) -> None:
+    """Write ``data`` to ``path`` atomically; refuse to replace an existing file unless ``force``."""
+    path = Path(path)
+    check_writable([path], force)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        # mkstemp creates 0600; give the file the permissions a plain open() would.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str, force: bool = False) -> None:
+    write_bytes_atomic(path, text.encode("utf-8"), force=force)
+
+
+def dumps_json(obj: Any) -> str:
+    """JSON with sorted keys and a trailing newline: byte-identical for identical content."""
+    return json.dumps(obj, indent=2, sort_keys=True, allow_nan=False, default=_json_default) + "\n"
+
+
+def write_json_atomic(path: str | os.PathLike[str], obj: Any, force: bool = False) -> None:
+    write_text_atomic(path, dumps_json(obj), force=force)
+
+
+def write_table_atomic(path: str | os.PathLike[str], frame: pd.DataFrame, force: bool = False) -> None:
+    """Write a table as CSV (floats in round-trip precision, so outputs are byte-stable)."""
+    write_text_atomic(path, frame.to_csv(index=False, float_format="%.10g", lineterminator="\n"),
+                      force=force)
+
+
+def _json_default(obj: Any) -> Any:
+    import numpy as np
+
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")

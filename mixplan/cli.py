@@ -1,0 +1,414 @@
+"""The ``mixplan`` command line: validate | fit | predict | plan | design.
+
+Every command takes ``--json`` (one JSON document on stdout instead of the table) and ``--seed``.
+Errors are one line on stderr with exit code 2 (``--debug`` shows the traceback); outputs are
+written atomically and never replace an existing file without ``--force``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tomllib
+import warnings
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from ._io import check_writable, dumps_json, write_json_atomic, write_table_atomic, write_text_atomic
+from .exceptions import MixplanError, MixplanWarning, ValidationError
+
+EXIT_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (like every other error) and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise _UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+class _UsageError(Exception):
+    pass
+
+
+# ------------------------------------------------------------------------------------------------
+# shared option groups
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print the result as one JSON document on stdout")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same inputs + seed => identical outputs)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+
+
+def _runs_options(p: argparse.ArgumentParser, runs_required: bool = True) -> None:
+    if runs_required:
+        p.add_argument("runs", metavar="RUNS", help="proxy-run table (CSV, TSV, Parquet or JSONL)")
+    p.add_argument("--pools", metavar="POOLS", help="pool manifest (TOML); weight columns must match it")
+    p.add_argument("--metrics", metavar="FILE",
+                   help="metrics file of a two-file layout (RegMix loss CSV, olmix metrics.csv); RUNS is then "
+                        "the mixture file")
+    p.add_argument("--layout", choices=["auto", "table", "regmix", "olmix"], default="auto")
+    p.add_argument("--renormalize", action="store_true",
+                   help="divide each run's weights by their sum instead of rejecting rows that do not sum to 1")
+    p.add_argument("--where", action="append", default=[], metavar="COL=VALUE",
+                   help="keep only rows whose COL equals VALUE (repeatable), e.g. --where split=train")
+
+
+def _fit_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", metavar="SPEC",
+                   help="metric column, or a weighted sum such as 'mean(loss_*)' or '0.5*a + 0.5*b'")
+    p.add_argument("--maximize", action="store_true", help="larger target values are better (default: smaller)")
+    p.add_argument("--model", default="regmix", help="regressor preset: regmix (LightGBM) or ridge")
+    p.add_argument("--cv-folds", type=int, default=5, help="folds of the cross-validation report (default 5)")
+
+
+def _progress(total: int, desc: str, quiet: bool = False) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, leave=False, disable=quiet or not sys.stderr.isatty(), file=sys.stderr)
+
+
+def _load_runs(args: argparse.Namespace, pools: Any = None) -> Any:
+    from .runs import read_runs
+
+    where = {}
+    for item in args.where:
+        col, sep, value = item.partition("=")
+        if not sep or not col:
+            raise ValidationError(f"--where {item!r}: write COLUMN=VALUE, e.g. --where split=train")
+        where[col] = value
+    return read_runs(args.runs, pools, renormalize=args.renormalize, metrics=args.metrics, layout=args.layout,
+                     where=where)
+
+
+def _load_pools(path: str | None) -> Any:
+    from .pools import load_pools
+
+    return load_pools(path) if path else None
+
+
+def _emit(args: argparse.Namespace, doc: dict[str, Any], text: str) -> None:
+    if args.json:
+        sys.stdout.write(dumps_json(doc))
+    else:
+        print(text)
+
+
+# ------------------------------------------------------------------------------------------------
+# validate
+
+
+def _validate_add(p: argparse.ArgumentParser) -> None:
+    _runs_options(p)
+    p.add_argument("--target", metavar="SPEC", help="also check that this objective can be computed")
+
+
+def _validate(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    pools = _load_pools(args.pools)
+    runs = _load_runs(args, pools)
+    W = runs.weights
+    doc: dict[str, Any] = {
+        "source": runs.source, "runs": len(runs), "pools": runs.pools, "metrics": runs.metric_columns,
+        "has_params": "params" in runs.frame, "has_tokens": "tokens" in runs.frame,
+        "coverage": {p: {"runs_nonzero": int((W[:, i] > 0).sum()), "mean_weight": float(W[:, i].mean()),
+                         "max_weight": float(W[:, i].max())} for i, p in enumerate(runs.pools)},
+        "nonzero_pools_per_run": {"min": int((W > 0).sum(1).min()), "mean": float((W > 0).sum(1).mean()),
+                                  "max": int((W > 0).sum(1).max())},
+    }
+    if args.target:
+        from .objective import parse_objective
+
+        obj = parse_objective(args.target, runs)
+        y = obj.values(runs)
+        doc["target"] = obj.to_dict() | {"min": float(np.min(y)), "max": float(np.max(y)), "mean": float(np.mean(y))}
+    lines = [f"{runs.source}: OK - {len(runs)} runs over {len(runs.pools)} pools, "
+             f"{len(runs.metric_columns)} metric columns", "",
+             f"{'pool':<24} {'runs > 0':>9} {'mean w':>8} {'max w':>8}"]
+    for p, cov in doc["coverage"].items():
+        lines.append(f"{p:<24} {cov['runs_nonzero']:>9} {cov['mean_weight']:>8.4f} {cov['max_weight']:>8.4f}")
+    if "target" in doc:
+        t = doc["target"]
+        lines += ["", f"target {t['spec']}: min {t['min']:.6g}, mean {t['mean']:.6g}, max {t['max']:.6g}"]
+    _emit(args, doc, "\n".join(lines))
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------
+# fit
+
+
+def _fit_add(p: argparse.ArgumentParser) -> None:
+    _runs_options(p)
+    _fit_options(p)
+    p.add_argument("--out", required=True, metavar="MODEL_DIR", help="directory to write the model into")
+    p.add_argument("--force", action="store_true", help="overwrite existing model files")
+
+
+def _fit_from_args(args: argparse.Namespace, runs: Any) -> Any:
+    from .model import fit_model
+    from .objective import parse_objective
+
+    if not args.target:
+        raise ValidationError("no target given; pass --target COLUMN (e.g. --target loss_pile_cc)")
+    objective = parse_objective(args.target, runs, maximize=args.maximize)
+    folds = min(args.cv_folds, len(runs))
+    with _progress(folds + 1, f"fitting {args.model}") as bar:
+        return fit_model(runs, objective, args.model, seed=args.seed, cv_folds=folds, progress=bar)
+
+
+def _cv_text(cv: dict[str, Any], model: str) -> str:
+    return (f"model {model}: {cv['n_splits']}-fold CV on {cv['n_runs']} runs - Spearman {cv['spearman']:.4f}, "
+            f"Pearson {cv['pearson']:.4f}, MAE {cv['mae']:.4g}, RMSE {cv['rmse']:.4g}")
+
+
+def _fit(args: argparse.Namespace) -> int:
+    pools = _load_pools(args.pools)
+    runs = _load_runs(args, pools)
+    from .model import MixtureModel
+
+    # Refuse before the (possibly long) fit if the outputs exist.
+    check_writable([Path(args.out) / n for n in ("meta.json", "train_runs.csv", "model.txt", "linear.json")],
+                   args.force)
+    model: MixtureModel = _fit_from_args(args, runs)
+    model.save(args.out, force=args.force)
+    cv = {k: v for k, v in model.cv.items() if k != "residuals"}
+    doc = {"model_dir": str(args.out), "model": args.model, "objective": model.objective.to_dict(), "cv": cv,
+           "interval_halfwidth": model.halfwidth}
+    _emit(args, doc, _cv_text(cv, args.model) + f"\n90% interval half-width {model.halfwidth['0.9']:.4g}; "
+          f"model written to {args.out}")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------
+# predict
+
+
+def _predict_add(p: argparse.ArgumentParser) -> None:
+    p.add_argument("model_dir", metavar="MODEL_DIR")
+    _runs_options(p)
+    p.add_argument("--out", required=True, metavar="PRED.csv")
+    p.add_argument("--level", type=float, default=0.9, help="interval level (default 0.9)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output")
+
+
+def _predict(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .model import load_model
+    from .pools import PoolSet
+
+    model = load_model(args.model_dir)
+    pools = _load_pools(args.pools) or PoolSet.from_names(model.pools)
+    check_writable([args.out], args.force)
+    runs = _load_runs(args, pools)
+    pred = model.predict(runs.weights, level=args.level)
+    frame = pd.DataFrame({"run_id": runs.run_ids, "prediction": pred.mean, "lower": pred.lower, "upper": pred.upper,
+                          "nearest_run": pred.nearest_run, "nearest_distance": pred.nearest_distance,
+                          "covered": pred.covered})
+    write_table_atomic(args.out, frame, force=args.force)
+    doc = {"out": str(args.out), "rows": len(frame), "level": args.level,
+           "outside_coverage": int((~pred.covered).sum())}
+    _emit(args, doc, f"{len(frame)} predictions ({args.level:.0%} intervals) written to {args.out}; "
+          f"{doc['outside_coverage']} outside the region the proxy runs cover")
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------
+# plan
+
+_PLAN_KEYS = {"runs": str, "pools": str, "target": str, "tokens": float, "seed": int, "out": str, "model": str,
+              "maximize": bool, "pins": dict, "candidates": int, "top_k": int, "level": float, "renormalize": bool,
+              "metrics": str, "layout": str, "cv_folds": int,
+              "where": dict}
+_PATH_KEYS = {"runs", "pools", "out", "metrics"}
+
+
+def _plan_add(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", nargs="?", metavar="CONFIG.toml",
+                   help="plan settings (keys as the long options, e.g. runs, pools, target, tokens); flags override")
+    p.add_argument("--runs", metavar="RUNS")
+    _runs_options(p, runs_required=False)
+    _fit_options(p)
+    p.add_argument("--tokens", type=float, metavar="D", help="the big run's token budget (enables availability caps)")
+    p.add_argument("--pin", action="append", default=[], metavar="POOL=W", help="fix a pool's weight (repeatable)")
+    p.add_argument("--candidates", type=int, default=20_000, help="Dirichlet candidates to score (default 20000)")
+    p.add_argument("--top-k", type=int, default=128, help="best candidates averaged (default 128, as RegMix)")
+    p.add_argument("--level", type=float, default=0.9, help="interval level (default 0.9)")
+    p.add_argument("--out", metavar="DIR", help="write plan.json and candidates.csv here")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+
+
+def _merge_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    if not args.config:
+        return
+    path = Path(args.config)
+    if not path.is_file():
+        raise ValidationError(f"{path}: no such plan config")
+    try:
+        doc = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ValidationError(f"{path}: not valid TOML: {exc}") from exc
+    for key, value in doc.items():
+        if key not in _PLAN_KEYS:
+            raise ValidationError(f"{path}: unknown key {key!r}; allowed: {sorted(_PLAN_KEYS)}")
+        typ = _PLAN_KEYS[key]
+        if typ is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+            raise ValidationError(f"{path}, key {key!r}: {value!r} should be of type {typ.__name__}")
+        if key in _PATH_KEYS:
+            value = str((path.parent / value)) if not Path(value).is_absolute() else value
+        dest = "pin" if key == "pins" else key
+        if key in ("pins", "where"):
+            value = [f"{k}={v}" for k, v in value.items()]
+        # Flags given on the command line win over the file.
+        if getattr(args, dest) == parser.get_default(dest) or getattr(args, dest) in (None, []):
+            setattr(args, dest, value)
+
+
+def _parse_pins(items: Sequence[str]) -> dict[str, float]:
+    pins = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            pins[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise ValidationError(f"--pin {item!r}: write POOL=WEIGHT, e.g. --pin code=0.1")
+    return pins
+
+
+def _plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    _merge_config(args, parser)
+    if not args.runs:
+        raise ValidationError("no runs given; pass --runs RUNS or a CONFIG.toml with runs = '...'")
+    from .plan import make_plan
+    from .pools import PoolSet
+
+    pools = _load_pools(args.pools)
+    if pools is None and args.tokens is not None:
+        raise ValidationError("--tokens needs --pools: availability caps need each pool's token count")
+    outs = [Path(args.out) / "plan.json", Path(args.out) / "candidates.csv"] if args.out else []
+    check_writable(outs, args.force)
+    runs = _load_runs(args, pools)
+    pools = pools or PoolSet.from_names(runs.pools)
+    model = _fit_from_args(args, runs)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MixplanWarning)  # the plan carries its warnings; printed below
+        plan = make_plan(model, pools, tokens=args.tokens, pins=_parse_pins(args.pin), seed=args.seed,
+                         level=args.level, n_candidates=args.candidates, top_k=args.top_k)
+    doc = plan.to_dict()
+    if args.out:
+        write_json_atomic(outs[0], doc, force=args.force)
+        write_table_atomic(outs[1], plan.candidates_frame(), force=args.force)
+    _emit(args, doc, plan.table() + (f"\n\nwritten: {outs[0]}, {outs[1]}" if args.out else ""))
+    if not args.json:
+        print(f"search: {plan.result.n_prefilter} candidates pre-filtered, {plan.result.n_exact} scored exactly, "
+              f"{plan.result.seconds:.2f} s", file=sys.stderr)
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------
+# design
+
+
+def _design_add(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pools", required=True, metavar="POOLS", help="pool manifest (TOML)")
+    p.add_argument("--n", type=int, required=True, help="number of proxy runs to design")
+    p.add_argument("--out", required=True, metavar="DIR", help="writes DIR/mixtures.csv and DIR/runs/<run_id>.yaml")
+    p.add_argument("--tokens", type=float, metavar="D", help="proxy runs' token budget (caps repetition)")
+    p.add_argument("--runs", metavar="RUNS", help="existing runs: designed mixtures keep --min-distance from them")
+    p.add_argument("--min-distance", type=float, default=0.01, help="minimum total-variation distance (0.01)")
+    p.add_argument("--temperature", type=float, default=0.5, help="prior temperature (0.5, as RegMix)")
+    p.add_argument("--prefix", default="run", help="run id prefix (default 'run')")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+
+
+def _design(args: argparse.Namespace) -> int:
+    import yaml
+
+    from .design import design_swarm
+    from .runs import read_runs
+
+    pools = _load_pools(args.pools)
+    existing = read_runs(args.runs, pools).weights if args.runs else None
+    out = Path(args.out)
+    d = design_swarm(pools, args.n, seed=args.seed, tokens=args.tokens, temperature=args.temperature,
+                     min_distance=args.min_distance, existing=existing, prefix=args.prefix)
+    files = {out / "mixtures.csv": None}
+    for _, row in d.frame.iterrows():
+        cfg = {"run_id": row["run_id"], "seed": args.seed,
+               "weights": {p: float(row[f"w_{p}"]) for p in pools.names}}
+        if args.tokens is not None:
+            cfg["tokens"] = float(args.tokens)
+        files[out / "runs" / f"{row['run_id']}.yaml"] = yaml.safe_dump(cfg, sort_keys=False)
+    check_writable(files, args.force)
+    write_table_atomic(out / "mixtures.csv", d.frame, force=args.force)
+    for path, text in files.items():
+        if text is not None:
+            write_text_atomic(path, text, force=args.force)
+    doc = {"out": str(out), "runs": args.n, "coverage": d.coverage, "settings": d.settings}
+    lines = [f"{args.n} mixtures written to {out / 'mixtures.csv'} and {out / 'runs'}/", "",
+             f"{'pool':<24} {'runs > 0':>9} {'mean w':>8} {'max w':>8}"]
+    for p, cov in d.coverage.items():
+        lines.append(f"{p:<24} {cov['runs_nonzero']:>9} {cov['mean_weight']:>8.4f} {cov['max_weight']:>8.4f}")
+    _emit(args, doc, "\n".join(lines))
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[..., int]]] = {
+    "validate": ("check a proxy-run table (and its pool manifest)", _validate_add, _validate),
+    "fit": ("fit a regressor to proxy runs and report cross-validation", _fit_add, _fit),
+    "predict": ("predict the objective (with intervals) for mixtures", _predict_add, _predict),
+    "plan": ("recommend a mixture for the big run", _plan_add, _plan),
+    "design": ("design the next proxy runs (RegMix-style swarm with floors and caps)", _design_add, _design),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="mixplan", description="Plan the data mixture of a pretraining run from proxy runs.")
+    parser.add_argument("--version", action="version", version=f"mixplan {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    for name, (help_, add, _) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        add(p)
+        _common(p)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    try:
+        args = parser.parse_args(argv)
+        if not args.command:
+            parser.print_help()
+            return EXIT_ERROR
+        run = COMMANDS[args.command][2]
+        sub = parser._subparsers._group_actions[0].choices[args.command]  # type: ignore[union-attr]
+        return run(args, sub) if args.command == "plan" else run(args)
+    except (MixplanError, _UsageError, OSError) as exc:
+        if debug:
+            raise
+        msg = " ".join(str(exc).split()) if not isinstance(exc, OSError) or not exc.filename else \
+            f"{exc.filename}: {exc.strerror}"
+        print(f"mixplan: error: {msg}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        print("mixplan: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

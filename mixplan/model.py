@@ -1,0 +1,205 @@
+"""A fitted study model: regressor + objective + pools + cross-validation evidence.
+
+This is what ``mixplan fit`` writes to a model directory and ``mixplan predict`` / ``mixplan plan``
+use. Every prediction comes with an interval (split-conformal on the out-of-fold residuals of the
+cross-validation) and the evidence behind it: the nearest proxy run and whether the mixture lies in
+the region the proxy runs cover.
+
+Model directory (no pickle anywhere)::
+
+    model.txt | linear.json   the regressor (LightGBM text model or ridge coefficients)
+    meta.json                 pools, objective, model preset, seed, CV report, versions
+    train_runs.csv            the runs it was fitted on: run_id, weights, objective value
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from ._io import check_writable, read_table, write_json_atomic, write_table_atomic, write_text_atomic
+from .exceptions import ValidationError
+from .objective import Objective
+from .regressor import CVReport, MixtureRegressor, cross_validate
+from .runs import RunTable
+
+__all__ = ["MixtureModel", "Prediction", "fit_model", "load_model", "DEFAULT_LEVEL"]
+
+DEFAULT_LEVEL = 0.9
+#: Quantile of the proxy runs' own nearest-neighbour distances that bounds "covered" mixtures.
+COVERAGE_QUANTILE = 0.95
+FORMAT_VERSION = 1
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Predictions for a batch of mixtures, with intervals and evidence (arrays of length n)."""
+
+    mean: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    level: float
+    nearest_run: list[str]
+    nearest_distance: np.ndarray  # total-variation distance (half the L1 distance) to that run
+    covered: np.ndarray  # bool: within the region the proxy runs cover
+
+    def row(self, i: int) -> dict[str, Any]:
+        return {"prediction": float(self.mean[i]), "lower": float(self.lower[i]),
+                "upper": float(self.upper[i]), "level": self.level,
+                "nearest_run": self.nearest_run[i], "nearest_distance": float(self.nearest_distance[i]),
+                "covered": bool(self.covered[i])}
+
+
+@dataclass
+class MixtureModel:
+    """A regressor fitted to one objective over one set of pools, with its CV evidence."""
+
+    regressor: MixtureRegressor
+    objective: Objective
+    pools: list[str]
+    cv: dict[str, Any]
+    halfwidth: dict[str, float]  # interval half-width by level (as a string key, e.g. "0.9")
+    train_ids: list[str]
+    train_weights: np.ndarray
+    train_y: np.ndarray
+    seed: int
+    coverage_radius: float
+    source: str = ""
+
+    def predict(self, weights: np.ndarray, level: float = DEFAULT_LEVEL) -> Prediction:
+        W = np.atleast_2d(np.asarray(weights, dtype=float))
+        mean = self.regressor.predict(W)
+        hw = self.interval_halfwidth(level)
+        idx, dist = self.nearest(W)
+        return Prediction(mean=mean, lower=mean - hw, upper=mean + hw, level=level,
+                          nearest_run=[self.train_ids[i] for i in idx], nearest_distance=dist,
+                          covered=dist <= self.coverage_radius + 1e-12)
+
+    def interval_halfwidth(self, level: float) -> float:
+        if not 0 < level < 1:
+            raise ValidationError(f"interval level {level} must be between 0 and 1 (e.g. 0.9)")
+        key = f"{level:g}"
+        if key not in self.halfwidth:
+            res = np.asarray(self.cv["residuals"], dtype=float)
+            self.halfwidth[key] = _conformal_quantile(res, level)
+        return self.halfwidth[key]
+
+    def nearest(self, W: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+        """Index of and total-variation distance to the nearest proxy run, for each row of W."""
+        idx = np.empty(len(W), dtype=int)
+        dist = np.empty(len(W))
+        for s in range(0, len(W), chunk):
+            d = 0.5 * np.abs(W[s:s + chunk, None, :] - self.train_weights[None, :, :]).sum(axis=2)
+            idx[s:s + chunk] = d.argmin(axis=1)
+            dist[s:s + chunk] = d[np.arange(len(d)), idx[s:s + chunk]]
+        return idx, dist
+
+    # -- persistence ------------------------------------------------------------------------------
+    def meta(self) -> dict[str, Any]:
+        import lightgbm
+        import sklearn
+
+        return {
+            "format_version": FORMAT_VERSION,
+            "mixplan_version": __version__,
+            "versions": {"lightgbm": lightgbm.__version__, "scikit-learn": sklearn.__version__,
+                         "numpy": np.__version__, "pandas": pd.__version__},
+            "model": self.regressor.model, "params": self.regressor.params,
+            "random_state": self.regressor.random_state, "seed": self.seed,
+            "pools": self.pools, "objective": self.objective.to_dict(),
+            "cv": {k: v for k, v in self.cv.items() if k != "residuals"},
+            "cv_residuals": [float(r) for r in self.cv["residuals"]],
+            "interval": {"method": "split-conformal quantile of |out-of-fold CV residual|",
+                         "halfwidth": self.halfwidth},
+            "coverage_radius": self.coverage_radius, "source": self.source,
+        }
+
+    def output_paths(self, directory: str | os.PathLike[str]) -> list[Path]:
+        d = Path(directory)
+        return [d / name for name in (*self.regressor.to_files(), "meta.json", "train_runs.csv")]
+
+    def save(self, directory: str | os.PathLike[str], force: bool = False) -> list[Path]:
+        paths = self.output_paths(directory)
+        check_writable(paths, force)  # refuse before writing anything
+        d = Path(directory)
+        for name, text in self.regressor.to_files().items():
+            write_text_atomic(d / name, text, force=force)
+        write_json_atomic(d / "meta.json", self.meta(), force=force)
+        table = pd.DataFrame(self.train_weights, columns=[f"w_{p}" for p in self.pools])
+        table.insert(0, "run_id", self.train_ids)
+        table["objective"] = self.train_y
+        write_table_atomic(d / "train_runs.csv", table, force=force)
+        return paths
+
+
+def _conformal_quantile(residuals: np.ndarray, level: float) -> float:
+    r = np.sort(np.abs(residuals))
+    k = int(np.ceil((len(r) + 1) * level)) - 1
+    return float(r[min(max(k, 0), len(r) - 1)])
+
+
+def _coverage_radius(W: np.ndarray) -> float:
+    """The COVERAGE_QUANTILE of each proxy run's distance to its nearest other run."""
+    if len(W) < 2:
+        return 0.0
+    d = 0.5 * np.abs(W[:, None, :] - W[None, :, :]).sum(axis=2)
+    np.fill_diagonal(d, np.inf)
+    return float(np.quantile(d.min(axis=1), COVERAGE_QUANTILE))
+
+
+def fit_model(runs: RunTable, objective: Objective, model: str = "regmix", *, seed: int = 0,
+              cv_folds: int = 5, params: dict[str, Any] | None = None, progress: Any = None,
+              levels: tuple[float, ...] = (DEFAULT_LEVEL,)) -> MixtureModel:
+    """Fit ``model`` to ``objective`` on ``runs`` and cross-validate it (same seed, same folds)."""
+    X = runs.weights
+    y = objective.values(runs)
+    reg = MixtureRegressor(model=model, params=params, random_state=seed, n_jobs=1)
+    cv: CVReport = cross_validate(reg, X, y, n_splits=min(cv_folds, len(y)), seed=seed, progress=progress)
+    reg.fit(X, y)
+    if progress is not None:
+        progress.update(1)
+    cvd = cv.to_dict() | {"residuals": cv.residuals.tolist()}
+    return MixtureModel(regressor=reg, objective=objective, pools=list(runs.pools), cv=cvd,
+                        halfwidth={f"{lv:g}": _conformal_quantile(cv.residuals, lv) for lv in levels},
+                        train_ids=runs.run_ids, train_weights=X, train_y=y, seed=seed,
+                        coverage_radius=_coverage_radius(X), source=runs.source)
+
+
+def load_model(directory: str | os.PathLike[str]) -> MixtureModel:
+    """Load a model directory written by :meth:`MixtureModel.save` (no pickle)."""
+    d = Path(directory)
+    meta_path = d / "meta.json"
+    if not meta_path.is_file():
+        raise ValidationError(f"{d}: not a mixplan model directory (no meta.json); create one with 'mixplan fit'")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"{meta_path}: not valid JSON ({exc})") from exc
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ValidationError(f"{meta_path}: format_version {meta.get('format_version')!r} is not "
+                              f"{FORMAT_VERSION}; refit the model with this mixplan version")
+    files = {name: (d / name).read_text(encoding="utf-8") for name in ("model.txt", "linear.json")
+             if (d / name).is_file()}
+    if not files:
+        raise ValidationError(f"{d}: neither model.txt nor linear.json is present; the model directory is incomplete")
+    pools = list(meta["pools"])
+    reg = MixtureRegressor.from_files(files, meta["model"], meta.get("params"), meta["random_state"], len(pools))
+    table = read_table(d / "train_runs.csv")
+    obj = meta["objective"]
+    cv = dict(meta["cv"]) | {"residuals": meta["cv_residuals"]}
+    return MixtureModel(
+        regressor=reg,
+        objective=Objective(spec=obj["spec"], columns=tuple(obj["columns"]),
+                            coefficients=tuple(obj["coefficients"]), maximize=bool(obj["maximize"])),
+        pools=pools, cv=cv, halfwidth=dict(meta["interval"]["halfwidth"]),
+        train_ids=table["run_id"].astype(str).tolist(),
+        train_weights=table[[f"w_{p}" for p in pools]].to_numpy(dtype=float),
+        train_y=table["objective"].to_numpy(dtype=float), seed=int(meta["seed"]),
+        coverage_radius=float(meta["coverage_radius"]), source=str(meta.get("source", "")))

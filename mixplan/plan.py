@@ -1,0 +1,193 @@
+"""From a fitted model to a recommended mixture, with its evidence and the obvious alternatives.
+
+:func:`make_plan` runs the constrained search (:mod:`mixplan.search`) on the model's prediction and
+returns a :class:`Plan`: the recommended mixture, its predicted objective with an interval, the
+nearest proxy run and whether the mixture is inside the region the runs cover, the active
+constraints, per-pool epochs at the target budget, and the same predictions for the
+token-proportional mixture, the uniform mixture and the best observed proxy run.
+"""
+
+from __future__ import annotations
+
+import platform
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import __version__
+from .exceptions import ExtrapolationWarning, ValidationError
+from .model import DEFAULT_LEVEL, MixtureModel
+from .pools import PoolSet
+from .search import SearchResult, active_constraints, build_constraints, search
+
+__all__ = ["Plan", "make_plan"]
+
+
+@dataclass
+class Plan:
+    """A recommendation and everything needed to audit it (JSON-serialisable via :meth:`to_dict`)."""
+
+    pools: list[str]
+    objective: dict[str, Any]
+    tokens: float | None
+    token_unit: str
+    recommended: dict[str, float]
+    mixtures: dict[str, dict[str, Any]]  # name -> weights, prediction, interval, evidence, epochs
+    active: dict[str, str]
+    constraints: dict[str, Any]
+    cv: dict[str, Any]
+    search: dict[str, Any]
+    seed: int
+    warnings: list[str] = field(default_factory=list)
+    result: SearchResult | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        import lightgbm
+        import sklearn
+
+        return {
+            "mixplan_version": __version__,
+            "versions": {"python": platform.python_version(), "numpy": np.__version__,
+                         "pandas": pd.__version__, "lightgbm": lightgbm.__version__,
+                         "scikit-learn": sklearn.__version__},
+            "seed": self.seed, "pools": self.pools, "objective": self.objective,
+            "target_tokens": self.tokens, "token_unit": self.token_unit,
+            "recommended": self.recommended, "mixtures": self.mixtures,
+            "active_constraints": self.active, "constraints": self.constraints,
+            "cv": self.cv, "search": self.search, "warnings": self.warnings,
+        }
+
+    def candidates_frame(self) -> pd.DataFrame:
+        """Every scored candidate: origin, weights, pre-filter score and exact prediction (or empty)."""
+        r = self.result
+        if r is None:
+            raise ValidationError("this plan carries no search result")
+        sense = -1.0 if self.objective["maximize"] else 1.0
+        frame = pd.DataFrame(r.candidates, columns=[f"w_{p}" for p in self.pools])
+        frame.insert(0, "origin", r.candidate_origin)
+        frame.insert(0, "candidate", np.arange(len(frame)))
+        frame["prefilter_score"] = sense * r.prefilter_scores
+        frame["prediction"] = sense * r.exact_scores
+        return frame
+
+    def table(self) -> str:
+        """A human-readable summary: weights and epochs per pool, then predictions."""
+        names = list(self.mixtures)
+        rows = []
+        for i, p in enumerate(self.pools):
+            row = {"pool": p}
+            for n in names:
+                row[n] = f"{self.mixtures[n]['weights'][p]:.4f}"
+            if self.tokens is not None:
+                row["epochs@budget"] = f"{self.mixtures['recommended']['epochs'][p]:.2f}"
+            row["constraint"] = self.active.get(p, "")
+            rows.append(row)
+        frame = pd.DataFrame(rows)
+        lines = [f"objective: {'maximize' if self.objective['maximize'] else 'minimize'} "
+                 f"{self.objective['spec']}" + (f"   target budget: {self.tokens:.6g} {self.token_unit}"
+                                                if self.tokens is not None else ""),
+                 f"model CV ({self.cv['n_splits']}-fold, {self.cv['n_runs']} runs): Spearman "
+                 f"{self.cv['spearman']:.4f}, Pearson {self.cv['pearson']:.4f}, MAE {self.cv['mae']:.4g}",
+                 "", frame.to_string(index=False), ""]
+        pred = pd.DataFrame([{
+            "mixture": n, "predicted": f"{m['prediction']:.4f}",
+            f"{int(round(m['level'] * 100))}% interval": f"[{m['lower']:.4f}, {m['upper']:.4f}]",
+            "measured": "" if m.get("measured") is None else f"{m['measured']:.4f}",
+            "nearest run (TV dist)": f"{m['nearest_run']} ({m['nearest_distance']:.3f})",
+            "covered": "yes" if m["covered"] else "NO", "feasible": "yes" if m["feasible"] else "no",
+        } for n, m in self.mixtures.items()])
+        lines.append(pred.to_string(index=False))
+        for w in self.warnings:
+            lines.append(f"warning: {w}")
+        return "\n".join(lines)
+
+
+def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = None,
+              pins: Mapping[str, float] | None = None, seed: int = 0, level: float = DEFAULT_LEVEL,
+              measured: Mapping[str, float] | None = None, best_run: tuple[str, np.ndarray, float] | None = None,
+              **search_options: Any) -> Plan:
+    """Search the best feasible mixture for ``model`` and compare it with simple baselines.
+
+    Parameters
+    ----------
+    model : MixtureModel
+        Fitted on runs over exactly ``pools`` (same order).
+    pools : PoolSet
+    tokens : float, optional
+        The big run's token budget; enables the availability caps and per-pool epochs.
+    pins : mapping, optional
+        Pool -> fixed weight.
+    best_run : (run_id, weights, measured objective), optional
+        The best observed proxy run; defaults to the best of the model's training runs.
+    search_options
+        Passed to :func:`mixplan.search.search` (``n_candidates``, ``top_k``, ...).
+    """
+    if list(model.pools) != pools.names:
+        raise ValidationError(f"the model was fitted on pools {model.pools} but the manifest lists "
+                              f"{pools.names}; refit with this manifest or use the model's")
+    c = build_constraints(pools, tokens, pins)
+    sense = model.objective.sense
+    reg = model.regressor
+    # The first tenth of the trees (at least 100) ranks candidates almost like the full model
+    # at a fraction of the cost; the survivors are re-scored exactly.
+    fast_trees = max(100, reg.n_trees_ // 10) if reg.n_trees_ > 200 else None
+
+    def score(W: np.ndarray, fast: bool) -> np.ndarray:
+        return sense * reg.predict(W, num_iteration=fast_trees if fast else None)
+
+    result = search(score, c, pools.prior, seed=seed, extra=model.train_weights, **search_options)
+
+    if best_run is None:
+        i = int(np.argmin(sense * model.train_y))
+        best_run = (model.train_ids[i], model.train_weights[i], float(model.train_y[i]))
+    named = {
+        "recommended": result.weights,
+        "top_k_mean": result.topk_weights,
+        "token_proportional": pools.token_share,
+        "uniform": np.full(len(pools), 1.0 / len(pools)),
+        "best_observed": np.asarray(best_run[1], dtype=float),
+    }
+    if not pools.tokens_known:  # without a manifest the token share is unknown, not uniform
+        del named["token_proportional"]
+    W = np.vstack(list(named.values()))
+    pred = model.predict(W, level=level)
+    feasible = c.check(W, tol=1e-6)
+    mixtures: dict[str, dict[str, Any]] = {}
+    for k, (name, w) in enumerate(named.items()):
+        entry = {"weights": dict(zip(pools.names, map(float, w)))} | pred.row(k) | {"feasible": bool(feasible[k])}
+        if tokens is not None:
+            entry["epochs"] = dict(zip(pools.names, map(float, w * tokens / pools.tokens)))
+        entry["measured"] = None
+        mixtures[name] = entry
+    mixtures["best_observed"]["run_id"] = best_run[0]
+    mixtures["best_observed"]["measured"] = best_run[2]
+    for name, value in (measured or {}).items():
+        mixtures[name]["measured"] = float(value)
+
+    notes = []
+    rec = mixtures["recommended"]
+    if not rec["covered"]:
+        notes.append(f"the recommended mixture is {rec['nearest_distance']:.3f} (total variation) from the nearest "
+                     f"proxy run {rec['nearest_run']!r}, beyond the {model.coverage_radius:.3f} that the runs "
+                     "cover; its prediction is an extrapolation: train proxy runs near it (mixplan design) to check")
+    if not np.isnan(model.cv["spearman"]) and model.cv["spearman"] < 0.8:
+        notes.append(f"the model ranks held-out runs poorly (CV Spearman {model.cv['spearman']:.3f}); add runs or try "
+                     "another --model before trusting the recommendation")
+    for n in notes:
+        warnings.warn(n, ExtrapolationWarning, stacklevel=2)
+
+    search_info = dict(result.settings) | {
+        "n_prefilter_scored": result.n_prefilter, "n_exact_scored": result.n_exact,
+        "prefilter_trees": fast_trees, "refine_moves": result.refine_steps,
+        "best_candidate_prediction": sense * result.best_candidate_score,
+        "top_k_mean_prediction": sense * result.topk_score,
+    }
+    return Plan(pools=pools.names, objective=model.objective.to_dict(), tokens=tokens,
+                token_unit=pools.token_unit, recommended=mixtures["recommended"]["weights"], mixtures=mixtures,
+                active=active_constraints(result.weights, c), constraints=c.to_dict(),
+                cv={k: v for k, v in model.cv.items() if k != "residuals"} | {"model": reg.model},
+                search=search_info, seed=seed, warnings=notes, result=result)

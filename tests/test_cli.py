@@ -1,0 +1,135 @@
+import json
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+
+from mixplan.cli import main
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def files(synthetic, tmp_path):
+    study, runs, manifest = synthetic
+    return study, runs, manifest, tmp_path
+
+
+def test_validate_table_and_json(capsys, files):
+    study, runs, manifest, _ = files
+    code, out, err = run(capsys, "validate", runs, "--pools", manifest, "--target", "loss")
+    assert code == 0 and "OK - 120 runs over 5 pools" in out
+    code, out, _ = run(capsys, "validate", runs, "--json")
+    doc = json.loads(out)
+    assert doc["runs"] == 120 and doc["pools"] == study.names
+
+
+def test_fit_predict_round_trip(capsys, files):
+    study, runs, manifest, tmp = files
+    code, out, _ = run(capsys, "fit", runs, "--target", "loss", "--model", "ridge", "--out", tmp / "m")
+    assert code == 0 and "Spearman" in out
+    code, out, _ = run(capsys, "predict", tmp / "m", runs, "--out", tmp / "p.csv", "--json")
+    assert code == 0 and json.loads(out)["rows"] == 120
+    pred = pd.read_csv(tmp / "p.csv")
+    assert list(pred.columns[:4]) == ["run_id", "prediction", "lower", "upper"]
+    assert (pred["lower"] < pred["upper"]).all()
+
+
+def test_outputs_never_overwritten_without_force(capsys, files):
+    _, runs, _, tmp = files
+    (tmp / "m").mkdir()
+    (tmp / "m" / "meta.json").write_text("precious")
+    code, _, err = run(capsys, "fit", runs, "--target", "loss", "--model", "ridge", "--out", tmp / "m")
+    assert code == 2 and "exists" in err and "--force" in err
+    assert (tmp / "m" / "meta.json").read_text() == "precious"
+    code, _, _ = run(capsys, "fit", runs, "--target", "loss", "--model", "ridge", "--out", tmp / "m", "--force")
+    assert code == 0 and (tmp / "m" / "meta.json").read_text() != "precious"
+
+
+def test_plan_deterministic_and_complete(capsys, files):
+    study, runs, manifest, tmp = files
+    args = ["plan", "--runs", runs, "--pools", manifest, "--target", "loss", "--tokens", 2e6, "--seed", 7,
+            "--candidates", 3000, "--model", "ridge"]
+    code, out, _ = run(capsys, *args, "--out", tmp / "a")
+    assert code == 0 and "recommended" in out and "token_proportional" in out
+    code, _, _ = run(capsys, *args, "--out", tmp / "b")
+    for name in ("plan.json", "candidates.csv"):
+        assert (tmp / "a" / name).read_bytes() == (tmp / "b" / name).read_bytes()
+    plan = json.loads((tmp / "a" / "plan.json").read_text())
+    rec = plan["mixtures"]["recommended"]
+    assert set(plan["mixtures"]) == {"recommended", "top_k_mean", "token_proportional", "uniform", "best_observed"}
+    assert abs(sum(rec["weights"].values()) - 1) < 1e-9
+    assert rec["lower"] < rec["prediction"] < rec["upper"]
+    assert set(rec["epochs"]) == set(study.names) and plan["seed"] == 7
+    # p0 has 1e6 tokens: at 2e6 target tokens and 4 epochs its cap is 1.0; p4 (5e6) is uncapped
+    assert plan["constraints"]["p0"]["upper"] == pytest.approx(1.0)
+    assert "spearman" in plan["cv"]
+    cands = pd.read_csv(tmp / "a" / "candidates.csv")
+    assert len(cands) > 3000 and {"origin", "prefilter_score", "prediction"} <= set(cands.columns)
+
+
+def test_plan_config_file_and_flag_override(capsys, files):
+    study, runs, manifest, tmp = files
+    cfg = tmp / "plan.toml"
+    cfg.write_text(f'runs = "{runs.name}"\npools = "{manifest.name}"\ntarget = "loss"\nmodel = "ridge"\n'
+                   f'candidates = 2000\n[pins]\np1 = 0.2\n')
+    code, out, _ = run(capsys, "plan", cfg, "--json", "--seed", 1)
+    plan = json.loads(out)
+    assert code == 0 and plan["recommended"]["p1"] == pytest.approx(0.2) and plan["seed"] == 1
+    assert plan["active_constraints"]["p1"] == "pinned"
+    (tmp / "bad.toml").write_text('runs = "x"\nbudget = 3\n')
+    code, _, err = run(capsys, "plan", tmp / "bad.toml")
+    assert code == 2 and "unknown key 'budget'" in err
+
+
+def test_design_writes_csv_and_one_file_per_run(capsys, files):
+    study, runs, manifest, tmp = files
+    code, out, _ = run(capsys, "design", "--pools", manifest, "--n", 12, "--out", tmp / "d", "--seed", 2)
+    assert code == 0
+    mix = pd.read_csv(tmp / "d" / "mixtures.csv")
+    assert len(mix) == 12 and len(list((tmp / "d" / "runs").glob("*.yaml"))) == 12
+    import yaml
+
+    cfg = yaml.safe_load((tmp / "d" / "runs" / f"{mix.run_id[0]}.yaml").read_text())
+    assert cfg["weights"]["p0"] == pytest.approx(mix["w_p0"][0])
+    code, _, err = run(capsys, "design", "--pools", manifest, "--n", 12, "--out", tmp / "d")
+    assert code == 2 and "exists" in err
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["validate", "{tmp}/none.csv"], "no such file"),
+    (["validate", "{runs}", "--pools", "{tmp}/none.toml"], "no such pool manifest"),
+    (["fit", "{runs}", "--out", "{tmp}/m"], "no target given; pass --target"),
+    (["fit", "{runs}", "--target", "nope", "--out", "{tmp}/m"], "no column 'nope'"),
+    (["fit", "{runs}", "--target", "loss", "--model", "xgb", "--out", "{tmp}/m"], "unknown model 'xgb'"),
+    (["predict", "{tmp}", "{runs}", "--out", "{tmp}/p.csv"], "not a mixplan model directory"),
+    (["plan", "--runs", "{runs}", "--target", "loss", "--tokens", "5"], "--tokens needs --pools"),
+    (["plan", "--runs", "{runs}", "--pools", "{manifest}", "--target", "loss", "--tokens", "1e9"],
+     "the caps add up to"),
+    (["plan", "--runs", "{runs}", "--target", "loss", "--pin", "p0"], "--pin 'p0': write POOL=WEIGHT"),
+    (["plan"], "no runs given"),
+    (["fit", "{runs}", "--where", "split", "--target", "loss", "--out", "{tmp}/m"], "--where 'split'"),
+    (["fit", "--bogus"], "the following arguments are required: RUNS, --out"),
+    (["validate", "{runs}", "--bogus"], "unrecognized arguments: --bogus"),
+    (["design", "--pools", "{manifest}", "--n", "0", "--out", "{tmp}/d"], "--n must be at least 1"),
+])
+def test_every_error_is_one_line_exit_2(capsys, files, argv, message):
+    _, runs, manifest, tmp = files
+    argv = [a.format(tmp=tmp, runs=runs, manifest=manifest) for a in argv]
+    code, out, err = run(capsys, *argv)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mixplan") and message in lines[0], err
+    assert "Traceback" not in err
+
+
+def test_debug_shows_traceback(files):
+    _, runs, _, tmp = files
+    proc = subprocess.run([sys.executable, "-m", "mixplan.cli", "validate", str(tmp / "none.csv"), "--debug"],
+                          capture_output=True, text=True)
+    assert proc.returncode != 0 and "Traceback" in proc.stderr and "ValidationError" in proc.stderr

@@ -1,0 +1,95 @@
+import json
+
+import numpy as np
+import pytest
+from scipy.stats import spearmanr
+from sklearn.base import clone
+
+from mixplan import MixtureRegressor, NotFittedError, ValidationError, fit_model, load_model, parse_objective, read_runs
+from mixplan.exceptions import OutputExistsError
+
+
+def test_estimator_contract():
+    est = MixtureRegressor("ridge", params={"alpha": 0.1}, random_state=3)
+    assert est.get_params() == {"model": "ridge", "params": {"alpha": 0.1}, "random_state": 3, "n_jobs": 1}
+    assert clone(est).get_params() == est.get_params()
+    with pytest.raises(NotFittedError, match="not fitted yet"):
+        est.predict(np.eye(3))
+    with pytest.raises(ValidationError, match="unknown model 'gbm'"):
+        MixtureRegressor("gbm").fit(np.eye(3), [1, 2, 3])
+
+
+def test_lightgbm_refuses_too_few_runs():
+    X = np.random.default_rng(0).dirichlet(np.ones(4), 30)
+    with pytest.raises(ValidationError, match=r"30 runs are too few for the 'regmix' model: LightGBM needs at least 40"):
+        MixtureRegressor("regmix").fit(X, X[:, 0])
+
+
+def test_ridge_refuses_too_few_runs():
+    X = np.random.default_rng(0).dirichlet(np.ones(6), 10)
+    with pytest.raises(ValidationError, match=r"10 runs are too few to fit a ridge model on 6 pools"):
+        MixtureRegressor("ridge").fit(X, X[:, 0])
+
+
+@pytest.mark.parametrize("model", ["regmix", "ridge"])
+def test_fit_predicts_known_truth(synthetic, model):
+    study, path, _ = synthetic
+    runs = read_runs(path)
+    m = fit_model(runs, parse_objective("loss", runs), model, seed=0)
+    test = study.runs(200, seed=99, noise=0.0)
+    pred = m.predict(test[[f"w_{p}" for p in study.names]].to_numpy())
+    rho = spearmanr(pred.mean, test["loss"])[0]
+    assert rho > (0.85 if model == "regmix" else 0.6)
+    assert m.cv["n_runs"] == 120 and m.cv["n_splits"] == 5
+    assert np.all(pred.lower < pred.mean) and np.all(pred.mean < pred.upper)
+
+
+def test_interval_coverage_on_known_truth(synthetic):
+    # Split-conformal on CV residuals: 90% intervals should cover roughly 90% of fresh noisy runs.
+    study, path, _ = synthetic
+    runs = read_runs(path)
+    m = fit_model(runs, parse_objective("loss", runs), "ridge", seed=0)
+    test = study.runs(1000, seed=7, noise=0.005)
+    pred = m.predict(test[[f"w_{p}" for p in study.names]].to_numpy(), level=0.9)
+    cover = np.mean((test["loss"] >= pred.lower) & (test["loss"] <= pred.upper))
+    assert 0.8 <= cover <= 0.98, cover
+
+
+@pytest.mark.parametrize("model", ["regmix", "ridge"])
+def test_save_load_round_trip_without_pickle(synthetic, tmp_path, model):
+    study, path, _ = synthetic
+    runs = read_runs(path)
+    m = fit_model(runs, parse_objective("mean(loss*)", runs), model, seed=4)
+    out = tmp_path / "model"
+    m.save(out)
+    files = sorted(p.name for p in out.iterdir())
+    assert files == sorted(["meta.json", "train_runs.csv", "model.txt" if model == "regmix" else "linear.json"])
+    for p in out.iterdir():  # text only: no pickle anywhere
+        p.read_text(encoding="utf-8")
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["pools"] == study.names and meta["seed"] == 4 and "lightgbm" in meta["versions"]
+    again = load_model(out)
+    W = np.random.default_rng(1).dirichlet(np.ones(5), 50)
+    a, b = m.predict(W), again.predict(W)
+    assert np.array_equal(a.mean, b.mean)
+    assert np.allclose(a.upper, b.upper, rtol=0, atol=1e-9)
+    assert a.nearest_run == b.nearest_run
+    with pytest.raises(OutputExistsError, match="exists"):
+        m.save(out)
+    m.save(out, force=True)
+
+
+def test_load_errors(tmp_path):
+    with pytest.raises(ValidationError, match="not a mixplan model directory"):
+        load_model(tmp_path)
+
+
+def test_nearest_run_evidence(synthetic):
+    study, path, _ = synthetic
+    runs = read_runs(path)
+    m = fit_model(runs, parse_objective("loss", runs), "ridge")
+    pred = m.predict(runs.weights[:3])
+    assert pred.nearest_run == runs.run_ids[:3]
+    assert np.allclose(pred.nearest_distance, 0) and pred.covered.all()
+    far = m.predict(np.eye(5)[:1])  # a vertex: far from Dirichlet(1) runs
+    assert far.nearest_distance[0] > m.coverage_radius and not far.covered[0]

@@ -1,0 +1,41 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from mixplan import ValidationError, parse_objective
+from mixplan.runs import validate_runs
+
+
+@pytest.fixture
+def runs():
+    return validate_runs(pd.DataFrame({"run_id": ["a", "b"], "w_x": [1.0, 0.0], "w_y": [0.0, 1.0],
+                                       "loss_a": [1.0, 2.0], "loss_b": [3.0, 6.0], "acc": [0.5, 0.7]}))
+
+
+def test_single_column(runs):
+    obj = parse_objective("loss_a", runs)
+    assert obj.columns == ("loss_a",) and obj.values(runs).tolist() == [1.0, 2.0]
+    assert obj.sense == 1.0
+
+
+def test_mean_glob_and_weights(runs):
+    assert parse_objective("mean(loss_*)", runs).values(runs).tolist() == [2.0, 4.0]
+    obj = parse_objective("0.5*loss_a + 2*acc + 1e-1*mean(loss_*)", runs)
+    assert np.allclose(obj.values(runs), [0.5 + 1.0 + 0.2, 1.0 + 1.4 + 0.4])
+
+
+def test_maximize_sense(runs):
+    assert parse_objective("acc", runs, maximize=True).sense == -1.0
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("", r"the target is empty"),
+    ("loss_c", r"no column 'loss_c'"),
+    ("mean(ppl_*)", r"mean\(ppl_\*\) matches no metric column"),
+    ("loss_a +", r"empty term around '\+'"),
+    ("2*3*loss_a", r"cannot read the term '2\*3\*loss_a'"),
+    ("w_x", r"column 'w_x' is not a metric"),
+])
+def test_errors(runs, spec, message):
+    with pytest.raises(ValidationError, match=message):
+        parse_objective(spec, runs)
