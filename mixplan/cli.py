@@ -206,9 +206,13 @@ def _predict(args: argparse.Namespace) -> int:
 
     model = load_model(args.model_dir)
     pools = _load_pools(args.pools) or PoolSet.from_names(model.pools)
+    if sorted(pools.names) != sorted(model.pools):
+        raise ValidationError(f"{args.pools}: pools {pools.names} differ from the model's {model.pools}; use the "
+                              "manifest the model was fitted with")
     check_writable([args.out], args.force)
     runs = _load_runs(args, pools)
-    pred = model.predict(runs.weights, level=args.level)
+    # Weights in the model's pool order, whatever order the manifest lists them in.
+    pred = model.predict(runs.frame[[f"w_{p}" for p in model.pools]].to_numpy(dtype=float), level=args.level)
     frame = pd.DataFrame({"run_id": runs.run_ids, "prediction": pred.mean, "lower": pred.lower, "upper": pred.upper,
                           "nearest_run": pred.nearest_run, "nearest_distance": pred.nearest_distance,
                           "covered": pred.covered})
@@ -245,7 +249,20 @@ def _plan_add(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
 
 
+# Defaults of `plan` are applied after CONFIG.toml, so that only flags actually typed override the file.
+_PLAN_DEFAULTS = {"seed": 0, "model": "regmix", "cv_folds": 5, "layout": "auto", "candidates": 20_000,
+                  "top_k": 128, "level": 0.9}
+
+
 def _merge_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """Fill options not given on the command line from CONFIG.toml, then from the defaults."""
+    _merge_file(args)
+    for key, value in _PLAN_DEFAULTS.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+
+
+def _merge_file(args: argparse.Namespace) -> None:
     if not args.config:
         return
     path = Path(args.config)
@@ -268,8 +285,9 @@ def _merge_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> 
         dest = "pin" if key == "pins" else key
         if key in ("pins", "where"):
             value = [f"{k}={v}" for k, v in value.items()]
-        # Flags given on the command line win over the file.
-        if getattr(args, dest) == parser.get_default(dest) or getattr(args, dest) in (None, []):
+        # Flags given on the command line win over the file (unset options are None, False or []).
+        current = getattr(args, dest)
+        if current is None or current is False or current == []:  # identity: 0 is a typed value
             setattr(args, dest, value)
 
 
@@ -383,6 +401,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
         add(p)
         _common(p)
+        if name == "plan":
+            p.set_defaults(**{k: None for k in _PLAN_DEFAULTS})
     return parser
 
 

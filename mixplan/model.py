@@ -91,15 +91,9 @@ class MixtureModel:
             self.halfwidth[key] = _conformal_quantile(res, level)
         return self.halfwidth[key]
 
-    def nearest(self, W: np.ndarray, chunk: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    def nearest(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Index of and total-variation distance to the nearest proxy run, for each row of W."""
-        idx = np.empty(len(W), dtype=int)
-        dist = np.empty(len(W))
-        for s in range(0, len(W), chunk):
-            d = 0.5 * np.abs(W[s:s + chunk, None, :] - self.train_weights[None, :, :]).sum(axis=2)
-            idx[s:s + chunk] = d.argmin(axis=1)
-            dist[s:s + chunk] = d[np.arange(len(d)), idx[s:s + chunk]]
-        return idx, dist
+        return nearest_run(W, self.train_weights)
 
     # -- persistence ------------------------------------------------------------------------------
     def meta(self) -> dict[str, Any]:
@@ -122,6 +116,7 @@ class MixtureModel:
         }
 
     def output_paths(self, directory: str | os.PathLike[str]) -> list[Path]:
+        """The files :meth:`save` writes."""
         d = Path(directory)
         return [d / name for name in (*self.regressor.to_files(), "meta.json", "train_runs.csv")]
 
@@ -131,6 +126,8 @@ class MixtureModel:
         d = Path(directory)
         for name, text in self.regressor.to_files().items():
             write_text_atomic(d / name, text, force=force)
+        for stale in {"model.txt", "linear.json"} - set(self.regressor.to_files()):
+            (d / stale).unlink(missing_ok=True)  # a previous model of the other kind (only with force)
         write_json_atomic(d / "meta.json", self.meta(), force=force)
         table = pd.DataFrame(self.train_weights, columns=[f"w_{p}" for p in self.pools])
         table.insert(0, "run_id", self.train_ids)
@@ -145,13 +142,31 @@ def _conformal_quantile(residuals: np.ndarray, level: float) -> float:
     return float(r[min(max(k, 0), len(r) - 1)])
 
 
+def nearest_run(W: np.ndarray, ref: np.ndarray, exclude_self: bool = False,
+                max_elements: int = 4_000_000) -> tuple[np.ndarray, np.ndarray]:
+    """For each row of ``W``: index of the nearest row of ``ref`` and their total-variation distance.
+
+    Computed in chunks of at most ``max_elements`` differences (~32 MB). With ``exclude_self``
+    (``W`` is ``ref``), a row is not its own neighbour.
+    """
+    W = np.atleast_2d(W)
+    chunk = max(1, max_elements // max(1, ref.size))
+    idx = np.empty(len(W), dtype=int)
+    dist = np.empty(len(W))
+    for s in range(0, len(W), chunk):
+        d = 0.5 * np.abs(W[s:s + chunk, None, :] - ref[None, :, :]).sum(axis=2)
+        if exclude_self:
+            d[np.arange(len(d)), np.arange(s, s + len(d))] = np.inf
+        idx[s:s + chunk] = d.argmin(axis=1)
+        dist[s:s + chunk] = d[np.arange(len(d)), idx[s:s + chunk]]
+    return idx, dist
+
+
 def _coverage_radius(W: np.ndarray) -> float:
     """The COVERAGE_QUANTILE of each proxy run's distance to its nearest other run."""
     if len(W) < 2:
         return 0.0
-    d = 0.5 * np.abs(W[:, None, :] - W[None, :, :]).sum(axis=2)
-    np.fill_diagonal(d, np.inf)
-    return float(np.quantile(d.min(axis=1), COVERAGE_QUANTILE))
+    return float(np.quantile(nearest_run(W, W, exclude_self=True)[1], COVERAGE_QUANTILE))
 
 
 def fit_model(runs: RunTable, objective: Objective, model: str = "regmix", *, seed: int = 0,
@@ -185,10 +200,14 @@ def load_model(directory: str | os.PathLike[str]) -> MixtureModel:
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValidationError(f"{meta_path}: format_version {meta.get('format_version')!r} is not "
                               f"{FORMAT_VERSION}; refit the model with this mixplan version")
-    files = {name: (d / name).read_text(encoding="utf-8") for name in ("model.txt", "linear.json")
-             if (d / name).is_file()}
-    if not files:
-        raise ValidationError(f"{d}: neither model.txt nor linear.json is present; the model directory is incomplete")
+    from .regressor import PRESETS
+
+    if meta.get("model") not in PRESETS:
+        raise ValidationError(f"{meta_path}: unknown model {meta.get('model')!r}; known: {sorted(PRESETS)}")
+    name = "model.txt" if PRESETS[meta["model"]]["kind"] == "lightgbm" else "linear.json"
+    if not (d / name).is_file():
+        raise ValidationError(f"{d}: {name} is missing; the model directory is incomplete (refit with mixplan fit)")
+    files = {name: (d / name).read_text(encoding="utf-8")}
     pools = list(meta["pools"])
     reg = MixtureRegressor.from_files(files, meta["model"], meta.get("params"), meta["random_state"], len(pools))
     table = read_table(d / "train_runs.csv")

@@ -133,3 +133,37 @@ def test_debug_shows_traceback(files):
     proc = subprocess.run([sys.executable, "-m", "mixplan.cli", "validate", str(tmp / "none.csv"), "--debug"],
                           capture_output=True, text=True)
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "ValidationError" in proc.stderr
+
+
+def test_refit_with_other_model_kind_replaces_it(capsys, files):
+    study, runs, manifest, tmp = files
+    assert run(capsys, "fit", runs, "--target", "loss", "--out", tmp / "m")[0] == 0
+    assert run(capsys, "fit", runs, "--target", "loss", "--model", "ridge", "--out", tmp / "m", "--force")[0] == 0
+    assert sorted(p.name for p in (tmp / "m").iterdir()) == ["linear.json", "meta.json", "train_runs.csv"]
+    from mixplan import load_model
+
+    assert load_model(tmp / "m").regressor.kind == "ridge"
+
+
+def test_predict_matches_pools_by_name_not_position(capsys, files):
+    study, runs, manifest, tmp = files
+    run(capsys, "fit", runs, "--target", "loss", "--model", "ridge", "--out", tmp / "m")
+    reversed_manifest = tmp / "rev.toml"
+    reversed_manifest.write_text("".join(f"[pools.{n}]\ntokens = 1\n" for n in reversed(study.names)))
+    run(capsys, "predict", tmp / "m", runs, "--out", tmp / "a.csv")
+    run(capsys, "predict", tmp / "m", runs, "--pools", reversed_manifest, "--out", tmp / "b.csv")
+    assert (tmp / "a.csv").read_bytes() == (tmp / "b.csv").read_bytes()
+    other = tmp / "other.toml"
+    other.write_text("[pools.x]\ntokens = 1\n")
+    code, _, err = run(capsys, "predict", tmp / "m", runs, "--pools", other, "--out", tmp / "c.csv")
+    assert code == 2 and "differ from the model's" in err
+
+
+def test_flags_typed_with_default_values_still_override_config(capsys, files):
+    study, runs, manifest, tmp = files
+    cfg = tmp / "plan.toml"
+    cfg.write_text(f'runs = "{runs.name}"\ntarget = "loss"\nmodel = "ridge"\nseed = 5\ncandidates = 1000\n')
+    plan = json.loads(run(capsys, "plan", cfg, "--json")[1])
+    assert plan["seed"] == 5
+    plan = json.loads(run(capsys, "plan", cfg, "--json", "--seed", "0")[1])
+    assert plan["seed"] == 0
