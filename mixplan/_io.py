@@ -44,6 +44,19 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
         raise ValidationError(f"{path}: cannot be read as {fmt}: {exc}".splitlines()[0]) from exc
 
 
+def read_toml(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
+    """Parse a TOML file; a missing file or a syntax error is a ValidationError naming ``what``."""
+    import tomllib
+
+    path = Path(path)
+    if not path.is_file():
+        raise ValidationError(f"{path}: no such {what}")
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"{path}: not valid TOML: {exc}") from exc
+
+
 def check_writable(paths: Iterable[str | os.PathLike[str]], force: bool) -> None:
     """Refuse, before anything is written, if any output exists and ``force`` is not set."""
     existing = [str(p) for p in paths if Path(p).exists()]

@@ -11,14 +11,13 @@ import argparse
 import json
 import os
 import sys
-import tomllib
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from . import __version__
-from ._io import check_writable, dumps_json, write_json_atomic, write_table_atomic, write_text_atomic
+from ._io import check_writable, read_toml, dumps_json, write_json_atomic, write_table_atomic, write_text_atomic
 from .exceptions import MixplanError, MixplanWarning, ValidationError
 
 EXIT_ERROR = 2
@@ -266,12 +265,7 @@ def _merge_file(args: argparse.Namespace) -> None:
     if not args.config:
         return
     path = Path(args.config)
-    if not path.is_file():
-        raise ValidationError(f"{path}: no such plan config")
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except tomllib.TOMLDecodeError as exc:
-        raise ValidationError(f"{path}: not valid TOML: {exc}") from exc
+    doc = read_toml(path, "plan config")
     for key, value in doc.items():
         if key not in _PLAN_KEYS:
             raise ValidationError(f"{path}: unknown key {key!r}; allowed: {sorted(_PLAN_KEYS)}")

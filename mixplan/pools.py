@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 import os
 import re
-import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from typing import Any
 
 import numpy as np
 
+from ._io import read_toml
 from .exceptions import ValidationError
 
 __all__ = ["Pool", "PoolSet", "load_pools", "DEFAULT_MAX_EPOCHS"]
@@ -180,12 +180,7 @@ class PoolSet(Sequence[Pool]):
 def load_pools(path: str | os.PathLike[str]) -> PoolSet:
     """Read and validate a pool manifest (TOML). Errors name the file, the pool and the field."""
     path = Path(path)
-    if not path.is_file():
-        raise ValidationError(f"{path}: no such pool manifest")
-    try:
-        doc = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ValidationError(f"{path}: not valid TOML: {exc}") from exc
+    doc = read_toml(path, "pool manifest")
     unknown = set(doc) - {"study", "pools"}
     if unknown:
         raise ValidationError(f"{path}: unknown top-level key(s) {sorted(unknown)}; "
