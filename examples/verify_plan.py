@@ -21,9 +21,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from demo_study import run_many  # noqa: E402
-
 from mixplan.cli import main as mixplan_main  # noqa: E402
 from mixplan.demo import proxy_lm  # noqa: E402
 
@@ -60,9 +57,9 @@ def main(argv: list[str] | None = None) -> int:
     plan = load_plan(args.plan, args.config)
     tokens = int(args.tokens or plan["target_tokens"] or proxy_lm.DEMO_TOKENS)
     objective = plan["objective"]
-    jobs = [(f"{name}/{s}", plan["mixtures"][name]["weights"], tokens, SEED_BASE + s)
-            for name in MIXTURES if name in plan["mixtures"] for s in range(args.seeds)]
-    results = run_many(jobs, args.workers)
+    jobs = {f"{name}/{s}": (plan["mixtures"][name]["weights"], tokens, SEED_BASE + s)
+            for name in MIXTURES if name in plan["mixtures"] for s in range(args.seeds)}
+    results = dict(zip(jobs, proxy_lm.run_proxies(jobs.values(), processes=args.workers)))
 
     rows = {}
     for name in MIXTURES:

@@ -62,7 +62,7 @@ def _fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", metavar="SPEC",
                    help="metric column, or a weighted sum such as 'mean(loss_*)' or '0.5*a + 0.5*b'")
     p.add_argument("--maximize", action="store_true", help="larger target values are better (default: smaller)")
-    p.add_argument("--model", default="regmix", help="regressor preset: regmix (LightGBM) or ridge")
+    p.add_argument("--model", default="regmix", help="regressor preset: regmix (LightGBM, RegMix's settings), gp (Gaussian process) or ridge")
     p.add_argument("--cv-folds", type=int, default=5, help="folds of the cross-validation report (default 5)")
 
 
@@ -173,8 +173,9 @@ def _fit(args: argparse.Namespace) -> int:
     from .model import MixtureModel
 
     # Refuse before the (possibly long) fit if the outputs exist.
-    check_writable([Path(args.out) / n for n in ("meta.json", "train_runs.csv", "model.txt", "linear.json")],
-                   args.force)
+    from .regressor import MODEL_FILES
+
+    check_writable([Path(args.out) / n for n in ("meta.json", "train_runs.csv", *MODEL_FILES.values())], args.force)
     model: MixtureModel = _fit_from_args(args, runs)
     model.save(args.out, force=args.force)
     cv = {k: v for k, v in model.cv.items() if k != "residuals"}
@@ -322,9 +323,6 @@ def _plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
         write_json_atomic(outs[0], doc, force=args.force)
         write_table_atomic(outs[1], plan.candidates_frame(), force=args.force)
     _emit(args, doc, plan.table() + (f"\n\nwritten: {outs[0]}, {outs[1]}" if args.out else ""))
-    if not args.json:
-        print(f"search: {plan.result.n_prefilter} candidates pre-filtered, {plan.result.n_exact} scored exactly, "
-              f"{plan.result.seconds:.2f} s", file=sys.stderr)
     return 0
 
 

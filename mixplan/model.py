@@ -7,7 +7,8 @@ the region the proxy runs cover.
 
 Model directory (no pickle anywhere)::
 
-    model.txt | linear.json   the regressor (LightGBM text model or ridge coefficients)
+    model.txt | linear.json | gp.json   the regressor (LightGBM text model, ridge coefficients,
+                                        or GP hyper-parameters + training data)
     meta.json                 pools, objective, model preset, seed, CV report, versions
     train_runs.csv            the runs it was fitted on: run_id, weights, objective value
 """
@@ -27,7 +28,7 @@ from . import __version__
 from ._io import check_writable, read_table, write_json_atomic, write_table_atomic, write_text_atomic
 from .exceptions import ValidationError
 from .objective import Objective
-from .regressor import CVReport, MixtureRegressor, cross_validate
+from .regressor import MODEL_FILES, PRESETS, CVReport, MixtureRegressor, cross_validate
 from .runs import RunTable
 
 __all__ = ["MixtureModel", "Prediction", "fit_model", "load_model", "DEFAULT_LEVEL"]
@@ -126,7 +127,7 @@ class MixtureModel:
         d = Path(directory)
         for name, text in self.regressor.to_files().items():
             write_text_atomic(d / name, text, force=force)
-        for stale in {"model.txt", "linear.json"} - set(self.regressor.to_files()):
+        for stale in set(MODEL_FILES.values()) - set(self.regressor.to_files()):
             (d / stale).unlink(missing_ok=True)  # a previous model of the other kind (only with force)
         write_json_atomic(d / "meta.json", self.meta(), force=force)
         table = pd.DataFrame(self.train_weights, columns=[f"w_{p}" for p in self.pools])
@@ -200,11 +201,9 @@ def load_model(directory: str | os.PathLike[str]) -> MixtureModel:
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValidationError(f"{meta_path}: format_version {meta.get('format_version')!r} is not "
                               f"{FORMAT_VERSION}; refit the model with this mixplan version")
-    from .regressor import PRESETS
-
     if meta.get("model") not in PRESETS:
         raise ValidationError(f"{meta_path}: unknown model {meta.get('model')!r}; known: {sorted(PRESETS)}")
-    name = "model.txt" if PRESETS[meta["model"]]["kind"] == "lightgbm" else "linear.json"
+    name = MODEL_FILES[PRESETS[meta["model"]]["kind"]]
     if not (d / name).is_file():
         raise ValidationError(f"{d}: {name} is missing; the model directory is incomplete (refit with mixplan fit)")
     files = {name: (d / name).read_text(encoding="utf-8")}

@@ -101,6 +101,12 @@ class Plan:
             "covered": "yes" if m["covered"] else "NO", "feasible": "yes" if m["feasible"] else "no",
         } for n, m in self.mixtures.items()])
         lines.append(pred.to_string(index=False))
+        if self.tokens is not None:
+            lines.append("note: predictions are at the scale of the proxy runs the model was fitted on; the target "
+                         "budget sets the availability caps and the epochs shown")
+        if self.result is not None:
+            lines.append(f"search: {self.result.n_prefilter} candidates pre-filtered, {self.result.n_exact} scored "
+                         f"exactly, {self.result.refine_steps} refinement moves, {self.result.seconds:.2f} s")
         for w in self.warnings:
             lines.append(f"warning: {w}")
         return "\n".join(lines)

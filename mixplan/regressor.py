@@ -1,6 +1,6 @@
-"""Mixture regressors: mixture weights -> metric, with the scikit-learn estimator contract.
+r"""Mixture regressors: mixture weights -> metric, with the scikit-learn estimator contract.
 
-Two presets:
+Three presets:
 
 ``regmix``
     LightGBM as in RegMix (Liu et al. 2025, ``regression.ipynb``): gbdt, L2 objective, 1,000 trees,
@@ -8,8 +8,16 @@ Two presets:
     early-stops on its *test* runs; that leaks the evaluation set, so here the tree count is fixed.
 ``ridge``
     Ridge regression on the raw weights (alpha 0.01), the linear baseline of the RegMix paper.
+``gp``
+    A Gaussian process on :math:`\log(w + \epsilon)` (:math:`\epsilon` = 0.01): constant x
+    Matern(5/2) with one length scale per pool, plus white noise, hyper-parameters by maximum
+    marginal likelihood (L-BFGS-B, restarts). A pool's effect on a loss is close to logarithmic in
+    its share (each pool's loss falls like a power of its data), so distances are measured on that
+    scale; the GP is smooth, so the search cannot exploit the steps of a tree ensemble. Suited to
+    tens to a few hundred runs (its cost grows with the cube of the run count).
 
-Models are saved without pickle: LightGBM's own text format or the ridge coefficients in JSON.
+Models are saved without pickle: LightGBM's own text format, the ridge coefficients in JSON, or the
+GP's kernel hyper-parameters and training data in JSON (reloaded without re-optimising).
 """
 
 from __future__ import annotations
@@ -31,7 +39,11 @@ PRESETS: dict[str, dict[str, Any]] = {
                "n_estimators": 1000, "learning_rate": 0.01, "num_leaves": 31,
                "min_child_samples": 20, "verbosity": -1},
     "ridge": {"kind": "ridge", "alpha": 0.01},
+    "gp": {"kind": "gp", "eps": 0.01, "nu": 2.5, "n_restarts": 3},
 }
+
+#: The file a fitted model of each kind is saved as.
+MODEL_FILES = {"lightgbm": "model.txt", "ridge": "linear.json", "gp": "gp.json"}
 
 #: Runs needed per fitted parameter before a linear model is fitted at all.
 RUNS_PER_PARAMETER = 2.0
@@ -98,19 +110,29 @@ class MixtureRegressor(RegressorMixin, BaseEstimator):
                     "and would predict a constant; add runs or use --model ridge")
             est = lgb.LGBMRegressor(random_state=self.random_state, n_jobs=self.n_jobs, **settings)
             est.fit(X_arr, y_arr, sample_weight=sample_weight)
+            self._reset()
             self.booster_ = est.booster_
-            for attr in ("coef_", "intercept_"):
-                self.__dict__.pop(attr, None)
+        elif kind == "gp":
+            # hyper-parameters: P length scales + amplitude + noise
+            check_enough_runs(n, p + 2, RUNS_PER_PARAMETER, f"a Gaussian process on {p} pools", "runs")
+            if sample_weight is not None:
+                raise ValidationError("the gp model does not take sample weights")
+            self._reset()
+            self.gp_ = _fit_gp(np.log(X_arr + settings["eps"]), y_arr, settings, self.random_state)
         else:
             check_enough_runs(n, p + 1, RUNS_PER_PARAMETER, f"a ridge model on {p} pools", "runs")
             from sklearn.linear_model import Ridge
 
             est = Ridge(alpha=float(settings.get("alpha", 0.01))).fit(X_arr, y_arr, sample_weight=sample_weight)
+            self._reset()
             self.coef_ = np.asarray(est.coef_, dtype=float)
             self.intercept_ = float(est.intercept_)
-            self.__dict__.pop("booster_", None)
         self.n_features_in_ = p
         return self
+
+    def _reset(self) -> None:
+        for attr in ("booster_", "coef_", "intercept_", "gp_"):
+            self.__dict__.pop(attr, None)
 
     def predict(self, X: Any, *, num_iteration: int | None = None) -> np.ndarray:
         """Predict for mixtures ``X`` (n, n_pools).
@@ -123,6 +145,8 @@ class MixtureRegressor(RegressorMixin, BaseEstimator):
         if hasattr(self, "booster_"):
             return np.asarray(self.booster_.predict(X_arr, num_threads=self.n_jobs,
                                                     num_iteration=num_iteration), dtype=float)
+        if hasattr(self, "gp_"):
+            return np.asarray(self.gp_.predict(np.log(X_arr + self._settings()["eps"])), dtype=float)
         return X_arr @ self.coef_ + self.intercept_
 
     @property
@@ -131,24 +155,36 @@ class MixtureRegressor(RegressorMixin, BaseEstimator):
 
     # -- persistence (no pickle) ------------------------------------------------------------------
     def to_files(self) -> dict[str, str]:
-        """The fitted model as text files: ``{"model.txt": ...}`` or ``{"linear.json": ...}``."""
+        """The fitted model as one text file, named by :data:`MODEL_FILES`."""
         if hasattr(self, "booster_"):
-            return {"model.txt": self.booster_.model_to_string()}
-        if hasattr(self, "coef_"):
-            return {"linear.json": json.dumps({"coef": self.coef_.tolist(), "intercept": self.intercept_},
-                                              indent=2) + "\n"}
-        raise NotFittedError("this MixtureRegressor is not fitted yet; nothing to save")
+            text = self.booster_.model_to_string()
+        elif hasattr(self, "coef_"):
+            text = json.dumps({"coef": self.coef_.tolist(), "intercept": self.intercept_}, indent=2) + "\n"
+        elif hasattr(self, "gp_"):
+            gp = self.gp_
+            text = json.dumps({"theta": gp.kernel_.theta.tolist(), "X": gp.X_train_.tolist(),
+                               "y": gp.mixplan_y_.tolist(),
+                               "log_marginal_likelihood": float(gp.log_marginal_likelihood_value_)}) + "\n"
+        else:
+            raise NotFittedError("this MixtureRegressor is not fitted yet; nothing to save")
+        return {MODEL_FILES[self.kind]: text}
 
     @classmethod
     def from_files(cls, files: dict[str, str], model: str, params: dict[str, Any] | None,
                    random_state: int, n_features: int) -> "MixtureRegressor":
         est = cls(model=model, params=params, random_state=random_state)
-        if "model.txt" in files:
+        kind = est.kind
+        text = files[MODEL_FILES[kind]]
+        if kind == "lightgbm":
             import lightgbm as lgb
 
-            est.booster_ = lgb.Booster(model_str=files["model.txt"])
+            est.booster_ = lgb.Booster(model_str=text)
+        elif kind == "gp":
+            doc = json.loads(text)
+            est.gp_ = _fit_gp(np.asarray(doc["X"]), np.asarray(doc["y"]), est._settings(), random_state,
+                              theta=np.asarray(doc["theta"]))
         else:
-            doc = json.loads(files["linear.json"])
+            doc = json.loads(text)
             est.coef_ = np.asarray(doc["coef"], dtype=float)
             est.intercept_ = float(doc["intercept"])
         est.n_features_in_ = n_features
@@ -176,6 +212,32 @@ class MixtureRegressor(RegressorMixin, BaseEstimator):
         if not np.all(np.isfinite(y_arr)):
             raise ValidationError("the target has NaN or infinite values")
         return X_arr, y_arr
+
+
+def _fit_gp(F: np.ndarray, y: np.ndarray, settings: dict[str, Any], seed: int,
+            theta: np.ndarray | None = None) -> Any:
+    """Fit the ``gp`` preset on features ``F``; with ``theta`` (log hyper-parameters), refit without
+    optimising, which reproduces a saved model exactly."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.gaussian_process import GaussianProcessRegressor
+    from sklearn.gaussian_process.kernels import ConstantKernel, Matern, WhiteKernel
+
+    p = F.shape[1]
+    kernel = (ConstantKernel(1.0, (1e-3, 1e3)) * Matern(np.ones(p), (1e-2, 1e3), nu=float(settings["nu"]))
+              + WhiteKernel(1e-3, (1e-8, 1.0)))
+    if theta is not None:
+        kernel = kernel.clone_with_theta(theta)
+    gp = GaussianProcessRegressor(kernel, normalize_y=True, random_state=seed,
+                                  optimizer=None if theta is not None else "fmin_l_bfgs_b",
+                                  n_restarts_optimizer=int(settings["n_restarts"]))
+    with warnings.catch_warnings():
+        # A length scale at its bound only means the pool barely matters; not worth a warning.
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        gp.fit(F, y)
+    gp.mixplan_y_ = np.array(y, dtype=float)  # the un-normalised targets, to save the model
+    return gp
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ def test_ridge_refuses_too_few_runs():
         MixtureRegressor("ridge").fit(X, X[:, 0])
 
 
-@pytest.mark.parametrize("model", ["regmix", "ridge"])
+@pytest.mark.parametrize("model", ["regmix", "ridge", "gp"])
 def test_fit_predicts_known_truth(synthetic, model):
     study, path, _ = synthetic
     runs = read_runs(path)
@@ -39,7 +39,7 @@ def test_fit_predicts_known_truth(synthetic, model):
     test = study.runs(200, seed=99, noise=0.0)
     pred = m.predict(test[[f"w_{p}" for p in study.names]].to_numpy())
     rho = spearmanr(pred.mean, test["loss"])[0]
-    assert rho > (0.85 if model == "regmix" else 0.6)
+    assert rho > {"regmix": 0.85, "ridge": 0.6, "gp": 0.95}[model], rho
     assert m.cv["n_runs"] == 120 and m.cv["n_splits"] == 5
     assert np.all(pred.lower < pred.mean) and np.all(pred.mean < pred.upper)
 
@@ -55,7 +55,7 @@ def test_interval_coverage_on_known_truth(synthetic):
     assert 0.8 <= cover <= 0.98, cover
 
 
-@pytest.mark.parametrize("model", ["regmix", "ridge"])
+@pytest.mark.parametrize("model", ["regmix", "ridge", "gp"])
 def test_save_load_round_trip_without_pickle(synthetic, tmp_path, model):
     study, path, _ = synthetic
     runs = read_runs(path)
@@ -63,7 +63,8 @@ def test_save_load_round_trip_without_pickle(synthetic, tmp_path, model):
     out = tmp_path / "model"
     m.save(out)
     files = sorted(p.name for p in out.iterdir())
-    assert files == sorted(["meta.json", "train_runs.csv", "model.txt" if model == "regmix" else "linear.json"])
+    assert files == sorted(["meta.json", "train_runs.csv",
+                            {"regmix": "model.txt", "ridge": "linear.json", "gp": "gp.json"}[model]])
     for p in out.iterdir():  # text only: no pickle anywhere
         p.read_text(encoding="utf-8")
     meta = json.loads((out / "meta.json").read_text())
@@ -71,7 +72,9 @@ def test_save_load_round_trip_without_pickle(synthetic, tmp_path, model):
     again = load_model(out)
     W = np.random.default_rng(1).dirichlet(np.ones(5), 50)
     a, b = m.predict(W), again.predict(W)
-    assert np.array_equal(a.mean, b.mean)
+    assert np.allclose(a.mean, b.mean, rtol=0, atol=1e-10)
+    if model != "gp":  # LightGBM text and ridge JSON round-trip bit for bit; the GP refactorises
+        assert np.array_equal(a.mean, b.mean)
     assert np.allclose(a.upper, b.upper, rtol=0, atol=1e-9)
     assert a.nearest_run == b.nearest_run
     with pytest.raises(OutputExistsError, match="exists"):

@@ -40,6 +40,7 @@ import numpy as np
 
 __all__ = [
     "CHUNK_BYTES",
+    "describe_pools",
     "DemoPool",
     "EVAL_ONLY",
     "HELDOUT_CAP",
