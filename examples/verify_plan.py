@@ -21,6 +21,7 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 import numpy as np  # noqa: E402
 
+from mixplan import Objective  # noqa: E402
 from mixplan.cli import main as mixplan_main  # noqa: E402
 from mixplan.demo import proxy_lm  # noqa: E402
 
@@ -40,10 +41,6 @@ def load_plan(path: Path | None, config: Path) -> dict:
     return json.loads(buf.getvalue())
 
 
-def objective_value(metrics: dict[str, float], objective: dict) -> float:
-    return float(sum(c * metrics[col] for col, c in zip(objective["columns"], objective["coefficients"])))
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--plan", type=Path, help="plan.json from 'mixplan plan --out' (default: plan now)")
@@ -56,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
 
     plan = load_plan(args.plan, args.config)
     tokens = int(args.tokens or plan["target_tokens"] or proxy_lm.DEMO_TOKENS)
-    objective = plan["objective"]
+    objective = Objective.from_dict(plan["objective"])
     jobs = {f"{name}/{s}": (plan["mixtures"][name]["weights"], tokens, SEED_BASE + s)
             for name in MIXTURES if name in plan["mixtures"] for s in range(args.seeds)}
     results = dict(zip(jobs, proxy_lm.run_proxies(jobs.values(), processes=args.workers)))
@@ -66,13 +63,13 @@ def main(argv: list[str] | None = None) -> int:
         if name not in plan["mixtures"]:
             continue
         m = plan["mixtures"][name]
-        vals = np.array([objective_value(results[f"{name}/{s}"], objective) for s in range(args.seeds)])
+        vals = np.array([objective.value_of(results[f"{name}/{s}"]) for s in range(args.seeds)])
         rows[name] = {"predicted": m["prediction"], "lower": m["lower"], "upper": m["upper"],
                       "measured": vals.tolist(), "measured_mean": float(vals.mean()),
                       "measured_sd": float(vals.std(ddof=1)) if len(vals) > 1 else 0.0,
                       "inside_interval": int(((vals >= m["lower"]) & (vals <= m["upper"])).sum())}
-    sense = -1.0 if objective["maximize"] else 1.0
-    print(f"objective: {objective['spec']} ({'maximize' if objective['maximize'] else 'minimize'}) at "
+    sense = objective.sense
+    print(f"objective: {objective.spec} ({'maximize' if objective.maximize else 'minimize'}) at "
           f"{tokens:,} tokens, {args.seeds} seeds")
     print(f"{'mixture':<20}{'predicted':>10}  {'interval':<20}{'measured mean':>14}{'sd':>8}  in interval")
     for name, r in rows.items():
@@ -84,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"recommended beats {n}: {'yes' if ok else 'NO'} "
               f"({rec:.4f} vs {rows[n]['measured_mean']:.4f})")
     if args.json_out:
-        args.json_out.write_text(json.dumps({"tokens": tokens, "seeds": args.seeds, "objective": objective,
+        args.json_out.write_text(json.dumps({"tokens": tokens, "seeds": args.seeds, "objective": objective.to_dict(),
                                              "mixtures": rows, "recommended_beats": beats}, indent=2) + "\n")
     return 0 if all(beats.values()) else 1
 

@@ -32,13 +32,15 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     if not path.is_file():
         raise ValidationError(f"{path}: no such file")
     try:
-        if fmt == "csv":
-            return pd.read_csv(path)
-        if fmt == "tsv":
-            return pd.read_csv(path, sep="\t")
+        # Run ids are text: "007" must not become 7 (and collide with "7").
+        if fmt in ("csv", "tsv"):
+            return pd.read_csv(path, sep="," if fmt == "csv" else "\t", dtype={"run_id": str})
         if fmt == "parquet":
             return pd.read_parquet(path)
-        return pd.read_json(path, lines=True)
+        with open(path, "rb") as fh:
+            head = fh.read(4096).lstrip()
+        # A .json file may hold one array of records instead of one record per line.
+        return pd.read_json(path, lines=not head.startswith(b"["), dtype={"run_id": str})
     except (ValueError, OSError, pd.errors.ParserError, ImportError) as exc:
         # The parsers' own messages are precise (line numbers); keep them, add the file.
         raise ValidationError(f"{path}: cannot be read as {fmt}: {exc}".splitlines()[0]) from exc
@@ -100,10 +102,26 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any, force: bool = Fals
     write_text_atomic(path, dumps_json(obj), force=force)
 
 
+def table_csv(frame: pd.DataFrame) -> str:
+    """A table as CSV text: 10 significant digits, "\\n" line ends (byte-stable outputs)."""
+    return frame.to_csv(index=False, float_format="%.10g", lineterminator="\n")
+
+
 def write_table_atomic(path: str | os.PathLike[str], frame: pd.DataFrame, force: bool = False) -> None:
-    """Write a table as CSV (floats in round-trip precision, so outputs are byte-stable)."""
-    write_text_atomic(path, frame.to_csv(index=False, float_format="%.10g", lineterminator="\n"),
-                      force=force)
+    """Write a table as CSV (see :func:`table_csv`)."""
+    write_text_atomic(path, table_csv(frame), force=force)
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of the libraries whose behaviour a saved model or plan depends on."""
+    import platform
+
+    import lightgbm
+    import numpy as np
+    import sklearn
+
+    return {"python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__,
+            "lightgbm": lightgbm.__version__, "scikit-learn": sklearn.__version__}
 
 
 def _json_default(obj: Any) -> Any:

@@ -8,8 +8,6 @@ written atomically and never replace an existing file without ``--force``.
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import warnings
 from collections.abc import Callable, Sequence
@@ -52,7 +50,7 @@ def _runs_options(p: argparse.ArgumentParser, runs_required: bool = True) -> Non
                    help="metrics file of a two-file layout (RegMix loss CSV, olmix metrics.csv); RUNS is then "
                         "the mixture file")
     p.add_argument("--layout", choices=["auto", "table", "regmix", "olmix"], default="auto")
-    p.add_argument("--renormalize", action="store_true",
+    p.add_argument("--renormalize", action=argparse.BooleanOptionalAction, default=False,
                    help="divide each run's weights by their sum instead of rejecting rows that do not sum to 1")
     p.add_argument("--where", action="append", default=[], metavar="COL=VALUE",
                    help="keep only rows whose COL equals VALUE (repeatable), e.g. --where split=train")
@@ -61,7 +59,8 @@ def _runs_options(p: argparse.ArgumentParser, runs_required: bool = True) -> Non
 def _fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", metavar="SPEC",
                    help="metric column, or a weighted sum such as 'mean(loss_*)' or '0.5*a + 0.5*b'")
-    p.add_argument("--maximize", action="store_true", help="larger target values are better (default: smaller)")
+    p.add_argument("--maximize", action=argparse.BooleanOptionalAction, default=False,
+                   help="larger target values are better (default: smaller)")
     p.add_argument("--model", default="regmix", help="regressor preset: regmix (LightGBM, RegMix's settings), gp (Gaussian process) or ridge")
     p.add_argument("--cv-folds", type=int, default=5, help="folds of the cross-validation report (default 5)")
 
@@ -112,12 +111,13 @@ def _validate(args: argparse.Namespace) -> int:
 
     pools = _load_pools(args.pools)
     runs = _load_runs(args, pools)
+    from .design import coverage_table, pool_coverage
+
     W = runs.weights
     doc: dict[str, Any] = {
         "source": runs.source, "runs": len(runs), "pools": runs.pools, "metrics": runs.metric_columns,
         "has_params": "params" in runs.frame, "has_tokens": "tokens" in runs.frame,
-        "coverage": {p: {"runs_nonzero": int((W[:, i] > 0).sum()), "mean_weight": float(W[:, i].mean()),
-                         "max_weight": float(W[:, i].max())} for i, p in enumerate(runs.pools)},
+        "coverage": pool_coverage(W, runs.pools),
         "nonzero_pools_per_run": {"min": int((W > 0).sum(1).min()), "mean": float((W > 0).sum(1).mean()),
                                   "max": int((W > 0).sum(1).max())},
     }
@@ -128,10 +128,7 @@ def _validate(args: argparse.Namespace) -> int:
         y = obj.values(runs)
         doc["target"] = obj.to_dict() | {"min": float(np.min(y)), "max": float(np.max(y)), "mean": float(np.mean(y))}
     lines = [f"{runs.source}: OK - {len(runs)} runs over {len(runs.pools)} pools, "
-             f"{len(runs.metric_columns)} metric columns", "",
-             f"{'pool':<24} {'runs > 0':>9} {'mean w':>8} {'max w':>8}"]
-    for p, cov in doc["coverage"].items():
-        lines.append(f"{p:<24} {cov['runs_nonzero']:>9} {cov['mean_weight']:>8.4f} {cov['max_weight']:>8.4f}")
+             f"{len(runs.metric_columns)} metric columns", "", *coverage_table(doc["coverage"])]
     if "target" in doc:
         t = doc["target"]
         lines += ["", f"target {t['spec']}: min {t['min']:.6g}, mean {t['mean']:.6g}, max {t['max']:.6g}"]
@@ -157,9 +154,8 @@ def _fit_from_args(args: argparse.Namespace, runs: Any) -> Any:
     if not args.target:
         raise ValidationError("no target given; pass --target COLUMN (e.g. --target loss_pile_cc)")
     objective = parse_objective(args.target, runs, maximize=args.maximize)
-    folds = min(args.cv_folds, len(runs))
-    with _progress(folds + 1, f"fitting {args.model}") as bar:
-        return fit_model(runs, objective, args.model, seed=args.seed, cv_folds=folds, progress=bar)
+    with _progress(min(args.cv_folds, len(runs)) + 1, f"fitting {args.model}") as bar:
+        return fit_model(runs, objective, args.model, seed=args.seed, cv_folds=args.cv_folds, progress=bar)
 
 
 def _cv_text(cv: dict[str, Any], model: str) -> str:
@@ -251,10 +247,10 @@ def _plan_add(p: argparse.ArgumentParser) -> None:
 
 # Defaults of `plan` are applied after CONFIG.toml, so that only flags actually typed override the file.
 _PLAN_DEFAULTS = {"seed": 0, "model": "regmix", "cv_folds": 5, "layout": "auto", "candidates": 20_000,
-                  "top_k": 128, "level": 0.9}
+                  "top_k": 128, "level": 0.9, "maximize": False, "renormalize": False}
 
 
-def _merge_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+def _merge_config(args: argparse.Namespace) -> None:
     """Fill options not given on the command line from CONFIG.toml, then from the defaults."""
     _merge_file(args)
     for key, value in _PLAN_DEFAULTS.items():
@@ -280,9 +276,9 @@ def _merge_file(args: argparse.Namespace) -> None:
         dest = "pin" if key == "pins" else key
         if key in ("pins", "where"):
             value = [f"{k}={v}" for k, v in value.items()]
-        # Flags given on the command line win over the file (unset options are None, False or []).
+        # Flags given on the command line win over the file (options not typed are None or []).
         current = getattr(args, dest)
-        if current is None or current is False or current == []:  # identity: 0 is a typed value
+        if current is None or current == []:
             setattr(args, dest, value)
 
 
@@ -299,8 +295,8 @@ def _parse_pins(items: Sequence[str]) -> dict[str, float]:
     return pins
 
 
-def _plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
-    _merge_config(args, parser)
+def _plan(args: argparse.Namespace) -> int:
+    _merge_config(args)
     if not args.runs:
         raise ValidationError("no runs given; pass --runs RUNS or a CONFIG.toml with runs = '...'")
     from .plan import make_plan
@@ -345,7 +341,7 @@ def _design_add(p: argparse.ArgumentParser) -> None:
 def _design(args: argparse.Namespace) -> int:
     import yaml
 
-    from .design import design_swarm
+    from .design import coverage_table, design_swarm
     from .runs import read_runs
 
     pools = _load_pools(args.pools)
@@ -361,15 +357,19 @@ def _design(args: argparse.Namespace) -> int:
             cfg["tokens"] = float(args.tokens)
         files[out / "runs" / f"{row['run_id']}.yaml"] = yaml.safe_dump(cfg, sort_keys=False)
     check_writable(files, args.force)
+    stale = sorted(set((out / "runs").glob("*.yaml")) - set(files))
+    if stale and not args.force:
+        raise ValidationError(f"{out / 'runs'} holds {len(stale)} run file(s) of another design (first: {stale[0].name}); "
+                              "choose another --out or pass --force to replace that design")
+    for path in stale:  # with --force the old design is replaced, not mixed with the new one
+        path.unlink()
     write_table_atomic(out / "mixtures.csv", d.frame, force=args.force)
     for path, text in files.items():
         if text is not None:
             write_text_atomic(path, text, force=args.force)
     doc = {"out": str(out), "runs": args.n, "coverage": d.coverage, "settings": d.settings}
     lines = [f"{args.n} mixtures written to {out / 'mixtures.csv'} and {out / 'runs'}/", "",
-             f"{'pool':<24} {'runs > 0':>9} {'mean w':>8} {'max w':>8}"]
-    for p, cov in d.coverage.items():
-        lines.append(f"{p:<24} {cov['runs_nonzero']:>9} {cov['mean_weight']:>8.4f} {cov['max_weight']:>8.4f}")
+             *coverage_table(d.coverage)]
     _emit(args, doc, "\n".join(lines))
     return 0
 
@@ -407,9 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if not args.command:
             parser.print_help()
             return EXIT_ERROR
-        run = COMMANDS[args.command][2]
-        sub = parser._subparsers._group_actions[0].choices[args.command]  # type: ignore[union-attr]
-        return run(args, sub) if args.command == "plan" else run(args)
+        return COMMANDS[args.command][2](args)
     except (MixplanError, _UsageError, OSError) as exc:
         if debug:
             raise

@@ -10,16 +10,18 @@ already exist) are dropped. The report counts, per pool, how many designed runs 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
 from .exceptions import ValidationError
+from .model import nearest_run
 from .pools import PoolSet
 from .search import DEFAULT_STRENGTHS, build_constraints, cap_redistribute, sample_mixtures
 
-__all__ = ["Design", "design_swarm"]
+__all__ = ["Design", "design_swarm", "pool_coverage", "coverage_table"]
 
 
 @dataclass(frozen=True)
@@ -50,37 +52,56 @@ def design_swarm(pools: PoolSet, n: int, *, seed: int = 0, tokens: float | None 
     """
     if n < 1:
         raise ValidationError(f"--n must be at least 1, got {n}")
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", prefix) or ".." in prefix:
+        raise ValidationError(f"run id prefix {prefix!r} is not allowed: use letters, digits, '_', '-', '.' "
+                              "(run ids become file names)")
     c = build_constraints(pools, tokens)
     rng = np.random.default_rng(seed)
-    kept: list[np.ndarray] = []
     ref = np.empty((0, len(pools))) if existing is None else np.asarray(existing, dtype=float)
+    # Accepted runs follow the existing ones in one preallocated array (no re-stacking per draw).
+    accepted = np.empty((len(ref) + n, len(pools)))
+    accepted[:len(ref)] = ref
+    m = len(ref)
     for _ in range(8):  # a few rounds of oversampling; only tight constraints need more than one
         W = sample_mixtures(n * oversample, pools.prior, c, rng, temperature, strengths)
         W = _sparsify_round(W, c.lower, c.upper, min_nonzero, decimals)
         for w in W:
-            pool_ = np.vstack([ref] + ([np.array(kept)] if kept else []))
-            if len(pool_) and (0.5 * np.abs(pool_ - w).sum(axis=1)).min() < min_distance:
+            if m and nearest_run(w[None, :], accepted[:m])[1][0] < min_distance:
                 continue
-            kept.append(w)
-            if len(kept) == n:
+            accepted[m] = w
+            m += 1
+            if m == len(accepted):
                 break
-        if len(kept) == n:
+        if m == len(accepted):
             break
+    kept = accepted[len(ref):m]
     if len(kept) < n:
         raise ValidationError(f"only {len(kept)} of {n} mixtures are at least {min_distance} apart under these "
                               "constraints; lower --min-distance or ask for fewer runs")
-    W = np.array(kept)
+    W = kept
     width = len(str(n))
     frame = pd.DataFrame(W, columns=[f"w_{p}" for p in pools.names])
     frame.insert(0, "run_id", [f"{prefix}-{i + 1:0{width}d}" for i in range(n)])
     if tokens is not None:
         frame["tokens"] = tokens
-    coverage = {p: {"runs_nonzero": int((W[:, i] > 0).sum()), "fraction_nonzero": float((W[:, i] > 0).mean()),
-                    "mean_weight": float(W[:, i].mean()), "max_weight": float(W[:, i].max())}
-                for i, p in enumerate(pools.names)}
+    coverage = pool_coverage(W, pools.names)
     settings = {"seed": seed, "n": n, "tokens": tokens, "temperature": temperature, "strengths": list(strengths),
                 "min_nonzero": min_nonzero, "decimals": decimals, "min_distance": min_distance}
     return Design(frame=frame, coverage=coverage, settings=settings)
+
+
+def pool_coverage(W: np.ndarray, names: list[str]) -> dict[str, dict[str, float]]:
+    """How much a set of runs exercises each pool: runs with a non-zero weight, mean and max weight."""
+    return {p: {"runs_nonzero": int((W[:, i] > 0).sum()), "mean_weight": float(W[:, i].mean()),
+                "max_weight": float(W[:, i].max())} for i, p in enumerate(names)}
+
+
+def coverage_table(coverage: dict[str, dict[str, float]]) -> list[str]:
+    """:func:`pool_coverage` as text lines."""
+    lines = [f"{'pool':<24} {'runs > 0':>9} {'mean w':>8} {'max w':>8}"]
+    lines += [f"{p:<24} {c['runs_nonzero']:>9} {c['mean_weight']:>8.4f} {c['max_weight']:>8.4f}"
+              for p, c in coverage.items()]
+    return lines
 
 
 def _sparsify_round(W: np.ndarray, lower: np.ndarray, upper: np.ndarray, min_nonzero: float,

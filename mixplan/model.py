@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
-from ._io import check_writable, read_table, write_json_atomic, write_table_atomic, write_text_atomic
+from ._io import check_writable, dumps_json, library_versions, read_table, table_csv, write_text_atomic
 from .exceptions import ValidationError
 from .objective import Objective
 from .regressor import MODEL_FILES, PRESETS, CVReport, MixtureRegressor, cross_validate
@@ -98,14 +98,10 @@ class MixtureModel:
 
     # -- persistence ------------------------------------------------------------------------------
     def meta(self) -> dict[str, Any]:
-        import lightgbm
-        import sklearn
-
         return {
             "format_version": FORMAT_VERSION,
             "mixplan_version": __version__,
-            "versions": {"lightgbm": lightgbm.__version__, "scikit-learn": sklearn.__version__,
-                         "numpy": np.__version__, "pandas": pd.__version__},
+            "versions": library_versions(),
             "model": self.regressor.model, "params": self.regressor.params,
             "random_state": self.regressor.random_state, "seed": self.seed,
             "pools": self.pools, "objective": self.objective.to_dict(),
@@ -116,25 +112,20 @@ class MixtureModel:
             "coverage_radius": self.coverage_radius, "source": self.source,
         }
 
-    def output_paths(self, directory: str | os.PathLike[str]) -> list[Path]:
-        """The files :meth:`save` writes."""
-        d = Path(directory)
-        return [d / name for name in (*self.regressor.to_files(), "meta.json", "train_runs.csv")]
-
     def save(self, directory: str | os.PathLike[str], force: bool = False) -> list[Path]:
-        paths = self.output_paths(directory)
-        check_writable(paths, force)  # refuse before writing anything
+        """Write the model directory; everything is serialised before the first file is written."""
         d = Path(directory)
-        for name, text in self.regressor.to_files().items():
-            write_text_atomic(d / name, text, force=force)
-        for stale in set(MODEL_FILES.values()) - set(self.regressor.to_files()):
-            (d / stale).unlink(missing_ok=True)  # a previous model of the other kind (only with force)
-        write_json_atomic(d / "meta.json", self.meta(), force=force)
         table = pd.DataFrame(self.train_weights, columns=[f"w_{p}" for p in self.pools])
         table.insert(0, "run_id", self.train_ids)
         table["objective"] = self.train_y
-        write_table_atomic(d / "train_runs.csv", table, force=force)
-        return paths
+        texts = self.regressor.to_files() | {"meta.json": dumps_json(self.meta()),
+                                              "train_runs.csv": table_csv(table)}
+        check_writable([d / name for name in texts], force)  # refuse before writing anything
+        for name, text in texts.items():
+            write_text_atomic(d / name, text, force=force)
+        for stale in set(MODEL_FILES.values()) - set(texts):
+            (d / stale).unlink(missing_ok=True)  # a previous model of another kind (only with force)
+        return [d / name for name in texts]
 
 
 def _conformal_quantile(residuals: np.ndarray, level: float) -> float:
@@ -176,8 +167,15 @@ def fit_model(runs: RunTable, objective: Objective, model: str = "regmix", *, se
     """Fit ``model`` to ``objective`` on ``runs`` and cross-validate it (same seed, same folds)."""
     X = runs.weights
     y = objective.values(runs)
+    if np.ptp(y) == 0:
+        raise ValidationError(f"{runs.source}: the target {objective.spec!r} has the same value ({y[0]:g}) in all "
+                              f"{len(y)} runs; there is nothing to learn - check the column")
     reg = MixtureRegressor(model=model, params=params, random_state=seed, n_jobs=1)
-    cv: CVReport = cross_validate(reg, X, y, n_splits=min(cv_folds, len(y)), seed=seed, progress=progress)
+    folds = min(cv_folds, len(y))
+    # Each CV fold trains on fewer runs than the table has: check the smallest fold, with its reason.
+    reg.check_run_count(len(y) - int(np.ceil(len(y) / folds)), X.shape[1],
+                        f"{runs.source}: {folds}-fold cross-validation trains each fold model on")
+    cv: CVReport = cross_validate(reg, X, y, n_splits=folds, seed=seed, progress=progress)
     reg.fit(X, y)
     if progress is not None:
         progress.update(1)
@@ -198,6 +196,18 @@ def load_model(directory: str | os.PathLike[str]) -> MixtureModel:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ValidationError(f"{meta_path}: not valid JSON ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise ValidationError(f"{meta_path}: not a mixplan model description (a JSON object is expected)")
+    try:
+        return _model_from_meta(d, meta_path, meta)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        if isinstance(exc, ValidationError):
+            raise
+        raise ValidationError(f"{meta_path}: damaged or incomplete ({type(exc).__name__}: {exc}); refit the "
+                              "model with mixplan fit") from exc
+
+
+def _model_from_meta(d: Path, meta_path: Path, meta: dict[str, Any]) -> MixtureModel:
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValidationError(f"{meta_path}: format_version {meta.get('format_version')!r} is not "
                               f"{FORMAT_VERSION}; refit the model with this mixplan version")
@@ -210,13 +220,11 @@ def load_model(directory: str | os.PathLike[str]) -> MixtureModel:
     pools = list(meta["pools"])
     reg = MixtureRegressor.from_files(files, meta["model"], meta.get("params"), meta["random_state"], len(pools))
     table = read_table(d / "train_runs.csv")
-    obj = meta["objective"]
     cv = dict(meta["cv"]) | {"residuals": meta["cv_residuals"]}
     return MixtureModel(
         regressor=reg,
-        objective=Objective(spec=obj["spec"], columns=tuple(obj["columns"]),
-                            coefficients=tuple(obj["coefficients"]), maximize=bool(obj["maximize"])),
-        pools=pools, cv=cv, halfwidth=dict(meta["interval"]["halfwidth"]),
+        objective=Objective.from_dict(meta["objective"]),
+        pools=pools, cv=cv, halfwidth={k: float(v) for k, v in meta["interval"]["halfwidth"].items()},
         train_ids=table["run_id"].astype(str).tolist(),
         train_weights=table[[f"w_{p}" for p in pools]].to_numpy(dtype=float),
         train_y=table["objective"].to_numpy(dtype=float), seed=int(meta["seed"]),

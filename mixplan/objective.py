@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import fnmatch
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -44,6 +46,16 @@ class Objective:
 
     def values(self, runs: RunTable) -> np.ndarray:
         return sum(c * runs.metric(col) for col, c in zip(self.columns, self.coefficients))  # type: ignore[return-value]
+
+    def value_of(self, metrics: Mapping[str, float]) -> float:
+        """The objective of one run given its metrics by column name."""
+        return float(sum(c * metrics[col] for col, c in zip(self.columns, self.coefficients)))
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> "Objective":
+        """Inverse of :meth:`to_dict` (as stored in meta.json and plan.json)."""
+        return cls(spec=str(doc["spec"]), columns=tuple(doc["columns"]),
+                   coefficients=tuple(float(c) for c in doc["coefficients"]), maximize=bool(doc["maximize"]))
 
     def to_dict(self) -> dict[str, object]:
         return {"spec": self.spec, "columns": list(self.columns),

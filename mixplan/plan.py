@@ -9,7 +9,6 @@ token-proportional mixture, the uniform mixture and the best observed proxy run.
 
 from __future__ import annotations
 
-import platform
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -19,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from . import __version__
+from ._io import library_versions
 from .exceptions import ExtrapolationWarning, ValidationError
 from .model import DEFAULT_LEVEL, MixtureModel
 from .pools import PoolSet
@@ -46,14 +46,9 @@ class Plan:
     result: SearchResult | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        import lightgbm
-        import sklearn
-
         return {
             "mixplan_version": __version__,
-            "versions": {"python": platform.python_version(), "numpy": np.__version__,
-                         "pandas": pd.__version__, "lightgbm": lightgbm.__version__,
-                         "scikit-learn": sklearn.__version__},
+            "versions": library_versions(),
             "seed": self.seed, "pools": self.pools, "objective": self.objective,
             "target_tokens": self.tokens, "token_unit": self.token_unit,
             "recommended": self.recommended, "mixtures": self.mixtures,
@@ -106,7 +101,7 @@ class Plan:
                          "budget sets the availability caps and the epochs shown")
         if self.result is not None:
             lines.append(f"search: {self.result.n_prefilter} candidates pre-filtered, {self.result.n_exact} scored "
-                         f"exactly, {self.result.refine_steps} refinement moves, {self.result.seconds:.2f} s")
+                         f"exactly, {self.result.refine_steps} refinement moves")
         for w in self.warnings:
             lines.append(f"warning: {w}")
         return "\n".join(lines)

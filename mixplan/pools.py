@@ -214,11 +214,8 @@ def load_pools(path: str | os.PathLike[str]) -> PoolSet:
                 prior=spec.get("prior"), group=spec.get("group", ""), source=source))
         except ValidationError as exc:
             raise ValidationError(f"{path}: {exc}") from None
-    try:
-        return PoolSet(tuple(pools), name=str(study.get("name", path.stem)),
-                       token_unit=str(study.get("token_unit", "tokens")), path=str(path))
-    except ValidationError as exc:
-        raise ValidationError(str(exc)) from None
+    return PoolSet(tuple(pools), name=str(study.get("name", path.stem)),
+                   token_unit=str(study.get("token_unit", "tokens")), path=str(path))
 
 
 def _check_source(source: Any, where: str) -> None:

@@ -99,28 +99,20 @@ class MixtureRegressor(RegressorMixin, BaseEstimator):
         settings = self._settings()
         kind = settings.pop("kind")
         n, p = X_arr.shape
+        self.check_run_count(n, p, "fitting on")
         if kind == "lightgbm":
             import lightgbm as lgb
 
-            min_leaf = int(settings.get("min_child_samples", 20))
-            if n < 2 * min_leaf:
-                raise ValidationError(
-                    f"{n} runs are too few for the {self.model!r} model: LightGBM needs at least "
-                    f"{2 * min_leaf} runs (2 x min_child_samples = {min_leaf}) to make a single split "
-                    "and would predict a constant; add runs or use --model ridge")
             est = lgb.LGBMRegressor(random_state=self.random_state, n_jobs=self.n_jobs, **settings)
             est.fit(X_arr, y_arr, sample_weight=sample_weight)
             self._reset()
             self.booster_ = est.booster_
         elif kind == "gp":
-            # hyper-parameters: P length scales + amplitude + noise
-            check_enough_runs(n, p + 2, RUNS_PER_PARAMETER, f"a Gaussian process on {p} pools", "runs")
             if sample_weight is not None:
                 raise ValidationError("the gp model does not take sample weights")
             self._reset()
             self.gp_ = _fit_gp(np.log(X_arr + settings["eps"]), y_arr, settings, self.random_state)
         else:
-            check_enough_runs(n, p + 1, RUNS_PER_PARAMETER, f"a ridge model on {p} pools", "runs")
             from sklearn.linear_model import Ridge
 
             est = Ridge(alpha=float(settings.get("alpha", 0.01))).fit(X_arr, y_arr, sample_weight=sample_weight)
@@ -130,8 +122,23 @@ class MixtureRegressor(RegressorMixin, BaseEstimator):
         self.n_features_in_ = p
         return self
 
+    def check_run_count(self, n: int, p: int, where: str) -> None:
+        """Refuse to fit from too few runs; ``where`` says where they come from (file, CV fold)."""
+        settings = self._settings()
+        if settings["kind"] == "lightgbm":
+            min_leaf = int(settings.get("min_child_samples", 20))
+            if n < 2 * min_leaf:
+                raise ValidationError(
+                    f"{where} {n} runs: too few for the {self.model!r} model: LightGBM needs at least "
+                    f"{2 * min_leaf} runs (2 x min_child_samples = {min_leaf}) to make a single split "
+                    "and would predict a constant; add runs or use --model gp or ridge")
+        else:
+            # ridge: P weights + intercept; gp: P length scales + amplitude + noise
+            n_params = p + (2 if settings["kind"] == "gp" else 1)
+            check_enough_runs(n, n_params, RUNS_PER_PARAMETER, f"the {self.model!r} model on {p} pools", where)
+
     def _reset(self) -> None:
-        for attr in ("booster_", "coef_", "intercept_", "gp_"):
+        for attr in ("booster_", "coef_", "intercept_", "gp_", "feature_names_in_"):
             self.__dict__.pop(attr, None)
 
     def predict(self, X: Any, *, num_iteration: int | None = None) -> np.ndarray:
@@ -258,8 +265,12 @@ class CVReport:
     seed: int
 
     def to_dict(self) -> dict[str, Any]:
-        return {"n_splits": self.n_splits, "n_runs": self.n_runs, "spearman": self.spearman,
-                "pearson": self.pearson, "mae": self.mae, "rmse": self.rmse, "seed": self.seed}
+        """JSON-ready; an undefined correlation (constant predictions) becomes None."""
+        def num(v: float) -> float | None:
+            return None if np.isnan(v) else v
+
+        return {"n_splits": self.n_splits, "n_runs": self.n_runs, "spearman": num(self.spearman),
+                "pearson": num(self.pearson), "mae": self.mae, "rmse": self.rmse, "seed": self.seed}
 
 
 def cross_validate(estimator: MixtureRegressor, X: np.ndarray, y: np.ndarray, n_splits: int = 5,

@@ -19,7 +19,6 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -54,6 +53,11 @@ class RunTable:
     frame: pd.DataFrame
     pools: list[str]
     source: str = "runs"
+    #: 1-based data-row number of each run in its file (differs from the position after --where).
+    row_numbers: tuple[int, ...] = ()
+
+    def row(self, i: int) -> int:
+        return self.row_numbers[i] if self.row_numbers else i + 1
 
     @property
     def weight_columns(self) -> list[str]:
@@ -92,15 +96,16 @@ class RunTable:
             i = int(bad[0])
             raw = self.frame[column].iloc[i]
             raise ValidationError(
-                f"{self.source}: row {i + 1} (run_id {self.run_ids[i]!r}), column {column!r}: "
+                f"{self.source}: row {self.row(i)} (run_id {self.run_ids[i]!r}), column {column!r}: "
                 f"{_show(raw)} is not a finite number"
                 + (f" ({bad.size} such rows)" if bad.size > 1 else "")
                 + "; fix the value or drop the run")
         return values
 
     def subset(self, mask: np.ndarray) -> "RunTable":
-        return RunTable(self.frame.loc[np.asarray(mask, bool)].reset_index(drop=True), list(self.pools),
-                        self.source)
+        mask = np.asarray(mask, bool)
+        rows = tuple(r for r, keep in zip(self.row_numbers or range(1, len(self) + 1), mask) if keep)
+        return RunTable(self.frame.loc[mask].reset_index(drop=True), list(self.pools), self.source, rows)
 
 
 def read_runs(path: str | os.PathLike[str], pools: PoolSet | None = None, *, renormalize: bool = False,
@@ -164,19 +169,21 @@ def validate_runs(frame: pd.DataFrame, pools: PoolSet | None = None, *, renormal
     frame = frame.copy()
     if len(frame) == 0:
         raise ValidationError(f"{source}: the table has no rows")
+    # Row numbers as in the file (1-based data rows), also after --where dropped some rows.
+    rownum = (frame.index.to_numpy() + 1) if pd.api.types.is_integer_dtype(frame.index) else np.arange(1, len(frame) + 1)
     if "run_id" not in frame.columns:
         raise ValidationError(f"{source}: no 'run_id' column; add one with a unique id per run")
     ids = frame["run_id"]
     if ids.isna().any():
         i = int(np.flatnonzero(ids.isna().to_numpy())[0])
-        raise ValidationError(f"{source}: row {i + 1}, column 'run_id': empty run id")
+        raise ValidationError(f"{source}: row {rownum[i]}, column 'run_id': empty run id")
     frame["run_id"] = ids.astype(str)
     dup = frame["run_id"].duplicated(keep="first").to_numpy()
     if dup.any():
         i = int(np.flatnonzero(dup)[0])
         first = int(np.flatnonzero((frame["run_id"] == frame["run_id"].iloc[i]).to_numpy())[0])
-        raise ValidationError(f"{source}: row {i + 1}, column 'run_id': {frame['run_id'].iloc[i]!r} "
-                              f"repeats row {first + 1}; run ids must be unique")
+        raise ValidationError(f"{source}: row {rownum[i]}, column 'run_id': {frame['run_id'].iloc[i]!r} "
+                              f"repeats row {rownum[first]}; run ids must be unique")
     wcols = [c for c in frame.columns if isinstance(c, str) and c.startswith(WEIGHT_PREFIX)]
     if not wcols:
         raise ValidationError(f"{source}: no weight columns; name them {WEIGHT_PREFIX}<pool>, one per pool")
@@ -200,25 +207,25 @@ def validate_runs(frame: pd.DataFrame, pools: PoolSet | None = None, *, renormal
         bad = np.flatnonzero(~np.isfinite(numeric.to_numpy(dtype=float)))
         if bad.size:
             i = int(bad[0])
-            raise ValidationError(f"{source}: row {i + 1} (run_id {frame['run_id'].iloc[i]!r}), column {c!r}: "
+            raise ValidationError(f"{source}: row {rownum[i]} (run_id {frame['run_id'].iloc[i]!r}), column {c!r}: "
                                   f"weight {_show(frame[c].iloc[i])} is not a finite number")
         frame[c] = numeric.astype(float)
     w = frame[cols].to_numpy(dtype=float)
     neg = np.argwhere(w < 0)
     if neg.size:
         i, j = (int(v) for v in neg[0])
-        raise ValidationError(f"{source}: row {i + 1} (run_id {frame['run_id'].iloc[i]!r}), column {cols[j]!r}: "
+        raise ValidationError(f"{source}: row {rownum[i]} (run_id {frame['run_id'].iloc[i]!r}), column {cols[j]!r}: "
                               f"weight {w[i, j]:g} is negative; weights must be >= 0")
     sums = w.sum(axis=1)
     zero = np.flatnonzero(sums <= 0)
     if zero.size:
         i = int(zero[0])
-        raise ValidationError(f"{source}: row {i + 1} (run_id {frame['run_id'].iloc[i]!r}): all weights are 0")
+        raise ValidationError(f"{source}: row {rownum[i]} (run_id {frame['run_id'].iloc[i]!r}): all weights are 0")
     off = np.flatnonzero(np.abs(sums - 1.0) > SUM_TOLERANCE)
     if off.size and not renormalize:
         i = int(off[0])
         raise ValidationError(
-            f"{source}: row {i + 1} (run_id {frame['run_id'].iloc[i]!r}): weights sum to {sums[i]:.9g}, "
+            f"{source}: row {rownum[i]} (run_id {frame['run_id'].iloc[i]!r}): weights sum to {sums[i]:.9g}, "
             f"not 1 (tolerance {SUM_TOLERANCE:g}; {off.size} such rows); fix them or pass --renormalize "
             "to divide each row by its sum")
     if renormalize:
@@ -229,22 +236,22 @@ def validate_runs(frame: pd.DataFrame, pools: PoolSet | None = None, *, renormal
             bad = np.flatnonzero(~(np.isfinite(v) & (v > 0)))
             if bad.size:
                 i = int(bad[0])
-                raise ValidationError(f"{source}: row {i + 1} (run_id {frame['run_id'].iloc[i]!r}), column {c!r}: "
+                raise ValidationError(f"{source}: row {rownum[i]} (run_id {frame['run_id'].iloc[i]!r}), column {c!r}: "
                                       f"{_show(frame[c].iloc[i])} must be a positive number")
             frame[c] = v
     # Keep the manifest's pool order; other columns stay where they were.
     rest = [c for c in frame.columns if c not in cols]
     frame = frame[["run_id"] + cols + [c for c in rest if c != "run_id"]].reset_index(drop=True)
-    return RunTable(frame, list(names), source)
+    return RunTable(frame, list(names), source, tuple(int(r) for r in rownum))
 
 
-def check_enough_runs(n_runs: int, n_params: int, per_param: float, what: str, source: str) -> None:
+def check_enough_runs(n_runs: int, n_params: int, per_param: float, what: str, where: str) -> None:
     """Refuse to fit ``n_params`` parameters from fewer than ``per_param`` runs each."""
     need = int(np.ceil(per_param * n_params))
     if n_runs < need:
         raise ValidationError(
-            f"{source}: {n_runs} runs are too few to fit {what} ({n_params} parameters need at least "
-            f"{need} runs, {per_param:g} per parameter); add proxy runs or choose a smaller model (--model ridge)")
+            f"{where} {n_runs} runs: too few to fit {what} ({n_params} parameters need at least "
+            f"{need} runs, {per_param:g} per parameter); add proxy runs or use fewer cross-validation folds")
 
 
 def _show(value: object) -> str:
@@ -292,6 +299,12 @@ def _olmix_frame(mix: pd.DataFrame, met: pd.DataFrame, mix_path: str, met_path: 
 def _join(mix: pd.DataFrame, met: pd.DataFrame, key: str, mix_path: str, met_path: str) -> pd.DataFrame:
     if key not in met.columns:
         raise ValidationError(f"{met_path}: no {key!r} column to join with {mix_path}")
+    for frame, path in ((mix, mix_path), (met, met_path)):
+        dup = frame[key].astype(str).duplicated().to_numpy()
+        if dup.any():
+            i = int(np.flatnonzero(dup)[0])
+            raise ValidationError(f"{path}: row {i + 1}, column {key!r}: {_show(frame[key].iloc[i])} appears twice; "
+                                  f"each run needs exactly one row in each file")
     only = sorted(set(mix[key].astype(str)) ^ set(met[key].astype(str)))
     if only:
         raise ValidationError(f"{mix_path} and {met_path}: {len(only)} {key} value(s) appear in only one "

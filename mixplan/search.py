@@ -102,6 +102,12 @@ def build_constraints(pools: PoolSet, tokens: float | None = None,
                                   f"{lower[i]:g}; raise the pin or lower the floor")
         lower[i] = upper[i] = value
         lr[i] = ur[i] = "pinned"
+    for i, name in enumerate(names):
+        if lower[i] > upper[i] + _TOL:
+            why = (f"availability ({pools.max_epochs[i]:g} epochs of {pools.tokens[i]:.6g} tokens at a budget of "
+                   f"{tokens:.6g})" if ur[i] == "availability" else ur[i])
+            raise InfeasibleError(f"pool {name!r}: its floor min_weight {lower[i]:g} is above its cap {upper[i]:.6g} "
+                                  f"set by {why}; lower the floor, raise max_epochs or lower the target tokens")
     if lower.sum() > 1 + _TOL:
         raise InfeasibleError(f"floors and pins add up to {lower.sum():.6g} > 1; lower some min_weight or pins")
     if upper.sum() < 1 - _TOL:

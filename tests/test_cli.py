@@ -167,3 +167,27 @@ def test_flags_typed_with_default_values_still_override_config(capsys, files):
     assert plan["seed"] == 5
     plan = json.loads(run(capsys, "plan", cfg, "--json", "--seed", "0")[1])
     assert plan["seed"] == 0
+    cfg.write_text(cfg.read_text() + "maximize = true\n")
+    assert json.loads(run(capsys, "plan", cfg, "--json")[1])["objective"]["maximize"] is True
+    assert json.loads(run(capsys, "plan", cfg, "--json", "--no-maximize")[1])["objective"]["maximize"] is False
+
+
+def test_design_force_replaces_a_whole_design(capsys, files):
+    study, runs, manifest, tmp = files
+    run(capsys, "design", "--pools", manifest, "--n", 12, "--out", tmp / "d")
+    code, _, err = run(capsys, "design", "--pools", manifest, "--n", 5, "--out", tmp / "d", "--prefix", "b")
+    assert code == 2 and "exists" in err  # mixtures.csv
+    code, _, _ = run(capsys, "design", "--pools", manifest, "--n", 5, "--out", tmp / "d", "--force")
+    assert code == 0 and len(list((tmp / "d" / "runs").glob("*.yaml"))) == 5
+    code, _, err = run(capsys, "design", "--pools", manifest, "--n", 2, "--out", tmp / "e", "--prefix", "../x")
+    assert code == 2 and "run id prefix '../x' is not allowed" in err
+    assert not (tmp / "x-1.yaml").exists()
+
+
+def test_plan_refuses_floor_above_availability(capsys, files):
+    study, runs, manifest, tmp = files
+    m = tmp / "floor.toml"
+    m.write_text(manifest.read_text().replace("[pools.p0]\n", "[pools.p0]\nmin_weight = 0.5\n"))
+    code, _, err = run(capsys, "plan", "--runs", runs, "--pools", m, "--target", "loss", "--tokens", 1e7,
+                       "--model", "ridge")
+    assert code == 2 and "pool 'p0': its floor min_weight 0.5 is above its cap 0.4 set by availability" in err

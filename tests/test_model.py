@@ -21,14 +21,39 @@ def test_estimator_contract():
 
 def test_lightgbm_refuses_too_few_runs():
     X = np.random.default_rng(0).dirichlet(np.ones(4), 30)
-    with pytest.raises(ValidationError, match=r"30 runs are too few for the 'regmix' model: LightGBM needs at least 40"):
+    with pytest.raises(ValidationError, match=r"fitting on 30 runs: too few for the 'regmix' model: LightGBM needs at "
+                                              r"least 40 runs"):
         MixtureRegressor("regmix").fit(X, X[:, 0])
 
 
 def test_ridge_refuses_too_few_runs():
     X = np.random.default_rng(0).dirichlet(np.ones(6), 10)
-    with pytest.raises(ValidationError, match=r"10 runs are too few to fit a ridge model on 6 pools"):
+    with pytest.raises(ValidationError, match=r"fitting on 10 runs: too few to fit the 'ridge' model on 6 pools "
+                                              r"\(7 parameters need at least 14 runs"):
         MixtureRegressor("ridge").fit(X, X[:, 0])
+
+
+def test_run_count_is_checked_on_the_cross_validation_folds(tmp_path):
+    # 45 runs pass LightGBM's 40-run minimum, but each 5-fold model trains on 36 of them.
+    from mixplan.synthetic import make_study
+
+    path = tmp_path / "r.csv"
+    make_study(4).runs(45).to_csv(path, index=False)
+    runs = read_runs(path)
+    with pytest.raises(ValidationError, match=r"r.csv: 5-fold cross-validation trains each fold model on 36 runs: "
+                                              r"too few for the 'regmix' model"):
+        fit_model(runs, parse_objective("loss", runs), "regmix")
+
+
+def test_constant_target_is_refused(tmp_path):
+    from mixplan.synthetic import make_study
+
+    frame = make_study(3).runs(30)
+    frame["flat"] = 2.5
+    frame.to_csv(tmp_path / "r.csv", index=False)
+    runs = read_runs(tmp_path / "r.csv")
+    with pytest.raises(ValidationError, match=r"the target 'flat' has the same value \(2.5\) in all 30 runs"):
+        fit_model(runs, parse_objective("flat", runs), "ridge")
 
 
 @pytest.mark.parametrize("model", ["regmix", "ridge", "gp"])
@@ -82,9 +107,29 @@ def test_save_load_round_trip_without_pickle(synthetic, tmp_path, model):
     m.save(out, force=True)
 
 
-def test_load_errors(tmp_path):
+def test_load_errors(tmp_path, synthetic):
     with pytest.raises(ValidationError, match="not a mixplan model directory"):
         load_model(tmp_path)
+    (tmp_path / "meta.json").write_text("[1, 2]")
+    with pytest.raises(ValidationError, match="a JSON object is expected"):
+        load_model(tmp_path)
+    (tmp_path / "meta.json").write_text("{not json")
+    with pytest.raises(ValidationError, match="not valid JSON"):
+        load_model(tmp_path)
+    _, path, _ = synthetic
+    runs = read_runs(path)
+    fit_model(runs, parse_objective("loss", runs), "ridge").save(tmp_path / "m")
+    meta = json.loads((tmp_path / "m" / "meta.json").read_text())
+    (tmp_path / "m" / "meta.json").write_text(json.dumps(meta | {"format_version": 99}))
+    with pytest.raises(ValidationError, match="format_version 99 is not 1; refit"):
+        load_model(tmp_path / "m")
+    (tmp_path / "m" / "meta.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "pools"}))
+    with pytest.raises(ValidationError, match=r"damaged or incomplete \(KeyError: 'pools'\)"):
+        load_model(tmp_path / "m")
+    (tmp_path / "m" / "meta.json").write_text(json.dumps(meta))
+    (tmp_path / "m" / "linear.json").unlink()
+    with pytest.raises(ValidationError, match="linear.json is missing"):
+        load_model(tmp_path / "m")
 
 
 def test_nearest_run_evidence(synthetic):

@@ -118,9 +118,51 @@ def test_where_filter(tmp_path):
 
 
 def test_minimum_runs_per_parameter():
-    with pytest.raises(ValidationError, match=r"10 runs are too few to fit X \(6 parameters need at least 12 runs"):
+    with pytest.raises(ValidationError, match=r"src 10 runs: too few to fit X \(6 parameters need at least 12 runs"):
         check_enough_runs(10, 6, 2, "X", "src")
     check_enough_runs(12, 6, 2, "X", "src")
+
+
+def test_run_ids_stay_text(tmp_path):
+    rows = [dict(BASE[0], run_id="007"), dict(BASE[1], run_id="7")]
+    assert read_runs(table(tmp_path, rows)).run_ids == ["007", "7"]
+
+
+def test_rows_are_numbered_as_in_the_file_after_where(tmp_path):
+    rows = [dict(BASE[0], split="test"), dict(BASE[1], split="train"), dict(BASE[1], run_id="r3", split="train",
+                                                                           w_a=0.9)]
+    with pytest.raises(ValidationError, match=r"row 3 \(run_id 'r3'\): weights sum to 1.7"):
+        read_runs(table(tmp_path, rows), where={"split": "train"})
+
+
+def test_json_array_file(tmp_path):
+    p = tmp_path / "runs.json"
+    pd.DataFrame(BASE).to_json(p, orient="records")
+    assert read_runs(p).run_ids == ["r1", "r2"]
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([], r"the table has no rows"),
+])
+def test_empty_table(tmp_path, rows, message):
+    p = tmp_path / "e.csv"
+    p.write_text("run_id,w_a\n")
+    with pytest.raises(ValidationError, match=message):
+        read_runs(p)
+
+
+def test_layout_errors(tmp_path):
+    mix = table(tmp_path, [{"index": 1, "a": 1.0}, {"index": 1, "a": 1.0}], "mix.csv")
+    loss = table(tmp_path, [{"index": 1, "loss": 1.0}], "loss.csv")
+    with pytest.raises(ValidationError, match=r"mix.csv: row 2, column 'index': 1 appears twice"):
+        read_runs(mix, metrics=loss)
+    noidx = table(tmp_path, [{"a": 1.0}], "noidx.csv")
+    with pytest.raises(ValidationError, match=r"noidx.csv: RegMix layout needs an 'index' column"):
+        read_runs(noidx, metrics=loss, layout="regmix")
+    with pytest.raises(ValidationError, match=r"layout 'olmix' needs a metrics file"):
+        read_runs(mix, layout="olmix")
+    with pytest.raises(ValidationError, match=r"unknown runs layout 'csv'"):
+        read_runs(mix, layout="csv")
 
 
 def test_regmix_layout(tmp_path):

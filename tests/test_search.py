@@ -26,6 +26,12 @@ def test_infeasible_budget_message():
         build_constraints(pools(), tokens=1e6)
 
 
+def test_floor_above_availability_cap_is_infeasible():
+    with pytest.raises(InfeasibleError, match=r"pool 'd': its floor min_weight 0.1 is above its cap 0.04 set by "
+                                              r"availability \(4 epochs of 1 tokens at a budget of 100\)"):
+        build_constraints(pools(d={"min_weight": 0.1}), tokens=100.0)
+
+
 def test_pins():
     c = build_constraints(pools(), pins={"b": 0.25})
     assert c.lower[1] == c.upper[1] == 0.25

@@ -162,6 +162,9 @@ def _allocate(weights: Mapping[str, float], tokens: int) -> dict[str, int]:
     if short > 0:
         order = np.argsort(-(raw - base), kind="stable")
         base[order[:short]] += 1
+    elif short < 0:  # weights summing to a hair above 1: take the excess from the largest pools
+        order = np.argsort(-base, kind="stable")
+        base[order[:-short]] -= 1
     return {n: int(b) for n, b in zip(names, base)}
 
 
