@@ -474,26 +474,39 @@ def _run_job(job: tuple[Mapping[str, float], int, int]) -> dict[str, float]:
 def run_proxies(
     jobs: Iterable[tuple[Mapping[str, float], int, int]],
     processes: int = 2,
+    progress: bool = True,
 ) -> list[dict[str, float]]:
     """Run :func:`run_proxy` for many ``(weights, tokens, seed)`` jobs, in job order.
 
     Uses ``processes`` spawned worker processes (each capped to one OpenMP/BLAS thread and loading
     the pools once); ``processes <= 1`` runs in this process. Results do not depend on the number
-    of processes.
+    of processes. ``progress`` shows a bar on a terminal (never in logs or pipes).
     """
+    import sys
+
+    from tqdm.auto import tqdm
+
     jobs = [(dict(w), int(t), int(s)) for w, t, s in jobs]
     for w, _, _ in jobs:
         validate_weights(w)
-    if processes <= 1 or len(jobs) <= 1:
-        return [_run_job(j) for j in jobs]
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    ctx = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(
-        max_workers=processes, mp_context=ctx, initializer=limit_threads
-    ) as ex:
-        return list(ex.map(_run_job, jobs, chunksize=1))
+    with tqdm(total=len(jobs), desc="proxy runs", disable=not progress or not sys.stderr.isatty(),
+              leave=False) as bar:
+
+        def collect(results: Iterable[dict[str, float]]) -> list[dict[str, float]]:
+            out = []
+            for result in results:
+                out.append(result)
+                bar.update(1)
+            return out
+
+        if processes <= 1 or len(jobs) <= 1:
+            return collect(map(_run_job, jobs))
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=processes, mp_context=ctx, initializer=limit_threads) as ex:
+            return collect(ex.map(_run_job, jobs, chunksize=1))
 
 
 # ------------------------------------------------------------------------------ repetition curve
