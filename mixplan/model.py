@@ -128,6 +128,15 @@ class MixtureModel:
         return [d / name for name in texts]
 
 
+def cv_summary(cv: dict[str, Any]) -> str:
+    """One line: the cross-validation scores of a model (an undefined correlation shows as n/a)."""
+    def corr(v: float | None) -> str:
+        return "n/a" if v is None or np.isnan(v) else f"{v:.4f}"
+
+    return (f"{cv['n_splits']}-fold CV on {cv['n_runs']} runs: Spearman {corr(cv['spearman'])}, "
+            f"Pearson {corr(cv['pearson'])}, MAE {cv['mae']:.4g}, RMSE {cv['rmse']:.4g}")
+
+
 def _conformal_quantile(residuals: np.ndarray, level: float) -> float:
     r = np.sort(np.abs(residuals))
     k = int(np.ceil((len(r) + 1) * level)) - 1
@@ -200,9 +209,9 @@ def load_model(directory: str | os.PathLike[str]) -> MixtureModel:
         raise ValidationError(f"{meta_path}: not a mixplan model description (a JSON object is expected)")
     try:
         return _model_from_meta(d, meta_path, meta)
+    except ValidationError:
+        raise
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        if isinstance(exc, ValidationError):
-            raise
         raise ValidationError(f"{meta_path}: damaged or incomplete ({type(exc).__name__}: {exc}); refit the "
                               "model with mixplan fit") from exc
 

@@ -20,7 +20,7 @@ import pandas as pd
 from . import __version__
 from ._io import library_versions
 from .exceptions import ExtrapolationWarning, ValidationError
-from .model import DEFAULT_LEVEL, MixtureModel
+from .model import DEFAULT_LEVEL, MixtureModel, cv_summary
 from .pools import PoolSet
 from .search import SearchResult, active_constraints, build_constraints, search
 
@@ -85,8 +85,7 @@ class Plan:
         lines = [f"objective: {'maximize' if self.objective['maximize'] else 'minimize'} "
                  f"{self.objective['spec']}" + (f"   target budget: {self.tokens:.6g} {self.token_unit}"
                                                 if self.tokens is not None else ""),
-                 f"model CV ({self.cv['n_splits']}-fold, {self.cv['n_runs']} runs): Spearman "
-                 f"{self.cv['spearman']:.4f}, Pearson {self.cv['pearson']:.4f}, MAE {self.cv['mae']:.4g}",
+                 f"model {self.cv['model']}: {cv_summary(self.cv)}",
                  "", frame.to_string(index=False), ""]
         pred = pd.DataFrame([{
             "mixture": n, "predicted": f"{m['prediction']:.4f}",
@@ -175,8 +174,9 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
         notes.append(f"the recommended mixture is {rec['nearest_distance']:.3f} (total variation) from the nearest "
                      f"proxy run {rec['nearest_run']!r}, beyond the {model.coverage_radius:.3f} that the runs "
                      "cover; its prediction is an extrapolation: train proxy runs near it (mixplan design) to check")
-    if not np.isnan(model.cv["spearman"]) and model.cv["spearman"] < 0.8:
-        notes.append(f"the model ranks held-out runs poorly (CV Spearman {model.cv['spearman']:.3f}); add runs or try "
+    rho = model.cv["spearman"]
+    if rho is None or np.isnan(rho) or rho < 0.8:
+        notes.append(f"the model ranks held-out runs poorly ({cv_summary(model.cv)}); add runs or try "
                      "another --model before trusting the recommendation")
     for n in notes:
         warnings.warn(n, ExtrapolationWarning, stacklevel=2)

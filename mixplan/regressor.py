@@ -45,6 +45,9 @@ PRESETS: dict[str, dict[str, Any]] = {
 #: The file a fitted model of each kind is saved as.
 MODEL_FILES = {"lightgbm": "model.txt", "ridge": "linear.json", "gp": "gp.json"}
 
+#: Inside cross-validation each fold model sees (k-1)/k of the runs: more folds, more runs per fold.
+_CV_HINT = " (inside cross-validation, more --cv-folds give each fold model more runs)"
+
 #: Runs needed per fitted parameter before a linear model is fitted at all.
 RUNS_PER_PARAMETER = 2.0
 
@@ -100,23 +103,21 @@ class MixtureRegressor(RegressorMixin, BaseEstimator):
         kind = settings.pop("kind")
         n, p = X_arr.shape
         self.check_run_count(n, p, "fitting on")
+        self._reset()
         if kind == "lightgbm":
             import lightgbm as lgb
 
             est = lgb.LGBMRegressor(random_state=self.random_state, n_jobs=self.n_jobs, **settings)
             est.fit(X_arr, y_arr, sample_weight=sample_weight)
-            self._reset()
             self.booster_ = est.booster_
         elif kind == "gp":
             if sample_weight is not None:
                 raise ValidationError("the gp model does not take sample weights")
-            self._reset()
             self.gp_ = _fit_gp(np.log(X_arr + settings["eps"]), y_arr, settings, self.random_state)
         else:
             from sklearn.linear_model import Ridge
 
             est = Ridge(alpha=float(settings.get("alpha", 0.01))).fit(X_arr, y_arr, sample_weight=sample_weight)
-            self._reset()
             self.coef_ = np.asarray(est.coef_, dtype=float)
             self.intercept_ = float(est.intercept_)
         self.n_features_in_ = p
@@ -131,11 +132,12 @@ class MixtureRegressor(RegressorMixin, BaseEstimator):
                 raise ValidationError(
                     f"{where} {n} runs: too few for the {self.model!r} model: LightGBM needs at least "
                     f"{2 * min_leaf} runs (2 x min_child_samples = {min_leaf}) to make a single split "
-                    "and would predict a constant; add runs or use --model gp or ridge")
+                    f"and would predict a constant; add runs or use --model gp or ridge{_CV_HINT}")
         else:
             # ridge: P weights + intercept; gp: P length scales + amplitude + noise
             n_params = p + (2 if settings["kind"] == "gp" else 1)
-            check_enough_runs(n, n_params, RUNS_PER_PARAMETER, f"the {self.model!r} model on {p} pools", where)
+            check_enough_runs(n, n_params, RUNS_PER_PARAMETER, f"the {self.model!r} model on {p} pools",
+                              where, hint=f"add proxy runs or use --model ridge{_CV_HINT}")
 
     def _reset(self) -> None:
         for attr in ("booster_", "coef_", "intercept_", "gp_", "feature_names_in_"):

@@ -245,13 +245,14 @@ def validate_runs(frame: pd.DataFrame, pools: PoolSet | None = None, *, renormal
     return RunTable(frame, list(names), source, tuple(int(r) for r in rownum))
 
 
-def check_enough_runs(n_runs: int, n_params: int, per_param: float, what: str, where: str) -> None:
+def check_enough_runs(n_runs: int, n_params: int, per_param: float, what: str, where: str,
+                      hint: str = "add proxy runs or choose a model with fewer parameters") -> None:
     """Refuse to fit ``n_params`` parameters from fewer than ``per_param`` runs each."""
     need = int(np.ceil(per_param * n_params))
     if n_runs < need:
         raise ValidationError(
             f"{where} {n_runs} runs: too few to fit {what} ({n_params} parameters need at least "
-            f"{need} runs, {per_param:g} per parameter); add proxy runs or use fewer cross-validation folds")
+            f"{need} runs, {per_param:g} per parameter); {hint}")
 
 
 def _show(value: object) -> str:

@@ -86,6 +86,12 @@ def build_constraints(pools: PoolSet, tokens: float | None = None,
         for i, a in enumerate(avail):
             if a < upper[i]:
                 upper[i], ur[i] = a, "availability"
+    def detail(i: int) -> str:
+        """Where an availability cap comes from, for messages."""
+        if ur[i] != "availability":
+            return ""
+        return f" ({pools.max_epochs[i]:g} epochs of {pools.tokens[i]:.6g} tokens at a budget of {tokens:.6g})"
+
     for name, value in (pins or {}).items():
         if name not in names:
             raise ValidationError(f"pinned pool {name!r} is not in the manifest; pools are {list(names)}")
@@ -93,10 +99,8 @@ def build_constraints(pools: PoolSet, tokens: float | None = None,
             raise ValidationError(f"pinned weight of {name!r} is {value}; it must be between 0 and 1")
         i = names.index(name)
         if value > upper[i] + _TOL:
-            raise InfeasibleError(
-                f"pool {name!r} is pinned at {value:g} but its {ur[i]} cap is {upper[i]:.6g}"
-                + (f" ({pools.max_epochs[i]:g} epochs of {pools.tokens[i]:.6g} tokens at a budget of {tokens:.6g})"
-                   if ur[i] == "availability" else "") + "; lower the pin or relax the cap")
+            raise InfeasibleError(f"pool {name!r} is pinned at {value:g} but its {ur[i]} cap is {upper[i]:.6g}"
+                                  f"{detail(i)}; lower the pin or relax the cap")
         if value < lower[i] - _TOL:
             raise InfeasibleError(f"pool {name!r} is pinned at {value:g} below its floor min_weight "
                                   f"{lower[i]:g}; raise the pin or lower the floor")
@@ -104,10 +108,9 @@ def build_constraints(pools: PoolSet, tokens: float | None = None,
         lr[i] = ur[i] = "pinned"
     for i, name in enumerate(names):
         if lower[i] > upper[i] + _TOL:
-            why = (f"availability ({pools.max_epochs[i]:g} epochs of {pools.tokens[i]:.6g} tokens at a budget of "
-                   f"{tokens:.6g})" if ur[i] == "availability" else ur[i])
             raise InfeasibleError(f"pool {name!r}: its floor min_weight {lower[i]:g} is above its cap {upper[i]:.6g} "
-                                  f"set by {why}; lower the floor, raise max_epochs or lower the target tokens")
+                                  f"set by {ur[i]}{detail(i)}; lower the floor, raise max_epochs or lower the target "
+                                  "tokens")
     if lower.sum() > 1 + _TOL:
         raise InfeasibleError(f"floors and pins add up to {lower.sum():.6g} > 1; lower some min_weight or pins")
     if upper.sum() < 1 - _TOL:

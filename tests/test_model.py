@@ -141,3 +141,10 @@ def test_nearest_run_evidence(synthetic):
     assert np.allclose(pred.nearest_distance, 0) and pred.covered.all()
     far = m.predict(np.eye(5)[:1])  # a vertex: far from Dirichlet(1) runs
     assert far.nearest_distance[0] > m.coverage_radius and not far.covered[0]
+
+
+def test_cv_summary_shows_undefined_correlation_as_na():
+    from mixplan.model import cv_summary
+
+    cv = {"n_splits": 5, "n_runs": 40, "spearman": None, "pearson": float("nan"), "mae": 0.1, "rmse": 0.2}
+    assert cv_summary(cv) == "5-fold CV on 40 runs: Spearman n/a, Pearson n/a, MAE 0.1, RMSE 0.2"
