@@ -61,11 +61,15 @@ def _fit_options(p: argparse.ArgumentParser) -> None:
                    help="metric column, or a weighted sum such as 'mean(loss_*)' or '0.5*a + 0.5*b'")
     p.add_argument("--maximize", action=argparse.BooleanOptionalAction, default=False,
                    help="larger target values are better (default: smaller)")
-    p.add_argument("--model", default="regmix", help="regressor preset: regmix (LightGBM, RegMix's settings), gp (Gaussian process) or ridge")
-    p.add_argument("--cv-folds", type=int, default=5, help="folds of the cross-validation report (default 5)")
+    p.add_argument("--model", default="auto",
+                   help="regressor: auto (default: chooses and stacks the others by repeated CV), gp, gp-log, "
+                        "lightgbm, regmix (LightGBM with RegMix's settings), ridge, linear, dml (Data Mixing Laws)")
+    p.add_argument("--cv-folds", type=int, default=5, help="folds of the cross-validation (default 5)")
+    p.add_argument("--cv-repeats", type=int, default=None,
+                   help="repeats of the cross-validation (default: 3 below 128 runs, 2 below 256, else 1)")
 
 
-def _progress(total: int, desc: str, quiet: bool = False) -> Any:
+def _progress(total: int | None, desc: str, quiet: bool = False) -> Any:
     from tqdm.auto import tqdm
 
     return tqdm(total=total, desc=desc, leave=False, disable=quiet or not sys.stderr.isatty(), file=sys.stderr)
@@ -154,8 +158,32 @@ def _fit_from_args(args: argparse.Namespace, runs: Any) -> Any:
     if not args.target:
         raise ValidationError("no target given; pass --target COLUMN (e.g. --target loss_pile_cc)")
     objective = parse_objective(args.target, runs, maximize=args.maximize)
-    with _progress(min(args.cv_folds, len(runs)) + 1, f"fitting {args.model}") as bar:
-        return fit_model(runs, objective, args.model, seed=args.seed, cv_folds=args.cv_folds, progress=bar)
+    with _progress(None, f"fitting {args.model}") as bar:
+        return fit_model(runs, objective, args.model, seed=args.seed, cv_folds=args.cv_folds,
+                         cv_repeats=args.cv_repeats, progress=bar)
+
+
+def model_report(model: Any) -> list[str]:
+    """Lines describing a fitted model: per column, the chosen components and every candidate's CV."""
+    from .model import cv_summary
+
+    lines = []
+    for t in model.targets:
+        comps = " + ".join(f"{w:.2f} {m}" for m, w in t.regressor.components.items())
+        lines.append(f"{t.column}: {t.regressor.model} -> {comps}; {cv_summary(t.cv.to_dict())}")
+        for row in getattr(t.regressor, "selection_", []):
+            if row["status"] == "skipped":
+                lines.append(f"    {row['model']:<30} skipped: {row['reason']}")
+            else:
+                lines.append(f"    {row['model']:<30} {row['status']:<9} Spearman {_num(row['spearman'])}  "
+                             f"RMSE {row['rmse']:.4g}  MAE {row['mae']:.4g}")
+    if len(model.targets) > 1:
+        lines.append(f"objective {model.objective.spec}: {cv_summary(model.cv)}")
+    return lines
+
+
+def _num(v: float | None) -> str:
+    return "  n/a " if v is None else f"{v:.4f}"
 
 
 def _fit(args: argparse.Namespace) -> int:
@@ -164,18 +192,20 @@ def _fit(args: argparse.Namespace) -> int:
     from .model import MixtureModel
 
     # Refuse before the (possibly long) fit if the outputs exist.
-    from .regressor import MODEL_FILES
-
-    check_writable([Path(args.out) / n for n in ("meta.json", "train_runs.csv", *MODEL_FILES.values())], args.force)
+    out = Path(args.out)
+    existing = [out / "meta.json", out / "train_runs.csv"] + (sorted(out.glob("target*")) if out.is_dir() else [])
+    check_writable(existing, args.force)
     model: MixtureModel = _fit_from_args(args, runs)
     model.save(args.out, force=args.force)
-    cv = {k: v for k, v in model.cv.items() if k != "residuals"}
+    cv = {k: v for k, v in model.cv.items() if k not in ("residuals", "scores")}
     doc = {"model_dir": str(args.out), "model": args.model, "objective": model.objective.to_dict(), "cv": cv,
-           "interval_halfwidth": model.halfwidth}
-    from .model import cv_summary
-
-    _emit(args, doc, f"model {args.model}: {cv_summary(cv)}" + f"\n90% interval half-width {model.halfwidth['0.9']:.4g}; "
-          f"model written to {args.out}")
+           "targets": model.meta()["targets"]}
+    for t in doc["targets"]:
+        t.pop("cv_oof"), t.pop("cv_oof_std")
+    q = model.interval_scale(0.9)
+    how = (f"90% intervals: prediction +- {q:.3g} x GP predictive sd" if model.adaptive
+           else f"90% intervals: prediction +- {q:.4g}")
+    _emit(args, doc, "\n".join(model_report(model) + [f"{how}; model written to {args.out}"]))
     return 0
 
 
@@ -209,6 +239,9 @@ def _predict(args: argparse.Namespace) -> int:
     frame = pd.DataFrame({"run_id": runs.run_ids, "prediction": pred.mean, "lower": pred.lower, "upper": pred.upper,
                           "nearest_run": pred.nearest_run, "nearest_distance": pred.nearest_distance,
                           "covered": pred.covered})
+    if len(pred.columns) > 1:  # each objective column's own prediction
+        for col, values in pred.columns.items():
+            frame[f"pred_{col}"] = values
     write_table_atomic(args.out, frame, force=args.force)
     doc = {"out": str(args.out), "rows": len(frame), "level": args.level,
            "outside_coverage": int((~pred.covered).sum())}
@@ -222,7 +255,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 _PLAN_KEYS = {"runs": str, "pools": str, "target": str, "tokens": float, "seed": int, "out": str, "model": str,
               "maximize": bool, "pins": dict, "candidates": int, "top_k": int, "level": float, "renormalize": bool,
-              "metrics": str, "layout": str, "cv_folds": int,
+              "metrics": str, "layout": str, "cv_folds": int, "cv_repeats": int,
               "where": dict}
 _PATH_KEYS = {"runs", "pools", "out", "metrics"}
 
@@ -243,7 +276,7 @@ def _plan_add(p: argparse.ArgumentParser) -> None:
 
 
 # Defaults of `plan` are applied after CONFIG.toml, so that only flags actually typed override the file.
-_PLAN_DEFAULTS = {"seed": 0, "model": "regmix", "cv_folds": 5, "layout": "auto", "candidates": 20_000,
+_PLAN_DEFAULTS = {"seed": 0, "model": "auto", "cv_folds": 5, "layout": "auto", "candidates": 20_000,
                   "top_k": 128, "level": 0.9, "maximize": False, "renormalize": False}
 
 
@@ -306,6 +339,9 @@ def _plan(args: argparse.Namespace) -> int:
     check_writable(outs, args.force)
     runs = _load_runs(args, pools)
     pools = pools or PoolSet.from_names(runs.pools)
+    from .search import build_constraints
+
+    build_constraints(pools, args.tokens, _parse_pins(args.pin))  # refuse impossible constraints before fitting
     model = _fit_from_args(args, runs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MixplanWarning)  # the plan carries its warnings; printed below

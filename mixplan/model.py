@@ -1,34 +1,46 @@
-"""A fitted study model: regressor + objective + pools + cross-validation evidence.
+r"""A fitted study model: one regressor per objective column + objective + pools + CV evidence.
 
 This is what ``mixplan fit`` writes to a model directory and ``mixplan predict`` / ``mixplan plan``
-use. Every prediction comes with an interval (split-conformal on the out-of-fold residuals of the
-cross-validation) and the evidence behind it: the nearest proxy run and whether the mixture lies in
-the region the proxy runs cover.
+use. An objective such as ``0.5*loss_a + 0.5*loss_b`` (or ``mean(loss_*)``) is fitted one column at
+a time - every column has its own model choice - and the predictions are combined with the
+objective's coefficients. Every prediction comes with an interval and the evidence behind it: the
+nearest proxy run and whether the mixture lies in the region the proxy runs cover.
+
+Intervals are split-conformal on the repeated cross-validation's out-of-fold residuals *of the
+objective* (the coefficient-weighted sum of the columns' residuals on the same folds, so that
+correlated errors across columns are propagated as they are). When every column has a GP
+uncertainty model (``auto`` and ``gp``), the residuals are normalised by the GP's predictive
+standard deviation and the interval is :math:`\hat y(w) \pm q \, \sigma(w)` - wider far from the
+runs, narrower near them ("normalised conformal"); otherwise it has a constant half-width ``q``.
+Either way ``q`` is the ceil((N+1) level)-th smallest of the N out-of-fold scores.
 
 Model directory (no pickle anywhere)::
 
-    model.txt | linear.json | gp.json   the regressor (LightGBM text model, ridge coefficients,
-                                        or GP hyper-parameters + training data)
-    meta.json                 pools, objective, model preset, seed, CV report, versions
-    train_runs.csv            the runs it was fitted on: run_id, weights, objective value
+    meta.json                 pools, objective, per-column model choice and CV, out-of-fold
+                              predictions, versions
+    train_runs.csv            the runs it was fitted on: run_id, weights, objective columns
+    target<k>/...             column k's regressor (LightGBM text model, JSON for the rest; auto
+                              keeps every candidate: auto.json, gp.gp.json, lightgbm.model.txt, ...)
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 from . import __version__
 from ._io import check_writable, dumps_json, library_versions, read_table, table_csv, write_text_atomic
 from .exceptions import ValidationError
 from .objective import Objective
-from .regressor import MODEL_FILES, PRESETS, CVReport, MixtureRegressor, cross_validate
+from .regressor import PRESETS, CVReport, MixtureRegressor, cross_validate, cv_report
 from .runs import RunTable
 
 __all__ = ["MixtureModel", "Prediction", "fit_model", "load_model", "DEFAULT_LEVEL"]
@@ -36,7 +48,7 @@ __all__ = ["MixtureModel", "Prediction", "fit_model", "load_model", "DEFAULT_LEV
 DEFAULT_LEVEL = 0.9
 #: Quantile of the proxy runs' own nearest-neighbour distances that bounds "covered" mixtures.
 COVERAGE_QUANTILE = 0.95
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 @dataclass(frozen=True)
@@ -50,6 +62,7 @@ class Prediction:
     nearest_run: list[str]
     nearest_distance: np.ndarray  # total-variation distance (half the L1 distance) to that run
     covered: np.ndarray  # bool: within the region the proxy runs cover
+    columns: dict[str, np.ndarray]  # the prediction of every objective column
 
     def row(self, i: int) -> dict[str, Any]:
         return {"prediction": float(self.mean[i]), "lower": float(self.lower[i]),
@@ -59,38 +72,119 @@ class Prediction:
 
 
 @dataclass
-class MixtureModel:
-    """A regressor fitted to one objective over one set of pools, with its CV evidence."""
+class TargetFit:
+    """The regressor of one objective column and its cross-validation on the shared folds."""
 
+    column: str
     regressor: MixtureRegressor
+    cv: CVReport
+
+
+@dataclass
+class MixtureModel:
+    """Regressors fitted to the columns of one objective over one set of pools, with CV evidence."""
+
+    targets: list[TargetFit]
     objective: Objective
     pools: list[str]
-    cv: dict[str, Any]
-    halfwidth: dict[str, float]  # interval half-width by level (as a string key, e.g. "0.9")
     train_ids: list[str]
     train_weights: np.ndarray
-    train_y: np.ndarray
+    train_y: np.ndarray  # the objective's value in every training run
     seed: int
     coverage_radius: float
     source: str = ""
 
-    def predict(self, weights: np.ndarray, level: float = DEFAULT_LEVEL) -> Prediction:
-        W = np.atleast_2d(np.asarray(weights, dtype=float))
-        mean = self.regressor.predict(W)
-        hw = self.interval_halfwidth(level)
-        idx, dist = self.nearest(W)
-        return Prediction(mean=mean, lower=mean - hw, upper=mean + hw, level=level,
-                          nearest_run=[self.train_ids[i] for i in idx], nearest_distance=dist,
-                          covered=dist <= self.coverage_radius + 1e-12)
+    def __post_init__(self) -> None:
+        self.cv = self._objective_cv()
 
-    def interval_halfwidth(self, level: float) -> float:
+    # -- the objective's out-of-fold evidence ------------------------------------------------------
+    @property
+    def regressor(self) -> MixtureRegressor:
+        """The regressor of a single-column objective (the first column's otherwise)."""
+        return self.targets[0].regressor
+
+    @property
+    def adaptive(self) -> bool:
+        """Intervals scaled by the GP's predictive standard deviation (every column has a GP)."""
+        return all(t.cv.oof_std is not None and t.regressor.uncertainty_model() is not None for t in self.targets)
+
+    def _objective_cv(self) -> dict[str, Any]:
+        coef = self.objective.coefficients
+        oof = sum(c * t.cv.oof for c, t in zip(coef, self.targets))
+        first = self.targets[0].cv
+        rep = cv_report(np.asarray(oof), self.train_y, first.n_splits, first.n_repeats, first.seed)
+        d = rep.to_dict() | {"residuals": rep.residuals.tolist()}
+        if self.adaptive:
+            var = sum(c ** 2 * t.cv.oof_std ** 2 for c, t in zip(coef, self.targets))
+            d["scores"] = (np.abs(rep.residuals) / np.sqrt(np.asarray(var)).ravel()).tolist()
+        else:
+            d["scores"] = np.abs(rep.residuals).tolist()
+        d["interval_method"] = ("normalised split-conformal: |out-of-fold residual| / GP predictive sd"
+                                if self.adaptive else "split-conformal: |out-of-fold residual|")
+        d["model"] = "+".join(sorted({t.regressor.model for t in self.targets}))
+        return d
+
+    @property
+    def halfwidth(self) -> dict[str, float]:
+        """The conformal quantile ``q`` at the default level (a half-width unless intervals are adaptive)."""
+        return {f"{DEFAULT_LEVEL:g}": self.interval_scale(DEFAULT_LEVEL)}
+
+    def interval_scale(self, level: float) -> float:
         if not 0 < level < 1:
             raise ValidationError(f"interval level {level} must be between 0 and 1 (e.g. 0.9)")
-        key = f"{level:g}"
-        if key not in self.halfwidth:
-            res = np.asarray(self.cv["residuals"], dtype=float)
-            self.halfwidth[key] = _conformal_quantile(res, level)
-        return self.halfwidth[key]
+        return _conformal_quantile(np.asarray(self.cv["scores"], dtype=float), level)
+
+    # -- prediction --------------------------------------------------------------------------------
+    def predict_columns(self, W: np.ndarray) -> dict[str, np.ndarray]:
+        return {t.column: t.regressor.predict(W) for t in self.targets}
+
+    def predict_sd(self, W: np.ndarray) -> np.ndarray:
+        """The interval's shape: the GP predictive sd of the objective (ones for constant intervals)."""
+        if not self.adaptive:
+            return np.ones(len(W))
+        var = np.zeros(len(W))
+        for c, t in zip(self.objective.coefficients, self.targets):
+            gp, feats = t.regressor.uncertainty_model()  # type: ignore[misc]
+            var += c ** 2 * gp.predict_std(feats(W)) ** 2
+        return np.sqrt(var)
+
+    def predict(self, weights: np.ndarray, level: float = DEFAULT_LEVEL) -> Prediction:
+        W = np.atleast_2d(np.asarray(weights, dtype=float))
+        cols = self.predict_columns(W)
+        mean = sum(c * cols[t.column] for c, t in zip(self.objective.coefficients, self.targets))
+        hw = self.interval_scale(level) * self.predict_sd(W)
+        idx, dist = self.nearest(W)
+        return Prediction(mean=np.asarray(mean), lower=mean - hw, upper=mean + hw, level=level,
+                          nearest_run=[self.train_ids[i] for i in idx], nearest_distance=dist,
+                          covered=dist <= self.coverage_radius + 1e-12, columns=cols)
+
+    def prob_better(self, w: np.ndarray, others: np.ndarray, level: float = DEFAULT_LEVEL) -> np.ndarray:
+        r"""Probability that mixture ``w`` has a better objective than each row of ``others``.
+
+        The difference of the two predicted objectives is treated as Gaussian. Its standard deviation
+        comes from the GP posterior covariance of the two mixtures (latent function: correlated
+        errors of nearby mixtures cancel), scaled by :math:`\kappa = q / z`, the ratio of the
+        conformal quantile at ``level`` to the Gaussian one, so that the GP's spread matches the
+        out-of-fold errors. Without a GP the two errors are taken as independent with sd
+        :math:`q / z` each.
+        """
+        O = np.atleast_2d(np.asarray(others, dtype=float))
+        W = np.vstack([np.asarray(w, dtype=float)[None, :], O])
+        pred = self.predict(W, level=level).mean
+        kappa = self.interval_scale(level) / float(norm.ppf(0.5 + level / 2))
+        if self.adaptive:
+            var = np.zeros(len(O))
+            for c, t in zip(self.objective.coefficients, self.targets):
+                gp, feats = t.regressor.uncertainty_model()  # type: ignore[misc]
+                C = gp.predict_cov(feats(W))
+                var += c ** 2 * (C[0, 0] + np.diag(C)[1:] - 2 * C[0, 1:])
+            sd = kappa * np.sqrt(np.maximum(var, 0.0))
+        else:
+            sd = np.full(len(O), kappa * np.sqrt(2.0))
+        gain = self.objective.sense * (pred[1:] - pred[0])  # > 0: w is better
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p = norm.cdf(gain / sd)
+        return np.where(sd > 0, p, np.where(gain > 0, 1.0, np.where(gain < 0, 0.0, 0.5)))
 
     def nearest(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Index of and total-variation distance to the nearest proxy run, for each row of W."""
@@ -98,17 +192,22 @@ class MixtureModel:
 
     # -- persistence ------------------------------------------------------------------------------
     def meta(self) -> dict[str, Any]:
+        targets = []
+        for k, t in enumerate(self.targets):
+            reg = t.regressor
+            targets.append({
+                "column": t.column, "dir": f"target{k}", "model": reg.model, "params": reg.params,
+                "components": reg.components, "files": sorted(reg.to_files()),
+                "selection": getattr(reg, "selection_", None), "cv": t.cv.to_dict(),
+                "cv_oof": t.cv.oof.tolist(),
+                "cv_oof_std": None if t.cv.oof_std is None else t.cv.oof_std.tolist()})
         return {
             "format_version": FORMAT_VERSION,
             "mixplan_version": __version__,
             "versions": library_versions(),
-            "model": self.regressor.model, "params": self.regressor.params,
             "random_state": self.regressor.random_state, "seed": self.seed,
-            "pools": self.pools, "objective": self.objective.to_dict(),
-            "cv": {k: v for k, v in self.cv.items() if k != "residuals"},
-            "cv_residuals": [float(r) for r in self.cv["residuals"]],
-            "interval": {"method": "split-conformal quantile of |out-of-fold CV residual|",
-                         "halfwidth": self.halfwidth},
+            "pools": self.pools, "objective": self.objective.to_dict(), "targets": targets,
+            "cv": {k: v for k, v in self.cv.items() if k not in ("residuals", "scores")},
             "coverage_radius": self.coverage_radius, "source": self.source,
         }
 
@@ -117,15 +216,22 @@ class MixtureModel:
         d = Path(directory)
         table = pd.DataFrame(self.train_weights, columns=[f"w_{p}" for p in self.pools])
         table.insert(0, "run_id", self.train_ids)
-        table["objective"] = self.train_y
-        texts = self.regressor.to_files() | {"meta.json": dumps_json(self.meta()),
-                                              "train_runs.csv": table_csv(table)}
-        check_writable([d / name for name in texts], force)  # refuse before writing anything
+        for t in self.targets:
+            table[t.column] = t.cv.y
+        texts = {"meta.json": dumps_json(self.meta()), "train_runs.csv": table_csv(table)}
+        for k, t in enumerate(self.targets):
+            texts |= {f"target{k}/{name}": text for name, text in t.regressor.to_files().items()}
+        check_writable([d / name for name in texts] + _target_dirs(d), force)  # refuse before writing anything
+        for stale in _target_dirs(d):  # a previous model's columns (only with force)
+            shutil.rmtree(stale)
         for name, text in texts.items():
+            (d / name).parent.mkdir(parents=True, exist_ok=True)
             write_text_atomic(d / name, text, force=force)
-        for stale in set(MODEL_FILES.values()) - set(texts):
-            (d / stale).unlink(missing_ok=True)  # a previous model of another kind (only with force)
         return [d / name for name in texts]
+
+
+def _target_dirs(d: Path) -> list[Path]:
+    return sorted(p for p in d.glob("target*") if p.is_dir()) if d.is_dir() else []
 
 
 def cv_summary(cv: dict[str, Any]) -> str:
@@ -133,7 +239,9 @@ def cv_summary(cv: dict[str, Any]) -> str:
     def corr(v: float | None) -> str:
         return "n/a" if v is None or np.isnan(v) else f"{v:.4f}"
 
-    return (f"{cv['n_splits']}-fold CV on {cv['n_runs']} runs: Spearman {corr(cv['spearman'])}, "
+    reps = cv.get("n_repeats", 1)
+    folds = f"{cv['n_splits']}-fold CV" + (f" x {reps} repeats" if reps > 1 else "")
+    return (f"{folds} on {cv['n_runs']} runs: Spearman {corr(cv['spearman'])}, "
             f"Pearson {corr(cv['pearson'])}, MAE {cv['mae']:.4g}, RMSE {cv['rmse']:.4g}")
 
 
@@ -170,29 +278,40 @@ def _coverage_radius(W: np.ndarray) -> float:
     return float(np.quantile(nearest_run(W, W, exclude_self=True)[1], COVERAGE_QUANTILE))
 
 
-def fit_model(runs: RunTable, objective: Objective, model: str = "regmix", *, seed: int = 0,
+def fit_model(runs: RunTable, objective: Objective, model: str = "auto", *, seed: int = 0,
               cv_folds: int = 5, params: dict[str, Any] | None = None, progress: Any = None,
-              levels: tuple[float, ...] = (DEFAULT_LEVEL,)) -> MixtureModel:
-    """Fit ``model`` to ``objective`` on ``runs`` and cross-validate it (same seed, same folds)."""
+              cv_repeats: int | None = None) -> MixtureModel:
+    """Fit ``model`` to every column of ``objective`` on ``runs``, each cross-validated on the same
+    folds (same seed, same repeats), so that the columns' out-of-fold errors can be combined."""
     X = runs.weights
     y = objective.values(runs)
     if np.ptp(y) == 0:
         raise ValidationError(f"{runs.source}: the target {objective.spec!r} has the same value ({y[0]:g}) in all "
                               f"{len(y)} runs; there is nothing to learn - check the column")
-    reg = MixtureRegressor(model=model, params=params, random_state=seed, n_jobs=1)
     folds = min(cv_folds, len(y))
-    # Each CV fold trains on fewer runs than the table has: check the smallest fold, with its reason.
-    reg.check_run_count(len(y) - int(np.ceil(len(y) / folds)), X.shape[1],
-                        f"{runs.source}: {folds}-fold cross-validation trains each fold model on")
-    cv: CVReport = cross_validate(reg, X, y, n_splits=folds, seed=seed, progress=progress)
-    reg.fit(X, y)
-    if progress is not None:
-        progress.update(1)
-    cvd = cv.to_dict() | {"residuals": cv.residuals.tolist()}
-    return MixtureModel(regressor=reg, objective=objective, pools=list(runs.pools), cv=cvd,
-                        halfwidth={f"{lv:g}": _conformal_quantile(cv.residuals, lv) for lv in levels},
-                        train_ids=runs.run_ids, train_weights=X, train_y=y, seed=seed,
-                        coverage_radius=_coverage_radius(X), source=runs.source)
+    targets = []
+    for column in objective.columns:
+        yc = runs.metric(column)
+        reg = MixtureRegressor(model=model, params=params, random_state=seed, n_jobs=1, cv_folds=folds,
+                               cv_repeats=cv_repeats)
+        if np.ptp(yc) == 0:
+            raise ValidationError(f"{runs.source}: column {column!r} of the objective has the same value "
+                                  f"({yc[0]:g}) in all {len(yc)} runs; there is nothing to learn - drop it")
+        # Each CV fold trains on fewer runs than the table has: check the smallest fold, with its reason.
+        reg.check_run_count(len(y) - int(np.ceil(len(y) / folds)), X.shape[1],
+                            f"{runs.source}: {folds}-fold cross-validation trains each fold model on")
+        reg._progress = progress
+        reg.fit(X, yc)
+        if reg.kind == "auto":
+            cv = reg.cv_
+        else:
+            cv = cross_validate(reg, X, yc, n_splits=folds, seed=seed, progress=progress,
+                                n_repeats=reg._repeats(len(y)))
+        del reg._progress
+        targets.append(TargetFit(column=column, regressor=reg, cv=cv))
+    return MixtureModel(targets=targets, objective=objective, pools=list(runs.pools), train_ids=runs.run_ids,
+                        train_weights=X, train_y=y, seed=seed, coverage_radius=_coverage_radius(X),
+                        source=runs.source)
 
 
 def load_model(directory: str | os.PathLike[str]) -> MixtureModel:
@@ -220,21 +339,31 @@ def _model_from_meta(d: Path, meta_path: Path, meta: dict[str, Any]) -> MixtureM
     if meta.get("format_version") != FORMAT_VERSION:
         raise ValidationError(f"{meta_path}: format_version {meta.get('format_version')!r} is not "
                               f"{FORMAT_VERSION}; refit the model with this mixplan version")
-    if meta.get("model") not in PRESETS:
-        raise ValidationError(f"{meta_path}: unknown model {meta.get('model')!r}; known: {sorted(PRESETS)}")
-    name = MODEL_FILES[PRESETS[meta["model"]]["kind"]]
-    if not (d / name).is_file():
-        raise ValidationError(f"{d}: {name} is missing; the model directory is incomplete (refit with mixplan fit)")
-    files = {name: (d / name).read_text(encoding="utf-8")}
     pools = list(meta["pools"])
-    reg = MixtureRegressor.from_files(files, meta["model"], meta.get("params"), meta["random_state"], len(pools))
     table = read_table(d / "train_runs.csv")
-    cv = dict(meta["cv"]) | {"residuals": meta["cv_residuals"]}
+    objective = Objective.from_dict(meta["objective"])
+    targets = []
+    for t in meta["targets"]:
+        if t["model"] not in PRESETS:
+            raise ValidationError(f"{meta_path}: unknown model {t['model']!r}; known: {sorted(PRESETS)}")
+        files = {}
+        for name in t["files"]:
+            path = d / t["dir"] / name
+            if not path.is_file():
+                raise ValidationError(f"{d}: {t['dir']}/{name} is missing; the model directory is incomplete "
+                                      "(refit with mixplan fit)")
+            files[name] = path.read_text(encoding="utf-8")
+        reg = MixtureRegressor.from_files(files, t["model"], t.get("params"), meta["random_state"], len(pools))
+        cvd = t["cv"]
+        y = table[t["column"]].to_numpy(dtype=float)
+        oof = np.asarray(t["cv_oof"], dtype=float)
+        cv = cv_report(oof, y, cvd["n_splits"], cvd["n_repeats"], cvd["seed"],
+                     None if t["cv_oof_std"] is None else np.asarray(t["cv_oof_std"], dtype=float))
+        targets.append(TargetFit(column=t["column"], regressor=reg, cv=cv))
+    y_obj = sum(c * t.cv.y for c, t in zip(objective.coefficients, targets))
     return MixtureModel(
-        regressor=reg,
-        objective=Objective.from_dict(meta["objective"]),
-        pools=pools, cv=cv, halfwidth={k: float(v) for k, v in meta["interval"]["halfwidth"].items()},
+        targets=targets, objective=objective, pools=pools,
         train_ids=table["run_id"].astype(str).tolist(),
         train_weights=table[[f"w_{p}" for p in pools]].to_numpy(dtype=float),
-        train_y=table["objective"].to_numpy(dtype=float), seed=int(meta["seed"]),
+        train_y=np.asarray(y_obj, dtype=float), seed=int(meta["seed"]),
         coverage_radius=float(meta["coverage_radius"]), source=str(meta.get("source", "")))

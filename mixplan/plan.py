@@ -4,7 +4,8 @@
 returns a :class:`Plan`: the recommended mixture, its predicted objective with an interval, the
 nearest proxy run and whether the mixture is inside the region the runs cover, the active
 constraints, per-pool epochs at the target budget, and the same predictions for the
-token-proportional mixture, the uniform mixture and the best observed proxy run.
+token-proportional mixture, the uniform mixture and the best observed proxy run, each with the
+probability that the recommended mixture is better than it (:meth:`MixtureModel.prob_better`).
 """
 
 from __future__ import annotations
@@ -93,6 +94,7 @@ class Plan:
             "measured": "" if m.get("measured") is None else f"{m['measured']:.4f}",
             "nearest run (TV dist)": f"{m['nearest_run']} ({m['nearest_distance']:.3f})",
             "covered": "yes" if m["covered"] else "NO", "feasible": "yes" if m["feasible"] else "no",
+            "P(recommended better)": "" if "p_recommended_better" not in m else f"{m['p_recommended_better']:.2f}",
         } for n, m in self.mixtures.items()])
         lines.append(pred.to_string(index=False))
         if self.tokens is not None:
@@ -131,13 +133,14 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
                               f"{pools.names}; refit with this manifest or use the model's")
     c = build_constraints(pools, tokens, pins)
     sense = model.objective.sense
-    reg = model.regressor
+    regs = [(coef, t.regressor) for coef, t in zip(model.objective.coefficients, model.targets)]
     # The first tenth of the trees (at least 100) ranks candidates almost like the full model
-    # at a fraction of the cost; the survivors are re-scored exactly.
-    fast_trees = max(100, reg.n_trees_ // 10) if reg.n_trees_ > 200 else None
+    # at a fraction of the cost; the survivors are re-scored exactly (LightGBM-only models).
+    n_trees = min(reg.n_trees_ for _, reg in regs)
+    fast_trees = max(100, n_trees // 10) if n_trees > 200 else None
 
     def score(W: np.ndarray, fast: bool) -> np.ndarray:
-        return sense * reg.predict(W, num_iteration=fast_trees if fast else None)
+        return sense * sum(coef * reg.predict(W, num_iteration=fast_trees if fast else None) for coef, reg in regs)
 
     result = search(score, c, pools.prior, seed=seed, extra=model.train_weights, **search_options)
 
@@ -163,6 +166,11 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
             entry["epochs"] = dict(zip(pools.names, map(float, w * tokens / pools.tokens)))
         entry["measured"] = None
         mixtures[name] = entry
+    # How sure is "recommended beats X"? (GP posterior of the difference, calibrated on the CV errors.)
+    others = [n for n in named if n != "recommended"]
+    p_better = model.prob_better(named["recommended"], np.vstack([named[n] for n in others]), level=level)
+    for n, p in zip(others, p_better):
+        mixtures[n]["p_recommended_better"] = float(p)
     mixtures["best_observed"]["run_id"] = best_run[0]
     mixtures["best_observed"]["measured"] = best_run[2]
     for name, value in (measured or {}).items():
@@ -190,5 +198,5 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
     return Plan(pools=pools.names, objective=model.objective.to_dict(), tokens=tokens,
                 token_unit=pools.token_unit, recommended=mixtures["recommended"]["weights"], mixtures=mixtures,
                 active=active_constraints(result.weights, c), constraints=c.to_dict(),
-                cv={k: v for k, v in model.cv.items() if k != "residuals"} | {"model": reg.model},
+                cv={k: v for k, v in model.cv.items() if k not in ("residuals", "scores")},
                 search=search_info, seed=seed, warnings=notes, result=result)

@@ -139,7 +139,8 @@ def test_refit_with_other_model_kind_replaces_it(capsys, files):
     study, runs, manifest, tmp = files
     assert run(capsys, "fit", runs, "--target", "loss", "--out", tmp / "m")[0] == 0
     assert run(capsys, "fit", runs, "--target", "loss", "--model", "ridge", "--out", tmp / "m", "--force")[0] == 0
-    assert sorted(p.name for p in (tmp / "m").iterdir()) == ["linear.json", "meta.json", "train_runs.csv"]
+    assert sorted(p.name for p in (tmp / "m").iterdir()) == ["meta.json", "target0", "train_runs.csv"]
+    assert sorted(p.name for p in (tmp / "m" / "target0").iterdir()) == ["ridge.json"]
     from mixplan import load_model
 
     assert load_model(tmp / "m").regressor.kind == "ridge"

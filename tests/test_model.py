@@ -11,7 +11,8 @@ from mixplan.exceptions import OutputExistsError
 
 def test_estimator_contract():
     est = MixtureRegressor("ridge", params={"alpha": 0.1}, random_state=3)
-    assert est.get_params() == {"model": "ridge", "params": {"alpha": 0.1}, "random_state": 3, "n_jobs": 1}
+    assert est.get_params() == {"model": "ridge", "params": {"alpha": 0.1}, "random_state": 3, "n_jobs": 1,
+                                "cv_folds": 5, "cv_repeats": None}
     assert clone(est).get_params() == est.get_params()
     with pytest.raises(NotFittedError, match="not fitted yet"):
         est.predict(np.eye(3))
@@ -26,11 +27,17 @@ def test_lightgbm_refuses_too_few_runs():
         MixtureRegressor("regmix").fit(X, X[:, 0])
 
 
-def test_ridge_refuses_too_few_runs():
+def test_unregularised_models_refuse_too_few_runs():
     X = np.random.default_rng(0).dirichlet(np.ones(6), 10)
-    with pytest.raises(ValidationError, match=r"fitting on 10 runs: too few to fit the 'ridge' model on 6 pools "
+    with pytest.raises(ValidationError, match=r"fitting on 10 runs: too few to fit the 'linear' model on 6 pools "
                                               r"\(7 parameters need at least 14 runs"):
-        MixtureRegressor("ridge").fit(X, X[:, 0])
+        MixtureRegressor("linear").fit(X, X[:, 0])
+    with pytest.raises(ValidationError, match=r"too few to fit the 'dml' model on 6 pools \(8 parameters"):
+        MixtureRegressor("dml").fit(X, X[:, 0])
+    # Regularised models (GP with a length-scale prior, ridge with a CV'd penalty) need MIN_RUNS only.
+    MixtureRegressor("gp").fit(X, X[:, 0])
+    with pytest.raises(ValidationError, match=r"fitting on 6 runs: too few for the 'ridge' model \(at least 8"):
+        MixtureRegressor("ridge").fit(X[:6], X[:6, 0])
 
 
 def test_run_count_is_checked_on_the_cross_validation_folds(tmp_path):
@@ -56,7 +63,7 @@ def test_constant_target_is_refused(tmp_path):
         fit_model(runs, parse_objective("flat", runs), "ridge")
 
 
-@pytest.mark.parametrize("model", ["regmix", "ridge", "gp"])
+@pytest.mark.parametrize("model", ["regmix", "ridge", "gp", "auto"])
 def test_fit_predicts_known_truth(synthetic, model):
     study, path, _ = synthetic
     runs = read_runs(path)
@@ -64,33 +71,40 @@ def test_fit_predicts_known_truth(synthetic, model):
     test = study.runs(200, seed=99, noise=0.0)
     pred = m.predict(test[[f"w_{p}" for p in study.names]].to_numpy())
     rho = spearmanr(pred.mean, test["loss"])[0]
-    assert rho > {"regmix": 0.85, "ridge": 0.6, "gp": 0.95}[model], rho
+    assert rho > {"regmix": 0.85, "ridge": 0.6, "gp": 0.95, "auto": 0.95}[model], rho
     assert m.cv["n_runs"] == 120 and m.cv["n_splits"] == 5
     assert np.all(pred.lower < pred.mean) and np.all(pred.mean < pred.upper)
 
 
-def test_interval_coverage_on_known_truth(synthetic):
-    # Split-conformal on CV residuals: 90% intervals should cover roughly 90% of fresh noisy runs.
+@pytest.mark.parametrize("model", ["ridge", "auto"])
+def test_interval_coverage_on_known_truth(synthetic, model):
+    # Split-conformal on CV residuals (normalised by the GP sd for auto): 90% intervals should cover
+    # roughly 90% of fresh noisy runs.
     study, path, _ = synthetic
     runs = read_runs(path)
-    m = fit_model(runs, parse_objective("loss", runs), "ridge", seed=0)
+    m = fit_model(runs, parse_objective("loss", runs), model, seed=0)
+    assert m.adaptive == (model == "auto")
     test = study.runs(1000, seed=7, noise=0.005)
     pred = m.predict(test[[f"w_{p}" for p in study.names]].to_numpy(), level=0.9)
     cover = np.mean((test["loss"] >= pred.lower) & (test["loss"] <= pred.upper))
     assert 0.8 <= cover <= 0.98, cover
 
 
-@pytest.mark.parametrize("model", ["regmix", "ridge", "gp"])
+@pytest.mark.parametrize("model", ["regmix", "ridge", "gp", "dml", "auto"])
 def test_save_load_round_trip_without_pickle(synthetic, tmp_path, model):
     study, path, _ = synthetic
     runs = read_runs(path)
     m = fit_model(runs, parse_objective("mean(loss*)", runs), model, seed=4)
     out = tmp_path / "model"
     m.save(out)
-    files = sorted(p.name for p in out.iterdir())
-    assert files == sorted(["meta.json", "train_runs.csv",
-                            {"regmix": "model.txt", "ridge": "linear.json", "gp": "gp.json"}[model]])
-    for p in out.iterdir():  # text only: no pickle anywhere
+    assert sorted(p.name for p in out.iterdir()) == ["meta.json", "target0", "target1", "train_runs.csv"]
+    files = sorted(p.name for p in (out / "target0").iterdir())
+    if model == "auto":  # every candidate is kept, named by its preset
+        assert files == ["auto.json", "dml.dml.json", "gp-log.gp.json", "gp.gp.json", "lightgbm.model.txt",
+                         "ridge.ridge.json"]
+    else:
+        assert files == [{"regmix": "model.txt", "ridge": "ridge.json", "gp": "gp.json", "dml": "dml.json"}[model]]
+    for p in [*out.glob("*.*"), *out.glob("target*/*")]:  # text only: no pickle anywhere
         p.read_text(encoding="utf-8")
     meta = json.loads((out / "meta.json").read_text())
     assert meta["pools"] == study.names and meta["seed"] == 4 and "lightgbm" in meta["versions"]
@@ -98,7 +112,7 @@ def test_save_load_round_trip_without_pickle(synthetic, tmp_path, model):
     W = np.random.default_rng(1).dirichlet(np.ones(5), 50)
     a, b = m.predict(W), again.predict(W)
     assert np.allclose(a.mean, b.mean, rtol=0, atol=1e-10)
-    if model != "gp":  # LightGBM text and ridge JSON round-trip bit for bit; the GP refactorises
+    if model in ("regmix", "ridge"):  # LightGBM text and ridge JSON round-trip bit for bit; the GP refactorises
         assert np.array_equal(a.mean, b.mean)
     assert np.allclose(a.upper, b.upper, rtol=0, atol=1e-9)
     assert a.nearest_run == b.nearest_run
@@ -121,14 +135,14 @@ def test_load_errors(tmp_path, synthetic):
     fit_model(runs, parse_objective("loss", runs), "ridge").save(tmp_path / "m")
     meta = json.loads((tmp_path / "m" / "meta.json").read_text())
     (tmp_path / "m" / "meta.json").write_text(json.dumps(meta | {"format_version": 99}))
-    with pytest.raises(ValidationError, match="format_version 99 is not 1; refit"):
+    with pytest.raises(ValidationError, match="format_version 99 is not 2; refit"):
         load_model(tmp_path / "m")
     (tmp_path / "m" / "meta.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "pools"}))
     with pytest.raises(ValidationError, match=r"damaged or incomplete \(KeyError: 'pools'\)"):
         load_model(tmp_path / "m")
     (tmp_path / "m" / "meta.json").write_text(json.dumps(meta))
-    (tmp_path / "m" / "linear.json").unlink()
-    with pytest.raises(ValidationError, match="linear.json is missing"):
+    (tmp_path / "m" / "target0" / "ridge.json").unlink()
+    with pytest.raises(ValidationError, match="target0/ridge.json is missing"):
         load_model(tmp_path / "m")
 
 
