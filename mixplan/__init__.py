@@ -33,5 +33,7 @@ __all__ = [
 from .search import Constraints, build_constraints, search  # noqa: E402
 from .plan import Plan, make_plan  # noqa: E402
 from .design import Design, design_swarm  # noqa: E402
+from .sequential import NextRuns, propose_next  # noqa: E402
 
-__all__ += ["Constraints", "build_constraints", "search", "Plan", "make_plan", "Design", "design_swarm"]
+__all__ += ["Constraints", "build_constraints", "search", "Plan", "make_plan", "Design", "design_swarm",
+            "NextRuns", "propose_next"]

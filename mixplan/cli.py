@@ -361,29 +361,101 @@ def _plan(args: argparse.Namespace) -> int:
 
 def _design_add(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pools", required=True, metavar="POOLS", help="pool manifest (TOML)")
-    p.add_argument("--n", type=int, required=True, help="number of proxy runs to design")
+    p.add_argument("--n", type=int, metavar="N", help="design a random swarm of N proxy runs (RegMix-style)")
+    p.add_argument("--next", type=int, metavar="K",
+                   help="propose the K runs with the largest batch expected improvement under a model fitted to "
+                        "--runs (needs --runs and --target; see mixplan.sequential)")
     p.add_argument("--out", required=True, metavar="DIR", help="writes DIR/mixtures.csv and DIR/runs/<run_id>.yaml")
     p.add_argument("--tokens", type=float, metavar="D", help="proxy runs' token budget (caps repetition)")
-    p.add_argument("--runs", metavar="RUNS", help="existing runs: designed mixtures keep --min-distance from them")
+    p.add_argument("--runs", metavar="RUNS",
+                   help="existing proxy runs: new mixtures keep --min-distance from them; with --next also the runs "
+                        "the model is fitted on")
     p.add_argument("--min-distance", type=float, default=0.01, help="minimum total-variation distance (0.01)")
     p.add_argument("--temperature", type=float, default=0.5, help="prior temperature (0.5, as RegMix)")
-    p.add_argument("--prefix", default="run", help="run id prefix (default 'run')")
+    p.add_argument("--prefix", help="run id prefix (default 'run'; with --next 'next', numbered on from the "
+                                    "<prefix>-<number> ids already in RUNS)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("--renormalize", action=argparse.BooleanOptionalAction, default=False,
+                   help="divide each run's weights by their sum instead of rejecting rows that do not sum to 1")
+    p.add_argument("--where", action="append", default=[], metavar="COL=VALUE",
+                   help="keep only the rows of RUNS whose COL equals VALUE (repeatable)")
+    g = p.add_argument_group("with --next")
+    _fit_options(g)  # type: ignore[arg-type]  # an argument group has the same add_argument
+    g.add_argument("--pin", action="append", default=[], metavar="POOL=W", help="fix a pool's weight (repeatable)")
+    # None = not typed, so that --n can refuse the options only --next uses instead of ignoring them.
+    p.set_defaults(model=None, maximize=None, cv_folds=None, metrics=None, layout="auto")
 
 
 def _design(args: argparse.Namespace) -> int:
+    import pandas as pd
     import yaml
 
     from .design import coverage_table, design_swarm
-    from .runs import read_runs
+    from .model import cv_summary
 
+    if (args.n is None) == (args.next is None):
+        raise ValidationError("give exactly one of --n N (a random swarm of N runs) and --next K (the K runs that "
+                              "most improve the plan of --runs)")
     pools = _load_pools(args.pools)
-    existing = read_runs(args.runs, pools).weights if args.runs else None
     out = Path(args.out)
-    d = design_swarm(pools, args.n, seed=args.seed, tokens=args.tokens, temperature=args.temperature,
-                     min_distance=args.min_distance, existing=existing, prefix=args.prefix)
-    files = {out / "mixtures.csv": None}
-    for _, row in d.frame.iterrows():
+    if args.n is not None:
+        only_next = [f"--{k.replace('_', '-')}" for k in ("target", "model", "maximize", "cv_folds", "cv_repeats",
+                                                          "pin") if getattr(args, k) not in (None, [])]
+        if only_next:
+            raise ValidationError(f"{', '.join(only_next)} only appl{'ies' if len(only_next) == 1 else 'y'} to "
+                                  "--next K (proposals from a fitted model); drop it for a random swarm with --n")
+        existing = _load_runs(args, pools).weights if args.runs else None
+        d = design_swarm(pools, args.n, seed=args.seed, tokens=args.tokens, temperature=args.temperature,
+                         min_distance=args.min_distance, existing=existing, prefix=args.prefix or "run")
+        frame = d.frame
+        doc: dict[str, Any] = {"out": str(out), "runs": args.n, "coverage": d.coverage, "settings": d.settings}
+        lines = [f"{args.n} mixtures written to {out / 'mixtures.csv'} and {out / 'runs'}/", "",
+                 *coverage_table(d.coverage)]
+    else:
+        # Every cheap refusal comes before the (possibly minutes-long) fit.
+        if args.next < 1:
+            raise ValidationError(f"--next must be at least 1, got {args.next}")
+        if not args.runs:
+            raise ValidationError("--next needs --runs RUNS: the proxy runs whose fitted model says where to look "
+                                  "next")
+        if not args.target:
+            raise ValidationError("--next needs --target SPEC: the objective the next runs should improve (e.g. "
+                                  "--target loss_pile_cc)")
+        from .search import build_constraints
+        from .sequential import next_run_ids, propose_next
+
+        pins = _parse_pins(args.pin)
+        build_constraints(pools, args.tokens, pins)  # refuse impossible constraints before fitting
+        check_writable([out / "mixtures.csv"], args.force)
+        args.model, args.cv_folds = args.model or "auto", args.cv_folds or 5
+        args.maximize = bool(args.maximize)
+        runs = _load_runs(args, pools)
+        ids = next_run_ids(args.prefix or "next", runs.run_ids, args.next)
+        model = _fit_from_args(args, runs)
+        nxt = propose_next(model, pools, args.next, tokens=args.tokens, pins=pins, seed=args.seed,
+                           min_distance=args.min_distance, temperature=args.temperature)
+        frame = nxt.frame(ids, args.tokens)
+        proposals = nxt.to_dict()
+        for rid, row in zip(ids, proposals["proposals"]):
+            row["run_id"] = rid
+        doc = {"out": str(out), "runs": args.next, "model": model.cv["model"], "objective": model.objective.to_dict(),
+               "cv": {k: v for k, v in model.cv.items() if k not in ("residuals", "scores")}} | proposals
+        table = pd.DataFrame(
+            {"run_id": ids} | {p: [f"{w:.4f}" for w in nxt.weights[:, i]] for i, p in enumerate(pools.names)}
+            | {"expected improvement": [f"{a:.4g}" for a in nxt.acquisition],
+               "predicted": [f"{m:.4f} +- {sd:.4f}" for m, sd in zip(nxt.prediction, nxt.prediction_sd)],
+               "nearest run (TV dist)": [f"{r} ({dist:.3f})" for r, dist in zip(nxt.nearest_run, nxt.nearest_distance)],
+               "origin": nxt.origin})
+        sense = "maximize" if model.objective.maximize else "minimize"
+        lines = [f"{args.next} proposals written to {out / 'mixtures.csv'} and {out / 'runs'}/: batch expected "
+                 f"improvement ({sense} {model.objective.spec})",
+                 f"model {model.cv['model']}: {cv_summary(model.cv)}",
+                 f"best predicted proxy run {nxt.incumbent_run}: {nxt.incumbent:.4f}; the plan's recommendation: "
+                 f"{nxt.recommended_prediction:.4f}", "", table.to_string(index=False),
+                 "", "predicted: the model's objective +- its calibrated sd; measure these runs, add them to RUNS "
+                 "and run 'mixplan plan' (or another round of --next)"]
+    files: dict[Path, str | None] = {out / "mixtures.csv": None}
+    for _, row in frame.iterrows():
         cfg = {"run_id": row["run_id"], "seed": args.seed,
                "weights": {p: float(row[f"w_{p}"]) for p in pools.names}}
         if args.tokens is not None:
@@ -396,13 +468,10 @@ def _design(args: argparse.Namespace) -> int:
                               "choose another --out or pass --force to replace that design")
     for path in stale:  # with --force the old design is replaced, not mixed with the new one
         path.unlink()
-    write_table_atomic(out / "mixtures.csv", d.frame, force=args.force)
+    write_table_atomic(out / "mixtures.csv", frame, force=args.force)
     for path, text in files.items():
         if text is not None:
             write_text_atomic(path, text, force=args.force)
-    doc = {"out": str(out), "runs": args.n, "coverage": d.coverage, "settings": d.settings}
-    lines = [f"{args.n} mixtures written to {out / 'mixtures.csv'} and {out / 'runs'}/", "",
-             *coverage_table(d.coverage)]
     _emit(args, doc, "\n".join(lines))
     return 0
 
@@ -414,7 +483,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "fit": ("fit a regressor to proxy runs and report cross-validation", _fit_add, _fit),
     "predict": ("predict the objective (with intervals) for mixtures", _predict_add, _predict),
     "plan": ("recommend a mixture for the big run", _plan_add, _plan),
-    "design": ("design the next proxy runs (RegMix-style swarm with floors and caps)", _design_add, _design),
+    "design": ("design proxy runs: a RegMix-style swarm with floors and caps (--n), or the K runs that most "
+               "improve the decision given the runs so far (--next)", _design_add, _design),
 }
 
 

@@ -52,9 +52,7 @@ def design_swarm(pools: PoolSet, n: int, *, seed: int = 0, tokens: float | None 
     """
     if n < 1:
         raise ValidationError(f"--n must be at least 1, got {n}")
-    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", prefix) or ".." in prefix:
-        raise ValidationError(f"run id prefix {prefix!r} is not allowed: use letters, digits, '_', '-', '.' "
-                              "(run ids become file names)")
+    check_prefix(prefix)
     c = build_constraints(pools, tokens)
     rng = np.random.default_rng(seed)
     ref = np.empty((0, len(pools))) if existing is None else np.asarray(existing, dtype=float)
@@ -64,7 +62,7 @@ def design_swarm(pools: PoolSet, n: int, *, seed: int = 0, tokens: float | None 
     m = len(ref)
     for _ in range(8):  # a few rounds of oversampling; only tight constraints need more than one
         W = sample_mixtures(n * oversample, pools.prior, c, rng, temperature, strengths)
-        W = _sparsify_round(W, c.lower, c.upper, min_nonzero, decimals)
+        W = sparsify_round(W, c.lower, c.upper, min_nonzero, decimals)
         for w in W:
             if m and nearest_run(w[None, :], accepted[:m])[1][0] < min_distance:
                 continue
@@ -104,7 +102,14 @@ def coverage_table(coverage: dict[str, dict[str, float]]) -> list[str]:
     return lines
 
 
-def _sparsify_round(W: np.ndarray, lower: np.ndarray, upper: np.ndarray, min_nonzero: float,
+def check_prefix(prefix: str) -> None:
+    """Run ids become file names: letters, digits, '_', '-', '.', no '..'."""
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", prefix) or ".." in prefix:
+        raise ValidationError(f"run id prefix {prefix!r} is not allowed: use letters, digits, '_', '-', '.' "
+                              "(run ids become file names)")
+
+
+def sparsify_round(W: np.ndarray, lower: np.ndarray, upper: np.ndarray, min_nonzero: float,
                     decimals: int) -> np.ndarray:
     W = W.copy()
     tiny = (W - lower < min_nonzero) & (W > lower)

@@ -43,6 +43,7 @@ class Plan:
     cv: dict[str, Any]
     search: dict[str, Any]
     seed: int
+    models: list[dict[str, Any]] = field(default_factory=list)  # per objective column: model choice + CV
     warnings: list[str] = field(default_factory=list)
     result: SearchResult | None = None
 
@@ -54,7 +55,7 @@ class Plan:
             "target_tokens": self.tokens, "token_unit": self.token_unit,
             "recommended": self.recommended, "mixtures": self.mixtures,
             "active_constraints": self.active, "constraints": self.constraints,
-            "cv": self.cv, "search": self.search, "warnings": self.warnings,
+            "cv": self.cv, "models": self.models, "search": self.search, "warnings": self.warnings,
         }
 
     def candidates_frame(self) -> pd.DataFrame:
@@ -87,6 +88,8 @@ class Plan:
                  f"{self.objective['spec']}" + (f"   target budget: {self.tokens:.6g} {self.token_unit}"
                                                 if self.tokens is not None else ""),
                  f"model {self.cv['model']}: {cv_summary(self.cv)}",
+                 *(f"  {m['column']}: " + " + ".join(f"{w:.2f} {c}" for c, w in m["components"].items())
+                   for m in self.models),
                  "", frame.to_string(index=False), ""]
         pred = pd.DataFrame([{
             "mixture": n, "predicted": f"{m['prediction']:.4f}",
@@ -199,4 +202,6 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
                 token_unit=pools.token_unit, recommended=mixtures["recommended"]["weights"], mixtures=mixtures,
                 active=active_constraints(result.weights, c), constraints=c.to_dict(),
                 cv={k: v for k, v in model.cv.items() if k not in ("residuals", "scores")},
-                search=search_info, seed=seed, warnings=notes, result=result)
+                search=search_info, seed=seed, warnings=notes, result=result,
+                models=[{k: t[k] for k in ("column", "model", "components", "selection", "cv")}
+                        for t in model.meta()["targets"]])

@@ -39,3 +39,24 @@ def test_regmix_plan_beats_regmix_recipe_prediction(anchors, tmp_path, capsys):
     assert rec["prediction"] <= best["prediction"]
     assert 0.75 <= rec["weights"]["pile_cc"] <= 0.97
     assert "token_proportional" not in plan["mixtures"]  # no manifest: token shares unknown
+
+
+def test_auto_is_sample_efficient(anchors, tmp_path, capsys):
+    # Issue 3's goal at 64 runs is a mean Spearman >= 0.97 over 5 subsets (regmix preset: 0.899);
+    # this subset measured 0.975 when the test was written.
+    frame = pd.read_csv(anchors / "regmix" / "regmix_proxy_runs.csv")
+    frame = frame[frame["model_size"] == "1M"]
+    train = frame[frame["split"] == "train"]
+    train.iloc[np.random.default_rng(0).choice(len(train), 64, replace=False)].to_csv(tmp_path / "t.csv", index=False)
+    frame[frame["split"] == "test"].to_csv(tmp_path / "test.csv", index=False)
+    assert main(["fit", str(tmp_path / "t.csv"), "--renormalize", "--target", "loss_pile_cc",
+                 "--out", str(tmp_path / "m"), "--json"]) == 0
+    fit = json.loads(capsys.readouterr().out)
+    assert {r["model"] for r in fit["targets"][0]["selection"]} >= {"gp", "gp-log", "ridge", "dml", "lightgbm"}
+    assert main(["predict", str(tmp_path / "m"), str(tmp_path / "test.csv"), "--renormalize",
+                 "--out", str(tmp_path / "p.csv")]) == 0
+    pred = pd.read_csv(tmp_path / "p.csv")
+    truth = frame.set_index("run_id").loc[pred["run_id"], "loss_pile_cc"].to_numpy()
+    assert spearmanr(pred["prediction"], truth)[0] >= 0.965
+    coverage = np.mean((truth >= pred["lower"]) & (truth <= pred["upper"]))
+    assert 0.8 <= coverage <= 0.99, coverage

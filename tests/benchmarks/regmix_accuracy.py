@@ -3,11 +3,12 @@
 What it measures, on RegMix's 1M proxy runs (``../shared/anchors/regmix/``, read in place):
 
 1. ``mixplan fit`` on the 512 ``train`` runs (``--renormalize``, target ``loss_pile_cc``) for the
-   ``regmix`` and ``ridge`` presets, then ``mixplan predict`` on the 256 ``test`` runs: Spearman rho,
-   Pearson r, MAE, and the empirical coverage and mean width of the 90% intervals. Printed next to
-   the paper's Table 2 rho (1M) and the re-computed values of ``regmix_regressor_quality.csv``.
-2. ``mixplan plan --json`` with a pool manifest generated from ``regmix_domains.csv`` (tokens =
-   prior token share x 250e9, the size of ``sail/regmix-data``): the predicted loss (90% interval)
+   ``auto`` (mixplan's default), ``regmix`` and ``linear`` (RegMix's raw-weight linear baseline)
+   presets, then ``mixplan predict`` on the 256 ``test`` runs: Spearman rho, Pearson r, MAE, and the
+   empirical coverage and mean width of the 90% intervals. ``regmix`` and ``linear`` are printed next
+   to the paper's Table 2 rho (1M) and the re-computed values of ``regmix_regressor_quality.csv``.
+2. ``mixplan plan --model regmix --json`` with a pool manifest generated from ``regmix_domains.csv``
+   (tokens = prior token share x 250e9, the size of ``sail/regmix-data``): the predicted loss (90% interval)
    of the recommended mixture next to RegMix's published mixture and the other named 1B mixtures
    (weights renormalised), all predicted by the same fitted regmix model (``mixplan predict``).
 
@@ -25,8 +26,6 @@ import os
 os.environ["OMP_NUM_THREADS"] = "1"  # pin threads before lightgbm is imported (through mixplan)
 
 import argparse
-import contextlib
-import io
 import json
 import sys
 import tempfile
@@ -37,32 +36,18 @@ import numpy as np
 import pandas as pd
 from scipy.stats import pearsonr, spearmanr
 
-from mixplan.cli import main as mixplan_main
+from _common import cli, regmix_anchor_dir as anchor_dir  # noqa: E402
 
-ANCHORS = Path(__file__).resolve().parents[2].parent / "shared" / "anchors" / "regmix"
 SAIL_REGMIX_TOKENS = 250e9  # size of sail/regmix-data (regmix.md section 2)
 RHO_MIN = 0.985
 TARGET = "loss_pile_cc"
-# Reference rows of regmix_regressor_quality.csv for each preset: (paper_table2, reproduced_here).
-REFERENCE = {"regmix": ("lightgbm", "lightgbm_1000iter"), "ridge": ("linear", "ridge_alpha0.01")}
+MODELS = ("auto", "regmix", "linear")
+# Reference rows of regmix_regressor_quality.csv for each preset: (paper_table2, reproduced_here);
+# auto is mixplan's own and has none.
+REFERENCE = {"regmix": ("lightgbm", "lightgbm_1000iter"), "linear": ("linear", "ridge_alpha0.01")}
 # regmix.md 8.2 [re-computed]: LightGBM, notebook protocol (613 trees), weights renormalised.
 NOTEBOOK_PREDICTION = {"human": 5.421, "doremi": 5.148, "pile_cc_only": 5.146, "regmix": 5.126}
 
-
-def anchor_dir() -> Path:
-    if not (ANCHORS / "regmix_proxy_runs.csv").is_file():
-        sys.exit(f"RegMix anchor data not found in {ANCHORS} (expected ../shared/anchors/regmix beside the repo)")
-    return ANCHORS
-
-
-def cli(*argv: object) -> str:
-    """Run ``mixplan ARGV`` in-process; return its stdout, stop on a non-zero exit code."""
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        rc = mixplan_main([str(a) for a in argv])
-    if rc != 0:
-        sys.exit(f"mixplan {' '.join(map(str, argv))} failed (exit code {rc})")
-    return buf.getvalue()
 
 
 def write_manifest(path: Path, domains: pd.DataFrame) -> None:
@@ -108,25 +93,29 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="mixplan_bench_") as tmp_name:
         tmp = Path(tmp_name)
         # 1. Regressor accuracy on the 256 test runs.
-        acc = {m: accuracy(m, runs_csv, tmp, args.seed, truth) for m in ("regmix", "ridge")}
+        acc = {m: accuracy(m, runs_csv, tmp, args.seed, truth) for m in MODELS}
         print(f"Regressor accuracy: fit on 512 train runs, {TARGET}, evaluated on {len(truth)} test runs")
         print(f"{'model':<7} {'rho %':>6} {'r %':>6} {'MAE':>7} {'90% cover':>9} {'90% width':>9} | "
               f"{'paper rho':>9} {'re-computed rho / r':>20}")
         for m, a in acc.items():
-            paper, recomputed = REFERENCE[m]
-            a["paper_rho_pct"] = ref("paper_table2", paper, "spearman_rho_pct")
-            a["recomputed_rho_pct"] = ref("reproduced_here", recomputed, "spearman_rho_pct")
-            a["recomputed_r_pct"] = ref("reproduced_here", recomputed, "pearson_r_pct")
-            print(f"{m:<7} {100 * a['spearman']:>6.2f} {100 * a['pearson']:>6.2f} {a['mae']:>7.4f} "
-                  f"{a['coverage90']:>9.3f} {a['width90']:>9.4f} | {a['paper_rho_pct']:>9.2f} "
-                  f"{a['recomputed_rho_pct']:>12.2f} / {a['recomputed_r_pct']:.2f}  ({paper} / {recomputed})")
+            line = (f"{m:<7} {100 * a['spearman']:>6.2f} {100 * a['pearson']:>6.2f} {a['mae']:>7.4f} "
+                    f"{a['coverage90']:>9.3f} {a['width90']:>9.4f} |")
+            if m in REFERENCE:
+                paper, recomputed = REFERENCE[m]
+                a["paper_rho_pct"] = ref("paper_table2", paper, "spearman_rho_pct")
+                a["recomputed_rho_pct"] = ref("reproduced_here", recomputed, "spearman_rho_pct")
+                a["recomputed_r_pct"] = ref("reproduced_here", recomputed, "pearson_r_pct")
+                line += (f" {a['paper_rho_pct']:>9.2f} {a['recomputed_rho_pct']:>12.2f} / "
+                         f"{a['recomputed_r_pct']:.2f}  ({paper} / {recomputed})")
+            print(line)
 
-        # 2. The plan, and the named mixtures predicted by the same regmix model.
+        # 2. The plan, and the named mixtures predicted by the same regmix model. The plan is pinned to
+        # regmix (the CLI's default is auto) so that its model is the saved regmix model, checked below.
         manifest = tmp / "regmix_pools.toml"
         write_manifest(manifest, domains)
         plan = json.loads(cli("plan", "--runs", runs_csv, "--where", "split=train", "--renormalize",
-                              "--target", TARGET, "--pools", manifest, "--out", tmp / "plan", "--json",
-                              "--seed", args.seed))
+                              "--target", TARGET, "--model", "regmix", "--pools", manifest, "--out", tmp / "plan",
+                              "--json", "--seed", args.seed))
         wcols = [f"w_{d}" for d in domains["domain"]]
         mixes = named.set_index("mixture_name")[wcols]
         mixes = mixes.div(mixes.sum(axis=1), axis=0)

@@ -44,16 +44,12 @@ import pandas as pd
 import mixplan
 from mixplan.pools import Pool, PoolSet
 
-ANCHORS = Path(__file__).resolve().parents[2].parent / "shared" / "anchors" / "regmix"
+from _common import regmix_anchor_dir as anchor_dir  # noqa: E402
+
 SAIL_REGMIX_TOKENS = 250e9
 N_DRAWS, TOP_K = 100_000, 128
 SPEEDUP_MIN = 10.0
 
-
-def anchor_dir() -> Path:
-    if not (ANCHORS / "regmix_proxy_runs.csv").is_file():
-        sys.exit(f"RegMix anchor data not found in {ANCHORS} (expected ../shared/anchors/regmix beside the repo)")
-    return ANCHORS
 
 
 def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:

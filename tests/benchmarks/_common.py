@@ -1,0 +1,43 @@
+"""Helpers shared by the benchmark scripts (run as ``python tests/benchmarks/NAME.py``, which puts
+this folder on ``sys.path``)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import sys
+from pathlib import Path
+
+from mixplan.cli import main as mixplan_main
+
+REGMIX_ANCHORS = Path(__file__).resolve().parents[2].parent / "shared" / "anchors" / "regmix"
+
+
+class Refused(RuntimeError):
+    """``mixplan`` exited with an error; the message is its last stderr line."""
+
+
+def run_cli(*argv: object) -> str:
+    """Run ``mixplan ARGV`` in-process; return its stdout, raise :class:`Refused` on a non-zero exit."""
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = mixplan_main([str(a) for a in argv])
+    if rc != 0:
+        lines = [ln for ln in err.getvalue().splitlines() if ln.strip()]
+        raise Refused(lines[-1] if lines else f"exit code {rc}")
+    return out.getvalue()
+
+
+def cli(*argv: object) -> str:
+    """:func:`run_cli`, stopping the script with mixplan's message when it fails."""
+    try:
+        return run_cli(*argv)
+    except Refused as exc:
+        sys.exit(f"mixplan {' '.join(map(str, argv))} failed: {exc}")
+
+
+def regmix_anchor_dir() -> Path:
+    if not (REGMIX_ANCHORS / "regmix_proxy_runs.csv").is_file():
+        sys.exit(f"RegMix anchor data not found in {REGMIX_ANCHORS} (expected ../shared/anchors/regmix beside the "
+                 "repo)")
+    return REGMIX_ANCHORS
