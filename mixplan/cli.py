@@ -1,4 +1,4 @@
-"""The ``mixplan`` command line: validate | fit | predict | plan | design.
+"""The ``mixplan`` command line: validate | fit | predict | plan | design | laws fit | budget.
 
 Every command takes ``--json`` (one JSON document on stdout instead of the table) and ``--seed``.
 Errors are one line on stderr with exit code 2 (``--debug`` shows the traceback); outputs are
@@ -312,7 +312,8 @@ def _merge_file(args: argparse.Namespace) -> None:
             setattr(args, dest, value)
 
 
-def _parse_pins(items: Sequence[str]) -> dict[str, float]:
+def _parse_named_numbers(items: Sequence[str], flag: str = "--pin", form: str = "POOL=WEIGHT",
+                example: str = "code=0.1") -> dict[str, float]:
     pins = {}
     for item in items:
         name, sep, value = item.partition("=")
@@ -321,7 +322,7 @@ def _parse_pins(items: Sequence[str]) -> dict[str, float]:
         except ValueError:
             sep = ""
         if not sep:
-            raise ValidationError(f"--pin {item!r}: write POOL=WEIGHT, e.g. --pin code=0.1")
+            raise ValidationError(f"{flag} {item!r}: write {form}, e.g. {flag} {example}")
     return pins
 
 
@@ -341,11 +342,11 @@ def _plan(args: argparse.Namespace) -> int:
     pools = pools or PoolSet.from_names(runs.pools)
     from .search import build_constraints
 
-    build_constraints(pools, args.tokens, _parse_pins(args.pin))  # refuse impossible constraints before fitting
+    build_constraints(pools, args.tokens, _parse_named_numbers(args.pin))  # refuse impossible constraints before fitting
     model = _fit_from_args(args, runs)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MixplanWarning)  # the plan carries its warnings; printed below
-        plan = make_plan(model, pools, tokens=args.tokens, pins=_parse_pins(args.pin), seed=args.seed,
+        plan = make_plan(model, pools, tokens=args.tokens, pins=_parse_named_numbers(args.pin), seed=args.seed,
                          level=args.level, n_candidates=args.candidates, top_k=args.top_k)
     doc = plan.to_dict()
     if args.out:
@@ -424,7 +425,7 @@ def _design(args: argparse.Namespace) -> int:
         from .search import build_constraints
         from .sequential import next_run_ids, propose_next
 
-        pins = _parse_pins(args.pin)
+        pins = _parse_named_numbers(args.pin)
         build_constraints(pools, args.tokens, pins)  # refuse impossible constraints before fitting
         check_writable([out / "mixtures.csv"], args.force)
         args.model, args.cv_folds = args.model or "auto", args.cv_folds or 5
@@ -477,12 +478,142 @@ def _design(args: argparse.Namespace) -> int:
 
 
 # ------------------------------------------------------------------------------------------------
+# laws fit / budget
+
+_LAWS = ("chinchilla", "data-constrained", "qqt")
+
+
+def _laws_add(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="laws_command", metavar="fit", parser_class=_Parser)
+    f = sub.add_parser("fit", help="fit a law to runs (Huber on log-loss, L-BFGS-B, bootstrap intervals)")
+    f.add_argument("runs", metavar="RUNS", help="table with params, tokens (and unique_tokens) columns and the target")
+    f.add_argument("--law", required=True, choices=_LAWS)
+    f.add_argument("--target", required=True, metavar="COL", help="the loss (or error) column")
+    f.add_argument("--where", action="append", default=[], metavar="COL=VALUE", help="keep rows with COL == VALUE")
+    f.add_argument("--base", default="datablations", metavar="NAME|FIT.json",
+                   help="data-constrained: the fixed Chinchilla constants (default datablations)")
+    f.add_argument("--qqt-objective", default="effective_utility", choices=["effective_utility", "effective_data"],
+                   help="qqt: repetition decays the utility (exponent) or the sample count")
+    f.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
+                   help="qqt: hold a parameter (a, b, tau, d) fixed, e.g. --fix a=0.025 --fix d=0.1 (the authors "
+                        "share a and d across pools)")
+    f.add_argument("--huber-delta", type=float, default=1e-3, help="Huber threshold on log-loss (1e-3)")
+    f.add_argument("--bootstrap", type=int, default=200, help="bootstrap refits for the intervals (200)")
+    f.add_argument("--level", type=float, default=0.95, help="interval level (0.95)")
+    f.add_argument("--out", metavar="FIT.json", help="write the fit here")
+    f.add_argument("--force", action="store_true", help="overwrite an existing output")
+    _common(f)
+
+
+def _read_law_doc(path: str) -> dict[str, Any]:
+    import json
+
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValidationError(f"{path}: no such file (a FIT.json from 'mixplan laws fit', or a law name)") from None
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(doc, dict) or "law" not in doc or "params" not in doc:
+        raise ValidationError(f"{path}: not a fitted law (expected the keys 'law' and 'params')")
+    return doc
+
+
+def _law_arg(value: str) -> Any:
+    """A published law name, or the path of a FIT.json."""
+    from .laws import PUBLISHED
+
+    return value if value in PUBLISHED else _read_law_doc(value)
+
+
+def _laws(args: argparse.Namespace) -> int:
+    if args.laws_command != "fit":
+        raise ValidationError("mixplan laws: choose a subcommand: fit")
+    from . import laws
+    from ._io import read_table
+
+    frame = read_table(args.runs)
+    for item in args.where:
+        col, sep, value = item.partition("=")
+        if not sep or col not in frame.columns:
+            raise ValidationError(f"--where {item!r}: write COL=VALUE with a column of {args.runs}")
+        frame = frame[frame[col].astype(str) == value]
+    if args.target not in frame.columns:
+        raise ValidationError(f"{args.runs}: no column {args.target!r} (columns: {', '.join(map(str, frame.columns))})")
+    if args.out:
+        check_writable([args.out], args.force)
+    if args.law == "chinchilla":
+        law = laws.CHINCHILLA
+    elif args.law == "data-constrained":
+        from .laws.budget import resolve_law
+
+        law = laws.data_constrained_law(resolve_law(_law_arg(args.base))[1])
+    else:
+        fixed = _parse_named_numbers(args.fix, "--fix", "NAME=VALUE", "a=0.025")
+        unknown = sorted(set(fixed) - {"a", "b", "tau", "d"})
+        if unknown:
+            raise ValidationError(f"--fix {unknown[0]}=...: the qqt law's parameters are a, b, tau, d")
+        law = laws.qqt_law(args.qqt_objective, **fixed)
+    if args.fix and args.law != "qqt":
+        raise ValidationError("--fix applies to --law qqt only")
+    data = {c: frame[c].to_numpy() for c in law.columns if c in frame.columns}
+    fit = laws.fit_law(law, data, frame[args.target].to_numpy(), delta=args.huber_delta, n_bootstrap=args.bootstrap,
+                       level=args.level, seed=args.seed, where=str(args.runs), rows=(frame.index + 1).tolist())
+    doc = fit.to_dict() | {"target": args.target, "source": str(args.runs)}
+    if args.out:
+        write_json_atomic(args.out, doc, force=args.force)
+    _emit(args, {k: v for k, v in doc.items() if k != "bootstrap"} | {"out": args.out},
+          fit.report() + (f"\nwritten: {args.out}" if args.out else ""))
+    return 0
+
+
+def _budget_add(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--flops", type=float, required=True, metavar="C", help="training compute in FLOPs")
+    p.add_argument("--params", type=float, metavar="N", help="fix the model size (tokens follow from C)")
+    p.add_argument("--tokens", type=float, metavar="D", help="fix the training tokens (model size follows from C)")
+    p.add_argument("--unique-tokens", type=float, metavar="U", help="unique tokens available (data-constrained)")
+    p.add_argument("--law", default="epoch-replicate", metavar="FIT.json|NAME",
+                   help="a fit from 'mixplan laws fit', or hoffmann, epoch, epoch-replicate (default), datablations")
+    p.add_argument("--flops-per-token-param", type=float, default=6.0,
+                   help="FLOPs per parameter per token, C = k N D (default 6)")
+    p.add_argument("--pools", metavar="POOLS", help="pool manifest: report each pool's epochs and discount")
+    p.add_argument("--mixture", action="append", default=[], metavar="POOL=W",
+                   help="the mixture's weights (repeatable); default: the manifest's priors")
+
+
+def _budget(args: argparse.Namespace) -> int:
+    from .laws.budget import pool_repetition, run_shape
+
+    shape = run_shape(args.flops, params=args.params, tokens=args.tokens, unique_tokens=args.unique_tokens,
+                      law=_law_arg(args.law), flops_per_token_param=args.flops_per_token_param)
+    if args.mixture and not args.pools:
+        raise ValidationError("--mixture needs --pools (each pool's available tokens)")
+    if args.pools:
+        pools = _load_pools(args.pools)
+        weights = _parse_named_numbers(args.mixture, "--mixture", "POOL=WEIGHT", "web=0.7") if args.mixture else dict(zip(pools.names, map(float, pools.prior)))
+        total = sum(weights.values())
+        if abs(total - 1.0) > 1e-6:
+            raise ValidationError(f"--mixture weights sum to {total:g}; they must sum to 1")
+        r_star = shape.law_params.get("R_D_star")
+        rows = pool_repetition(shape.tokens, weights, dict(zip(pools.names, map(float, pools.tokens))),
+                               *(() if r_star is None else (r_star,)))
+        from dataclasses import replace
+
+        shape = replace(shape, pools=rows)
+    _emit(args, shape.to_dict(), shape.table())
+    return 0
+
+
+# ------------------------------------------------------------------------------------------------
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[..., int]]] = {
     "validate": ("check a proxy-run table (and its pool manifest)", _validate_add, _validate),
     "fit": ("fit a regressor to proxy runs and report cross-validation", _fit_add, _fit),
     "predict": ("predict the objective (with intervals) for mixtures", _predict_add, _predict),
     "plan": ("recommend a mixture for the big run", _plan_add, _plan),
+    "laws": ("fit scaling laws to runs (laws fit)", _laws_add, _laws),
+    "budget": ("what a compute budget buys: parameters, tokens, loss, learning rate, batch size, pool epochs",
+               _budget_add, _budget),
     "design": ("design proxy runs: a RegMix-style swarm with floors and caps (--n), or the K runs that most "
                "improve the decision given the runs so far (--next)", _design_add, _design),
 }
@@ -495,7 +626,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (help_, add, _) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
         add(p)
-        _common(p)
+        if name != "laws":  # laws' options live on its subcommands
+            _common(p)
         if name == "plan":
             p.set_defaults(**{k: None for k in _PLAN_DEFAULTS})
     return parser

@@ -1,0 +1,158 @@
+r"""From a compute budget to a run shape: parameters, tokens, predicted loss, learning rate, batch
+size and, for a mixture over pools, each pool's epochs and effective-data discount.
+
+Allocation. With :math:`C = k N D` (``k`` FLOPs per parameter per token, 6 for a dense
+transformer) the caller fixes :math:`N` or :math:`D`, or neither: then the Chinchilla
+compute-optimal point (:func:`mixplan.laws.compute_optimal`), or, with ``unique_tokens`` given, the
+data-constrained optimum (:func:`mixplan.laws.optimal_allocation`, which repeats data when that
+beats a smaller model).
+
+Loss. Chinchilla's :math:`L(N, D)`, or the data-constrained :math:`L(N, D, U_D)` when unique tokens
+are given; its interval comes from the bootstrap refits stored with a fitted law (the loss
+evaluated at each refit, percentiles at the fit's level). Published constants carry no refits and
+so no interval.
+
+Pools. Pool :math:`i` with weight :math:`w_i` and :math:`U_i` available tokens is read
+:math:`e_i = w_i D / U_i` times; its effective tokens are Muennighoff's
+:math:`D'_i = U_i + U_i R^*_D (1 - e^{-(e_i - 1)^+ / R^*_D})` (capped at :math:`w_i D`), and the
+discount :math:`D'_i / (w_i D)` is what its repeated tokens are worth relative to fresh ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from ..exceptions import ValidationError
+from .chinchilla import PUBLISHED, chinchilla_loss, compute_optimal
+from .data_constrained import DATABLATIONS, data_constrained_loss, effective_data, optimal_allocation
+from .hyperparameters import step_law
+
+__all__ = ["RunShape", "run_shape", "pool_repetition", "resolve_law"]
+
+
+@dataclass(frozen=True)
+class RunShape:
+    flops: float
+    params: float
+    tokens: float
+    unique_tokens: float | None
+    loss: float
+    loss_interval: tuple[float, float] | None
+    level: float
+    learning_rate: float
+    batch_size_tokens: float
+    law: str
+    law_params: dict[str, float]
+    allocation: str
+    pools: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        lo, hi = self.loss_interval if self.loss_interval else (None, None)
+        return {"flops": self.flops, "params": self.params, "tokens": self.tokens,
+                "unique_tokens": self.unique_tokens,
+                "loss": self.loss, "loss_interval": {"lower": lo, "upper": hi, "level": self.level},
+                "learning_rate": self.learning_rate,
+                "batch_size": self.batch_size_tokens, "batch_size_unit": "tokens",
+                "batch_size_sequences_of_2048": self.batch_size_tokens / 2048,
+                "law": self.law, "law_params": self.law_params, "allocation": self.allocation,
+                "pools": self.pools}
+
+    def table(self) -> str:
+        interval = (f" [{self.loss_interval[0]:.4f}, {self.loss_interval[1]:.4f}] ({self.level:.0%})"
+                    if self.loss_interval else " (no interval: published constants carry no bootstrap refits)")
+        lines = [f"compute {self.flops:.4g} FLOPs, law {self.law} ({self.allocation})",
+                 f"parameters {self.params:.4g}, tokens {self.tokens:.4g} ({self.tokens / self.params:.1f} per parameter)"
+                 + (f", unique tokens {self.unique_tokens:.4g}" if self.unique_tokens else ""),
+                 f"predicted loss {self.loss:.4f}" + interval,
+                 f"learning rate {self.learning_rate:.3g}, batch size {self.batch_size_tokens:.3g} tokens "
+                 f"({self.batch_size_tokens / 2048:.0f} sequences of 2048) - Step Law"]
+        if self.pools:
+            lines.append(f"{'pool':>16} {'weight':>7} {'tokens':>10} {'epochs':>7} {'discount':>8}")
+            for p in self.pools:
+                lines.append(f"{p['pool']:>16} {p['weight']:>7.4f} {p['tokens']:>10.4g} {p['epochs']:>7.2f} "
+                             f"{p['discount']:>8.3f}")
+        return "\n".join(lines)
+
+
+def resolve_law(law: str | Mapping[str, Any]) -> tuple[str, dict[str, float], np.ndarray | None, float]:
+    """A published name or a fitted-law document (FIT.json) -> (name, parameters, bootstrap refits
+    as an (n, P) array in the order of ``parameters`` or None, interval level)."""
+    if isinstance(law, str):
+        if law not in PUBLISHED:
+            raise ValidationError(f"unknown law {law!r}; use a FIT.json from 'mixplan laws fit' or one of "
+                                  f"{', '.join(sorted(PUBLISHED))}")
+        params = dict(PUBLISHED[law])
+        if law == "datablations":
+            params |= {k: DATABLATIONS[k] for k in ("R_D_star", "R_N_star")}
+        return law, params, None, 0.95
+    if law.get("law") not in ("chinchilla", "data-constrained"):
+        raise ValidationError(f"a budget needs a chinchilla or data-constrained law, not {law.get('law')!r}")
+    params = {k: float(v) for k, v in law["params"].items()}
+    boot = law.get("bootstrap")
+    return str(law["law"]), params, None if not boot else np.asarray(boot, dtype=float), float(law.get("level", 0.95))
+
+
+def _positive(name: str, value: float | None) -> None:
+    if value is not None and not (np.isfinite(value) and value > 0):
+        raise ValidationError(f"{name} must be a positive number, got {value!r}")
+
+
+def run_shape(flops: float, *, params: float | None = None, tokens: float | None = None,
+              unique_tokens: float | None = None, law: str | Mapping[str, Any] = "epoch-replicate",
+              flops_per_token_param: float = 6.0) -> RunShape:
+    """The run a compute budget buys (see the module docstring)."""
+    for name, v in (("--flops", flops), ("--params", params), ("--tokens", tokens),
+                    ("--unique-tokens", unique_tokens), ("FLOPs per parameter per token", flops_per_token_param)):
+        _positive(name, v)
+    if params is not None and tokens is not None:
+        raise ValidationError("give --params or --tokens, not both: the budget fixes the other")
+    name, p, boot, level = resolve_law(law)
+    k = flops_per_token_param
+    if params is not None:
+        N, D, how = params, flops / (k * params), "parameters given"
+    elif tokens is not None:
+        N, D, how = flops / (k * tokens), tokens, "tokens given"
+    elif unique_tokens is not None:
+        N, D, _ = optimal_allocation(flops, unique_tokens, _with_r_star(p), k)
+        how = "data-constrained optimum (Muennighoff et al.)"
+    else:
+        n, d = compute_optimal(flops, p, k)
+        N, D, how = float(n), float(d), "compute-optimal (Chinchilla)"
+
+    def loss_of(q: Mapping[str, float]) -> float:
+        if unique_tokens is not None:
+            return float(data_constrained_loss(N, D, unique_tokens, _with_r_star(q)))
+        return float(chinchilla_loss(N, D, q["A"], q["B"], q["E"], q["alpha"], q["beta"]))
+
+    interval = None
+    if boot is not None and len(boot) > 1:
+        losses = [loss_of(dict(zip(p, row))) for row in boot]
+        interval = tuple(float(x) for x in np.quantile(losses, [(1 - level) / 2, (1 + level) / 2]))
+    lr, bs = step_law(N, D)
+    return RunShape(flops=float(flops), params=float(N), tokens=float(D), unique_tokens=unique_tokens,
+                    loss=loss_of(p), loss_interval=interval, level=level, learning_rate=float(lr),
+                    batch_size_tokens=float(bs), law=name, law_params=p, allocation=how)
+
+
+def _with_r_star(p: Mapping[str, float]) -> dict[str, float]:
+    """Chinchilla constants plus R_D*, R_N* (Muennighoff's when the law has none)."""
+    return {"R_D_star": DATABLATIONS["R_D_star"], "R_N_star": DATABLATIONS["R_N_star"]} | dict(p)
+
+
+def pool_repetition(tokens: float, weights: Mapping[str, float], available: Mapping[str, float],
+                    R_D_star: float = DATABLATIONS["R_D_star"]) -> list[dict[str, Any]]:
+    """Per pool: tokens drawn, epochs, effective tokens and discount at a total of ``tokens``."""
+    rows = []
+    for pool, w in weights.items():
+        if pool not in available:
+            raise ValidationError(f"pool {pool!r} of the mixture is not in the manifest ({', '.join(available)})")
+        drawn = w * tokens
+        eff = float(effective_data(drawn, available[pool], R_D_star)) if drawn > 0 else 0.0
+        eff = min(eff, drawn)  # below one epoch every token is fresh
+        rows.append({"pool": pool, "weight": float(w), "tokens": float(drawn), "epochs": float(drawn / available[pool]),
+                     "effective_tokens": eff, "discount": eff / drawn if drawn > 0 else 1.0})
+    return rows

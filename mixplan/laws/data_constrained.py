@@ -1,0 +1,90 @@
+r"""Data-constrained scaling (Muennighoff et al. 2023, ``huggingface/datablations``; laws.md section 2).
+
+.. math::
+
+    L(N, D, U_D) = E + \frac{A}{N'^\alpha} + \frac{B}{D'^\beta}
+
+    R_D = \max(D/U_D - 1, 0), \qquad D' = U_D + U_D R_D^* \left(1 - e^{-R_D / R_D^*}\right)
+
+    N_{opt}(U_D) = G (G U_D)^{\beta/\alpha}, \quad U_N = \min(N, N_{opt}(U_D)), \quad
+    R_N = \max(N/U_N - 1, 0), \quad N' = U_N + U_N R_N^* \left(1 - e^{-R_N / R_N^*}\right)
+
+with :math:`G = (\alpha A / (\beta B))^{1/(\alpha+\beta)}`. Repeated tokens decay in value with
+"half-life" :math:`R_D^* \ln 2` repetitions; :math:`D'` is capped at :math:`U_D (1 + R_D^*)`.
+Excess parameters (beyond what is Chinchilla-optimal for the unique data) decay likewise with
+:math:`R_N^*`.
+
+Fitting follows the authors (notebook cells 6 and 28): the base constants ``A, B, E, alpha, beta``
+are fixed (by default the C4 refit) and :math:`R_D^*, R_N^*` are fitted by Huber(1e-3) on log-loss
+from the grid :math:`(R_D^*, R_N^*) \in \mathrm{linspace}(0, 20, 4)^2` (the authors' zero is moved to
+a small positive value: the law divides by it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+from .chinchilla import PUBLISHED, compute_optimal
+from .fitting import Law
+
+__all__ = ["effective_data", "effective_params", "data_constrained_loss", "optimal_allocation",
+           "data_constrained_law", "DATABLATIONS"]
+
+#: Final constants of the paper (README "Parametric Fit"; notebook cell 29).
+DATABLATIONS: dict[str, float] = PUBLISHED["datablations"] | {"R_D_star": 15.387756, "R_N_star": 5.309743}
+
+
+def effective_data(D: np.ndarray, U: np.ndarray, R_D_star: float) -> np.ndarray:
+    """:math:`D' = U + U R^*_D (1 - e^{-R_D/R^*_D})`, :math:`R_D = \\max(D/U - 1, 0)`."""
+    D, U = np.asarray(D, dtype=float), np.asarray(U, dtype=float)
+    R = np.maximum(D / U - 1.0, 0.0)
+    return U + U * R_D_star * (1.0 - np.exp(-R / R_D_star))
+
+
+def effective_params(N: np.ndarray, U: np.ndarray, p: Mapping[str, float]) -> np.ndarray:
+    """:math:`N'`: parameters beyond the Chinchilla-optimal count for ``U`` unique tokens decay."""
+    A, B, alpha, beta = p["A"], p["B"], p["alpha"], p["beta"]
+    G = (alpha * A / (beta * B)) ** (1.0 / (alpha + beta))
+    n_opt = G * (G * np.asarray(U, dtype=float)) ** (beta / alpha)
+    UN = np.minimum(np.asarray(N, dtype=float), n_opt)
+    R = np.maximum(np.asarray(N, dtype=float) / UN - 1.0, 0.0)
+    return UN + UN * p["R_N_star"] * (1.0 - np.exp(-R / p["R_N_star"]))
+
+
+def data_constrained_loss(N: np.ndarray, D: np.ndarray, U: np.ndarray, params: Mapping[str, float]) -> np.ndarray:
+    """:math:`L(N, D, U_D)` with :math:`U_D \\le D` unique tokens."""
+    U = np.minimum(np.asarray(U, dtype=float), np.asarray(D, dtype=float))
+    Np = effective_params(N, U, params)
+    Dp = effective_data(D, U, params["R_D_star"])
+    return params["E"] + params["A"] / Np ** params["alpha"] + params["B"] / Dp ** params["beta"]
+
+
+def optimal_allocation(C: float, U: float, params: Mapping[str, float] = DATABLATIONS,
+                       flops_per_token_param: float = 6.0) -> tuple[float, float, float]:
+    """(N, D, loss) minimising the loss at compute ``C`` with ``U`` unique tokens, by the authors'
+    grid search: scale the Chinchilla-optimal point by ``i`` and ``1/i`` for ``i`` in
+    ``linspace(1.0001, 3, 500)`` (the unscaled point itself is not a candidate, as in the README)."""
+    n0, d0 = compute_optimal(C, params, flops_per_token_param)
+    i = np.linspace(1.0001, 3.0, 500)
+    N = np.concatenate([n0 / i, n0 * i])
+    D = np.concatenate([d0 * i, d0 / i])
+    loss = data_constrained_loss(N, D, np.minimum(U, D), params)
+    k = int(np.argmin(loss))
+    return float(N[k]), float(D[k]), float(loss[k])
+
+
+def data_constrained_law(base: Mapping[str, float] = DATABLATIONS) -> Law:
+    """The law in the fitter's terms: ``R_D*`` and ``R_N*`` fitted, ``base``'s A, B, E, alpha, beta fixed."""
+    fixed = {k: float(base[k]) for k in ("A", "B", "E", "alpha", "beta")}
+
+    def log_predict(theta: np.ndarray, data: Mapping[str, np.ndarray]) -> np.ndarray:
+        p = fixed | {"R_D_star": theta[0], "R_N_star": theta[1]}
+        return np.log(data_constrained_loss(data["params"], data["tokens"], data["unique_tokens"], p))
+
+    return Law(name="data-constrained", theta_names=("R_D_star", "R_N_star"), log_predict=log_predict,
+               named=lambda t: fixed | {"R_D_star": float(t[0]), "R_N_star": float(t[1])},
+               bounds=((1e-3, 1e3), (1e-3, 1e3)),
+               grid=(tuple(np.linspace(0, 20, 4)), tuple(np.linspace(0, 20, 4))),
+               columns=("params", "tokens", "unique_tokens"), fixed=tuple(fixed))
