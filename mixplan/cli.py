@@ -14,6 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from . import __version__
 from ._io import check_writable, read_toml, dumps_json, write_json_atomic, write_table_atomic, write_text_atomic
 from .exceptions import MixplanError, MixplanWarning, ValidationError
@@ -256,8 +258,9 @@ def _predict(args: argparse.Namespace) -> int:
 _PLAN_KEYS = {"runs": str, "pools": str, "target": str, "tokens": float, "seed": int, "out": str, "model": str,
               "maximize": bool, "pins": dict, "candidates": int, "top_k": int, "level": float, "renormalize": bool,
               "metrics": str, "layout": str, "cv_folds": int, "cv_repeats": int,
-              "where": dict}
-_PATH_KEYS = {"runs", "pools", "out", "metrics"}
+              "where": dict, "flops": float, "params": float, "law": str, "repetition_runs": str,
+              "r_star": float, "gamma": float, "repetition_caps": bool, "budget_range": str, "budget_steps": int}
+_PATH_KEYS = {"runs", "pools", "out", "metrics", "repetition_runs"}
 
 
 def _plan_add(p: argparse.ArgumentParser) -> None:
@@ -267,6 +270,22 @@ def _plan_add(p: argparse.ArgumentParser) -> None:
     _runs_options(p, runs_required=False)
     _fit_options(p)
     p.add_argument("--tokens", type=float, metavar="D", help="the big run's token budget (enables availability caps)")
+    p.add_argument("--flops", type=float, metavar="C",
+                   help="the big run's compute instead of --tokens: tokens from --params, or compute-optimal by --law")
+    p.add_argument("--params", type=float, metavar="N", help="with --flops: the model size")
+    p.add_argument("--law", metavar="FIT.json|NAME", help="with --flops: the loss law (default epoch-replicate)")
+    p.add_argument("--repetition-runs", metavar="RUNS",
+                   help="runs at other budgets (a tokens column) that repeat data: fit the repetition-aware objective "
+                        "(R*, gamma) on them and the proxy runs, and plan with it")
+    p.add_argument("--r-star", type=float, metavar="R",
+                   help="repetition-aware objective with this R* (Muennighoff et al.: 15.4) instead of fitting it")
+    p.add_argument("--gamma", type=float, metavar="G",
+                   help="with --r-star: the metric's change per log of effective data (default 0)")
+    p.add_argument("--repetition-caps", action=argparse.BooleanOptionalAction, default=None,
+                   help="also apply the manifest's max_epochs caps to the repetition-aware search")
+    p.add_argument("--budget-range", metavar="LO:HI",
+                   help="sweep the target budget (tokens) from LO to HI; writes budget_sweep.csv with --out")
+    p.add_argument("--budget-steps", type=int, metavar="K", help="budgets in the sweep, log-spaced (default 9)")
     p.add_argument("--pin", action="append", default=[], metavar="POOL=W", help="fix a pool's weight (repeatable)")
     p.add_argument("--candidates", type=int, default=20_000, help="Dirichlet candidates to score (default 20000)")
     p.add_argument("--top-k", type=int, default=128, help="best candidates averaged (default 128, as RegMix)")
@@ -334,26 +353,121 @@ def _plan(args: argparse.Namespace) -> int:
     from .pools import PoolSet
 
     pools = _load_pools(args.pools)
-    if pools is None and args.tokens is not None:
-        raise ValidationError("--tokens needs --pools: availability caps need each pool's token count")
+    given = [f for f, v in (("--tokens", args.tokens), ("--flops", args.flops), ("--budget-range", args.budget_range))
+             if v is not None]
+    if pools is None and given:
+        raise ValidationError(f"{given[0]} needs --pools: availability caps need each pool's token count")
+    budget = _plan_budget(args)
+    sweep = _budget_sweep(args)
     outs = [Path(args.out) / "plan.json", Path(args.out) / "candidates.csv"] if args.out else []
+    if sweep is not None and args.out:
+        outs.append(Path(args.out) / "budget_sweep.csv")
     check_writable(outs, args.force)
     runs = _load_runs(args, pools)
     pools = pools or PoolSet.from_names(runs.pools)
     from .search import build_constraints
 
-    build_constraints(pools, args.tokens, _parse_named_numbers(args.pin))  # refuse impossible constraints before fitting
+    pins = _parse_named_numbers(args.pin)
+    build_constraints(pools, args.tokens, pins)  # refuse impossible constraints before fitting
     model = _fit_from_args(args, runs)
+    repetition = _repetition_model(args, model, runs, pools)
+    options = {"pins": pins, "seed": args.seed, "level": args.level, "n_candidates": args.candidates,
+               "top_k": args.top_k, "repetition": repetition, "combine_caps": bool(args.repetition_caps)}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MixplanWarning)  # the plan carries its warnings; printed below
-        plan = make_plan(model, pools, tokens=args.tokens, pins=_parse_named_numbers(args.pin), seed=args.seed,
-                         level=args.level, n_candidates=args.candidates, top_k=args.top_k)
-    doc = plan.to_dict()
+        plan = make_plan(model, pools, tokens=args.tokens, **options)
+        rows = [] if sweep is None else [_sweep_row(make_plan(model, pools, tokens=t, **options), t)
+                                         for t in sweep]
+    doc = plan.to_dict() | ({"budget": budget} if budget else {})
+    text = plan.table()
+    if sweep is not None:
+        import pandas as pd
+
+        frame = pd.DataFrame(rows)
+        doc["budget_sweep"] = frame.to_dict(orient="records")
+        text += "\n\nrecommended mixture by target budget:\n" + frame.to_string(index=False, float_format="%.4g")
     if args.out:
         write_json_atomic(outs[0], doc, force=args.force)
         write_table_atomic(outs[1], plan.candidates_frame(), force=args.force)
-    _emit(args, doc, plan.table() + (f"\n\nwritten: {outs[0]}, {outs[1]}" if args.out else ""))
+        if sweep is not None:
+            write_table_atomic(outs[2], frame, force=args.force)
+    _emit(args, doc, text + (f"\n\nwritten: {', '.join(map(str, outs))}" if args.out else ""))
     return 0
+
+
+def _plan_budget(args: argparse.Namespace) -> dict[str, Any] | None:
+    """With --flops, set --tokens from the run shape the compute buys (and return that shape)."""
+    if args.flops is None:
+        if args.params is not None or args.law is not None:
+            raise ValidationError("--params and --law go with --flops")
+        return None
+    if args.tokens is not None:
+        raise ValidationError("give the budget as --tokens or as --flops, not both")
+    from .laws.budget import run_shape
+
+    shape = run_shape(args.flops, params=args.params, law=_law_arg(args.law or "epoch-replicate"))
+    args.tokens = shape.tokens
+    return shape.to_dict()
+
+
+def _budget_sweep(args: argparse.Namespace) -> list[float] | None:
+    if not args.budget_range:
+        return None
+    lo, sep, hi = args.budget_range.partition(":")
+    try:
+        a, b = float(lo), float(hi)
+    except ValueError:
+        sep = ""
+    if not sep or not (0 < a < b):
+        raise ValidationError(f"--budget-range {args.budget_range!r}: write LO:HI with 0 < LO < HI, e.g. 1e6:1e8")
+    steps = args.budget_steps or 9
+    if steps < 2:
+        raise ValidationError(f"--budget-steps must be at least 2, got {steps}")
+    return [float(t) for t in np.geomspace(a, b, steps)]
+
+
+def _sweep_row(plan: Any, tokens: float) -> dict[str, Any]:
+    rec = plan.mixtures["recommended"]
+    row = {"tokens": tokens} | {f"w_{p}": v for p, v in rec["weights"].items()}
+    row["max_epochs"] = max(rec["epochs"].values())
+    row["prediction"] = rec["at_budget"]["objective"] if "at_budget" in rec else rec["prediction"]
+    return row
+
+
+def _repetition_model(args: argparse.Namespace, model: Any, runs: Any, pools: Any) -> Any:
+    """The repetition-aware objective of --repetition-runs (fitted) or --r-star (given), or None."""
+    from .repetition import RepetitionModel, fit_repetition
+
+    if args.r_star is not None and args.repetition_runs:
+        raise ValidationError("give --repetition-runs (fit R*) or --r-star (set it), not both")
+    if args.r_star is not None:
+        if not args.r_star > 0:
+            raise ValidationError(f"--r-star must be positive, got {args.r_star}")
+        return RepetitionModel(r_star=args.r_star, gamma=args.gamma or 0.0, source="given (--r-star, --gamma)")
+    if args.gamma is not None:
+        raise ValidationError("--gamma goes with --r-star")
+    if not args.repetition_runs:
+        if args.repetition_caps:
+            raise ValidationError("--repetition-caps needs a repetition-aware objective (--repetition-runs or --r-star)")
+        return None
+    if args.tokens is None:
+        raise ValidationError("the repetition-aware objective needs the target budget (--tokens or --flops)")
+    from .runs import read_runs
+
+    more = read_runs(args.repetition_runs, pools, renormalize=args.renormalize)
+    proxy = runs.frame["tokens"].to_numpy(dtype=float) if "tokens" in runs.frame else None
+    if proxy is None or "tokens" not in more.frame:
+        raise ValidationError(f"{args.repetition_runs}: the repetition model needs a tokens column in both run "
+                              "tables (the budget each run was trained on)")
+    if np.ptp(proxy) > 0:
+        raise ValidationError(f"{runs.source}: the proxy runs have several budgets; fit the model on runs of one budget")
+    objective = model.objective
+    W = np.vstack([runs.weights, more.weights])
+    T = np.r_[proxy, more.frame["tokens"].to_numpy(dtype=float)]
+    y = np.r_[objective.values(runs), objective.values(more)]
+    f = lambda V: model.predict(V).mean  # noqa: E731 - the proxy-scale prediction
+    return fit_repetition(f, W, T, y, pools.tokens, float(proxy[0]), seed=args.seed, level=args.level,
+                          source=f"fitted on {runs.source} and {more.source}")
 
 
 # ------------------------------------------------------------------------------------------------

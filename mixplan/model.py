@@ -158,7 +158,8 @@ class MixtureModel:
                           nearest_run=[self.train_ids[i] for i in idx], nearest_distance=dist,
                           covered=dist <= self.coverage_radius + 1e-12, columns=cols)
 
-    def prob_better(self, w: np.ndarray, others: np.ndarray, level: float = DEFAULT_LEVEL) -> np.ndarray:
+    def prob_better(self, w: np.ndarray, others: np.ndarray, level: float = DEFAULT_LEVEL,
+                    offsets: np.ndarray | None = None) -> np.ndarray:
         r"""Probability that mixture ``w`` has a better objective than each row of ``others``.
 
         The difference of the two predicted objectives is treated as Gaussian. Its standard deviation
@@ -166,11 +167,12 @@ class MixtureModel:
         errors of nearby mixtures cancel), scaled by :math:`\kappa = q / z`, the ratio of the
         conformal quantile at ``level`` to the Gaussian one, so that the GP's spread matches the
         out-of-fold errors. Without a GP the two errors are taken as independent with sd
-        :math:`q / z` each.
+        :math:`q / z` each. ``offsets`` (one per row of ``[w, *others]``) are added to the predicted
+        objectives first: the repetition-aware objective's data term.
         """
         O = np.atleast_2d(np.asarray(others, dtype=float))
         W = np.vstack([np.asarray(w, dtype=float)[None, :], O])
-        pred = self.predict(W, level=level).mean
+        pred = self.predict(W, level=level).mean + (0.0 if offsets is None else np.asarray(offsets, dtype=float))
         kappa = self.interval_scale(level) / float(norm.ppf(0.5 + level / 2))
         if self.adaptive:
             var = np.zeros(len(O))

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -23,6 +23,7 @@ from ._io import library_versions
 from .exceptions import ExtrapolationWarning, ValidationError
 from .model import DEFAULT_LEVEL, MixtureModel, cv_summary
 from .pools import PoolSet
+from .repetition import RepetitionModel
 from .search import SearchResult, active_constraints, build_constraints, search
 
 __all__ = ["Plan", "make_plan"]
@@ -44,6 +45,7 @@ class Plan:
     search: dict[str, Any]
     seed: int
     models: list[dict[str, Any]] = field(default_factory=list)  # per objective column: model choice + CV
+    repetition: dict[str, Any] | None = None  # the repetition-aware objective's model and parameters
     warnings: list[str] = field(default_factory=list)
     result: SearchResult | None = None
 
@@ -55,7 +57,8 @@ class Plan:
             "target_tokens": self.tokens, "token_unit": self.token_unit,
             "recommended": self.recommended, "mixtures": self.mixtures,
             "active_constraints": self.active, "constraints": self.constraints,
-            "cv": self.cv, "models": self.models, "search": self.search, "warnings": self.warnings,
+            "cv": self.cv, "models": self.models, "repetition": self.repetition, "search": self.search,
+            "warnings": self.warnings,
         }
 
     def candidates_frame(self) -> pd.DataFrame:
@@ -100,6 +103,20 @@ class Plan:
             "P(recommended better)": "" if "p_recommended_better" not in m else f"{m['p_recommended_better']:.2f}",
         } for n, m in self.mixtures.items()])
         lines.append(pred.to_string(index=False))
+        if self.repetition is not None:
+            r = self.repetition
+            ci = r["intervals"]
+            lines += ["", f"repetition-aware objective at {self.tokens:.6g} {self.token_unit}: R* = {r['r_star']:.3g}"
+                      + (f" [{ci['r_star'][0]:.3g}, {ci['r_star'][1]:.3g}]" if "r_star" in ci else "")
+                      + f", gamma = {r['gamma']:.3g}"
+                      + (f" [{ci['gamma'][0]:.3g}, {ci['gamma'][1]:.3g}]" if "gamma" in ci else "")
+                      + f" ({r['source']})"]
+            at = pd.DataFrame([{
+                "mixture": n, "objective@budget": f"{m['at_budget']['objective']:.4f}",
+                "interval": f"[{m['at_budget']['lower']:.4f}, {m['at_budget']['upper']:.4f}]",
+                "effective data": f"{m['at_budget']['effective_fraction']:.3f}",
+                "max epochs": f"{max(m['epochs'].values()):.2f}"} for n, m in self.mixtures.items()])
+            lines.append(at.to_string(index=False))
         if self.tokens is not None:
             lines.append("note: predictions are at the scale of the proxy runs the model was fitted on; the target "
                          "budget sets the availability caps and the epochs shown")
@@ -111,8 +128,46 @@ class Plan:
         return "\n".join(lines)
 
 
+def _mean(regs: list[tuple[float, Any]], W: np.ndarray) -> np.ndarray:
+    return sum(coef * reg.predict(W) for coef, reg in regs)  # type: ignore[return-value]
+
+
+def _repetition_optima(model: MixtureModel, pools: PoolSet, tokens: float, pins: Mapping[str, float] | None,
+                       rep: RepetitionModel, regs: list[tuple[float, Any]], capped: SearchResult, seed: int,
+                       combine_caps: bool, options: dict[str, Any]) -> tuple[SearchResult, dict[str, Any]]:
+    """The repetition-blind (no epoch caps), hard-cap (the manifest's max_epochs) and
+    repetition-aware optima; the last becomes the recommendation."""
+    sense = model.objective.sense
+    uncapped = PoolSet(tuple(replace(p, max_epochs=float("inf")) for p in pools), name=pools.name,
+                       token_unit=pools.token_unit, path=pools.path, tokens_known=pools.tokens_known)
+    c_free = build_constraints(uncapped, tokens, pins)
+    blind = search(lambda W, fast: sense * _mean(regs, W), c_free, pools.prior, seed=seed,
+                   extra=model.train_weights, **options)
+    aware_c = build_constraints(pools, tokens, pins) if combine_caps else c_free
+    aware = search(lambda W, fast: sense * rep.objective(lambda V: _mean(regs, V), W, tokens, pools.tokens),
+                   aware_c, pools.prior, seed=seed, extra=model.train_weights, **options)
+    return aware, {"optima": {"repetition_blind": blind, "hard_cap": capped}, "aware_caps": combine_caps}
+
+
+def _at_budget(model: MixtureModel, regs: list[tuple[float, Any]], rep: RepetitionModel, w: np.ndarray,
+               tokens: float, pools: PoolSet, level: float) -> dict[str, Any]:
+    """The repetition-aware prediction of one mixture at the target budget, with per-pool discounts."""
+    from .repetition import effective_mixture
+
+    wt, frac = effective_mixture(w, tokens, pools.tokens, rep.r_star)
+    objective = float(rep.objective(lambda V: _mean(regs, V), w[None, :], tokens, pools.tokens)[0])
+    drawn = w * tokens
+    eff = wt[0] * frac[0] * tokens
+    half = model.interval_scale(level) * float(model.predict_sd(wt)[0])
+    return {"objective": objective, "lower": objective - half, "upper": objective + half,
+            "effective_fraction": float(frac[0]),
+            "discount": {p: (float(e / d) if d > 0 else 1.0) for p, e, d in zip(pools.names, eff, drawn)},
+            "effective_weights": dict(zip(pools.names, map(float, wt[0])))}
+
+
 def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = None,
               pins: Mapping[str, float] | None = None, seed: int = 0, level: float = DEFAULT_LEVEL,
+              repetition: RepetitionModel | None = None, combine_caps: bool = False,
               measured: Mapping[str, float] | None = None, best_run: tuple[str, np.ndarray, float] | None = None,
               **search_options: Any) -> Plan:
     """Search the best feasible mixture for ``model`` and compare it with simple baselines.
@@ -128,6 +183,11 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
         Pool -> fixed weight.
     best_run : (run_id, weights, measured objective), optional
         The best observed proxy run; defaults to the best of the model's training runs.
+    repetition : RepetitionModel, optional
+        Score mixtures at the target budget with the repetition-aware objective
+        (:mod:`mixplan.repetition`); the plan then also shows the repetition-blind optimum (no epoch
+        caps) and the hard-cap optimum (the manifest's ``max_epochs``), and recommends the
+        repetition-aware one (searched without epoch caps unless ``combine_caps``).
     search_options
         Passed to :func:`mixplan.search.search` (``n_candidates``, ``top_k``, ...).
     """
@@ -146,12 +206,19 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
         return sense * sum(coef * reg.predict(W, num_iteration=fast_trees if fast else None) for coef, reg in regs)
 
     result = search(score, c, pools.prior, seed=seed, extra=model.train_weights, **search_options)
+    repetition_info = None
+    if repetition is not None:
+        if tokens is None:
+            raise ValidationError("the repetition-aware objective needs the target budget (--tokens or --flops)")
+        result, repetition_info = _repetition_optima(model, pools, tokens, pins, repetition, regs, result, seed,
+                                                     combine_caps, search_options)
 
     if best_run is None:
         i = int(np.argmin(sense * model.train_y))
         best_run = (model.train_ids[i], model.train_weights[i], float(model.train_y[i]))
     named = {
         "recommended": result.weights,
+        **({} if repetition_info is None else {k: v.weights for k, v in repetition_info["optima"].items()}),
         "top_k_mean": result.topk_weights,
         "token_proportional": pools.token_share,
         "uniform": np.full(len(pools), 1.0 / len(pools)),
@@ -167,11 +234,20 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
         entry = {"weights": dict(zip(pools.names, map(float, w)))} | pred.row(k) | {"feasible": bool(feasible[k])}
         if tokens is not None:
             entry["epochs"] = dict(zip(pools.names, map(float, w * tokens / pools.tokens)))
+        if repetition is not None:
+            entry["at_budget"] = _at_budget(model, regs, repetition, w, tokens, pools, level)
         entry["measured"] = None
         mixtures[name] = entry
     # How sure is "recommended beats X"? (GP posterior of the difference, calibrated on the CV errors.)
     others = [n for n in named if n != "recommended"]
-    p_better = model.prob_better(named["recommended"], np.vstack([named[n] for n in others]), level=level)
+    if repetition is None:
+        p_better = model.prob_better(named["recommended"], np.vstack([named[n] for n in others]), level=level)
+    else:  # compare at the target budget: effective mixtures plus the data term
+        from .repetition import effective_mixture
+
+        order = ["recommended", *others]
+        Wt, frac = effective_mixture(np.vstack([named[n] for n in order]), tokens, pools.tokens, repetition.r_star)
+        p_better = model.prob_better(Wt[0], Wt[1:], level=level, offsets=-repetition.gamma * np.log(frac))
     for n, p in zip(others, p_better):
         mixtures[n]["p_recommended_better"] = float(p)
     mixtures["best_observed"]["run_id"] = best_run[0]
@@ -200,8 +276,12 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
     }
     return Plan(pools=pools.names, objective=model.objective.to_dict(), tokens=tokens,
                 token_unit=pools.token_unit, recommended=mixtures["recommended"]["weights"], mixtures=mixtures,
-                active=active_constraints(result.weights, c), constraints=c.to_dict(),
+                active=active_constraints(result.weights, c if repetition is None or combine_caps
+                                          else build_constraints(pools, tokens, pins)),
+                constraints=c.to_dict(),
                 cv={k: v for k, v in model.cv.items() if k not in ("residuals", "scores")},
                 search=search_info, seed=seed, warnings=notes, result=result,
                 models=[{k: t[k] for k in ("column", "model", "components", "selection", "cv")}
-                        for t in model.meta()["targets"]])
+                        for t in model.meta()["targets"]],
+                repetition=None if repetition is None else repetition.to_dict() | {
+                    "aware_search_caps": "manifest max_epochs" if combine_caps else "none"})

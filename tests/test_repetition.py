@@ -1,0 +1,105 @@
+"""The repetition-aware objective (mixplan.repetition) and its place in the plan."""
+
+import json
+
+import numpy as np
+import pytest
+
+from mixplan import ValidationError, fit_model, load_pools, make_plan, parse_objective, read_runs
+from mixplan.repetition import RepetitionModel, effective_mixture, fit_repetition
+
+
+def test_without_repetition_the_objective_is_the_proxy_prediction():
+    rng = np.random.default_rng(0)
+    W = rng.dirichlet(np.ones(4), 50)
+    available = np.array([1e6, 2e6, 3e6, 4e6])
+    f = lambda V: V @ np.array([1.0, 2.0, 3.0, 4.0]) + np.sin(V[:, 0])  # noqa: E731
+    rep = RepetitionModel(r_star=3.0, gamma=0.4)
+    # at 1e6 tokens no pool can be read more than once
+    assert np.array_equal(rep.objective(f, W, 1e6, available), f(W))
+
+
+def test_more_epochs_never_add_effective_data():
+    available = np.array([1e5, 1e7])
+    shares = np.linspace(0.01, 0.99, 60)
+    W = np.column_stack([shares, 1 - shares])
+    for r_star in (0.5, 5.0, 15.4, 200.0):
+        Wt, frac = effective_mixture(W, 4e6, available, r_star)
+        eff_small = Wt[:, 0] * frac * 4e6
+        drawn = W[:, 0] * 4e6
+        assert np.all(np.diff(eff_small) >= -1e-6)  # more drawn, never less effective
+        assert np.all(np.diff(eff_small / drawn) <= 1e-12)  # ... but each token is worth less
+        assert np.all(eff_small <= drawn + 1e-6) and np.all(frac <= 1 + 1e-12)
+
+
+def test_fit_recovers_a_known_repetition_model():
+    rng = np.random.default_rng(1)
+    available = np.array([2e5, 1e6, 5e6])
+    f = lambda V: 3.0 - 0.5 * V[:, 0] - 0.2 * np.log(V[:, 1] + 0.05) + 0.3 * V[:, 2] ** 2  # noqa: E731
+    truth = RepetitionModel(r_star=4.0, gamma=0.15)
+    W = rng.dirichlet(np.ones(3), 60)
+    T = np.repeat([1e6, 4e6], 30)
+    y = np.empty(60)
+    for t in (1e6, 4e6):
+        i = T == t
+        y[i] = truth.objective(f, W[i], t, available) - 0.15 * np.log(t / 1e6) + 0.002 * rng.normal(size=i.sum())
+    rep = fit_repetition(f, W, T, y, available, 1e6, n_bootstrap=30, seed=0)
+    assert rep.r_star == pytest.approx(4.0, rel=0.3) and rep.gamma == pytest.approx(0.15, rel=0.1)
+    assert rep.intervals["r_star"][0] < 4.0 < rep.intervals["r_star"][1]
+    assert rep.rmse < rep.rmse_blind
+
+
+def test_fit_refuses_runs_that_cannot_measure_repetition():
+    W = np.full((10, 2), 0.5)
+    f = lambda V: V[:, 0]  # noqa: E731
+    with pytest.raises(ValidationError, match="needs runs at two budgets"):
+        fit_repetition(f, W, np.full(10, 1e6), np.ones(10), np.array([1e9, 1e9]), 1e6)
+    with pytest.raises(ValidationError, match="no run repeats any pool"):
+        fit_repetition(f, W, np.r_[np.full(5, 1e6), np.full(5, 2e6)], np.ones(10), np.array([1e9, 1e9]), 1e6)
+
+
+def test_plan_shows_the_three_optima_and_keeps_floors_and_caps(synthetic, tmp_path):
+    study, path, _ = synthetic
+    manifest = tmp_path / "pools.toml"
+    # p2 is small (it repeats at the budget) and has a floor; p4 has a cap
+    manifest.write_text("[pools.p0]\ntokens = 4e6\n[pools.p1]\ntokens = 4e6\n"
+                        "[pools.p2]\ntokens = 2e5\nmin_weight = 0.02\n[pools.p3]\ntokens = 4e6\n"
+                        "[pools.p4]\ntokens = 4e6\nmax_weight = 0.1\n")
+    pools = load_pools(manifest)
+    runs = read_runs(path, pools)
+    model = fit_model(runs, parse_objective("loss", runs), "gp", seed=0)
+    rep = RepetitionModel(r_star=2.0, gamma=0.05)
+    for caps in (False, True):
+        plan = make_plan(model, pools, tokens=4e6, repetition=rep, combine_caps=caps, n_candidates=3000)
+        rec = np.array(list(plan.mixtures["recommended"]["weights"].values()))
+        assert {"repetition_blind", "hard_cap", "recommended"} <= set(plan.mixtures)
+        assert rec.sum() == pytest.approx(1.0) and rec[2] >= 0.02 - 1e-9 and rec[4] <= 0.1 + 1e-9
+        if caps:  # manifest default max_epochs = 4 on the 2e5-token pool: w <= 0.2
+            assert rec[2] * 4e6 / 2e5 <= 4 + 1e-6
+        at = {n: m["at_budget"]["objective"] for n, m in plan.mixtures.items()}
+        if not caps:  # the repetition-aware optimum is best under its own objective
+            assert at["recommended"] <= min(at["repetition_blind"], at["hard_cap"]) + 1e-9
+        assert plan.to_dict()["repetition"]["r_star"] == 2.0
+    blind = plan.mixtures["repetition_blind"]
+    assert max(blind["epochs"].values()) > 4  # the blind optimum ignores max_epochs
+    assert json.loads(json.dumps(plan.to_dict()))  # JSON-ready
+
+
+def test_plan_cli_repetition_options(synthetic, tmp_path, capsys):
+    from mixplan.cli import main
+
+    _, path, manifest = synthetic
+    out = tmp_path / "out"
+    assert main(["plan", "--runs", str(path), "--pools", str(manifest), "--target", "loss", "--model", "gp",
+                 "--tokens", "4e6", "--r-star", "2", "--gamma", "0.05", "--budget-range", "1e5:4e6",
+                 "--budget-steps", "3", "--candidates", "2000", "--out", str(out)]) == 0
+    assert "repetition-aware objective at 4e+06" in capsys.readouterr().out
+    sweep = (out / "budget_sweep.csv").read_text().splitlines()
+    assert sweep[0].startswith("tokens,w_p0") and len(sweep) == 4
+    for argv, msg in ((["--gamma", "0.1"], "--gamma goes with --r-star"),
+                      (["--r-star", "2", "--repetition-runs", str(path)], "not both"),
+                      (["--budget-range", "5:1"], "write LO:HI with 0 < LO < HI"),
+                      (["--flops", "1e20", "--tokens", "1e6"], "--tokens or as --flops, not both")):
+        code = main(["plan", "--runs", str(path), "--pools", str(manifest), "--target", "loss", *argv])
+        err = capsys.readouterr().err
+        assert code == 2 and msg in err, err
