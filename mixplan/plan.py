@@ -114,6 +114,8 @@ class Plan:
             at = pd.DataFrame([{
                 "mixture": n, "objective@budget": f"{m['at_budget']['objective']:.4f}",
                 "interval": f"[{m['at_budget']['lower']:.4f}, {m['at_budget']['upper']:.4f}]",
+                "predicted run@budget": "" if m["at_budget"]["prediction"] is None else
+                f"{m['at_budget']['prediction']:.4f}",
                 "effective data": f"{m['at_budget']['effective_fraction']:.3f}",
                 "max epochs": f"{max(m['epochs'].values()):.2f}"} for n, m in self.mixtures.items()])
             lines.append(at.to_string(index=False))
@@ -144,7 +146,8 @@ def _repetition_optima(model: MixtureModel, pools: PoolSet, tokens: float, pins:
     blind = search(lambda W, fast: sense * _mean(regs, W), c_free, pools.prior, seed=seed,
                    extra=model.train_weights, **options)
     aware_c = build_constraints(pools, tokens, pins) if combine_caps else c_free
-    aware = search(lambda W, fast: sense * rep.objective(lambda V: _mean(regs, V), W, tokens, pools.tokens),
+    aware = search(lambda W, fast: sense * rep.objective(lambda V: _mean(regs, V), W, tokens, pools.tokens,
+                                                         pools.r_star),
                    aware_c, pools.prior, seed=seed, extra=model.train_weights, **options)
     return aware, {"optima": {"repetition_blind": blind, "hard_cap": capped}, "aware_caps": combine_caps}
 
@@ -154,13 +157,18 @@ def _at_budget(model: MixtureModel, regs: list[tuple[float, Any]], rep: Repetiti
     """The repetition-aware prediction of one mixture at the target budget, with per-pool discounts."""
     from .repetition import effective_mixture
 
-    wt, frac = effective_mixture(w, tokens, pools.tokens, rep.r_star)
-    objective = float(rep.objective(lambda V: _mean(regs, V), w[None, :], tokens, pools.tokens)[0])
+    wt, frac = effective_mixture(w, tokens, pools.tokens, rep.per_pool(pools.r_star))
+    objective = float(rep.objective(lambda V: _mean(regs, V), w[None, :], tokens, pools.tokens, pools.r_star)[0])
     drawn = w * tokens
     eff = wt[0] * frac[0] * tokens
     half = model.interval_scale(level) * float(model.predict_sd(wt)[0])
+    scaled = rep.at_scale(np.array([objective, objective - half, objective + half]), tokens)
     return {"objective": objective, "lower": objective - half, "upper": objective + half,
+            # on the scale of runs at the budget (fitted shift and data term), when known
+            "prediction": None if scaled is None else float(scaled[0]),
+            "prediction_interval": None if scaled is None else [float(scaled[1]), float(scaled[2])],
             "effective_fraction": float(frac[0]),
+            "tokens": dict(zip(pools.names, map(float, drawn))),
             "discount": {p: (float(e / d) if d > 0 else 1.0) for p, e, d in zip(pools.names, eff, drawn)},
             "effective_weights": dict(zip(pools.names, map(float, wt[0])))}
 
@@ -246,7 +254,8 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
         from .repetition import effective_mixture
 
         order = ["recommended", *others]
-        Wt, frac = effective_mixture(np.vstack([named[n] for n in order]), tokens, pools.tokens, repetition.r_star)
+        Wt, frac = effective_mixture(np.vstack([named[n] for n in order]), tokens, pools.tokens,
+                                     repetition.per_pool(pools.r_star))
         p_better = model.prob_better(Wt[0], Wt[1:], level=level, offsets=-repetition.gamma * np.log(frac))
     for n, p in zip(others, p_better):
         mixtures[n]["p_recommended_better"] = float(p)
@@ -284,4 +293,5 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
                 models=[{k: t[k] for k in ("column", "model", "components", "selection", "cv")}
                         for t in model.meta()["targets"]],
                 repetition=None if repetition is None else repetition.to_dict() | {
-                    "aware_search_caps": "manifest max_epochs" if combine_caps else "none"})
+                    "aware_search_caps": "manifest max_epochs" if combine_caps else "none",
+                    "r_star_from_manifest": {p.name: p.r_star for p in pools if p.r_star is not None}})

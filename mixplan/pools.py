@@ -14,6 +14,7 @@ A pool manifest is a TOML file with one table per pool::
     max_weight = 1.0                # cap on the mixture weight (default 1)
     prior = 0.3                     # centre of the search (default: token share)
     group = "web"                   # free-form grouping label
+    r_star = 15.4                   # repetition decay R* of this pool (default: fitted or --r-star)
     [pools.wiki.source]             # where the text is (informational for planning)
     type = "files"                  # "files", "datasets" or "package"
     paths = ["data/wiki/*.jsonl"]
@@ -44,7 +45,7 @@ DEFAULT_MAX_EPOCHS = 4.0
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _POOL_KEYS = {"tokens", "description", "source", "max_epochs", "min_weight", "max_weight", "prior",
-              "group"}
+              "group", "r_star"}
 _SOURCE_KEYS = {
     "files": ({"paths"}, {"format", "text_field"}),
     "datasets": ({"builder"}, {"data_files", "split", "text_field", "name"}),
@@ -65,6 +66,7 @@ class Pool:
     prior: float | None = None
     group: str = ""
     source: Mapping[str, Any] = field(default_factory=dict)
+    r_star: float | None = None
 
     def __post_init__(self) -> None:
         where = f"pool {self.name!r}"
@@ -83,12 +85,14 @@ class Pool:
                 "lower the floor or raise the cap")
         if self.prior is not None:
             _check_number(self.prior, f"{where}, field 'prior'", lo=0.0)
+        if self.r_star is not None:
+            _check_number(self.r_star, f"{where}, field 'r_star'", lo=0.0, lo_open=True)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "tokens": self.tokens, "description": self.description,
                 "max_epochs": self.max_epochs if math.isfinite(self.max_epochs) else None,
                 "min_weight": self.min_weight, "max_weight": self.max_weight,
-                "prior": self.prior, "group": self.group, "source": dict(self.source)}
+                "prior": self.prior, "group": self.group, "source": dict(self.source), "r_star": self.r_star}
 
 
 @dataclass(frozen=True)
@@ -164,6 +168,11 @@ class PoolSet(Sequence[Pool]):
     def max_epochs(self) -> np.ndarray:
         return np.array([p.max_epochs for p in self.pools], dtype=float)
 
+    @property
+    def r_star(self) -> np.ndarray:
+        """Each pool's repetition decay R* from the manifest, NaN where not set."""
+        return np.array([np.nan if p.r_star is None else p.r_star for p in self.pools], dtype=float)
+
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "token_unit": self.token_unit, "path": self.path,
                 "pools": [p.to_dict() for p in self.pools]}
@@ -211,7 +220,7 @@ def load_pools(path: str | os.PathLike[str]) -> PoolSet:
                 name=name, tokens=spec["tokens"], description=spec.get("description", ""),
                 max_epochs=spec.get("max_epochs", DEFAULT_MAX_EPOCHS),
                 min_weight=spec.get("min_weight", 0.0), max_weight=spec.get("max_weight", 1.0),
-                prior=spec.get("prior"), group=spec.get("group", ""), source=source))
+                prior=spec.get("prior"), group=spec.get("group", ""), source=source, r_star=spec.get("r_star")))
         except ValidationError as exc:
             raise ValidationError(f"{path}: {exc}") from None
     return PoolSet(tuple(pools), name=str(study.get("name", path.stem)),

@@ -31,6 +31,9 @@ every mixture (proxy scale to target scale). The *objective* searched is
 :math:`i`) it is exactly the proxy-scale prediction :math:`f(w)`, and since :math:`t'_i` never grows
 faster than :math:`t_i`, more epochs on a pool never increase its effective data.
 
+A pool's ``r_star`` in the manifest overrides the model's :math:`R^*` for that pool when planning
+(e.g. a value measured for that kind of data); fitting estimates one :math:`R^*` for all pools.
+
 Fitting. :math:`R^*`, :math:`\gamma` and a shift are fitted by least squares on runs at two or more
 budgets, at least one of which repeats data (the demo's proxy runs plus its 4x runs, or any runs
 with a ``tokens`` column), predicting :math:`f(\tilde w) - \gamma \log(D_{eff}/T_p) + s` with
@@ -89,11 +92,26 @@ class RepetitionModel:
     source: str = "default (Muennighoff et al. R_D* = 15.39; gamma = 0: no runs at a second budget)"
     rmse: float | None = None
     rmse_blind: float | None = None
+    proxy_tokens: float | None = None  # the budget of the proxy-scale model (known when fitted)
+
+    def at_scale(self, objective: np.ndarray, tokens: float) -> np.ndarray | None:
+        r"""The objective on the scale of runs at ``tokens``: :math:`+ s - \gamma \log(T / T_p)`
+        (None when the model was given rather than fitted: the shift is then unknown)."""
+        if self.proxy_tokens is None:
+            return None
+        return objective + self.shift - self.gamma * np.log(tokens / self.proxy_tokens)
+
+    def per_pool(self, manifest: np.ndarray | None) -> float | np.ndarray:
+        """R* of every pool: the manifest's ``r_star`` where set (NaN elsewhere), else the model's."""
+        if manifest is None or np.all(np.isnan(manifest)):
+            return self.r_star
+        return np.where(np.isnan(manifest), self.r_star, manifest)
 
     def objective(self, f: Callable[[np.ndarray], np.ndarray], W: np.ndarray, tokens: float,
-                  available: np.ndarray) -> np.ndarray:
-        """:math:`f(\\tilde w) - \\gamma \\log(D_{eff}/T)` for every row of ``W``."""
-        Wt, frac = effective_mixture(W, tokens, available, self.r_star)
+                  available: np.ndarray, manifest_r_star: np.ndarray | None = None) -> np.ndarray:
+        r""":math:`f(\tilde w) - \gamma \log(D_{eff}/T)` for every row of ``W`` (``manifest_r_star``:
+        per-pool overrides of R*, NaN where the model's applies)."""
+        Wt, frac = effective_mixture(W, tokens, available, self.per_pool(manifest_r_star))
         return f(Wt) - self.gamma * np.log(frac)
 
     def to_dict(self) -> dict[str, Any]:
@@ -101,7 +119,8 @@ class RepetitionModel:
                 "r_star": self.r_star, "half_life_repetitions": self.r_star * float(np.log(2)),
                 "gamma": self.gamma, "shift": self.shift,
                 "intervals": {k: list(v) for k, v in self.intervals.items()}, "n_runs": self.n_runs,
-                "source": self.source, "rmse": self.rmse, "rmse_ignoring_repetition": self.rmse_blind}
+                "source": self.source, "rmse": self.rmse, "rmse_ignoring_repetition": self.rmse_blind,
+                "proxy_tokens": self.proxy_tokens}
 
 
 def _predict(f: Callable[[np.ndarray], np.ndarray], W: np.ndarray, tokens: np.ndarray, available: np.ndarray,
@@ -171,5 +190,5 @@ def fit_repetition(f: Callable[[np.ndarray], np.ndarray], W: np.ndarray, tokens:
                      "gamma": tuple(map(float, np.quantile(B[:, 1], q)))}
     res_blind = y - blind - np.polyval(gb, -np.log(tokens / proxy_tokens))
     return RepetitionModel(r_star=r_star, gamma=gamma, shift=shift, intervals=intervals, n_runs=len(W),
-                           source=source, rmse=float(np.sqrt(np.mean((y - pred - shift) ** 2))),
+                           source=source, proxy_tokens=float(proxy_tokens), rmse=float(np.sqrt(np.mean((y - pred - shift) ** 2))),
                            rmse_blind=float(np.sqrt(np.mean(res_blind ** 2))))

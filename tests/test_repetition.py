@@ -103,3 +103,19 @@ def test_plan_cli_repetition_options(synthetic, tmp_path, capsys):
         code = main(["plan", "--runs", str(path), "--pools", str(manifest), "--target", "loss", *argv])
         err = capsys.readouterr().err
         assert code == 2 and msg in err, err
+
+
+def test_manifest_r_star_overrides_the_model_for_its_pool(tmp_path):
+    from mixplan.pools import load_pools as load
+
+    (tmp_path / "p.toml").write_text("[pools.a]\ntokens = 1e5\nr_star = 0.5\n[pools.b]\ntokens = 1e5\n")
+    pools = load(tmp_path / "p.toml")
+    assert np.isnan(pools.r_star[1]) and pools.r_star[0] == 0.5
+    rep = RepetitionModel(r_star=50.0, gamma=0.0)
+    assert np.array_equal(rep.per_pool(pools.r_star), [0.5, 50.0])
+    W = np.array([[0.5, 0.5]])
+    Wt, frac = effective_mixture(W, 1e6, pools.tokens, rep.per_pool(pools.r_star))
+    assert Wt[0, 0] < 0.5 < Wt[0, 1]  # pool a's repeats are worth less than pool b's
+    (tmp_path / "bad.toml").write_text("[pools.a]\ntokens = 1e5\nr_star = -1\n")
+    with pytest.raises(ValidationError, match="r_star"):
+        load(tmp_path / "bad.toml")
