@@ -604,8 +604,9 @@ def _laws_add(p: argparse.ArgumentParser) -> None:
     f.add_argument("--law", required=True, choices=_LAWS)
     f.add_argument("--target", required=True, metavar="COL", help="the loss (or error) column")
     f.add_argument("--where", action="append", default=[], metavar="COL=VALUE", help="keep rows with COL == VALUE")
-    f.add_argument("--base", default="datablations", metavar="NAME|FIT.json",
-                   help="data-constrained: the fixed Chinchilla constants (default datablations)")
+    f.add_argument("--base", default="datablations", metavar="NAME|FIT.json|none",
+                   help="data-constrained: the fixed Chinchilla constants (default datablations); 'none' fits "
+                        "all seven parameters")
     f.add_argument("--qqt-objective", default="effective_utility", choices=["effective_utility", "effective_data"],
                    help="qqt: repetition decays the utility (exponent) or the sample count")
     f.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
@@ -661,7 +662,7 @@ def _laws(args: argparse.Namespace) -> int:
     elif args.law == "data-constrained":
         from .laws.budget import resolve_law
 
-        law = laws.data_constrained_law(resolve_law(_law_arg(args.base))[1])
+        law = laws.data_constrained_law(None if args.base == "none" else resolve_law(_law_arg(args.base))[1])
     else:
         fixed = _parse_named_numbers(args.fix, "--fix", "NAME=VALUE", "a=0.025")
         unknown = sorted(set(fixed) - {"a", "b", "tau", "d"})

@@ -75,8 +75,13 @@ def optimal_allocation(C: float, U: float, params: Mapping[str, float] = DATABLA
     return float(N[k]), float(D[k]), float(loss[k])
 
 
-def data_constrained_law(base: Mapping[str, float] = DATABLATIONS) -> Law:
-    """The law in the fitter's terms: ``R_D*`` and ``R_N*`` fitted, ``base``'s A, B, E, alpha, beta fixed."""
+def data_constrained_law(base: Mapping[str, float] | None = DATABLATIONS,
+                         start: Mapping[str, float] = DATABLATIONS) -> Law:
+    """The law in the fitter's terms: ``R_D*`` and ``R_N*`` fitted with ``base``'s A, B, E, alpha,
+    beta fixed (the authors' procedure), or, with ``base=None``, all seven parameters fitted (A, B, E
+    in log space as in :data:`mixplan.laws.CHINCHILLA`), started around ``start``'s constants."""
+    if base is None:
+        return _free_law(start)
     fixed = {k: float(base[k]) for k in ("A", "B", "E", "alpha", "beta")}
 
     def log_predict(theta: np.ndarray, data: Mapping[str, np.ndarray]) -> np.ndarray:
@@ -88,3 +93,28 @@ def data_constrained_law(base: Mapping[str, float] = DATABLATIONS) -> Law:
                bounds=((1e-3, 1e3), (1e-3, 1e3)),
                grid=(tuple(np.linspace(0, 20, 4)), tuple(np.linspace(0, 20, 4))),
                columns=("params", "tokens", "unique_tokens"), fixed=tuple(fixed))
+
+
+def _free_law(start: Mapping[str, float]) -> Law:
+    def params(theta: np.ndarray) -> dict[str, float | np.ndarray]:
+        a, b, e, alpha, beta, rd, rn = theta
+        return {"A": np.exp(a), "B": np.exp(b), "E": np.exp(e), "alpha": alpha, "beta": beta,
+                "R_D_star": rd, "R_N_star": rn}
+
+    def log_predict(theta: np.ndarray, data: Mapping[str, np.ndarray]) -> np.ndarray:
+        with np.errstate(all="ignore"):  # grid points far from the data may overflow; they are discarded
+            return np.log(data_constrained_loss(data["params"], data["tokens"], data["unique_tokens"],
+                                                params(theta)))
+
+    a, b, e = (float(np.log(start[k])) for k in ("A", "B", "E"))
+    # Around the starting constants (a, b one unit either side, exponents +-0.05), times the authors'
+    # R* grid: 3 x 3 x 1 x 3 x 3 x 16 = 1,296 starting points, L-BFGS-B from the best.
+    return Law(name="data-constrained (all parameters)",
+               theta_names=("a", "b", "e", "alpha", "beta", "R_D_star", "R_N_star"), log_predict=log_predict,
+               named=lambda t: {k: float(v) for k, v in params(t).items()},
+               bounds=((-5.0, 40.0), (-5.0, 40.0), (-5.0, 3.0), (0.01, 3.0), (0.01, 3.0), (1e-3, 1e3), (1e-3, 1e3)),
+               grid=((a - 1, a, a + 1), (b - 1, b, b + 1), (e,),
+                     tuple(start["alpha"] + d for d in (-0.05, 0.0, 0.05)),
+                     tuple(start["beta"] + d for d in (-0.05, 0.0, 0.05)),
+                     tuple(np.linspace(0, 20, 4)), tuple(np.linspace(0, 20, 4))),
+               columns=("params", "tokens", "unique_tokens"))
