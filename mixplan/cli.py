@@ -201,9 +201,7 @@ def _fit(args: argparse.Namespace) -> int:
     model.save(args.out, force=args.force)
     cv = {k: v for k, v in model.cv.items() if k not in ("residuals", "scores")}
     doc = {"model_dir": str(args.out), "model": args.model, "objective": model.objective.to_dict(), "cv": cv,
-           "targets": model.meta()["targets"]}
-    for t in doc["targets"]:
-        t.pop("cv_oof"), t.pop("cv_oof_std")
+           "targets": model.target_summaries()}
     q = model.interval_scale(0.9)
     how = (f"90% intervals: prediction +- {q:.3g} x GP predictive sd" if model.adaptive
            else f"90% intervals: prediction +- {q:.4g}")
@@ -465,8 +463,7 @@ def _repetition_model(args: argparse.Namespace, model: Any, runs: Any, pools: An
     W = np.vstack([runs.weights, more.weights])
     T = np.r_[proxy, more.frame["tokens"].to_numpy(dtype=float)]
     y = np.r_[objective.values(runs), objective.values(more)]
-    f = lambda V: model.predict(V).mean  # noqa: E731 - the proxy-scale prediction
-    return fit_repetition(f, W, T, y, pools.tokens, float(proxy[0]), seed=args.seed, level=args.level,
+    return fit_repetition(model.predict_mean, W, T, y, pools.tokens, float(proxy[0]), seed=args.seed, level=args.level,
                           source=f"fitted on {runs.source} and {more.source}")
 
 

@@ -135,8 +135,17 @@ class MixtureModel:
         return _conformal_quantile(np.asarray(self.cv["scores"], dtype=float), level)
 
     # -- prediction --------------------------------------------------------------------------------
-    def predict_columns(self, W: np.ndarray) -> dict[str, np.ndarray]:
-        return {t.column: t.regressor.predict(W) for t in self.targets}
+    def predict_columns(self, W: np.ndarray, num_iteration: int | None = None) -> dict[str, np.ndarray]:
+        """Every objective column's prediction (``num_iteration``: LightGBM's first trees only)."""
+        return {t.column: t.regressor.predict(W, num_iteration=num_iteration) for t in self.targets}
+
+    def combine(self, columns: dict[str, np.ndarray]) -> np.ndarray:
+        """The objective from its columns' predictions: the coefficient-weighted sum."""
+        return np.asarray(sum(c * columns[t.column] for c, t in zip(self.objective.coefficients, self.targets)))
+
+    def predict_mean(self, W: np.ndarray, num_iteration: int | None = None) -> np.ndarray:
+        """The objective's predicted mean alone (no interval, no evidence): what searches score."""
+        return self.combine(self.predict_columns(W, num_iteration))
 
     def predict_sd(self, W: np.ndarray) -> np.ndarray:
         """The interval's shape: the GP predictive sd of the objective (ones for constant intervals)."""
@@ -151,10 +160,10 @@ class MixtureModel:
     def predict(self, weights: np.ndarray, level: float = DEFAULT_LEVEL) -> Prediction:
         W = np.atleast_2d(np.asarray(weights, dtype=float))
         cols = self.predict_columns(W)
-        mean = sum(c * cols[t.column] for c, t in zip(self.objective.coefficients, self.targets))
+        mean = self.combine(cols)
         hw = self.interval_scale(level) * self.predict_sd(W)
         idx, dist = self.nearest(W)
-        return Prediction(mean=np.asarray(mean), lower=mean - hw, upper=mean + hw, level=level,
+        return Prediction(mean=mean, lower=mean - hw, upper=mean + hw, level=level,
                           nearest_run=[self.train_ids[i] for i in idx], nearest_distance=dist,
                           covered=dist <= self.coverage_radius + 1e-12, columns=cols)
 
@@ -172,7 +181,7 @@ class MixtureModel:
         """
         O = np.atleast_2d(np.asarray(others, dtype=float))
         W = np.vstack([np.asarray(w, dtype=float)[None, :], O])
-        pred = self.predict(W, level=level).mean + (0.0 if offsets is None else np.asarray(offsets, dtype=float))
+        pred = self.predict_mean(W) + (0.0 if offsets is None else np.asarray(offsets, dtype=float))
         kappa = self.interval_scale(level) / float(norm.ppf(0.5 + level / 2))
         if self.adaptive:
             var = np.zeros(len(O))
@@ -193,16 +202,17 @@ class MixtureModel:
         return nearest_run(W, self.train_weights)
 
     # -- persistence ------------------------------------------------------------------------------
+    def target_summaries(self) -> list[dict[str, Any]]:
+        """Per objective column: its model, the components used, every candidate's CV and its own CV."""
+        return [{"column": t.column, "dir": f"target{k}", "model": t.regressor.model, "params": t.regressor.params,
+                 "components": t.regressor.components, "files": sorted(t.regressor.file_names()),
+                 "selection": getattr(t.regressor, "selection_", None), "cv": t.cv.to_dict()}
+                for k, t in enumerate(self.targets)]
+
     def meta(self) -> dict[str, Any]:
-        targets = []
-        for k, t in enumerate(self.targets):
-            reg = t.regressor
-            targets.append({
-                "column": t.column, "dir": f"target{k}", "model": reg.model, "params": reg.params,
-                "components": reg.components, "files": sorted(reg.to_files()),
-                "selection": getattr(reg, "selection_", None), "cv": t.cv.to_dict(),
-                "cv_oof": t.cv.oof.tolist(),
-                "cv_oof_std": None if t.cv.oof_std is None else t.cv.oof_std.tolist()})
+        targets = [summary | {"cv_oof": t.cv.oof.tolist(),
+                              "cv_oof_std": None if t.cv.oof_std is None else t.cv.oof_std.tolist()}
+                   for summary, t in zip(self.target_summaries(), self.targets)]
         return {
             "format_version": FORMAT_VERSION,
             "mixplan_version": __version__,

@@ -24,7 +24,7 @@ from .exceptions import ExtrapolationWarning, ValidationError
 from .model import DEFAULT_LEVEL, MixtureModel, cv_summary
 from .pools import PoolSet
 from .repetition import RepetitionModel
-from .search import SearchResult, active_constraints, build_constraints, search
+from .search import Constraints, SearchResult, active_constraints, build_constraints, search
 
 __all__ = ["Plan", "make_plan"]
 
@@ -130,12 +130,8 @@ class Plan:
         return "\n".join(lines)
 
 
-def _mean(regs: list[tuple[float, Any]], W: np.ndarray) -> np.ndarray:
-    return sum(coef * reg.predict(W) for coef, reg in regs)  # type: ignore[return-value]
-
-
 def _repetition_optima(model: MixtureModel, pools: PoolSet, tokens: float, pins: Mapping[str, float] | None,
-                       rep: RepetitionModel, regs: list[tuple[float, Any]], capped: SearchResult, seed: int,
+                       rep: RepetitionModel, capped: SearchResult, capped_c: Constraints, seed: int,
                        combine_caps: bool, options: dict[str, Any]) -> tuple[SearchResult, dict[str, Any]]:
     """The repetition-blind (no epoch caps), hard-cap (the manifest's max_epochs) and
     repetition-aware optima; the last becomes the recommendation."""
@@ -143,22 +139,21 @@ def _repetition_optima(model: MixtureModel, pools: PoolSet, tokens: float, pins:
     uncapped = PoolSet(tuple(replace(p, max_epochs=float("inf")) for p in pools), name=pools.name,
                        token_unit=pools.token_unit, path=pools.path, tokens_known=pools.tokens_known)
     c_free = build_constraints(uncapped, tokens, pins)
-    blind = search(lambda W, fast: sense * _mean(regs, W), c_free, pools.prior, seed=seed,
+    blind = search(lambda W, fast: sense * model.predict_mean(W), c_free, pools.prior, seed=seed,
                    extra=model.train_weights, **options)
-    aware_c = build_constraints(pools, tokens, pins) if combine_caps else c_free
-    aware = search(lambda W, fast: sense * rep.objective(lambda V: _mean(regs, V), W, tokens, pools.tokens,
-                                                         pools.r_star),
+    aware_c = capped_c if combine_caps else c_free
+    aware = search(lambda W, fast: sense * rep.objective(model.predict_mean, W, tokens, pools.tokens, pools.r_star),
                    aware_c, pools.prior, seed=seed, extra=model.train_weights, **options)
-    return aware, {"optima": {"repetition_blind": blind, "hard_cap": capped}, "aware_caps": combine_caps}
+    return aware, {"optima": {"repetition_blind": blind, "hard_cap": capped}}
 
 
-def _at_budget(model: MixtureModel, regs: list[tuple[float, Any]], rep: RepetitionModel, w: np.ndarray,
+def _at_budget(model: MixtureModel, rep: RepetitionModel, w: np.ndarray,
                tokens: float, pools: PoolSet, level: float) -> dict[str, Any]:
     """The repetition-aware prediction of one mixture at the target budget, with per-pool discounts."""
     from .repetition import effective_mixture
 
     wt, frac = effective_mixture(w, tokens, pools.tokens, rep.per_pool(pools.r_star))
-    objective = float(rep.objective(lambda V: _mean(regs, V), w[None, :], tokens, pools.tokens, pools.r_star)[0])
+    objective = float(rep.objective(model.predict_mean, w[None, :], tokens, pools.tokens, pools.r_star)[0])
     drawn = w * tokens
     eff = wt[0] * frac[0] * tokens
     half = model.interval_scale(level) * float(model.predict_sd(wt)[0])
@@ -204,21 +199,21 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
                               f"{pools.names}; refit with this manifest or use the model's")
     c = build_constraints(pools, tokens, pins)
     sense = model.objective.sense
-    regs = [(coef, t.regressor) for coef, t in zip(model.objective.coefficients, model.targets)]
+
     # The first tenth of the trees (at least 100) ranks candidates almost like the full model
     # at a fraction of the cost; the survivors are re-scored exactly (LightGBM-only models).
-    n_trees = min(reg.n_trees_ for _, reg in regs)
+    n_trees = min(t.regressor.n_trees_ for t in model.targets)
     fast_trees = max(100, n_trees // 10) if n_trees > 200 else None
 
     def score(W: np.ndarray, fast: bool) -> np.ndarray:
-        return sense * sum(coef * reg.predict(W, num_iteration=fast_trees if fast else None) for coef, reg in regs)
+        return sense * model.predict_mean(W, num_iteration=fast_trees if fast else None)
 
     result = search(score, c, pools.prior, seed=seed, extra=model.train_weights, **search_options)
     repetition_info = None
     if repetition is not None:
         if tokens is None:
             raise ValidationError("the repetition-aware objective needs the target budget (--tokens or --flops)")
-        result, repetition_info = _repetition_optima(model, pools, tokens, pins, repetition, regs, result, seed,
+        result, repetition_info = _repetition_optima(model, pools, tokens, pins, repetition, result, c, seed,
                                                      combine_caps, search_options)
 
     if best_run is None:
@@ -243,7 +238,7 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
         if tokens is not None:
             entry["epochs"] = dict(zip(pools.names, map(float, w * tokens / pools.tokens)))
         if repetition is not None:
-            entry["at_budget"] = _at_budget(model, regs, repetition, w, tokens, pools, level)
+            entry["at_budget"] = _at_budget(model, repetition, w, tokens, pools, level)
         entry["measured"] = None
         mixtures[name] = entry
     # How sure is "recommended beats X"? (GP posterior of the difference, calibrated on the CV errors.)
@@ -285,13 +280,12 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
     }
     return Plan(pools=pools.names, objective=model.objective.to_dict(), tokens=tokens,
                 token_unit=pools.token_unit, recommended=mixtures["recommended"]["weights"], mixtures=mixtures,
-                active=active_constraints(result.weights, c if repetition is None or combine_caps
-                                          else build_constraints(pools, tokens, pins)),
+                active=active_constraints(result.weights, c),
                 constraints=c.to_dict(),
                 cv={k: v for k, v in model.cv.items() if k not in ("residuals", "scores")},
                 search=search_info, seed=seed, warnings=notes, result=result,
                 models=[{k: t[k] for k in ("column", "model", "components", "selection", "cv")}
-                        for t in model.meta()["targets"]],
+                        for t in model.target_summaries()],
                 repetition=None if repetition is None else repetition.to_dict() | {
                     "aware_search_caps": "manifest max_epochs" if combine_caps else "none",
                     "r_star_from_manifest": {p.name: p.r_star for p in pools if p.r_star is not None}})

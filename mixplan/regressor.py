@@ -268,8 +268,7 @@ class MixtureRegressor(RegressorMixin, BaseEstimator):
                           "weight": None} | stacked.to_dict())
         self.candidates_ = fitted
         self.selection_ = selection
-        gp = self.uncertainty_model()
-        if gp is not None and "gp" in reports and reports["gp"].oof_std is not None:
+        if "gp" in reports and reports["gp"].oof_std is not None:  # the GP shapes the intervals
             self.cv_ = self.cv_.with_std(reports["gp"].oof_std)
 
     def check_run_count(self, n: int, p: int, where: str) -> None:
@@ -342,6 +341,13 @@ class MixtureRegressor(RegressorMixin, BaseEstimator):
         return dict(self.weights_) if hasattr(self, "weights_") else {self.model: 1.0}
 
     # -- persistence (no pickle) ------------------------------------------------------------------
+    def file_names(self) -> list[str]:
+        """The names :meth:`to_files` writes, without serialising the model."""
+        self._check_fitted()
+        if hasattr(self, "candidates_"):
+            return ["auto.json"] + [f"{name}.{f}" for name, est in self.candidates_.items() for f in est.file_names()]
+        return [MODEL_FILES[self.kind]]
+
     def to_files(self) -> dict[str, str]:
         """The fitted model as text files (name -> content); ``auto`` prefixes its candidates' files."""
         self._check_fitted()

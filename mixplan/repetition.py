@@ -108,10 +108,14 @@ class RepetitionModel:
         return np.where(np.isnan(manifest), self.r_star, manifest)
 
     def objective(self, f: Callable[[np.ndarray], np.ndarray], W: np.ndarray, tokens: float,
-                  available: np.ndarray, manifest_r_star: np.ndarray | None = None) -> np.ndarray:
+                  available: np.ndarray, manifest_r_star: np.ndarray | None = None,
+                  reference_tokens: float | None = None) -> np.ndarray:
         r""":math:`f(\tilde w) - \gamma \log(D_{eff}/T)` for every row of ``W`` (``manifest_r_star``:
-        per-pool overrides of R*, NaN where the model's applies)."""
+        per-pool overrides of R*, NaN where the model's applies). With ``reference_tokens`` :math:`T_p`
+        the data term is :math:`\gamma \log(D_{eff}/T_p)` instead: runs at different budgets on one scale."""
         Wt, frac = effective_mixture(W, tokens, available, self.per_pool(manifest_r_star))
+        if reference_tokens is not None:
+            frac = frac * tokens / reference_tokens
         return f(Wt) - self.gamma * np.log(frac)
 
     def to_dict(self) -> dict[str, Any]:
@@ -126,11 +130,11 @@ class RepetitionModel:
 def _predict(f: Callable[[np.ndarray], np.ndarray], W: np.ndarray, tokens: np.ndarray, available: np.ndarray,
              r_star: float, gamma: float, proxy_tokens: float) -> np.ndarray:
     r""":math:`f(\tilde w) - \gamma \log(D_{eff} / T_p)` for runs at budgets ``tokens`` (without the shift)."""
+    model = RepetitionModel(r_star=r_star, gamma=gamma)
     out = np.empty(len(W))
     for t in np.unique(tokens):
         idx = np.flatnonzero(tokens == t)
-        Wt, frac = effective_mixture(W[idx], t, available, r_star)
-        out[idx] = f(Wt) - gamma * np.log(frac * t / proxy_tokens)
+        out[idx] = model.objective(f, W[idx], t, available, reference_tokens=proxy_tokens)
     return out
 
 

@@ -251,8 +251,8 @@ def propose_next(model: MixtureModel, pools: PoolSet, k: int, *, tokens: float |
     existing = model.train_weights
     idx_near, dist = nearest_run(C, existing)
     alive = dist >= min_distance
-    f = sense * _mean(model, coef, C)
-    f_train = sense * _mean(model, coef, existing)
+    f = sense * model.predict_mean(C)
+    f_train = sense * model.predict_mean(existing)
     i_inc = int(np.argmin(f_train))
     f_star = float(f_train[i_inc])
     feats = [fm(C) for _, fm in uncertainty]
@@ -286,7 +286,7 @@ def propose_next(model: MixtureModel, pools: PoolSet, k: int, *, tokens: float |
             sd[live] = kappa * np.sqrt(var)
 
     P = np.asarray(picks, dtype=int)
-    rec_pred = float(_mean(model, coef, plan.result.weights[None, :])[0])
+    rec_pred = float(model.predict_mean(plan.result.weights[None, :])[0])
     settings = {"k": k, "seed": seed, "tokens": tokens, "pins": dict(pins or {}), "n_candidates": n_candidates,
                 "n_scored": int(len(C)), "local_fraction": local_fraction, "radii": list(radii),
                 "n_centres": int(len(centres)), "min_distance": min_distance, "level": level, "kappa": kappa,
@@ -335,12 +335,6 @@ def _check_settings(k: int, n_candidates: int, local_fraction: float, radii: tup
         raise ValidationError(f"--min-distance must be in [0, 1) (total variation), got {min_distance}")
     if decimals < 1:
         raise ValidationError(f"decimals must be at least 1, got {decimals}")
-
-
-def _mean(model: MixtureModel, coef: np.ndarray, W: np.ndarray) -> np.ndarray:
-    """The objective's predicted mean (the columns' fitted predictions, stacked or not)."""
-    cols = model.predict_columns(W)
-    return np.asarray(sum(a * cols[t.column] for a, t in zip(coef, model.targets)), dtype=float)
 
 
 def _centres(recommended: np.ndarray, topk: np.ndarray, candidates: np.ndarray, scores: np.ndarray,

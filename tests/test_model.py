@@ -104,6 +104,7 @@ def test_save_load_round_trip_without_pickle(synthetic, tmp_path, model):
                          "ridge.ridge.json"]
     else:
         assert files == [{"regmix": "model.txt", "ridge": "ridge.json", "gp": "gp.json", "dml": "dml.json"}[model]]
+    assert files == sorted(m.targets[0].regressor.file_names())  # what meta.json lists, without serialising
     for p in [*out.glob("*.*"), *out.glob("target*/*")]:  # text only: no pickle anywhere
         p.read_text(encoding="utf-8")
     meta = json.loads((out / "meta.json").read_text())

@@ -29,7 +29,7 @@ import numpy as np
 from ..exceptions import ValidationError
 from .chinchilla import PUBLISHED, chinchilla_loss, compute_optimal
 from .data_constrained import DATABLATIONS, data_constrained_loss, effective_data, optimal_allocation
-from .hyperparameters import step_law
+from .hyperparameters import check_positive, step_law
 
 __all__ = ["RunShape", "run_shape", "pool_repetition", "resolve_law"]
 
@@ -96,18 +96,14 @@ def resolve_law(law: str | Mapping[str, Any]) -> tuple[str, dict[str, float], np
     return str(law["law"]), params, None if not boot else np.asarray(boot, dtype=float), float(law.get("level", 0.95))
 
 
-def _positive(name: str, value: float | None) -> None:
-    if value is not None and not (np.isfinite(value) and value > 0):
-        raise ValidationError(f"{name} must be a positive number, got {value!r}")
-
-
 def run_shape(flops: float, *, params: float | None = None, tokens: float | None = None,
               unique_tokens: float | None = None, law: str | Mapping[str, Any] = "epoch-replicate",
               flops_per_token_param: float = 6.0) -> RunShape:
     """The run a compute budget buys (see the module docstring)."""
     for name, v in (("--flops", flops), ("--params", params), ("--tokens", tokens),
                     ("--unique-tokens", unique_tokens), ("FLOPs per parameter per token", flops_per_token_param)):
-        _positive(name, v)
+        if v is not None:
+            check_positive(name, v)
     if params is not None and tokens is not None:
         raise ValidationError("give --params or --tokens, not both: the budget fixes the other")
     name, p, boot, level = resolve_law(law)

@@ -34,7 +34,8 @@ STEP_LAW: dict[str, tuple[float, float, float, float, float]] = {
 }
 
 
-def _positive(name: str, value: float | np.ndarray) -> np.ndarray:
+def check_positive(name: str, value: float | np.ndarray) -> np.ndarray:
+    """``value`` as an array, or a ValidationError naming ``name`` unless every element is finite and > 0."""
     v = np.asarray(value, dtype=float)
     if not np.all(np.isfinite(v) & (v > 0)):
         raise ValidationError(f"{name} must be a positive number, got {value!r}")
@@ -47,11 +48,11 @@ def step_law(N: float | np.ndarray, D: float | np.ndarray,
     if coefficients not in STEP_LAW:
         raise ValidationError(f"unknown Step Law coefficients {coefficients!r}; use {' or '.join(STEP_LAW)}")
     c0, cN, cD, d0, dD = STEP_LAW[coefficients]
-    N, D = _positive("parameters", N), _positive("tokens", D)
+    N, D = check_positive("parameters", N), check_positive("tokens", D)
     return np.exp(c0) * N ** cN * D ** cD, np.exp(d0) * D ** dD
 
 
 def deepseek(C: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """DeepSeek LLM's learning rate and batch size (tokens) for compute ``C = M D``."""
-    C = _positive("compute", C)
+    C = check_positive("compute", C)
     return 0.3118 * C ** -0.1250, 0.2920 * C ** 0.3271
