@@ -1,4 +1,5 @@
-"""The ``mixplan`` command line: validate | fit | predict | plan | design | laws fit | budget | ot fit|predict|select.
+"""The ``mixplan`` command line: validate | fit | predict | plan | design | laws fit | budget | filter |
+ot fit|predict|select.
 
 Every command takes ``--json`` (one JSON document on stdout instead of the table) and ``--seed``.
 Errors are one line on stderr with exit code 2 (``--debug`` shows the traceback); outputs are
@@ -955,6 +956,18 @@ def _ot_select(args: argparse.Namespace) -> int:
     return 0
 
 
+def _filter_add(p: argparse.ArgumentParser) -> None:
+    from ._cli_filter import filter_add
+
+    filter_add(p)
+
+
+def _filter_run(args: argparse.Namespace) -> int:
+    from ._cli_filter import filter_run
+
+    return filter_run(args)
+
+
 # ------------------------------------------------------------------------------------------------
 
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[..., int]]] = {
@@ -965,6 +978,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
     "laws": ("fit scaling laws to runs (laws fit)", _laws_add, _laws),
     "budget": ("what a compute budget buys: parameters, tokens, loss, learning rate, batch size, pool epochs",
                _budget_add, _budget),
+    "filter": ("quality filtering by compute: the best keep-fraction of a bucketed pool per budget (QQT), "
+               "bucket fits from runs, bucket cut-offs from scores", _filter_add, _filter_run),
     "ot": ("optimal-transport extrapolator: ot fit | ot predict | ot select (Projektor)", _ot_add, _ot),
     "design": ("design proxy runs: a RegMix-style swarm with floors and caps (--n), or the K runs that most "
                "improve the decision given the runs so far (--next)", _design_add, _design),

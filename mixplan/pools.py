@@ -19,6 +19,11 @@ A pool manifest is a TOML file with one table per pool::
     type = "files"                  # "files", "datasets" or "package"
     paths = ["data/wiki/*.jsonl"]
 
+A pool may also be cut into quality buckets by a document score (``score``, ``buckets`` or
+``cutoffs`` or ``[[pools.NAME.bucket]]`` tables, ``[pools.NAME.law]``, and ``samples``, the pool's
+document count); see :mod:`mixplan.buckets` for the form and :mod:`mixplan.filtering` for what
+``mixplan filter`` does with them. Everywhere else a bucketed pool is one pool of ``tokens``.
+
 Loading validates everything and names the file, the pool and the field in every error.
 """
 
@@ -35,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from ._io import read_toml
+from .buckets import BUCKET_POOL_KEYS, BucketSpec, parse_buckets
 from .exceptions import ValidationError
 
 __all__ = ["Pool", "PoolSet", "load_pools", "DEFAULT_MAX_EPOCHS"]
@@ -45,7 +51,7 @@ DEFAULT_MAX_EPOCHS = 4.0
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _POOL_KEYS = {"tokens", "description", "source", "max_epochs", "min_weight", "max_weight", "prior",
-              "group", "r_star"}
+              "group", "r_star", "samples"} | BUCKET_POOL_KEYS
 _SOURCE_KEYS = {
     "files": ({"paths"}, {"format", "text_field"}),
     "datasets": ({"builder"}, {"data_files", "split", "text_field", "name"}),
@@ -67,6 +73,10 @@ class Pool:
     group: str = ""
     source: Mapping[str, Any] = field(default_factory=dict)
     r_star: float | None = None
+    #: Documents in the pool (optional; quality buckets may be sized by it).
+    samples: float | None = None
+    #: Quality buckets of the pool (:mod:`mixplan.buckets`), or None.
+    buckets: BucketSpec | None = None
 
     def __post_init__(self) -> None:
         where = f"pool {self.name!r}"
@@ -87,12 +97,16 @@ class Pool:
             _check_number(self.prior, f"{where}, field 'prior'", lo=0.0)
         if self.r_star is not None:
             _check_number(self.r_star, f"{where}, field 'r_star'", lo=0.0, lo_open=True)
+        if self.samples is not None:
+            _check_number(self.samples, f"{where}, field 'samples'", lo=0.0, lo_open=True)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "tokens": self.tokens, "description": self.description,
                 "max_epochs": self.max_epochs if math.isfinite(self.max_epochs) else None,
                 "min_weight": self.min_weight, "max_weight": self.max_weight,
-                "prior": self.prior, "group": self.group, "source": dict(self.source), "r_star": self.r_star}
+                "prior": self.prior, "group": self.group, "source": dict(self.source), "r_star": self.r_star} | (
+                    {} if self.samples is None else {"samples": self.samples}) | (
+                    {} if self.buckets is None else {"buckets": self.buckets.to_dict()})
 
 
 @dataclass(frozen=True)
@@ -173,6 +187,11 @@ class PoolSet(Sequence[Pool]):
         """Each pool's repetition decay R* from the manifest, NaN where not set."""
         return np.array([np.nan if p.r_star is None else p.r_star for p in self.pools], dtype=float)
 
+    @property
+    def bucketed(self) -> list[Pool]:
+        """The pools cut into quality buckets (``pool.buckets`` is set), in manifest order."""
+        return [p for p in self.pools if p.buckets is not None]
+
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "token_unit": self.token_unit, "path": self.path,
                 "pools": [p.to_dict() for p in self.pools]}
@@ -216,13 +235,21 @@ def load_pools(path: str | os.PathLike[str]) -> PoolSet:
             if key in spec and not isinstance(spec[key], str):
                 raise ValidationError(f"{where}, field {key!r}: must be a string")
         try:
+            pool_samples = spec.get("samples")
+            if pool_samples is not None:
+                _check_number(pool_samples, f"pool {name!r}, field 'samples'", lo=0.0, lo_open=True)
+            _check_number(spec["tokens"], f"pool {name!r}, field 'tokens'", lo=0.0, lo_open=True)
+            buckets = parse_buckets(spec, name, float(spec["tokens"]),
+                                    None if pool_samples is None else float(pool_samples), path)
             pools.append(Pool(
                 name=name, tokens=spec["tokens"], description=spec.get("description", ""),
                 max_epochs=spec.get("max_epochs", DEFAULT_MAX_EPOCHS),
                 min_weight=spec.get("min_weight", 0.0), max_weight=spec.get("max_weight", 1.0),
-                prior=spec.get("prior"), group=spec.get("group", ""), source=source, r_star=spec.get("r_star")))
+                prior=spec.get("prior"), group=spec.get("group", ""), source=source, r_star=spec.get("r_star"),
+                samples=pool_samples, buckets=buckets))
         except ValidationError as exc:
-            raise ValidationError(f"{path}: {exc}") from None
+            msg = str(exc)  # bucket errors already name the file
+            raise ValidationError(msg if msg.startswith(f"{path}: ") else f"{path}: {msg}") from None
     return PoolSet(tuple(pools), name=str(study.get("name", path.stem)),
                    token_unit=str(study.get("token_unit", "tokens")), path=str(path))
 

@@ -74,7 +74,7 @@ curves can exceed 1 (laws.md 1.4).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -477,10 +477,18 @@ def qqt_best_union(budgets: Any, pools: Mapping[str, Mapping[str, float]], *, po
         qqt_union_error(n, pool_size, a[:k], b[:k], tau[:k], d, objective=objective,
                         tau_scale_with_pool_count=tau_scale_with_pool_count, normalizer=normalizer)
         for k in range(1, P + 1)])
+    return rank_unions(n, names, errors)
+
+
+def rank_unions(n: np.ndarray, names: Sequence[str], errors: np.ndarray) -> QQTBestUnion:
+    """Best and runner-up union (1-based sizes k) per budget, the margin and where the best changes.
+
+    ``errors[i, k-1]`` is the error of the union of the ``k`` first pools in ``names`` at budget ``n[i]``.
+    """
     ranked = np.argsort(errors, axis=1, kind="stable")
     best = ranked[:, 0] + 1
     rows = np.arange(len(n))
-    if P > 1:
+    if errors.shape[1] > 1:
         runner_up = ranked[:, 1] + 1
         margin = errors[rows, runner_up - 1] - errors[rows, best - 1]
     else:
