@@ -1,5 +1,5 @@
 """The ``mixplan`` command line: validate | fit | predict | plan | design | laws fit | budget | filter |
-ot fit|predict|select.
+cpt fit|plan | ot fit|predict|select.
 
 Every command takes ``--json`` (one JSON document on stdout instead of the table) and ``--seed``.
 Errors are one line on stderr with exit code 2 (``--debug`` shows the traceback); outputs are
@@ -654,18 +654,25 @@ def _law_arg(value: str) -> Any:
     return value if value in PUBLISHED else _read_law_doc(value)
 
 
+def read_table_where(path: str, where: Sequence[str]) -> Any:
+    """A table with only the rows whose column equals the value of every ``--where COL=VALUE`` (as text)."""
+    from ._io import read_table
+
+    frame = read_table(path)
+    for item in where:
+        col, sep, value = item.partition("=")
+        if not sep or col not in frame.columns:
+            raise ValidationError(f"--where {item!r}: write COL=VALUE with a column of {path}")
+        frame = frame[frame[col].astype(str) == value]
+    return frame
+
+
 def _laws(args: argparse.Namespace) -> int:
     if args.laws_command != "fit":
         raise ValidationError("mixplan laws: choose a subcommand: fit")
     from . import laws
-    from ._io import read_table
 
-    frame = read_table(args.runs)
-    for item in args.where:
-        col, sep, value = item.partition("=")
-        if not sep or col not in frame.columns:
-            raise ValidationError(f"--where {item!r}: write COL=VALUE with a column of {args.runs}")
-        frame = frame[frame[col].astype(str) == value]
+    frame = read_table_where(args.runs, args.where)
     if args.target not in frame.columns:
         raise ValidationError(f"{args.runs}: no column {args.target!r} (columns: {', '.join(map(str, frame.columns))})")
     if args.out:
@@ -956,6 +963,18 @@ def _ot_select(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cpt_add(p: argparse.ArgumentParser) -> None:
+    from ._cli_cpt import cpt_add
+
+    cpt_add(p)
+
+
+def _cpt_run(args: argparse.Namespace) -> int:
+    from ._cli_cpt import cpt_run
+
+    return cpt_run(args)
+
+
 def _filter_add(p: argparse.ArgumentParser) -> None:
     from ._cli_filter import filter_add
 
@@ -980,6 +999,8 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callab
                _budget_add, _budget),
     "filter": ("quality filtering by compute: the best keep-fraction of a bucketed pool per budget (QQT), "
                "bucket fits from runs, bucket cut-offs from scores", _filter_add, _filter_run),
+    "cpt": ("continual pretraining: fit the D-CPT law (cpt fit) and choose the domain:general ratio (cpt plan)",
+            _cpt_add, _cpt_run),
     "ot": ("optimal-transport extrapolator: ot fit | ot predict | ot select (Projektor)", _ot_add, _ot),
     "design": ("design proxy runs: a RegMix-style swarm with floors and caps (--n), or the K runs that most "
                "improve the decision given the runs so far (--next)", _design_add, _design),
@@ -993,7 +1014,7 @@ def build_parser() -> argparse.ArgumentParser:
     for name, (help_, add, _) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
         add(p)
-        if name not in ("laws", "ot"):  # their options live on their subcommands
+        if name not in ("laws", "ot", "cpt"):  # their options live on their subcommands
             _common(p)
         if name == "plan":
             p.set_defaults(**{k: None for k in _PLAN_DEFAULTS})
