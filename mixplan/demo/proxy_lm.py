@@ -41,6 +41,14 @@ Entry point
 -----------
 :func:`run_proxy` samples a training stream for a mixture (:func:`sample_stream`), fits a fresh
 :class:`ProxyLM` on it in one pass and returns held-out bits per byte on every pool.
+
+:func:`run_cpt` is continual pre-training: a base model trained on a general mixture
+(:func:`train_base`, kept per process and reused), then trained further -- weights and Adagrad
+state kept, a fresh decaying step size -- on ``ratio`` domain data + ``1 - ratio`` general data;
+it returns the general and domain losses before and after. Model "size" for scaling studies:
+``table_bits`` (:data:`CPT_TABLE_BITS`), reported as ``N = 2 ** table_bits`` weight slots
+(:func:`cpt_params`); larger tables give lower losses at a fixed budget on the demo pools
+(``proxies/demo_cpt/README.md``). ``examples/cpt_study.py`` generates that study.
 """
 
 from __future__ import annotations
@@ -65,6 +73,15 @@ __all__ = [
     "validate_weights",
     "repetition_curve",
     "REPETITION_EPOCHS",
+    "CPT_BASE_TOKENS",
+    "CPT_GROUPS",
+    "CPT_TABLE_BITS",
+    "clear_base_cache",
+    "cpt_params",
+    "general_mixture",
+    "run_cpt",
+    "run_cpts",
+    "train_base",
 ]
 
 #: Budget B of the demo study, in byte tokens.
@@ -586,3 +603,185 @@ def repetition_curve(pools: Mapping[str, DemoPool], pool: str, sub_bytes: int,
         r["effective_fresh_multiple"] = effective_multiple(r["repeated_bpb"], fresh_curve, es)
         r["value_of_repeated_token"] = r["effective_fresh_multiple"] / r["epochs"]
     return {"pool": pool, "subset_bytes": sub_bytes, "seeds": list(seeds), "rows": rows}
+
+
+# ------------------------------------------------------------------------------ continual pre-training
+
+#: Model "sizes" of the continual-pre-training study: ``table_bits`` of :class:`ProxyLM`. The
+#: parameter count reported for a size is ``N = 2 ** table_bits``, the number of weight slots (every
+#: feature of every byte shares them through the hash, so a smaller table means more collisions:
+#: fewer effective parameters). Orders, word features and step size stay at the defaults.
+CPT_TABLE_BITS = (18, 20, 22)
+#: Bytes the base model is trained on before continual pre-training.
+CPT_BASE_TOKENS = 1_000_000
+#: Most base models a process keeps (each holds two float32 tables of ``2 ** table_bits`` slots).
+_BASE_CACHE_SIZE = 4
+_BASE_CACHE: dict[tuple, tuple[np.ndarray, np.ndarray, int, dict[str, float]]] = {}
+
+
+def cpt_params(table_bits: int) -> int:
+    """The parameter count reported for a proxy size: ``2 ** table_bits`` weight slots."""
+    return 1 << int(table_bits)
+
+
+#: Kinds of the training pools (as ``group`` in ``pools/demo.toml``): the general mixture of a
+#: continual-pre-training run leaves out the domain's whole group, so that ``docs`` (Python's
+#: documentation, prose about code that code training helps a lot) is neither general data nor
+#: general loss when the domain is ``code``.
+CPT_GROUPS = {"wiki": "text", "news": "text", "bible": "text", "code": "code", "docs": "code"}
+
+
+def general_mixture(domain: str, pools: Mapping[str, DemoPool] | None = None) -> dict[str, float]:
+    """The general mixture of a continual-pre-training run on ``domain``: the training pools outside
+    the domain's group (:data:`CPT_GROUPS`) in proportion to their unique training bytes (for
+    ``code``: wiki, news and bible, token-proportional)."""
+    if domain not in TRAIN_POOLS:
+        raise _error(f"domain must be a training pool ({', '.join(TRAIN_POOLS)}), got {domain!r}")
+    pools = load_pools() if pools is None else pools
+    size = {n: pools[n].train_bytes for n in TRAIN_POOLS if CPT_GROUPS[n] != CPT_GROUPS[domain]}
+    total = sum(size.values())
+    return {n: size[n] / total for n in size}
+
+
+def _cpt_mixture(general: Mapping[str, float], domain: str, ratio: float) -> dict[str, float]:
+    """``ratio`` of the domain pool + ``1 - ratio`` of the general mixture."""
+    out = {n: (1.0 - ratio) * w for n, w in general.items() if n != domain}
+    out[domain] = ratio
+    return validate_weights(out)
+
+
+def _evaluate(model: ProxyLM, pools: Mapping[str, DemoPool], domain: str,
+              general: Mapping[str, float]) -> dict[str, float]:
+    out = {f"bpb_{name}": model.bits_per_byte(pools[name].heldout) for name in TRAIN_POOLS + EVAL_ONLY}
+    out["general_loss"] = float(np.mean([out[f"bpb_{n}"] for n in TRAIN_POOLS if general.get(n, 0.0) > 0]))
+    out["domain_loss"] = out[f"bpb_{domain}"]
+    return out
+
+
+def _check_cpt(general_weights: Mapping[str, float], domain: str, ratio: float) -> dict[str, float]:
+    if domain not in TRAIN_POOLS:
+        raise _error(f"domain must be a training pool ({', '.join(TRAIN_POOLS)}), got {domain!r}")
+    g = validate_weights(general_weights)
+    if g[domain] > 0:
+        raise _error(f"the general mixture gives the domain pool {domain!r} weight {g[domain]:g}; "
+                     "continual pre-training needs a general mixture without it")
+    r = float(ratio)
+    if not (math.isfinite(r) and 0.0 <= r <= 1.0):
+        raise _error(f"ratio (the domain share) must be in [0, 1], got {ratio!r}")
+    return g
+
+
+def train_base(general_weights: Mapping[str, float], domain: str, base_tokens: int, seed: int,
+               table_bits: int = 22, pools: Mapping[str, DemoPool] | None = None) -> tuple[ProxyLM, dict[str, float]]:
+    """Train the base model of a continual-pre-training run: a fresh :class:`ProxyLM` of size
+    ``table_bits``, one decaying-step pass over ``base_tokens`` bytes of the general mixture.
+
+    The base stream depends on ``seed`` and ``base_tokens`` only (not on the size), so every size
+    sees the same base data. Returns the model and its held-out losses (as :func:`run_cpt`)."""
+    g = _check_cpt(general_weights, domain, 0.0)
+    pools = load_pools() if pools is None else pools
+    base_tokens = int(base_tokens)
+    if base_tokens < 1:
+        raise _error(f"base_tokens must be >= 1, got {base_tokens}")
+    rng = np.random.default_rng([int(seed), 0x6D78, 0xBA5E])
+    model = ProxyLM(table_bits=table_bits).fit(sample_stream(pools, g, base_tokens, rng))
+    return model, _evaluate(model, pools, domain, g)
+
+
+def _cached_base(g: dict[str, float], domain: str, base_tokens: int, seed: int, table_bits: int,
+                 pools: Mapping[str, DemoPool]) -> tuple[ProxyLM, dict[str, float]]:
+    """A copy of the base model (trained once per process and key, then restored from its state)."""
+    key = (tuple(sorted(g.items())), domain, int(base_tokens), int(seed), int(table_bits))
+    hit = _BASE_CACHE.get(key)
+    if hit is None:
+        model, losses = train_base(g, domain, base_tokens, seed, table_bits, pools)
+        while len(_BASE_CACHE) >= _BASE_CACHE_SIZE:
+            _BASE_CACHE.pop(next(iter(_BASE_CACHE)))
+        hit = (model.weights_.copy(), model.accum_.copy(), model.tokens_seen_, dict(losses))
+        _BASE_CACHE[key] = hit
+    else:  # most recently used last
+        _BASE_CACHE[key] = _BASE_CACHE.pop(key)
+    model = ProxyLM(table_bits=table_bits)
+    model.weights_[:] = hit[0]
+    model.accum_[:] = hit[1]
+    model.tokens_seen_ = hit[2]
+    return model, dict(hit[3])
+
+
+def clear_base_cache() -> None:
+    """Forget the base models :func:`run_cpt` keeps in this process."""
+    _BASE_CACHE.clear()
+
+
+def run_cpt(general_weights: Mapping[str, float], domain: str, ratio: float, base_tokens: int, tokens: int,
+            seed: int, table_bits: int = 22, cache: bool = True) -> dict[str, float]:
+    """One continual-pre-training run: a base model, continued on domain + general data.
+
+    The base model (:func:`train_base`: ``base_tokens`` bytes of ``general_weights``, size
+    ``table_bits``) is trained once per process for each ``(general_weights, domain, base_tokens,
+    seed, table_bits)`` and reused (``cache=False`` retrains it; the result is identical). It is
+    then trained further -- same weights, same Adagrad accumulators -- by one more pass with a fresh
+    step size decaying linearly from :data:`LEARNING_RATE` to 0 over the continuation (CPT re-warms
+    the schedule), on ``tokens`` bytes of the mixture ``ratio x domain + (1 - ratio) x general``.
+    The continuation stream depends on ``(seed, ratio, tokens)``, not on the size.
+
+    Returns
+    -------
+    dict
+        ``general_loss`` (mean held-out bits per byte over the pools of the general mixture, those
+        with a positive weight in ``general_weights``), ``domain_loss`` (held-out bpb of ``domain``), ``bpb_<pool>`` for every pool
+        and the evaluation-only set after continual pre-training, ``base_general_loss`` and
+        ``base_domain_loss`` (the base model's), and ``params`` (:func:`cpt_params`).
+    """
+    g = _check_cpt(general_weights, domain, ratio)
+    tokens = int(tokens)
+    if tokens < 1:
+        raise _error(f"tokens must be >= 1, got {tokens}")
+    pools = load_pools()
+    if cache:
+        model, base = _cached_base(g, domain, base_tokens, seed, table_bits, pools)
+    else:
+        model, base = train_base(g, domain, base_tokens, seed, table_bits, pools)
+    mix = _cpt_mixture(g, domain, float(ratio))
+    rng = np.random.default_rng([int(seed), 0x6D78, 0xC097, int(round(float(ratio) * 1e9)), tokens])
+    model.fit(sample_stream(pools, mix, tokens, rng))
+    out = _evaluate(model, pools, domain, g)
+    out["base_general_loss"] = base["general_loss"]
+    out["base_domain_loss"] = base["domain_loss"]
+    out["params"] = float(cpt_params(table_bits))
+    return out
+
+
+def _run_cpt_job(job: tuple) -> dict[str, float]:
+    return run_cpt(*job)
+
+
+def run_cpts(jobs: Iterable[tuple], processes: int = 2, progress: bool = True) -> list[dict[str, float]]:
+    """Run :func:`run_cpt` for many ``(general_weights, domain, ratio, base_tokens, tokens, seed,
+    table_bits)`` jobs, in job order, on ``processes`` spawned workers (each keeps its own base
+    models; order the jobs by size and seed so that they are reused). Results do not depend on the
+    number of processes."""
+    import multiprocessing
+    import sys
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm.auto import tqdm
+
+    jobs = [(dict(g), str(d), float(r), int(b), int(t), int(s), int(tb)) for g, d, r, b, t, s, tb in jobs]
+    for g, d, r, *_ in jobs:
+        _check_cpt(g, d, r)
+    out: list[dict[str, float]] = []
+    with tqdm(total=len(jobs), desc="cpt runs", disable=not progress or not sys.stderr.isatty(),
+              leave=False) as bar:
+        if processes <= 1 or len(jobs) <= 1:
+            results: Iterable = map(_run_cpt_job, jobs)
+            for res in results:
+                out.append(res)
+                bar.update(1)
+            return out
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=processes, mp_context=ctx, initializer=limit_threads) as ex:
+            for res in ex.map(_run_cpt_job, jobs, chunksize=1):
+                out.append(res)
+                bar.update(1)
+    return out

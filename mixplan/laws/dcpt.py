@@ -75,7 +75,8 @@ def own_ratio(domain_ratio: np.ndarray, loss: str) -> np.ndarray:
 
 
 def _pow0(r: np.ndarray, eta: float | np.ndarray) -> np.ndarray:
-    """:math:`r^\\eta` with :math:`0^\\eta = 0` (the limit for :math:`\\eta > 0`)."""
+    """:math:`r^\\eta` with :math:`0^\\eta = 0` (the limit for :math:`\\eta > 0`; kept at :math:`\\eta = 0` too,
+    where it makes the data term vanish at :math:`r = 0` only - no own data, no learning from it)."""
     r = np.asarray(r, dtype=float)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(r > 0, np.power(np.where(r > 0, r, 1.0), eta), 0.0)
@@ -350,13 +351,19 @@ def design_violations(params: Mapping[str, float], tokens: np.ndarray, ratio: np
         if fail.any():
             rr, dd = R[fail], DD[fail]
             worst = max(float(np.max(dcpt_derivatives(DD, R, params, N)[key][fail])) for N in Ns)
-            knob = ("the ratio term is too weak against the data term there (more of this loss's own data raises "
-                    "it): add runs at those ratios, or drop them from the runs" if key == "dL_dr" else
-                    "a data exponent or coefficient (B, beta, eta) is at zero: the runs do not show learning with "
-                    "D; add budgets over a wider range")
+            if key == "dL_dr":
+                knob = ("the ratio term is too weak against the data term there (more of this loss's own data raises "
+                        "it): add runs at those ratios, or drop them from the runs")
+            elif key == "d2L_dDdr" and params["eta"] <= 1e-9 and params["B"] > 0 and params["beta"] > 0:
+                knob = ("eta = 0: the data term B/D^beta does not grow with the ratio, so more of this loss's own "
+                        "data does not speed learning; the runs may want learning to follow r*D (eta < 0), which "
+                        "the law's eta >= 0 rules out - compare with a per-ratio fit before trusting the ratio")
+            else:
+                knob = ("a data exponent or coefficient (B, beta, eta) is at zero: the runs do not show learning "
+                        "with D; add budgets over a wider range")
             out.append(f"{loss} loss: design requirement {label} fails at {int(fail.sum())} of {fail.size} points "
                        f"of the data's range (in {own} {rr.min():.3g}..{rr.max():.3g}, D {dd.min():.3g}.."
-                       f"{dd.max():.3g}; largest value {worst:.3g}); {knob}")
+                       f"{dd.max():.3g}; largest value {worst + 0.0:.3g}); {knob}")
     if "A" in params and sizes is not None and not (params["alpha"] > 0 and params["A"] > 0):
         out.append(f"{loss} loss: design requirement dL/dN < 0 fails (alpha = {params['alpha']:.3g}); the runs' "
                    "sizes do not show a size effect: add sizes or fit one size (reduced law)")
