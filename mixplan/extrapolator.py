@@ -201,9 +201,10 @@ class Selection:
     history: list[float] = field(repr=False, default_factory=list)  # objective per accepted iterate
 
     def to_dict(self, pools: Sequence[str]) -> dict[str, Any]:
+        """JSON form; without ``seconds``, so that outputs are byte-identical run to run."""
         return {"weights": dict(zip(pools, map(float, self.weights))), **self.prediction.row(0),
                 "start": self.start, "iterations": self.iterations, "ot_solves": self.ot_solves,
-                "seconds": self.seconds, "converged": self.converged}
+                "converged": self.converged}
 
 
 # ----------------------------------------------------------------------------------------- estimator

@@ -253,8 +253,7 @@ def _ot_table(info: dict[str, Any], mixtures: dict[str, dict[str, Any]]) -> str:
                     "interval ": f"[{a['lower']:.4f}, {a['upper']:.4f}]"}
         rows.append(row)
     lines.append(pd.DataFrame(rows).to_string(index=False))
-    lines.append(f"OT selection: {sel['iterations']} projected-gradient iterations, {sel['ot_solves']} OT solves, "
-                 f"{sel['seconds']:.2f} s")
+    lines.append(f"OT selection: {sel['iterations']} projected-gradient iterations, {sel['ot_solves']} OT solves")
     return "\n".join(lines + [f"warning: {w}" for w in info.get("warnings", [])])
 
 

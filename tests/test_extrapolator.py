@@ -185,13 +185,25 @@ def cli_study(tmp_path_factory, fitted):
     return d
 
 
+def _fit_study(d):
+    """``mixplan ot fit`` on the CLI fixture's files (once per module); returns the fit's JSON report."""
+    if not (d / "study" / "fit.json").exists():
+        import contextlib
+        import io
+
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            rc = main(["ot", "fit", "--runs", str(d / "runs_small.csv"), "--runs", str(d / "runs.csv"), "--target",
+                       "loss", "--samples", str(d / "samples.npz"), "--validation", str(d / "val.npy"),
+                       "--features", "vectors", "--out", str(d / "study"), "--json"])
+        assert rc == 0
+        (d / "study" / "fit.json").write_text(buf.getvalue())
+    return json.loads((d / "study" / "fit.json").read_text())
+
+
 def test_cli_fit_predict_select(cli_study, capsys):
     d = cli_study
-    rc = main(["ot", "fit", "--runs", str(d / "runs_small.csv"), "--runs", str(d / "runs.csv"), "--target", "loss",
-               "--samples", str(d / "samples.npz"), "--validation", str(d / "val.npy"), "--features", "vectors",
-               "--out", str(d / "study"), "--json"])
-    assert rc == 0
-    doc = json.loads(capsys.readouterr().out)
+    doc = _fit_study(d)
     assert doc["anchors"] == [N0, N1] and doc["paired_runs"] == 40
     rc = main(["ot", "predict", str(d / "study"), str(d / "runs.csv"), "--tokens", "4e6", "--out", str(d / "p.csv")])
     assert rc == 0
@@ -208,8 +220,7 @@ def test_cli_fit_predict_select(cli_study, capsys):
 
 def test_cli_plan_with_ot(cli_study, capsys):
     d = cli_study
-    if not (d / "study" / "ot_model.json").exists():
-        pytest.skip("needs test_cli_fit_predict_select's study")
+    _fit_study(d)
     for mode in ("compare", "alone", "size"):
         rc = main(["plan", "--runs", str(d / "runs.csv"), "--target", "loss", "--pools", str(d / "pools.toml"),
                    "--tokens", "4e6", "--ot", str(d / "study"), "--ot-mode", mode, "--model", "ridge",
@@ -223,6 +234,15 @@ def test_cli_plan_with_ot(cli_study, capsys):
             assert doc["recommended"] == doc["mixtures"]["ot_selected"]["weights"]
         if mode == "size":
             assert "at_size" in rec and rec["at_size"]["lower"] < rec["at_size"]["upper"]
+    outs = []
+    for k in range(2):  # same inputs and seed: byte-identical plan.json and ot select output
+        out = d / f"plan_det{k}"
+        assert main(["plan", "--runs", str(d / "runs.csv"), "--target", "loss", "--pools", str(d / "pools.toml"),
+                     "--tokens", "4e6", "--ot", str(d / "study"), "--model", "ridge", "--candidates", "2000",
+                     "--out", str(out)]) == 0
+        assert main(["ot", "select", str(d / "study"), "--tokens", "4e6", "--out", str(out / "sel.json")]) == 0
+        outs.append(((out / "plan.json").read_bytes(), (out / "sel.json").read_bytes()))
+    assert outs[0] == outs[1]
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -235,6 +255,7 @@ def test_cli_plan_with_ot(cli_study, capsys):
 ])
 def test_cli_errors(cli_study, capsys, argv, message):
     d = cli_study
+    _fit_study(d)
     subst = {"RUNS": str(d / "runs.csv"), "VAL": str(d / "val.npy"), "SAMPLES": str(d / "samples.npz"),
              "OUT": str(d / "err_out"), "OUT0": str(d / "study")}
     argv = [subst.get(a, a) for a in argv]
