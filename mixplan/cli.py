@@ -1031,6 +1031,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help()
             return EXIT_ERROR
         return COMMANDS[args.command][2](args)
+    except BrokenPipeError:  # stdout closed early (e.g. `| head`): not an error of the command
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at interpreter exit
+        return 0
     except (MixplanError, _UsageError, OSError) as exc:
         if debug:
             raise
