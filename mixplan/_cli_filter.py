@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from ._io import check_writable, dumps_json, write_json_atomic, write_table_atomic, write_text_atomic
+from ._io import check_writable, write_json_atomic, write_table_atomic, write_text_atomic
 from .exceptions import ValidationError
 
 __all__ = ["filter_add", "filter_run"]
@@ -94,15 +94,9 @@ def _budgets(args: argparse.Namespace) -> list[float] | None:
                                   "seen, > 0 (e.g. --budget 1e8,1e9)")
         return values
     if args.budget_range:
-        lo, sep, hi = args.budget_range.partition(":")
-        try:
-            a, b = float(lo), float(hi)
-        except ValueError:
-            sep = ""
-        if not sep or not (0 < a < b < math.inf):
-            raise ValidationError(f"--budget-range {args.budget_range!r}: write LO:HI with 0 < LO < HI, e.g. 2e7:1e10")
-        if args.budget_steps < 2:
-            raise ValidationError(f"--budget-steps must be at least 2, got {args.budget_steps}")
+        from .cli import parse_budget_range
+
+        a, b = parse_budget_range(args.budget_range, args.budget_steps, "2e7:1e10")
         # logspace, as the authors' grid (laws.md 1.8): geomspace differs in the last bits of some points.
         return [float(x) for x in np.logspace(np.log10(a), np.log10(b), args.budget_steps)]
     return None
@@ -163,17 +157,10 @@ def _bucket_scores(args: argparse.Namespace) -> int:
 
     text = (f"{args.bucket_scores}: {len(scores)} documents bucketed by {args.score!r}\n" + table_csv(table)
             + "\n" + snippet + "".join(f"written: {f}\n" for f in files)).rstrip("\n")
+    from .cli import _emit
+
     _emit(args, doc, text)
     return 0
-
-
-def _emit(args: argparse.Namespace, doc: dict[str, Any], text: str) -> None:
-    import sys
-
-    if getattr(args, "json", False):
-        sys.stdout.write(dumps_json(doc))
-    else:
-        print(text)
 
 
 def filter_run(args: argparse.Namespace) -> int:
@@ -233,5 +220,7 @@ def filter_run(args: argparse.Namespace) -> int:
         write_table_atomic(files["curve"], plan.curve_table(), force=args.force)
     doc["outputs"] = {k: str(v) for k, v in files.items()}
     texts += [f"written: {v}" for v in files.values()]
+    from .cli import _emit
+
     _emit(args, doc, "\n".join(texts))
     return 0

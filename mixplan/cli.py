@@ -424,19 +424,25 @@ def _plan_budget(args: argparse.Namespace) -> dict[str, Any] | None:
     return shape.to_dict()
 
 
-def _budget_sweep(args: argparse.Namespace) -> list[float] | None:
-    if not args.budget_range:
-        return None
-    lo, sep, hi = args.budget_range.partition(":")
+def parse_budget_range(text: str, steps: int, example: str) -> tuple[float, float]:
+    """``--budget-range LO:HI`` (0 < LO < HI, finite) and ``--budget-steps`` (>= 2), checked."""
+    lo, sep, hi = text.partition(":")
     try:
         a, b = float(lo), float(hi)
     except ValueError:
         sep = ""
-    if not sep or not (0 < a < b):
-        raise ValidationError(f"--budget-range {args.budget_range!r}: write LO:HI with 0 < LO < HI, e.g. 1e6:1e8")
-    steps = args.budget_steps or 9
+    if not sep or not (0 < a < b < np.inf):
+        raise ValidationError(f"--budget-range {text!r}: write LO:HI with 0 < LO < HI, e.g. {example}")
     if steps < 2:
         raise ValidationError(f"--budget-steps must be at least 2, got {steps}")
+    return a, b
+
+
+def _budget_sweep(args: argparse.Namespace) -> list[float] | None:
+    if not args.budget_range:
+        return None
+    steps = args.budget_steps or 9
+    a, b = parse_budget_range(args.budget_range, steps, "1e6:1e8")
     return [float(t) for t in np.geomspace(a, b, steps)]
 
 
@@ -907,6 +913,7 @@ def _ot_fit(args: argparse.Namespace) -> int:
 def _ot_predict(args: argparse.Namespace) -> int:
     import pandas as pd
 
+    from .extrapolator import extrapolation_notes
     from .ot_study import load_ot_study
     from .pools import PoolSet
     from .runs import read_runs
@@ -914,17 +921,12 @@ def _ot_predict(args: argparse.Namespace) -> int:
     est = load_ot_study(args.study)
     check_writable([args.out], args.force)
     runs = read_runs(args.runs, PoolSet.from_names(est.pools_), renormalize=args.renormalize)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", MixplanWarning)
-        pred = est.predict(runs.weights, args.tokens)
-        from .extrapolator import warn_if_extrapolated
-
-        notes = warn_if_extrapolated(pred)
+    pred = est.predict(runs.weights, args.tokens)
+    notes = extrapolation_notes(pred)
     frame = pd.DataFrame({"run_id": runs.run_ids, "tokens": args.tokens, "prediction": pred.mean,
                           "lower": pred.lower, "upper": pred.upper, "ot": pred.ot, "nearest_run": pred.nearest_run,
                           "nearest_distance": pred.nearest_distance, "covered": pred.covered})
     write_table_atomic(args.out, frame, force=args.force)
-    del caught
     doc = {"out": str(args.out), "rows": len(frame), "level": pred.level, "tokens": args.tokens,
            "size_ratio": pred.size_ratio, "outside_coverage": int((~pred.covered).sum()), "warnings": notes}
     _emit(args, doc, f"{len(frame)} predictions at {args.tokens:.6g} tokens ({pred.level:.0%} intervals) written to "
@@ -933,7 +935,7 @@ def _ot_predict(args: argparse.Namespace) -> int:
 
 
 def _ot_select(args: argparse.Namespace) -> int:
-    from .extrapolator import warn_if_extrapolated
+    from .extrapolator import extrapolation_notes
     from .ot_study import load_ot_study
     from .search import active_constraints
 
@@ -942,9 +944,7 @@ def _ot_select(args: argparse.Namespace) -> int:
         check_writable([args.out], args.force)
     c = _ot_constraints(args, est)
     sel = est.select(args.tokens, c.lower, c.upper, max_iter=args.max_iter, time_limit=args.time_limit)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", MixplanWarning)
-        notes = warn_if_extrapolated(sel.prediction)
+    notes = extrapolation_notes(sel.prediction)
     doc = sel.to_dict(est.pools_) | {"active_constraints": active_constraints(sel.weights, c),
                                      "constraints": c.to_dict(), "warnings": notes}
     if args.out:

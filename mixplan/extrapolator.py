@@ -49,7 +49,6 @@ beyond ``max_extrapolation`` x :math:`N_1` are flagged.
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -59,13 +58,13 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from ._io import check_writable, dumps_json, write_bytes_atomic, write_text_atomic
-from .exceptions import ExtrapolationWarning, NotFittedError, ValidationError
+from .exceptions import NotFittedError, ValidationError
 from .model import DEFAULT_LEVEL, _conformal_quantile, coverage_radius_of, nearest_run
 from .ot import OTResult, cost_matrix, ot_distance
 from .search import project
 
 __all__ = ["OTExtrapolator", "OTPrediction", "Selection", "stage1_features", "size_weight",
-           "interpolate_sizes", "load_extrapolator", "FORMAT_VERSION"]
+           "interpolate_sizes", "load_extrapolator", "extrapolation_notes", "FORMAT_VERSION"]
 
 FORMAT_VERSION = 1
 MODEL_FILE, SPACE_FILE = "ot_model.json", "ot_space.npz"
@@ -157,6 +156,22 @@ def _ridge_loo(F: np.ndarray, y: np.ndarray, alphas: Sequence[float]) -> tuple[f
     _, alpha, beta, loo = best
     coef = beta / sd
     return alpha, coef, float(ym - coef @ mu), loo
+
+
+def _stage1_record(tokens: float, alpha: float, coef: np.ndarray, intercept: float, loo: np.ndarray,
+                   W: np.ndarray, y: np.ndarray, run_ids: list[str], ot_values: np.ndarray) -> dict[str, Any]:
+    """One size's stage-1 fit with its leave-one-out summary (R^2, MAE, Spearman of the LOO predictions)."""
+    ss = float(np.sum((y - y.mean()) ** 2))
+    return {"tokens": tokens, "n_runs": len(y), "alpha": alpha, "coef": coef, "intercept": intercept,
+            "loo_residuals": loo, "weights": W, "y": y, "run_ids": run_ids, "ot": ot_values,
+            "loo_r2": float(1.0 - np.sum(loo ** 2) / ss) if ss > 0 else float("nan"),
+            "loo_mae": float(np.mean(np.abs(loo))),
+            "loo_spearman": float(spearmanr(y - loo, y)[0]) if np.ptp(y) > 0 else float("nan")}
+
+
+def _log_residuals(y: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Residuals of ``log y`` from residuals of ``y`` (prediction ``y - r``)."""
+    return np.log(y) - np.log(y - r)
 
 
 def _weights_key(w: np.ndarray) -> bytes:
@@ -309,16 +324,8 @@ class OTExtrapolator:
             m = tokens == s
             F = stage1_features(W[m], ot_values[m], self.offset_squares)
             alpha, coef, intercept, loo = _ridge_loo(F, y[m], self.alphas)
-            yy = y[m]
-            ss = float(np.sum((yy - yy.mean()) ** 2))
-            self.stage1_[s] = {
-                "tokens": s, "n_runs": int(m.sum()), "alpha": alpha, "coef": coef, "intercept": intercept,
-                "loo_residuals": loo, "weights": W[m], "y": yy, "run_ids": [self.run_ids_[i] for i in np.flatnonzero(m)],
-                "ot": ot_values[m],
-                "loo_r2": float(1.0 - np.sum(loo ** 2) / ss) if ss > 0 else float("nan"),
-                "loo_mae": float(np.mean(np.abs(loo))),
-                "loo_spearman": float(spearmanr(yy - loo, yy)[0]) if np.ptp(yy) > 0 else float("nan"),
-            }
+            self.stage1_[s] = _stage1_record(s, alpha, coef, intercept, loo, W[m], y[m],
+                                             [self.run_ids_[i] for i in np.flatnonzero(m)], ot_values[m])
         if anchors is None:
             anchors = tuple(usable[-2:])
         anchors = tuple(float(a) for a in anchors)
@@ -355,9 +362,8 @@ class OTExtrapolator:
         cols = np.sort(rng.permutation(m)[:size])
         C = self.cost_[np.ix_(rows, cols)]
         w = np.full(P, 1.0 / P)
-        reg = None if self.reg is None else self.reg
         exact = ot_distance(w, C, self.pool_index_[rows], method="exact").distance
-        approx = ot_distance(w, C, self.pool_index_[rows], method="sinkhorn", reg=reg).distance
+        approx = ot_distance(w, C, self.pool_index_[rows], method="sinkhorn", reg=self.reg).distance
         return float(approx / exact - 1.0)
 
     def _pair_residuals(self) -> None:
@@ -373,8 +379,7 @@ class OTExtrapolator:
         i0, i1 = np.array(idx).T
         r0, r1 = f0["loo_residuals"][i0], f1["loo_residuals"][i1]
         if self.size_space == "log":  # residuals of the log metric
-            y0, y1 = f0["y"][i0], f1["y"][i1]
-            r0, r1 = np.log(y0) - np.log(y0 - r0), np.log(y1) - np.log(y1 - r1)
+            r0, r1 = _log_residuals(f0["y"][i0], r0), _log_residuals(f1["y"][i1], r1)
         self.pairs_ = np.vstack([r0, r1])
 
     # ------------------------------------------------------------------ OT
@@ -446,9 +451,9 @@ class OTExtrapolator:
             return _conformal_quantile(self.stage1_[self.anchors_[0]]["loo_residuals"], self.level)
         if self.pairs_ is not None:
             return _conformal_quantile((1.0 - s) * self.pairs_[0] + s * self.pairs_[1], self.level)
-        q = [self.stage1_[a]["loo_residuals"] for a in self.anchors_]
-        if self.size_space == "log":
-            q = [np.log(f["y"]) - np.log(f["y"] - r) for f, r in zip((self.stage1_[a] for a in self.anchors_), q)]
+        fits = [self.stage1_[a] for a in self.anchors_]
+        q = [_log_residuals(f["y"], f["loo_residuals"]) if self.size_space == "log" else f["loo_residuals"]
+             for f in fits]
         q0, q1 = (_conformal_quantile(r, self.level) for r in q)
         return float(np.hypot((1.0 - s) * q0, s * q1))
 
@@ -579,9 +584,8 @@ class OTExtrapolator:
         t, gt = res.distance, res.gradient("raw")
         parts = []
         for a in self.anchors_:
-            f = self.stage1_[a]
-            value = float(stage1_features(w[None], np.array([t]), self.offset_squares)[0] @ f["coef"] + f["intercept"])
-            parts.append((value, _stage1_gradient(f["coef"], w, t, gt, self.offset_squares)))
+            value = float(self._stage1(a, w[None], np.array([t]))[0])
+            parts.append((value, _stage1_gradient(self.stage1_[a]["coef"], w, t, gt, self.offset_squares)))
         if len(parts) == 1:
             return parts[0]
         s = self._size_weight(tokens)
@@ -765,17 +769,10 @@ def load_extrapolator(directory: str | Path) -> OTExtrapolator:
     W_all = []
     for f in doc["stage1"]:
         W = np.asarray(f["weights"], dtype=float)
-        yy = np.asarray(f["y"], dtype=float)
-        loo = np.asarray(f["loo_residuals"], dtype=float)
-        ss = float(np.sum((yy - yy.mean()) ** 2))
-        ot_values = np.asarray(f["ot"], dtype=float)  # stored: re-solving every run would cost minutes
-        est.stage1_[float(f["tokens"])] = {
-            "tokens": float(f["tokens"]), "n_runs": len(yy), "alpha": float(f["alpha"]),
-            "coef": np.asarray(f["coef"], dtype=float), "intercept": float(f["intercept"]), "loo_residuals": loo,
-            "weights": W, "y": yy, "run_ids": list(f["run_ids"]), "ot": ot_values,
-            "loo_r2": float(1.0 - np.sum(loo ** 2) / ss) if ss > 0 else float("nan"),
-            "loo_mae": float(np.mean(np.abs(loo))),
-            "loo_spearman": float(spearmanr(yy - loo, yy)[0]) if np.ptp(yy) > 0 else float("nan")}
+        est.stage1_[float(f["tokens"])] = _stage1_record(
+            float(f["tokens"]), float(f["alpha"]), np.asarray(f["coef"], dtype=float), float(f["intercept"]),
+            np.asarray(f["loo_residuals"], dtype=float), W, np.asarray(f["y"], dtype=float), list(f["run_ids"]),
+            np.asarray(f["ot"], dtype=float))  # OT values stored: re-solving every run would cost minutes
         ids += list(f["run_ids"])
         W_all.append(W)
     est.run_ids_ = ids
@@ -791,8 +788,9 @@ def load_extrapolator(directory: str | Path) -> OTExtrapolator:
     return est
 
 
-def warn_if_extrapolated(pred: OTPrediction) -> list[str]:
-    """Warnings (also issued as :class:`~mixplan.exceptions.ExtrapolationWarning`) for a prediction."""
+def extrapolation_notes(pred: OTPrediction) -> list[str]:
+    """What a prediction extrapolates: beyond ``max_extrapolation`` x the largest fitted size, or outside
+    the region the proxy runs cover."""
     notes = []
     if pred.extrapolated:
         notes.append(f"{pred.tokens:.6g} tokens is {pred.size_ratio:.3g} x the largest fitted size: the straight line "
@@ -800,6 +798,4 @@ def warn_if_extrapolated(pred: OTPrediction) -> list[str]:
     if not np.all(pred.covered):
         notes.append(f"{int(np.sum(~pred.covered))} of {len(pred.covered)} mixtures lie outside the region the proxy "
                      "runs cover (far from every run, or an OT distance outside the fitted range)")
-    for n in notes:
-        warnings.warn(n, ExtrapolationWarning, stacklevel=2)
     return notes

@@ -208,12 +208,13 @@ def _ot_optima(model: MixtureModel, ot: Any, mode: str, base_tokens: float | Non
                 break
         Wc = np.vstack(cand)
         delta, q = ot.increment(Wc, size, base_tokens)
-        total = model.predict_mean(Wc) + delta
+        regressor = model.predict_mean(Wc)
+        total = regressor + delta
         best = int(np.argmin(sense * total))
         info |= {"base_tokens": float(base_tokens), "increment_halfwidth": q, "candidates_rescored": len(Wc),
                  "regressor_optimum_rank": int(np.argsort(np.argsort(sense * total))[0]) + 1}
         info["optima"]["regressor_optimum"] = result.weights
-        result = replace(result, weights=Wc[best], score=float(sense * model.predict_mean(Wc[best:best + 1])[0]))
+        result = replace(result, weights=Wc[best], score=float(sense * regressor[best]))
     return result, info
 
 

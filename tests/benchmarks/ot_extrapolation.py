@@ -137,7 +137,7 @@ def selection_speed(n_pools: int, repeats: int, per_pool: int = 200, m: int = 20
     Wr = rng.dirichlet(np.full(n_pools, 0.7), size=R)
     probe = OTExtrapolator().fit(X, index, Y, np.vstack([Wr] * 2), np.r_[np.full(R, B / 2), np.full(R, B)],
                                  rng.normal(size=2 * R))
-    ot = probe.distances(Wr)  # (the fits below reuse nothing: each solves the 48 mixtures again)
+    ot = probe.distances(Wr)
     y = np.r_[3.2 + 1.5 * ot * (1 + 0.2 * Wr[:, 0]), 3.0 + 1.4 * ot * (1 + 0.2 * Wr[:, 0])] + rng.normal(0, 0.005, 2 * R)
     secs, info = [], {}
     est = OTExtrapolator().fit(X, index, Y, np.vstack([Wr] * 2), np.r_[np.full(R, B / 2), np.full(R, B)], y)
