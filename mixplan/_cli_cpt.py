@@ -3,7 +3,9 @@
 ::
 
     # RUNS: params (optional: one size or none -> the reduced law), tokens, ratio (domain share) + two losses
-    mixplan cpt fit RUNS --general COL --domain COL [--target-params N] --out FIT.json
+    mixplan cpt fit RUNS --general COL --domain COL [--target-params N] [--huber-delta auto] --out FIT.json
+    # several domains: + the cross-domain term F/K^mu, K = 1/k1 + omega k2 (then 'plan' needs --k1 V --k2 V)
+    mixplan cpt fit RUNS --general COL --domain COL --k1 COL --k2 COL --out FIT.json
 
     # Usage 1: the largest domain share whose general-loss rise stays within T (absolute, or --relative)
     mixplan cpt plan FIT.json --tokens D [--params N] --max-general-rise T [--relative] [--base-general-loss L]
@@ -43,10 +45,16 @@ def cpt_add(p: argparse.ArgumentParser) -> None:
     f.add_argument("--domain", required=True, metavar="COL", help="the domain validation loss column")
     f.add_argument("--ratio-column", default="ratio", metavar="COL",
                    help="the domain share column (default 'ratio'; general:domain 8:2 is 0.2)")
+    f.add_argument("--k1", metavar="COL", help="cross-domain term: column of each run's domain's base-model initial "
+                   "domain loss (with --k2; runs from 3 or more domains)")
+    f.add_argument("--k2", metavar="COL", help="cross-domain term: column of each run's domain's early loss decline")
     f.add_argument("--target-params", type=float, metavar="N",
                    help="the model size to plan for (stored as the default of 'cpt plan --params')")
     f.add_argument("--where", action="append", default=[], metavar="COL=VALUE", help="keep rows with COL == VALUE")
     f.add_argument("--bootstrap", type=int, default=200, help="bootstrap refits per loss for the intervals (200)")
+    f.add_argument("--huber-delta", default="auto", metavar="DELTA|auto",
+                   help="Huber threshold on log-loss (default auto: 1.345 x the residuals' robust scale; 1e-3 is "
+                        "the Chinchilla recipe, a median fit when runs are noisier than ~0.1%%)")
     f.add_argument("--level", type=float, default=0.95, help="interval level (0.95)")
     f.add_argument("--out", metavar="FIT.json", help="write the fit here")
     f.add_argument("--force", action="store_true", help="overwrite an existing output")
@@ -65,6 +73,10 @@ def cpt_add(p: argparse.ArgumentParser) -> None:
                         "prediction at general share 1, i.e. continuing on general data only)")
     q.add_argument("--domain-tokens", type=float, metavar="D_d",
                    help="Usage 2: domain tokens available; minimises the domain loss at total tokens D_d / r")
+    q.add_argument("--k1", type=float, metavar="K1", help="cross-domain fit: the target domain's base-model initial "
+                   "loss")
+    q.add_argument("--k2", type=float, metavar="K2", help="cross-domain fit: the target domain's early loss decline "
+                   "(measured on about 1%% of a run)")
     q.add_argument("--ratios", metavar="R1,R2,...", help="domain shares of the table (default: the paper's 9 and "
                    "every 0.05)")
     q.add_argument("--out", metavar="PLAN.json|PLAN.csv", help="write the plan (JSON) or its table (.csv)")
@@ -99,6 +111,9 @@ def _fit(args: argparse.Namespace) -> int:
         raise ValidationError(f"--bootstrap must be >= 0, got {args.bootstrap}")
     if not 0 < args.level < 1:
         raise ValidationError(f"--level must be in (0, 1), got {args.level}")
+    from .laws import parse_delta
+
+    delta = parse_delta(args.huber_delta, "--huber-delta")
     source = str(args.runs)
     from .cli import read_table_where
 
@@ -108,16 +123,19 @@ def _fit(args: argparse.Namespace) -> int:
     cols = {k: _column(frame, c, source) for k, c in (("tokens", "tokens"), ("ratio", args.ratio_column),
                                                          ("general", args.general), ("domain", args.domain))}
     params = _column(frame, "params", source) if "params" in frame.columns else None
+    if (args.k1 is None) != (args.k2 is None):
+        raise ValidationError("the cross-domain term needs both --k1 COL and --k2 COL")
+    k = {} if args.k1 is None else {"k1": _column(frame, args.k1, source), "k2": _column(frame, args.k2, source)}
     if args.out:
         check_writable([args.out], args.force)
     fit = fit_cpt(cols["tokens"], cols["ratio"], cols["general"], cols["domain"], params,
                   general_column=args.general, domain_column=args.domain, target_params=args.target_params,
-                  n_bootstrap=args.bootstrap, level=args.level, seed=args.seed, where=source,
+                  n_bootstrap=args.bootstrap, level=args.level, seed=args.seed, delta=delta, **k, where=source,
                   rows=(frame.index + 1).tolist())
     doc = fit.to_dict() | {"source": source, "seed": args.seed}
     if args.out:
         write_json_atomic(args.out, doc, force=args.force)
-    short = {k: v for k, v in doc.items() if k not in ("general", "domain")}
+    short = {k: v for k, v in doc.items() if k not in ("general", "domain", "runs")}  # the runs are in FIT.json
     for loss in ("general", "domain"):
         short[loss] = {k: v for k, v in doc[loss].items() if k not in ("bootstrap", "report")}
     from .cli import _emit
@@ -155,7 +173,7 @@ def _plan(args: argparse.Namespace) -> int:
     fit = _read_fit(args.fit)
     plan = plan_cpt(fit, tokens=args.tokens, params=args.params, max_general_rise=args.max_general_rise,
                     relative=args.relative, base_general_loss=args.base_general_loss,
-                    domain_tokens=args.domain_tokens, ratios=ratios)
+                    domain_tokens=args.domain_tokens, ratios=ratios, k1=args.k1, k2=args.k2)
     doc = plan.to_dict() | {"fit": str(args.fit)}
     if args.out:
         if Path(args.out).suffix.lower() == ".csv":

@@ -631,7 +631,9 @@ def _laws_add(p: argparse.ArgumentParser) -> None:
     f.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
                    help="qqt: hold a parameter (a, b, tau, d) fixed, e.g. --fix a=0.025 --fix d=0.1 (the authors "
                         "share a and d across pools)")
-    f.add_argument("--huber-delta", type=float, default=1e-3, help="Huber threshold on log-loss (1e-3)")
+    f.add_argument("--huber-delta", default="1e-3", metavar="DELTA|auto",
+                   help="Huber threshold on log-loss (1e-3, the Chinchilla recipe); 'auto': 1.345 x the residuals' "
+                        "robust scale (better when runs are noisier than ~0.1%%)")
     f.add_argument("--bootstrap", type=int, default=200, help="bootstrap refits for the intervals (200)")
     f.add_argument("--level", type=float, default=0.95, help="interval level (0.95)")
     f.add_argument("--out", metavar="FIT.json", help="write the fit here")
@@ -698,7 +700,8 @@ def _laws(args: argparse.Namespace) -> int:
     if args.fix and args.law != "qqt":
         raise ValidationError("--fix applies to --law qqt only")
     data = {c: frame[c].to_numpy() for c in law.columns if c in frame.columns}
-    fit = laws.fit_law(law, data, frame[args.target].to_numpy(), delta=args.huber_delta, n_bootstrap=args.bootstrap,
+    delta = laws.parse_delta(args.huber_delta, "--huber-delta")
+    fit = laws.fit_law(law, data, frame[args.target].to_numpy(), delta=delta, n_bootstrap=args.bootstrap,
                        level=args.level, seed=args.seed, where=str(args.runs), rows=(frame.index + 1).tolist())
     doc = fit.to_dict() | {"target": args.target, "source": str(args.runs)}
     if args.out:

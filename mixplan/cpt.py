@@ -16,6 +16,16 @@ predicted by the law at :math:`r_g = 1` (continuing on general data only, same :
 **Usage 2** (limited domain data :math:`D_d`): :math:`\arg\min_{r_d} L_d(N, D_d / r_d, r_d)`, every
 domain token read once; a total-token budget :math:`D` restricts it to :math:`r_d \ge D_d / D`.
 
+*Cross-domain* (laws.md 4.2): runs from several domains, each with its base model's initial domain
+loss :math:`k_1` and early decline :math:`k_2`, fit :math:`+F/K^\mu`, :math:`K = 1/k_1 + \omega k_2`,
+in both losses; a plan then needs the target domain's :math:`(k_1, k_2)` (measured on about 1% of
+a run) and is flagged when its :math:`K` lies outside the fitted domains'.
+
+Evidence: the fit keeps its runs, and a plan shows the run nearest the choice (measured against
+the law) and, for Usage 1 when runs exist at the planned size and budget, the rule applied to
+those runs themselves; a runs' crossing outside the law's interval by more than their noise is a
+warning (:func:`plan_evidence`).
+
 Intervals: the same rule applied to each bootstrap refit of the fit (runs resampled), percentile
 interval widened about the estimate by :math:`\sqrt{n/(n-P)}` as the fitter widens its parameter
 intervals. Pure functions over parameter dicts, plus :class:`CPTFit` (both fits, JSON round trip).
@@ -34,7 +44,8 @@ from .exceptions import ValidationError
 from .laws.dcpt import DCPT_RATIOS, dcpt_loss, fit_dcpt, own_ratio, validate_cpt_design
 from .laws.fitting import LawFit
 
-__all__ = ["LossFit", "CPTFit", "fit_cpt", "predict_losses", "usage1_ratio", "usage2_ratio", "CPTPlan", "plan_cpt"]
+__all__ = ["LossFit", "CPTFit", "fit_cpt", "predict_losses", "usage1_ratio", "usage2_ratio", "CPTPlan", "plan_cpt",
+           "plan_evidence", "measured_crossing"]
 
 _GRID = 2001  # ratio grid for both usages; the crossing / minimum is then refined (brentq / bounded Brent)
 
@@ -104,11 +115,20 @@ class CPTFit:
     ratios: tuple[float, ...]  # distinct domain shares of the runs
     target_params: float | None = None
     source: str = ""
+    domains: tuple[tuple[float, float], ...] = ()  # distinct (k1, k2) of the runs: the cross-domain term
+    #: The runs fitted (columns row, tokens, ratio, general, domain, and params / k1 / k2 when given):
+    #: the plan's evidence (nearest run, the runs at the planned budget). None in fits written before.
+    runs: dict[str, list[float]] | None = None
+
+    @property
+    def cross_domain(self) -> bool:
+        return bool(self.domains)
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": "dcpt", "version": 1, "form": self.form, "ratio": "domain share r_d (general loss fitted in "
                 "r_g = 1 - r_d)", "model_params": list(self.model_params), "tokens_range": list(self.tokens_range),
                 "ratios": list(self.ratios), "target_params": self.target_params, "source": self.source,
+                "domains_k1_k2": [list(k) for k in self.domains], "runs": self.runs,
                 "general": self.general.to_dict(), "domain": self.domain.to_dict()}
 
     @classmethod
@@ -123,14 +143,18 @@ class CPTFit:
                        tokens_range=(float(doc["tokens_range"][0]), float(doc["tokens_range"][1])),
                        ratios=tuple(float(v) for v in doc["ratios"]),
                        target_params=None if doc.get("target_params") is None else float(doc["target_params"]),
-                       source=str(doc.get("source", "")))
+                       source=str(doc.get("source", "")),
+                       domains=tuple((float(a), float(b)) for a, b in doc.get("domains_k1_k2", ())),
+                       runs=_runs_from_doc(doc.get("runs")))
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ValidationError(f"{where}: malformed D-CPT fit ({exc}); refit with 'mixplan cpt fit'") from None
 
     def report(self) -> str:
         sizes = ", ".join(f"{v:.4g}" for v in self.model_params) or "not given"
         head = (f"D-CPT fits ({self.form} form; model sizes {sizes}; tokens {self.tokens_range[0]:.4g}.."
-                f"{self.tokens_range[1]:.4g}; {len(self.ratios)} domain ratios {min(self.ratios):g}..{max(self.ratios):g})")
+                f"{self.tokens_range[1]:.4g}; {len(self.ratios)} domain ratios "
+                f"{min(self.ratios):g}..{max(self.ratios):g}"
+                + (f"; cross-domain term over {len(self.domains)} domains (k1, k2)" if self.domains else "") + ")")
         return "\n\n".join([head, f"general loss ({self.general.column}), r = r_g = 1 - ratio:\n" + self.general.report,
                             f"domain loss ({self.domain.column}), r = r_d = ratio:\n" + self.domain.report])
 
@@ -139,12 +163,25 @@ class CPTFit:
         return list(self.general.warnings) + list(self.domain.warnings)
 
 
+def _runs_from_doc(runs: Any) -> dict[str, list[float]] | None:
+    if runs is None:
+        return None
+    cols = {k: [float(v) for v in vals] for k, vals in runs.items()}
+    if len({len(v) for v in cols.values()}) != 1 or not {"row", "tokens", "ratio", "general", "domain"} <= set(cols):
+        raise ValueError("runs: columns row, tokens, ratio, general, domain of equal length expected")
+    return cols
+
+
 def fit_cpt(tokens: np.ndarray, domain_ratio: np.ndarray, general_loss: np.ndarray, domain_loss: np.ndarray,
             params: np.ndarray | None = None, *, general_column: str = "general", domain_column: str = "domain",
             target_params: float | None = None, n_bootstrap: int = 200, level: float = 0.95, seed: int = 0,
+            delta: float | str = "auto", k1: np.ndarray | None = None, k2: np.ndarray | None = None,
             where: str = "runs", rows: list[int] | None = None) -> CPTFit:
-    """Fit the D-CPT law to both losses of the same runs (one size or none: the reduced form)."""
+    """Fit the D-CPT law to both losses of the same runs (one size or none: the reduced form);
+    ``delta`` is the Huber threshold (:func:`mixplan.laws.fit_dcpt`); ``k1``, ``k2`` (per run: its
+    domain's base loss and early decline) add the cross-domain term to both losses."""
     validate_cpt_design(tokens, domain_ratio, params, where, rows)
+    domains = _domains(k1, k2, where, rows)
     sizes = () if params is None else tuple(float(v) for v in np.unique(np.asarray(params, dtype=float)))
     reduced = len(sizes) <= 1
     if target_params is not None:
@@ -157,66 +194,105 @@ def fit_cpt(tokens: np.ndarray, domain_ratio: np.ndarray, general_loss: np.ndarr
     fits = {}
     for loss, values, col in (("general", general_loss, general_column), ("domain", domain_loss, domain_column)):
         fit = fit_dcpt(tokens, domain_ratio, values, loss, None if reduced else params, n_bootstrap=n_bootstrap,
-                       level=level, seed=seed, where=f"{where} ({col})", rows=rows)
+                       level=level, seed=seed, delta=delta, k1=k1, k2=k2, where=f"{where} ({col})", rows=rows)
         fits[loss] = LossFit.from_lawfit(fit, loss, col)
     tokens = np.asarray(tokens, dtype=float)
+    runs = {"row": list(rows) if rows is not None else list(range(1, len(tokens) + 1)), "tokens": tokens,
+            "ratio": domain_ratio, "general": general_loss, "domain": domain_loss}
+    runs |= ({} if params is None else {"params": params}) | ({} if not domains else {"k1": k1, "k2": k2})
     return CPTFit(general=fits["general"], domain=fits["domain"], form="reduced" if reduced else "full",
                   model_params=sizes, tokens_range=(float(tokens.min()), float(tokens.max())),
                   ratios=tuple(float(v) for v in np.unique(np.asarray(domain_ratio, dtype=float))),
-                  target_params=target_params if target_params is not None else (sizes[0] if reduced and sizes else None))
+                  target_params=target_params if target_params is not None else (sizes[0] if reduced and sizes else None),
+                  domains=domains, runs={k: [float(x) for x in np.asarray(v, dtype=float)] for k, v in runs.items()})
+
+
+def _domains(k1: np.ndarray | None, k2: np.ndarray | None, where: str,
+             rows: list[int] | None) -> tuple[tuple[float, float], ...]:
+    """The distinct (k1, k2) of the runs; refuses one without the other, bad values, and fewer than
+    3 domains (F, mu and omega cannot be told apart with fewer)."""
+    if k1 is None and k2 is None:
+        return ()
+    if k1 is None or k2 is None:
+        raise ValidationError("the cross-domain term needs both k1 (the base model's initial domain loss) and k2 "
+                              "(its early decline), one value per run")
+    row = (lambda i: rows[i]) if rows is not None else (lambda i: i + 1)
+    pairs = []
+    for name, v in (("k1", k1), ("k2", k2)):
+        v = np.asarray(v, dtype=float)
+        bad = np.flatnonzero(~np.isfinite(v) | (v <= 0))
+        if len(bad):
+            raise ValidationError(f"{where}: column {name!r}, row {row(bad[0])}: {float(v[bad[0]])!r} is not a positive "
+                                  "finite number")
+        pairs.append(v)
+    domains = tuple(sorted({(float(a), float(b)) for a, b in zip(*pairs)}))
+    if len(domains) < 3:
+        raise ValidationError(f"{where}: the runs have {len(domains)} distinct (k1, k2); the cross-domain term's F, mu "
+                              "and omega need runs from at least 3 domains (or drop k1/k2: one domain's law)")
+    return domains
 
 
 # -- pure rules ------------------------------------------------------------------------------------
 
+Domain = tuple[float, float] | None  # the target domain's (k1, k2), for a fit with the cross-domain term
+
+
+def _loss(params: Mapping[str, float], D: np.ndarray | float, r_d: np.ndarray | float, which: str, N: float | None,
+          domain: Domain) -> np.ndarray:
+    """One loss at domain share ``r_d`` (converted to the loss's own ratio)."""
+    k1, k2 = domain if domain is not None else (None, None)
+    return dcpt_loss(D, own_ratio(r_d, which), params, N, k1, k2)
+
+
 def predict_losses(general: Mapping[str, float], domain: Mapping[str, float], N: float | None, D: np.ndarray,
-                   domain_ratio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(general loss, domain loss) at domain share ``domain_ratio`` and total tokens ``D``."""
-    return (dcpt_loss(D, own_ratio(domain_ratio, "general"), general, N),
-            dcpt_loss(D, own_ratio(domain_ratio, "domain"), domain, N))
+                   domain_ratio: np.ndarray, k: Domain = None) -> tuple[np.ndarray, np.ndarray]:
+    """(general loss, domain loss) at domain share ``domain_ratio`` and total tokens ``D``; ``k`` the
+    target domain's (k1, k2) when the fit has the cross-domain term."""
+    return _loss(general, D, domain_ratio, "general", N, k), _loss(domain, D, domain_ratio, "domain", N, k)
 
 
 def _tolerance(general: Mapping[str, float], N: float | None, D: float, T: float, relative: bool,
-               base_loss: float | None) -> tuple[float, float]:
-    base = float(dcpt_loss(D, 1.0, general, N)) if base_loss is None else float(base_loss)
+               base_loss: float | None, k: Domain = None) -> tuple[float, float]:
+    base = float(_loss(general, D, 0.0, "general", N, k)) if base_loss is None else float(base_loss)
     return base, (T * base if relative else T)
 
 
 def usage1_ratio(general: Mapping[str, float], N: float | None, D: float, T: float, relative: bool = False,
-                 base_loss: float | None = None) -> float | None:
+                 base_loss: float | None = None, k: Domain = None) -> float | None:
     """Largest domain share whose predicted general-loss rise over ``base_loss`` (default: the
     law at :math:`r_g = 1`) is at most ``T`` (absolute, or a fraction of the base loss). None if
     even :math:`r_d = 0` exceeds it. If the rise is not monotone in :math:`r_d` (the design
     requirement fails), the largest feasible ratio is still the answer, as the rule is stated."""
-    base, tol = _tolerance(general, N, D, T, relative, base_loss)
+    base, tol = _tolerance(general, N, D, T, relative, base_loss, k)
     r = np.linspace(0.0, 1.0, _GRID)
 
     def g(x: np.ndarray | float) -> np.ndarray:
-        return dcpt_loss(D, own_ratio(x, "general"), general, N) - base - tol
+        return _loss(general, D, x, "general", N, k) - base - tol
 
     ok = np.flatnonzero(g(r) <= 0)
     if len(ok) == 0:
         return None
-    k = ok[-1]
-    if k == len(r) - 1:
+    i = ok[-1]
+    if i == len(r) - 1:
         return 1.0
-    return float(brentq(lambda x: float(g(x)), r[k], r[k + 1], xtol=1e-10))
+    return float(brentq(lambda x: float(g(x)), r[i], r[i + 1], xtol=1e-10))
 
 
 def usage2_ratio(domain: Mapping[str, float], N: float | None, domain_tokens: float,
-                 max_tokens: float | None = None) -> float:
+                 max_tokens: float | None = None, k: Domain = None) -> float:
     """:math:`\\arg\\min_{r_d} L_d(N, D_d/r_d, r_d)` over :math:`r_d \\in [\\max(D_d/D, 10^{-3}), 1]`."""
     lo = max(1e-3, domain_tokens / max_tokens if max_tokens else 0.0)
     r = np.linspace(lo, 1.0, _GRID)
 
     def f(x: np.ndarray | float) -> np.ndarray:
-        return dcpt_loss(domain_tokens / np.asarray(x), own_ratio(x, "domain"), domain, N)
+        return _loss(domain, domain_tokens / np.asarray(x), x, "domain", N, k)
 
-    k = int(np.argmin(f(r)))
-    a, b = r[max(k - 1, 0)], r[min(k + 1, len(r) - 1)]
+    i = int(np.argmin(f(r)))
+    a, b = r[max(i - 1, 0)], r[min(i + 1, len(r) - 1)]
     if a == b:
-        return float(r[k])
+        return float(r[i])
     res = minimize_scalar(lambda x: float(f(x)), bounds=(a, b), method="bounded", options={"xatol": 1e-9})
-    return float(res.x) if res.fun <= f(r[k]) else float(r[k])
+    return float(res.x) if res.fun <= f(r[i]) else float(r[i])
 
 
 def _interval(value: float | None, samples: Sequence[float | None], level: float, widen: float,
@@ -244,13 +320,16 @@ class CPTPlan:
     table: list[dict[str, Any]]
     warnings: list[str]
     failed_refits: int = 0  # refits for which no ratio satisfies the rule (Usage 1)
+    #: what the runs themselves say near the choice: the nearest run (measured vs the law) and, for
+    #: Usage 1, the measured crossing of the runs at the planned size and budget (see :func:`plan_evidence`)
+    evidence: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {"usage": self.usage, "params": self.params, "tokens": self.tokens, "domain_ratio": self.domain_ratio,
                 "general_ratio": None if self.domain_ratio is None else 1.0 - self.domain_ratio,
                 "interval": {"lower": self.interval[0], "upper": self.interval[1], "level": self.level},
                 "settings": self.settings, "table": self.table, "warnings": self.warnings,
-                "refits_without_a_ratio": self.failed_refits}
+                "refits_without_a_ratio": self.failed_refits, "evidence": self.evidence}
 
     def text(self) -> str:
         s = self.settings
@@ -262,6 +341,7 @@ class CPTPlan:
             head = (f"Usage 2: domain share minimising the domain loss with D_d = {s['domain_tokens']:.4g} domain "
                     f"tokens (total D = D_d / r_d" + (f" <= {self.tokens:.4g}" if self.tokens else "") + ")")
         head += "" if self.params is None else f", N = {self.params:.4g}"
+        head += f", target domain k1 = {s['k1']:.4g}, k2 = {s['k2']:.4g}" if "k1" in s else ""
         lvl = int(round(self.level * 100))
         if self.domain_ratio is None:
             chosen = "no domain share satisfies the rule (even r_d = 0 exceeds the tolerance)"
@@ -279,6 +359,7 @@ class CPTPlan:
             rise = f"{row['general_rise']:+.4f}" if row["general_rise"] is not None else ""
             lines.append(f"{row['domain_ratio']:>7.4f} {row['tokens']:>10.4g} {row['general_loss']:>10.4f} {gi:>20} "
                          f"{rise:>8} {row['domain_loss']:>10.4f} {di:>20}{mark}")
+        lines += _evidence_lines(self.evidence)
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -300,10 +381,12 @@ def _resolve_params(fit: CPTFit, params: float | None) -> float | None:
 
 def plan_cpt(fit: CPTFit, *, tokens: float | None = None, params: float | None = None,
              max_general_rise: float | None = None, relative: bool = False, base_general_loss: float | None = None,
-             domain_tokens: float | None = None, ratios: Sequence[float] | None = None) -> CPTPlan:
+             domain_tokens: float | None = None, ratios: Sequence[float] | None = None,
+             k1: float | None = None, k2: float | None = None) -> CPTPlan:
     """Usage 1 (``max_general_rise`` with ``tokens``) or Usage 2 (``domain_tokens``, ``tokens`` an
     optional cap on the total), with bootstrap intervals and the table of ``ratios`` (default: the
-    paper's 9 and every 0.05, plus the chosen share)."""
+    paper's 9 and every 0.05, plus the chosen share). ``k1``, ``k2``: the target domain's, required
+    by (and only by) a fit with the cross-domain term."""
     if (max_general_rise is None) == (domain_tokens is None):
         raise ValidationError("choose one rule: --max-general-rise T (Usage 1) or --domain-tokens D_d (Usage 2)")
     for name, v in (("--tokens", tokens), ("--domain-tokens", domain_tokens), ("--base-general-loss", base_general_loss)):
@@ -312,6 +395,7 @@ def plan_cpt(fit: CPTFit, *, tokens: float | None = None, params: float | None =
     N = _resolve_params(fit, params)
     g, d = fit.general, fit.domain
     warnings = []
+    k = _target_domain(fit, k1, k2, warnings)
     lo_D, hi_D = fit.tokens_range
     if fit.form == "full" and N is not None and not (min(fit.model_params) <= N <= max(fit.model_params)):
         warnings.append(f"N = {N:.4g} is outside the runs' model sizes ({min(fit.model_params):.4g}.."
@@ -325,11 +409,11 @@ def plan_cpt(fit: CPTFit, *, tokens: float | None = None, params: float | None =
         if relative and max_general_rise >= 1:
             warnings.append(f"--relative with T = {max_general_rise:g} allows a rise of {max_general_rise:.0%} of the "
                             "base loss; did you mean a fraction such as 0.03?")
-        choose = (lambda p: usage1_ratio(p, N, tokens, max_general_rise, relative, base_general_loss))
+        choose = (lambda p: usage1_ratio(p, N, tokens, max_general_rise, relative, base_general_loss, k))
         r_star = choose(g.params)
         samples = [choose(p) for p in g.refits()]
         interval = _interval(r_star, samples, g.level, g.widen, 0.0, 1.0)
-        base, _ = _tolerance(g.params, N, tokens, max_general_rise, relative, base_general_loss)
+        base, tol = _tolerance(g.params, N, tokens, max_general_rise, relative, base_general_loss, k)
         settings = {"T": max_general_rise, "relative": relative, "base_general_loss": base,
                     "base_source": "given" if base_general_loss is not None else
                     "predicted at r_g = 1: continuing on general data only"}
@@ -342,7 +426,7 @@ def plan_cpt(fit: CPTFit, *, tokens: float | None = None, params: float | None =
             raise ValidationError(f"--domain-tokens {domain_tokens:.4g} exceeds --tokens {tokens:.4g}: every ratio would "
                                   "train on more than the budget; with more domain data than the budget, data is not "
                                   "the limit (use --max-general-rise)")
-        choose = (lambda p: usage2_ratio(p, N, domain_tokens, tokens))
+        choose = (lambda p: usage2_ratio(p, N, domain_tokens, tokens, k))
         r_star = choose(d.params)
         samples = [choose(p) for p in d.refits()]
         interval = _interval(r_star, samples, d.level, d.widen, 0.0, 1.0)
@@ -350,7 +434,7 @@ def plan_cpt(fit: CPTFit, *, tokens: float | None = None, params: float | None =
         level = d.level
         D_of = (lambda r: domain_tokens / np.asarray(r, dtype=float))
         check_D = [domain_tokens / r_star, domain_tokens]
-        base = None
+        base = tol = None
     for D in check_D:
         if not (lo_D <= D <= hi_D):
             warnings.append(f"D = {D:.4g} tokens is outside the runs' budgets ({lo_D:.4g}..{hi_D:.4g}): the law "
@@ -363,9 +447,9 @@ def plan_cpt(fit: CPTFit, *, tokens: float | None = None, params: float | None =
         rs = [r for r in rs if r >= lo - 1e-12 and r > 0]
     rs = np.array(rs, dtype=float)
     D = D_of(rs)
-    Lg, Ld = predict_losses(g.params, d.params, N, D, rs)
-    boot_g = np.array([dcpt_loss(D, own_ratio(rs, "general"), p, N) for p in g.refits()]).reshape(-1, len(rs))
-    boot_d = np.array([dcpt_loss(D, own_ratio(rs, "domain"), p, N) for p in d.refits()]).reshape(-1, len(rs))
+    Lg, Ld = predict_losses(g.params, d.params, N, D, rs, k)
+    boot_g = np.array([_loss(p, D, rs, "general", N, k) for p in g.refits()]).reshape(-1, len(rs))
+    boot_d = np.array([_loss(p, D, rs, "domain", N, k) for p in d.refits()]).reshape(-1, len(rs))
     table = []
     for j, r in enumerate(rs):
         gi = _interval(float(Lg[j]), list(boot_g[:, j]), g.level, g.widen)
@@ -375,10 +459,164 @@ def plan_cpt(fit: CPTFit, *, tokens: float | None = None, params: float | None =
                       "general_rise": None if base is None else float(Lg[j] - base),
                       "domain_loss": float(Ld[j]), "domain_lower": di[0], "domain_upper": di[1],
                       "chosen": bool(r_star is not None and abs(r - r_star) < 1e-9)})
+    evidence = plan_evidence(fit, N, k, r_star, float(D_of(r_star)) if r_star is not None else None, usage, base, tol)
+    at = evidence.get("runs_at_budget", {})
+    cross, se, law_lin = at.get("crossing"), at.get("crossing_se") or 0.0, at.get("law_crossing_same_ratios")
+    shift = 0.0 if law_lin is None else law_lin - r_star  # what reading between the runs' ratios alone moves
+    if cross is not None and interval[0] is not None and not (interval[0] + shift - 2 * se <= cross
+                                                             <= interval[1] + shift + 2 * se):
+        warnings.append(f"the {at['n_runs']} runs at this size and budget cross the tolerance at r_d = {cross:.4f} "
+                        f"+- {se:.4f}, outside the law's interval [{interval[0]:.4f}, {interval[1]:.4f}] by more than "
+                        "their noise explains: the law misfits here; confirm with runs near both ratios")
     failed = sum(s is None for s in samples)
     if failed:
         warnings.append(f"{failed} of {len(samples)} bootstrap refits admit no ratio under the rule; the interval uses "
                         "the others (loosen T or add runs)")
     warnings += [f"fit: {w}" for w in fit.warnings]
+    if k is not None:
+        settings |= {"k1": k[0], "k2": k[1]}
     return CPTPlan(usage=usage, params=N, tokens=tokens, domain_ratio=r_star, interval=interval, level=level,
-                   settings=settings, table=table, warnings=warnings, failed_refits=failed)
+                   settings=settings, table=table, warnings=warnings, failed_refits=failed, evidence=evidence)
+
+
+def measured_crossing(ratios: np.ndarray, rise: np.ndarray, tol: float) -> tuple[float | None, float | None]:
+    """Usage 1's rule on measured points: the largest ratio where the rise, linear between the
+    (sorted) ratios, is at most ``tol`` (None if it exceeds ``tol`` at every ratio), and the slope
+    of the rise there (None at the last ratio)."""
+    ok = np.flatnonzero(rise <= tol)
+    if len(ok) == 0:
+        return None, None
+    j = ok[-1]
+    if j == len(ratios) - 1:
+        return float(ratios[j]), None
+    slope = (rise[j + 1] - rise[j]) / (ratios[j + 1] - ratios[j])
+    return float(ratios[j] + (tol - rise[j]) / slope), float(slope)
+
+
+def plan_evidence(fit: CPTFit, N: float | None, k: Domain, r_star: float | None, D_star: float | None, usage: int,
+                  base: float | None = None, tol: float | None = None) -> dict[str, Any]:
+    """What the fitted runs say near the choice (empty for fits that do not store their runs).
+
+    ``nearest_run``: among the runs of the model size nearest ``N`` (and, cross-domain, the fitted
+    domain nearest the target's K), the one nearest ``(D_star, r_star)`` (distance in log D over
+    the runs' log-D span, and in r_d), with both losses measured and as the law gives them there.
+    ``runs_at_budget`` (Usage 1): the runs of that size at ``D_star`` (within 1%), their measured
+    general loss per ratio (mean over repeats), rise over ``base`` and the measured crossing of
+    ``tol`` - the rule applied to the runs instead of the law, next to the law read the same way
+    (linear between the same ratios, which shifts a crossing by itself) - with a rough standard
+    error: one run's noise (:func:`_noise_scale`: from repeated runs if any, else the law's residual
+    scale, which is generous as it holds misfit too) times the loss, over the measured slope of the
+    rise at the crossing. A crossing outside the law's interval by more than two of them is a
+    disagreement the runs' noise does not explain."""
+    runs = fit.runs
+    if runs is None or r_star is None or D_star is None:
+        return {}
+    cols = {c: np.asarray(v, dtype=float) for c, v in runs.items()}
+    keep = np.ones(len(cols["tokens"]), dtype=bool)
+    if "params" in cols and N is not None:
+        gap = np.abs(np.log(cols["params"] / N))
+        keep &= gap <= gap.min() + 1e-9
+    if "k1" in cols and k is not None:
+        omega = fit.domain.params["omega"]
+        gap = np.abs((1 / cols["k1"] + omega * cols["k2"]) - (1 / k[0] + omega * k[1]))
+        keep &= gap <= gap[keep].min() + 1e-12
+    idx = np.flatnonzero(keep)
+    logD = np.log(cols["tokens"])
+    span = max(float(logD.max() - logD.min()), 1e-12)
+    dist = np.hypot((logD[idx] - np.log(D_star)) / span, cols["ratio"][idx] - r_star)
+    i = idx[int(np.argmin(dist))]
+    run_N = float(cols["params"][i]) if "params" in cols else N
+    run_k = (float(cols["k1"][i]), float(cols["k2"][i])) if "k1" in cols else None
+    law_g, law_d = predict_losses(fit.general.params, fit.domain.params, run_N, cols["tokens"][i], cols["ratio"][i],
+                                  run_k)
+    out: dict[str, Any] = {"nearest_run": {
+        "row": int(cols["row"][i]), "params": run_N, "tokens": float(cols["tokens"][i]),
+        "ratio": float(cols["ratio"][i]),
+        "general": float(cols["general"][i]), "general_law": float(law_g), "domain": float(cols["domain"][i]),
+        "domain_law": float(law_d)} | ({"k1": run_k[0], "k2": run_k[1]} if run_k else {})}
+    if usage == 1 and base is not None and tol is not None:
+        at = idx[np.abs(cols["tokens"][idx] / D_star - 1) <= 0.01]
+        ratios = np.unique(cols["ratio"][at])
+        if len(ratios) >= 2:
+            loss = np.array([cols["general"][at][cols["ratio"][at] == r].mean() for r in ratios])
+            rise = loss - base
+            cross, slope = measured_crossing(ratios, rise, tol)
+            sd, source = None, None
+            if slope is not None and slope > 0:
+                scale, source = _noise_scale(fit, cols, idx)
+                repeats = min(int(np.sum(cols["ratio"][at] == r)) for r in ratios)
+                sd = float(scale * (base + tol) / slope / np.sqrt(repeats))
+            # the law read the same way (linear between the same ratios): the discretisation's own shift
+            law_rise = _loss(fit.general.params, D_star, ratios, "general", N, k) - base
+            out["runs_at_budget"] = {"n_runs": int(len(at)), "tokens": D_star, "ratios": ratios.tolist(),
+                                     "general": loss.tolist(), "rise": rise.tolist(), "crossing": cross,
+                                     "crossing_se": sd, "noise_from": source,
+                                     "law_crossing_same_ratios": measured_crossing(ratios, law_rise, tol)[0]}
+    return out
+
+
+def _noise_scale(fit: CPTFit, cols: Mapping[str, np.ndarray], idx: np.ndarray) -> tuple[float, str]:
+    """Relative noise of one run's general loss: the pooled sd of log loss over repeated runs
+    (same size, budget, ratio and domain) when the runs have repeats; else the law's robust
+    residual scale on ``idx`` (1.4826 MAD of log residuals), which holds misfit as well as noise."""
+    keys = [c for c in ("params", "tokens", "ratio", "k1", "k2") if c in cols]
+    cells: dict[tuple, list[float]] = {}
+    for j in idx:
+        cells.setdefault(tuple(cols[c][j] for c in keys), []).append(float(np.log(cols["general"][j])))
+    reps = [np.asarray(v) for v in cells.values() if len(v) > 1]
+    dof = sum(len(v) - 1 for v in reps)
+    if dof >= 4:
+        return float(np.sqrt(sum(((v - v.mean()) ** 2).sum() for v in reps) / dof)), f"{len(reps)} repeated cells"
+    sizes = cols["params"][idx] if "params" in cols else None
+    ks = {"k1": cols["k1"][idx], "k2": cols["k2"][idx]} if "k1" in cols else {}
+    resid = np.log(cols["general"][idx]
+                   / dcpt_loss(cols["tokens"][idx], own_ratio(cols["ratio"][idx], "general"), fit.general.params,
+                               sizes, **ks))
+    return 1.4826 * float(np.median(np.abs(resid - np.median(resid)))), "the law's residual scale"
+
+
+def _evidence_lines(ev: Mapping[str, Any]) -> list[str]:
+    lines = []
+    if "nearest_run" in ev:
+        r = ev["nearest_run"]
+        size = "" if r["params"] is None else f"N {r['params']:.4g}, "
+        lines.append(f"nearest run (row {r['row']}: {size}D {r['tokens']:.4g}, r_d {r['ratio']:.4g}): general "
+                     f"{r['general']:.4f} measured vs {r['general_law']:.4f} law "
+                     f"(law - run {r['general_law'] - r['general']:+.4f}), "
+                     f"domain {r['domain']:.4f} vs {r['domain_law']:.4f} ({r['domain_law'] - r['domain']:+.4f})")
+    if "runs_at_budget" in ev:
+        a = ev["runs_at_budget"]
+        cross = "above the tolerance at every ratio" if a["crossing"] is None else f"r_d = {a['crossing']:.4f}"
+        se = (f" +- {a['crossing_se']:.4f} (noise from {a['noise_from']}, over the slope)"
+              if a.get("crossing_se") is not None else "")
+        law = a.get("law_crossing_same_ratios")
+        lines.append(f"the {a['n_runs']} runs at this size and budget ({len(a['ratios'])} ratios) cross the tolerance "
+                     f"at {cross}{se} (measured rise, linear between ratios; the law read the same way: "
+                     + ("never)" if law is None else f"{law:.4f})"))
+    return lines
+
+
+def _target_domain(fit: CPTFit, k1: float | None, k2: float | None, warnings: list[str]) -> Domain:
+    """The target domain's (k1, k2) for a cross-domain fit (None otherwise); a warning when its
+    K = 1/k1 + omega k2 lies outside the fitted domains' K under either loss's omega."""
+    given = k1 is not None or k2 is not None
+    if not fit.cross_domain:
+        if given:
+            raise ValidationError("--k1/--k2 apply to a fit with the cross-domain term (fit with --k1 COL --k2 COL "
+                                  "over runs from 3 or more domains); this fit has none")
+        return None
+    if k1 is None or k2 is None:
+        raise ValidationError("this fit has the cross-domain term: give the target domain's --k1 (the base model's "
+                              "initial loss on it) and --k2 (its early decline)")
+    for name, v in (("--k1", k1), ("--k2", k2)):
+        if not (np.isfinite(v) and v > 0):
+            raise ValidationError(f"{name} must be a positive number, got {v!r}")
+    for lf in (fit.general, fit.domain):
+        omega = lf.params["omega"]
+        Ks = [1.0 / a + omega * b for a, b in fit.domains]
+        K = 1.0 / k1 + omega * k2
+        if not (min(Ks) <= K <= max(Ks)):
+            warnings.append(f"the target domain's K = 1/k1 + omega k2 = {K:.4g} ({lf.loss} loss, omega = {omega:.4g}) "
+                            f"is outside the fitted domains' {min(Ks):.4g}..{max(Ks):.4g}: the law extrapolates "
+                            "across domains")
+    return float(k1), float(k2)

@@ -129,6 +129,70 @@ def test_cross_domain_term_is_fitted_across_domains():
     assert {"F", "mu", "omega"} <= set(fit.params)
 
 
+@pytest.fixture(scope="module")
+def cross_runs():
+    """Runs of 4 domains (k1, k2 differ) at 1% noise, both losses carrying the cross-domain term."""
+    truth = {"general": TRUTH_GENERAL | {"F": 0.3, "mu": 0.8, "omega": 5.0},
+             "domain": TRUTH_DOMAIN | {"F": 0.4, "mu": 0.8, "omega": 5.0}}
+    N, D, R, _, _ = sample_runs(0, budgets=BUDGETS[::3])
+    n = len(N)
+    N, D, R = (np.tile(a, 4) for a in (N, D, R))
+    k1, k2 = np.repeat((2.0, 2.6, 1.7, 3.1), n), np.repeat((0.05, 0.12, 0.2, 0.08), n)
+    rng = np.random.default_rng(3)
+    L = {loss: dcpt_loss(D, own_ratio(R, loss), t, N, k1, k2) * np.exp(0.01 * rng.normal(size=len(D)))
+         for loss, t in truth.items()}
+    return truth, {"tokens": D, "ratio": R, "params": N, "k1": k1, "k2": k2} | L
+
+
+def test_cross_domain_plan_for_an_unseen_domain(cross_runs):
+    truth, c = cross_runs
+    fit = fit_cpt(c["tokens"], c["ratio"], c["general"], c["domain"], c["params"], k1=c["k1"], k2=c["k2"],
+                  n_bootstrap=5, target_params=1.8e9)
+    assert fit.domains == ((1.7, 0.2), (2.0, 0.05), (2.6, 0.12), (3.1, 0.08)) and "cross-domain" in fit.report()
+    assert CPTFit.from_dict(json.loads(json.dumps(fit.to_dict()))).domains == fit.domains
+    k = (2.3, 0.1)  # between the fitted domains
+    p1 = plan_cpt(fit, tokens=1e10, max_general_rise=0.03, relative=True, k1=k[0], k2=k[1])
+    p2 = plan_cpt(fit, domain_tokens=2e9, k1=k[0], k2=k[1])
+    # measured: 0.588 vs 0.563 and 0.539 vs 0.547
+    assert abs(p1.domain_ratio - usage1_ratio(truth["general"], 1.8e9, 1e10, 0.03, relative=True, k=k)) <= 0.05
+    assert abs(p2.domain_ratio - usage2_ratio(truth["domain"], 1.8e9, 2e9, k=k)) <= 0.05
+    assert "target domain k1 = 2.3, k2 = 0.1" in p1.text() and not any("across domains" in w for w in p1.warnings)
+    far = plan_cpt(fit, domain_tokens=2e9, k1=1.0, k2=0.5)
+    assert sum("outside the fitted domains'" in w for w in far.warnings) == 2
+    with pytest.raises(ValidationError, match="give the target domain's --k1"):
+        plan_cpt(fit, domain_tokens=2e9)
+    plain = fit_cpt(c["tokens"], c["ratio"], c["general"], c["domain"], c["params"], n_bootstrap=0,
+                    target_params=1.8e9)
+    with pytest.raises(ValidationError, match="this fit has none"):
+        plan_cpt(plain, domain_tokens=2e9, k1=2.0, k2=0.1)
+
+
+def test_cross_domain_needs_three_domains_and_good_values(cross_runs):
+    _, c = cross_runs
+    two = c["k1"] < 2.5  # domains (2.0, 0.05) and (1.7, 0.2)
+    args = [c[x][two] for x in ("tokens", "ratio", "general", "domain", "params")]
+    with pytest.raises(ValidationError, match="2 distinct \\(k1, k2\\).*at least 3 domains"):
+        fit_cpt(*args, k1=c["k1"][two], k2=c["k2"][two], n_bootstrap=0)
+    bad = np.where(np.arange(len(c["k1"])) == 6, -1.0, c["k1"])
+    with pytest.raises(ValidationError, match="column 'k1', row 7: -1.0 is not a positive"):
+        fit_cpt(*[c[x] for x in ("tokens", "ratio", "general", "domain", "params")], k1=bad, k2=c["k2"],
+                n_bootstrap=0)
+    with pytest.raises(ValidationError, match="needs both k1"):
+        fit_cpt(*[c[x] for x in ("tokens", "ratio", "general", "domain", "params")], k1=c["k1"], n_bootstrap=0)
+
+
+def test_auto_huber_delta_is_resolved_from_the_residuals():
+    # 1% noise: the robust scale of the log residuals is ~0.01, so delta ~ 1.345 x 0.01 (not the recipe's 1e-3)
+    N, D, R, Lg, _ = sample_runs(2)
+    fit = fit_dcpt(D, R, Lg, "general", N, n_bootstrap=0)
+    assert fit.delta_rule == "auto" and 0.008 < fit.delta < 0.02, fit.delta
+    assert "auto: 1.345 x robust residual scale" in fit.report()
+    fixed = fit_dcpt(D, R, Lg, "general", N, n_bootstrap=0, delta=1e-3)
+    assert fixed.delta == 1e-3 and fixed.delta_rule == "fixed"
+    with pytest.raises(ValidationError, match="give a positive number \\(e.g. 1e-3\\) or 'auto'"):
+        fit_dcpt(D, R, Lg, "general", N, n_bootstrap=0, delta="big")
+
+
 # -- the rules ---------------------------------------------------------------------------------------
 
 def test_usage1_is_the_crossing_of_the_tolerance():
@@ -148,6 +212,47 @@ def test_usage2_is_the_minimum_along_D_equals_Dd_over_r():
     brute = grid[np.argmin(dcpt_loss(2e9 / grid, grid, TRUTH_DOMAIN, 1.8e9))]
     assert r == pytest.approx(brute, abs=2e-5)
     assert usage2_ratio(TRUTH_DOMAIN, 1.8e9, 2e9, max_tokens=2.5e9) == pytest.approx(0.8)  # the cap binds
+
+
+def test_plan_shows_the_runs_near_the_choice_and_flags_a_law_that_misses_them():
+    from dataclasses import replace
+
+    N, D, R, Lg, Ld = sample_runs(4, noise=0.0)
+    fit = fit_cpt(D, R, Lg, Ld, N, n_bootstrap=10, target_params=1.8e9)
+    D_plan = BUDGETS[5]
+    plan = plan_cpt(fit, tokens=D_plan, max_general_rise=0.03, relative=True)
+    near = plan.evidence["nearest_run"]
+    assert near["params"] == 1.8e9 and near["tokens"] == pytest.approx(D_plan)
+    assert near["ratio"] == min(DCPT_RATIOS, key=lambda r: abs(r - plan.domain_ratio))
+    assert near["general_law"] == pytest.approx(near["general"], rel=1e-3)  # noise-free: the law fits
+    at = plan.evidence["runs_at_budget"]
+    assert at["n_runs"] == 9 and at["crossing"] == pytest.approx(at["law_crossing_same_ratios"], abs=1e-3)
+    assert abs(at["law_crossing_same_ratios"] - plan.domain_ratio) < 0.03  # linear reading between ratios
+    assert "runs at this size and budget (9 ratios) cross the tolerance" in plan.text()
+    assert not any("misfits" in w for w in plan.warnings)
+    # The runs at the planned budget 4% worse at high domain shares than the law says: flagged.
+    runs = dict(fit.runs)
+    hit = (np.isclose(runs["tokens"], D_plan) & (np.asarray(runs["params"]) == 1.8e9)
+           & (np.asarray(runs["ratio"]) >= 0.5))
+    runs["general"] = list(np.where(hit, 1.04, 1.0) * np.asarray(runs["general"]))
+    shifted = plan_cpt(replace(fit, runs=runs), tokens=D_plan, max_general_rise=0.03, relative=True)
+    assert shifted.evidence["runs_at_budget"]["crossing"] < plan.domain_ratio - 0.05
+    assert any("the law misfits here" in w for w in shifted.warnings), shifted.warnings
+    # Repeated runs (two more seeds of each run at the planned budget, 0.5% noise): the noise comes from them.
+    rep = {c: np.asarray(v, dtype=float) for c, v in runs.items()}
+    at_plan = np.isclose(rep["tokens"], D_plan) & (rep["params"] == 1.8e9)
+    noise = np.exp(0.005 * np.random.default_rng(0).normal(size=2 * int(at_plan.sum())))
+    extra = {c: np.tile(v[at_plan], 2) for c, v in rep.items()}
+    extra["general"] = extra["general"] * noise
+    rep = {c: list(np.r_[rep[c], extra[c]]) for c in rep}
+    with_seeds = plan_cpt(replace(fit, runs=rep), tokens=D_plan, max_general_rise=0.03, relative=True)
+    ev = with_seeds.evidence["runs_at_budget"]
+    assert ev["noise_from"] == "9 repeated cells" and ev["n_runs"] == 27 and 0 < ev["crossing_se"] < 0.02
+    # the runs travel with the fit; a fit without them plans without evidence
+    doc = json.loads(json.dumps(fit.to_dict()))
+    assert CPTFit.from_dict(doc).runs == fit.runs
+    doc.pop("runs")
+    assert plan_cpt(CPTFit.from_dict(doc), tokens=D_plan, max_general_rise=0.03, relative=True).evidence == {}
 
 
 # -- errors ------------------------------------------------------------------------------------------
@@ -177,13 +282,9 @@ def test_two_sizes_and_a_size_the_reduced_law_cannot_predict_are_refused():
 # -- CLI ---------------------------------------------------------------------------------------------
 
 @pytest.fixture
-def cli(monkeypatch, capsys):
-    """``mixplan cpt ...`` through ``mixplan.cli.main`` with ``cpt`` registered as cli.py will register it
-    (its build_parser then also adds --json/--seed/--debug to ``cpt`` itself; the subcommands have them)."""
+def cli(capsys):
+    """``mixplan cpt ...`` through ``mixplan.cli.main``: (exit code, stdout, stderr)."""
     from mixplan import cli as cli_module
-    from mixplan._cli_cpt import cpt_add, cpt_run
-
-    monkeypatch.setitem(cli_module.COMMANDS, "cpt", ("continual pre-training ratio (D-CPT law)", cpt_add, cpt_run))
 
     def run(*argv):
         code = cli_module.main(["cpt", *map(str, argv)])
@@ -207,15 +308,10 @@ def runs_csv(tmp_path_factory):
 @pytest.fixture(scope="module")
 def small_fit(runs_csv):
     from mixplan import cli as cli_module
-    from mixplan._cli_cpt import cpt_add, cpt_run
 
     path = runs_csv.with_name("small_fit.json")
-    cli_module.COMMANDS["cpt"] = ("cpt", cpt_add, cpt_run)
-    try:
-        assert cli_module.main(["cpt", "fit", str(runs_csv), "--general", "loss_general", "--domain", "loss_domain",
-                                "--bootstrap", "2", "--out", str(path), "--json"]) == 0
-    finally:
-        del cli_module.COMMANDS["cpt"]
+    assert cli_module.main(["cpt", "fit", str(runs_csv), "--general", "loss_general", "--domain", "loss_domain",
+                            "--bootstrap", "2", "--out", str(path), "--json"]) == 0
     return path
 
 
@@ -264,6 +360,28 @@ def test_cli_errors_are_one_line(runs_csv, small_fit, cli, argv, message):
     argv = [a.format(fit=fit_path, runs=runs_csv) for a in argv]
     code, out, err = cli(*argv)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+def test_cli_cross_domain_fit_and_plan(cross_runs, tmp_path, cli):
+    import pandas as pd
+
+    _, c = cross_runs
+    pd.DataFrame(c).to_csv(tmp_path / "multi.csv", index=False)
+    fit_path = tmp_path / "fit.json"
+    code, out, err = cli("fit", tmp_path / "multi.csv", "--general", "general", "--domain", "domain", "--k1", "k1",
+                         "--k2", "k2", "--target-params", 1.8e9, "--bootstrap", 2, "--huber-delta", "auto",
+                         "--out", fit_path)
+    assert code == 0, err
+    assert "cross-domain term over 4 domains" in out and "Huber(delta=" in out
+    code, out, err = cli("plan", fit_path, "--domain-tokens", 2e9, "--k1", 2.3, "--k2", 0.1, "--json")
+    assert code == 0, err and json.loads(out)["settings"]["k1"] == 2.3
+    code, _, err = cli("plan", fit_path, "--domain-tokens", 2e9)
+    assert code == 2 and "give the target domain's --k1" in err
+    code, _, err = cli("fit", tmp_path / "multi.csv", "--general", "general", "--domain", "domain", "--k1", "k1")
+    assert code == 2 and "needs both --k1 COL and --k2 COL" in err
+    code, _, err = cli("fit", tmp_path / "multi.csv", "--general", "general", "--domain", "domain",
+                       "--huber-delta", "0")
+    assert code == 2 and "--huber-delta must be a positive number or 'auto'" in err
 
 
 def test_cli_names_the_row_of_a_bad_ratio(runs_csv, tmp_path, cli):

@@ -13,9 +13,6 @@
     each with its own base model) and the measured general-loss rise over each seed's base model is
     printed next to T.
 
-The ``cpt`` command is not registered in ``mixplan.cli`` yet: it is added to ``mixplan.cli.COMMANDS``
-for the duration of the script (as tests/test_dcpt.py does).
-
 Run: ``python tests/benchmarks/dcpt_demo.py [--rise 0.02] [--bootstrap 200] [--workers 2]`` (about
 2 minutes: two fits with bootstrap and 3 proxy runs of 2M bytes). Prints a table and writes
 ``mixplan_dcpt_demo.json`` in the system temp directory (``--out`` to change).
@@ -40,7 +37,6 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from mixplan import cli as cli_module  # noqa: E402
-from mixplan._cli_cpt import cpt_add, cpt_run  # noqa: E402
 from mixplan.laws.dcpt import dcpt_loss, own_ratio  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,16 +47,9 @@ BETAS = np.linspace(0.01, 3.0, 300)
 
 def cpt_cli(*argv: object) -> dict:
     """``mixplan cpt ARGV --json`` in-process; the JSON document (exit with mixplan's message on error)."""
-    added = "cpt" not in cli_module.COMMANDS
-    if added:
-        cli_module.COMMANDS["cpt"] = ("continual pre-training ratio (D-CPT law)", cpt_add, cpt_run)
     out, err = io.StringIO(), io.StringIO()
-    try:
-        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            rc = cli_module.main(["cpt", *map(str, argv), "--json"])
-    finally:
-        if added:
-            del cli_module.COMMANDS["cpt"]
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = cli_module.main(["cpt", *map(str, argv), "--json"])
     if rc != 0:
         sys.exit(f"mixplan cpt {' '.join(map(str, argv))} failed: {err.getvalue().strip()}")
     return json.loads(out.getvalue())
@@ -175,18 +164,12 @@ def main(argv: list[str] | None = None) -> dict:
     # the same rule on the fit to the smaller budgets (extrapolated to D = top)
     plan_small = cpt_cli("plan", tmp / "fit_small.json", "--tokens", top, "--params", n_top, "--max-general-rise",
                          args.rise, "--relative", "--base-general-loss", base)
-    # measured crossing on the grid itself (seed 0): linear interpolation of the measured rise
+    # the plan's own evidence: the rule on the runs at this size and budget (seed 0), linear between ratios
     g = runs[(runs["params"] == n_top) & (runs["tokens"] == top)].sort_values("ratio")
     rise = g["general_loss"].to_numpy() - base
     rr = g["ratio"].to_numpy()
-    ok = np.flatnonzero(rise <= T_abs)
-    if len(ok) == 0:
-        grid_cross = None
-    elif ok[-1] == len(rr) - 1:
-        grid_cross = 1.0
-    else:
-        k = ok[-1]
-        grid_cross = float(rr[k] + (T_abs - rise[k]) * (rr[k + 1] - rr[k]) / (rise[k + 1] - rise[k]))
+    at_budget = plan["evidence"].get("runs_at_budget", {})
+    grid_cross, grid_se = at_budget.get("crossing"), at_budget.get("crossing_se")
     print(f"\n(b) Usage 1: N = 2**{int(np.log2(n_top))} slots, D = {top:,.0f} bytes, T = {args.rise:.1%} of the base "
           f"general loss {base:.4f} (T = {T_abs:.4f} bpb)")
     iv = f"[{lo:.3f}, {hi:.3f}]" if lo is not None else "(no interval)"
@@ -197,8 +180,10 @@ def main(argv: list[str] | None = None) -> dict:
            if plan_small["interval"]["lower"] is not None else "(no bootstrap)")
     print(f"  fit on the smaller budgets: r_d* = {ps:.3f} {ivs}" if ps is not None else
           "  fit on the smaller budgets: no ratio satisfies T")
-    print("  measured on the grid (seed 0, linear between ratios): crossing at "
-          + (f"{grid_cross:.3f}" if grid_cross is not None else "none"))
+    print("  measured on the grid (seed 0, linear between ratios; the plan's evidence): crossing at "
+          + (f"{grid_cross:.3f}" if grid_cross is not None else "none")
+          + (f" +- {grid_se:.3f}" if grid_se is not None else "")
+          + f" (the law read the same way: {at_budget.get('law_crossing_same_ratios') or float('nan'):.3f})")
     for w in plan["warnings"]:
         print(f"    warning: {w}")
     fit_all = json.loads((tmp / "fit_all.json").read_text())

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 from scipy.optimize import least_squares
 
-from mixplan.cpt import usage1_ratio
+from mixplan.cpt import measured_crossing, usage1_ratio
 
 ANCHOR = Path(__file__).resolve().parents[2].parent / "shared" / "anchors" / "dcpt" / "dcpt_usage1_table5_transcribed.csv"
 
@@ -68,7 +68,7 @@ def main() -> dict:
     inside = np.flatnonzero(Lg <= limit)
     k = int(inside[-1])
     r_listed = float(rd[k])
-    r_linear = float(rd[k] + (limit - Lg[k]) * (rd[k + 1] - rd[k]) / (Lg[k + 1] - Lg[k]))
+    r_linear = measured_crossing(rd, Lg - L0, limit - L0)[0]  # the plan's evidence rule, linear between rows
     rg = np.round(1 - rd, 12)
     p = smooth_fit(rg, Lg)
     r_law = usage1_ratio(p, None, D, T, relative=True, base_loss=L0)
