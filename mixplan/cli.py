@@ -564,7 +564,7 @@ def _design(args: argparse.Namespace) -> int:
         args.model, args.cv_folds = args.model or "auto", args.cv_folds or 5
         args.maximize = bool(args.maximize)
         runs = _load_runs(args, pools)
-        ids = next_run_ids(args.prefix or "next", runs.run_ids, args.next)
+        ids = next_run_ids(args.prefix or "next", runs.file_run_ids or runs.run_ids, args.next)
         model = _fit_from_args(args, runs)
         nxt = propose_next(model, pools, args.next, tokens=args.tokens, pins=pins, seed=args.seed,
                            min_distance=args.min_distance, temperature=args.temperature)

@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -55,6 +55,8 @@ class RunTable:
     source: str = "runs"
     #: 1-based data-row number of each run in its file (differs from the position after --where).
     row_numbers: tuple[int, ...] = ()
+    #: Every run id in the file, also those --where left out (new ids must not reuse them); empty = run_ids.
+    file_run_ids: tuple[str, ...] = ()
 
     def row(self, i: int) -> int:
         return self.row_numbers[i] if self.row_numbers else i + 1
@@ -141,6 +143,7 @@ def read_runs(path: str | os.PathLike[str], pools: PoolSet | None = None, *, ren
         source = f"{path} + {metrics}"
     else:
         frame, source = read_table(path), str(path)
+    file_ids = tuple(frame["run_id"].astype(str)) if where and "run_id" in frame.columns else ()
     for column, value in (where or {}).items():
         if column not in frame.columns:
             raise ValidationError(f"{source}: cannot select on {column!r}: no such column")
@@ -148,7 +151,8 @@ def read_runs(path: str | os.PathLike[str], pools: PoolSet | None = None, *, ren
         if frame.empty:
             raise ValidationError(f"{source}: no row has {column} == {value!r}")
         source = f"{source} [{column}={value}]"
-    return validate_runs(frame, pools, renormalize=renormalize, source=source)
+    table = validate_runs(frame, pools, renormalize=renormalize, source=source)
+    return replace(table, file_run_ids=file_ids) if file_ids else table
 
 
 def read_regmix_layout(mixture_csv: str | os.PathLike[str], loss_csv: str | os.PathLike[str],

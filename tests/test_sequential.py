@@ -191,6 +191,13 @@ def test_cli_next_writes_design_deterministically(capsys, files):
     assert [p["run_id"] for p in doc["proposals"]] == mix["run_id"].tolist() and doc["model"] == "gp"
     for name in ["mixtures.csv", *(f"runs/{r}.yaml" for r in mix["run_id"])]:
         assert (tmp / "a" / name).read_bytes() == (tmp / "b" / name).read_bytes()
+    # --where leaves next-011 out of the fit, but its id is still taken: numbering goes on after it
+    frame = pd.read_csv(runs).assign(split=lambda f: np.where(f["run_id"] == "next-011", "test", "train"))
+    frame.to_csv(tmp / "split.csv", index=False)
+    where = [a if a != runs else tmp / "split.csv" for a in args]
+    code, out, err = run_cli(capsys, *where, "--where", "split=train", "--out", tmp / "c", "--json")
+    assert code == 0, err
+    assert [p["run_id"] for p in json.loads(out)["proposals"]][0] == "next-012"
 
 
 @pytest.mark.parametrize("argv, message", [
