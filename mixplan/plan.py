@@ -232,10 +232,9 @@ def _ot_entries(ot: Any, info: dict[str, Any], mixtures: dict[str, dict[str, Any
             value = float(pred.mean[k] + delta[k])
             entry["at_size"] = {"prediction": value, "lower": value - half, "upper": value + half,
                                 "regressor": float(pred.mean[k]), "ot_increment": float(delta[k])}
-    notes = []
-    if op.extrapolated:
-        notes.append(f"the OT extrapolator predicts at {op.size_ratio:.3g} x its largest fitted size")
-    info["warnings"] = notes
+    from .extrapolator import extrapolation_notes
+
+    info["warnings"] = [f"OT extrapolator: {n}" for n in extrapolation_notes(op)]  # the same notes as 'ot predict'
 
 
 def _ot_table(info: dict[str, Any], mixtures: dict[str, dict[str, Any]]) -> str:

@@ -234,6 +234,12 @@ def test_cli_plan_with_ot(cli_study, capsys):
             assert doc["recommended"] == doc["mixtures"]["ot_selected"]["weights"]
         if mode == "size":
             assert "at_size" in rec and rec["at_size"]["lower"] < rec["at_size"]["upper"]
+        # the plan says what 'ot predict' says about extrapolating (one source of these notes)
+        from mixplan.extrapolator import extrapolation_notes, load_extrapolator
+
+        W = np.array([[m["weights"][p] for p in sorted(rec["weights"])] for m in doc["mixtures"].values()])
+        notes = extrapolation_notes(load_extrapolator(d / "study").predict(W, 4e6))
+        assert doc["ot"]["warnings"] == [f"OT extrapolator: {n}" for n in notes]
     outs = []
     for k in range(2):  # same inputs and seed: byte-identical plan.json and ot select output
         out = d / f"plan_det{k}"
