@@ -123,9 +123,7 @@ def _fit(args: argparse.Namespace) -> int:
     cols = {k: _column(frame, c, source) for k, c in (("tokens", "tokens"), ("ratio", args.ratio_column),
                                                          ("general", args.general), ("domain", args.domain))}
     params = _column(frame, "params", source) if "params" in frame.columns else None
-    if (args.k1 is None) != (args.k2 is None):
-        raise ValidationError("the cross-domain term needs both --k1 COL and --k2 COL")
-    k = {} if args.k1 is None else {"k1": _column(frame, args.k1, source), "k2": _column(frame, args.k2, source)}
+    k = {name: _column(frame, col, source) for name, col in (("k1", args.k1), ("k2", args.k2)) if col is not None}
     if args.out:
         check_writable([args.out], args.force)
     fit = fit_cpt(cols["tokens"], cols["ratio"], cols["general"], cols["domain"], params,

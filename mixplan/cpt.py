@@ -41,7 +41,8 @@ import numpy as np
 from scipy.optimize import brentq, minimize_scalar
 
 from .exceptions import ValidationError
-from .laws.dcpt import DCPT_RATIOS, dcpt_loss, fit_dcpt, own_ratio, validate_cpt_design
+from .laws.dcpt import DCPT_RATIOS, cross_domains, dcpt_loss, fit_dcpt, own_ratio, validate_cpt_design
+from .laws.fitting import robust_scale
 from .laws.fitting import LawFit
 
 __all__ = ["LossFit", "CPTFit", "fit_cpt", "predict_losses", "usage1_ratio", "usage2_ratio", "CPTPlan", "plan_cpt",
@@ -166,6 +167,8 @@ class CPTFit:
 def _runs_from_doc(runs: Any) -> dict[str, list[float]] | None:
     if runs is None:
         return None
+    if not isinstance(runs, Mapping):
+        raise ValueError("runs: a mapping of columns expected")
     cols = {k: [float(v) for v in vals] for k, vals in runs.items()}
     if len({len(v) for v in cols.values()}) != 1 or not {"row", "tokens", "ratio", "general", "domain"} <= set(cols):
         raise ValueError("runs: columns row, tokens, ratio, general, domain of equal length expected")
@@ -181,7 +184,6 @@ def fit_cpt(tokens: np.ndarray, domain_ratio: np.ndarray, general_loss: np.ndarr
     ``delta`` is the Huber threshold (:func:`mixplan.laws.fit_dcpt`); ``k1``, ``k2`` (per run: its
     domain's base loss and early decline) add the cross-domain term to both losses."""
     validate_cpt_design(tokens, domain_ratio, params, where, rows)
-    domains = _domains(k1, k2, where, rows)
     sizes = () if params is None else tuple(float(v) for v in np.unique(np.asarray(params, dtype=float)))
     reduced = len(sizes) <= 1
     if target_params is not None:
@@ -196,6 +198,7 @@ def fit_cpt(tokens: np.ndarray, domain_ratio: np.ndarray, general_loss: np.ndarr
         fit = fit_dcpt(tokens, domain_ratio, values, loss, None if reduced else params, n_bootstrap=n_bootstrap,
                        level=level, seed=seed, delta=delta, k1=k1, k2=k2, where=f"{where} ({col})", rows=rows)
         fits[loss] = LossFit.from_lawfit(fit, loss, col)
+    domains = cross_domains(k1, k2, where)  # values already checked by the fits
     tokens = np.asarray(tokens, dtype=float)
     runs = {"row": list(rows) if rows is not None else list(range(1, len(tokens) + 1)), "tokens": tokens,
             "ratio": domain_ratio, "general": general_loss, "domain": domain_loss}
@@ -205,31 +208,6 @@ def fit_cpt(tokens: np.ndarray, domain_ratio: np.ndarray, general_loss: np.ndarr
                   ratios=tuple(float(v) for v in np.unique(np.asarray(domain_ratio, dtype=float))),
                   target_params=target_params if target_params is not None else (sizes[0] if reduced and sizes else None),
                   domains=domains, runs={k: [float(x) for x in np.asarray(v, dtype=float)] for k, v in runs.items()})
-
-
-def _domains(k1: np.ndarray | None, k2: np.ndarray | None, where: str,
-             rows: list[int] | None) -> tuple[tuple[float, float], ...]:
-    """The distinct (k1, k2) of the runs; refuses one without the other, bad values, and fewer than
-    3 domains (F, mu and omega cannot be told apart with fewer)."""
-    if k1 is None and k2 is None:
-        return ()
-    if k1 is None or k2 is None:
-        raise ValidationError("the cross-domain term needs both k1 (the base model's initial domain loss) and k2 "
-                              "(its early decline), one value per run")
-    row = (lambda i: rows[i]) if rows is not None else (lambda i: i + 1)
-    pairs = []
-    for name, v in (("k1", k1), ("k2", k2)):
-        v = np.asarray(v, dtype=float)
-        bad = np.flatnonzero(~np.isfinite(v) | (v <= 0))
-        if len(bad):
-            raise ValidationError(f"{where}: column {name!r}, row {row(bad[0])}: {float(v[bad[0]])!r} is not a positive "
-                                  "finite number")
-        pairs.append(v)
-    domains = tuple(sorted({(float(a), float(b)) for a, b in zip(*pairs)}))
-    if len(domains) < 3:
-        raise ValidationError(f"{where}: the runs have {len(domains)} distinct (k1, k2); the cross-domain term's F, mu "
-                              "and omega need runs from at least 3 domains (or drop k1/k2: one domain's law)")
-    return domains
 
 
 # -- pure rules ------------------------------------------------------------------------------------
@@ -413,7 +391,7 @@ def plan_cpt(fit: CPTFit, *, tokens: float | None = None, params: float | None =
         r_star = choose(g.params)
         samples = [choose(p) for p in g.refits()]
         interval = _interval(r_star, samples, g.level, g.widen, 0.0, 1.0)
-        base, tol = _tolerance(g.params, N, tokens, max_general_rise, relative, base_general_loss, k)
+        base, _ = _tolerance(g.params, N, tokens, max_general_rise, relative, base_general_loss, k)
         settings = {"T": max_general_rise, "relative": relative, "base_general_loss": base,
                     "base_source": "given" if base_general_loss is not None else
                     "predicted at r_g = 1: continuing on general data only"}
@@ -434,7 +412,7 @@ def plan_cpt(fit: CPTFit, *, tokens: float | None = None, params: float | None =
         level = d.level
         D_of = (lambda r: domain_tokens / np.asarray(r, dtype=float))
         check_D = [domain_tokens / r_star, domain_tokens]
-        base = tol = None
+        base = None
     for D in check_D:
         if not (lo_D <= D <= hi_D):
             warnings.append(f"D = {D:.4g} tokens is outside the runs' budgets ({lo_D:.4g}..{hi_D:.4g}): the law "
@@ -459,15 +437,9 @@ def plan_cpt(fit: CPTFit, *, tokens: float | None = None, params: float | None =
                       "general_rise": None if base is None else float(Lg[j] - base),
                       "domain_loss": float(Ld[j]), "domain_lower": di[0], "domain_upper": di[1],
                       "chosen": bool(r_star is not None and abs(r - r_star) < 1e-9)})
-    evidence = plan_evidence(fit, N, k, r_star, float(D_of(r_star)) if r_star is not None else None, usage, base, tol)
-    at = evidence.get("runs_at_budget", {})
-    cross, se, law_lin = at.get("crossing"), at.get("crossing_se") or 0.0, at.get("law_crossing_same_ratios")
-    shift = 0.0 if law_lin is None else law_lin - r_star  # what reading between the runs' ratios alone moves
-    if cross is not None and interval[0] is not None and not (interval[0] + shift - 2 * se <= cross
-                                                             <= interval[1] + shift + 2 * se):
-        warnings.append(f"the {at['n_runs']} runs at this size and budget cross the tolerance at r_d = {cross:.4f} "
-                        f"+- {se:.4f}, outside the law's interval [{interval[0]:.4f}, {interval[1]:.4f}] by more than "
-                        "their noise explains: the law misfits here; confirm with runs near both ratios")
+    evidence = plan_evidence(fit, N, k, r_star, float(D_of(r_star)) if r_star is not None else None, usage,
+                             None if usage == 2 else (max_general_rise, relative, base_general_loss))
+    warnings += _disagreement(evidence.get("runs_at_budget"), r_star, interval)
     failed = sum(s is None for s in samples)
     if failed:
         warnings.append(f"{failed} of {len(samples)} bootstrap refits admit no ratio under the rule; the interval uses "
@@ -477,6 +449,27 @@ def plan_cpt(fit: CPTFit, *, tokens: float | None = None, params: float | None =
         settings |= {"k1": k[0], "k2": k[1]}
     return CPTPlan(usage=usage, params=N, tokens=tokens, domain_ratio=r_star, interval=interval, level=level,
                    settings=settings, table=table, warnings=warnings, failed_refits=failed, evidence=evidence)
+
+
+def _disagreement(at: Mapping[str, Any] | None, r_star: float | None,
+                  interval: tuple[float | None, float | None]) -> list[str]:
+    """A warning when the runs at the planned budget cross the tolerance outside the law's interval
+    (its estimate when there is none) by more than 2 standard errors, after the shift that reading
+    the law between the same ratios makes; or when the runs exceed it at every ratio."""
+    if not at or r_star is None:
+        return []
+    cross, se, law_lin = at["crossing"], at["crossing_se"] or 0.0, at["law_crossing_same_ratios"]
+    if cross is None:
+        return [f"the {at['n_runs']} runs at this size and budget rise above the tolerance at every ratio (base from "
+                f"{at['base_from']}), while the law allows r_d = {r_star:.4f}: the law misfits here; confirm with runs"]
+    lo, hi = (r_star, r_star) if interval[0] is None else interval
+    shift = 0.0 if law_lin is None else law_lin - r_star  # what reading between the runs' ratios alone moves
+    if lo + shift - 2 * se <= cross <= hi + shift + 2 * se:
+        return []
+    return [f"the {at['n_runs']} runs at this size and budget cross the tolerance at r_d = {cross:.4f} +- {se:.4f} "
+            f"(base from {at['base_from']}), outside the law's {'interval' if interval[0] is not None else 'choice'} "
+            f"[{lo:.4f}, {hi:.4f}] by more than their noise explains: the law misfits here; confirm with runs near "
+            "both ratios"]
 
 
 def measured_crossing(ratios: np.ndarray, rise: np.ndarray, tol: float) -> tuple[float | None, float | None]:
@@ -494,32 +487,38 @@ def measured_crossing(ratios: np.ndarray, rise: np.ndarray, tol: float) -> tuple
 
 
 def plan_evidence(fit: CPTFit, N: float | None, k: Domain, r_star: float | None, D_star: float | None, usage: int,
-                  base: float | None = None, tol: float | None = None) -> dict[str, Any]:
+                  rule: tuple[float, bool, float | None] | None = None) -> dict[str, Any]:
     """What the fitted runs say near the choice (empty for fits that do not store their runs).
 
     ``nearest_run``: among the runs of the model size nearest ``N`` (and, cross-domain, the fitted
     domain nearest the target's K), the one nearest ``(D_star, r_star)`` (distance in log D over
     the runs' log-D span, and in r_d), with both losses measured and as the law gives them there.
-    ``runs_at_budget`` (Usage 1): the runs of that size at ``D_star`` (within 1%), their measured
-    general loss per ratio (mean over repeats), rise over ``base`` and the measured crossing of
-    ``tol`` - the rule applied to the runs instead of the law, next to the law read the same way
-    (linear between the same ratios, which shifts a crossing by itself) - with a rough standard
-    error: one run's noise (:func:`_noise_scale`: from repeated runs if any, else the law's residual
-    scale, which is generous as it holds misfit too) times the loss, over the measured slope of the
-    rise at the crossing. A crossing outside the law's interval by more than two of them is a
-    disagreement the runs' noise does not explain."""
+
+    ``runs_at_budget`` (Usage 1, ``rule = (T, relative, given base loss or None)``; only when runs
+    exist at the plan's own size, domain and budget ``D_star`` (within 1%)): their measured general
+    loss per ratio (mean over repeats), its rise over the base (the given one, else the runs' own
+    mean at r_d = 0, else the law's) and the crossing of the tolerance - the rule applied to the
+    runs instead of the law - next to the law read the same way (its own base; linear between the
+    same ratios, which shifts a crossing by itself), with a rough standard error: one run's noise
+    (:func:`_noise_scale`: from repeated runs if any, else the law's residual scale, which is
+    generous as it holds misfit too) times the loss, over the measured slope of the rise at the
+    crossing. Disagreement beyond two of them is what :func:`plan_cpt` warns about."""
     runs = fit.runs
     if runs is None or r_star is None or D_star is None:
         return {}
     cols = {c: np.asarray(v, dtype=float) for c, v in runs.items()}
     keep = np.ones(len(cols["tokens"]), dtype=bool)
+    exact = True  # the kept runs are at the plan's own size and domain
     if "params" in cols and N is not None:
         gap = np.abs(np.log(cols["params"] / N))
         keep &= gap <= gap.min() + 1e-9
+        exact &= bool(gap.min() <= 1e-6)
     if "k1" in cols and k is not None:
         omega = fit.domain.params["omega"]
         gap = np.abs((1 / cols["k1"] + omega * cols["k2"]) - (1 / k[0] + omega * k[1]))
         keep &= gap <= gap[keep].min() + 1e-12
+        i0 = np.flatnonzero(keep)[0]
+        exact &= bool(np.isclose(cols["k1"][i0], k[0]) and np.isclose(cols["k2"][i0], k[1]))
     idx = np.flatnonzero(keep)
     logD = np.log(cols["tokens"])
     span = max(float(logD.max() - logD.min()), 1e-12)
@@ -534,24 +533,29 @@ def plan_evidence(fit: CPTFit, N: float | None, k: Domain, r_star: float | None,
         "ratio": float(cols["ratio"][i]),
         "general": float(cols["general"][i]), "general_law": float(law_g), "domain": float(cols["domain"][i]),
         "domain_law": float(law_d)} | ({"k1": run_k[0], "k2": run_k[1]} if run_k else {})}
-    if usage == 1 and base is not None and tol is not None:
-        at = idx[np.abs(cols["tokens"][idx] / D_star - 1) <= 0.01]
-        ratios = np.unique(cols["ratio"][at])
-        if len(ratios) >= 2:
-            loss = np.array([cols["general"][at][cols["ratio"][at] == r].mean() for r in ratios])
-            rise = loss - base
-            cross, slope = measured_crossing(ratios, rise, tol)
-            sd, source = None, None
-            if slope is not None and slope > 0:
-                scale, source = _noise_scale(fit, cols, idx)
-                repeats = min(int(np.sum(cols["ratio"][at] == r)) for r in ratios)
-                sd = float(scale * (base + tol) / slope / np.sqrt(repeats))
-            # the law read the same way (linear between the same ratios): the discretisation's own shift
-            law_rise = _loss(fit.general.params, D_star, ratios, "general", N, k) - base
-            out["runs_at_budget"] = {"n_runs": int(len(at)), "tokens": D_star, "ratios": ratios.tolist(),
-                                     "general": loss.tolist(), "rise": rise.tolist(), "crossing": cross,
-                                     "crossing_se": sd, "noise_from": source,
-                                     "law_crossing_same_ratios": measured_crossing(ratios, law_rise, tol)[0]}
+    at = idx[np.abs(cols["tokens"][idx] / D_star - 1) <= 0.01]
+    ratios = np.unique(cols["ratio"][at])
+    if usage != 1 or rule is None or not exact or len(ratios) < 2:
+        return out
+    T, relative, given = rule
+    loss = np.array([cols["general"][at][cols["ratio"][at] == r].mean() for r in ratios])
+    base = given if given is not None else float(loss[0]) if ratios[0] == 0 else None
+    base_from = "given" if given is not None else "the runs at r_d = 0" if base is not None else "the law at r_d = 0"
+    law_base, law_tol = _tolerance(fit.general.params, N, D_star, T, relative, given, k)
+    base = law_base if base is None else base
+    tol = T * base if relative else T
+    cross, slope = measured_crossing(ratios, loss - base, tol)
+    sd, source = None, None
+    if slope is not None and slope > 0:
+        scale, source = _noise_scale(fit, cols, idx)
+        repeats = min(int(np.sum(cols["ratio"][at] == r)) for r in ratios)
+        sd = float(scale * (base + tol) / slope / np.sqrt(repeats))
+    law_rise = _loss(fit.general.params, D_star, ratios, "general", N, k) - law_base
+    out["runs_at_budget"] = {"n_runs": int(len(at)), "tokens": D_star, "ratios": ratios.tolist(),
+                             "general": loss.tolist(), "base": base, "base_from": base_from,
+                             "rise": (loss - base).tolist(), "crossing": cross, "crossing_se": sd,
+                             "noise_from": source,
+                             "law_crossing_same_ratios": measured_crossing(ratios, law_rise, law_tol)[0]}
     return out
 
 
@@ -572,7 +576,7 @@ def _noise_scale(fit: CPTFit, cols: Mapping[str, np.ndarray], idx: np.ndarray) -
     resid = np.log(cols["general"][idx]
                    / dcpt_loss(cols["tokens"][idx], own_ratio(cols["ratio"][idx], "general"), fit.general.params,
                                sizes, **ks))
-    return 1.4826 * float(np.median(np.abs(resid - np.median(resid)))), "the law's residual scale"
+    return robust_scale(resid), "the law's residual scale"
 
 
 def _evidence_lines(ev: Mapping[str, Any]) -> list[str]:
@@ -591,8 +595,8 @@ def _evidence_lines(ev: Mapping[str, Any]) -> list[str]:
               if a.get("crossing_se") is not None else "")
         law = a.get("law_crossing_same_ratios")
         lines.append(f"the {a['n_runs']} runs at this size and budget ({len(a['ratios'])} ratios) cross the tolerance "
-                     f"at {cross}{se} (measured rise, linear between ratios; the law read the same way: "
-                     + ("never)" if law is None else f"{law:.4f})"))
+                     f"at {cross}{se} (measured rise over the base from {a['base_from']}, linear between ratios; the "
+                     "law read the same way: " + ("never)" if law is None else f"{law:.4f})"))
     return lines
 
 
@@ -611,12 +615,14 @@ def _target_domain(fit: CPTFit, k1: float | None, k2: float | None, warnings: li
     for name, v in (("--k1", k1), ("--k2", k2)):
         if not (np.isfinite(v) and v > 0):
             raise ValidationError(f"{name} must be a positive number, got {v!r}")
+    outside = []
     for lf in (fit.general, fit.domain):
         omega = lf.params["omega"]
         Ks = [1.0 / a + omega * b for a, b in fit.domains]
         K = 1.0 / k1 + omega * k2
         if not (min(Ks) <= K <= max(Ks)):
-            warnings.append(f"the target domain's K = 1/k1 + omega k2 = {K:.4g} ({lf.loss} loss, omega = {omega:.4g}) "
-                            f"is outside the fitted domains' {min(Ks):.4g}..{max(Ks):.4g}: the law extrapolates "
-                            "across domains")
+            outside.append(f"{K:.4g} vs {min(Ks):.4g}..{max(Ks):.4g} ({lf.loss} loss, omega {omega:.4g})")
+    if outside:
+        warnings.append(f"the target domain's K = 1/k1 + omega k2 is outside the fitted domains' range: "
+                        f"{'; '.join(outside)}: the law extrapolates across domains")
     return float(k1), float(k2)

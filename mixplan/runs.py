@@ -107,7 +107,7 @@ class RunTable:
     def subset(self, mask: np.ndarray) -> "RunTable":
         mask = np.asarray(mask, bool)
         rows = tuple(r for r, keep in zip(self.row_numbers or range(1, len(self) + 1), mask) if keep)
-        return RunTable(self.frame.loc[mask].reset_index(drop=True), list(self.pools), self.source, rows)
+        return replace(self, frame=self.frame.loc[mask].reset_index(drop=True), pools=list(self.pools), row_numbers=rows)
 
 
 def read_runs(path: str | os.PathLike[str], pools: PoolSet | None = None, *, renormalize: bool = False,

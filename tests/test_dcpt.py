@@ -157,8 +157,15 @@ def test_cross_domain_plan_for_an_unseen_domain(cross_runs):
     assert abs(p1.domain_ratio - usage1_ratio(truth["general"], 1.8e9, 1e10, 0.03, relative=True, k=k)) <= 0.05
     assert abs(p2.domain_ratio - usage2_ratio(truth["domain"], 1.8e9, 2e9, k=k)) <= 0.05
     assert "target domain k1 = 2.3, k2 = 0.1" in p1.text() and not any("across domains" in w for w in p1.warnings)
+    # the runs of a fitted domain are compared with the law only when the target is that domain
+    D_run = float(np.unique(c["tokens"])[1])
+    unseen = plan_cpt(fit, tokens=D_run, max_general_rise=0.03, relative=True, k1=k[0], k2=k[1])
+    seen = plan_cpt(fit, tokens=D_run, max_general_rise=0.03, relative=True, k1=2.0, k2=0.05)
+    assert "runs_at_budget" not in unseen.evidence and seen.evidence["runs_at_budget"]["n_runs"] == 9
+    assert seen.evidence["runs_at_budget"]["base_from"] == "the runs at r_d = 0"
     far = plan_cpt(fit, domain_tokens=2e9, k1=1.0, k2=0.5)
-    assert sum("outside the fitted domains'" in w for w in far.warnings) == 2
+    assert sum("outside the fitted domains' range" in w and "general loss" in w and "domain loss" in w
+               for w in far.warnings) == 1
     with pytest.raises(ValidationError, match="give the target domain's --k1"):
         plan_cpt(fit, domain_tokens=2e9)
     plain = fit_cpt(c["tokens"], c["ratio"], c["general"], c["domain"], c["params"], n_bootstrap=0,
@@ -248,9 +255,24 @@ def test_plan_shows_the_runs_near_the_choice_and_flags_a_law_that_misses_them():
     with_seeds = plan_cpt(replace(fit, runs=rep), tokens=D_plan, max_general_rise=0.03, relative=True)
     ev = with_seeds.evidence["runs_at_budget"]
     assert ev["noise_from"] == "9 repeated cells" and ev["n_runs"] == 27 and 0 < ev["crossing_se"] < 0.02
+    # Planning at a size no run has: the nearest run is shown, but the runs at the nearest size are not
+    # compared with the law at another size (the size term would shift every rise).
+    other = plan_cpt(fit, params=1.2e9, tokens=D_plan, max_general_rise=0.03, relative=True)
+    assert other.evidence["nearest_run"]["params"] == 1.8e9 and "runs_at_budget" not in other.evidence
+    assert not any("misfits" in w for w in other.warnings)
+    # Runs 10% above the law everywhere at the budget, against the law's base: above T at every ratio.
+    runs = dict(fit.runs)
+    at_budget = np.isclose(runs["tokens"], D_plan) & (np.asarray(runs["params"]) == 1.8e9)
+    runs["general"] = list(np.where(at_budget, 1.10, 1.0) * np.asarray(runs["general"]))
+    base = plan.settings["base_general_loss"]
+    high = plan_cpt(replace(fit, runs=runs), tokens=D_plan, max_general_rise=0.03, relative=True, base_general_loss=base)
+    assert high.evidence["runs_at_budget"]["crossing"] is None and high.evidence["runs_at_budget"]["base_from"] == "given"
+    assert any("rise above the tolerance at every ratio" in w for w in high.warnings), high.warnings
     # the runs travel with the fit; a fit without them plans without evidence
     doc = json.loads(json.dumps(fit.to_dict()))
     assert CPTFit.from_dict(doc).runs == fit.runs
+    with pytest.raises(ValidationError, match="malformed D-CPT fit"):
+        CPTFit.from_dict(doc | {"runs": [1, 2]})
     doc.pop("runs")
     assert plan_cpt(CPTFit.from_dict(doc), tokens=D_plan, max_general_rise=0.03, relative=True).evidence == {}
 
@@ -332,7 +354,7 @@ def test_cli_fit_then_plan_both_usages(runs_csv, tmp_path, cli):
     assert plan["interval"]["lower"] <= plan["domain_ratio"] <= plan["interval"]["upper"]
     assert sum(row["chosen"] for row in plan["table"]) == 1 and len(plan["table"]) >= 9
     code, out, err = cli("plan", fit_path, "--domain-tokens", 2e9, "--out", tmp_path / "p2.json")
-    assert code == 0, err and "Usage 2" in out
+    assert code == 0 and "Usage 2" in out, err
     p2 = json.loads((tmp_path / "p2.json").read_text())
     assert abs(p2["domain_ratio"] - usage2_ratio(TRUTH_DOMAIN, 1.8e9, 2e9)) < 0.05
     # same inputs and seed: byte-identical; an existing output is not replaced without --force
@@ -374,11 +396,11 @@ def test_cli_cross_domain_fit_and_plan(cross_runs, tmp_path, cli):
     assert code == 0, err
     assert "cross-domain term over 4 domains" in out and "Huber(delta=" in out
     code, out, err = cli("plan", fit_path, "--domain-tokens", 2e9, "--k1", 2.3, "--k2", 0.1, "--json")
-    assert code == 0, err and json.loads(out)["settings"]["k1"] == 2.3
+    assert code == 0 and json.loads(out)["settings"]["k1"] == 2.3, err
     code, _, err = cli("plan", fit_path, "--domain-tokens", 2e9)
     assert code == 2 and "give the target domain's --k1" in err
     code, _, err = cli("fit", tmp_path / "multi.csv", "--general", "general", "--domain", "domain", "--k1", "k1")
-    assert code == 2 and "needs both --k1 COL and --k2 COL" in err
+    assert code == 2 and "the cross-domain term needs both k1" in err
     code, _, err = cli("fit", tmp_path / "multi.csv", "--general", "general", "--domain", "domain",
                        "--huber-delta", "0")
     assert code == 2 and "--huber-delta must be a positive number or 'auto'" in err

@@ -56,6 +56,7 @@ from ..exceptions import ValidationError
 from .fitting import Law, LawFit, fit_law
 
 __all__ = ["dcpt_loss", "dcpt_derivatives", "dcpt_law", "dcpt_start", "fit_dcpt", "design_violations",
+           "cross_domains",
            "own_ratio", "validate_cpt_design", "DCPT_RATIOS", "LOSSES"]
 
 #: The paper's 9 mixture ratios general:domain (laws.md 4.1), as domain shares r_d.
@@ -326,6 +327,22 @@ def validate_cpt_design(tokens: np.ndarray, domain_ratio: np.ndarray, params: np
                               "at a time: the reduced law)")
 
 
+def cross_domains(k1: np.ndarray | None, k2: np.ndarray | None, where: str = "runs") -> tuple[tuple[float, float], ...]:
+    """The distinct (k1, k2) pairs of the runs (empty without the cross-domain term); refuses one
+    without the other and fewer than 3 domains (F, mu and omega cannot be told apart with fewer).
+    The values themselves are checked by the fitter (positive, finite; file, column and row)."""
+    if k1 is None and k2 is None:
+        return ()
+    if k1 is None or k2 is None:
+        raise ValidationError("the cross-domain term needs both k1 (the base model's initial domain loss) and k2 "
+                              "(its early decline), one value per run")
+    domains = tuple(sorted({(float(a), float(b)) for a, b in zip(np.ravel(k1), np.ravel(k2))}))
+    if len(domains) < 3:
+        raise ValidationError(f"{where}: the runs have {len(domains)} distinct (k1, k2); the cross-domain term's F, mu "
+                              "and omega need runs from at least 3 domains (or drop k1/k2: one domain's law)")
+    return domains
+
+
 def design_violations(params: Mapping[str, float], tokens: np.ndarray, ratio: np.ndarray,
                       sizes: np.ndarray | None = None, loss: str = "loss") -> list[str]:
     """Where, over the data's range, the fitted law breaks the design requirements.
@@ -392,10 +409,8 @@ def fit_dcpt(tokens: np.ndarray, domain_ratio: np.ndarray, loss: np.ndarray, whi
     data = {"tokens": np.asarray(tokens, dtype=float), "ratio_plus_one": 1.0 + r}
     if not reduced:
         data["params"] = np.asarray(params, dtype=float)
-    cross = k1 is not None or k2 is not None
+    cross = bool(cross_domains(k1, k2, where))
     if cross:
-        if k1 is None or k2 is None:
-            raise ValidationError("the cross-domain term needs both k1 (initial domain loss) and k2 (early decline)")
         data |= {"k1": np.asarray(k1, dtype=float), "k2": np.asarray(k2, dtype=float)}
     loss = np.asarray(loss, dtype=float)
     ok = np.isfinite(loss) & (loss > 0)

@@ -38,7 +38,7 @@ from scipy.optimize import minimize
 
 from ..exceptions import ValidationError
 
-__all__ = ["Law", "LawFit", "fit_law", "huber", "grid_points", "parse_delta", "robust_delta"]
+__all__ = ["Law", "LawFit", "fit_law", "huber", "grid_points", "parse_delta", "robust_delta", "robust_scale"]
 
 Data = Mapping[str, np.ndarray]
 
@@ -182,12 +182,16 @@ def parse_delta(value: float | str, name: str = "huber delta") -> float | str:
     return float(value)
 
 
+def robust_scale(residuals: np.ndarray) -> float:
+    r""":math:`1.4826\,\mathrm{MAD}`: the standard deviation of Gaussian residuals, unmoved by a few outliers."""
+    r = np.asarray(residuals, dtype=float)
+    return 1.4826 * float(np.median(np.abs(r - np.median(r))))
+
+
 def robust_delta(residuals: np.ndarray, n_params: int) -> float:
     r""":math:`1.345 \cdot 1.4826\,\mathrm{MAD}(r)\sqrt{n/(n-P)}`, floored at 1e-6 (an exact fit)."""
-    r = np.asarray(residuals, dtype=float)
-    n = len(r)
-    mad = float(np.median(np.abs(r - np.median(r))))
-    return float(max(_HUBER_K * 1.4826 * mad * np.sqrt(n / max(n - n_params, 1)), 1e-6))
+    n = len(residuals)
+    return float(max(_HUBER_K * robust_scale(residuals) * np.sqrt(n / max(n - n_params, 1)), 1e-6))
 
 
 def fit_law(law: Law, data: Data, loss: np.ndarray, *, delta: float | str = 1e-3, n_starts: int = 20,
