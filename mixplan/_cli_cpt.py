@@ -118,8 +118,8 @@ def _fit(args: argparse.Namespace) -> int:
     from .cli import read_table_where
 
     frame = read_table_where(args.runs, args.where)
-    if len(frame) == 0:
-        raise ValidationError(f"{source}: no rows" + (" left after --where" if args.where else ""))
+    if len(frame) == 0:  # an empty --where selection is refused by read_table_where
+        raise ValidationError(f"{source}: no rows")
     cols = {k: _column(frame, c, source) for k, c in (("tokens", "tokens"), ("ratio", args.ratio_column),
                                                          ("general", args.general), ("domain", args.domain))}
     params = _column(frame, "params", source) if "params" in frame.columns else None

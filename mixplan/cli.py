@@ -78,17 +78,22 @@ def _progress(total: int | None, desc: str, quiet: bool = False) -> Any:
     return tqdm(total=total, desc=desc, leave=False, disable=quiet or not sys.stderr.isatty(), file=sys.stderr)
 
 
-def _load_runs(args: argparse.Namespace, pools: Any = None) -> Any:
-    from .runs import read_runs
-
+def _parse_where(items: Sequence[str]) -> dict[str, str]:
+    """``--where COL=VALUE`` options as a mapping (see :func:`mixplan.runs.select_rows`)."""
     where = {}
-    for item in args.where:
+    for item in items:
         col, sep, value = item.partition("=")
         if not sep or not col:
             raise ValidationError(f"--where {item!r}: write COLUMN=VALUE, e.g. --where split=train")
         where[col] = value
+    return where
+
+
+def _load_runs(args: argparse.Namespace, pools: Any = None) -> Any:
+    from .runs import read_runs
+
     return read_runs(args.runs, pools, renormalize=args.renormalize, metrics=args.metrics, layout=args.layout,
-                     where=where)
+                     where=_parse_where(args.where))
 
 
 def _load_pools(path: str | None) -> Any:
@@ -663,16 +668,11 @@ def _law_arg(value: str) -> Any:
 
 
 def read_table_where(path: str, where: Sequence[str]) -> Any:
-    """A table with only the rows whose column equals the value of every ``--where COL=VALUE`` (as text)."""
+    """A table with only the rows selected by ``--where COL=VALUE`` (as ``read_runs`` selects them)."""
     from ._io import read_table
+    from .runs import select_rows
 
-    frame = read_table(path)
-    for item in where:
-        col, sep, value = item.partition("=")
-        if not sep or col not in frame.columns:
-            raise ValidationError(f"--where {item!r}: write COL=VALUE with a column of {path}")
-        frame = frame[frame[col].astype(str) == value]
-    return frame
+    return select_rows(read_table(path), _parse_where(where), str(path))[0]
 
 
 def _laws(args: argparse.Namespace) -> int:

@@ -27,7 +27,7 @@ from ._io import read_table
 from .exceptions import ValidationError
 from .pools import PoolSet
 
-__all__ = ["RunTable", "read_runs", "read_regmix_layout", "read_olmix_layout", "WEIGHT_PREFIX",
+__all__ = ["RunTable", "read_runs", "select_rows", "read_regmix_layout", "read_olmix_layout", "WEIGHT_PREFIX",
            "SUM_TOLERANCE"]
 
 WEIGHT_PREFIX = "w_"
@@ -144,6 +144,14 @@ def read_runs(path: str | os.PathLike[str], pools: PoolSet | None = None, *, ren
     else:
         frame, source = read_table(path), str(path)
     file_ids = tuple(frame["run_id"].astype(str)) if where and "run_id" in frame.columns else ()
+    frame, source = select_rows(frame, where, source)
+    table = validate_runs(frame, pools, renormalize=renormalize, source=source)
+    return replace(table, file_run_ids=file_ids) if file_ids else table
+
+
+def select_rows(frame: pd.DataFrame, where: Mapping[str, str] | None, source: str) -> tuple[pd.DataFrame, str]:
+    """The rows whose column equals the value (compared as text) for every ``column: value`` of
+    ``where`` (``--where COL=VALUE``), keeping the file's index; and ``source`` naming the selection."""
     for column, value in (where or {}).items():
         if column not in frame.columns:
             raise ValidationError(f"{source}: cannot select on {column!r}: no such column")
@@ -151,8 +159,7 @@ def read_runs(path: str | os.PathLike[str], pools: PoolSet | None = None, *, ren
         if frame.empty:
             raise ValidationError(f"{source}: no row has {column} == {value!r}")
         source = f"{source} [{column}={value}]"
-    table = validate_runs(frame, pools, renormalize=renormalize, source=source)
-    return replace(table, file_run_ids=file_ids) if file_ids else table
+    return frame, source
 
 
 def read_regmix_layout(mixture_csv: str | os.PathLike[str], loss_csv: str | os.PathLike[str],
