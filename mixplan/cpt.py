@@ -41,7 +41,7 @@ import numpy as np
 from scipy.optimize import brentq, minimize_scalar
 
 from .exceptions import ValidationError
-from .laws.dcpt import DCPT_RATIOS, cross_domains, dcpt_loss, fit_dcpt, own_ratio, validate_cpt_design
+from .laws.dcpt import DCPT_RATIOS, dcpt_loss, fit_dcpt, own_ratio, validate_cpt_design
 from .laws.fitting import robust_scale
 from .laws.fitting import LawFit
 
@@ -116,10 +116,16 @@ class CPTFit:
     ratios: tuple[float, ...]  # distinct domain shares of the runs
     target_params: float | None = None
     source: str = ""
-    domains: tuple[tuple[float, float], ...] = ()  # distinct (k1, k2) of the runs: the cross-domain term
     #: The runs fitted (columns row, tokens, ratio, general, domain, and params / k1 / k2 when given):
     #: the plan's evidence (nearest run, the runs at the planned budget). None in fits written before.
     runs: dict[str, list[float]] | None = None
+
+    @property
+    def domains(self) -> tuple[tuple[float, float], ...]:
+        """The distinct (k1, k2) of the runs: non-empty when the fit has the cross-domain term."""
+        if self.runs is None or "k1" not in self.runs:
+            return ()
+        return tuple(sorted(set(zip(self.runs["k1"], self.runs["k2"]))))
 
     @property
     def cross_domain(self) -> bool:
@@ -129,7 +135,7 @@ class CPTFit:
         return {"kind": "dcpt", "version": 1, "form": self.form, "ratio": "domain share r_d (general loss fitted in "
                 "r_g = 1 - r_d)", "model_params": list(self.model_params), "tokens_range": list(self.tokens_range),
                 "ratios": list(self.ratios), "target_params": self.target_params, "source": self.source,
-                "domains_k1_k2": [list(k) for k in self.domains], "runs": self.runs,
+                "runs": self.runs,
                 "general": self.general.to_dict(), "domain": self.domain.to_dict()}
 
     @classmethod
@@ -145,7 +151,6 @@ class CPTFit:
                        ratios=tuple(float(v) for v in doc["ratios"]),
                        target_params=None if doc.get("target_params") is None else float(doc["target_params"]),
                        source=str(doc.get("source", "")),
-                       domains=tuple((float(a), float(b)) for a, b in doc.get("domains_k1_k2", ())),
                        runs=_runs_from_doc(doc.get("runs")))
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ValidationError(f"{where}: malformed D-CPT fit ({exc}); refit with 'mixplan cpt fit'") from None
@@ -198,16 +203,15 @@ def fit_cpt(tokens: np.ndarray, domain_ratio: np.ndarray, general_loss: np.ndarr
         fit = fit_dcpt(tokens, domain_ratio, values, loss, None if reduced else params, n_bootstrap=n_bootstrap,
                        level=level, seed=seed, delta=delta, k1=k1, k2=k2, where=f"{where} ({col})", rows=rows)
         fits[loss] = LossFit.from_lawfit(fit, loss, col)
-    domains = cross_domains(k1, k2, where)  # values already checked by the fits
     tokens = np.asarray(tokens, dtype=float)
     runs = {"row": list(rows) if rows is not None else list(range(1, len(tokens) + 1)), "tokens": tokens,
             "ratio": domain_ratio, "general": general_loss, "domain": domain_loss}
-    runs |= ({} if params is None else {"params": params}) | ({} if not domains else {"k1": k1, "k2": k2})
+    runs |= ({} if params is None else {"params": params}) | ({} if k1 is None else {"k1": k1, "k2": k2})
     return CPTFit(general=fits["general"], domain=fits["domain"], form="reduced" if reduced else "full",
                   model_params=sizes, tokens_range=(float(tokens.min()), float(tokens.max())),
                   ratios=tuple(float(v) for v in np.unique(np.asarray(domain_ratio, dtype=float))),
                   target_params=target_params if target_params is not None else (sizes[0] if reduced and sizes else None),
-                  domains=domains, runs={k: [float(x) for x in np.asarray(v, dtype=float)] for k, v in runs.items()})
+                  runs={k: [float(x) for x in np.asarray(v, dtype=float)] for k, v in runs.items()})
 
 
 # -- pure rules ------------------------------------------------------------------------------------
