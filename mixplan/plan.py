@@ -24,7 +24,7 @@ from .exceptions import ExtrapolationWarning, ValidationError
 from .model import DEFAULT_LEVEL, MixtureModel, cv_summary
 from .pools import PoolSet
 from .repetition import RepetitionModel
-from .search import Constraints, SearchResult, active_constraints, build_constraints, search
+from .search import Constraints, SearchResult, active_constraints, best_distinct, build_constraints, search
 
 __all__ = ["Plan", "make_plan"]
 
@@ -198,15 +198,8 @@ def _ot_optima(model: MixtureModel, ot: Any, mode: str, base_tokens: float | Non
         if base_tokens is None:
             raise ValidationError("OT mode 'size' needs the proxy runs' size (a tokens column in the runs)")
         # The regressor's best distinct candidates and the OT optimum, re-scored with the size trend.
-        order = np.argsort(result.exact_scores)
-        cand = [result.weights, sel.weights]
-        for i in order:
-            w = result.candidates[i]
-            if np.isfinite(result.exact_scores[i]) and all(np.abs(w - v).sum() > 1e-3 for v in cand):
-                cand.append(w)
-            if len(cand) >= OT_SIZE_CANDIDATES:
-                break
-        Wc = np.vstack(cand)
+        Wc = best_distinct(result.weights, sel.weights, result.candidates, result.exact_scores, OT_SIZE_CANDIDATES,
+                           spacing=5e-4)  # total variation 5e-4: weights differing by 1e-3 in sum
         delta, q = ot.increment(Wc, size, base_tokens)
         regressor = model.predict_mean(Wc)
         total = regressor + delta

@@ -36,7 +36,7 @@ from .exceptions import InfeasibleError, ValidationError
 from .pools import PoolSet
 
 __all__ = ["Constraints", "build_constraints", "project", "cap_redistribute", "dirichlet",
-           "sample_mixtures", "search", "SearchResult", "active_constraints", "DEFAULT_STRENGTHS"]
+           "sample_mixtures", "search", "SearchResult", "active_constraints", "best_distinct", "DEFAULT_STRENGTHS"]
 
 #: RegMix's concentration grid: 15 values log-spaced from 0.1 (near one-hot) to 5 (near the prior).
 DEFAULT_STRENGTHS = tuple(float(s) for s in np.geomspace(0.1, 5.0, 15))
@@ -334,3 +334,19 @@ def _refine(score: Score, w0: np.ndarray, s0: float, c: Constraints, rng: np.ran
         else:
             step /= 2
     return w, s, moves, evaluated
+
+
+def best_distinct(first: np.ndarray, second: np.ndarray, candidates: np.ndarray, scores: np.ndarray,
+             n: int, spacing: float = 0.05) -> np.ndarray:
+    """``first``, ``second`` (e.g. a plan's recommended mixture and its top-k mean), then the
+    best-scored (lowest finite ``scores``) ``candidates`` at least ``spacing`` apart in total
+    variation from every mixture chosen so far; at most ``n`` rows. Several promising bets, not one
+    mixture's neighbourhood n times."""
+    chosen = [np.asarray(first, dtype=float), np.asarray(second, dtype=float)]
+    order = np.argsort(np.where(np.isnan(scores), np.inf, scores), kind="stable")
+    for i in order:
+        if len(chosen) >= n or not np.isfinite(scores[i]):
+            break
+        if min(0.5 * np.abs(candidates[i] - w).sum() for w in chosen) >= spacing:
+            chosen.append(candidates[i])
+    return np.vstack(chosen[:n])

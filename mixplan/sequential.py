@@ -85,7 +85,7 @@ from .model import DEFAULT_LEVEL, MixtureModel, nearest_run
 from .plan import make_plan
 from .pools import PoolSet
 from .regressor import MIN_RUNS
-from .search import Constraints, build_constraints, project, sample_mixtures
+from .search import Constraints, best_distinct, build_constraints, project, sample_mixtures
 
 __all__ = ["NextRuns", "propose_next", "expected_improvement", "next_run_ids"]
 
@@ -240,8 +240,8 @@ def propose_next(model: MixtureModel, pools: PoolSet, k: int, *, tokens: float |
         warnings.simplefilter("ignore")
         plan = make_plan(model, pools, tokens=tokens, pins=pins, seed=seed, level=level)
     assert plan.result is not None
-    centres = _centres(plan.result.weights, plan.result.topk_weights, plan.result.candidates,
-                       plan.result.exact_scores, n_centres)
+    centres = best_distinct(plan.result.weights, plan.result.topk_weights, plan.result.candidates,
+                            plan.result.exact_scores, n_centres)
     n_local = int(round(local_fraction * n_candidates)) if len(np.flatnonzero(c.free)) >= 2 else 0
     C = np.vstack([sample_mixtures(n_candidates - n_local, pools.prior, c, rng, temperature),
                    _perturb(centres, c, rng, n_local, radii)])
@@ -335,20 +335,6 @@ def _check_settings(k: int, n_candidates: int, local_fraction: float, radii: tup
         raise ValidationError(f"--min-distance must be in [0, 1) (total variation), got {min_distance}")
     if decimals < 1:
         raise ValidationError(f"decimals must be at least 1, got {decimals}")
-
-
-def _centres(recommended: np.ndarray, topk: np.ndarray, candidates: np.ndarray, scores: np.ndarray,
-             n: int, spacing: float = 0.05) -> np.ndarray:
-    """The plan's recommended mixture, its top-k mean, then its best-scored candidates that are at
-    least ``spacing`` apart: several promising bets, not one mixture's neighbourhood n times."""
-    chosen = [np.asarray(recommended, dtype=float), np.asarray(topk, dtype=float)]
-    order = np.argsort(np.where(np.isnan(scores), np.inf, scores), kind="stable")
-    for i in order:
-        if len(chosen) >= n or not np.isfinite(scores[i]):
-            break
-        if min(0.5 * np.abs(candidates[i] - w).sum() for w in chosen) >= spacing:
-            chosen.append(candidates[i])
-    return np.vstack(chosen[:n])
 
 
 def _perturb(centres: np.ndarray, c: Constraints, rng: np.random.Generator, n: int,
