@@ -98,22 +98,18 @@ def train(job: tuple[tuple[int, ...], int, int]) -> dict[str, float]:
     pools[POOL] = _subset(ids)
     rng = np.random.default_rng([int(seed), 0x6D78])
     model = ProxyLM().fit(sample_stream(pools, {POOL: 1.0}, int(tokens), rng))
-    out = {f"bpb_{n}": model.bits_per_byte(load_pools()[n].heldout) for n in TRAIN_POOLS + EVAL_ONLY}
+    # `pools` holds the same cached pool objects; the union keeps POOL's held-out text
+    out = {f"bpb_{n}": model.bits_per_byte(pools[n].heldout) for n in TRAIN_POOLS + EVAL_ONLY}
     out["prose_bpb"] = 0.5 * (out["bpb_news"] + out["bpb_reviews"])
     return out
 
 
 def run_all(jobs, workers: int):
-    from concurrent.futures import ProcessPoolExecutor
-    import multiprocessing
+    """:func:`train` for every job, in job order, on ``workers`` spawned single-thread workers."""
+    from mixplan.demo.proxy_lm import _run_jobs
 
-    from mixplan.demo.proxy_lm import limit_threads
-
-    if workers <= 1:
-        return [train(j) for j in jobs]
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
-                             initializer=limit_threads) as ex:
-        return list(ex.map(train, jobs, chunksize=1))
+    # the proxy study's runner (run_proxies takes mixtures, not chunk unions); no bar, as before
+    return _run_jobs(train, list(jobs), workers, progress=False, desc="filter runs")
 
 
 def main(argv=None) -> int:

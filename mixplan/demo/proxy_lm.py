@@ -55,7 +55,7 @@ from __future__ import annotations
 
 import math
 import os
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -488,6 +488,39 @@ def _run_job(job: tuple[Mapping[str, float], int, int]) -> dict[str, float]:
     return run_proxy(weights, tokens, seed)
 
 
+def _run_jobs(fn: Callable[[Any], dict[str, float]], jobs: Sequence[Any], processes: int, progress: bool,
+              desc: str) -> list[dict[str, float]]:
+    """``[fn(job) for job in jobs]``, in job order, on ``processes`` spawned workers.
+
+    Shared by :func:`run_proxies`, :func:`run_cpts` and ``examples/filter_demo.py``. ``fn`` must be
+    picklable (a module-level function). Workers are spawned (not forked) and capped to one
+    OpenMP/BLAS thread each, so a run does the same work whatever the parent has loaded;
+    ``processes <= 1`` (or a single job) runs in this process. ``progress`` shows a bar on a
+    terminal only (never in logs or pipes).
+    """
+    import multiprocessing
+    import sys
+    from concurrent.futures import ProcessPoolExecutor
+
+    from tqdm.auto import tqdm
+
+    out: list[dict[str, float]] = []
+    with tqdm(total=len(jobs), desc=desc, disable=not progress or not sys.stderr.isatty(),
+              leave=False) as bar:
+        if processes <= 1 or len(jobs) <= 1:
+            results: Iterable[dict[str, float]] = map(fn, jobs)
+            for res in results:
+                out.append(res)
+                bar.update(1)
+            return out
+        ctx = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=processes, mp_context=ctx, initializer=limit_threads) as ex:
+            for res in ex.map(fn, jobs, chunksize=1):
+                out.append(res)
+                bar.update(1)
+    return out
+
+
 def run_proxies(
     jobs: Iterable[tuple[Mapping[str, float], int, int]],
     processes: int = 2,
@@ -499,31 +532,10 @@ def run_proxies(
     the pools once); ``processes <= 1`` runs in this process. Results do not depend on the number
     of processes. ``progress`` shows a bar on a terminal (never in logs or pipes).
     """
-    import sys
-
-    from tqdm.auto import tqdm
-
     jobs = [(dict(w), int(t), int(s)) for w, t, s in jobs]
-    for w, _, _ in jobs:
+    for w, _, _ in jobs:  # fail before any worker starts
         validate_weights(w)
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    with tqdm(total=len(jobs), desc="proxy runs", disable=not progress or not sys.stderr.isatty(),
-              leave=False) as bar:
-
-        def collect(results: Iterable[dict[str, float]]) -> list[dict[str, float]]:
-            out = []
-            for result in results:
-                out.append(result)
-                bar.update(1)
-            return out
-
-        if processes <= 1 or len(jobs) <= 1:
-            return collect(map(_run_job, jobs))
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=processes, mp_context=ctx, initializer=limit_threads) as ex:
-            return collect(ex.map(_run_job, jobs, chunksize=1))
+    return _run_jobs(_run_job, jobs, processes, progress, "proxy runs")
 
 
 # ------------------------------------------------------------------------------ repetition curve
@@ -631,12 +643,17 @@ def cpt_params(table_bits: int) -> int:
 CPT_GROUPS = {"wiki": "text", "news": "text", "bible": "text", "code": "code", "docs": "code"}
 
 
+def _check_domain(domain: str) -> None:
+    """The domain of a continual-pre-training run must be a training pool (it is trained on)."""
+    if domain not in TRAIN_POOLS:
+        raise _error(f"domain must be a training pool ({', '.join(TRAIN_POOLS)}), got {domain!r}")
+
+
 def general_mixture(domain: str, pools: Mapping[str, DemoPool] | None = None) -> dict[str, float]:
     """The general mixture of a continual-pre-training run on ``domain``: the training pools outside
     the domain's group (:data:`CPT_GROUPS`) in proportion to their unique training bytes (for
     ``code``: wiki, news and bible, token-proportional)."""
-    if domain not in TRAIN_POOLS:
-        raise _error(f"domain must be a training pool ({', '.join(TRAIN_POOLS)}), got {domain!r}")
+    _check_domain(domain)
     pools = load_pools() if pools is None else pools
     size = {n: pools[n].train_bytes for n in TRAIN_POOLS if CPT_GROUPS[n] != CPT_GROUPS[domain]}
     total = sum(size.values())
@@ -659,8 +676,7 @@ def _evaluate(model: ProxyLM, pools: Mapping[str, DemoPool], domain: str,
 
 
 def _check_cpt(general_weights: Mapping[str, float], domain: str, ratio: float) -> dict[str, float]:
-    if domain not in TRAIN_POOLS:
-        raise _error(f"domain must be a training pool ({', '.join(TRAIN_POOLS)}), got {domain!r}")
+    _check_domain(domain)
     g = validate_weights(general_weights)
     if g[domain] > 0:
         raise _error(f"the general mixture gives the domain pool {domain!r} weight {g[domain]:g}; "
@@ -761,27 +777,7 @@ def run_cpts(jobs: Iterable[tuple], processes: int = 2, progress: bool = True) -
     table_bits)`` jobs, in job order, on ``processes`` spawned workers (each keeps its own base
     models; order the jobs by size and seed so that they are reused). Results do not depend on the
     number of processes."""
-    import multiprocessing
-    import sys
-    from concurrent.futures import ProcessPoolExecutor
-
-    from tqdm.auto import tqdm
-
     jobs = [(dict(g), str(d), float(r), int(b), int(t), int(s), int(tb)) for g, d, r, b, t, s, tb in jobs]
-    for g, d, r, *_ in jobs:
+    for g, d, r, *_ in jobs:  # fail before any worker starts
         _check_cpt(g, d, r)
-    out: list[dict[str, float]] = []
-    with tqdm(total=len(jobs), desc="cpt runs", disable=not progress or not sys.stderr.isatty(),
-              leave=False) as bar:
-        if processes <= 1 or len(jobs) <= 1:
-            results: Iterable = map(_run_cpt_job, jobs)
-            for res in results:
-                out.append(res)
-                bar.update(1)
-            return out
-        ctx = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=processes, mp_context=ctx, initializer=limit_threads) as ex:
-            for res in ex.map(_run_cpt_job, jobs, chunksize=1):
-                out.append(res)
-                bar.update(1)
-    return out
+    return _run_jobs(_run_cpt_job, jobs, processes, progress, "cpt runs")
