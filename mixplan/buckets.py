@@ -55,6 +55,7 @@ import numpy as np
 import pandas as pd
 
 from .exceptions import ValidationError
+from .laws.qqt import QQT_PUBLISHED
 
 __all__ = ["Bucket", "BucketSpec", "SIZE_TOLERANCE", "LAW_DEFAULTS", "bucket_scores", "manifest_snippet",
            "parse_buckets", "read_scores", "count_tokens"]
@@ -64,8 +65,8 @@ __all__ = ["Bucket", "BucketSpec", "SIZE_TOLERANCE", "LAW_DEFAULTS", "bucket_sco
 SIZE_TOLERANCE = 0.02
 #: The authors' shared constants per objective (laws.md 1.7; ImageNet error of T-MARS deciles): the
 #: defaults when a manifest gives no ``a`` or ``d``. They are *not* universal: fit them (``free``).
-LAW_DEFAULTS: dict[str, dict[str, float]] = {"effective_utility": {"a": 0.025, "d": 0.1},
-                                             "effective_data": {"a": 0.022, "d": 0.1}}
+LAW_DEFAULTS: dict[str, dict[str, float]] = {fit["objective"]: {"a": fit["a"], "d": fit["d"]}
+                                             for fit in QQT_PUBLISHED.values()}
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _BUCKET_KEYS = {"name", "top", "cutoff", "tokens", "samples", "b", "tau"}
@@ -188,13 +189,19 @@ def _pct(frac: float) -> str:
     return f"{100 * frac:.6g}"
 
 
+def _real(value: Any, where: str, tail: str = "", *, allow_inf: bool = False) -> float:
+    """``value`` as a float: a real number (not a bool), finite unless ``allow_inf``. Errors end with ``tail``."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ValidationError(f"{where}: {value!r} is not a number{tail}")
+    v = float(value)
+    if math.isnan(v) or (math.isinf(v) and not allow_inf):
+        raise ValidationError(f"{where}: {value!r} is not a finite number{tail}")
+    return v
+
+
 def _number(value: Any, where: str, fix: str, *, positive: bool = False, negative: bool = False,
             unit_interval: bool = False) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValidationError(f"{where}: {value!r} is not a number; {fix}")
-    v = float(value)
-    if not math.isfinite(v):
-        raise ValidationError(f"{where}: {value!r} is not a finite number; {fix}")
+    v = _real(value, where, f"; {fix}")
     if positive and v <= 0:
         raise ValidationError(f"{where}: {value!r} must be > 0; {fix}")
     if negative and v >= 0:

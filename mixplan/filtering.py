@@ -72,13 +72,17 @@ def union_errors(budgets: Any, sizes: Sequence[float], units: Sequence[int], a: 
     b, tau = np.asarray(b, dtype=float), np.asarray(tau, dtype=float)
     ks = range(1, len(sizes) + 1) if ks is None else ks
     n = np.atleast_1d(np.asarray(budgets, dtype=float))
-    cols = []
-    for k in ks:
-        m = units[:k]
-        S = float(sizes[:k].sum() / m.sum())
-        cols.append(qqt_union_error(n, S, a, np.repeat(b[:k], m), np.repeat(tau[:k], m), d, objective=objective,
-                                    tau_scale_with_pool_count=tau_scaling))
-    return np.column_stack(cols)
+    return np.column_stack([_union_error_of(range(k), n, sizes[:k].sum(), units, a, b, tau, d, objective, tau_scaling)
+                            for k in ks])
+
+
+def _union_error_of(members, n, S, units, a, b, tau, d, objective, tau_scaling=True) -> np.ndarray:
+    """Union-law error of any set of buckets (``members``), of total size ``S``, after ``n`` samples: the
+    buckets as ``sum(units[members])`` equal pools, bucket ``i`` repeated ``units[i]`` times."""
+    m = list(members)
+    u = units[m]
+    return qqt_union_error(n, S / u.sum(), a, np.repeat(b[m], u), np.repeat(tau[m], u), d, objective=objective,
+                           tau_scale_with_pool_count=tau_scaling)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -281,6 +285,8 @@ def fit_buckets(spec: BucketSpec, runs: pd.DataFrame, target: str, *, objective:
         return ({"tokens": np.array([p[1] for p in pts]), "unique_tokens": np.array([p[2] for p in pts])},
                 np.array([p[3] for p in pts]), [p[4] for p in pts])
 
+    datas = [data(pts) for pts in per_bucket]  # (columns, metric, rows) per bucket
+
     warnings: list[str] = []
     if free:
         a_grid = tuple(a_grid) if "a" in free else (a0,)
@@ -289,8 +295,8 @@ def fit_buckets(spec: BucketSpec, runs: pd.DataFrame, target: str, *, objective:
         for av in a_grid:
             for dv in d_grid:
                 law = qqt_law(objective, a=av, d=dv)
-                total = sum(fit_law(law, *data(pts)[:2], n_bootstrap=0, n_starts=2, delta=delta, where=where,
-                                    rows=data(pts)[2]).objective for pts in per_bucket)
+                total = sum(fit_law(law, dd, y, n_bootstrap=0, n_starts=2, delta=delta, where=where,
+                                    rows=rows).objective for dd, y, rows in datas)
                 if best is None or total < best[0]:
                     best = (total, av, dv)
         _, a0, d0 = best
@@ -302,8 +308,7 @@ def fit_buckets(spec: BucketSpec, runs: pd.DataFrame, target: str, *, objective:
                         "chosen values (they do not include their uncertainty)")
     law = qqt_law(objective, a=a0, d=d0)
     fits = []
-    for i, pts in enumerate(per_bucket):
-        dd, y, rows = data(pts)
+    for i, (dd, y, rows) in enumerate(datas):
         f = fit_law(law, dd, y, n_bootstrap=n_bootstrap, level=level, seed=seed + i, n_starts=n_starts, delta=delta,
                     where=f"{where} (bucket {spec.buckets[i].name!r})", rows=rows)
         boot = None if f.bootstrap is None else f.bootstrap[:, [1, 2]]  # named order: a, b, tau, d
@@ -311,7 +316,7 @@ def fit_buckets(spec: BucketSpec, runs: pd.DataFrame, target: str, *, objective:
                               intervals={k: f.intervals[k] for k in ("b", "tau") if k in f.intervals},
                               n_points=f.n_points, objective_value=f.objective, converged=f.converged,
                               warnings=list(f.warnings), bootstrap=boot))
-    n_min = min(float(np.min(data(pts)[0]["tokens"])) for pts in per_bucket if pts)
+    n_min = min(float(np.min(dd["tokens"])) for dd, _, _ in datas)
     if a0 * n_min / QQT_NORMALIZER < 1:
         warnings.append(f"a = {a0:g} puts a*n/Z = {a0 * n_min / QQT_NORMALIZER:.3g} below 1 at the smallest run "
                         f"(n = {n_min:g}, Z = {QQT_NORMALIZER:g}): there a more negative b means a worse bucket and the "
@@ -324,9 +329,9 @@ def fit_buckets(spec: BucketSpec, runs: pd.DataFrame, target: str, *, objective:
                         "quality order (keep-thresholds still follow the score)")
     checks = []
     if unions:
-        units = spec.units()
+        units, taus = spec.units(), np.array([f.tau for f in fits])
         for members, n, S, y, r in unions:
-            pred = _union_error_of(members, n, S, units, a0, bs, np.array([f.tau for f in fits]), d0, objective)
+            pred = float(_union_error_of(members, n, S, units, a0, bs, taus, d0, objective)[()])
             rel = pred / y - 1
             checks.append({"row": r, "bucket": "+".join(spec.buckets[i].name for i in members), "samples": n,
                            "pool_size": S, "measured": y, "predicted": float(pred), "relative_error": float(rel)})
@@ -338,14 +343,6 @@ def fit_buckets(spec: BucketSpec, runs: pd.DataFrame, target: str, *, objective:
     return FilterFit(pool=spec.pool, objective=objective, a=a0, d=d0,
                      fixed=tuple(k for k in ("a", "d") if k not in free), unit=spec.unit, buckets=tuple(fits),
                      level=level, warnings=warnings, union_checks=checks, metric=target, source=where)
-
-
-def _union_error_of(members, n, S, units, a, b, tau, d, objective) -> float:
-    """Union-law error of any set of buckets (``members``), of total size ``S``, after ``n`` samples."""
-    m = list(members)
-    u = units[m]
-    return float(qqt_union_error(n, S / u.sum(), a, np.repeat(b[m], u), np.repeat(tau[m], u), d,
-                                 objective=objective)[()])
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -568,7 +565,7 @@ def plan_filter(spec: BucketSpec, budgets: Any, *, fit: FilterFit | None = None,
     lower = np.full_like(E, np.nan)
     upper = np.full_like(E, np.nan)
     p_best = np.full(len(n), np.nan)
-    thresholds = _thresholds(spec, n, best, None, level)
+    draw_best = None  # best union (k) per bootstrap draw and budget
     if fit is not None:
         boots = [bf.bootstrap for bf in fit.buckets]
         if any(bt is None or len(bt) < 2 for bt in boots):
@@ -580,10 +577,11 @@ def plan_filter(spec: BucketSpec, budgets: Any, *, fit: FilterFit | None = None,
                                      np.array([bt[r, 1] for bt in boots])) for r in range(R)])
             q = [(1 - level) / 2, (1 + level) / 2]
             lower, upper = np.quantile(draws, q[0], axis=0), np.quantile(draws, q[1], axis=0)
-            p_best = np.mean(np.argmin(draws, axis=2) == (best - 1)[None, :], axis=0)
-            thresholds = _thresholds(spec, n, best, np.argmin(draws, axis=2) + 1, level)
+            draw_best = np.argmin(draws, axis=2) + 1
+            p_best = np.mean(draw_best == best[None, :], axis=0)
             notes.append(f"intervals: {int(round(100 * level))}% of {R} bootstrap refits per bucket pushed through the "
                          "union law; P(best) is the share of them in which the chosen union is best")
+    thresholds = _thresholds(spec, n, best, draw_best, level)
     return FilterPlan(spec=spec, result=result, lower=lower, upper=upper, p_best=p_best, crossovers=crossovers,
                       objective=objective, tau_scaling=tau_scaling, a=a, d=d, b=b, tau=tau, level=level,
                       params_source=source, notes=notes, thresholds=thresholds)

@@ -31,16 +31,15 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from ._io import read_toml
-from .buckets import BUCKET_POOL_KEYS, BucketSpec, parse_buckets
+from .buckets import _NAME, BUCKET_POOL_KEYS, BucketSpec, _real, parse_buckets
 from .exceptions import ValidationError
 
 __all__ = ["Pool", "PoolSet", "load_pools", "DEFAULT_MAX_EPOCHS"]
@@ -49,7 +48,6 @@ __all__ = ["Pool", "PoolSet", "load_pools", "DEFAULT_MAX_EPOCHS"]
 #: (Muennighoff et al. 2023, "Scaling Data-Constrained Language Models").
 DEFAULT_MAX_EPOCHS = 4.0
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _POOL_KEYS = {"tokens", "description", "source", "max_epochs", "min_weight", "max_weight", "prior",
               "group", "r_star", "samples"} | BUCKET_POOL_KEYS
 _SOURCE_KEYS = {
@@ -235,21 +233,18 @@ def load_pools(path: str | os.PathLike[str]) -> PoolSet:
             if key in spec and not isinstance(spec[key], str):
                 raise ValidationError(f"{where}, field {key!r}: must be a string")
         try:
-            pool_samples = spec.get("samples")
-            if pool_samples is not None:
-                _check_number(pool_samples, f"pool {name!r}, field 'samples'", lo=0.0, lo_open=True)
-            _check_number(spec["tokens"], f"pool {name!r}, field 'tokens'", lo=0.0, lo_open=True)
-            buckets = parse_buckets(spec, name, float(spec["tokens"]),
-                                    None if pool_samples is None else float(pool_samples), path)
-            pools.append(Pool(
+            pool = Pool(
                 name=name, tokens=spec["tokens"], description=spec.get("description", ""),
                 max_epochs=spec.get("max_epochs", DEFAULT_MAX_EPOCHS),
                 min_weight=spec.get("min_weight", 0.0), max_weight=spec.get("max_weight", 1.0),
                 prior=spec.get("prior"), group=spec.get("group", ""), source=source, r_star=spec.get("r_star"),
-                samples=pool_samples, buckets=buckets))
+                samples=spec.get("samples"))
         except ValidationError as exc:
-            msg = str(exc)  # bucket errors already name the file
-            raise ValidationError(msg if msg.startswith(f"{path}: ") else f"{path}: {msg}") from None
+            raise ValidationError(f"{path}: {exc}") from None
+        # Bucket errors name the file themselves; the pool's tokens and samples are checked by now.
+        buckets = parse_buckets(spec, name, float(pool.tokens), None if pool.samples is None else float(pool.samples),
+                                path)
+        pools.append(pool if buckets is None else replace(pool, buckets=buckets))
     return PoolSet(tuple(pools), name=str(study.get("name", path.stem)),
                    token_unit=str(study.get("token_unit", "tokens")), path=str(path))
 
@@ -273,11 +268,7 @@ def _check_source(source: Any, where: str) -> None:
 
 def _check_number(value: Any, where: str, lo: float | None = None, hi: float | None = None,
                   lo_open: bool = False, allow_inf: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-        raise ValidationError(f"{where}: {value!r} is not a number")
-    v = float(value)
-    if math.isnan(v) or (math.isinf(v) and not allow_inf):
-        raise ValidationError(f"{where}: {value!r} is not a finite number")
+    v = _real(value, where, allow_inf=allow_inf)
     if lo is not None and (v < lo or (lo_open and v == lo)):
         raise ValidationError(f"{where}: {value!r} must be {'>' if lo_open else '>='} {lo:g}")
     if hi is not None and v > hi:
