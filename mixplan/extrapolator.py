@@ -59,6 +59,7 @@ from scipy.stats import spearmanr
 
 from ._io import check_writable, dumps_json, write_bytes_atomic, write_text_atomic
 from .exceptions import NotFittedError, ValidationError
+from .features import _npz_bytes
 from .model import DEFAULT_LEVEL, _conformal_quantile, coverage_radius_of, nearest_run
 from .ot import OTResult, cost_matrix, ot_distance
 from .search import project
@@ -305,6 +306,8 @@ class OTExtrapolator:
         self.pool_index_ = np.asarray(pool_index)
         self.b_ = None if b is None else np.asarray(b, dtype=float)
         self._prepare_space()
+        # measured once here and saved in the report: an exact 1,000 x 1,000 solve, not worth repeating on load
+        self.sinkhorn_error_ = self._sinkhorn_error() if self.method_ == "sinkhorn" else None
         if int(self.pool_index_.max()) + 1 != P:
             raise ValidationError(f"the revealed samples cover {int(self.pool_index_.max()) + 1} pools but the runs "
                                   f"have {P} weight columns; give samples for every pool, in the runs' pool order")
@@ -338,11 +341,24 @@ class OTExtrapolator:
         self.anchors_ = anchors
         self.curvature_ = None
         self.skipped_sizes_ = skipped
-        self.ot_range_ = (float(ot_values.min()), float(ot_values.max()))
-        self.train_weights_ = W
-        self.coverage_radius_ = coverage_radius_of(np.unique(W, axis=0))  # a mixture run at two sizes is one point
-        self._pair_residuals()
+        self._derive_from_stage1()
         return self
+
+    def _derive_from_stage1(self) -> None:
+        """The runs' evidence (ids, mixtures, OT range, coverage radius, paired residuals) from ``stage1_``.
+
+        Shared by :meth:`fit` and :func:`load_extrapolator`, so that a loaded study predicts exactly what
+        the fitted one did. Only the runs of fitted sizes count: runs at sizes skipped for too few runs
+        inform no prediction (and are not saved), so they do not widen the region the model covers.
+        """
+        fits = list(self.stage1_.values())
+        self.run_ids_ = [i for f in fits for i in f["run_ids"]]
+        self.train_weights_ = np.vstack([f["weights"] for f in fits])
+        all_ot = np.concatenate([f["ot"] for f in fits])
+        self.ot_range_ = (float(all_ot.min()), float(all_ot.max()))
+        # a mixture run at two sizes is one point
+        self.coverage_radius_ = coverage_radius_of(np.unique(self.train_weights_, axis=0))
+        self._pair_residuals()
 
     def _prepare_space(self) -> None:
         self.cost_ = cost_matrix(self.X_, self.Y_, metric=self.metric)
@@ -350,7 +366,6 @@ class OTExtrapolator:
         self._solves = 0
         n, m = self.cost_.shape
         self.method_ = self.method if self.method != "auto" else ("exact" if n * m <= EXACT_MAX_PAIRS else "sinkhorn")
-        self.sinkhorn_error_ = self._sinkhorn_error() if self.method_ == "sinkhorn" else None
 
     def _sinkhorn_error(self, size: int = 1000) -> float:
         """Relative error of Sinkhorn vs exact OT on a subsample (uniform pool mixture), for the report."""
@@ -430,6 +445,11 @@ class OTExtrapolator:
         f = self.stage1_[size]
         return stage1_features(W, ot_values, self.offset_squares) @ f["coef"] + f["intercept"]
 
+    def _at_anchors(self, W: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """OT distances of the mixtures ``W`` and their stage-1 predictions at each anchor size."""
+        ot_values = self.distances(W)
+        return ot_values, [self._stage1(a, W, ot_values) for a in self.anchors_]
+
     def _size_weight(self, tokens: float) -> float:
         if len(self.anchors_) == 1:
             return 0.0
@@ -494,8 +514,7 @@ class OTExtrapolator:
                                   f"positive) metrics; got {len(y)}")
         self.curvature_ = None
         sc = self._size_weight(Nc)
-        ot_values = self.distances(W)
-        L0, L1 = (self._stage1(a, W, ot_values) for a in self.anchors_)
+        L0, L1 = self._at_anchors(W)[1]
         pred = interpolate_sizes(L0, L1, sc, self.size_space)
         e = np.log(y) - np.log(pred) if self.size_space == "log" else y - pred
         x = sc * (sc - 1.0)
@@ -518,12 +537,12 @@ class OTExtrapolator:
         self._check_fitted()
         tokens = self._check_tokens(tokens)
         W = self._check_weights(W)
-        ot_values = self.distances(W)
+        ot_values, L = self._at_anchors(W)
         s = self._size_weight(tokens)
         if len(self.anchors_) == 1:
-            mean = self._stage1(self.anchors_[0], W, ot_values)
+            mean = L[0]
         else:
-            L0, L1 = (self._stage1(a, W, ot_values) for a in self.anchors_)
+            L0, L1 = L
             if self.size_space == "log" and (np.any(L0 <= 0) or np.any(L1 <= 0)):
                 raise ValidationError("stage 1 predicts a non-positive metric for some mixture; size_space='log' "
                                       "cannot extrapolate it: use size_space='linear'")
@@ -555,8 +574,7 @@ class OTExtrapolator:
             raise ValidationError("a size increment needs stage 2: fit the OT extrapolator on runs at two sizes")
         W = self._check_weights(W)
         tokens, base_tokens = self._check_tokens(tokens), self._check_tokens(base_tokens)
-        ot_values = self.distances(W)
-        L0, L1 = (self._stage1(a, W, ot_values) for a in self.anchors_)
+        L0, L1 = self._at_anchors(W)[1]
         s, sb = self._size_weight(tokens), self._size_weight(base_tokens)
         delta = self._stage2(L0, L1, s) - self._stage2(L0, L1, sb)
         f0, f1 = (self.stage1_[a] for a in self.anchors_)
@@ -726,14 +744,11 @@ class OTExtrapolator:
                "curvature": None if self.curvature_ is None else
                self.curvature_ | {"residuals": self.curvature_["residuals"].tolist()},
                "report": self.report()}
-        import io
-
-        buf = io.BytesIO()
         arrays = {"X": self.X_, "Y": self.Y_, "pool_index": self.pool_index_.astype(np.int64)}
         if self.b_ is not None:
             arrays["b"] = self.b_
-        np.savez(buf, **arrays)  # uncompressed: the zip entries carry no timestamps that vary
-        write_bytes_atomic(paths[1], buf.getvalue(), force=force)
+        # fixed zip timestamps (np.savez stamps the current time): the same fit gives byte-identical files
+        write_bytes_atomic(paths[1], _npz_bytes(arrays), force=force)
         write_text_atomic(paths[0], dumps_json(doc), force=force)
         return paths
 
@@ -764,25 +779,21 @@ def load_extrapolator(directory: str | Path) -> OTExtrapolator:
     est.X_, est.Y_, est.pool_index_ = arrays["X"], arrays["Y"], arrays["pool_index"]
     est.b_ = arrays.get("b")
     est._prepare_space()
+    # measured at fit time and saved in the report (an exact 1,000 x 1,000 solve); only a file without it
+    # pays for the measurement again
+    est.sinkhorn_error_ = doc.get("report", {}).get("sinkhorn_relative_error")
+    if est.sinkhorn_error_ is None and est.method_ == "sinkhorn":
+        est.sinkhorn_error_ = est._sinkhorn_error()
     est.stage1_ = {}
-    ids: list[str] = []
-    W_all = []
     for f in doc["stage1"]:
-        W = np.asarray(f["weights"], dtype=float)
         est.stage1_[float(f["tokens"])] = _stage1_record(
             float(f["tokens"]), float(f["alpha"]), np.asarray(f["coef"], dtype=float), float(f["intercept"]),
-            np.asarray(f["loo_residuals"], dtype=float), W, np.asarray(f["y"], dtype=float), list(f["run_ids"]),
+            np.asarray(f["loo_residuals"], dtype=float), np.asarray(f["weights"], dtype=float),
+            np.asarray(f["y"], dtype=float), list(f["run_ids"]),
             np.asarray(f["ot"], dtype=float))  # OT values stored: re-solving every run would cost minutes
-        ids += list(f["run_ids"])
-        W_all.append(W)
-    est.run_ids_ = ids
-    est.train_weights_ = np.vstack(W_all)
     est.anchors_ = tuple(float(a) for a in doc["anchors"])
     est.skipped_sizes_ = {float(k): int(v) for k, v in doc.get("skipped_sizes", {}).items()}
-    all_ot = np.concatenate([f["ot"] for f in est.stage1_.values()])
-    est.ot_range_ = (float(all_ot.min()), float(all_ot.max()))
-    est.coverage_radius_ = coverage_radius_of(np.unique(est.train_weights_, axis=0))
-    est._pair_residuals()
+    est._derive_from_stage1()
     curv = doc.get("curvature")
     est.curvature_ = None if curv is None else curv | {"residuals": np.asarray(curv["residuals"], dtype=float)}
     return est

@@ -342,8 +342,7 @@ class TextFeaturizer:
         # TF-IDF l2 norm over *all* hashed columns, as the pipeline does (it cancels in the final
         # normalisation except for rounding; kept so intermediate values match sklearn's).
         full = sp.csr_matrix((weights, counts.indices, counts.indptr), shape=counts.shape)
-        norms = np.sqrt(np.asarray(full.multiply(full).sum(axis=1)).ravel())
-        norms[norms == 0] = 1.0
+        norms = _row_norms(full)
         rows = np.repeat(np.arange(n), np.diff(counts.indptr))
         x = sp.csr_matrix(((weights / norms[rows])[seen], (rows[seen], pos[seen])), shape=(n, self.columns_.size))
         z = np.asarray(x @ self.components_.T, dtype=np.float64)
@@ -440,10 +439,15 @@ class TextFeaturizer:
         return obj
 
 
-def _l2_rows_sparse(x: sp.csr_matrix) -> sp.csr_matrix:
+def _row_norms(x: sp.csr_matrix) -> np.ndarray:
+    """L2 norm of each row, with 1 for empty rows (which then stay zero when divided by it)."""
     norms = np.sqrt(np.asarray(x.multiply(x).sum(axis=1)).ravel())
     norms[norms == 0] = 1.0
-    return sp.csr_matrix(sp.diags(1.0 / norms) @ x)
+    return norms
+
+
+def _l2_rows_sparse(x: sp.csr_matrix) -> sp.csr_matrix:
+    return sp.csr_matrix(sp.diags(1.0 / _row_norms(x)) @ x)
 
 
 # ----------------------------------------------------------------------------------------- SentenceEmbedder

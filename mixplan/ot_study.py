@@ -150,7 +150,8 @@ def fit_ot_study(W: np.ndarray, tokens: np.ndarray, y: np.ndarray, pools: Sequen
 
 
 def study_files(directory: str | Path) -> list[Path]:
-    """The files a saved study consists of (featurizer files only when present)."""
+    """Every file a saved study may consist of, whether present or not (the featurizer files exist only for
+    text studies); what :func:`save_ot_study` checks before writing, so that it never overwrites any of them."""
     d = Path(directory)
     return [d / MODEL_FILE, d / SPACE_FILE, d / f"{FEATURIZER}.json", d / f"{FEATURIZER}.npz"]
 

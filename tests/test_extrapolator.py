@@ -129,6 +129,25 @@ def test_save_load_round_trip(fitted, tmp_path):
         load_extrapolator(tmp_path / "missing")
 
 
+def test_save_load_with_a_skipped_size_predicts_the_same(fitted, tmp_path):
+    """Runs at a size too small for stage 1 are neither saved nor evidence: the loaded study agrees exactly."""
+    est, (X, index, Y) = fitted
+    W = np.vstack([est.stage1_[N0]["weights"], est.stage1_[N1]["weights"], np.eye(P)])  # corners at N0 / 4 only
+    tokens = np.r_[np.full(40, N0), np.full(40, N1), np.full(P, N0 / 4)]
+    y = np.r_[est.stage1_[N0]["y"], est.stage1_[N1]["y"], np.full(P, 4.0)]
+    fit = OTExtrapolator().fit(X, index, Y, W, tokens, y, run_ids=[f"r{i}" for i in range(len(y))])
+    assert fit.report()["skipped_sizes"] == {f"{N0 / 4:g}": P}
+    fit.save(tmp_path / "s")
+    back = load_extrapolator(tmp_path / "s")
+    Wp = np.vstack([np.random.default_rng(6).dirichlet(np.ones(P), size=5), np.eye(P)])
+    a, b = fit.predict(Wp, 3 * N1), back.predict(Wp, 3 * N1)
+    for k in ("mean", "lower", "upper", "covered", "nearest_distance"):
+        assert np.array_equal(getattr(a, k), getattr(b, k)), k
+    assert a.nearest_run == b.nearest_run
+    assert not a.covered[-P:].any()  # the skipped corner runs do not count as coverage
+    assert back.report() == fit.report()
+
+
 def test_intervals_cover_at_the_anchors():
     X, index, Y = _space(seed=4)
     rng = np.random.default_rng(2)
