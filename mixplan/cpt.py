@@ -468,7 +468,9 @@ def _disagreement(at: Mapping[str, Any] | None, r_star: float | None,
                 f"{at['base_from']}), while the law allows r_d = {r_star:.4f}: the law misfits here; confirm with runs"]
     lo, hi = (r_star, r_star) if interval[0] is None else interval
     shift = 0.0 if law_lin is None else law_lin - r_star  # what reading between the runs' ratios alone moves
-    if lo + shift - 2 * se <= cross <= hi + shift + 2 * se:
+    # A floor of 1e-9 on the margin: with noise-free runs se is 0 and the two readings agree only to rounding.
+    margin = 2 * se + 1e-9
+    if lo + shift - margin <= cross <= hi + shift + margin:
         return []
     return [f"the {at['n_runs']} runs at this size and budget cross the tolerance at r_d = {cross:.4f} +- {se:.4f} "
             f"(base from {at['base_from']}), outside the law's {'interval' if interval[0] is not None else 'choice'} "

@@ -1,4 +1,4 @@
-r"""A small fitter for scaling laws: Huber loss on log-loss, L-BFGS-B from a grid, bootstrap intervals.
+r"""A small fitter for scaling laws: Huber loss on log-loss, L-BFGS-B from a grid and a polish, bootstrap intervals.
 
 The recipe of Hoffmann et al. (2022) as Epoch AI replicated it (laws.md section 3.2): minimise
 
@@ -11,6 +11,16 @@ diagnosis of Hoffmann's published fit) by L-BFGS-B with bounds. The objective is
 point of the law's initialisation grid at once, and L-BFGS-B starts from the best ``n_starts`` grid
 points: the same optimum as starting from all 4,500 points of Chinchilla's grid, at 1% of the cost.
 
+Where L-BFGS-B stops is a property of its implementation (it stops on a small relative change of the
+objective, and scipy 1.15 rewrote it): on ill-conditioned laws it stopped far from the minimum, at
+points that moved between scipy releases. So each start's end is polished by trust-region reflective
+least squares on the *same* objective (Huber's loss at ``f_scale = delta``) with the law's Jacobian,
+and a point counts as a minimum only when it is stationary: the largest cosine between the Huber
+influence vector :math:`\psi` and a column of the Jacobian (projected on the bounds; MINPACK's
+``gtol`` test, free of scale) is at most :math:`10^{-6}`, or the fit is exact. The best end is the
+fit; other ends that fit as well (objective within :math:`f^*/(n-P)`, one average point's share) at
+parameters more than 1% away are reported: the runs do not identify the law.
+
 ``delta="auto"`` (mixplan's option; the default of :func:`mixplan.laws.fit_dcpt`) is Huber's
 proposal with an estimated scale: fit at :math:`\delta = 10^{-3}`, take the residuals' robust scale
 :math:`s = 1.4826\,\mathrm{MAD}\sqrt{n/(n-P)}`, refit from there at :math:`\delta = 1.345\,s`.
@@ -21,10 +31,12 @@ efficiency and still caps each point's pull (a diverged run). The resolved value
 used for every bootstrap refit.
 
 Uncertainty: ``n_bootstrap`` refits on runs resampled with replacement (each warm-started at the
-fit), percentile intervals at ``level`` widened about the estimate by :math:`\sqrt{n/(n-P)}` (the
-degrees-of-freedom correction: a bootstrap of few points under-states the spread). The report flags, each with the knob to turn, parameters
-at a bound, a fit that did not converge, bootstrap refits that failed, and too few points per
-parameter.
+fit, polished the same way), percentile intervals at ``level`` widened about the estimate by
+:math:`\sqrt{n/(n-P)}` (the degrees-of-freedom correction: a bootstrap of few points under-states the
+spread). The report flags, each with the knob to turn, parameters at a bound, parameters that more
+than the interval's tail share of refits push to a bound (the runs do not bound them: the interval
+stops at the search range), other optima that fit as well, a fit that is not a minimum, bootstrap
+refits that are not, and too few points per parameter.
 """
 
 from __future__ import annotations
@@ -34,7 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.optimize import minimize
+from scipy.optimize import least_squares, minimize
 
 from ..exceptions import ValidationError
 
@@ -156,11 +168,104 @@ def grid_points(law: Law) -> np.ndarray:
     return np.stack([m.ravel() for m in mesh])  # (P, G)
 
 
-def _minimise(theta0: np.ndarray, law: Law, data: Data, log_loss: np.ndarray, delta: float,
-              maxiter: int) -> Any:
-    fun, jac = (_objective_and_grad, True) if law.jacobian is not None else (_objective, None)
-    return minimize(fun, theta0, args=(law, data, log_loss, delta), jac=jac, method="L-BFGS-B",
-                    bounds=law.bounds, options={"maxiter": maxiter, "ftol": 1e-15, "gtol": 1e-10})
+def _bounds(law: Law) -> tuple[np.ndarray, np.ndarray]:
+    return np.array([b[0] for b in law.bounds], dtype=float), np.array([b[1] for b in law.bounds], dtype=float)
+
+
+def _jacobian(theta: np.ndarray, law: Law, data: Data) -> np.ndarray:
+    """(n, P) Jacobian of ``log_predict``: the law's own, else central differences (one-sided at a bound)."""
+    if law.jacobian is not None:
+        return law.jacobian(theta, data)
+    lo, hi = _bounds(law)
+    J = np.empty((len(next(iter(data.values()))), len(theta)))
+    for j in range(len(theta)):
+        h = 1e-6 * max(1.0, abs(theta[j]))
+        up, down = theta.copy(), theta.copy()
+        up[j], down[j] = min(theta[j] + h, hi[j]), max(theta[j] - h, lo[j])
+        J[:, j] = (law.log_predict(up, data) - law.log_predict(down, data)) / (up[j] - down[j])
+    return J
+
+
+def _at_bound(theta: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Which parameters sit (within 1e-6 of their range) at the lower and at the upper bound."""
+    span = hi - lo
+    tol = np.where(np.isfinite(span), 1e-6 * span, 0.0)
+    return theta - lo <= tol, hi - theta <= tol
+
+
+#: Stationarity test, MINPACK's ``gtol`` (More et al. 1980): the largest cosine between the Huber
+#: influence vector and a Jacobian column. Free of the parameters' and the residuals' scales.
+_STATIONARY_COSINE = 1e-6
+#: Residuals below this are an exact fit (noise-free data): the cosine is then rounding noise.
+_EXACT_RESIDUAL = 1e-12
+
+
+def _stationarity(theta: np.ndarray, law: Law, data: Data, log_loss: np.ndarray, delta: float) -> float:
+    r"""The largest :math:`|g_j| / (\lVert J_j \rVert \lVert \psi \rVert)` over the parameters, with
+    :math:`\psi = \mathrm{clip}(r, -\delta, \delta)` and :math:`g = J^\top \psi` projected on the bounds
+    (a parameter at a bound whose gradient points outwards counts as stationary); 0 for an exact fit."""
+    r = law.log_predict(theta, data) - log_loss
+    if np.max(np.abs(r)) <= _EXACT_RESIDUAL:
+        return 0.0
+    psi = np.clip(r, -delta, delta)
+    J = _jacobian(theta, law, data)
+    g = J.T @ psi
+    at_lo, at_hi = _at_bound(theta, *_bounds(law))
+    g = np.where(at_lo, np.minimum(g, 0.0), np.where(at_hi, np.maximum(g, 0.0), g))
+    norms = np.linalg.norm(J, axis=0) * np.linalg.norm(psi)
+    return float(np.max(np.where(norms > 0, np.abs(g) / np.where(norms > 0, norms, 1.0), 0.0)))
+
+
+@dataclass(frozen=True)
+class _Optimum:
+    theta: np.ndarray
+    objective: float
+    cosine: float
+
+    @property
+    def converged(self) -> bool:
+        return bool(np.isfinite(self.objective) and self.cosine <= _STATIONARY_COSINE)
+
+
+def _optimum(theta0: np.ndarray, law: Law, data: Data, log_loss: np.ndarray, delta: float, maxiter: int,
+             descend: bool = True) -> _Optimum:
+    """A local minimum from ``theta0``: L-BFGS-B (the recipe's descent; skipped for a warm start), then the
+    trust-region polish of the module docstring, never accepted if worse; judged by :func:`_stationarity`,
+    not by an optimizer's exit status."""
+    lo, hi = _bounds(law)
+    theta = np.clip(np.asarray(theta0, dtype=float), lo, hi)
+    if descend:
+        fun, jac = (_objective_and_grad, True) if law.jacobian is not None else (_objective, None)
+        res = minimize(fun, theta, args=(law, data, log_loss, delta), jac=jac, method="L-BFGS-B",
+                       bounds=law.bounds, options={"maxiter": maxiter, "ftol": 1e-15, "gtol": 1e-10})
+        theta = np.clip(res.x, lo, hi)
+    start = _objective(theta, law, data, log_loss, delta)
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        pol = least_squares(lambda t: law.log_predict(t, data) - log_loss, theta,
+                            jac=lambda t: _jacobian(t, law, data), bounds=(lo, hi), method="trf", loss="huber",
+                            f_scale=delta, x_scale="jac", ftol=1e-15, xtol=1e-15, gtol=1e-15, max_nfev=maxiter)
+    polished = np.clip(pol.x, lo, hi)
+    value = _objective(polished, law, data, log_loss, delta)
+    if not (value <= start):  # never worse than the descent (nan-safe)
+        polished, value = theta, start
+    return _Optimum(polished, value, _stationarity(polished, law, data, log_loss, delta))
+
+
+def _similar_objective(best: _Optimum, n: int, n_params: int) -> float:
+    return max(best.objective / max(n - n_params, 1), n * _EXACT_RESIDUAL ** 2)
+
+
+def _differing(ref: Mapping[str, float], other: Mapping[str, float]) -> list[str]:
+    """Names of the parameters that differ by more than 1% (of the larger magnitude, floored at 1e-6)."""
+    return [k for k in ref if abs(other[k] - ref[k]) > 0.01 * max(abs(other[k]), abs(ref[k]), 1e-6)]
+
+
+def _distinct_optima(optima: list[_Optimum], best: _Optimum, law: Law, n: int) -> list[_Optimum]:
+    """Optima from other starts that fit as well as ``best`` (objective within one average point's share,
+    :math:`f^*/(n-P)`, or rounding) at parameters more than 1% away from it."""
+    tol = _similar_objective(best, n, len(law.theta_names))
+    ref = law.named(best.theta)
+    return [o for o in optima if o.objective - best.objective <= tol and _differing(ref, law.named(o.theta))]
 
 
 #: Huber's tuning constant: 95% of least squares' efficiency under Gaussian noise.
@@ -206,10 +311,8 @@ def fit_law(law: Law, data: Data, loss: np.ndarray, *, delta: float | str = 1e-3
     if rule == "auto":
         delta = _DELTA_START
     log_loss = np.log(loss)
-    grid = grid_points(law)
-    lo = np.array([b[0] for b in law.bounds])
-    hi = np.array([b[1] for b in law.bounds])
-    grid = np.clip(grid, lo[:, None], hi[:, None])
+    lo, hi = _bounds(law)
+    grid = np.clip(grid_points(law), lo[:, None], hi[:, None])
     # Objective at every grid point at once: parameters (P, G) against data (n, 1).
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         if law.vectorized:
@@ -218,37 +321,57 @@ def fit_law(law: Law, data: Data, loss: np.ndarray, *, delta: float | str = 1e-3
         else:
             values = np.array([_objective(grid[:, g], law, data, log_loss, delta) for g in range(grid.shape[1])])
     values = np.where(np.isfinite(values), values, np.inf)
-    best = None
-    for g in np.argsort(values, kind="stable")[:n_starts]:
-        res = _minimise(grid[:, g], law, data, log_loss, delta, maxiter)
-        if best is None or res.fun < best.fun:
-            best = res
+    optima = [_optimum(grid[:, g], law, data, log_loss, delta, maxiter)
+              for g in np.argsort(values, kind="stable")[:n_starts]]
+    best = min(optima, key=lambda o: o.objective)  # the first of equals: deterministic
     if rule == "auto":
-        delta = robust_delta(law.log_predict(best.x, data) - log_loss, len(law.theta_names))
-        best = _minimise(best.x, law, data, log_loss, delta, maxiter)
-    theta = best.x
-    warnings = []
-    if not best.success:
-        warnings.append(f"L-BFGS-B did not converge ({best.message}); raise maxiter or check the data")
-    span = hi - lo
-    for i, name in enumerate(law.theta_names):
-        if np.isfinite(span[i]) and (theta[i] - lo[i] < 1e-6 * span[i] or hi[i] - theta[i] < 1e-6 * span[i]):
-            side = "lower" if theta[i] - lo[i] < 1e-6 * span[i] else "upper"
-            warnings.append(f"parameter {name} = {theta[i]:.6g} is at its {side} bound; the data do not pin it "
-                            "down: add runs over a wider range, or fix it (pass a published value)")
-    boot, failed = [], 0
-    rng = np.random.default_rng(seed)
+        delta = robust_delta(law.log_predict(best.theta, data) - log_loss, len(law.theta_names))
+        # Every start's end polished at the new threshold, so that the check for other optima below
+        # is made on the objective that is reported.
+        optima = [_optimum(o.theta, law, data, log_loss, delta, maxiter, descend=False) for o in optima]
+        best = min(optima, key=lambda o: o.objective)
+    theta = best.theta
     n = len(loss)
+    warnings = []
+    if not best.converged:
+        warnings.append(f"the fit did not reach a minimum (largest gradient cosine {best.cosine:.2g}, "
+                        f"needs <= {_STATIONARY_COSINE:g}); raise maxiter or check the data")
+    at_lo, at_hi = _at_bound(theta, lo, hi)
+    for i, name in enumerate(law.theta_names):
+        if at_lo[i] or at_hi[i]:
+            warnings.append(f"parameter {name} = {theta[i]:.6g} is at its {'lower' if at_lo[i] else 'upper'} bound; "
+                            "the data do not pin it down: add runs over a wider range, or fix it (pass a published "
+                            "value)")
+    others = _distinct_optima(optima, best, law, n)
+    if others:
+        ref, alt = law.named(theta), law.named(others[0].theta)
+        differ = ", ".join(f"{k} {ref[k]:.4g} vs {alt[k]:.4g}" for k in _differing(ref, alt))
+        warnings.append(f"not identifiable from these runs: {len(others)} of {len(optima)} starts ended at "
+                        f"other parameters that fit as well (objective within {_similar_objective(best, n, len(theta)):.2g}: "
+                        f"{differ}); add runs that separate them, or fix a parameter")
+    boot, failed, bound_hits = [], 0, np.zeros((2, len(theta)), dtype=int)
+    rng = np.random.default_rng(seed)
     for _ in range(n_bootstrap):
         idx = rng.integers(0, n, n)
-        res = _minimise(theta, law, {k: v[idx] for k, v in data.items()}, log_loss[idx], delta, maxiter)
-        if res.success or np.isfinite(res.fun):
-            boot.append(list(law.named(res.x).values()))
-        if not res.success:
+        res = _optimum(theta, law, {k: v[idx] for k, v in data.items()}, log_loss[idx], delta, maxiter,
+                       descend=False)
+        if np.isfinite(res.objective):
+            boot.append(list(law.named(res.theta).values()))
+            bound_hits += np.array(_at_bound(res.theta, lo, hi))
+        if not res.converged:
             failed += 1
     if failed > 0.1 * max(n_bootstrap, 1):
-        warnings.append(f"{failed} of {n_bootstrap} bootstrap refits did not converge; intervals may be too narrow "
-                        "(raise maxiter)")
+        warnings.append(f"{failed} of {n_bootstrap} bootstrap refits did not reach a minimum; intervals may be "
+                        "too narrow (raise maxiter)")
+    # A parameter that ends at a bound in more than the interval's tail share of refits is bounded by
+    # the search range, not by the runs: its interval is open on that side.
+    open_side = (bound_hits > (1 - level) / 2 * len(boot)) & ~np.array([at_lo, at_hi])
+    for i in np.flatnonzero(open_side.any(axis=0)):
+        sides = " and ".join(f"its {side} bound in {bound_hits[k, i]}" for k, side in enumerate(("lower", "upper"))
+                             if open_side[k, i])
+        warnings.append(f"parameter {law.theta_names[i]} ends at {sides} of {len(boot)} bootstrap refits: the runs "
+                        "do not bound it there (its interval stops at the search range); add runs that constrain "
+                        "it, or fix it")
     params = law.named(theta)
     intervals = {}
     B = np.array(boot) if boot else None
@@ -261,6 +384,7 @@ def fit_law(law: Law, data: Data, loss: np.ndarray, *, delta: float | str = 1e-3
             if name not in law.fixed:
                 a, b = np.quantile(B[:, j], q)
                 intervals[name] = (float(value - widen * (value - a)), float(value + widen * (b - value)))
-    return LawFit(law=law.name, params=params, fixed=law.fixed, theta=theta, objective=float(best.fun), converged=bool(best.success),
+    return LawFit(law=law.name, params=params, fixed=law.fixed, theta=theta, objective=best.objective,
+                  converged=best.converged,
                   n_points=n, intervals=intervals, level=level, delta=delta, warnings=warnings, bootstrap=B,
                   delta_rule=rule)
