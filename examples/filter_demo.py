@@ -131,12 +131,12 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from mixplan._io import check_writable, write_json_atomic, write_table_atomic, write_text_atomic
-    from mixplan.buckets import bucket_scores, manifest_snippet
+    from mixplan.filtering.scores import bucket_scores, manifest_snippet
     from mixplan.demo.corpora import load_pools as demo_pools
     from mixplan.demo.proxy_lm import limit_threads
     from mixplan.filtering import fit_buckets, plan_filter
     from mixplan.laws.qqt import QQT_NORMALIZER
-    from mixplan.pools import load_pools
+    from mixplan.data.pools import load_pools
 
     limit_threads(1)
     quick = args.quick

@@ -1,10 +1,27 @@
-"""mixplan: plan the data of a language-model pretraining run from proxy-run results."""
+"""mixplan: plan the data of a language-model pretraining run from proxy-run results.
+
+The package is layered, each layer importing only those below it (checked by the import-linter
+contract in ``pyproject.toml``):
+
+==========================================  ==========================================================
+``cli``                                     command line: parse, one library call, render
+``demo``                                    the shipped demo study: real-text pools, a CPU proxy LM
+``mixture``                                 plan, design, sequential design, repetition at the budget
+``transport`` / ``filtering`` / ``cpt``     OT extrapolator; filtering thresholds; CPT ratios
+``models`` / ``simplex``                    regressors and the multi-target model; the mixture simplex
+``data``                                    pools, runs, objectives, quality buckets
+``laws``                                    scaling laws: pure functions, the fitter, budgets
+``exceptions``, ``_io``, ``_version``       errors and warnings; atomic files; the version
+==========================================  ==========================================================
+
+Public names below are imported on first use.
+"""
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-
-from .exceptions import (  # noqa: E402
+from ._lazy import lazy_exports
+from ._version import __version__
+from .exceptions import (
     ExtrapolationWarning,
     InfeasibleError,
     MixplanError,
@@ -13,39 +30,25 @@ from .exceptions import (  # noqa: E402
     OutputExistsError,
     ValidationError,
 )
-from .pools import Pool, PoolSet, load_pools  # noqa: E402
-from .runs import RunTable, read_olmix_layout, read_regmix_layout, read_runs  # noqa: E402
-from .objective import Objective, parse_objective  # noqa: E402
-from .regressor import MixtureRegressor, cross_validate  # noqa: E402
-from .model import MixtureModel, fit_model, load_model  # noqa: E402
 
-__all__ = [
-    "__version__",
-    "MixplanError", "ValidationError", "InfeasibleError", "NotFittedError", "OutputExistsError",
-    "MixplanWarning", "ExtrapolationWarning",
-    "Pool", "PoolSet", "load_pools",
-    "RunTable", "read_runs", "read_regmix_layout", "read_olmix_layout",
-    "Objective", "parse_objective",
-    "MixtureRegressor", "cross_validate",
-    "MixtureModel", "fit_model", "load_model",
-]
+_EXPORTS = {
+    "Pool": ".data.pools", "PoolSet": ".data.pools", "load_pools": ".data.pools",
+    "RunTable": ".data.runs", "read_runs": ".data.runs", "read_regmix_layout": ".data.runs",
+    "read_olmix_layout": ".data.runs",
+    "Objective": ".data.objective", "parse_objective": ".data.objective",
+    "MixtureRegressor": ".models.regressor", "cross_validate": ".models.regressor",
+    "MixtureModel": ".models.mixture_model", "fit_model": ".models.mixture_model",
+    "load_model": ".models.mixture_model",
+    "Constraints": ".simplex", "build_constraints": ".simplex", "search": ".simplex",
+    "Plan": ".mixture.plan", "make_plan": ".mixture.plan",
+    "Design": ".mixture.design", "design_swarm": ".mixture.design",
+    "NextRuns": ".mixture.sequential", "propose_next": ".mixture.sequential",
+    "OTExtrapolator": ".transport.extrapolator", "load_extrapolator": ".transport.extrapolator",
+    "TextFeaturizer": ".transport.features", "load_featurizer": ".transport.features",
+    "load_vectors": ".transport.features",
+}
 
-from .search import Constraints, build_constraints, search  # noqa: E402
-from .plan import Plan, make_plan  # noqa: E402
-from .design import Design, design_swarm  # noqa: E402
-from .sequential import NextRuns, propose_next  # noqa: E402
+__all__ = ["__version__", "MixplanError", "ValidationError", "InfeasibleError", "NotFittedError",
+           "OutputExistsError", "MixplanWarning", "ExtrapolationWarning", *_EXPORTS]
 
-__all__ += ["Constraints", "build_constraints", "search", "Plan", "make_plan", "Design", "design_swarm",
-            "NextRuns", "propose_next"]
-# Imported on first use: POT and the featurizer would add ~0.2 s to every command that does not need them.
-_LAZY = {"OTExtrapolator": "extrapolator", "load_extrapolator": "extrapolator", "TextFeaturizer": "features",
-         "load_featurizer": "features", "load_vectors": "features"}
-__all__ += list(_LAZY)
-
-
-def __getattr__(name: str):
-    if name in _LAZY:
-        import importlib
-
-        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

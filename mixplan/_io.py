@@ -6,16 +6,20 @@ replace an existing file unless ``force`` is set, so an interrupted or mistaken 
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
-
-import pandas as pd
+from typing import TYPE_CHECKING, Any
 
 from .exceptions import OutputExistsError, ValidationError
+
+if TYPE_CHECKING:  # pandas costs ~0.25 s to import: only the functions that read or write tables load it
+    import numpy as np
+    import pandas as pd
 
 TABLE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet",
                  ".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl"}
@@ -23,6 +27,8 @@ TABLE_FORMATS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "pa
 
 def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     """Read a CSV, TSV, Parquet or JSON-lines table, chosen by the file's suffix."""
+    import pandas as pd
+
     path = Path(path)
     fmt = TABLE_FORMATS.get(path.suffix.lower())
     if fmt is None:
@@ -118,6 +124,7 @@ def library_versions() -> dict[str, str]:
 
     import lightgbm
     import numpy as np
+    import pandas as pd
     import sklearn
 
     return {"python": platform.python_version(), "numpy": np.__version__, "pandas": pd.__version__,
@@ -136,3 +143,27 @@ def _json_default(obj: Any) -> Any:
     if isinstance(obj, Path):
         return str(obj)
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+#: Zip member timestamp of :func:`npz_bytes` (zip's epoch): saves are byte-identical.
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
+    """An ``.npz`` (deflate zip of ``.npy`` members) whose bytes depend only on the arrays.
+
+    ``np.savez_compressed`` stamps each member with the current time, so two saves a second apart differ.
+    """
+    import numpy as np
+
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name in sorted(arrays):
+            member = io.BytesIO()
+            np.lib.format.write_array(member, np.ascontiguousarray(arrays[name]), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            info.external_attr = 0o644 << 16
+            info.create_system = 3  # unix, whatever the writing platform
+            zf.writestr(info, member.getvalue())
+    return buf.getvalue()

@@ -41,7 +41,7 @@ def anchors() -> Path:
 @pytest.fixture
 def synthetic(tmp_path):
     """A 5-pool synthetic study: (study, runs CSV path, manifest path)."""
-    from mixplan.synthetic import make_study
+    from mixplan.demo.synthetic import make_study
 
     study = make_study(5, seed=1)
     runs = study.runs(120, seed=2, noise=0.005)

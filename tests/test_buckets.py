@@ -1,11 +1,11 @@
-"""Quality-bucketed pools in the manifest (mixplan.buckets via mixplan.pools): forms, defaults, labels."""
+"""Quality-bucketed pools in the manifest (mixplan.data.buckets via mixplan.data.pools): forms, defaults, labels."""
 
 import numpy as np
 import pytest
 
 from mixplan import ValidationError
-from mixplan.buckets import LAW_DEFAULTS
-from mixplan.pools import load_pools
+from mixplan.data.buckets import LAW_DEFAULTS
+from mixplan.data.pools import load_pools
 
 
 def load(tmp_path, text):

@@ -11,9 +11,9 @@ import pytest
 from mixplan import MixplanError
 from mixplan.cli import main
 from mixplan.exceptions import ValidationError
-from mixplan.extrapolator import (OTExtrapolator, interpolate_sizes, load_extrapolator, size_weight,
+from mixplan.transport.extrapolator import (OTExtrapolator, interpolate_sizes, load_extrapolator, size_weight,
                                   stage1_features)
-from mixplan.ot import pool_directions
+from mixplan.transport.distance import pool_directions
 
 P, D = 4, 8
 N0, N1 = 5e5, 1e6
@@ -254,7 +254,7 @@ def test_cli_plan_with_ot(cli_study, capsys):
         if mode == "size":
             assert "at_size" in rec and rec["at_size"]["lower"] < rec["at_size"]["upper"]
         # the plan says what 'ot predict' says about extrapolating (one source of these notes)
-        from mixplan.extrapolator import extrapolation_notes, load_extrapolator
+        from mixplan.transport.extrapolator import extrapolation_notes, load_extrapolator
 
         W = np.array([[m["weights"][p] for p in sorted(rec["weights"])] for m in doc["mixtures"].values()])
         notes = extrapolation_notes(load_extrapolator(d / "study").predict(W, 4e6))
@@ -290,7 +290,7 @@ def test_cli_errors(cli_study, capsys, argv, message):
 
 
 def test_auto_switches_to_sinkhorn_and_reports_its_error(fitted, monkeypatch):
-    import mixplan.extrapolator as ex
+    import mixplan.transport.extrapolator as ex
 
     est, (X, index, Y) = fitted
     W = np.random.default_rng(0).dirichlet(np.ones(P), size=36)

@@ -1,4 +1,4 @@
-"""Tests of mixplan.features: text featurizer (vs sklearn), persistence, load_vectors, optional MiniLM.
+"""Tests of mixplan.transport.features: text featurizer (vs sklearn), persistence, load_vectors, optional MiniLM.
 
 Real text, offline: the Python standard library's own source files, split into ~500-character pieces —
 code (docstrings and comments removed) and English prose (the docstrings).
@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 
 from mixplan.exceptions import MixplanError, MixplanWarning, NotFittedError, OutputExistsError, ValidationError
-from mixplan.features import (
+from mixplan.transport.features import (
     MissingDependencyError,
     SentenceEmbedder,
     TextFeaturizer,

@@ -1,6 +1,5 @@
 """Issue 7: `mixplan filter` — best keep-fraction per budget (QQT anchors), fitting buckets, bucketing scores, errors."""
 
-import argparse
 import json
 
 import numpy as np
@@ -8,11 +7,11 @@ import pandas as pd
 import pytest
 
 from mixplan import MixplanError, ValidationError
-from mixplan._cli_filter import filter_add, filter_run
-from mixplan.buckets import bucket_scores, manifest_snippet
+from mixplan.cli import main
+from mixplan.data.pools import load_pools
 from mixplan.filtering import fit_buckets, load_fit, plan_filter, union_errors
+from mixplan.filtering.scores import bucket_scores, manifest_snippet
 from mixplan.laws.qqt import QQT_PUBLISHED, qqt_best_union, qqt_effective_data_error, qqt_error
-from mixplan.pools import load_pools
 
 S = 12_800_000  # one T-MARS decile of DataComp-medium
 GRID = np.logspace(np.log10(2e7), np.log10(1e10), 400)  # the grid of qqt_best_pool_regimes.csv
@@ -20,13 +19,8 @@ CURVE = {"effective_utility": qqt_error, "effective_data": qqt_effective_data_er
 
 
 def run_cli(argv):
-    """The filter command as mixplan.cli.build_parser would add it (it adds _common to every command)."""
-    from mixplan.cli import _common
-
-    p = argparse.ArgumentParser(prog="mixplan filter")
-    filter_add(p)
-    _common(p)
-    return filter_run(p.parse_args([str(a) for a in argv]))
+    """``mixplan filter ARGV`` with errors raised (``--debug``), to match their messages."""
+    return main(["filter", "--debug", *(str(a) for a in argv)])
 
 
 def qqt_manifest(tmp_path, rows=None, *, objective="effective_utility", a=0.025, d=0.1, name="pools.toml"):
@@ -399,10 +393,7 @@ def test_budget_and_cli_errors(tmp_path, capsys, monkeypatch):
     with pytest.raises(ValidationError, match=r"runs.csv: row 2, column 'bucket': bucket 'top_60': no bucket ends at "
                                               r"the top 60% of pool 'datacomp'"):
         run_cli(["--pools", manifest, "--runs", runs, "--target", "error"])
-    # Through mixplan.cli.main (registered only for this test): one line on stderr, exit code 2.
-    from mixplan import cli
-
-    monkeypatch.setitem(cli.COMMANDS, "filter", ("best keep-fraction per budget", filter_add, filter_run))
-    assert cli.main(["filter", "--pools", str(manifest), "--budget", "0"]) == 2
+    # Through mixplan.cli.main without --debug: one line on stderr, exit code 2.
+    assert main(["filter", "--pools", str(manifest), "--budget", "0"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("mixplan: error: --budget: 0 is not a positive budget")

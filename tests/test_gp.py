@@ -1,9 +1,9 @@
-"""The GP of mixplan.gp against finite differences, scikit-learn and its own closed forms."""
+"""The GP of mixplan.models.gp against finite differences, scikit-learn and its own closed forms."""
 
 import numpy as np
 import pytest
 
-from mixplan.gp import fit_gp, neg_log_marginal_likelihood
+from mixplan.models.gp import fit_gp, neg_log_marginal_likelihood
 
 
 def _data(n=40, p=5, seed=0):

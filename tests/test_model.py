@@ -42,7 +42,7 @@ def test_unregularised_models_refuse_too_few_runs():
 
 def test_run_count_is_checked_on_the_cross_validation_folds(tmp_path):
     # 45 runs pass LightGBM's 40-run minimum, but each 5-fold model trains on 36 of them.
-    from mixplan.synthetic import make_study
+    from mixplan.demo.synthetic import make_study
 
     path = tmp_path / "r.csv"
     make_study(4).runs(45).to_csv(path, index=False)
@@ -53,7 +53,7 @@ def test_run_count_is_checked_on_the_cross_validation_folds(tmp_path):
 
 
 def test_constant_target_is_refused(tmp_path):
-    from mixplan.synthetic import make_study
+    from mixplan.demo.synthetic import make_study
 
     frame = make_study(3).runs(30)
     frame["flat"] = 2.5
@@ -159,7 +159,7 @@ def test_nearest_run_evidence(synthetic):
 
 
 def test_cv_summary_shows_undefined_correlation_as_na():
-    from mixplan.model import cv_summary
+    from mixplan.models.mixture_model import cv_summary
 
     cv = {"n_splits": 5, "n_runs": 40, "spearman": None, "pearson": float("nan"), "mae": 0.1, "rmse": 0.2}
     assert cv_summary(cv) == "5-fold CV on 40 runs: Spearman n/a, Pearson n/a, MAE 0.1, RMSE 0.2"

@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from mixplan import ValidationError, parse_objective
-from mixplan.runs import validate_runs
+from mixplan.data.runs import validate_runs
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""OT distance of a mixture and its gradient from dual potentials (mixplan.ot)."""
+"""OT distance of a mixture and its gradient from dual potentials (mixplan.transport.distance)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from mixplan.exceptions import ValidationError
-from mixplan.ot import (
+from mixplan.transport.distance import (
     OTConvergenceWarning,
     cost_matrix,
     mixture_measure,

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 from mixplan import MixtureRegressor, fit_model, parse_objective, read_runs
-from mixplan.mixing_law import _objective, fit_mixing_law, mixing_law
-from mixplan.regressor import adaptive_lightgbm, stack_weights
+from mixplan.models.mixing_law import _objective, fit_mixing_law, mixing_law
+from mixplan.models.regressor import adaptive_lightgbm, stack_weights
 
 
 @pytest.mark.parametrize("sign", [1.0, -1.0])

@@ -1,4 +1,4 @@
-"""The repetition-aware objective (mixplan.repetition) and its place in the plan."""
+"""The repetition-aware objective (mixplan.mixture.repetition) and its place in the plan."""
 
 import json
 
@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from mixplan import ValidationError, fit_model, load_pools, make_plan, parse_objective, read_runs
-from mixplan.repetition import RepetitionModel, effective_mixture, fit_repetition
+from mixplan.mixture.repetition import RepetitionModel, effective_mixture, fit_repetition
 
 
 def test_without_repetition_the_objective_is_the_proxy_prediction():
@@ -106,7 +106,7 @@ def test_plan_cli_repetition_options(synthetic, tmp_path, capsys):
 
 
 def test_manifest_r_star_overrides_the_model_for_its_pool(tmp_path):
-    from mixplan.pools import load_pools as load
+    from mixplan.data.pools import load_pools as load
 
     (tmp_path / "p.toml").write_text("[pools.a]\ntokens = 1e5\nr_star = 0.5\n[pools.b]\ntokens = 1e5\n")
     pools = load(tmp_path / "p.toml")

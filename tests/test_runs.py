@@ -3,7 +3,7 @@ import pandas as pd
 import pytest
 
 from mixplan import ValidationError, load_pools, read_runs
-from mixplan.runs import check_enough_runs
+from mixplan.data.runs import check_enough_runs
 
 
 def table(tmp_path, rows, name="runs.csv"):

@@ -3,7 +3,7 @@ import pytest
 from scipy.optimize import minimize
 
 from mixplan import InfeasibleError, Pool, PoolSet, ValidationError
-from mixplan.search import (active_constraints, build_constraints, cap_redistribute, dirichlet, project,
+from mixplan.simplex import (active_constraints, build_constraints, cap_redistribute, dirichlet, project,
                             sample_mixtures, search, structural_points)
 
 

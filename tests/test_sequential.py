@@ -1,4 +1,4 @@
-"""mixplan.sequential (batch Expected Improvement) and ``mixplan design --next``."""
+"""mixplan.mixture.sequential (batch Expected Improvement) and ``mixplan design --next``."""
 
 import json
 import warnings
@@ -9,10 +9,10 @@ import pytest
 
 from mixplan import Pool, PoolSet, ValidationError, build_constraints, design_swarm, fit_model, parse_objective
 from mixplan.cli import main
-from mixplan.plan import make_plan
-from mixplan.runs import read_runs
-from mixplan.sequential import expected_improvement, next_run_ids, propose_next
-from mixplan.synthetic import make_study
+from mixplan.mixture.plan import make_plan
+from mixplan.data.runs import read_runs
+from mixplan.mixture.sequential import expected_improvement, next_run_ids, propose_next
+from mixplan.demo.synthetic import make_study
 
 FAST = {"n_candidates": 2048}  # fewer candidates than the default: same code paths, faster tests
 

@@ -57,8 +57,8 @@ import pandas as pd  # noqa: E402
 from scipy.stats import spearmanr  # noqa: E402
 
 from _common import cli  # noqa: E402
-from mixplan.extrapolator import OTExtrapolator, interpolate_sizes, size_weight  # noqa: E402
-from mixplan.ot_study import load_ot_study  # noqa: E402
+from mixplan.transport.extrapolator import OTExtrapolator, interpolate_sizes, size_weight  # noqa: E402
+from mixplan.transport.study import load_ot_study  # noqa: E402
 
 DEMO = REPO / "proxies" / "demo"
 POOLS = REPO / "pools" / "demo.toml"

@@ -42,7 +42,7 @@ import numpy as np
 import pandas as pd
 
 import mixplan
-from mixplan.pools import Pool, PoolSet
+from mixplan.data.pools import Pool, PoolSet
 
 from _common import regmix_anchor_dir as anchor_dir  # noqa: E402
 

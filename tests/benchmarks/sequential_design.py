@@ -1,6 +1,6 @@
 """Sequential design benchmark: rounds of ``mixplan design --next`` vs a random swarm, equal run counts.
 
-Known truth (default). For each seed, a synthetic study (:func:`mixplan.synthetic.make_study`,
+Known truth (default). For each seed, a synthetic study (:func:`mixplan.demo.synthetic.make_study`,
 ``--pools`` pools, runs measured with Gaussian noise ``--noise``) and two ways to spend the same
 number of proxy runs:
 
@@ -12,7 +12,7 @@ number of proxy runs:
 At every total run count N = N0, N0+K, ..., N0+K*R, ``mixplan plan`` recommends a mixture from each
 arm's runs and its regret is ``true_objective(recommended) - true minimum``; the true minimum over
 the simplex is found by SLSQP from several starts (the objective is convex) and checked against a
-fine :func:`mixplan.search.search` on the truth. Both arms go through the CLI in-process. Printed:
+fine :func:`mixplan.simplex.search` on the truth. Both arms go through the CLI in-process. Printed:
 median regret over seeds per run count and how often the sequential arm is better; JSON has every
 seed.
 
@@ -83,8 +83,8 @@ def true_minimum(study) -> float:
     by a fine constrained search on the truth itself."""
     from scipy.optimize import minimize
 
-    from mixplan.pools import PoolSet
-    from mixplan.search import build_constraints, search
+    from mixplan.data.pools import PoolSet
+    from mixplan.simplex import build_constraints, search
 
     P = len(study.names)
     cons = [{"type": "eq", "fun": lambda w: w.sum() - 1}]
@@ -101,7 +101,7 @@ def true_minimum(study) -> float:
 
 
 def synthetic_seed(seed: int, args: argparse.Namespace, tmp: Path) -> dict:
-    from mixplan.synthetic import make_study
+    from mixplan.demo.synthetic import make_study
 
     study = make_study(args.pools, seed=seed)
     names = study.names

@@ -1,0 +1,172 @@
+"""What every command shares: the one-line-error parser, option groups, loading runs and pools, output."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._io import dumps_json
+from ..exceptions import ValidationError
+
+__all__ = ["EXIT_ERROR", "Parser", "UsageError", "add_common", "add_fit_options", "add_runs_options", "emit",
+           "fit_from_args", "law_arg", "load_pools", "load_runs", "parse_budget_range", "parse_named_numbers",
+           "parse_where", "progress", "read_law_doc", "read_table_where"]
+
+EXIT_ERROR = 2
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (like every other error) and exit code 2."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+class UsageError(Exception):
+    pass
+
+
+
+
+def add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print the result as one JSON document on stdout")
+    p.add_argument("--seed", type=int, default=0, help="random seed (same inputs + seed => identical outputs)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+
+
+def add_runs_options(p: argparse.ArgumentParser, runs_required: bool = True) -> None:
+    if runs_required:
+        p.add_argument("runs", metavar="RUNS", help="proxy-run table (CSV, TSV, Parquet or JSONL)")
+    p.add_argument("--pools", metavar="POOLS", help="pool manifest (TOML); weight columns must match it")
+    p.add_argument("--metrics", metavar="FILE",
+                   help="metrics file of a two-file layout (RegMix loss CSV, olmix metrics.csv); RUNS is then "
+                        "the mixture file")
+    p.add_argument("--layout", choices=["auto", "table", "regmix", "olmix"], default="auto")
+    p.add_argument("--renormalize", action=argparse.BooleanOptionalAction, default=False,
+                   help="divide each run's weights by their sum instead of rejecting rows that do not sum to 1")
+    p.add_argument("--where", action="append", default=[], metavar="COL=VALUE",
+                   help="keep only rows whose COL equals VALUE (repeatable), e.g. --where split=train")
+
+
+def add_fit_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--target", metavar="SPEC",
+                   help="metric column, or a weighted sum such as 'mean(loss_*)' or '0.5*a + 0.5*b'")
+    p.add_argument("--maximize", action=argparse.BooleanOptionalAction, default=False,
+                   help="larger target values are better (default: smaller)")
+    p.add_argument("--model", default="auto",
+                   help="regressor: auto (default: chooses and stacks the others by repeated CV), gp, gp-log, "
+                        "lightgbm, regmix (LightGBM with RegMix's settings), ridge, linear, dml (Data Mixing Laws)")
+    p.add_argument("--cv-folds", type=int, default=5, help="folds of the cross-validation (default 5)")
+    p.add_argument("--cv-repeats", type=int, default=None,
+                   help="repeats of the cross-validation (default: 3 below 128 runs, 2 below 256, else 1)")
+
+
+def progress(total: int | None, desc: str, quiet: bool = False) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, leave=False, disable=quiet or not sys.stderr.isatty(), file=sys.stderr)
+
+
+def parse_where(items: Sequence[str]) -> dict[str, str]:
+    """``--where COL=VALUE`` options as a mapping (see :func:`mixplan.runs.select_rows`)."""
+    where = {}
+    for item in items:
+        col, sep, value = item.partition("=")
+        if not sep or not col:
+            raise ValidationError(f"--where {item!r}: write COLUMN=VALUE, e.g. --where split=train")
+        where[col] = value
+    return where
+
+
+def load_runs(args: argparse.Namespace, pools: Any = None) -> Any:
+    from ..data.runs import read_runs
+
+    return read_runs(args.runs, pools, renormalize=args.renormalize, metrics=args.metrics, layout=args.layout,
+                     where=parse_where(args.where))
+
+
+def load_pools(path: str | None) -> Any:
+    from ..data.pools import load_pools
+
+    return load_pools(path) if path else None
+
+
+def emit(args: argparse.Namespace, doc: dict[str, Any], text: str) -> None:
+    if args.json:
+        sys.stdout.write(dumps_json(doc))
+    else:
+        print(text)
+
+
+def parse_named_numbers(items: Sequence[str], flag: str = "--pin", form: str = "POOL=WEIGHT",
+                example: str = "code=0.1") -> dict[str, float]:
+    pins = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        try:
+            pins[name.strip()] = float(value)
+        except ValueError:
+            sep = ""
+        if not sep:
+            raise ValidationError(f"{flag} {item!r}: write {form}, e.g. {flag} {example}")
+    return pins
+
+
+def parse_budget_range(text: str, steps: int, example: str) -> tuple[float, float]:
+    """``--budget-range LO:HI`` (0 < LO < HI, finite) and ``--budget-steps`` (>= 2), checked."""
+    lo, sep, hi = text.partition(":")
+    try:
+        a, b = float(lo), float(hi)
+    except ValueError:
+        sep = ""
+    if not sep or not (0 < a < b < np.inf):
+        raise ValidationError(f"--budget-range {text!r}: write LO:HI with 0 < LO < HI, e.g. {example}")
+    if steps < 2:
+        raise ValidationError(f"--budget-steps must be at least 2, got {steps}")
+    return a, b
+
+
+def law_arg(value: str) -> Any:
+    """A published law name, or the path of a FIT.json."""
+    from ..laws import PUBLISHED
+
+    return value if value in PUBLISHED else read_law_doc(value)
+
+
+def read_table_where(path: str, where: Sequence[str]) -> Any:
+    """A table with only the rows selected by ``--where COL=VALUE`` (as ``read_runs`` selects them)."""
+    from .._io import read_table
+    from ..data.runs import select_rows
+
+    return select_rows(read_table(path), parse_where(where), str(path))[0]
+
+
+def fit_from_args(args: argparse.Namespace, runs: Any) -> Any:
+    from ..models.mixture_model import fit_model
+    from ..data.objective import parse_objective
+
+    if not args.target:
+        raise ValidationError("no target given; pass --target COLUMN (e.g. --target loss_pile_cc)")
+    objective = parse_objective(args.target, runs, maximize=args.maximize)
+    with progress(None, f"fitting {args.model}") as bar:
+        return fit_model(runs, objective, args.model, seed=args.seed, cv_folds=args.cv_folds,
+                         cv_repeats=args.cv_repeats, progress=bar)
+
+
+def read_law_doc(path: str) -> dict[str, Any]:
+    import json
+
+    try:
+        doc = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValidationError(f"{path}: no such file (a FIT.json from 'mixplan laws fit', or a law name)") from None
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"{path}: not valid JSON ({exc})") from exc
+    if not isinstance(doc, dict) or "law" not in doc or "params" not in doc:
+        raise ValidationError(f"{path}: not a fitted law (expected the keys 'law' and 'params')")
+    return doc

@@ -1,0 +1,132 @@
+"""mixplan design: a first swarm of proxy runs (--n) or the next runs (--next)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+
+from .._io import check_writable, write_table_atomic, write_text_atomic
+from ..exceptions import ValidationError
+from .common import add_fit_options, emit, fit_from_args, load_pools, load_runs, parse_named_numbers
+
+HELP = ("design proxy runs: a RegMix-style swarm with floors and caps (--n), or the K runs that most "
+        "improve the decision given the runs so far (--next)")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--pools", required=True, metavar="POOLS", help="pool manifest (TOML)")
+    p.add_argument("--n", type=int, metavar="N", help="design a random swarm of N proxy runs (RegMix-style)")
+    p.add_argument("--next", type=int, metavar="K",
+                   help="propose the K runs with the largest batch expected improvement under a model fitted to "
+                        "--runs (needs --runs and --target; see mixplan.sequential)")
+    p.add_argument("--out", required=True, metavar="DIR", help="writes DIR/mixtures.csv and DIR/runs/<run_id>.yaml")
+    p.add_argument("--tokens", type=float, metavar="D", help="proxy runs' token budget (caps repetition)")
+    p.add_argument("--runs", metavar="RUNS",
+                   help="existing proxy runs: new mixtures keep --min-distance from them; with --next also the runs "
+                        "the model is fitted on")
+    p.add_argument("--min-distance", type=float, default=0.01, help="minimum total-variation distance (0.01)")
+    p.add_argument("--temperature", type=float, default=0.5, help="prior temperature (0.5, as RegMix)")
+    p.add_argument("--prefix", help="run id prefix (default 'run'; with --next 'next', numbered on from the "
+                                    "<prefix>-<number> ids already in RUNS)")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    p.add_argument("--renormalize", action=argparse.BooleanOptionalAction, default=False,
+                   help="divide each run's weights by their sum instead of rejecting rows that do not sum to 1")
+    p.add_argument("--where", action="append", default=[], metavar="COL=VALUE",
+                   help="keep only the rows of RUNS whose COL equals VALUE (repeatable)")
+    g = p.add_argument_group("with --next")
+    add_fit_options(g)  # type: ignore[arg-type]  # an argument group has the same add_argument
+    g.add_argument("--pin", action="append", default=[], metavar="POOL=W", help="fix a pool's weight (repeatable)")
+    # None = not typed, so that --n can refuse the options only --next uses instead of ignoring them.
+    p.set_defaults(model=None, maximize=None, cv_folds=None, metrics=None, layout="auto")
+
+
+def run(args: argparse.Namespace) -> int:
+    import pandas as pd
+    import yaml
+
+    from ..mixture.design import coverage_table, design_swarm
+    from ..models.mixture_model import cv_summary
+
+    if (args.n is None) == (args.next is None):
+        raise ValidationError("give exactly one of --n N (a random swarm of N runs) and --next K (the K runs that "
+                              "most improve the plan of --runs)")
+    pools = load_pools(args.pools)
+    out = Path(args.out)
+    if args.n is not None:
+        only_next = [f"--{k.replace('_', '-')}" for k in ("target", "model", "maximize", "cv_folds", "cv_repeats",
+                                                          "pin") if getattr(args, k) not in (None, [])]
+        if only_next:
+            raise ValidationError(f"{', '.join(only_next)} only appl{'ies' if len(only_next) == 1 else 'y'} to "
+                                  "--next K (proposals from a fitted model); drop it for a random swarm with --n")
+        existing = load_runs(args, pools).weights if args.runs else None
+        d = design_swarm(pools, args.n, seed=args.seed, tokens=args.tokens, temperature=args.temperature,
+                         min_distance=args.min_distance, existing=existing, prefix=args.prefix or "run")
+        frame = d.frame
+        doc: dict[str, Any] = {"out": str(out), "runs": args.n, "coverage": d.coverage, "settings": d.settings}
+        lines = [f"{args.n} mixtures written to {out / 'mixtures.csv'} and {out / 'runs'}/", "",
+                 *coverage_table(d.coverage)]
+    else:
+        # Every cheap refusal comes before the (possibly minutes-long) fit.
+        if args.next < 1:
+            raise ValidationError(f"--next must be at least 1, got {args.next}")
+        if not args.runs:
+            raise ValidationError("--next needs --runs RUNS: the proxy runs whose fitted model says where to look "
+                                  "next")
+        if not args.target:
+            raise ValidationError("--next needs --target SPEC: the objective the next runs should improve (e.g. "
+                                  "--target loss_pile_cc)")
+        from ..simplex import build_constraints
+        from ..mixture.sequential import next_run_ids, propose_next
+
+        pins = parse_named_numbers(args.pin)
+        build_constraints(pools, args.tokens, pins)  # refuse impossible constraints before fitting
+        check_writable([out / "mixtures.csv"], args.force)
+        args.model, args.cv_folds = args.model or "auto", args.cv_folds or 5
+        args.maximize = bool(args.maximize)
+        runs = load_runs(args, pools)
+        ids = next_run_ids(args.prefix or "next", runs.file_run_ids or runs.run_ids, args.next)
+        model = fit_from_args(args, runs)
+        nxt = propose_next(model, pools, args.next, tokens=args.tokens, pins=pins, seed=args.seed,
+                           min_distance=args.min_distance, temperature=args.temperature)
+        frame = nxt.frame(ids, args.tokens)
+        proposals = nxt.to_dict()
+        for rid, row in zip(ids, proposals["proposals"]):
+            row["run_id"] = rid
+        doc = {"out": str(out), "runs": args.next, "model": model.cv["model"], "objective": model.objective.to_dict(),
+               "cv": {k: v for k, v in model.cv.items() if k not in ("residuals", "scores")}} | proposals
+        table = pd.DataFrame(
+            {"run_id": ids} | {p: [f"{w:.4f}" for w in nxt.weights[:, i]] for i, p in enumerate(pools.names)}
+            | {"expected improvement": [f"{a:.4g}" for a in nxt.acquisition],
+               "predicted": [f"{m:.4f} +- {sd:.4f}" for m, sd in zip(nxt.prediction, nxt.prediction_sd)],
+               "nearest run (TV dist)": [f"{r} ({dist:.3f})" for r, dist in zip(nxt.nearest_run, nxt.nearest_distance)],
+               "origin": nxt.origin})
+        sense = "maximize" if model.objective.maximize else "minimize"
+        lines = [f"{args.next} proposals written to {out / 'mixtures.csv'} and {out / 'runs'}/: batch expected "
+                 f"improvement ({sense} {model.objective.spec})",
+                 f"model {model.cv['model']}: {cv_summary(model.cv)}",
+                 f"best predicted proxy run {nxt.incumbent_run}: {nxt.incumbent:.4f}; the plan's recommendation: "
+                 f"{nxt.recommended_prediction:.4f}", "", table.to_string(index=False),
+                 "", "predicted: the model's objective +- its calibrated sd; measure these runs, add them to RUNS "
+                 "and run 'mixplan plan' (or another round of --next)"]
+    files: dict[Path, str | None] = {out / "mixtures.csv": None}
+    for _, row in frame.iterrows():
+        cfg = {"run_id": row["run_id"], "seed": args.seed,
+               "weights": {p: float(row[f"w_{p}"]) for p in pools.names}}
+        if args.tokens is not None:
+            cfg["tokens"] = float(args.tokens)
+        files[out / "runs" / f"{row['run_id']}.yaml"] = yaml.safe_dump(cfg, sort_keys=False)
+    check_writable(files, args.force)
+    stale = sorted(set((out / "runs").glob("*.yaml")) - set(files))
+    if stale and not args.force:
+        raise ValidationError(f"{out / 'runs'} holds {len(stale)} run file(s) of another design (first: {stale[0].name}); "
+                              "choose another --out or pass --force to replace that design")
+    for path in stale:  # with --force the old design is replaced, not mixed with the new one
+        path.unlink()
+    write_table_atomic(out / "mixtures.csv", frame, force=args.force)
+    for path, text in files.items():
+        if text is not None:
+            write_text_atomic(path, text, force=args.force)
+    emit(args, doc, "\n".join(lines))
+    return 0

@@ -1,0 +1,79 @@
+"""mixplan laws fit: fit a scaling law (Chinchilla, data-constrained, QQT) to runs."""
+
+from __future__ import annotations
+
+import argparse
+
+
+from .._io import check_writable, write_json_atomic
+from ..exceptions import ValidationError
+from .common import Parser, add_common, emit, law_arg, parse_named_numbers, read_table_where
+
+HELP = "fit scaling laws to runs (laws fit)"
+
+#: Its options live on its subcommands.
+COMMON_OPTIONS = False
+
+
+_LAWS = ("chinchilla", "data-constrained", "qqt")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="laws_command", metavar="fit", parser_class=Parser)
+    f = sub.add_parser("fit", help="fit a law to runs (Huber on log-loss, L-BFGS-B, bootstrap intervals)")
+    f.add_argument("runs", metavar="RUNS", help="table with params, tokens (and unique_tokens) columns and the target")
+    f.add_argument("--law", required=True, choices=_LAWS)
+    f.add_argument("--target", required=True, metavar="COL", help="the loss (or error) column")
+    f.add_argument("--where", action="append", default=[], metavar="COL=VALUE", help="keep rows with COL == VALUE")
+    f.add_argument("--base", default="datablations", metavar="NAME|FIT.json|none",
+                   help="data-constrained: the fixed Chinchilla constants (default datablations); 'none' fits "
+                        "all seven parameters")
+    f.add_argument("--qqt-objective", default="effective_utility", choices=["effective_utility", "effective_data"],
+                   help="qqt: repetition decays the utility (exponent) or the sample count")
+    f.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
+                   help="qqt: hold a parameter (a, b, tau, d) fixed, e.g. --fix a=0.025 --fix d=0.1 (the authors "
+                        "share a and d across pools)")
+    f.add_argument("--huber-delta", default="1e-3", metavar="DELTA|auto",
+                   help="Huber threshold on log-loss (1e-3, the Chinchilla recipe); 'auto': 1.345 x the residuals' "
+                        "robust scale (better when runs are noisier than ~0.1%%)")
+    f.add_argument("--bootstrap", type=int, default=200, help="bootstrap refits for the intervals (200)")
+    f.add_argument("--level", type=float, default=0.95, help="interval level (0.95)")
+    f.add_argument("--out", metavar="FIT.json", help="write the fit here")
+    f.add_argument("--force", action="store_true", help="overwrite an existing output")
+    add_common(f)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.laws_command != "fit":
+        raise ValidationError("mixplan laws: choose a subcommand: fit")
+    from .. import laws
+
+    frame = read_table_where(args.runs, args.where)
+    if args.target not in frame.columns:
+        raise ValidationError(f"{args.runs}: no column {args.target!r} (columns: {', '.join(map(str, frame.columns))})")
+    if args.out:
+        check_writable([args.out], args.force)
+    if args.law == "chinchilla":
+        law = laws.CHINCHILLA
+    elif args.law == "data-constrained":
+        from ..laws.budget import resolve_law
+
+        law = laws.data_constrained_law(None if args.base == "none" else resolve_law(law_arg(args.base))[1])
+    else:
+        fixed = parse_named_numbers(args.fix, "--fix", "NAME=VALUE", "a=0.025")
+        unknown = sorted(set(fixed) - {"a", "b", "tau", "d"})
+        if unknown:
+            raise ValidationError(f"--fix {unknown[0]}=...: the qqt law's parameters are a, b, tau, d")
+        law = laws.qqt_law(args.qqt_objective, **fixed)
+    if args.fix and args.law != "qqt":
+        raise ValidationError("--fix applies to --law qqt only")
+    data = {c: frame[c].to_numpy() for c in law.columns if c in frame.columns}
+    delta = laws.parse_delta(args.huber_delta, "--huber-delta")
+    fit = laws.fit_law(law, data, frame[args.target].to_numpy(), delta=delta, n_bootstrap=args.bootstrap,
+                       level=args.level, seed=args.seed, where=str(args.runs), rows=(frame.index + 1).tolist())
+    doc = fit.to_dict() | {"target": args.target, "source": str(args.runs)}
+    if args.out:
+        write_json_atomic(args.out, doc, force=args.force)
+    emit(args, {k: v for k, v in doc.items() if k != "bootstrap"} | {"out": args.out},
+          fit.report() + (f"\nwritten: {args.out}" if args.out else ""))
+    return 0

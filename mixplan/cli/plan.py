@@ -1,0 +1,227 @@
+"""mixplan plan: the recommended mixture for the big run (flags or a TOML config)."""
+
+from __future__ import annotations
+
+import argparse
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .._io import check_writable, read_toml, write_json_atomic, write_table_atomic
+from ..exceptions import MixplanWarning, ValidationError
+from .common import add_fit_options, add_runs_options, emit, fit_from_args, law_arg, load_pools, load_runs, parse_budget_range, parse_named_numbers
+
+HELP = "recommend a mixture for the big run"
+
+
+_PLAN_KEYS = {"runs": str, "pools": str, "target": str, "tokens": float, "seed": int, "out": str, "model": str,
+              "maximize": bool, "pins": dict, "candidates": int, "top_k": int, "level": float, "renormalize": bool,
+              "metrics": str, "layout": str, "cv_folds": int, "cv_repeats": int,
+              "where": dict, "flops": float, "params": float, "law": str, "repetition_runs": str,
+              "r_star": float, "gamma": float, "repetition_caps": bool, "budget_range": str, "budget_steps": int,
+              "ot": str, "ot_mode": str}
+_PATH_KEYS = {"runs", "pools", "out", "metrics", "repetition_runs", "ot"}
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", nargs="?", metavar="CONFIG.toml",
+                   help="plan settings (keys as the long options, e.g. runs, pools, target, tokens); flags override")
+    p.add_argument("--runs", metavar="RUNS")
+    add_runs_options(p, runs_required=False)
+    add_fit_options(p)
+    p.add_argument("--tokens", type=float, metavar="D", help="the big run's token budget (enables availability caps)")
+    p.add_argument("--flops", type=float, metavar="C",
+                   help="the big run's compute instead of --tokens: tokens from --params, or compute-optimal by --law")
+    p.add_argument("--params", type=float, metavar="N", help="with --flops: the model size")
+    p.add_argument("--law", metavar="FIT.json|NAME", help="with --flops: the loss law (default epoch-replicate)")
+    p.add_argument("--repetition-runs", metavar="RUNS",
+                   help="runs at other budgets (a tokens column) that repeat data: fit the repetition-aware objective "
+                        "(R*, gamma) on them and the proxy runs, and plan with it")
+    p.add_argument("--r-star", type=float, metavar="R",
+                   help="repetition-aware objective with this R* (Muennighoff et al.: 15.4) instead of fitting it")
+    p.add_argument("--gamma", type=float, metavar="G",
+                   help="with --r-star: the metric's change per log of effective data (default 0)")
+    p.add_argument("--repetition-caps", action=argparse.BooleanOptionalAction, default=None,
+                   help="also apply the manifest's max_epochs caps to the repetition-aware search")
+    p.add_argument("--budget-range", metavar="LO:HI",
+                   help="sweep the target budget (tokens) from LO to HI; writes budget_sweep.csv with --out")
+    p.add_argument("--budget-steps", type=int, metavar="K", help="budgets in the sweep, log-spaced (default 9)")
+    p.add_argument("--ot", metavar="DIR", help="an OT extrapolator study (mixplan ot fit --out DIR): add its optimum "
+                   "and its predictions at the target budget")
+    p.add_argument("--ot-mode", choices=["compare", "alone", "size"],
+                   help="with --ot: compare (default; the regressor's optimum stays recommended), alone (recommend "
+                        "the OT optimum) or size (regressor + the OT extrapolator's change from the runs' size to "
+                        "the target)")
+    p.add_argument("--pin", action="append", default=[], metavar="POOL=W", help="fix a pool's weight (repeatable)")
+    p.add_argument("--candidates", type=int, default=20_000, help="Dirichlet candidates to score (default 20000)")
+    p.add_argument("--top-k", type=int, default=128, help="best candidates averaged (default 128, as RegMix)")
+    p.add_argument("--level", type=float, default=0.9, help="interval level (default 0.9)")
+    p.add_argument("--out", metavar="DIR", help="write plan.json and candidates.csv here")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+
+
+# Defaults of `plan` are applied after CONFIG.toml, so that only flags actually typed override the file.
+_PLAN_DEFAULTS = {"seed": 0, "model": "auto", "cv_folds": 5, "layout": "auto", "candidates": 20_000,
+                  "top_k": 128, "level": 0.9, "maximize": False, "renormalize": False}
+
+
+def _merge_config(args: argparse.Namespace) -> None:
+    """Fill options not given on the command line from CONFIG.toml, then from the defaults."""
+    _merge_file(args)
+    for key, value in _PLAN_DEFAULTS.items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+
+
+def _merge_file(args: argparse.Namespace) -> None:
+    if not args.config:
+        return
+    path = Path(args.config)
+    doc = read_toml(path, "plan config")
+    for key, value in doc.items():
+        if key not in _PLAN_KEYS:
+            raise ValidationError(f"{path}: unknown key {key!r}; allowed: {sorted(_PLAN_KEYS)}")
+        typ = _PLAN_KEYS[key]
+        if typ is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
+            raise ValidationError(f"{path}, key {key!r}: {value!r} should be of type {typ.__name__}")
+        if key in _PATH_KEYS:
+            value = str((path.parent / value)) if not Path(value).is_absolute() else value
+        dest = "pin" if key == "pins" else key
+        if key in ("pins", "where"):
+            value = [f"{k}={v}" for k, v in value.items()]
+        # Flags given on the command line win over the file (options not typed are None or []).
+        current = getattr(args, dest)
+        if current is None or current == []:
+            setattr(args, dest, value)
+
+
+def run(args: argparse.Namespace) -> int:
+    _merge_config(args)
+    if not args.runs:
+        raise ValidationError("no runs given; pass --runs RUNS or a CONFIG.toml with runs = '...'")
+    from ..mixture.plan import make_plan
+    from ..data.pools import PoolSet
+
+    pools = load_pools(args.pools)
+    given = [f for f, v in (("--tokens", args.tokens), ("--flops", args.flops), ("--budget-range", args.budget_range))
+             if v is not None]
+    if pools is None and given:
+        raise ValidationError(f"{given[0]} needs --pools: availability caps need each pool's token count")
+    budget = _plan_budget(args)
+    sweep = _budget_sweep(args)
+    outs = [Path(args.out) / "plan.json", Path(args.out) / "candidates.csv"] if args.out else []
+    if sweep is not None and args.out:
+        outs.append(Path(args.out) / "budget_sweep.csv")
+    check_writable(outs, args.force)
+    runs = load_runs(args, pools)
+    pools = pools or PoolSet.from_names(runs.pools)
+    from ..simplex import build_constraints
+
+    pins = parse_named_numbers(args.pin)
+    build_constraints(pools, args.tokens, pins)  # refuse impossible constraints before fitting
+    model = fit_from_args(args, runs)
+    repetition = _repetition_model(args, model, runs, pools)
+    options = {"pins": pins, "seed": args.seed, "level": args.level, "n_candidates": args.candidates,
+               "top_k": args.top_k, "repetition": repetition, "combine_caps": bool(args.repetition_caps)}
+    if args.ot_mode and not args.ot:
+        raise ValidationError("--ot-mode goes with --ot DIR (an OT extrapolator study)")
+    if args.ot:
+        from ..transport.study import load_ot_study
+
+        sizes = np.unique(runs.frame["tokens"].to_numpy(dtype=float)) if "tokens" in runs.frame.columns else []
+        options |= {"ot": load_ot_study(args.ot), "ot_mode": args.ot_mode or "compare",
+                    "ot_base_tokens": float(sizes[0]) if len(sizes) == 1 else None}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MixplanWarning)  # the plan carries its warnings; printed below
+        plan = make_plan(model, pools, tokens=args.tokens, **options)
+        rows = [] if sweep is None else [_sweep_row(make_plan(model, pools, tokens=t, **options), t)
+                                         for t in sweep]
+    doc = plan.to_dict() | ({"budget": budget} if budget else {})
+    text = plan.table()
+    if sweep is not None:
+        import pandas as pd
+
+        frame = pd.DataFrame(rows)
+        doc["budget_sweep"] = frame.to_dict(orient="records")
+        text += "\n\nrecommended mixture by target budget:\n" + frame.to_string(index=False, float_format="%.4g")
+    if args.out:
+        write_json_atomic(outs[0], doc, force=args.force)
+        write_table_atomic(outs[1], plan.candidates_frame(), force=args.force)
+        if sweep is not None:
+            write_table_atomic(outs[2], frame, force=args.force)
+    emit(args, doc, text + (f"\n\nwritten: {', '.join(map(str, outs))}" if args.out else ""))
+    return 0
+
+
+def _plan_budget(args: argparse.Namespace) -> dict[str, Any] | None:
+    """With --flops, set --tokens from the run shape the compute buys (and return that shape)."""
+    if args.flops is None:
+        if args.params is not None or args.law is not None:
+            raise ValidationError("--params and --law go with --flops")
+        return None
+    if args.tokens is not None:
+        raise ValidationError("give the budget as --tokens or as --flops, not both")
+    from ..laws.budget import run_shape
+
+    shape = run_shape(args.flops, params=args.params, law=law_arg(args.law or "epoch-replicate"))
+    args.tokens = shape.tokens
+    return shape.to_dict()
+
+
+def _budget_sweep(args: argparse.Namespace) -> list[float] | None:
+    if not args.budget_range:
+        return None
+    steps = args.budget_steps or 9
+    a, b = parse_budget_range(args.budget_range, steps, "1e6:1e8")
+    return [float(t) for t in np.geomspace(a, b, steps)]
+
+
+def _sweep_row(plan: Any, tokens: float) -> dict[str, Any]:
+    rec = plan.mixtures["recommended"]
+    row = {"tokens": tokens} | {f"w_{p}": v for p, v in rec["weights"].items()}
+    row["max_epochs"] = max(rec["epochs"].values())
+    row["prediction"] = rec["at_budget"]["objective"] if "at_budget" in rec else rec["prediction"]
+    return row
+
+
+def _repetition_model(args: argparse.Namespace, model: Any, runs: Any, pools: Any) -> Any:
+    """The repetition-aware objective of --repetition-runs (fitted) or --r-star (given), or None."""
+    from ..mixture.repetition import RepetitionModel, fit_repetition
+
+    if args.r_star is not None and args.repetition_runs:
+        raise ValidationError("give --repetition-runs (fit R*) or --r-star (set it), not both")
+    if args.r_star is not None:
+        if not args.r_star > 0:
+            raise ValidationError(f"--r-star must be positive, got {args.r_star}")
+        return RepetitionModel(r_star=args.r_star, gamma=args.gamma or 0.0, source="given (--r-star, --gamma)")
+    if args.gamma is not None:
+        raise ValidationError("--gamma goes with --r-star")
+    if not args.repetition_runs:
+        if args.repetition_caps:
+            raise ValidationError("--repetition-caps needs a repetition-aware objective (--repetition-runs or --r-star)")
+        return None
+    if args.tokens is None:
+        raise ValidationError("the repetition-aware objective needs the target budget (--tokens or --flops)")
+    from ..data.runs import read_runs
+
+    more = read_runs(args.repetition_runs, pools, renormalize=args.renormalize)
+    proxy = runs.frame["tokens"].to_numpy(dtype=float) if "tokens" in runs.frame else None
+    if proxy is None or "tokens" not in more.frame:
+        raise ValidationError(f"{args.repetition_runs}: the repetition model needs a tokens column in both run "
+                              "tables (the budget each run was trained on)")
+    if np.ptp(proxy) > 0:
+        raise ValidationError(f"{runs.source}: the proxy runs have several budgets; fit the model on runs of one budget")
+    objective = model.objective
+    W = np.vstack([runs.weights, more.weights])
+    T = np.r_[proxy, more.frame["tokens"].to_numpy(dtype=float)]
+    y = np.r_[objective.values(runs), objective.values(more)]
+    return fit_repetition(model.predict_mean, W, T, y, pools.tokens, float(proxy[0]), seed=args.seed, level=args.level,
+                          source=f"fitted on {runs.source} and {more.source}")
+
+
+#: Unset options are None, so that a config file can fill them (see _merge_config).
+PARSER_DEFAULTS = {k: None for k in _PLAN_DEFAULTS}

@@ -1,0 +1,326 @@
+"""Proxy-run tables: mixture weights in, measured metrics out.
+
+The canonical layout is one table per study (CSV, TSV, Parquet or JSON lines) with
+
+* ``run_id`` — unique identifier of the run;
+* ``w_<pool>`` — one column per pool: the run's mixture weight (finite, >= 0, summing to 1);
+* ``params``, ``tokens`` — optional: model size and tokens trained;
+* any metric columns (losses, accuracies, ...). Other columns are kept but ignored unless named.
+
+Two peer layouts are read as well: RegMix's (a mixture CSV with ``index`` and one column per
+domain + a loss CSV keyed by ``index``) and olmix's (``ratios.csv`` + ``metrics.csv`` keyed by
+``run``). Every rule violation raises :class:`~mixplan.exceptions.ValidationError` naming the file,
+the row (1-based data row, and its ``run_id``) and the column.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import pandas as pd
+
+from .._io import read_table
+from ..exceptions import ValidationError
+from .pools import PoolSet
+
+__all__ = ["RunTable", "read_runs", "select_rows", "read_regmix_layout", "read_olmix_layout", "WEIGHT_PREFIX",
+           "SUM_TOLERANCE"]
+
+WEIGHT_PREFIX = "w_"
+#: How far a row's weights may sum from 1 before it is an error (or renormalised on request).
+SUM_TOLERANCE = 1e-6
+_RESERVED = {"run_id", "params", "tokens"}
+
+
+@dataclass(frozen=True)
+class RunTable:
+    """A validated table of proxy runs.
+
+    Attributes
+    ----------
+    frame : pandas.DataFrame
+        All columns, in file order; ``w_<pool>`` columns hold weights that sum to 1.
+    pools : list of str
+        Pool names, in the order of the manifest (or of the columns when no manifest is given).
+    source : str
+        Where the table came from (for messages and reports).
+    """
+
+    frame: pd.DataFrame
+    pools: list[str]
+    source: str = "runs"
+    #: 1-based data-row number of each run in its file (differs from the position after --where).
+    row_numbers: tuple[int, ...] = ()
+    #: Every run id in the file, also those --where left out (new ids must not reuse them); empty = run_ids.
+    file_run_ids: tuple[str, ...] = ()
+
+    def row(self, i: int) -> int:
+        return self.row_numbers[i] if self.row_numbers else i + 1
+
+    @property
+    def weight_columns(self) -> list[str]:
+        return [WEIGHT_PREFIX + p for p in self.pools]
+
+    @property
+    def weights(self) -> np.ndarray:
+        """Mixture weights, shape (n_runs, n_pools)."""
+        return self.frame[self.weight_columns].to_numpy(dtype=float)
+
+    @property
+    def run_ids(self) -> list[str]:
+        return self.frame["run_id"].astype(str).tolist()
+
+    @property
+    def metric_columns(self) -> list[str]:
+        """Numeric columns that are neither weights nor reserved (run_id, params, tokens)."""
+        skip = set(self.weight_columns) | _RESERVED
+        return [c for c in self.frame.columns
+                if c not in skip and pd.api.types.is_numeric_dtype(self.frame[c])]
+
+    def __len__(self) -> int:
+        return len(self.frame)
+
+    def metric(self, column: str) -> np.ndarray:
+        """One metric column as floats, checked: present, numeric, finite in every row."""
+        if column not in self.frame.columns:
+            close = [c for c in self.frame.columns if column.lower() in c.lower()][:5]
+            hint = f"; similar: {close}" if close else f"; metric columns are {self.metric_columns[:12]}"
+            raise ValidationError(f"{self.source}: no column {column!r}{hint}")
+        if column in self.weight_columns or column == "run_id":
+            raise ValidationError(f"{self.source}: column {column!r} is not a metric")
+        values = pd.to_numeric(self.frame[column], errors="coerce").to_numpy(dtype=float)
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            i = int(bad[0])
+            raw = self.frame[column].iloc[i]
+            raise ValidationError(
+                f"{self.source}: row {self.row(i)} (run_id {self.run_ids[i]!r}), column {column!r}: "
+                f"{_show(raw)} is not a finite number"
+                + (f" ({bad.size} such rows)" if bad.size > 1 else "")
+                + "; fix the value or drop the run")
+        return values
+
+    def subset(self, mask: np.ndarray) -> "RunTable":
+        mask = np.asarray(mask, bool)
+        rows = tuple(r for r, keep in zip(self.row_numbers or range(1, len(self) + 1), mask) if keep)
+        return replace(self, frame=self.frame.loc[mask].reset_index(drop=True), pools=list(self.pools), row_numbers=rows)
+
+
+def read_runs(path: str | os.PathLike[str], pools: PoolSet | None = None, *, renormalize: bool = False,
+              metrics: str | os.PathLike[str] | None = None, layout: str = "auto",
+              where: Mapping[str, str] | None = None) -> RunTable:
+    """Read and validate a proxy-run table.
+
+    Parameters
+    ----------
+    path : path
+        The runs table (canonical layout), or the mixture file of a two-file layout.
+    pools : PoolSet, optional
+        When given, the ``w_`` columns must match its pools exactly; weights are ordered like it.
+    renormalize : bool
+        Divide each row's weights by their sum instead of rejecting rows that do not sum to 1.
+    metrics : path, optional
+        The metrics file of a two-file layout (RegMix loss CSV or olmix ``metrics.csv``).
+    layout : {"auto", "table", "regmix", "olmix"}
+        ``auto`` picks ``table`` without ``metrics`` and detects the two-file layout otherwise.
+    where : mapping, optional
+        Keep only rows whose column equals the value (compared as text), e.g. ``{"split": "train"}``.
+    """
+    if layout not in {"auto", "table", "regmix", "olmix"}:
+        raise ValidationError(f"unknown runs layout {layout!r}; use auto, table, regmix or olmix")
+    if metrics is None and layout in {"regmix", "olmix"}:
+        raise ValidationError(f"layout {layout!r} needs a metrics file (--metrics PATH)")
+    if metrics is not None:
+        mix, met = read_table(path), read_table(metrics)
+        if layout == "auto":
+            layout = "olmix" if "run" in mix.columns and "run" in met.columns else "regmix"
+        join = _olmix_frame if layout == "olmix" else _regmix_frame
+        frame = join(mix, met, str(path), str(metrics))
+        source = f"{path} + {metrics}"
+    else:
+        frame, source = read_table(path), str(path)
+    file_ids = tuple(frame["run_id"].astype(str)) if where and "run_id" in frame.columns else ()
+    frame, source = select_rows(frame, where, source)
+    table = validate_runs(frame, pools, renormalize=renormalize, source=source)
+    return replace(table, file_run_ids=file_ids) if file_ids else table
+
+
+def select_rows(frame: pd.DataFrame, where: Mapping[str, str] | None, source: str) -> tuple[pd.DataFrame, str]:
+    """The rows whose column equals the value (compared as text) for every ``column: value`` of
+    ``where`` (``--where COL=VALUE``), keeping the file's index; and ``source`` naming the selection."""
+    for column, value in (where or {}).items():
+        if column not in frame.columns:
+            raise ValidationError(f"{source}: cannot select on {column!r}: no such column")
+        frame = frame[frame[column].astype(str) == str(value)]
+        if frame.empty:
+            raise ValidationError(f"{source}: no row has {column} == {value!r}")
+        source = f"{source} [{column}={value}]"
+    return frame, source
+
+
+def read_regmix_layout(mixture_csv: str | os.PathLike[str], loss_csv: str | os.PathLike[str],
+                       pools: PoolSet | None = None, renormalize: bool = False) -> RunTable:
+    """Read RegMix's two-file layout (``train_mixture_1m.csv`` + ``train_pile_loss_1m.csv``)."""
+    return read_runs(mixture_csv, pools, renormalize=renormalize, metrics=loss_csv, layout="regmix")
+
+
+def read_olmix_layout(ratios_csv: str | os.PathLike[str], metrics_csv: str | os.PathLike[str],
+                      pools: PoolSet | None = None, renormalize: bool = False) -> RunTable:
+    """Read olmix's two-file layout (``ratios.csv`` + ``metrics.csv``, keyed by ``run``)."""
+    return read_runs(ratios_csv, pools, renormalize=renormalize, metrics=metrics_csv, layout="olmix")
+
+
+def validate_runs(frame: pd.DataFrame, pools: PoolSet | None = None, *, renormalize: bool = False,
+                  source: str = "runs") -> RunTable:
+    """Check a runs frame against the rules of the module docstring; return a :class:`RunTable`."""
+    frame = frame.copy()
+    if len(frame) == 0:
+        raise ValidationError(f"{source}: the table has no rows")
+    # Row numbers as in the file (1-based data rows), also after --where dropped some rows.
+    rownum = (frame.index.to_numpy() + 1) if pd.api.types.is_integer_dtype(frame.index) else np.arange(1, len(frame) + 1)
+    if "run_id" not in frame.columns:
+        raise ValidationError(f"{source}: no 'run_id' column; add one with a unique id per run")
+    ids = frame["run_id"]
+    if ids.isna().any():
+        i = int(np.flatnonzero(ids.isna().to_numpy())[0])
+        raise ValidationError(f"{source}: row {rownum[i]}, column 'run_id': empty run id")
+    frame["run_id"] = ids.astype(str)
+    dup = frame["run_id"].duplicated(keep="first").to_numpy()
+    if dup.any():
+        i = int(np.flatnonzero(dup)[0])
+        first = int(np.flatnonzero((frame["run_id"] == frame["run_id"].iloc[i]).to_numpy())[0])
+        raise ValidationError(f"{source}: row {rownum[i]}, column 'run_id': {frame['run_id'].iloc[i]!r} "
+                              f"repeats row {rownum[first]}; run ids must be unique")
+    wcols = [c for c in frame.columns if isinstance(c, str) and c.startswith(WEIGHT_PREFIX)]
+    if not wcols:
+        raise ValidationError(f"{source}: no weight columns; name them {WEIGHT_PREFIX}<pool>, one per pool")
+    found = [c[len(WEIGHT_PREFIX):] for c in wcols]
+    if pools is not None:
+        missing = [p for p in pools.names if p not in found]
+        unknown = [p for p in found if p not in pools.names]
+        where = f"{source} vs {pools.path or 'the pool manifest'}"
+        if unknown:
+            raise ValidationError(f"{where}: column(s) {[WEIGHT_PREFIX + p for p in unknown]} name no pool "
+                                  f"in the manifest (pools: {pools.names}); rename the column or add the pool")
+        if missing:
+            raise ValidationError(f"{where}: no weight column for pool(s) {missing}; add "
+                                  f"{[WEIGHT_PREFIX + p for p in missing]} (0 where a run did not use the pool)")
+        names = pools.names
+    else:
+        names = found
+    cols = [WEIGHT_PREFIX + p for p in names]
+    for c in cols:
+        numeric = pd.to_numeric(frame[c], errors="coerce")
+        bad = np.flatnonzero(~np.isfinite(numeric.to_numpy(dtype=float)))
+        if bad.size:
+            i = int(bad[0])
+            raise ValidationError(f"{source}: row {rownum[i]} (run_id {frame['run_id'].iloc[i]!r}), column {c!r}: "
+                                  f"weight {_show(frame[c].iloc[i])} is not a finite number")
+        frame[c] = numeric.astype(float)
+    w = frame[cols].to_numpy(dtype=float)
+    neg = np.argwhere(w < 0)
+    if neg.size:
+        i, j = (int(v) for v in neg[0])
+        raise ValidationError(f"{source}: row {rownum[i]} (run_id {frame['run_id'].iloc[i]!r}), column {cols[j]!r}: "
+                              f"weight {w[i, j]:g} is negative; weights must be >= 0")
+    sums = w.sum(axis=1)
+    zero = np.flatnonzero(sums <= 0)
+    if zero.size:
+        i = int(zero[0])
+        raise ValidationError(f"{source}: row {rownum[i]} (run_id {frame['run_id'].iloc[i]!r}): all weights are 0")
+    off = np.flatnonzero(np.abs(sums - 1.0) > SUM_TOLERANCE)
+    if off.size and not renormalize:
+        i = int(off[0])
+        raise ValidationError(
+            f"{source}: row {rownum[i]} (run_id {frame['run_id'].iloc[i]!r}): weights sum to {sums[i]:.9g}, "
+            f"not 1 (tolerance {SUM_TOLERANCE:g}; {off.size} such rows); fix them or pass --renormalize "
+            "to divide each row by its sum")
+    if renormalize:
+        frame[cols] = w / sums[:, None]
+    for c in ("params", "tokens"):
+        if c in frame.columns:
+            v = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=float)
+            bad = np.flatnonzero(~(np.isfinite(v) & (v > 0)))
+            if bad.size:
+                i = int(bad[0])
+                raise ValidationError(f"{source}: row {rownum[i]} (run_id {frame['run_id'].iloc[i]!r}), column {c!r}: "
+                                      f"{_show(frame[c].iloc[i])} must be a positive number")
+            frame[c] = v
+    # Keep the manifest's pool order; other columns stay where they were.
+    rest = [c for c in frame.columns if c not in cols]
+    frame = frame[["run_id"] + cols + [c for c in rest if c != "run_id"]].reset_index(drop=True)
+    return RunTable(frame, list(names), source, tuple(int(r) for r in rownum))
+
+
+def check_enough_runs(n_runs: int, n_params: int, per_param: float, what: str, where: str,
+                      hint: str = "add proxy runs or choose a model with fewer parameters") -> None:
+    """Refuse to fit ``n_params`` parameters from fewer than ``per_param`` runs each."""
+    need = int(np.ceil(per_param * n_params))
+    if n_runs < need:
+        raise ValidationError(
+            f"{where} {n_runs} runs: too few to fit {what} ({n_params} parameters need at least "
+            f"{need} runs, {per_param:g} per parameter); {hint}")
+
+
+def _show(value: object) -> str:
+    """A cell value as a user wrote it: plain numbers, and 'an empty cell' for missing ones."""
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return "an empty cell"
+    if isinstance(value, np.generic):
+        value = value.item()
+        if isinstance(value, float) and np.isnan(value):
+            return "an empty cell"
+    return repr(value)
+
+
+def _strip_common_prefix(names: Sequence[str]) -> list[str]:
+    prefix = os.path.commonprefix(list(names)) if len(names) > 1 else ""
+    prefix = prefix[: prefix.rfind("_") + 1] if "_" in prefix else ""
+    return [n[len(prefix):] for n in names]
+
+
+_REGMIX_LOSS = re.compile(r"^(?:metric/)?(?:the_pile_)?(.+?)_val_loss$")
+
+
+def _regmix_frame(mix: pd.DataFrame, met: pd.DataFrame, mix_path: str, met_path: str) -> pd.DataFrame:
+    for frame, p in ((mix, mix_path), (met, met_path)):
+        if "index" not in frame.columns:
+            raise ValidationError(f"{p}: RegMix layout needs an 'index' column joining mixtures and losses")
+    domains = [c for c in mix.columns if c != "index"]
+    mix = mix.rename(columns=dict(zip(domains, [WEIGHT_PREFIX + d for d in _strip_common_prefix(domains)])))
+    met = met.rename(columns={c: f"loss_{m.group(1)}" for c in met.columns
+                              if (m := _REGMIX_LOSS.match(str(c)))})
+    return _join(mix, met, "index", mix_path, met_path).rename(columns={"index": "run_id"})
+
+
+def _olmix_frame(mix: pd.DataFrame, met: pd.DataFrame, mix_path: str, met_path: str) -> pd.DataFrame:
+    meta = {"run", "name", "index"} | {c for c in mix.columns if str(c).startswith("Unnamed")}
+    domains = [c for c in mix.columns if c not in meta]
+    mix = mix.rename(columns={d: WEIGHT_PREFIX + d for d in domains})
+    mix = mix.drop(columns=[c for c in mix.columns if str(c).startswith("Unnamed")])
+    met = met.drop(columns=[c for c in met.columns if str(c).startswith("Unnamed") or c in {"name", "index"}])
+    frame = _join(mix, met, "run", mix_path, met_path)
+    frame.insert(0, "run_id", frame["name"] if "name" in frame and frame["name"].is_unique else frame["run"])
+    return frame
+
+
+def _join(mix: pd.DataFrame, met: pd.DataFrame, key: str, mix_path: str, met_path: str) -> pd.DataFrame:
+    if key not in met.columns:
+        raise ValidationError(f"{met_path}: no {key!r} column to join with {mix_path}")
+    for frame, path in ((mix, mix_path), (met, met_path)):
+        dup = frame[key].astype(str).duplicated().to_numpy()
+        if dup.any():
+            i = int(np.flatnonzero(dup)[0])
+            raise ValidationError(f"{path}: row {i + 1}, column {key!r}: {_show(frame[key].iloc[i])} appears twice; "
+                                  f"each run needs exactly one row in each file")
+    only = sorted(set(mix[key].astype(str)) ^ set(met[key].astype(str)))
+    if only:
+        raise ValidationError(f"{mix_path} and {met_path}: {len(only)} {key} value(s) appear in only one "
+                              f"file (first: {only[0]!r}); both files must list the same runs")
+    mix = mix.assign(**{key: mix[key].astype(str)})
+    met = met.assign(**{key: met[key].astype(str)})
+    return mix.merge(met, on=key, how="inner", validate="one_to_one")

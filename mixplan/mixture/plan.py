@@ -1,0 +1,389 @@
+"""From a fitted model to a recommended mixture, with its evidence and the obvious alternatives.
+
+:func:`make_plan` runs the constrained search (:mod:`mixplan.search`) on the model's prediction and
+returns a :class:`Plan`: the recommended mixture, its predicted objective with an interval, the
+nearest proxy run and whether the mixture is inside the region the runs cover, the active
+constraints, per-pool epochs at the target budget, and the same predictions for the
+token-proportional mixture, the uniform mixture and the best observed proxy run, each with the
+probability that the recommended mixture is better than it (:meth:`MixtureModel.prob_better`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .._version import __version__
+from .._io import library_versions
+from ..exceptions import ExtrapolationWarning, ValidationError
+from ..models.mixture_model import DEFAULT_LEVEL, MixtureModel, cv_summary
+from ..data.pools import PoolSet
+from .repetition import RepetitionModel
+from ..simplex import Constraints, SearchResult, active_constraints, best_distinct, build_constraints, search
+
+__all__ = ["Plan", "make_plan"]
+
+
+@dataclass
+class Plan:
+    """A recommendation and everything needed to audit it (JSON-serialisable via :meth:`to_dict`)."""
+
+    pools: list[str]
+    objective: dict[str, Any]
+    tokens: float | None
+    token_unit: str
+    recommended: dict[str, float]
+    mixtures: dict[str, dict[str, Any]]  # name -> weights, prediction, interval, evidence, epochs
+    active: dict[str, str]
+    constraints: dict[str, Any]
+    cv: dict[str, Any]
+    search: dict[str, Any]
+    seed: int
+    models: list[dict[str, Any]] = field(default_factory=list)  # per objective column: model choice + CV
+    repetition: dict[str, Any] | None = None  # the repetition-aware objective's model and parameters
+    ot: dict[str, Any] | None = None  # the OT extrapolator: mode, size, selection, fit report
+    warnings: list[str] = field(default_factory=list)
+    result: SearchResult | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "mixplan_version": __version__,
+            "versions": library_versions(),
+            "seed": self.seed, "pools": self.pools, "objective": self.objective,
+            "target_tokens": self.tokens, "token_unit": self.token_unit,
+            "recommended": self.recommended, "mixtures": self.mixtures,
+            "active_constraints": self.active, "constraints": self.constraints,
+            "cv": self.cv, "models": self.models, "repetition": self.repetition, "ot": self.ot,
+            "search": self.search,
+            "warnings": self.warnings,
+        }
+
+    def candidates_frame(self) -> pd.DataFrame:
+        """Every scored candidate: origin, weights, pre-filter score and exact prediction (or empty)."""
+        r = self.result
+        if r is None:
+            raise ValidationError("this plan carries no search result")
+        sense = -1.0 if self.objective["maximize"] else 1.0
+        frame = pd.DataFrame(r.candidates, columns=[f"w_{p}" for p in self.pools])
+        frame.insert(0, "origin", r.candidate_origin)
+        frame.insert(0, "candidate", np.arange(len(frame)))
+        frame["prefilter_score"] = sense * r.prefilter_scores
+        frame["prediction"] = sense * r.exact_scores
+        return frame
+
+    def table(self) -> str:
+        """A human-readable summary: weights and epochs per pool, then predictions."""
+        names = list(self.mixtures)
+        rows = []
+        for i, p in enumerate(self.pools):
+            row = {"pool": p}
+            for n in names:
+                row[n] = f"{self.mixtures[n]['weights'][p]:.4f}"
+            if self.tokens is not None:
+                row["epochs@budget"] = f"{self.mixtures['recommended']['epochs'][p]:.2f}"
+            row["constraint"] = self.active.get(p, "")
+            rows.append(row)
+        frame = pd.DataFrame(rows)
+        lines = [f"objective: {'maximize' if self.objective['maximize'] else 'minimize'} "
+                 f"{self.objective['spec']}" + (f"   target budget: {self.tokens:.6g} {self.token_unit}"
+                                                if self.tokens is not None else ""),
+                 f"model {self.cv['model']}: {cv_summary(self.cv)}",
+                 *(f"  {m['column']}: " + " + ".join(f"{w:.2f} {c}" for c, w in m["components"].items())
+                   for m in self.models),
+                 "", frame.to_string(index=False), ""]
+        pred = pd.DataFrame([{
+            "mixture": n, "predicted": f"{m['prediction']:.4f}",
+            f"{int(round(m['level'] * 100))}% interval": f"[{m['lower']:.4f}, {m['upper']:.4f}]",
+            "measured": "" if m.get("measured") is None else f"{m['measured']:.4f}",
+            "nearest run (TV dist)": f"{m['nearest_run']} ({m['nearest_distance']:.3f})",
+            "covered": "yes" if m["covered"] else "NO", "feasible": "yes" if m["feasible"] else "no",
+            "P(recommended better)": "" if "p_recommended_better" not in m else f"{m['p_recommended_better']:.2f}",
+        } for n, m in self.mixtures.items()])
+        lines.append(pred.to_string(index=False))
+        if self.repetition is not None:
+            r = self.repetition
+            ci = r["intervals"]
+            lines += ["", f"repetition-aware objective at {self.tokens:.6g} {self.token_unit}: R* = {r['r_star']:.3g}"
+                      + (f" [{ci['r_star'][0]:.3g}, {ci['r_star'][1]:.3g}]" if "r_star" in ci else "")
+                      + f", gamma = {r['gamma']:.3g}"
+                      + (f" [{ci['gamma'][0]:.3g}, {ci['gamma'][1]:.3g}]" if "gamma" in ci else "")
+                      + f" ({r['source']})"]
+            at = pd.DataFrame([{
+                "mixture": n, "objective@budget": f"{m['at_budget']['objective']:.4f}",
+                "interval": f"[{m['at_budget']['lower']:.4f}, {m['at_budget']['upper']:.4f}]",
+                "predicted run@budget": "" if m["at_budget"]["prediction"] is None else
+                f"{m['at_budget']['prediction']:.4f}",
+                "effective data": f"{m['at_budget']['effective_fraction']:.3f}",
+                "max epochs": f"{max(m['epochs'].values()):.2f}"} for n, m in self.mixtures.items()])
+            lines.append(at.to_string(index=False))
+        if self.ot is not None:
+            lines += ["", _ot_table(self.ot, self.mixtures)]
+        if self.tokens is not None:
+            lines.append("note: predictions are at the scale of the proxy runs the model was fitted on; the target "
+                         "budget sets the availability caps and the epochs shown")
+        if self.result is not None:
+            lines.append(f"search: {self.result.n_prefilter} candidates pre-filtered, {self.result.n_exact} scored "
+                         f"exactly, {self.result.refine_steps} refinement moves")
+        for w in self.warnings:
+            lines.append(f"warning: {w}")
+        return "\n".join(lines)
+
+
+def _repetition_optima(model: MixtureModel, pools: PoolSet, tokens: float, pins: Mapping[str, float] | None,
+                       rep: RepetitionModel, capped: SearchResult, capped_c: Constraints, seed: int,
+                       combine_caps: bool, options: dict[str, Any]) -> tuple[SearchResult, dict[str, Any]]:
+    """The repetition-blind (no epoch caps), hard-cap (the manifest's max_epochs) and
+    repetition-aware optima; the last becomes the recommendation."""
+    sense = model.objective.sense
+    uncapped = PoolSet(tuple(replace(p, max_epochs=float("inf")) for p in pools), name=pools.name,
+                       token_unit=pools.token_unit, path=pools.path, tokens_known=pools.tokens_known)
+    c_free = build_constraints(uncapped, tokens, pins)
+    blind = search(lambda W, fast: sense * model.predict_mean(W), c_free, pools.prior, seed=seed,
+                   extra=model.train_weights, **options)
+    aware_c = capped_c if combine_caps else c_free
+    aware = search(lambda W, fast: sense * rep.objective(model.predict_mean, W, tokens, pools.tokens, pools.r_star),
+                   aware_c, pools.prior, seed=seed, extra=model.train_weights, **options)
+    return aware, {"optima": {"repetition_blind": blind, "hard_cap": capped}}
+
+
+def _at_budget(model: MixtureModel, rep: RepetitionModel, w: np.ndarray,
+               tokens: float, pools: PoolSet, level: float) -> dict[str, Any]:
+    """The repetition-aware prediction of one mixture at the target budget, with per-pool discounts."""
+    from .repetition import effective_mixture
+
+    wt, frac = effective_mixture(w, tokens, pools.tokens, rep.per_pool(pools.r_star))
+    objective = float(rep.objective(model.predict_mean, w[None, :], tokens, pools.tokens, pools.r_star)[0])
+    drawn = w * tokens
+    eff = wt[0] * frac[0] * tokens
+    half = model.interval_scale(level) * float(model.predict_sd(wt)[0])
+    scaled = rep.at_scale(np.array([objective, objective - half, objective + half]), tokens)
+    return {"objective": objective, "lower": objective - half, "upper": objective + half,
+            # on the scale of runs at the budget (fitted shift and data term), when known
+            "prediction": None if scaled is None else float(scaled[0]),
+            "prediction_interval": None if scaled is None else [float(scaled[1]), float(scaled[2])],
+            "effective_fraction": float(frac[0]),
+            "tokens": dict(zip(pools.names, map(float, drawn))),
+            "discount": {p: (float(e / d) if d > 0 else 1.0) for p, e, d in zip(pools.names, eff, drawn)},
+            "effective_weights": dict(zip(pools.names, map(float, wt[0])))}
+
+
+_OT_MODES = ("compare", "alone", "size")
+#: In ``size`` mode, this many of the regressor's best distinct candidates are re-scored with the OT term.
+OT_SIZE_CANDIDATES = 64
+
+
+def _ot_optima(model: MixtureModel, ot: Any, mode: str, base_tokens: float | None, tokens: float | None,
+               c: Constraints, result: SearchResult, sense: float) -> tuple[SearchResult, dict[str, Any]]:
+    """The OT extrapolator's optimum, and (modes alone / size) the recommendation it implies."""
+    if mode not in _OT_MODES:
+        raise ValidationError(f"unknown OT mode {mode!r}; use one of {', '.join(_OT_MODES)}")
+    if list(ot.pools_) != list(model.pools):
+        raise ValidationError(f"the OT extrapolator was fitted on pools {ot.pools_} but the runs have {model.pools}; "
+                              "refit it on the same pools, in the same order")
+    if ot.maximize != model.objective.maximize:
+        raise ValidationError("the OT extrapolator and the plan disagree on the direction of the target (--maximize)")
+    size = float(tokens) if tokens is not None else float(ot.anchors_[-1])
+    sel = ot.select(size, c.lower, c.upper)
+    info: dict[str, Any] = {"mode": mode, "tokens": size, "selection": sel.to_dict(model.pools),
+                            "fit": ot.report(), "optima": {"ot_selected": sel.weights}}
+    if mode == "alone":
+        info["optima"]["regressor_optimum"] = result.weights
+        result = replace(result, weights=sel.weights, score=float(sense * model.predict_mean(sel.weights[None])[0]))
+    elif mode == "size":
+        if base_tokens is None:
+            raise ValidationError("OT mode 'size' needs the proxy runs' size (a tokens column in the runs)")
+        # The regressor's best distinct candidates and the OT optimum, re-scored with the size trend.
+        Wc = best_distinct(result.weights, sel.weights, result.candidates, result.exact_scores, OT_SIZE_CANDIDATES,
+                           spacing=5e-4)  # total variation 5e-4: weights differing by 1e-3 in sum
+        delta, q = ot.increment(Wc, size, base_tokens)
+        regressor = model.predict_mean(Wc)
+        total = regressor + delta
+        best = int(np.argmin(sense * total))
+        info |= {"base_tokens": float(base_tokens), "increment_halfwidth": q, "candidates_rescored": len(Wc),
+                 "regressor_optimum_rank": int(np.argsort(np.argsort(sense * total))[0]) + 1}
+        info["optima"]["regressor_optimum"] = result.weights
+        result = replace(result, weights=Wc[best], score=float(sense * regressor[best]))
+    return result, info
+
+
+def _ot_entries(ot: Any, info: dict[str, Any], mixtures: dict[str, dict[str, Any]], W: np.ndarray,
+                pred: Any) -> None:
+    """Every mixture's OT prediction at the plan's size (and in size mode the combined prediction)."""
+    size = info["tokens"]
+    op = ot.predict(W, size)
+    if info["mode"] == "size":
+        delta, q = ot.increment(W, size, info["base_tokens"])
+    for k, entry in enumerate(mixtures.values()):
+        entry["ot"] = op.row(k)
+        if info["mode"] == "size":
+            half = float(np.hypot(pred.upper[k] - pred.mean[k], q))
+            value = float(pred.mean[k] + delta[k])
+            entry["at_size"] = {"prediction": value, "lower": value - half, "upper": value + half,
+                                "regressor": float(pred.mean[k]), "ot_increment": float(delta[k])}
+    from ..transport.extrapolator import extrapolation_notes
+
+    info["warnings"] = [f"OT extrapolator: {n}" for n in extrapolation_notes(op)]  # the same notes as 'ot predict'
+
+
+def _ot_table(info: dict[str, Any], mixtures: dict[str, dict[str, Any]]) -> str:
+    sel = info["selection"]
+    scope = ("with the ln-N line's curvature from check runs" if info["fit"]["curvature"] else
+             "stage-1 error only, not the ln-N line's own error (fit with --check-runs)")
+    lines = [f"OT extrapolator ({info['mode']}) at {info['tokens']:.6g} tokens; intervals: {scope}"]
+    rows = []
+    for n, m in mixtures.items():
+        o = m["ot"]
+        row = {"mixture": n, "OT distance": f"{o['ot']:.4g}", "OT predicted": f"{o['prediction']:.4f}",
+               "interval": f"[{o['lower']:.4f}, {o['upper']:.4f}]", "covered": "yes" if o["covered"] else "NO"}
+        if "at_size" in m:
+            a = m["at_size"]
+            row |= {"regressor + OT size trend": f"{a['prediction']:.4f}",
+                    "interval ": f"[{a['lower']:.4f}, {a['upper']:.4f}]"}
+        rows.append(row)
+    lines.append(pd.DataFrame(rows).to_string(index=False))
+    lines.append(f"OT selection: {sel['iterations']} projected-gradient iterations, {sel['ot_solves']} OT solves")
+    return "\n".join(lines + [f"warning: {w}" for w in info.get("warnings", [])])
+
+
+def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = None,
+              pins: Mapping[str, float] | None = None, seed: int = 0, level: float = DEFAULT_LEVEL,
+              repetition: RepetitionModel | None = None, combine_caps: bool = False,
+              measured: Mapping[str, float] | None = None, best_run: tuple[str, np.ndarray, float] | None = None,
+              ot: Any = None, ot_mode: str = "compare", ot_base_tokens: float | None = None,
+              **search_options: Any) -> Plan:
+    """Search the best feasible mixture for ``model`` and compare it with simple baselines.
+
+    Parameters
+    ----------
+    model : MixtureModel
+        Fitted on runs over exactly ``pools`` (same order).
+    pools : PoolSet
+    tokens : float, optional
+        The big run's token budget; enables the availability caps and per-pool epochs.
+    pins : mapping, optional
+        Pool -> fixed weight.
+    best_run : (run_id, weights, measured objective), optional
+        The best observed proxy run; defaults to the best of the model's training runs.
+    repetition : RepetitionModel, optional
+        Score mixtures at the target budget with the repetition-aware objective
+        (:mod:`mixplan.repetition`); the plan then also shows the repetition-blind optimum (no epoch
+        caps) and the hard-cap optimum (the manifest's ``max_epochs``), and recommends the
+        repetition-aware one (searched without epoch caps unless ``combine_caps``).
+    ot : OTExtrapolator, optional
+        An OT extrapolator (:mod:`mixplan.extrapolator`) fitted on the same pools. Its own optimum at the
+        target budget (``tokens``, else its largest fitted size) is added as ``ot_selected`` and every
+        mixture gets its OT prediction at that size (``ot`` entry). ``ot_mode``: ``"compare"`` (the
+        regressor's optimum stays recommended), ``"alone"`` (the OT optimum is recommended) or ``"size"``
+        (regressor prediction plus the OT extrapolator's change from ``ot_base_tokens``, the proxy runs'
+        size, to the target: the recommendation is the best of the regressor's top candidates and the OT
+        optimum under that sum).
+    search_options
+        Passed to :func:`mixplan.search.search` (``n_candidates``, ``top_k``, ...).
+    """
+    if list(model.pools) != pools.names:
+        raise ValidationError(f"the model was fitted on pools {model.pools} but the manifest lists "
+                              f"{pools.names}; refit with this manifest or use the model's")
+    c = build_constraints(pools, tokens, pins)
+    sense = model.objective.sense
+
+    # The first tenth of the trees (at least 100) ranks candidates almost like the full model
+    # at a fraction of the cost; the survivors are re-scored exactly (LightGBM-only models).
+    n_trees = min(t.regressor.n_trees_ for t in model.targets)
+    fast_trees = max(100, n_trees // 10) if n_trees > 200 else None
+
+    def score(W: np.ndarray, fast: bool) -> np.ndarray:
+        return sense * model.predict_mean(W, num_iteration=fast_trees if fast else None)
+
+    result = search(score, c, pools.prior, seed=seed, extra=model.train_weights, **search_options)
+    repetition_info = None
+    if repetition is not None:
+        if tokens is None:
+            raise ValidationError("the repetition-aware objective needs the target budget (--tokens or --flops)")
+        result, repetition_info = _repetition_optima(model, pools, tokens, pins, repetition, result, c, seed,
+                                                     combine_caps, search_options)
+
+    ot_info = None
+    if ot is not None:
+        result, ot_info = _ot_optima(model, ot, ot_mode, ot_base_tokens, tokens, c, result, sense)
+
+    if best_run is None:
+        i = int(np.argmin(sense * model.train_y))
+        best_run = (model.train_ids[i], model.train_weights[i], float(model.train_y[i]))
+    named = {
+        "recommended": result.weights,
+        **({} if repetition_info is None else {k: v.weights for k, v in repetition_info["optima"].items()}),
+        **({} if ot_info is None else ot_info.pop("optima")),
+        "top_k_mean": result.topk_weights,
+        "token_proportional": pools.token_share,
+        "uniform": np.full(len(pools), 1.0 / len(pools)),
+        "best_observed": np.asarray(best_run[1], dtype=float),
+    }
+    if not pools.tokens_known:  # without a manifest the token share is unknown, not uniform
+        del named["token_proportional"]
+    W = np.vstack(list(named.values()))
+    pred = model.predict(W, level=level)
+    feasible = c.check(W, tol=1e-6)
+    mixtures: dict[str, dict[str, Any]] = {}
+    for k, (name, w) in enumerate(named.items()):
+        entry = {"weights": dict(zip(pools.names, map(float, w)))} | pred.row(k) | {"feasible": bool(feasible[k])}
+        if tokens is not None:
+            entry["epochs"] = dict(zip(pools.names, map(float, w * tokens / pools.tokens)))
+        if repetition is not None:
+            entry["at_budget"] = _at_budget(model, repetition, w, tokens, pools, level)
+        entry["measured"] = None
+        mixtures[name] = entry
+    if ot_info is not None:
+        _ot_entries(ot, ot_info, mixtures, W, pred)
+    # How sure is "recommended beats X"? (GP posterior of the difference, calibrated on the CV errors.)
+    others = [n for n in named if n != "recommended"]
+    if repetition is None:
+        p_better = model.prob_better(named["recommended"], np.vstack([named[n] for n in others]), level=level)
+    else:  # compare at the target budget: effective mixtures plus the data term
+        from .repetition import effective_mixture
+
+        order = ["recommended", *others]
+        Wt, frac = effective_mixture(np.vstack([named[n] for n in order]), tokens, pools.tokens,
+                                     repetition.per_pool(pools.r_star))
+        p_better = model.prob_better(Wt[0], Wt[1:], level=level, offsets=-repetition.gamma * np.log(frac))
+    for n, p in zip(others, p_better):
+        mixtures[n]["p_recommended_better"] = float(p)
+    mixtures["best_observed"]["run_id"] = best_run[0]
+    mixtures["best_observed"]["measured"] = best_run[2]
+    for name, value in (measured or {}).items():
+        mixtures[name]["measured"] = float(value)
+
+    notes = []
+    rec = mixtures["recommended"]
+    if not rec["covered"]:
+        notes.append(f"the recommended mixture is {rec['nearest_distance']:.3f} (total variation) from the nearest "
+                     f"proxy run {rec['nearest_run']!r}, beyond the {model.coverage_radius:.3f} that the runs "
+                     "cover; its prediction is an extrapolation: train proxy runs near it (mixplan design) to check")
+    rho = model.cv["spearman"]
+    if rho is None or np.isnan(rho) or rho < 0.8:
+        notes.append(f"the model ranks held-out runs poorly ({cv_summary(model.cv)}); add runs or try "
+                     "another --model before trusting the recommendation")
+    for n in notes:
+        warnings.warn(n, ExtrapolationWarning, stacklevel=2)
+
+    search_info = dict(result.settings) | {
+        "n_prefilter_scored": result.n_prefilter, "n_exact_scored": result.n_exact,
+        "prefilter_trees": fast_trees, "refine_moves": result.refine_steps,
+        "best_candidate_prediction": sense * result.best_candidate_score,
+        "top_k_mean_prediction": sense * result.topk_score,
+    }
+    return Plan(pools=pools.names, objective=model.objective.to_dict(), tokens=tokens,
+                token_unit=pools.token_unit, recommended=mixtures["recommended"]["weights"], mixtures=mixtures,
+                active=active_constraints(result.weights, c),
+                constraints=c.to_dict(),
+                cv={k: v for k, v in model.cv.items() if k not in ("residuals", "scores")},
+                search=search_info, seed=seed, warnings=notes, result=result, ot=ot_info,
+                models=[{k: t[k] for k in ("column", "model", "components", "selection", "cv")}
+                        for t in model.target_summaries()],
+                repetition=None if repetition is None else repetition.to_dict() | {
+                    "aware_search_caps": "manifest max_epochs" if combine_caps else "none",
+                    "r_star_from_manifest": {p.name: p.r_star for p in pools if p.r_star is not None}})

@@ -1,0 +1,198 @@
+r"""Repetition-aware prediction: from the proxy-scale model to the target budget, where small pools repeat.
+
+Proxy runs are short and rarely repeat data; the big run often does. At a target budget of
+:math:`T` tokens, mixture :math:`w` draws :math:`t_i = w_i T` tokens from pool :math:`i`, which holds
+:math:`U_i`, so the pool is read :math:`e_i = t_i / U_i` times. Repeated tokens are worth less than
+fresh ones; Muennighoff et al. (2023) measure it as *effective* tokens
+
+.. math::
+
+    t'_i = \min\left(t_i,\; U_i + U_i R^* \left(1 - e^{-(e_i - 1)^+ / R^*}\right)\right)
+
+(:func:`mixplan.laws.effective_data`; a repeated token's value decays with "half-life"
+:math:`R^* \ln 2` repetitions). mixplan's model (its own construction, documented here): a run on
+:math:`w` at budget :math:`T` behaves like a run on *fresh* data with the effective composition and
+the effective amount
+
+.. math::
+
+    \tilde w_i = \frac{t'_i}{\sum_j t'_j}, \qquad D_{eff} = \sum_j t'_j,
+
+so, with :math:`f` the proxy-scale regressor,
+
+.. math::
+
+    \hat y_T(w) = f(\tilde w) - \gamma \log\frac{D_{eff}(w)}{T} \;+\; s(T),
+
+where :math:`\gamma` is the metric's sensitivity to the log amount of data (for a loss, how much it
+falls when the data doubles, divided by :math:`\ln 2`) and :math:`s(T)` a shift that is the same for
+every mixture (proxy scale to target scale). The *objective* searched is
+:math:`f(\tilde w) - \gamma \log(D_{eff}/T)`: without repetition (:math:`t_i \le U_i` for all
+:math:`i`) it is exactly the proxy-scale prediction :math:`f(w)`, and since :math:`t'_i` never grows
+faster than :math:`t_i`, more epochs on a pool never increase its effective data.
+
+A pool's ``r_star`` in the manifest overrides the model's :math:`R^*` for that pool when planning
+(e.g. a value measured for that kind of data); fitting estimates one :math:`R^*` for all pools.
+
+Fitting. :math:`R^*`, :math:`\gamma` and a shift are fitted by least squares on runs at two or more
+budgets, at least one of which repeats data (the demo's proxy runs plus its 4x runs, or any runs
+with a ``tokens`` column), predicting :math:`f(\tilde w) - \gamma \log(D_{eff}/T_p) + s` with
+:math:`T_p` the proxy budget :math:`f` was fitted at: the change of budget pins :math:`\gamma`, the
+mixtures that repeat more or less at the same budget pin :math:`R^*`. Intervals come from a
+bootstrap over the runs. The fit report also gives the error of the same fit ignoring repetition
+(:math:`R^* \to \infty`, a log-budget slope only). Without such
+runs, :math:`R^*` defaults to Muennighoff's 15.39 and :math:`\gamma` to 0 (the total-data term is then
+not priced, which the report says).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.optimize import minimize
+
+from ..exceptions import ValidationError
+from ..laws.data_constrained import DATABLATIONS, effective_data
+
+__all__ = ["RepetitionModel", "effective_mixture", "fit_repetition"]
+
+#: Muennighoff et al.'s R_D* (C4, laws.md 2.2), the default without repeated proxy runs.
+DEFAULT_R_STAR = DATABLATIONS["R_D_star"]
+
+
+def effective_mixture(W: np.ndarray, tokens: float, available: np.ndarray,
+                      r_star: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Effective composition :math:`\\tilde w` (n, P) and effective fraction :math:`D_{eff}/T` (n,)."""
+    W = np.atleast_2d(np.asarray(W, dtype=float))
+    drawn = W * tokens
+    Wt, frac = W.copy(), np.ones(len(W))
+    # Rows that read no pool more than once are returned as they are: exactly the proxy-scale input.
+    rep = (drawn > available).any(axis=1)
+    if rep.any():
+        d = drawn[rep]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            eff = np.where(d > 0, np.minimum(d, effective_data(np.maximum(d, 1e-300), available, r_star)), 0.0)
+        total = eff.sum(axis=1)
+        Wt[rep], frac[rep] = eff / total[:, None], total / tokens
+    return Wt, frac
+
+
+@dataclass(frozen=True)
+class RepetitionModel:
+    """Parameters of the repetition-aware objective (see the module docstring)."""
+
+    r_star: float
+    gamma: float
+    shift: float = 0.0
+    intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    n_runs: int = 0
+    source: str = "default (Muennighoff et al. R_D* = 15.39; gamma = 0: no runs at a second budget)"
+    rmse: float | None = None
+    rmse_blind: float | None = None
+    proxy_tokens: float | None = None  # the budget of the proxy-scale model (known when fitted)
+
+    def at_scale(self, objective: np.ndarray, tokens: float) -> np.ndarray | None:
+        r"""The objective on the scale of runs at ``tokens``: :math:`+ s - \gamma \log(T / T_p)`
+        (None when the model was given rather than fitted: the shift is then unknown)."""
+        if self.proxy_tokens is None:
+            return None
+        return objective + self.shift - self.gamma * np.log(tokens / self.proxy_tokens)
+
+    def per_pool(self, manifest: np.ndarray | None) -> float | np.ndarray:
+        """R* of every pool: the manifest's ``r_star`` where set (NaN elsewhere), else the model's."""
+        if manifest is None or np.all(np.isnan(manifest)):
+            return self.r_star
+        return np.where(np.isnan(manifest), self.r_star, manifest)
+
+    def objective(self, f: Callable[[np.ndarray], np.ndarray], W: np.ndarray, tokens: float,
+                  available: np.ndarray, manifest_r_star: np.ndarray | None = None,
+                  reference_tokens: float | None = None) -> np.ndarray:
+        r""":math:`f(\tilde w) - \gamma \log(D_{eff}/T)` for every row of ``W`` (``manifest_r_star``:
+        per-pool overrides of R*, NaN where the model's applies). With ``reference_tokens`` :math:`T_p`
+        the data term is :math:`\gamma \log(D_{eff}/T_p)` instead: runs at different budgets on one scale."""
+        Wt, frac = effective_mixture(W, tokens, available, self.per_pool(manifest_r_star))
+        if reference_tokens is not None:
+            frac = frac * tokens / reference_tokens
+        return f(Wt) - self.gamma * np.log(frac)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": "effective mixture + log effective data (mixplan.repetition)",
+                "r_star": self.r_star, "half_life_repetitions": self.r_star * float(np.log(2)),
+                "gamma": self.gamma, "shift": self.shift,
+                "intervals": {k: list(v) for k, v in self.intervals.items()}, "n_runs": self.n_runs,
+                "source": self.source, "rmse": self.rmse, "rmse_ignoring_repetition": self.rmse_blind,
+                "proxy_tokens": self.proxy_tokens}
+
+
+def _predict(f: Callable[[np.ndarray], np.ndarray], W: np.ndarray, tokens: np.ndarray, available: np.ndarray,
+             r_star: float, gamma: float, proxy_tokens: float) -> np.ndarray:
+    r""":math:`f(\tilde w) - \gamma \log(D_{eff} / T_p)` for runs at budgets ``tokens`` (without the shift)."""
+    model = RepetitionModel(r_star=r_star, gamma=gamma)
+    out = np.empty(len(W))
+    for t in np.unique(tokens):
+        idx = np.flatnonzero(tokens == t)
+        out[idx] = model.objective(f, W[idx], t, available, reference_tokens=proxy_tokens)
+    return out
+
+
+def _fit_once(f: Callable[[np.ndarray], np.ndarray], W: np.ndarray, tokens: np.ndarray, y: np.ndarray,
+              available: np.ndarray, proxy_tokens: float, x0: np.ndarray) -> np.ndarray:
+    def sse(x: np.ndarray) -> float:
+        res = y - _predict(f, W, tokens, available, float(np.exp(x[0])), float(x[1]), proxy_tokens)
+        return float(((res - res.mean()) ** 2).sum())  # the shift s absorbs the mean
+
+    best = None
+    for start in (x0, np.array([np.log(2.0), x0[1]]), np.array([np.log(100.0), x0[1]])):
+        r = minimize(sse, start, method="L-BFGS-B", bounds=[(np.log(0.05), np.log(1e4)), (None, None)])
+        if best is None or r.fun < best.fun:
+            best = r
+    return best.x
+
+
+def fit_repetition(f: Callable[[np.ndarray], np.ndarray], W: np.ndarray, tokens: np.ndarray, y: np.ndarray,
+                   available: np.ndarray, proxy_tokens: float, *, n_bootstrap: int = 100, level: float = 0.9,
+                   seed: int = 0, source: str = "runs") -> RepetitionModel:
+    r"""Fit :math:`R^*`, :math:`\gamma` and the shift on runs ``W`` trained on ``tokens`` (each run's
+    budget; at least two budgets, one of them may be ``proxy_tokens``, the budget ``f`` was fitted
+    at) with measured ``y``, given the proxy-scale regressor ``f``."""
+    W = np.atleast_2d(np.asarray(W, dtype=float))
+    tokens = np.broadcast_to(np.asarray(tokens, dtype=float), (len(W),)).copy()
+    y = np.asarray(y, dtype=float)
+    available = np.asarray(available, dtype=float)
+    if len(W) < 6:
+        raise ValidationError(f"{source}: {len(W)} runs are too few to fit the repetition model (R*, gamma, shift); "
+                              "give at least 6 runs that repeat data")
+    if len(np.unique(tokens)) < 2:
+        raise ValidationError(f"{source}: every run has {tokens[0]:g} tokens; the repetition model needs runs at two "
+                              "budgets (e.g. the proxy runs and some of their mixtures at a larger budget)")
+    if ((W * tokens[:, None] / available).max(axis=1) <= 1).all():
+        raise ValidationError(f"{source}: no run repeats any pool (every pool read at most once), so the cost of "
+                              "repetition cannot be measured; use runs at a budget where small pools repeat")
+    x = _fit_once(f, W, tokens, y, available, proxy_tokens, np.array([np.log(DEFAULT_R_STAR), 0.0]))
+    r_star, gamma = float(np.exp(x[0])), float(x[1])
+    pred = _predict(f, W, tokens, available, r_star, gamma, proxy_tokens)
+    shift = float(np.mean(y - pred))
+    # Ignoring repetition: the same fit with every token fresh (R* -> infinity).
+    blind = _predict(f, W, tokens, available, 1e12, 0.0, proxy_tokens)
+    gb = np.polyfit(-np.log(tokens / proxy_tokens), y - blind, 1)
+    rng = np.random.default_rng(seed)
+    boot = []
+    for _ in range(n_bootstrap):
+        idx = rng.integers(0, len(W), len(W))
+        if len(np.unique(tokens[idx])) < 2:
+            continue
+        xb = _fit_once(f, W[idx], tokens[idx], y[idx], available, proxy_tokens, x)
+        boot.append((float(np.exp(xb[0])), float(xb[1])))
+    intervals = {}
+    if boot:
+        B = np.array(boot)
+        q = [(1 - level) / 2, (1 + level) / 2]
+        intervals = {"r_star": tuple(map(float, np.quantile(B[:, 0], q))),
+                     "gamma": tuple(map(float, np.quantile(B[:, 1], q)))}
+    res_blind = y - blind - np.polyval(gb, -np.log(tokens / proxy_tokens))
+    return RepetitionModel(r_star=r_star, gamma=gamma, shift=shift, intervals=intervals, n_runs=len(W),
+                           source=source, proxy_tokens=float(proxy_tokens), rmse=float(np.sqrt(np.mean((y - pred - shift) ** 2))),
+                           rmse_blind=float(np.sqrt(np.mean(res_blind ** 2))))

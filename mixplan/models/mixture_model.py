@@ -1,0 +1,346 @@
+r"""A fitted study model: one regressor per objective column + objective + pools + CV evidence.
+
+This is what ``mixplan fit`` writes to a model directory and ``mixplan predict`` / ``mixplan plan``
+use. An objective such as ``0.5*loss_a + 0.5*loss_b`` (or ``mean(loss_*)``) is fitted one column at
+a time - every column has its own model choice - and the predictions are combined with the
+objective's coefficients. Every prediction comes with an interval and the evidence behind it: the
+nearest proxy run and whether the mixture lies in the region the proxy runs cover.
+
+Intervals are split-conformal on the repeated cross-validation's out-of-fold residuals *of the
+objective* (the coefficient-weighted sum of the columns' residuals on the same folds, so that
+correlated errors across columns are propagated as they are). When every column has a GP
+uncertainty model (``auto`` and ``gp``), the residuals are normalised by the GP's predictive
+standard deviation and the interval is :math:`\hat y(w) \pm q \, \sigma(w)` - wider far from the
+runs, narrower near them ("normalised conformal"); otherwise it has a constant half-width ``q``.
+Either way ``q`` is the ceil((N+1) level)-th smallest of the N out-of-fold scores.
+
+Model directory (no pickle anywhere)::
+
+    meta.json                 pools, objective, per-column model choice and CV, out-of-fold
+                              predictions, versions
+    train_runs.csv            the runs it was fitted on: run_id, weights, objective columns
+    target<k>/...             column k's regressor (LightGBM text model, JSON for the rest; auto
+                              keeps every candidate: auto.json, gp.gp.json, lightgbm.model.txt, ...)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import norm
+
+from .._version import __version__
+from .._io import check_writable, dumps_json, library_versions, read_table, table_csv, write_text_atomic
+from ..exceptions import ValidationError
+from ..data.objective import Objective
+from .regressor import PRESETS, CVReport, MixtureRegressor, cross_validate, cv_report
+from ..data.runs import RunTable
+from .intervals import DEFAULT_LEVEL, conformal_quantile, coverage_radius_of, nearest_run
+
+__all__ = ["MixtureModel", "Prediction", "fit_model", "load_model", "DEFAULT_LEVEL"]
+
+FORMAT_VERSION = 2
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """Predictions for a batch of mixtures, with intervals and evidence (arrays of length n)."""
+
+    mean: np.ndarray
+    lower: np.ndarray
+    upper: np.ndarray
+    level: float
+    nearest_run: list[str]
+    nearest_distance: np.ndarray  # total-variation distance (half the L1 distance) to that run
+    covered: np.ndarray  # bool: within the region the proxy runs cover
+    columns: dict[str, np.ndarray]  # the prediction of every objective column
+
+    def row(self, i: int) -> dict[str, Any]:
+        return {"prediction": float(self.mean[i]), "lower": float(self.lower[i]),
+                "upper": float(self.upper[i]), "level": self.level,
+                "nearest_run": self.nearest_run[i], "nearest_distance": float(self.nearest_distance[i]),
+                "covered": bool(self.covered[i])}
+
+
+@dataclass
+class TargetFit:
+    """The regressor of one objective column and its cross-validation on the shared folds."""
+
+    column: str
+    regressor: MixtureRegressor
+    cv: CVReport
+
+
+@dataclass
+class MixtureModel:
+    """Regressors fitted to the columns of one objective over one set of pools, with CV evidence."""
+
+    targets: list[TargetFit]
+    objective: Objective
+    pools: list[str]
+    train_ids: list[str]
+    train_weights: np.ndarray
+    train_y: np.ndarray  # the objective's value in every training run
+    seed: int
+    coverage_radius: float
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        self.cv = self._objective_cv()
+
+    # -- the objective's out-of-fold evidence ------------------------------------------------------
+    @property
+    def regressor(self) -> MixtureRegressor:
+        """The regressor of a single-column objective (the first column's otherwise)."""
+        return self.targets[0].regressor
+
+    @property
+    def adaptive(self) -> bool:
+        """Intervals scaled by the GP's predictive standard deviation (every column has a GP)."""
+        return all(t.cv.oof_std is not None and t.regressor.uncertainty_model() is not None for t in self.targets)
+
+    def _objective_cv(self) -> dict[str, Any]:
+        coef = self.objective.coefficients
+        oof = sum(c * t.cv.oof for c, t in zip(coef, self.targets))
+        first = self.targets[0].cv
+        rep = cv_report(np.asarray(oof), self.train_y, first.n_splits, first.n_repeats, first.seed)
+        d = rep.to_dict() | {"residuals": rep.residuals.tolist()}
+        if self.adaptive:
+            var = sum(c ** 2 * t.cv.oof_std ** 2 for c, t in zip(coef, self.targets))
+            d["scores"] = (np.abs(rep.residuals) / np.sqrt(np.asarray(var)).ravel()).tolist()
+        else:
+            d["scores"] = np.abs(rep.residuals).tolist()
+        d["interval_method"] = ("normalised split-conformal: |out-of-fold residual| / GP predictive sd"
+                                if self.adaptive else "split-conformal: |out-of-fold residual|")
+        d["model"] = "+".join(sorted({t.regressor.model for t in self.targets}))
+        return d
+
+    @property
+    def halfwidth(self) -> dict[str, float]:
+        """The conformal quantile ``q`` at the default level (a half-width unless intervals are adaptive)."""
+        return {f"{DEFAULT_LEVEL:g}": self.interval_scale(DEFAULT_LEVEL)}
+
+    def interval_scale(self, level: float) -> float:
+        if not 0 < level < 1:
+            raise ValidationError(f"interval level {level} must be between 0 and 1 (e.g. 0.9)")
+        return conformal_quantile(np.asarray(self.cv["scores"], dtype=float), level)
+
+    # -- prediction --------------------------------------------------------------------------------
+    def predict_columns(self, W: np.ndarray, num_iteration: int | None = None) -> dict[str, np.ndarray]:
+        """Every objective column's prediction (``num_iteration``: LightGBM's first trees only)."""
+        return {t.column: t.regressor.predict(W, num_iteration=num_iteration) for t in self.targets}
+
+    def combine(self, columns: dict[str, np.ndarray]) -> np.ndarray:
+        """The objective from its columns' predictions: the coefficient-weighted sum."""
+        return np.asarray(sum(c * columns[t.column] for c, t in zip(self.objective.coefficients, self.targets)))
+
+    def predict_mean(self, W: np.ndarray, num_iteration: int | None = None) -> np.ndarray:
+        """The objective's predicted mean alone (no interval, no evidence): what searches score."""
+        return self.combine(self.predict_columns(W, num_iteration))
+
+    def predict_sd(self, W: np.ndarray) -> np.ndarray:
+        """The interval's shape: the GP predictive sd of the objective (ones for constant intervals)."""
+        if not self.adaptive:
+            return np.ones(len(W))
+        var = np.zeros(len(W))
+        for c, t in zip(self.objective.coefficients, self.targets):
+            gp, feats = t.regressor.uncertainty_model()  # type: ignore[misc]
+            var += c ** 2 * gp.predict_std(feats(W)) ** 2
+        return np.sqrt(var)
+
+    def predict(self, weights: np.ndarray, level: float = DEFAULT_LEVEL) -> Prediction:
+        W = np.atleast_2d(np.asarray(weights, dtype=float))
+        cols = self.predict_columns(W)
+        mean = self.combine(cols)
+        hw = self.interval_scale(level) * self.predict_sd(W)
+        idx, dist = self.nearest(W)
+        return Prediction(mean=mean, lower=mean - hw, upper=mean + hw, level=level,
+                          nearest_run=[self.train_ids[i] for i in idx], nearest_distance=dist,
+                          covered=dist <= self.coverage_radius + 1e-12, columns=cols)
+
+    def prob_better(self, w: np.ndarray, others: np.ndarray, level: float = DEFAULT_LEVEL,
+                    offsets: np.ndarray | None = None) -> np.ndarray:
+        r"""Probability that mixture ``w`` has a better objective than each row of ``others``.
+
+        The difference of the two predicted objectives is treated as Gaussian. Its standard deviation
+        comes from the GP posterior covariance of the two mixtures (latent function: correlated
+        errors of nearby mixtures cancel), scaled by :math:`\kappa = q / z`, the ratio of the
+        conformal quantile at ``level`` to the Gaussian one, so that the GP's spread matches the
+        out-of-fold errors. Without a GP the two errors are taken as independent with sd
+        :math:`q / z` each. ``offsets`` (one per row of ``[w, *others]``) are added to the predicted
+        objectives first: the repetition-aware objective's data term.
+        """
+        O = np.atleast_2d(np.asarray(others, dtype=float))
+        W = np.vstack([np.asarray(w, dtype=float)[None, :], O])
+        pred = self.predict_mean(W) + (0.0 if offsets is None else np.asarray(offsets, dtype=float))
+        kappa = self.interval_scale(level) / float(norm.ppf(0.5 + level / 2))
+        if self.adaptive:
+            var = np.zeros(len(O))
+            for c, t in zip(self.objective.coefficients, self.targets):
+                gp, feats = t.regressor.uncertainty_model()  # type: ignore[misc]
+                C = gp.predict_cov(feats(W))
+                var += c ** 2 * (C[0, 0] + np.diag(C)[1:] - 2 * C[0, 1:])
+            sd = kappa * np.sqrt(np.maximum(var, 0.0))
+        else:
+            sd = np.full(len(O), kappa * np.sqrt(2.0))
+        gain = self.objective.sense * (pred[1:] - pred[0])  # > 0: w is better
+        with np.errstate(divide="ignore", invalid="ignore"):
+            p = norm.cdf(gain / sd)
+        return np.where(sd > 0, p, np.where(gain > 0, 1.0, np.where(gain < 0, 0.0, 0.5)))
+
+    def nearest(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Index of and total-variation distance to the nearest proxy run, for each row of W."""
+        return nearest_run(W, self.train_weights)
+
+    # -- persistence ------------------------------------------------------------------------------
+    def target_summaries(self) -> list[dict[str, Any]]:
+        """Per objective column: its model, the components used, every candidate's CV and its own CV."""
+        return [{"column": t.column, "dir": f"target{k}", "model": t.regressor.model, "params": t.regressor.params,
+                 "components": t.regressor.components, "files": sorted(t.regressor.file_names()),
+                 "selection": getattr(t.regressor, "selection_", None), "cv": t.cv.to_dict()}
+                for k, t in enumerate(self.targets)]
+
+    def meta(self) -> dict[str, Any]:
+        targets = [summary | {"cv_oof": t.cv.oof.tolist(),
+                              "cv_oof_std": None if t.cv.oof_std is None else t.cv.oof_std.tolist()}
+                   for summary, t in zip(self.target_summaries(), self.targets)]
+        return {
+            "format_version": FORMAT_VERSION,
+            "mixplan_version": __version__,
+            "versions": library_versions(),
+            "random_state": self.regressor.random_state, "seed": self.seed,
+            "pools": self.pools, "objective": self.objective.to_dict(), "targets": targets,
+            "cv": {k: v for k, v in self.cv.items() if k not in ("residuals", "scores")},
+            "coverage_radius": self.coverage_radius, "source": self.source,
+        }
+
+    def save(self, directory: str | os.PathLike[str], force: bool = False) -> list[Path]:
+        """Write the model directory; everything is serialised before the first file is written."""
+        d = Path(directory)
+        table = pd.DataFrame(self.train_weights, columns=[f"w_{p}" for p in self.pools])
+        table.insert(0, "run_id", self.train_ids)
+        for t in self.targets:
+            table[t.column] = t.cv.y
+        texts = {"meta.json": dumps_json(self.meta()), "train_runs.csv": table_csv(table)}
+        for k, t in enumerate(self.targets):
+            texts |= {f"target{k}/{name}": text for name, text in t.regressor.to_files().items()}
+        check_writable([d / name for name in texts] + _target_dirs(d), force)  # refuse before writing anything
+        for stale in _target_dirs(d):  # a previous model's columns (only with force)
+            shutil.rmtree(stale)
+        for name, text in texts.items():
+            (d / name).parent.mkdir(parents=True, exist_ok=True)
+            write_text_atomic(d / name, text, force=force)
+        return [d / name for name in texts]
+
+
+def _target_dirs(d: Path) -> list[Path]:
+    return sorted(p for p in d.glob("target*") if p.is_dir()) if d.is_dir() else []
+
+
+def cv_summary(cv: dict[str, Any]) -> str:
+    """One line: the cross-validation scores of a model (an undefined correlation shows as n/a)."""
+    def corr(v: float | None) -> str:
+        return "n/a" if v is None or np.isnan(v) else f"{v:.4f}"
+
+    reps = cv.get("n_repeats", 1)
+    folds = f"{cv['n_splits']}-fold CV" + (f" x {reps} repeats" if reps > 1 else "")
+    return (f"{folds} on {cv['n_runs']} runs: Spearman {corr(cv['spearman'])}, "
+            f"Pearson {corr(cv['pearson'])}, MAE {cv['mae']:.4g}, RMSE {cv['rmse']:.4g}")
+
+
+def fit_model(runs: RunTable, objective: Objective, model: str = "auto", *, seed: int = 0,
+              cv_folds: int = 5, params: dict[str, Any] | None = None, progress: Any = None,
+              cv_repeats: int | None = None) -> MixtureModel:
+    """Fit ``model`` to every column of ``objective`` on ``runs``, each cross-validated on the same
+    folds (same seed, same repeats), so that the columns' out-of-fold errors can be combined."""
+    X = runs.weights
+    y = objective.values(runs)
+    if np.ptp(y) == 0:
+        raise ValidationError(f"{runs.source}: the target {objective.spec!r} has the same value ({y[0]:g}) in all "
+                              f"{len(y)} runs; there is nothing to learn - check the column")
+    folds = min(cv_folds, len(y))
+    targets = []
+    for column in objective.columns:
+        yc = runs.metric(column)
+        reg = MixtureRegressor(model=model, params=params, random_state=seed, n_jobs=1, cv_folds=folds,
+                               cv_repeats=cv_repeats)
+        if np.ptp(yc) == 0:
+            raise ValidationError(f"{runs.source}: column {column!r} of the objective has the same value "
+                                  f"({yc[0]:g}) in all {len(yc)} runs; there is nothing to learn - drop it")
+        # Each CV fold trains on fewer runs than the table has: check the smallest fold, with its reason.
+        reg.check_run_count(len(y) - int(np.ceil(len(y) / folds)), X.shape[1],
+                            f"{runs.source}: {folds}-fold cross-validation trains each fold model on")
+        reg._progress = progress
+        reg.fit(X, yc)
+        if reg.kind == "auto":
+            cv = reg.cv_
+        else:
+            cv = cross_validate(reg, X, yc, n_splits=folds, seed=seed, progress=progress,
+                                n_repeats=reg._repeats(len(y)))
+        del reg._progress
+        targets.append(TargetFit(column=column, regressor=reg, cv=cv))
+    return MixtureModel(targets=targets, objective=objective, pools=list(runs.pools), train_ids=runs.run_ids,
+                        train_weights=X, train_y=y, seed=seed, coverage_radius=coverage_radius_of(X),
+                        source=runs.source)
+
+
+def load_model(directory: str | os.PathLike[str]) -> MixtureModel:
+    """Load a model directory written by :meth:`MixtureModel.save` (no pickle)."""
+    d = Path(directory)
+    meta_path = d / "meta.json"
+    if not meta_path.is_file():
+        raise ValidationError(f"{d}: not a mixplan model directory (no meta.json); create one with 'mixplan fit'")
+    try:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValidationError(f"{meta_path}: not valid JSON ({exc})") from exc
+    if not isinstance(meta, dict):
+        raise ValidationError(f"{meta_path}: not a mixplan model description (a JSON object is expected)")
+    try:
+        return _model_from_meta(d, meta_path, meta)
+    except ValidationError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise ValidationError(f"{meta_path}: damaged or incomplete ({type(exc).__name__}: {exc}); refit the "
+                              "model with mixplan fit") from exc
+
+
+def _model_from_meta(d: Path, meta_path: Path, meta: dict[str, Any]) -> MixtureModel:
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise ValidationError(f"{meta_path}: format_version {meta.get('format_version')!r} is not "
+                              f"{FORMAT_VERSION}; refit the model with this mixplan version")
+    pools = list(meta["pools"])
+    table = read_table(d / "train_runs.csv")
+    objective = Objective.from_dict(meta["objective"])
+    targets = []
+    for t in meta["targets"]:
+        if t["model"] not in PRESETS:
+            raise ValidationError(f"{meta_path}: unknown model {t['model']!r}; known: {sorted(PRESETS)}")
+        files = {}
+        for name in t["files"]:
+            path = d / t["dir"] / name
+            if not path.is_file():
+                raise ValidationError(f"{d}: {t['dir']}/{name} is missing; the model directory is incomplete "
+                                      "(refit with mixplan fit)")
+            files[name] = path.read_text(encoding="utf-8")
+        reg = MixtureRegressor.from_files(files, t["model"], t.get("params"), meta["random_state"], len(pools))
+        cvd = t["cv"]
+        y = table[t["column"]].to_numpy(dtype=float)
+        oof = np.asarray(t["cv_oof"], dtype=float)
+        cv = cv_report(oof, y, cvd["n_splits"], cvd["n_repeats"], cvd["seed"],
+                     None if t["cv_oof_std"] is None else np.asarray(t["cv_oof_std"], dtype=float))
+        targets.append(TargetFit(column=t["column"], regressor=reg, cv=cv))
+    y_obj = sum(c * t.cv.y for c, t in zip(objective.coefficients, targets))
+    return MixtureModel(
+        targets=targets, objective=objective, pools=pools,
+        train_ids=table["run_id"].astype(str).tolist(),
+        train_weights=table[[f"w_{p}" for p in pools]].to_numpy(dtype=float),
+        train_y=np.asarray(y_obj, dtype=float), seed=int(meta["seed"]),
+        coverage_radius=float(meta["coverage_radius"]), source=str(meta.get("source", "")))

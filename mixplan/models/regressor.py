@@ -1,0 +1,554 @@
+r"""Mixture regressors: mixture weights -> metric, with the scikit-learn estimator contract.
+
+Presets (``MixtureRegressor(model=...)``):
+
+``auto`` (default)
+    Fits every candidate below that the run count supports, scores each by repeated K-fold
+    cross-validation on the same folds, and stacks them: non-negative weights summing to one that
+    minimise the out-of-fold squared error. The stack replaces the best single candidate only if it
+    is better under *cross-fitted* weights (weights for each fold chosen on the other folds), so
+    the choice itself is validated. Every candidate's CV scores are kept (``selection_``) so the
+    user sees why.
+``gp``
+    Gaussian process (:mod:`mixplan.gp`), Matern 5/2 with one length scale per pool on
+    :math:`\sqrt{w}`. The square-root map sends the simplex onto a sphere on which Euclidean distance
+    is the Hellinger distance between mixtures, a natural geometry for distributions; it also
+    stretches small shares, where a pool's effect on a loss changes fastest. Each log length
+    scale has a Gaussian prior (centre 3x the features' typical spread, width 1) so that 17 length
+    scales can be fitted from a few dozen runs.
+``gp-log``
+    The same GP on :math:`\log(w + 0.01)` (the loss of a pool falls like a power of its data).
+``lightgbm``
+    LightGBM whose leaf size and leaf count follow the run count (RegMix's settings from 320 runs
+    on; ``min_child_samples = clip(n/16, 3, 20)``, ``num_leaves = clip(n/8, 4, 31)``), so it can
+    split from ten runs on.
+``regmix``
+    LightGBM exactly as RegMix (Liu et al. 2025): gbdt, L2, 1,000 trees, learning rate 0.01,
+    31 leaves, ``min_child_samples`` 20. RegMix early-stops on its *test* runs, which leaks the
+    evaluation set, so the tree count is fixed. Needs 40 runs to make a single split.
+``ridge``
+    Ridge on standardised :math:`[w, \log(w + 0.01)]` (optionally pairwise products
+    :math:`w_i w_j`), the penalty chosen by efficient leave-one-out CV.
+``linear``
+    Ridge on the raw weights (alpha 0.01), the linear baseline of the RegMix paper.
+``dml``
+    The Data Mixing Laws form :math:`c + k e^{t^\top w}` (:mod:`mixplan.mixing_law`), Huber loss,
+    L-BFGS.
+
+Models are saved without pickle: LightGBM's own text format, JSON for everything else.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from sklearn.base import BaseEstimator, RegressorMixin
+
+from ..exceptions import NotFittedError, ValidationError
+from .gp import GaussianProcess, fit_gp
+from .mixing_law import MixingLaw, fit_mixing_law
+from ..data.runs import check_enough_runs
+
+__all__ = ["MixtureRegressor", "PRESETS", "CVReport", "cross_validate", "stack_weights", "cv_report"]
+
+_RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-4, 3, 29))
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "auto": {"kind": "auto", "candidates": ["gp", "gp-log", "ridge", "dml", "lightgbm"]},
+    "gp": {"kind": "gp", "features": "sqrt", "eps": 0.01, "ard": True, "prior_scale": 3.0, "prior_width": 1.0,
+           "maxiter": 200},
+    "gp-log": {"kind": "gp", "features": "log", "eps": 0.01, "ard": True, "prior_scale": 3.0, "prior_width": 1.0,
+               "maxiter": 200},
+    "lightgbm": {"kind": "lightgbm", "adaptive": True, "boosting_type": "gbdt", "objective": "regression",
+                 "n_estimators": 1000, "learning_rate": 0.01, "verbosity": -1},
+    "regmix": {"kind": "lightgbm", "boosting_type": "gbdt", "objective": "regression",
+               "n_estimators": 1000, "learning_rate": 0.01, "num_leaves": 31,
+               "min_child_samples": 20, "verbosity": -1},
+    "ridge": {"kind": "ridge", "features": "log+raw", "pairwise": False, "eps": 0.01, "alphas": list(_RIDGE_ALPHAS)},
+    "linear": {"kind": "ridge", "features": "raw", "pairwise": False, "alpha": 0.01},
+    "dml": {"kind": "dml", "delta": 0.1, "l2": 1e-4},
+}
+
+#: The file a fitted model of each kind is saved as.
+MODEL_FILES = {"lightgbm": "model.txt", "ridge": "ridge.json", "gp": "gp.json", "dml": "dml.json",
+               "auto": "auto.json"}
+
+#: Inside cross-validation each fold model sees (k-1)/k of the runs: more folds, more runs per fold.
+_CV_HINT = " (inside cross-validation, more --cv-folds give each fold model more runs)"
+
+#: Runs needed per fitted parameter before an unregularised model is fitted at all.
+RUNS_PER_PARAMETER = 2.0
+#: Fewest runs for a regularised model (GP with a length-scale prior, ridge with a CV'd penalty).
+MIN_RUNS = 8
+
+
+def _features(X: np.ndarray, kind: str, eps: float) -> np.ndarray:
+    if kind == "sqrt":
+        return np.sqrt(X)
+    if kind == "log":
+        return np.log(X + eps)
+    if kind == "raw":
+        return X
+    if kind == "log+raw":
+        return np.hstack([X, np.log(X + eps)])
+    raise ValidationError(f"unknown feature map {kind!r}; use sqrt, log, raw or log+raw")
+
+
+def _pairwise(X: np.ndarray) -> np.ndarray:
+    i, j = np.triu_indices(X.shape[1], k=1)
+    return X[:, i] * X[:, j]
+
+
+def adaptive_lightgbm(n_runs: int) -> dict[str, int]:
+    """Leaf size and leaf count of the ``lightgbm`` preset for ``n_runs`` training runs."""
+    return {"min_child_samples": int(np.clip(n_runs // 16, 3, 20)), "num_leaves": int(np.clip(n_runs // 8, 4, 31))}
+
+
+class MixtureRegressor(RegressorMixin, BaseEstimator):
+    """Predict a metric from mixture weights.
+
+    Parameters
+    ----------
+    model : str
+        A preset name (see the module docstring); ``"auto"`` chooses and stacks by CV.
+    params : dict, optional
+        Overrides of the preset's settings (LightGBM keyword names; ``alpha``/``alphas``/``pairwise``
+        for ridge; ``prior_scale``/``prior_width``/``ard``/``features`` for gp; ``candidates`` for auto).
+    random_state : int
+        Seed for LightGBM and the CV folds of ``auto``.
+    n_jobs : int
+        Threads for LightGBM. Default 1: on a busy 2-core machine more threads are slower.
+    cv_folds, cv_repeats : int
+        Folds and repeats of ``auto``'s model choice; ``cv_repeats=None`` adapts to the run count
+        (3 below 128 runs, 2 below 256, else 1: more runs make one repeat stable and costly).
+
+    Attributes
+    ----------
+    n_features_in_ : int
+    booster_ (lightgbm) ; coef_, intercept_, scale_, shift_ (ridge) ; gp_ (gp) ; law_ (dml)
+    candidates_ : dict name -> fitted MixtureRegressor (auto)
+    weights_ : dict name -> stacking weight, the components actually used (auto)
+    selection_ : list of dicts, every candidate's CV scores or the reason it was skipped (auto)
+    cv_ : CVReport of the chosen model on the selection folds (auto)
+    """
+
+    def __init__(self, model: str = "auto", *, params: dict[str, Any] | None = None,
+                 random_state: int = 0, n_jobs: int = 1, cv_folds: int = 5, cv_repeats: int | None = None) -> None:
+        self.model = model
+        self.params = params
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.cv_folds = cv_folds
+        self.cv_repeats = cv_repeats
+
+    # -- settings ---------------------------------------------------------------------------------
+    def _settings(self) -> dict[str, Any]:
+        if self.model not in PRESETS:
+            raise ValidationError(f"unknown model {self.model!r}; available: {', '.join(sorted(PRESETS))}")
+        settings = dict(PRESETS[self.model])
+        for key, value in (self.params or {}).items():
+            if key == "kind":
+                raise ValidationError("'kind' is fixed by the preset; choose another model instead")
+            settings[key] = value
+        return settings
+
+    @property
+    def kind(self) -> str:
+        return str(self._settings()["kind"])
+
+    def _repeats(self, n: int) -> int:
+        if self.cv_repeats is not None:
+            return int(self.cv_repeats)
+        return 3 if n < 128 else 2 if n < 256 else 1
+
+    # -- fit / predict ----------------------------------------------------------------------------
+    def fit(self, X: Any, y: Any) -> "MixtureRegressor":
+        X_arr, y_arr = self._check_xy(X, y)
+        settings = self._settings()
+        kind = settings.pop("kind")
+        n, p = X_arr.shape
+        self.check_run_count(n, p, "fitting on")
+        self._reset()
+        self.n_features_in_ = p
+        if kind == "auto":
+            self._fit_auto(X_arr, y_arr, settings)
+        elif kind == "lightgbm":
+            import lightgbm as lgb
+
+            if settings.pop("adaptive", False):
+                settings = adaptive_lightgbm(n) | settings
+            est = lgb.LGBMRegressor(random_state=self.random_state, n_jobs=self.n_jobs, **settings)
+            est.fit(X_arr, y_arr)
+            self.booster_ = est.booster_
+        elif kind == "gp":
+            F = _features(X_arr, settings["features"], settings["eps"])
+            spread = float(np.log(max(F.std(axis=0).mean(), 1e-6) * np.sqrt(p)))
+            prior = (spread + float(np.log(settings["prior_scale"])), float(settings["prior_width"]))
+            theta0 = getattr(self, "_warm_theta", None)
+            self.gp_ = fit_gp(F, y_arr, ard=bool(settings["ard"]), prior=prior, maxiter=int(settings["maxiter"]),
+                              theta0=theta0, starts=() if theta0 is not None else (0.0,))
+        elif kind == "dml":
+            self.law_ = fit_mixing_law(X_arr, y_arr, delta=float(settings["delta"]), l2=float(settings["l2"]))
+        else:
+            self._fit_ridge(X_arr, y_arr, settings)
+        return self
+
+    def _ridge_design(self, X: np.ndarray, settings: dict[str, Any]) -> np.ndarray:
+        F = _features(X, settings["features"], settings.get("eps", 0.01))
+        return np.hstack([F, _pairwise(X)]) if settings.get("pairwise") else F
+
+    def _fit_ridge(self, X: np.ndarray, y: np.ndarray, settings: dict[str, Any]) -> None:
+        from sklearn.linear_model import Ridge, RidgeCV
+
+        F = self._ridge_design(X, settings)
+        if settings["features"] == "raw":  # the RegMix baseline: raw weights, fixed penalty
+            shift, scale = np.zeros(F.shape[1]), np.ones(F.shape[1])
+        else:
+            shift, scale = F.mean(axis=0), F.std(axis=0)
+            scale[scale == 0] = 1.0
+        Z = (F - shift) / scale
+        if "alpha" in settings:
+            est = Ridge(alpha=float(settings["alpha"])).fit(Z, y)
+            self.alpha_ = float(settings["alpha"])
+        else:
+            est = RidgeCV(alphas=settings["alphas"]).fit(Z, y)
+            self.alpha_ = float(est.alpha_)
+        self.coef_ = np.asarray(est.coef_, dtype=float)
+        self.intercept_ = float(est.intercept_)
+        self.shift_, self.scale_ = shift, scale
+
+    def _fit_auto(self, X: np.ndarray, y: np.ndarray, settings: dict[str, Any]) -> None:
+        n, p = X.shape
+        folds = min(self.cv_folds, n)
+        repeats = self._repeats(n)
+        fold_runs = n - int(np.ceil(n / folds))
+        fitted: dict[str, MixtureRegressor] = {}
+        reports: dict[str, CVReport] = {}
+        selection: list[dict[str, Any]] = []
+        progress = getattr(self, "_progress", None)
+        for name in settings["candidates"]:
+            if name == "auto" or name not in PRESETS:
+                raise ValidationError(f"auto: unknown candidate {name!r}; choose from "
+                                      f"{', '.join(sorted(set(PRESETS) - {'auto'}))}")
+            est = MixtureRegressor(name, random_state=self.random_state, n_jobs=self.n_jobs)
+            try:
+                est.check_run_count(fold_runs, p, f"{folds}-fold cross-validation trains each fold model on")
+            except ValidationError as exc:
+                selection.append({"model": name, "status": "skipped", "reason": str(exc)})
+                continue
+            est.fit(X, y)
+            fitted[name] = est
+            reports[name] = cross_validate(est, X, y, n_splits=folds, n_repeats=repeats, seed=self.random_state,
+                                           progress=progress)
+        if not fitted:
+            raise ValidationError(f"auto: no candidate model can be fitted from {fold_runs} runs per CV fold; "
+                                  "add proxy runs")
+        names = list(fitted)
+        P = np.stack([reports[m].oof for m in names], axis=-1)  # (repeats, n, models)
+        best = min(names, key=lambda m: reports[m].rmse)
+        stacked_oof = _cross_fitted_stack(P, y, folds, repeats, self.random_state)
+        stacked = cv_report(stacked_oof, y, folds, repeats, self.random_state)
+        if len(names) > 1 and stacked.rmse < reports[best].rmse:
+            w = stack_weights(P.reshape(-1, len(names)), np.tile(y, repeats))
+            weights = {m: float(v) for m, v in zip(names, w) if v >= 0.01}
+            total = sum(weights.values())
+            self.weights_ = {m: v / total for m, v in weights.items()}
+            self.cv_ = stacked
+        else:
+            self.weights_ = {best: 1.0}
+            self.cv_ = reports[best]
+        for m in names:
+            selection.append({"model": m, "status": "used" if m in self.weights_ else "candidate",
+                              "weight": self.weights_.get(m, 0.0)} | reports[m].to_dict())
+        selection.append({"model": "stack (cross-fitted weights)",
+                          "status": "used" if len(self.weights_) > 1 else "candidate",
+                          "weight": None} | stacked.to_dict())
+        self.candidates_ = fitted
+        self.selection_ = selection
+        if "gp" in reports and reports["gp"].oof_std is not None:  # the GP shapes the intervals
+            self.cv_ = self.cv_.with_std(reports["gp"].oof_std)
+
+    def check_run_count(self, n: int, p: int, where: str) -> None:
+        """Refuse to fit from too few runs; ``where`` says where they come from (file, CV fold)."""
+        settings = self._settings()
+        kind = settings["kind"]
+        if kind == "lightgbm" and not settings.get("adaptive"):
+            min_leaf = int(settings.get("min_child_samples", 20))
+            if n < 2 * min_leaf:
+                raise ValidationError(
+                    f"{where} {n} runs: too few for the {self.model!r} model: LightGBM needs at least "
+                    f"{2 * min_leaf} runs (2 x min_child_samples = {min_leaf}) to make a single split "
+                    f"and would predict a constant; add runs or use --model auto, gp or lightgbm{_CV_HINT}")
+        elif kind in ("dml",) or (kind == "ridge" and "alpha" in settings):
+            n_params = p + (2 if kind == "dml" else 1)
+            check_enough_runs(n, n_params, RUNS_PER_PARAMETER, f"the {self.model!r} model on {p} pools",
+                              where, hint=f"add proxy runs or use --model auto or gp{_CV_HINT}")
+        elif n < MIN_RUNS:
+            raise ValidationError(f"{where} {n} runs: too few for the {self.model!r} model (at least {MIN_RUNS} "
+                                  f"runs); add proxy runs{_CV_HINT}")
+
+    def _reset(self) -> None:
+        for attr in ("booster_", "coef_", "intercept_", "shift_", "scale_", "alpha_", "gp_", "law_",
+                     "candidates_", "weights_", "selection_", "cv_", "feature_names_in_"):
+            self.__dict__.pop(attr, None)
+
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "n_features_in_"):
+            raise NotFittedError("this MixtureRegressor is not fitted yet; call fit(X, y) first")
+
+    def predict(self, X: Any, *, num_iteration: int | None = None) -> np.ndarray:
+        """Predict for mixtures ``X`` (n, n_pools).
+
+        ``num_iteration`` (LightGBM only) scores with the first trees only: a cheap pre-filter.
+        """
+        self._check_fitted()
+        X_arr = self._check_x(X)
+        if hasattr(self, "weights_"):
+            return sum(w * self.candidates_[m].predict(X_arr, num_iteration=num_iteration)
+                       for m, w in self.weights_.items())
+        if hasattr(self, "booster_"):
+            return np.asarray(self.booster_.predict(X_arr, num_threads=self.n_jobs,
+                                                    num_iteration=num_iteration), dtype=float)
+        settings = self._settings()
+        if hasattr(self, "gp_"):
+            return self.gp_.predict(_features(X_arr, settings["features"], settings["eps"]))
+        if hasattr(self, "law_"):
+            return self.law_.predict(X_arr)
+        return ((self._ridge_design(X_arr, settings) - self.shift_) / self.scale_) @ self.coef_ + self.intercept_
+
+    def uncertainty_model(self) -> tuple[GaussianProcess, Any] | None:
+        """The GP whose posterior shapes intervals and correlations, with its feature map, or None.
+
+        For ``auto`` this is the ``gp`` candidate, fitted whether or not the stack uses it.
+        """
+        self._check_fitted()
+        est = self.candidates_.get("gp") if hasattr(self, "candidates_") else self
+        if est is None or not hasattr(est, "gp_"):
+            return None
+        s = est._settings()
+        return est.gp_, (lambda W: _features(np.atleast_2d(np.asarray(W, dtype=float)), s["features"], s["eps"]))
+
+    @property
+    def n_trees_(self) -> int:
+        return int(self.booster_.num_trees()) if hasattr(self, "booster_") else 0
+
+    @property
+    def components(self) -> dict[str, float]:
+        """Preset name -> weight of the models whose predictions are averaged (one for a single preset)."""
+        return dict(self.weights_) if hasattr(self, "weights_") else {self.model: 1.0}
+
+    # -- persistence (no pickle) ------------------------------------------------------------------
+    def file_names(self) -> list[str]:
+        """The names :meth:`to_files` writes, without serialising the model."""
+        self._check_fitted()
+        if hasattr(self, "candidates_"):
+            return ["auto.json"] + [f"{name}.{f}" for name, est in self.candidates_.items() for f in est.file_names()]
+        return [MODEL_FILES[self.kind]]
+
+    def to_files(self) -> dict[str, str]:
+        """The fitted model as text files (name -> content); ``auto`` prefixes its candidates' files."""
+        self._check_fitted()
+        if hasattr(self, "candidates_"):
+            files = {"auto.json": json.dumps({"weights": self.weights_, "selection": self.selection_,
+                                              "candidates": list(self.candidates_)}, indent=2, sort_keys=True) + "\n"}
+            for name, est in self.candidates_.items():
+                for fname, text in est.to_files().items():
+                    files[f"{name}.{fname}"] = text
+            return files
+        if hasattr(self, "booster_"):
+            text = self.booster_.model_to_string()
+        elif hasattr(self, "coef_"):
+            text = json.dumps({"coef": self.coef_.tolist(), "intercept": self.intercept_, "alpha": self.alpha_,
+                               "shift": self.shift_.tolist(), "scale": self.scale_.tolist()}, indent=2) + "\n"
+        elif hasattr(self, "gp_"):
+            gp = self.gp_
+            text = json.dumps({"theta": gp.theta.tolist(), "ard": gp.ard, "F": gp.F.tolist(), "y": gp.y.tolist(),
+                               "log_marginal_likelihood": gp.log_marginal_likelihood,
+                               "converged": gp.converged}) + "\n"
+        else:
+            text = json.dumps(self.law_.to_dict(), indent=2) + "\n"
+        return {MODEL_FILES[self.kind]: text}
+
+    @classmethod
+    def from_files(cls, files: dict[str, str], model: str, params: dict[str, Any] | None,
+                   random_state: int, n_features: int) -> "MixtureRegressor":
+        """Rebuild a fitted regressor from :meth:`to_files` output (raises KeyError for a missing file)."""
+        est = cls(model=model, params=params, random_state=random_state)
+        kind = est.kind
+        text = files[MODEL_FILES[kind]]
+        if kind == "auto":
+            doc = json.loads(text)
+            est.candidates_ = {
+                name: cls.from_files({k[len(name) + 1:]: v for k, v in files.items() if k.startswith(name + ".")},
+                                     name, None, random_state, n_features)
+                for name in doc["candidates"]}
+            est.weights_ = {k: float(v) for k, v in doc["weights"].items()}
+            est.selection_ = doc["selection"]
+        elif kind == "lightgbm":
+            import lightgbm as lgb
+
+            est.booster_ = lgb.Booster(model_str=text)
+        elif kind == "gp":
+            doc = json.loads(text)
+            est.gp_ = fit_gp(np.asarray(doc["F"]), np.asarray(doc["y"]), ard=bool(doc["ard"]),
+                             theta=np.asarray(doc["theta"]))
+        elif kind == "dml":
+            est.law_ = MixingLaw.from_dict(json.loads(text))
+        else:
+            doc = json.loads(text)
+            est.coef_ = np.asarray(doc["coef"], dtype=float)
+            est.intercept_ = float(doc["intercept"])
+            est.alpha_ = float(doc["alpha"])
+            est.shift_ = np.asarray(doc["shift"], dtype=float)
+            est.scale_ = np.asarray(doc["scale"], dtype=float)
+        est.n_features_in_ = n_features
+        return est
+
+    # -- validation -------------------------------------------------------------------------------
+    def _check_x(self, X: Any) -> np.ndarray:
+        X_arr = np.asarray(X, dtype=float)
+        if X_arr.ndim != 2:
+            raise ValidationError(f"mixtures must be a 2-D array (runs x pools), got shape {X_arr.shape}")
+        if hasattr(self, "n_features_in_") and X_arr.shape[1] != self.n_features_in_:
+            raise ValidationError(f"mixtures have {X_arr.shape[1]} pools; the model was fitted on "
+                                  f"{self.n_features_in_}")
+        if not np.all(np.isfinite(X_arr)):
+            raise ValidationError("mixtures contain NaN or infinite weights")
+        return X_arr
+
+    def _check_xy(self, X: Any, y: Any) -> tuple[np.ndarray, np.ndarray]:
+        if hasattr(X, "columns"):
+            self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
+        X_arr = self._check_x(X)
+        y_arr = np.asarray(y, dtype=float).ravel()
+        if y_arr.shape[0] != X_arr.shape[0]:
+            raise ValidationError(f"{X_arr.shape[0]} mixtures but {y_arr.shape[0]} target values")
+        if not np.all(np.isfinite(y_arr)):
+            raise ValidationError("the target has NaN or infinite values")
+        return X_arr, y_arr
+
+
+# ------------------------------------------------------------------------------------------------
+# cross-validation and stacking
+
+
+@dataclass(frozen=True)
+class CVReport:
+    """Repeated K-fold cross-validation of a regressor on the proxy runs.
+
+    ``oof`` (repeats, n) holds each run's out-of-fold prediction in every repeat; scores are means
+    over repeats. ``oof_std`` (same shape, optional) is the GP's predictive standard deviation at the
+    held-out runs, used to scale intervals to the local uncertainty.
+    """
+
+    n_splits: int
+    n_repeats: int
+    n_runs: int
+    spearman: float
+    pearson: float
+    mae: float
+    rmse: float
+    oof: np.ndarray
+    y: np.ndarray
+    seed: int
+    oof_std: np.ndarray | None = field(default=None)
+
+    @property
+    def residuals(self) -> np.ndarray:
+        """All out-of-fold residuals ``y - oof``, repeats concatenated."""
+        return (self.y[None, :] - self.oof).ravel()
+
+    def with_std(self, oof_std: np.ndarray) -> "CVReport":
+        from dataclasses import replace
+
+        return replace(self, oof_std=np.asarray(oof_std, dtype=float))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready scores; an undefined correlation (constant predictions) becomes None."""
+        def num(v: float) -> float | None:
+            return None if np.isnan(v) else v
+
+        return {"n_splits": self.n_splits, "n_repeats": self.n_repeats, "n_runs": self.n_runs,
+                "spearman": num(self.spearman), "pearson": num(self.pearson), "mae": self.mae,
+                "rmse": self.rmse, "seed": self.seed}
+
+
+def _folds(n: int, n_splits: int, n_repeats: int, seed: int) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+    from sklearn.model_selection import KFold
+
+    return [list(KFold(n_splits=n_splits, shuffle=True, random_state=seed + r).split(np.zeros(n)))
+            for r in range(n_repeats)]
+
+
+def cv_report(oof: np.ndarray, y: np.ndarray, n_splits: int, n_repeats: int, seed: int,
+            oof_std: np.ndarray | None = None) -> CVReport:
+    from scipy.stats import pearsonr, spearmanr
+
+    rhos, rs = [], []
+    for row in oof:
+        const = np.ptp(row) == 0 or np.ptp(y) == 0
+        rhos.append(float("nan") if const else float(spearmanr(row, y)[0]))
+        rs.append(float("nan") if const else float(pearsonr(row, y)[0]))
+    res = y[None, :] - oof
+    return CVReport(n_splits=n_splits, n_repeats=n_repeats, n_runs=len(y), spearman=float(np.mean(rhos)),
+                    pearson=float(np.mean(rs)), mae=float(np.mean(np.abs(res))),
+                    rmse=float(np.sqrt(np.mean(res ** 2))), oof=oof, y=y, seed=seed, oof_std=oof_std)
+
+
+def cross_validate(estimator: MixtureRegressor, X: np.ndarray, y: np.ndarray, n_splits: int = 5,
+                   seed: int = 0, progress: Any = None, n_repeats: int = 1) -> CVReport:
+    """Repeated shuffled K-fold CV (repeat ``r`` shuffles with ``seed + r``).
+
+    A fitted GP estimator hands its hyper-parameters to the fold models as the starting point of
+    their own optimisation (one start instead of a cold one: the same optimum, reached faster).
+    """
+    from sklearn.base import clone
+
+    X = np.asarray(X, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if n_splits < 2 or n_splits > len(y):
+        raise ValidationError(f"cv folds must be between 2 and the number of runs ({len(y)}), got {n_splits}")
+    warm = estimator.gp_.theta if hasattr(estimator, "gp_") else None
+    oof = np.empty((n_repeats, len(y)))
+    std = np.empty((n_repeats, len(y))) if estimator.kind == "gp" else None
+    for r, splits in enumerate(_folds(len(y), n_splits, n_repeats, seed)):
+        for train, test in splits:
+            est = clone(estimator)
+            if warm is not None:
+                est._warm_theta = warm
+            est.fit(X[train], y[train])
+            oof[r, test] = est.predict(X[test])
+            if std is not None:
+                gp, feats = est.uncertainty_model()
+                std[r, test] = gp.predict_std(feats(X[test]))
+            if progress is not None:
+                progress.update(1)
+    return cv_report(oof, y, n_splits, n_repeats, seed, std)
+
+
+def stack_weights(P: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Non-negative weights summing to one minimising :math:`\\lVert y - P w \\rVert^2` (P: n x models).
+
+    Solved as non-negative least squares with the sum-to-one constraint as a heavily weighted
+    extra row (exact to ~1e-9 at the weight used).
+    """
+    from scipy.optimize import nnls
+
+    scale = 1e4 * max(1.0, float(np.abs(P).max()))
+    A = np.vstack([P, np.full((1, P.shape[1]), scale)])
+    w, _ = nnls(A, np.r_[y, scale], maxiter=50 * P.shape[1])
+    s = w.sum()
+    return w / s if s > 0 else np.full(P.shape[1], 1.0 / P.shape[1])
+
+
+def _cross_fitted_stack(P: np.ndarray, y: np.ndarray, n_splits: int, n_repeats: int, seed: int) -> np.ndarray:
+    """Stacked out-of-fold predictions whose weights never saw the run they predict: for each fold,
+    weights are fitted on the other folds' out-of-fold predictions."""
+    out = np.empty(P.shape[:2])
+    for r, splits in enumerate(_folds(len(y), n_splits, n_repeats, seed)):
+        for train, test in splits:
+            out[r, test] = P[r, test] @ stack_weights(P[r, train], y[train])
+    return out
