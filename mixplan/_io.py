@@ -65,6 +65,19 @@ def read_toml(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
         raise ValidationError(f"{path}: not valid TOML: {exc}") from exc
 
 
+def read_json(path: str | os.PathLike[str], hint: str, what: str = "") -> Any:
+    """A JSON document; a missing file or invalid JSON is a one-line :class:`ValidationError` that names the
+    file, says what was expected there (``hint``, e.g. "a FIT.json from 'mixplan cpt fit'") and, for invalid
+    JSON, what the file should have been (``what``, e.g. "not a D-CPT fit")."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ValidationError(f"{path}: no such file ({hint})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValidationError(f"{path}: {what + ': ' if what else ''}not valid JSON ({exc})") from None
+
+
 def check_writable(paths: Iterable[str | os.PathLike[str]], force: bool) -> None:
     """Refuse, before anything is written, if any output exists and ``force`` is not set."""
     existing = [str(p) for p in paths if Path(p).exists()]

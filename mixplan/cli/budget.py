@@ -44,5 +44,5 @@ def run(args: argparse.Namespace) -> int:
         from dataclasses import replace
 
         shape = replace(shape, pools=rows)
-    emit(args, shape.to_dict(), shape.table())
+    emit(args, shape.to_dict(), shape.report())
     return 0

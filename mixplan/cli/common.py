@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -73,7 +72,7 @@ def progress(total: int | None, desc: str, quiet: bool = False) -> Any:
 
 
 def parse_where(items: Sequence[str]) -> dict[str, str]:
-    """``--where COL=VALUE`` options as a mapping (see :func:`mixplan.runs.select_rows`)."""
+    """``--where COL=VALUE`` options as a mapping (see :func:`mixplan.data.runs.select_rows`)."""
     where = {}
     for item in items:
         col, sep, value = item.partition("=")
@@ -159,14 +158,9 @@ def fit_from_args(args: argparse.Namespace, runs: Any) -> Any:
 
 
 def read_law_doc(path: str) -> dict[str, Any]:
-    import json
+    from .._io import read_json
 
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValidationError(f"{path}: no such file (a FIT.json from 'mixplan laws fit', or a law name)") from None
-    except json.JSONDecodeError as exc:
-        raise ValidationError(f"{path}: not valid JSON ({exc})") from exc
+    doc = read_json(path, "a FIT.json from 'mixplan laws fit', or a law name")
     if not isinstance(doc, dict) or "law" not in doc or "params" not in doc:
         raise ValidationError(f"{path}: not a fitted law (expected the keys 'law' and 'params')")
     return doc

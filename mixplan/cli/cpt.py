@@ -22,7 +22,6 @@ exit 2, via ``mixplan.cli.main``). Thin layer over :mod:`mixplan.cpt`.
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 from typing import Any
 
@@ -136,7 +135,7 @@ def _fit(args: argparse.Namespace) -> int:
                   rows=(frame.index + 1).tolist())
     doc = fit.to_dict() | {"source": source, "seed": args.seed}
     if args.out:
-        write_json_atomic(args.out, doc, force=args.force)
+        fit.save(args.out, force=args.force, source=source, seed=args.seed)
     short = {k: v for k, v in doc.items() if k not in ("general", "domain", "runs")}  # the runs are in FIT.json
     for loss in ("general", "domain"):
         short[loss] = {k: v for k, v in doc[loss].items() if k not in ("bootstrap", "report")}
@@ -145,20 +144,8 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _read_fit(path: str) -> Any:
-    from ..cpt.planner import CPTFit
-
-    try:
-        doc = json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValidationError(f"{path}: no such file (a FIT.json from 'mixplan cpt fit')") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValidationError(f"{path}: not a D-CPT fit: not valid JSON ({exc})") from None
-    return CPTFit.from_dict(doc, str(path))
-
-
 def _plan(args: argparse.Namespace) -> int:
-    from ..cpt.planner import plan_cpt
+    from ..cpt.planner import CPTFit, plan_cpt
 
     ratios = None
     if args.ratios:
@@ -171,7 +158,7 @@ def _plan(args: argparse.Namespace) -> int:
             raise ValidationError(f"--ratios {args.ratios!r}: every domain share must be in [0, 1]")
     if args.out:
         check_writable([args.out], args.force)
-    fit = _read_fit(args.fit)
+    fit = CPTFit.load(args.fit)
     plan = plan_cpt(fit, tokens=args.tokens, params=args.params, max_general_rise=args.max_general_rise,
                     relative=args.relative, base_general_loss=args.base_general_loss,
                     domain_tokens=args.domain_tokens, ratios=ratios, k1=args.k1, k2=args.k2)
@@ -184,5 +171,5 @@ def _plan(args: argparse.Namespace) -> int:
         else:
             write_json_atomic(args.out, doc, force=args.force)
 
-    emit(args, doc | {"out": args.out}, plan.text() + (f"\nwritten: {args.out}" if args.out else ""))
+    emit(args, doc | {"out": args.out}, plan.report() + (f"\nwritten: {args.out}" if args.out else ""))
     return 0

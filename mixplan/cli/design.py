@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 
-from .._io import check_writable, write_table_atomic, write_text_atomic
+from .._io import check_writable
 from ..exceptions import ValidationError
 from .common import add_fit_options, emit, fit_from_args, load_pools, load_runs, parse_named_numbers
 
@@ -20,7 +20,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--n", type=int, metavar="N", help="design a random swarm of N proxy runs (RegMix-style)")
     p.add_argument("--next", type=int, metavar="K",
                    help="propose the K runs with the largest batch expected improvement under a model fitted to "
-                        "--runs (needs --runs and --target; see mixplan.sequential)")
+                        "--runs (needs --runs and --target; see mixplan.mixture.sequential)")
     p.add_argument("--out", required=True, metavar="DIR", help="writes DIR/mixtures.csv and DIR/runs/<run_id>.yaml")
     p.add_argument("--tokens", type=float, metavar="D", help="proxy runs' token budget (caps repetition)")
     p.add_argument("--runs", metavar="RUNS",
@@ -44,9 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
-    import yaml
 
-    from ..mixture.design import coverage_table, design_swarm
+    from ..data.runs import coverage_table
+    from ..mixture.design import design_swarm, write_design
     from ..models.mixture_model import cv_summary
 
     if (args.n is None) == (args.next is None):
@@ -83,11 +83,11 @@ def run(args: argparse.Namespace) -> int:
         pins = parse_named_numbers(args.pin)
         build_constraints(pools, args.tokens, pins)  # refuse impossible constraints before fitting
         check_writable([out / "mixtures.csv"], args.force)
-        args.model, args.cv_folds = args.model or "auto", args.cv_folds or 5
-        args.maximize = bool(args.maximize)
         runs = load_runs(args, pools)
         ids = next_run_ids(args.prefix or "next", runs.file_run_ids or runs.run_ids, args.next)
-        model = fit_from_args(args, runs)
+        fit_args = argparse.Namespace(**vars(args) | {"model": args.model or "auto", "cv_folds": args.cv_folds or 5,
+                                                      "maximize": bool(args.maximize)})
+        model = fit_from_args(fit_args, runs)
         nxt = propose_next(model, pools, args.next, tokens=args.tokens, pins=pins, seed=args.seed,
                            min_distance=args.min_distance, temperature=args.temperature)
         frame = nxt.frame(ids, args.tokens)
@@ -110,23 +110,6 @@ def run(args: argparse.Namespace) -> int:
                  f"{nxt.recommended_prediction:.4f}", "", table.to_string(index=False),
                  "", "predicted: the model's objective +- its calibrated sd; measure these runs, add them to RUNS "
                  "and run 'mixplan plan' (or another round of --next)"]
-    files: dict[Path, str | None] = {out / "mixtures.csv": None}
-    for _, row in frame.iterrows():
-        cfg = {"run_id": row["run_id"], "seed": args.seed,
-               "weights": {p: float(row[f"w_{p}"]) for p in pools.names}}
-        if args.tokens is not None:
-            cfg["tokens"] = float(args.tokens)
-        files[out / "runs" / f"{row['run_id']}.yaml"] = yaml.safe_dump(cfg, sort_keys=False)
-    check_writable(files, args.force)
-    stale = sorted(set((out / "runs").glob("*.yaml")) - set(files))
-    if stale and not args.force:
-        raise ValidationError(f"{out / 'runs'} holds {len(stale)} run file(s) of another design (first: {stale[0].name}); "
-                              "choose another --out or pass --force to replace that design")
-    for path in stale:  # with --force the old design is replaced, not mixed with the new one
-        path.unlink()
-    write_table_atomic(out / "mixtures.csv", frame, force=args.force)
-    for path, text in files.items():
-        if text is not None:
-            write_text_atomic(path, text, force=args.force)
+    write_design(out, frame, pools.names, seed=args.seed, tokens=args.tokens, force=args.force)
     emit(args, doc, "\n".join(lines))
     return 0

@@ -1,6 +1,6 @@
 """``mixplan filter``: the best keep-fraction of a quality-bucketed pool per budget; fits; bucketing.
 
-Three uses of one command (thin layer over :mod:`mixplan.filtering` and :mod:`mixplan.buckets`)::
+Three uses of one command (thin layer over :mod:`mixplan.filtering` and :mod:`mixplan.data.buckets`)::
 
     # plan from the manifest's (b, tau) or a fit: best keep-fraction per budget, crossovers, curve
     mixplan filter --pools pools.toml --budget-range 2e7:1e10 --budget-steps 400 --out filter/
@@ -57,7 +57,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     f = p.add_argument_group("fit (each bucket's b and tau from runs)")
     f.add_argument("--runs", metavar="RUNS", help="runs table: bucket (name or union such as top_20), samples (or "
                    "tokens) seen, epochs or pool_size (default: the manifest's bucket sizes), and --target")
-    f.add_argument("--target", metavar="COL", help="the metric column (an error or loss: lower is better)")
+    f.add_argument("--target", metavar="SPEC", help="the metric (an error or loss: lower is better): a column, or a "
+                   "weighted sum such as 'mean(err_*)'")
     f.add_argument("--free", default="", metavar="a,d", help="also choose the shared a and/or d by a grid scan "
                    "(default: fixed, from the manifest's law table or the authors' values)")
     f.add_argument("--bootstrap", type=int, default=200, help="bootstrap refits per bucket for the intervals (200)")
@@ -100,7 +101,9 @@ def _budgets(args: argparse.Namespace) -> list[float] | None:
     if args.budget_range:
 
         a, b = parse_budget_range(args.budget_range, args.budget_steps, "2e7:1e10")
-        # logspace, as the authors' grid (laws.md 1.8): geomspace differs in the last bits of some points.
+        # logspace, as the grid of the published fits' best-union switch points (reproduced in
+        # tests/laws/test_qqt.py and tests/filtering/test_planner.py): geomspace differs in the last
+        # bits of some points.
         return [float(x) for x in np.logspace(np.log10(a), np.log10(b), args.budget_steps)]
     return None
 
@@ -215,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
         doc["plan"] = plan.to_dict()
         texts.append(plan.report())
     if "fit" in files:
-        write_json_atomic(files["fit"], fit.to_dict(), force=args.force)
+        fit.save(files["fit"], force=args.force)
     if "plan" in files:
         write_json_atomic(files["plan"], doc["plan"], force=args.force)
         write_table_atomic(files["best"], plan.best_table(), force=args.force)

@@ -23,7 +23,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     f = sub.add_parser("fit", help="fit a law to runs (Huber on log-loss, L-BFGS-B, bootstrap intervals)")
     f.add_argument("runs", metavar="RUNS", help="table with params, tokens (and unique_tokens) columns and the target")
     f.add_argument("--law", required=True, choices=_LAWS)
-    f.add_argument("--target", required=True, metavar="COL", help="the loss (or error) column")
+    f.add_argument("--target", required=True, metavar="SPEC",
+                   help="the loss (or error): a column, or a weighted sum such as 'mean(loss_*)' or '0.5*a + 0.5*b'")
     f.add_argument("--where", action="append", default=[], metavar="COL=VALUE", help="keep rows with COL == VALUE")
     f.add_argument("--base", default="datablations", metavar="NAME|FIT.json|none",
                    help="data-constrained: the fixed Chinchilla constants (default datablations); 'none' fits "
@@ -48,7 +49,9 @@ def run(args: argparse.Namespace) -> int:
         raise ValidationError("mixplan laws: choose a subcommand: fit")
     from .. import laws
 
-    frame = read_table_where(args.runs, args.where)
+    from ..data.objective import with_objective_column
+
+    frame = with_objective_column(read_table_where(args.runs, args.where), args.target, str(args.runs))
     if args.target not in frame.columns:
         raise ValidationError(f"{args.runs}: no column {args.target!r} (columns: {', '.join(map(str, frame.columns))})")
     if args.out:

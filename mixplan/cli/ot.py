@@ -102,41 +102,6 @@ def _ot_constraints(args: argparse.Namespace, est: Any) -> Any:
     return build_constraints(pools, args.tokens if args.pools else None, parse_named_numbers(args.pin))
 
 
-def ot_fit_report(est: Any) -> str:
-    """The fit summary printed by ``mixplan ot fit``."""
-    import pandas as pd
-
-    r = est.report()
-    rows = [{"tokens": f"{s['tokens']:.6g}", "runs": s["n_runs"], "ridge alpha": f"{s['alpha']:.3g}",
-             "LOO R2": f"{s['loo_r2']:.4f}", "LOO MAE": f"{s['loo_mae']:.4g}", "LOO Spearman": f"{s['loo_spearman']:.4f}",
-             f"{r['level']:.0%} half-width": f"{s['halfwidth']:.4g}"} for s in r["stage1"]]
-    sm = r["samples"]
-    lines = [f"OT extrapolator on {len(r['pools'])} pools: {sm['revealed']} revealed samples "
-             f"({', '.join(f'{p} {n}' for p, n in zip(r['pools'], sm['per_pool']))}) vs {sm['validation']} "
-             f"validation samples, {sm['dimension']}-d features, {r['method']} OT"
-             + ("" if r["sinkhorn_relative_error"] is None else
-                f" (vs exact on a 1000 x 1000 subsample: {r['sinkhorn_relative_error']:+.1%})"),
-             f"OT distance of the runs: {r['ot_range'][0]:.4g} .. {r['ot_range'][1]:.4g}",
-             "stage 1 (leave-one-out):", pd.DataFrame(rows).to_string(index=False)]
-    if len(r["anchors"]) == 2:
-        lines.append(f"stage 2: straight line in ln N through {r['anchors'][0]:.6g} and {r['anchors'][1]:.6g} "
-                     f"({r['size_space']} metric); intervals from "
-                     + (f"{r['paired_runs']} mixtures run at both sizes" if r["paired_runs"] else
-                        "the two sizes' errors combined as independent")
-                     + ("; with the line's curvature error from the check runs" if r["curvature"] else
-                        "; they do NOT include the line's own (curvature) error: add --check-runs"))
-    else:
-        lines.append(f"one size fitted ({r['anchors'][0]:.6g}): no size extrapolation; add runs at a second size")
-    if r["curvature"] is not None:
-        c = r["curvature"]
-        lines.append(f"curvature from {c['n_runs']} check runs at {c['tokens']:.6g}: mean residual of the line "
-                     f"{c['mean_residual']:+.4g}, so predictions add {c['coef']:+.4g} s(s-1); check-run spread "
-                     f"{c['halfwidth_at_check_size']:.4g} ({r['level']:.0%}) enters the intervals")
-    if r["skipped_sizes"]:
-        lines.append(f"sizes with too few runs for stage 1 (ignored): {r['skipped_sizes']}")
-    return "\n".join(lines)
-
-
 def run(args: argparse.Namespace) -> int:
     if args.ot_command not in ("fit", "predict", "select"):
         raise ValidationError("mixplan ot: choose a subcommand: fit, predict or select")
@@ -183,8 +148,8 @@ def _ot_fit(args: argparse.Namespace) -> int:
         est.calibrate(check.weights, check.frame["tokens"].to_numpy(dtype=float), objective.values(check),
                       run_ids=check.run_ids, source=check.source)
     paths = save_ot_study(args.out, feat, est, force=args.force)
-    emit(args, est.report() | {"objective": objective.to_dict(), "out": [str(p) for p in paths]},
-          ot_fit_report(est) + f"\nwritten: {', '.join(map(str, paths))}")
+    emit(args, est.to_dict() | {"objective": objective.to_dict(), "out": [str(p) for p in paths]},
+          est.report() + f"\nwritten: {', '.join(map(str, paths))}")
     return 0
 
 

@@ -67,18 +67,21 @@ _PLAN_DEFAULTS = {"seed": 0, "model": "auto", "cv_folds": 5, "layout": "auto", "
                   "top_k": 128, "level": 0.9, "maximize": False, "renormalize": False}
 
 
-def _merge_config(args: argparse.Namespace) -> None:
-    """Fill options not given on the command line from CONFIG.toml, then from the defaults."""
-    _merge_file(args)
+def _settings(args: argparse.Namespace) -> argparse.Namespace:
+    """The plan's settings: the flags given, then CONFIG.toml, then the defaults (a new namespace; the
+    parsed arguments are left as they were)."""
+    merged = dict(vars(args))
+    _merge_file(merged, args.config)
     for key, value in _PLAN_DEFAULTS.items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
+        if merged[key] is None:
+            merged[key] = value
+    return argparse.Namespace(**merged)
 
 
-def _merge_file(args: argparse.Namespace) -> None:
-    if not args.config:
+def _merge_file(settings: dict[str, Any], config: str | None) -> None:
+    if not config:
         return
-    path = Path(args.config)
+    path = Path(config)
     doc = read_toml(path, "plan config")
     for key, value in doc.items():
         if key not in _PLAN_KEYS:
@@ -94,13 +97,13 @@ def _merge_file(args: argparse.Namespace) -> None:
         if key in ("pins", "where"):
             value = [f"{k}={v}" for k, v in value.items()]
         # Flags given on the command line win over the file (options not typed are None or []).
-        current = getattr(args, dest)
+        current = settings[dest]
         if current is None or current == []:
-            setattr(args, dest, value)
+            settings[dest] = value
 
 
 def run(args: argparse.Namespace) -> int:
-    _merge_config(args)
+    args = _settings(args)
     if not args.runs:
         raise ValidationError("no runs given; pass --runs RUNS or a CONFIG.toml with runs = '...'")
     from ..mixture.plan import make_plan
@@ -111,7 +114,7 @@ def run(args: argparse.Namespace) -> int:
              if v is not None]
     if pools is None and given:
         raise ValidationError(f"{given[0]} needs --pools: availability caps need each pool's token count")
-    budget = _plan_budget(args)
+    tokens, budget = _plan_budget(args)
     sweep = _budget_sweep(args)
     outs = [Path(args.out) / "plan.json", Path(args.out) / "candidates.csv"] if args.out else []
     if sweep is not None and args.out:
@@ -122,9 +125,9 @@ def run(args: argparse.Namespace) -> int:
     from ..simplex import build_constraints
 
     pins = parse_named_numbers(args.pin)
-    build_constraints(pools, args.tokens, pins)  # refuse impossible constraints before fitting
+    build_constraints(pools, tokens, pins)  # refuse impossible constraints before fitting
     model = fit_from_args(args, runs)
-    repetition = _repetition_model(args, model, runs, pools)
+    repetition = _repetition_model(args, tokens, model, runs, pools)
     options = {"pins": pins, "seed": args.seed, "level": args.level, "n_candidates": args.candidates,
                "top_k": args.top_k, "repetition": repetition, "combine_caps": bool(args.repetition_caps)}
     if args.ot_mode and not args.ot:
@@ -137,11 +140,11 @@ def run(args: argparse.Namespace) -> int:
                     "ot_base_tokens": float(sizes[0]) if len(sizes) == 1 else None}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MixplanWarning)  # the plan carries its warnings; printed below
-        plan = make_plan(model, pools, tokens=args.tokens, **options)
+        plan = make_plan(model, pools, tokens=tokens, **options)
         rows = [] if sweep is None else [_sweep_row(make_plan(model, pools, tokens=t, **options), t)
                                          for t in sweep]
     doc = plan.to_dict() | ({"budget": budget} if budget else {})
-    text = plan.table()
+    text = plan.report()
     if sweep is not None:
         import pandas as pd
 
@@ -157,19 +160,18 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _plan_budget(args: argparse.Namespace) -> dict[str, Any] | None:
-    """With --flops, set --tokens from the run shape the compute buys (and return that shape)."""
+def _plan_budget(args: argparse.Namespace) -> tuple[float | None, dict[str, Any] | None]:
+    """The target tokens: --tokens, or the run shape that --flops buys (returned as well)."""
     if args.flops is None:
         if args.params is not None or args.law is not None:
             raise ValidationError("--params and --law go with --flops")
-        return None
+        return args.tokens, None
     if args.tokens is not None:
         raise ValidationError("give the budget as --tokens or as --flops, not both")
     from ..laws.budget import run_shape
 
     shape = run_shape(args.flops, params=args.params, law=law_arg(args.law or "epoch-replicate"))
-    args.tokens = shape.tokens
-    return shape.to_dict()
+    return shape.tokens, shape.to_dict()
 
 
 def _budget_sweep(args: argparse.Namespace) -> list[float] | None:
@@ -188,9 +190,9 @@ def _sweep_row(plan: Any, tokens: float) -> dict[str, Any]:
     return row
 
 
-def _repetition_model(args: argparse.Namespace, model: Any, runs: Any, pools: Any) -> Any:
+def _repetition_model(args: argparse.Namespace, tokens: float | None, model: Any, runs: Any, pools: Any) -> Any:
     """The repetition-aware objective of --repetition-runs (fitted) or --r-star (given), or None."""
-    from ..mixture.repetition import RepetitionModel, fit_repetition
+    from ..mixture.repetition import RepetitionModel, fit_repetition_runs
 
     if args.r_star is not None and args.repetition_runs:
         raise ValidationError("give --repetition-runs (fit R*) or --r-star (set it), not both")
@@ -204,24 +206,13 @@ def _repetition_model(args: argparse.Namespace, model: Any, runs: Any, pools: An
         if args.repetition_caps:
             raise ValidationError("--repetition-caps needs a repetition-aware objective (--repetition-runs or --r-star)")
         return None
-    if args.tokens is None:
+    if tokens is None:
         raise ValidationError("the repetition-aware objective needs the target budget (--tokens or --flops)")
     from ..data.runs import read_runs
 
     more = read_runs(args.repetition_runs, pools, renormalize=args.renormalize)
-    proxy = runs.frame["tokens"].to_numpy(dtype=float) if "tokens" in runs.frame else None
-    if proxy is None or "tokens" not in more.frame:
-        raise ValidationError(f"{args.repetition_runs}: the repetition model needs a tokens column in both run "
-                              "tables (the budget each run was trained on)")
-    if np.ptp(proxy) > 0:
-        raise ValidationError(f"{runs.source}: the proxy runs have several budgets; fit the model on runs of one budget")
-    objective = model.objective
-    W = np.vstack([runs.weights, more.weights])
-    T = np.r_[proxy, more.frame["tokens"].to_numpy(dtype=float)]
-    y = np.r_[objective.values(runs), objective.values(more)]
-    return fit_repetition(model.predict_mean, W, T, y, pools.tokens, float(proxy[0]), seed=args.seed, level=args.level,
-                          source=f"fitted on {runs.source} and {more.source}")
+    return fit_repetition_runs(model, runs, more, pools.tokens, seed=args.seed, level=args.level)
 
 
-#: Unset options are None, so that a config file can fill them (see _merge_config).
+#: Unset options are None, so that a config file can fill them (see _settings).
 PARSER_DEFAULTS = {k: None for k in _PLAN_DEFAULTS}

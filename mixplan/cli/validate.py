@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
 
     pools = load_pools(args.pools)
     runs = load_runs(args, pools)
-    from ..mixture.design import coverage_table, pool_coverage
+    from ..data.runs import coverage_table, pool_coverage
 
     W = runs.weights
     doc: dict[str, Any] = {

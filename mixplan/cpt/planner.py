@@ -1,4 +1,5 @@
-r"""Choosing the domain:general ratio of a continual pre-training run with the D-CPT law (laws.md 4.3).
+r"""Choosing the domain:general ratio of a continual pre-training run with the D-CPT law (Que et al.,
+"D-CPT Law", NeurIPS 2024, arXiv 2406.01375).
 
 Two fits, one per loss (:func:`mixplan.laws.fit_dcpt`), from a runs table whose ``ratio`` column is
 the *domain* share :math:`r_d`; the general loss is modelled in :math:`r_g = 1 - r_d`.
@@ -16,10 +17,11 @@ predicted by the law at :math:`r_g = 1` (continuing on general data only, same :
 **Usage 2** (limited domain data :math:`D_d`): :math:`\arg\min_{r_d} L_d(N, D_d / r_d, r_d)`, every
 domain token read once; a total-token budget :math:`D` restricts it to :math:`r_d \ge D_d / D`.
 
-*Cross-domain* (laws.md 4.2): runs from several domains, each with its base model's initial domain
-loss :math:`k_1` and early decline :math:`k_2`, fit :math:`+F/K^\mu`, :math:`K = 1/k_1 + \omega k_2`,
-in both losses; a plan then needs the target domain's :math:`(k_1, k_2)` (measured on about 1% of
-a run) and is flagged when its :math:`K` lies outside the fitted domains'.
+*Cross-domain* (the paper's cross-domain extension, :mod:`mixplan.laws.dcpt`): runs from several
+domains, each with its base model's initial domain loss :math:`k_1` and early decline :math:`k_2`, fit
+:math:`+F/K^\mu`, :math:`K = 1/k_1 + \omega k_2`, in both losses; a plan then needs the target
+domain's :math:`(k_1, k_2)` (measured on about 1% of a run) and is flagged when its :math:`K` lies
+outside the fitted domains'.
 
 Evidence: the fit keeps its runs, and a plan shows the run nearest the choice (measured against
 the law) and, for Usage 1 when runs exist at the planned size and budget, the rule applied to
@@ -35,15 +37,16 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 from scipy.optimize import brentq, minimize_scalar
 
+from .._io import read_json, write_json_atomic
 from ..exceptions import ValidationError
 from ..laws.dcpt import DCPT_RATIOS, dcpt_loss, fit_dcpt, own_ratio, validate_cpt_design
-from ..laws.fitting import robust_scale
-from ..laws.fitting import LawFit
+from ..laws.fitting import LawFit, robust_scale
 
 __all__ = ["LossFit", "CPTFit", "fit_cpt", "predict_losses", "usage1_ratio", "usage2_ratio", "CPTPlan", "plan_cpt",
            "plan_evidence", "measured_crossing"]
@@ -154,6 +157,17 @@ class CPTFit:
                        runs=_runs_from_doc(doc.get("runs")))
         except (KeyError, TypeError, ValueError, IndexError) as exc:
             raise ValidationError(f"{where}: malformed D-CPT fit ({exc}); refit with 'mixplan cpt fit'") from None
+
+    def save(self, path: str | Path, *, force: bool = False, **extra: Any) -> Path:
+        """Write the fit as JSON (``extra`` keys after the fit's own, e.g. ``seed``); read by :meth:`load`."""
+        write_json_atomic(path, self.to_dict() | extra, force=force)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> CPTFit:
+        """A fit written by :meth:`save` (``mixplan cpt fit --out FIT.json``)."""
+        doc = read_json(path, "a FIT.json from 'mixplan cpt fit'", "not a D-CPT fit")
+        return cls.from_dict(doc, str(path))
 
     def report(self) -> str:
         sizes = ", ".join(f"{v:.4g}" for v in self.model_params) or "not given"
@@ -313,7 +327,7 @@ class CPTPlan:
                 "settings": self.settings, "table": self.table, "warnings": self.warnings,
                 "refits_without_a_ratio": self.failed_refits, "evidence": self.evidence}
 
-    def text(self) -> str:
+    def report(self) -> str:
         s = self.settings
         if self.usage == 1:
             kind = f"{s['T']:.4g}{' of the base loss' if s['relative'] else ' (absolute)'}"

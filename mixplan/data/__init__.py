@@ -8,10 +8,11 @@ from .._lazy import lazy_exports
 
 _EXPORTS = {
     "Pool": ".pools", "PoolSet": ".pools", "load_pools": ".pools", "DEFAULT_MAX_EPOCHS": ".pools",
-    "RunTable": ".runs", "read_runs": ".runs", "select_rows": ".runs", "read_regmix_layout": ".runs",
-    "read_olmix_layout": ".runs", "WEIGHT_PREFIX": ".runs", "SUM_TOLERANCE": ".runs", "Objective": ".objective",
-    "parse_objective": ".objective", "Bucket": ".buckets", "BucketSpec": ".buckets", "SIZE_TOLERANCE": ".buckets",
-    "LAW_DEFAULTS": ".buckets", "parse_buckets": ".buckets", "percent_label": ".buckets",
+    "RunTable": ".runs", "read_runs": ".runs", "select_rows": ".runs", "pool_coverage": ".runs",
+    "coverage_table": ".runs", "read_regmix_layout": ".runs", "read_olmix_layout": ".runs",
+    "WEIGHT_PREFIX": ".runs", "SUM_TOLERANCE": ".runs", "Objective": ".objective", "parse_objective": ".objective",
+    "Bucket": ".buckets", "BucketSpec": ".buckets", "SIZE_TOLERANCE": ".buckets", "LAW_DEFAULTS": ".buckets",
+    "parse_buckets": ".buckets", "percent_label": ".buckets",
 }
 
 __all__ = list(_EXPORTS)

@@ -1,7 +1,7 @@
 r"""Quality-bucketed pools: a pool cut into buckets by a document score, as a manifest declares it.
 
 Filtering a pool by a quality score ("keep the top 10%") is choosing a *union of buckets*: the best
-bucket, or the best two, ... (Goyal et al., CVPR 2024; laws.md section 1). This module holds the
+bucket, or the best two, ... (Goyal et al., CVPR 2024, arXiv 2404.07177). This module holds the
 buckets' description as the manifest declares it (:class:`Bucket`, :class:`BucketSpec`, read by
 :func:`parse_buckets` from a ``[pools.NAME]`` table). Cutting real scores into buckets is
 :mod:`mixplan.filtering.scores`; planning and fitting are :mod:`mixplan.filtering.planner`.
@@ -15,7 +15,7 @@ Manifest form (a pool table of ``pools.toml``)::
     scores = ["fasttext_hq", "dclm"]  # optional: the scores each document carries; `score` must be one
     buckets = [0.1, 0.2, 0.3, 0.4]    # short form: cumulative top fractions (sizes = share x pool)
 
-    [pools.web.law]                   # optional: the QQT law the buckets share (laws.md 1.7)
+    [pools.web.law]                   # optional: the QQT law the buckets share (mixplan.laws.qqt)
     objective = "effective_utility"   # or "effective_data"
     a = 0.025                         # shared scale (default: the authors' value for the objective)
     d = 0.1                           # shared irreducible error (default 0.1, the authors' --d)
@@ -60,8 +60,9 @@ __all__ = ["Bucket", "BucketSpec", "SIZE_TOLERANCE", "LAW_DEFAULTS", "parse_buck
 #: Relative mismatch allowed between a bucket's declared size and its share of the pool: rounding of
 #: document counts and tokenizer differences, not a different cut.
 SIZE_TOLERANCE = 0.02
-#: The authors' shared constants per objective (laws.md 1.7; ImageNet error of T-MARS deciles): the
-#: defaults when a manifest gives no ``a`` or ``d``. They are *not* universal: fit them (``free``).
+#: The authors' shared constants per objective (Goyal et al. 2024, arXiv 2404.07177, as in
+#: :data:`mixplan.laws.qqt.QQT_PUBLISHED`; ImageNet error of T-MARS deciles): the defaults when a
+#: manifest gives no ``a`` or ``d``. They are *not* universal: fit them (``free``).
 LAW_DEFAULTS: dict[str, dict[str, float]] = {fit["objective"]: {"a": fit["a"], "d": fit["d"]}
                                              for fit in QQT_PUBLISHED.values()}
 
@@ -154,11 +155,11 @@ class BucketSpec:
     def units(self, tolerance: float | None = None) -> np.ndarray:
         """Each bucket's size as an integer multiple of the smallest.
 
-        The QQT union law (laws.md 1.6) mixes *equal-size* pools uniformly. A bucket twice the size of
-        the others is, in a uniform mixture over samples, two equal pools with the same (b, tau): it
-        counts twice in the mean utility and in the pool count of the tau scaling. With equal buckets
-        this is exactly the authors' law. Sizes that are not near-integer multiples cannot be mixed by
-        the law.
+        The QQT union law (Goyal et al. 2024; :func:`mixplan.laws.qqt.qqt_union_error`) mixes
+        *equal-size* pools uniformly. A bucket twice the size of the others is, in a uniform mixture
+        over samples, two equal pools with the same (b, tau): it counts twice in the mean utility and
+        in the pool count of the tau scaling. With equal buckets this is exactly the authors' law.
+        Sizes that are not near-integer multiples cannot be mixed by the law.
         """
         tolerance = self.tolerance if tolerance is None else tolerance
         s = self.sizes()

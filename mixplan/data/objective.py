@@ -17,14 +17,20 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from ..exceptions import ValidationError
 from .runs import RunTable
 
-__all__ = ["Objective", "parse_objective"]
+__all__ = ["Objective", "direction", "parse_objective", "with_objective_column"]
 
 _TERM = re.compile(r"^\s*(?:(?P<coef>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*\*\s*)?"
                    r"(?:mean\((?P<glob>[^()]+)\)|(?P<col>[^*()+\s][^*()+]*?))\s*$")
+
+
+def direction(maximize: bool) -> float:
+    """+1 when smaller is better, -1 when larger is better: a value times it is a score to minimise."""
+    return -1.0 if maximize else 1.0
 
 
 @dataclass(frozen=True)
@@ -41,8 +47,21 @@ class Objective:
 
     @property
     def sense(self) -> float:
-        """+1 when smaller is better, -1 when larger is better (multiply to get a loss)."""
-        return -1.0 if self.maximize else 1.0
+        """+1 when smaller is better, -1 when larger is better (see :func:`direction`)."""
+        return direction(self.maximize)
+
+    # The objective's direction is applied here and nowhere else: searches minimise scores.
+    def score(self, values: Any) -> Any:
+        """Objective values as scores to minimise (the same for "smaller is better")."""
+        return self.sense * values
+
+    def unscore(self, scores: Any) -> Any:
+        """Scores back to objective values (the inverse of :meth:`score`)."""
+        return self.sense * scores
+
+    def best(self, values: Any) -> int:
+        """Index of the best of ``values`` (the first of equals)."""
+        return int(np.argmin(self.score(np.asarray(values, dtype=float))))
 
     def values(self, runs: RunTable) -> np.ndarray:
         return sum(c * runs.metric(col) for col, c in zip(self.columns, self.coefficients))  # type: ignore[return-value]
@@ -106,3 +125,35 @@ def _split_terms(spec: str) -> list[str]:
     if any(not t.strip() for t in terms):
         raise ValidationError(f"target {spec!r}: empty term around '+'")
     return terms
+
+
+class _TableMetrics:
+    """What :func:`parse_objective` reads of a run table (metric columns, one checked column, the file),
+    for a plain table such as ``laws fit``'s or ``filter --runs``'s."""
+
+    def __init__(self, frame: pd.DataFrame, source: str) -> None:
+        self.frame, self.source = frame, source
+        self.metric_columns = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
+
+    def metric(self, column: str) -> np.ndarray:
+        if column not in self.frame.columns:
+            raise ValidationError(f"{self.source}: no column {column!r} (columns: "
+                                  f"{', '.join(map(str, self.frame.columns))})")
+        values = pd.to_numeric(self.frame[column], errors="coerce").to_numpy(dtype=float)
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size:
+            raw = self.frame[column].iloc[int(bad[0])]
+            raw = raw.item() if isinstance(raw, np.generic) else raw  # nan, not np.float64(nan)
+            raise ValidationError(f"{self.source}: row {int(bad[0]) + 1}, column {column!r}: {raw!r} is not a finite "
+                                  "number")
+        return values
+
+
+def with_objective_column(frame: pd.DataFrame, spec: str, source: str) -> pd.DataFrame:
+    """``frame`` with a column named ``spec`` holding the objective ``spec``: a column (then ``frame`` is
+    returned as it is, and the caller checks that column row by row), or a weighted sum of columns such as
+    ``'0.5*err_a + 0.5*err_b'`` or ``'mean(err_*)'`` (the ``--target`` of every command)."""
+    if spec in frame.columns:
+        return frame
+    table = _TableMetrics(frame, source)
+    return frame.assign(**{spec: parse_objective(spec, table).values(table)})  # type: ignore[arg-type]

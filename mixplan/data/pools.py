@@ -21,7 +21,7 @@ A pool manifest is a TOML file with one table per pool::
 
 A pool may also be cut into quality buckets by a document score (``score``, ``buckets`` or
 ``cutoffs`` or ``[[pools.NAME.bucket]]`` tables, ``[pools.NAME.law]``, and ``samples``, the pool's
-document count); see :mod:`mixplan.buckets` for the form and :mod:`mixplan.filtering` for what
+document count); see :mod:`mixplan.data.buckets` for the form and :mod:`mixplan.filtering` for what
 ``mixplan filter`` does with them. Everywhere else a bucketed pool is one pool of ``tokens``.
 
 Loading validates everything and names the file, the pool and the field in every error.
@@ -74,7 +74,7 @@ class Pool:
     r_star: float | None = None
     #: Documents in the pool (optional; quality buckets may be sized by it).
     samples: float | None = None
-    #: Quality buckets of the pool (:mod:`mixplan.buckets`), or None.
+    #: Quality buckets of the pool (:mod:`mixplan.data.buckets`), or None.
     buckets: BucketSpec | None = None
 
     def __post_init__(self) -> None:

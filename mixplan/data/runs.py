@@ -27,7 +27,7 @@ from .._io import read_table
 from ..exceptions import ValidationError
 from .pools import PoolSet
 
-__all__ = ["RunTable", "read_runs", "select_rows", "read_regmix_layout", "read_olmix_layout", "WEIGHT_PREFIX",
+__all__ = ["RunTable", "read_runs", "select_rows", "pool_coverage", "coverage_table", "read_regmix_layout", "read_olmix_layout", "WEIGHT_PREFIX",
            "SUM_TOLERANCE"]
 
 WEIGHT_PREFIX = "w_"
@@ -254,6 +254,20 @@ def validate_runs(frame: pd.DataFrame, pools: PoolSet | None = None, *, renormal
     rest = [c for c in frame.columns if c not in cols]
     frame = frame[["run_id"] + cols + [c for c in rest if c != "run_id"]].reset_index(drop=True)
     return RunTable(frame, list(names), source, tuple(int(r) for r in rownum))
+
+
+def pool_coverage(W: np.ndarray, names: list[str]) -> dict[str, dict[str, float]]:
+    """How much a set of runs exercises each pool: runs with a non-zero weight, mean and max weight."""
+    return {p: {"runs_nonzero": int((W[:, i] > 0).sum()), "mean_weight": float(W[:, i].mean()),
+                "max_weight": float(W[:, i].max())} for i, p in enumerate(names)}
+
+
+def coverage_table(coverage: dict[str, dict[str, float]]) -> list[str]:
+    """:func:`pool_coverage` as text lines."""
+    lines = [f"{'pool':<24} {'runs > 0':>9} {'mean w':>8} {'max w':>8}"]
+    lines += [f"{p:<24} {c['runs_nonzero']:>9} {c['mean_weight']:>8.4f} {c['max_weight']:>8.4f}"
+              for p, c in coverage.items()]
+    return lines
 
 
 def check_enough_runs(n_runs: int, n_params: int, per_param: float, what: str, where: str,

@@ -540,7 +540,8 @@ def run_proxies(
 
 # ------------------------------------------------------------------------------ repetition curve
 
-#: Epoch counts of the repeated-vs-fresh measurement (as proxy_lm.md).
+#: Epoch counts of the repeated-vs-fresh measurement (as measured for mixplan; see
+#: ``tests/benchmarks/proxy_lm_repetition.py``).
 REPETITION_EPOCHS = (1, 2, 4, 8, 16)
 
 

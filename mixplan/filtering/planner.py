@@ -2,12 +2,12 @@ r"""How much to filter, by compute: the best keep-fraction of a quality-bucketed
 
 "Keep the top 10%" is right for a small run and wrong for a large one: the best data loses its value
 when repeated (Goyal et al., CVPR 2024, "Scaling Laws for Data Filtering — Data Curation cannot be
-Compute Agnostic"; laws.md section 1). With a pool cut into buckets by a score
-(:mod:`mixplan.buckets`) and each bucket's QQT parameters — utility :math:`b` and half-life
-:math:`\tau` in passes, with a shared scale :math:`a` and irreducible error :math:`d` — the error of
-training on the union of the :math:`k` best buckets for :math:`n` samples is the QQT union law
-(:func:`mixplan.laws.qqt.qqt_union_error`), and the best keep-fraction at a budget is the :math:`k`
-with the lowest predicted error (the authors' ``estimate_best_buckets``).
+Compute Agnostic", arXiv 2404.07177; code ``locuslab/scaling_laws_data_filtering``). With a pool cut
+into buckets by a score (:mod:`mixplan.data.buckets`) and each bucket's QQT parameters — utility
+:math:`b` and half-life :math:`\tau` in passes, with a shared scale :math:`a` and irreducible error
+:math:`d` — the error of training on the union of the :math:`k` best buckets for :math:`n` samples is
+the QQT union law (:func:`mixplan.laws.qqt.qqt_union_error`), and the best keep-fraction at a budget is
+the :math:`k` with the lowest predicted error (the authors' ``estimate_best_buckets``).
 
 Two choices of mixplan's, both equal to the authors' procedure on their data:
 
@@ -15,7 +15,7 @@ Two choices of mixplan's, both equal to the authors' procedure on their data:
   threshold), not the :math:`k` lowest :math:`b` (the authors sort by :math:`b`; on their deciles
   the two orders agree). A fit whose :math:`b` is not monotone in score order is flagged.
 * **Unequal buckets** (e.g. top 10/20/30/50%) are mixed as whole multiples of the smallest bucket
-  (:meth:`mixplan.buckets.BucketSpec.units`): a bucket twice as large is two equal pools with the same
+  (:meth:`mixplan.data.buckets.BucketSpec.units`): a bucket twice as large is two equal pools with the same
   parameters in the uniform mixture. With equal buckets this is exactly the published law.
 
 Uncertainty: when the parameters come from :func:`fit_buckets` (bootstrap refits per bucket, from
@@ -28,7 +28,6 @@ Functions here are pure (data in, results out); :mod:`mixplan._cli_filter` is th
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +37,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._io import read_json, write_json_atomic
 from ..data.buckets import LAW_DEFAULTS, BucketSpec
+from ..data.objective import with_objective_column
 from ..exceptions import ValidationError
 from ..laws.fitting import fit_law
 from ..laws.qqt import QQT_NORMALIZER, QQT_OBJECTIVES, QQTBestUnion, qqt_law, qqt_union_error, rank_unions
@@ -47,7 +48,8 @@ __all__ = ["BucketFit", "FilterFit", "FilterPlan", "fit_buckets", "load_fit", "p
            "FIT_KIND", "A_GRID", "D_GRID"]
 
 FIT_KIND = "mixplan.filter_fit"
-#: Shared ``a`` and ``d`` scanned when freed (the authors' ``ablations/finding_a.py``, laws.md 1.7).
+#: Shared ``a`` and ``d`` scanned when freed (the authors' ``ablations/finding_a.py`` in
+#: ``locuslab/scaling_laws_data_filtering``; Goyal et al. 2024, arXiv 2404.07177).
 A_GRID: tuple[float, ...] = (0.01, 0.015, 0.018, 0.02, 0.022, 0.025, 0.03)
 D_GRID: tuple[float, ...] = tuple(float(x) for x in np.linspace(0.02, 0.15, 10))
 # Relative error of a union run's prediction above which the fit report warns: about twice the
@@ -163,6 +165,17 @@ class FilterFit:
             raise ValidationError(f"{where}: objective {fit.objective!r} is not one of {list(QQT_OBJECTIVES)}")
         return fit
 
+    def save(self, path: str | Path, *, force: bool = False) -> Path:
+        """Write the fit as JSON (``FIT.json``); read by :meth:`load`."""
+        write_json_atomic(path, self.to_dict(), force=force)
+        return Path(path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> FilterFit:
+        """A fit written by :meth:`save`."""
+        doc = read_json(path, "a FIT.json from 'mixplan filter --runs ... --out DIR'")
+        return cls.from_dict(doc, str(path))
+
     def report(self) -> str:
         fixed = ", ".join(f"{k} = {getattr(self, k):g} ({'fixed' if k in self.fixed else 'fitted by a grid scan'})"
                           for k in ("a", "d"))
@@ -181,15 +194,8 @@ class FilterFit:
 
 
 def load_fit(path: str | Path) -> FilterFit:
-    """Read a ``FIT.json`` written by :func:`fit_buckets` (via ``FilterFit.to_dict``)."""
-    path = Path(path)
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ValidationError(f"{path}: no such file (a FIT.json from 'mixplan filter --runs ... --out DIR')") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValidationError(f"{path}: not valid JSON ({exc})") from exc
-    return FilterFit.from_dict(doc, str(path))
+    """Read a ``FIT.json`` written by :meth:`FilterFit.save` (``mixplan filter --runs ... --out DIR``)."""
+    return FilterFit.load(path)
 
 
 def _column(frame: pd.DataFrame, names: Sequence[str]) -> str | None:
@@ -211,7 +217,7 @@ def _runs_points(spec: BucketSpec, frame: pd.DataFrame, target: str, where: str)
     sizes = spec.sizes()
     out = []
     for pos, (idx, row) in enumerate(frame.iterrows()):
-        r = pos + 1  # data rows counted from 1, as mixplan.runs does
+        r = pos + 1  # data rows counted from 1, as mixplan.data.runs does
         at = f"{where}: row {r}, "
         members = spec.resolve(row["bucket"], f"{at}column 'bucket': ")
         n, y = _positive(row[n_col], f"{at}column {n_col!r}", "samples seen"), row[target]
@@ -270,7 +276,7 @@ def fit_buckets(spec: BucketSpec, runs: pd.DataFrame, target: str, *, objective:
     default_d = spec.d if "d" in spec.given or objective == spec.objective else LAW_DEFAULTS[objective]["d"]
     a0 = float(default_a if a is None else a)
     d0 = float(default_d if d is None else d)
-    points = _runs_points(spec, runs, target, where)
+    points = _runs_points(spec, with_objective_column(runs, target, where), target, where)
     per_bucket: list[list[tuple]] = [[] for _ in spec.buckets]
     unions = []
     for p in points:

@@ -1,7 +1,7 @@
 """Scaling, data-constrained and quality-quantity laws: pure functions, a fitter, fitted results.
 
-Formulas, constants and their sources: ``../shared/reference/laws.md`` (cited by section in each
-module).
+Formulas, constants and their sources: each module's docstring, which cites the paper (authors,
+year, arXiv id) and, for what comes from the authors' code, the public repository and file.
 """
 
 from .chinchilla import CHINCHILLA, PUBLISHED, chinchilla_loss, compute_optimal

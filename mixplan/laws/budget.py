@@ -61,7 +61,7 @@ class RunShape:
                 "law": self.law, "law_params": self.law_params, "allocation": self.allocation,
                 "pools": self.pools}
 
-    def table(self) -> str:
+    def report(self) -> str:
         interval = (f" [{self.loss_interval[0]:.4f}, {self.loss_interval[1]:.4f}] ({self.level:.0%})"
                     if self.loss_interval else " (no interval: published constants carry no bootstrap refits)")
         lines = [f"compute {self.flops:.4g} FLOPs, law {self.law} ({self.allocation})",

@@ -9,7 +9,8 @@ r"""Chinchilla-style loss law and compute-optimal allocation (Hoffmann et al. 20
     G = \left(\frac{\alpha A}{\beta B}\right)^{1/(\alpha+\beta)}
 
 Fitted in log space, :math:`\log \hat L = \mathrm{LSE}(a - \alpha\log N,\ b - \beta\log D,\ e)` with
-:math:`A = e^a, B = e^b, E = e^e`, from the grid of laws.md 3.2 (4,500 starting points).
+:math:`A = e^a, B = e^b, E = e^e`, from the initialisation grid of Hoffmann et al. (2022, arXiv
+2203.15556) as Epoch AI replicated it (Besiroglu et al. 2024, arXiv 2404.10102; 4,500 starting points).
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ from .fitting import Law
 
 __all__ = ["chinchilla_loss", "compute_optimal", "CHINCHILLA", "PUBLISHED"]
 
-#: Published constants by name (laws.md 3.1; chinchilla_fit_params.csv).
+#: Published constants by name: Hoffmann et al. 2022 (arXiv 2203.15556); Epoch AI's replication
+#: (Besiroglu et al. 2024, arXiv 2404.10102; ``epoch-research/analyzing-chinchilla``); Muennighoff et al.
+#: 2023 (arXiv 2305.16264; ``huggingface/datablations``).
 PUBLISHED: dict[str, dict[str, float]] = {
     # Hoffmann et al. 2022, Eq. 10 (rounded as published)
     "hoffmann": {"A": 406.4, "B": 410.7, "E": 1.69, "alpha": 0.34, "beta": 0.28},
@@ -77,7 +80,8 @@ def _named(theta: np.ndarray) -> dict[str, float]:
 CHINCHILLA = Law(
     name="chinchilla", theta_names=("a", "b", "e", "alpha", "beta"), log_predict=_log_predict, named=_named,
     bounds=((-5.0, 40.0), (-5.0, 40.0), (-5.0, 3.0), (0.0, 3.0), (0.0, 3.0)),
-    # laws.md 3.2: a, b in {0, 5, ..., 25}, e in {-1, -0.5, ..., 1}, alpha, beta in {0, 0.5, ..., 2}
+    # Start grid of Hoffmann et al. as Epoch AI replicated it (arXiv 2404.10102):
+    # a, b in {0, 5, ..., 25}, e in {-1, -0.5, ..., 1}, alpha, beta in {0, 0.5, ..., 2}
     grid=(tuple(np.arange(0, 26, 5.0)), tuple(np.arange(0, 26, 5.0)), tuple(np.arange(-1, 1.01, 0.5)),
           tuple(np.arange(0, 2.01, 0.5)), tuple(np.arange(0, 2.01, 0.5))),
     columns=("params", "tokens"), jacobian=_jacobian)

@@ -1,4 +1,5 @@
-r"""Data-constrained scaling (Muennighoff et al. 2023, ``huggingface/datablations``; laws.md section 2).
+r"""Data-constrained scaling (Muennighoff et al., NeurIPS 2023, arXiv 2305.16264,
+``huggingface/datablations``).
 
 .. math::
 

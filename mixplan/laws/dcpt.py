@@ -1,4 +1,4 @@
-r"""The D-CPT law for continual pre-training (Que et al. 2024, arXiv 2406.01375; laws.md section 4).
+r"""The D-CPT law for continual pre-training (Que et al., "D-CPT Law", NeurIPS 2024, arXiv 2406.01375).
 
 .. math::
 
@@ -6,9 +6,10 @@ r"""The D-CPT law for continual pre-training (Que et al. 2024, arXiv 2406.01375;
 
 fitted separately for the general validation loss :math:`L_g` with :math:`r = r_g` (the general
 share of the continual-pre-training mixture) and for the domain loss :math:`L_d` with
-:math:`r = r_d = 1 - r_g`. laws.md tags the form **[secondary]**: it is treated here as a model to
-fit and check, and every fit is checked against the design requirements the paper states, each in
-the loss's *own* ratio, over the range of the data:
+:math:`r = r_d = 1 - r_g`. The form is taken from secondary summaries of the paper, not checked
+against its text (no official code or data were found): it is treated here as a model to fit and
+check, and every fit is checked against the design requirements the paper states, each in the loss's
+*own* ratio, over the range of the data:
 
 .. math::
 
@@ -26,7 +27,7 @@ convention of a runs table, :math:`\partial L_g/\partial r_d = -\partial L_g/\pa
 *Reduced form.* When every run has one model size :math:`N_0`, :math:`E + A/N_0^\alpha` is one
 constant, :math:`E_N`: 7 parameters.
 
-*Cross-domain term* (laws.md 4.2, [secondary]): :math:`+\,F/K^\mu` with the Domain-specific
+*Cross-domain term* (Que et al. 2024, from secondary summaries): :math:`+\,F/K^\mu` with the Domain-specific
 Learnable Coefficient :math:`K = w_1/k_1 + w_2 k_2` (:math:`k_1` the base model's initial validation
 loss on the domain, :math:`k_2` its early rate of decline). :math:`F` and :math:`(w_1, w_2)` share a
 scale, :math:`F/K^\mu = F w_1^{-\mu} / (1/k_1 + (w_2/w_1) k_2)^\mu`, so the law fixes :math:`w_1 = 1`
@@ -50,7 +51,6 @@ from collections.abc import Mapping
 from dataclasses import replace
 
 import numpy as np
-from scipy.optimize import nnls
 
 from ..exceptions import ValidationError
 from .fitting import Law, LawFit, fit_law
@@ -59,10 +59,10 @@ __all__ = ["dcpt_loss", "dcpt_derivatives", "dcpt_law", "dcpt_start", "fit_dcpt"
            "cross_domains",
            "own_ratio", "validate_cpt_design", "DCPT_RATIOS", "LOSSES"]
 
-#: The paper's 9 mixture ratios general:domain (laws.md 4.1), as domain shares r_d.
+#: The paper's 9 mixture ratios general:domain (Que et al. 2024, from secondary summaries), as domain shares r_d.
 DCPT_RATIOS: tuple[float, ...] = (0.0, 0.1, 0.2, 1 / 3, 0.5, 2 / 3, 0.8, 0.9, 1.0)  # 10:0, 9:1, ... 3.3:6.7, ... 0:10
 
-#: Which loss takes which ratio (laws.md 4.1): the general loss the general share, the domain loss the domain share.
+#: Which loss takes which ratio (Que et al. 2024): the general loss the general share, the domain loss the domain share.
 LOSSES = ("general", "domain")
 
 
@@ -267,6 +267,8 @@ def dcpt_start(data: Mapping[str, np.ndarray], loss: np.ndarray, reduced: bool =
     """A starting point by variable projection: for each exponent tuple on a grid, non-negative
     least squares of :math:`L/L_i` on the terms (relative error, close to the log-loss fit), and the
     best tuple with its coefficients. Cross-domain parameters are not scanned (default start)."""
+    from scipy.optimize import nnls  # ~0.3 s to import: not for every command that reads a manifest
+
     loss = np.asarray(loss, dtype=float)
     D = np.asarray(data["tokens"], dtype=float)
     r = np.asarray(data["ratio_plus_one"], dtype=float) - 1.0

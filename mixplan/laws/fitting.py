@@ -1,6 +1,7 @@
 r"""A small fitter for scaling laws: Huber loss on log-loss, L-BFGS-B from a grid and a polish, bootstrap intervals.
 
-The recipe of Hoffmann et al. (2022) as Epoch AI replicated it (laws.md section 3.2): minimise
+The recipe of Hoffmann et al. (2022, arXiv 2203.15556) as Epoch AI replicated it (Besiroglu et al. 2024,
+arXiv 2404.10102; repository ``epoch-research/analyzing-chinchilla``): minimise
 
 .. math::
 
@@ -46,7 +47,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from scipy.optimize import least_squares, minimize
 
 from ..exceptions import ValidationError
 
@@ -232,6 +232,8 @@ def _optimum(theta0: np.ndarray, law: Law, data: Data, log_loss: np.ndarray, del
     """A local minimum from ``theta0``: L-BFGS-B (the recipe's descent; skipped for a warm start), then the
     trust-region polish of the module docstring, never accepted if worse; judged by :func:`_stationarity`,
     not by an optimizer's exit status."""
+    from scipy.optimize import least_squares, minimize  # ~0.3 s: only when something is fitted
+
     lo, hi = _bounds(law)
     theta = np.clip(np.asarray(theta0, dtype=float), lo, hi)
     if descend:

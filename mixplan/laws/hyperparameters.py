@@ -1,7 +1,7 @@
-r"""Learning rate and batch size for a run shape (laws.md section 5).
+r"""Learning rate and batch size for a run shape (Step Law, arXiv 2503.04715; DeepSeek LLM, arXiv 2401.02954).
 
-Step Law (Li et al. 2025, "Predictable Scale: Part I", ``step-law/steplaw``), for non-embedding
-parameters :math:`N` and training tokens :math:`D`:
+Step Law (Li et al. 2025, "Predictable Scale: Part I", arXiv 2503.04715, ``step-law/steplaw``), for
+non-embedding parameters :math:`N` and training tokens :math:`D`:
 
 .. math::
 

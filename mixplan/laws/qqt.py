@@ -1,17 +1,18 @@
-r"""Quality–quantity trade-off (QQT) laws for filtered, repeated data (Goyal et al., CVPR 2024; laws.md section 1).
+r"""Quality–quantity trade-off (QQT) laws for filtered, repeated data (Goyal et al., CVPR 2024).
 
-"Scaling Laws for Data Filtering: Data Curation cannot be Compute Agnostic", arXiv 2404.07177; code
-``locuslab/scaling_laws_data_filtering`` (``objective.py`` and ``estimate_best_pool.py`` at
-``cf5ced1``). Every formula below is the one the authors' code computes, quirks included.
+Goyal, Maini, Lipton, Raghunathan, Kolter, "Scaling Laws for Data Filtering: Data Curation cannot be
+Compute Agnostic", CVPR 2024, arXiv 2404.07177; code ``locuslab/scaling_laws_data_filtering``
+(``objective.py`` and ``estimate_best_pool.py`` at ``cf5ced1``), "the authors' code" below. Every
+formula below is the one the authors' code computes, quirks included.
 
-**Utility decay** (laws.md 1.3). A pool's utility :math:`b < 0` (the exponent of :math:`y = a n^b`)
-halves every :math:`\tau` passes: during pass :math:`k = 1, 2, \dots`
+**Utility decay** (the authors' ``objective.py``). A pool's utility :math:`b < 0` (the exponent of
+:math:`y = a n^b`) halves every :math:`\tau` passes: during pass :math:`k = 1, 2, \dots`
 
 .. math::
 
     b_k = b \cdot 0.5^{(k-1)/\tau}.
 
-**Single pool, utility fit** (laws.md 1.4, ``func_effective_utility``). Samples seen :math:`n`, pool
+**Single pool, utility fit** (``objective.py::func_effective_utility``). Samples seen :math:`n`, pool
 size :math:`S`, normaliser :math:`Z = 10^5`, :math:`K = \lfloor n/S \rfloor` and, for passes
 :math:`e = 0, \dots, K` (0-based),
 :math:`h_e = a \min(S(e+1), n)/Z`, :math:`l_e = a S e / Z`, :math:`b_e = b\, 0.5^{e/\tau}`:
@@ -25,19 +26,20 @@ Quirks kept: :math:`a` sits *inside* the power (it rescales :math:`n`; within th
 repetition factors too; the loop runs to :math:`e = K` even when :math:`n = KS` (the last factor is
 then 1); :math:`0^p := 0`.
 
-**Single pool, effective-data fit** (laws.md 1.5, ``func_effective_data``; repetition discounts the
+**Single pool, effective-data fit** (``objective.py::func_effective_data``; repetition discounts the
 sample count, the exponent is unchanged):
 
 .. math::
 
     n_\mathrm{eff} = \sum_{e=0}^{K} (h_e - l_e)\, 0.5^{e/\tau}, \qquad y(n) = n_\mathrm{eff}^{\,b} + d.
 
-**Unions of pools** (laws.md 1.6). :math:`p` equal-size pools with a *shared* :math:`a` (the code
-asserts it) and their own :math:`(b_i, \tau_i)`, mixed uniformly; :math:`S_\mathrm{tot} = pS`,
-:math:`h_e, l_e` as above with :math:`S_\mathrm{tot}`, and :math:`\tau_i' = p\,\tau_i` when
-``tau_scale_with_pool_count`` (the authors' driver multiplies every :math:`\tau_i` by the number of
-pools; whether the paper's law includes this could not be confirmed, laws.md 1.6 — hence a switch,
-default True as in the repository). Utility fit (``func_effective_utility_aggregation``), the plain
+**Unions of pools** (``objective.py``, driven by ``estimate_best_pool.py::estimate_best_buckets``).
+:math:`p` equal-size pools with a *shared* :math:`a` (the code asserts it) and their own
+:math:`(b_i, \tau_i)`, mixed uniformly; :math:`S_\mathrm{tot} = pS`, :math:`h_e, l_e` as above with
+:math:`S_\mathrm{tot}`, and :math:`\tau_i' = p\,\tau_i` when ``tau_scale_with_pool_count`` (the
+authors' driver multiplies every :math:`\tau_i` by the number of pools; whether the paper's law
+includes this could not be confirmed from the paper's text — hence a switch, default True as in the
+repository). Utility fit (``func_effective_utility_aggregation``), the plain
 mean of the decayed utilities:
 
 .. math::
@@ -56,20 +58,24 @@ Effective-data fit (``func_effective_data_aggregation``), a :math:`\delta`-weigh
 
 With one pool both reduce to the single-pool curves.
 
-**Best union** (laws.md 1.6, ``estimate_best_buckets``): sort the pools by :math:`b` ascending (most
-useful first), evaluate the top-:math:`k` unions, :math:`k = 1..P`, at each budget and take the
-lowest error. :func:`qqt_best_union` does this on a budget grid and also reports the runner-up, the
-margin and the budgets where the best union changes (laws.md 1.8).
+**Best union** (``estimate_best_pool.py::estimate_best_buckets``): sort the pools by :math:`b`
+ascending (most useful first), evaluate the top-:math:`k` unions, :math:`k = 1..P`, at each budget
+and take the lowest error. :func:`qqt_best_union` does this on a budget grid and also reports the runner-up, the
+margin and the budgets where the best union changes (the paper's point: the best filter depends on
+compute; the switch points of the published fits are checked in ``tests/laws/test_qqt.py``).
 
-**Constants** (laws.md 1.7): :data:`QQT_PUBLISHED` — ImageNet-1k zero-shot error, T-MARS deciles of
-DataComp-medium, both fits. **Fitting** (:func:`qqt_law`): mixplan's recipe (Huber on log-error,
-L-BFGS-B from a grid, bootstrap intervals; laws.md 6). The authors instead grid-searched the SSE of
-raw error on linspace grids (laws.md 1.7); to reproduce their numbers use their grids, not this
-fitter. QQT discounts the *exponent*; the data-constrained law (:mod:`.data_constrained`) discounts
-the *token count*; their constants do not transfer (laws.md 6).
+**Constants** (the authors' ``results/parameter_values.jsonl@cf5ced1``): :data:`QQT_PUBLISHED` —
+ImageNet-1k zero-shot error, T-MARS deciles of DataComp-medium, both fits. **Fitting**
+(:func:`qqt_law`): mixplan's recipe (Huber on log-error, L-BFGS-B from a grid, bootstrap intervals;
+the Chinchilla recipe of :mod:`.fitting`). The authors instead grid-searched the SSE of raw error on
+linspace grids (their ``grid_search.py``, ``process_128_grid.py``); to reproduce their numbers use
+their grids, not this fitter. QQT discounts the *exponent*; the data-constrained law
+(:mod:`.data_constrained`) discounts the *token count*; their constants do not transfer (a design
+note of mixplan's).
 
 The law is only meaningful near the fitted range (25.6M–128M samples of a 12.8M pool); below it the
-curves can exceed 1 (laws.md 1.4).
+curves can exceed 1 (half a pass of the published effective-data top-10% fit gives 1.0395;
+``tests/laws/test_qqt.py``).
 """
 
 from __future__ import annotations
@@ -91,7 +97,7 @@ __all__ = ["QQT_NORMALIZER", "QQT_OBJECTIVES", "QQT_PUBLISHED", "QQT_SOURCE", "Q
 QQT_NORMALIZER: float = 100_000.0
 #: The two published fits, named as the authors' ``--objective`` flag.
 QQT_OBJECTIVES: tuple[str, ...] = ("effective_utility", "effective_data")
-#: Where the published parameters come from (laws.md 1.7).
+#: Where the published parameters come from (Goyal et al. 2024; the authors' parameter file).
 QQT_SOURCE = ("locuslab/scaling_laws_data_filtering:results/parameter_values.jsonl@cf5ced1 "
               "(file deleted at ba37663); Goyal et al., CVPR 2024, arXiv 2404.07177")
 
@@ -106,8 +112,9 @@ def _pool(a: float, b: float, tau: float) -> dict[str, float]:
     return {"a": a, "b": b, "tau": tau}
 
 
-#: Published fits (laws.md 1.7), full precision as stored in ``results/parameter_values.jsonl@cf5ced1``
-#: (``shared/anchors/qqt/qqt_fitted_params.csv``). ImageNet-1k zero-shot **error**; T-MARS score
+#: Published fits (Goyal et al. 2024, arXiv 2404.07177), full precision as stored in
+#: ``locuslab/scaling_laws_data_filtering:results/parameter_values.jsonl@cf5ced1`` (file deleted at
+#: ``ba37663``). ImageNet-1k zero-shot **error**; T-MARS score
 #: deciles of DataComp-medium, 12.8M samples each. ``pools`` are the four deciles the driver searches
 #: (most useful first); ``control`` is the random 25% of the top 40% that the driver drops
 #: (``b_values[:-1]``). The effective-data fit stores no ``d``; 0.1 is the driver's ``--d`` default,
@@ -324,7 +331,8 @@ def _union_effective_data_curve(n, S, a, b, tau, d, Z):
 # ----------------------------------------------------------------------------------------------------
 
 def qqt_decayed_utility(b: Any, tau: Any, k: Any) -> np.ndarray:
-    """Utility during pass ``k`` (1-based): :math:`b_k = b \\cdot 0.5^{(k-1)/\\tau}` (laws.md 1.3)."""
+    """Utility during pass ``k`` (1-based): :math:`b_k = b \\cdot 0.5^{(k-1)/\\tau}` (Goyal et al. 2024,
+    arXiv 2404.07177; ``locuslab/scaling_laws_data_filtering``, ``objective.py``)."""
     b = _finite("b", b, "the pool's utility")
     tau = _check_tau(tau)
     k = _finite("pass k", k, "1-based index of the pass over the pool")
@@ -337,7 +345,7 @@ def qqt_decayed_utility(b: Any, tau: Any, k: Any) -> np.ndarray:
 
 def qqt_error(n: Any, pool_size: Any, a: Any, b: Any, tau: Any, d: Any, *,
               normalizer: float = QQT_NORMALIZER) -> np.ndarray:
-    """Error after ``n`` samples seen of one pool of ``pool_size`` samples, utility fit (laws.md 1.4).
+    """Error after ``n`` samples seen of one pool of ``pool_size`` samples, utility fit (Goyal et al. 2024).
 
     Exactly ``objective.py::func_effective_utility``; all arguments broadcast (e.g. an array of budgets).
     """
@@ -349,8 +357,9 @@ def qqt_error(n: Any, pool_size: Any, a: Any, b: Any, tau: Any, d: Any, *,
 
 def qqt_effective_samples(n: Any, pool_size: Any, a: Any, tau: Any, *,
                           normalizer: float = QQT_NORMALIZER) -> np.ndarray:
-    """Scaled effective samples :math:`n_\\mathrm{eff}` of the effective-data fit (laws.md 1.5,
-    ``get_effective_samples``): pass ``e`` (0-based) counts ``0.5^(e/tau)`` per sample, times ``a / Z``."""
+    """Scaled effective samples :math:`n_\\mathrm{eff}` of the effective-data fit (Goyal et al.
+    2024; ``locuslab/scaling_laws_data_filtering``, ``objective.py::get_effective_samples``): pass ``e``
+    (0-based) counts ``0.5^(e/tau)`` per sample, times ``a / Z``."""
     n, S, a, tau = _check_budgets(n), _check_pool_size(pool_size), _check_a(a), _check_tau(tau)
     _broadcast(n=n, pool_size=S, a=a, tau=tau)
     return _effective_samples(n, S, a, tau, _check_normalizer(normalizer))
@@ -358,7 +367,8 @@ def qqt_effective_samples(n: Any, pool_size: Any, a: Any, tau: Any, *,
 
 def qqt_effective_data_error(n: Any, pool_size: Any, a: Any, b: Any, tau: Any, d: Any, *,
                              normalizer: float = QQT_NORMALIZER) -> np.ndarray:
-    """Error after ``n`` samples of one pool, effective-data fit: :math:`n_\\mathrm{eff}^b + d` (laws.md 1.5)."""
+    """Error after ``n`` samples of one pool, effective-data fit: :math:`n_\\mathrm{eff}^b + d` (Goyal et al.
+    2024; ``locuslab/scaling_laws_data_filtering``, ``objective.py::func_effective_data``)."""
     n, S, a, tau = _check_budgets(n), _check_pool_size(pool_size), _check_a(a), _check_tau(tau)
     b, d = _finite("b", b, "the pool's utility"), _finite("d", d, "the irreducible error")
     _broadcast(n=n, pool_size=S, a=a, b=b, tau=tau, d=d)
@@ -387,7 +397,7 @@ def qqt_union_error(n: Any, pool_size: Any, a: Any, b: Any, tau: Any, d: float, 
                     objective: str = "effective_utility", tau_scale_with_pool_count: bool = True,
                     normalizer: float = QQT_NORMALIZER) -> np.ndarray:
     """Error after ``n`` samples of a uniform union of ``len(b)`` pools of ``pool_size`` samples each
-    (laws.md 1.6).
+    (Goyal et al. 2024, arXiv 2404.07177; ``locuslab/scaling_laws_data_filtering``, ``objective.py``).
 
     ``a`` (shared; a scalar or one equal value per pool), ``b`` and ``tau`` (one per pool) are the
     pools' fitted parameters, ``d`` the irreducible error. ``objective`` picks the utility fit
@@ -412,7 +422,7 @@ def qqt_union_error(n: Any, pool_size: Any, a: Any, b: Any, tau: Any, d: float, 
 
 @dataclass(frozen=True)
 class QQTBestUnion:
-    """The best top-k union of pools at each budget (laws.md 1.6 and 1.8).
+    """The best top-k union of pools at each budget (Goyal et al. 2024; ``estimate_best_pool.py``).
 
     ``order`` names the pools most useful first (``b`` ascending); union ``k`` is ``order[:k]``.
     ``errors[i, k-1]`` is the error of union ``k`` at ``budgets[i]``; ``best`` and ``runner_up``
@@ -508,9 +518,9 @@ def qqt_law(objective: str = "effective_utility", *, a: float | None = None, b: 
     """One pool's QQT law in the fitter's terms (:func:`mixplan.laws.fitting.fit_law`).
 
     Parameters given a value are held fixed; those left ``None`` are fitted. The authors share ``a``
-    and ``d`` across pools and fit ``b`` and ``tau`` per pool (laws.md 1.7), e.g.
-    ``qqt_law(a=0.025, d=0.1)``. Runs need ``tokens`` (samples seen ``n``) and ``unique_tokens``
-    (pool size ``S``); the target is the error. ``a``, ``-b`` and ``tau`` are fitted on the log scale
+    and ``d`` across pools and fit ``b`` and ``tau`` per pool (their ``ablations/finding_a.py`` and
+    ``grid_search.py``), e.g. ``qqt_law(a=0.025, d=0.1)``. Runs need ``tokens`` (samples seen ``n``)
+    and ``unique_tokens`` (pool size ``S``); the target is the error. ``a``, ``-b`` and ``tau`` are fitted on the log scale
     (``log_a``, ``log_neg_b``, ``log_tau``; ``named`` reports ``a, b, tau, d``). Bounds: ``b`` in
     [-5, -1e-6], ``tau`` in [0.05, 1000], ``d`` in [0, 100], ``a`` in [1e-6, 10]. Start grid, coarser
     than the authors' 100-point linspaces: ``b`` in linspace(-0.005, -0.5, 12), ``tau`` in

@@ -9,9 +9,9 @@ from .._lazy import lazy_exports
 
 _EXPORTS = {
     "Plan": ".plan", "make_plan": ".plan", "Design": ".design", "design_swarm": ".design",
-    "pool_coverage": ".design", "coverage_table": ".design", "NextRuns": ".sequential",
-    "propose_next": ".sequential", "expected_improvement": ".sequential", "next_run_ids": ".sequential",
-    "RepetitionModel": ".repetition", "effective_mixture": ".repetition", "fit_repetition": ".repetition",
+    "NextRuns": ".sequential", "propose_next": ".sequential", "expected_improvement": ".sequential",
+    "next_run_ids": ".sequential", "RepetitionModel": ".repetition", "effective_mixture": ".repetition",
+    "fit_repetition": ".repetition",
 }
 
 __all__ = list(_EXPORTS)

@@ -3,25 +3,30 @@
 RegMix draws Dirichlet mixtures centred on the tempered token prior at concentrations from 0.1 to 5
 and rejects draws above a cap; small pools then come out at exactly 0 in most runs and floors make
 rejection sampling accept nothing (RegMix issue #10). Here the floors are reserved first and only the
-free mass is drawn, caps are enforced by redistribution (:mod:`mixplan.search`), weights below
+free mass is drawn, caps are enforced by redistribution (:mod:`mixplan.simplex`), weights below
 ``min_nonzero`` are moved to the pool's floor, and near-duplicates (of each other and of runs that
 already exist) are dropped. The report counts, per pool, how many designed runs exercise it.
 """
 
 from __future__ import annotations
 
+import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from ..exceptions import ValidationError
-from ..models.mixture_model import nearest_run
+from .._io import check_writable, write_table_atomic, write_text_atomic
 from ..data.pools import PoolSet
+from ..exceptions import ValidationError
+from ..models.intervals import nearest_run
+from ..data.runs import pool_coverage
 from ..simplex import DEFAULT_STRENGTHS, build_constraints, cap_redistribute, sample_mixtures
 
-__all__ = ["Design", "design_swarm", "pool_coverage", "coverage_table"]
+__all__ = ["Design", "design_swarm", "write_design"]
 
 
 @dataclass(frozen=True)
@@ -88,20 +93,6 @@ def design_swarm(pools: PoolSet, n: int, *, seed: int = 0, tokens: float | None 
     return Design(frame=frame, coverage=coverage, settings=settings)
 
 
-def pool_coverage(W: np.ndarray, names: list[str]) -> dict[str, dict[str, float]]:
-    """How much a set of runs exercises each pool: runs with a non-zero weight, mean and max weight."""
-    return {p: {"runs_nonzero": int((W[:, i] > 0).sum()), "mean_weight": float(W[:, i].mean()),
-                "max_weight": float(W[:, i].max())} for i, p in enumerate(names)}
-
-
-def coverage_table(coverage: dict[str, dict[str, float]]) -> list[str]:
-    """:func:`pool_coverage` as text lines."""
-    lines = [f"{'pool':<24} {'runs > 0':>9} {'mean w':>8} {'max w':>8}"]
-    lines += [f"{p:<24} {c['runs_nonzero']:>9} {c['mean_weight']:>8.4f} {c['max_weight']:>8.4f}"
-              for p, c in coverage.items()]
-    return lines
-
-
 def check_prefix(prefix: str) -> None:
     """Run ids become file names: letters, digits, '_', '-', '.', no '..'."""
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.\-]*", prefix) or ".." in prefix:
@@ -123,3 +114,34 @@ def sparsify_round(W: np.ndarray, lower: np.ndarray, upper: np.ndarray, min_nonz
     j = np.argmax(np.where((R + err[:, None] >= lower) & (R + err[:, None] <= upper), R, -1), axis=1)
     R[np.arange(len(R)), j] = np.round(R[np.arange(len(R)), j] + err, decimals)
     return R
+
+
+def write_design(out: str | os.PathLike[str], frame: pd.DataFrame, pools: Sequence[str], *, seed: int = 0,
+                 tokens: float | None = None, force: bool = False) -> list[Path]:
+    """Write a design folder: ``mixtures.csv`` (``frame``: run_id + ``w_<pool>``) and one
+    ``runs/<run_id>.yaml`` per run (its weights, seed and tokens) for a training launcher to read.
+
+    Nothing is written if any file exists (unless ``force``) or if ``runs/`` holds run files of another
+    design; with ``force`` those are removed, so that the folder never mixes two designs. Returns the
+    files written."""
+    import yaml
+
+    out = Path(out)
+    files: dict[Path, str | None] = {out / "mixtures.csv": None}
+    for _, row in frame.iterrows():
+        cfg = {"run_id": row["run_id"], "seed": seed, "weights": {p: float(row[f"w_{p}"]) for p in pools}}
+        if tokens is not None:
+            cfg["tokens"] = float(tokens)
+        files[out / "runs" / f"{row['run_id']}.yaml"] = yaml.safe_dump(cfg, sort_keys=False)
+    check_writable(files, force)
+    stale = sorted(set((out / "runs").glob("*.yaml")) - set(files))
+    if stale and not force:
+        raise ValidationError(f"{out / 'runs'} holds {len(stale)} run file(s) of another design (first: {stale[0].name}); "
+                              "choose another --out or pass --force to replace that design")
+    for path in stale:  # with force the old design is replaced, not mixed with the new one
+        path.unlink()
+    write_table_atomic(out / "mixtures.csv", frame, force=force)
+    for path, text in files.items():
+        if text is not None:
+            write_text_atomic(path, text, force=force)
+    return list(files)

@@ -1,6 +1,6 @@
 """From a fitted model to a recommended mixture, with its evidence and the obvious alternatives.
 
-:func:`make_plan` runs the constrained search (:mod:`mixplan.search`) on the model's prediction and
+:func:`make_plan` runs the constrained search (:mod:`mixplan.simplex`) on the model's prediction and
 returns a :class:`Plan`: the recommended mixture, its predicted objective with an interval, the
 nearest proxy run and whether the mixture is inside the region the runs cover, the active
 constraints, per-pool epochs at the target budget, and the same predictions for the
@@ -22,6 +22,7 @@ from .._version import __version__
 from .._io import library_versions
 from ..exceptions import ExtrapolationWarning, ValidationError
 from ..models.mixture_model import DEFAULT_LEVEL, MixtureModel, cv_summary
+from ..data.objective import Objective
 from ..data.pools import PoolSet
 from .repetition import RepetitionModel
 from ..simplex import Constraints, SearchResult, active_constraints, best_distinct, build_constraints, search
@@ -68,15 +69,15 @@ class Plan:
         r = self.result
         if r is None:
             raise ValidationError("this plan carries no search result")
-        sense = -1.0 if self.objective["maximize"] else 1.0
+        objective = Objective.from_dict(self.objective)
         frame = pd.DataFrame(r.candidates, columns=[f"w_{p}" for p in self.pools])
         frame.insert(0, "origin", r.candidate_origin)
         frame.insert(0, "candidate", np.arange(len(frame)))
-        frame["prefilter_score"] = sense * r.prefilter_scores
-        frame["prediction"] = sense * r.exact_scores
+        frame["prefilter_score"] = objective.unscore(r.prefilter_scores)
+        frame["prediction"] = objective.unscore(r.exact_scores)
         return frame
 
-    def table(self) -> str:
+    def report(self) -> str:
         """A human-readable summary: weights and epochs per pool, then predictions."""
         names = list(self.mixtures)
         rows = []
@@ -139,14 +140,15 @@ def _repetition_optima(model: MixtureModel, pools: PoolSet, tokens: float, pins:
                        combine_caps: bool, options: dict[str, Any]) -> tuple[SearchResult, dict[str, Any]]:
     """The repetition-blind (no epoch caps), hard-cap (the manifest's max_epochs) and
     repetition-aware optima; the last becomes the recommendation."""
-    sense = model.objective.sense
+    objective = model.objective
     uncapped = PoolSet(tuple(replace(p, max_epochs=float("inf")) for p in pools), name=pools.name,
                        token_unit=pools.token_unit, path=pools.path, tokens_known=pools.tokens_known)
     c_free = build_constraints(uncapped, tokens, pins)
-    blind = search(lambda W, fast: sense * model.predict_mean(W), c_free, pools.prior, seed=seed,
+    blind = search(lambda W, fast: objective.score(model.predict_mean(W)), c_free, pools.prior, seed=seed,
                    extra=model.train_weights, **options)
     aware_c = capped_c if combine_caps else c_free
-    aware = search(lambda W, fast: sense * rep.objective(model.predict_mean, W, tokens, pools.tokens, pools.r_star),
+    aware = search(lambda W, fast: objective.score(rep.objective(model.predict_mean, W, tokens, pools.tokens,
+                                                                 pools.r_star)),
                    aware_c, pools.prior, seed=seed, extra=model.train_weights, **options)
     return aware, {"optima": {"repetition_blind": blind, "hard_cap": capped}}
 
@@ -178,7 +180,7 @@ OT_SIZE_CANDIDATES = 64
 
 
 def _ot_optima(model: MixtureModel, ot: Any, mode: str, base_tokens: float | None, tokens: float | None,
-               c: Constraints, result: SearchResult, sense: float) -> tuple[SearchResult, dict[str, Any]]:
+               c: Constraints, result: SearchResult) -> tuple[SearchResult, dict[str, Any]]:
     """The OT extrapolator's optimum, and (modes alone / size) the recommendation it implies."""
     if mode not in _OT_MODES:
         raise ValidationError(f"unknown OT mode {mode!r}; use one of {', '.join(_OT_MODES)}")
@@ -190,10 +192,11 @@ def _ot_optima(model: MixtureModel, ot: Any, mode: str, base_tokens: float | Non
     size = float(tokens) if tokens is not None else float(ot.anchors_[-1])
     sel = ot.select(size, c.lower, c.upper)
     info: dict[str, Any] = {"mode": mode, "tokens": size, "selection": sel.to_dict(model.pools),
-                            "fit": ot.report(), "optima": {"ot_selected": sel.weights}}
+                            "fit": ot.to_dict(), "optima": {"ot_selected": sel.weights}}
     if mode == "alone":
         info["optima"]["regressor_optimum"] = result.weights
-        result = replace(result, weights=sel.weights, score=float(sense * model.predict_mean(sel.weights[None])[0]))
+        result = replace(result, weights=sel.weights,
+                         score=float(model.objective.score(model.predict_mean(sel.weights[None])[0])))
     elif mode == "size":
         if base_tokens is None:
             raise ValidationError("OT mode 'size' needs the proxy runs' size (a tokens column in the runs)")
@@ -203,11 +206,11 @@ def _ot_optima(model: MixtureModel, ot: Any, mode: str, base_tokens: float | Non
         delta, q = ot.increment(Wc, size, base_tokens)
         regressor = model.predict_mean(Wc)
         total = regressor + delta
-        best = int(np.argmin(sense * total))
+        best = model.objective.best(total)
         info |= {"base_tokens": float(base_tokens), "increment_halfwidth": q, "candidates_rescored": len(Wc),
-                 "regressor_optimum_rank": int(np.argsort(np.argsort(sense * total))[0]) + 1}
+                 "regressor_optimum_rank": int(np.argsort(np.argsort(model.objective.score(total)))[0]) + 1}
         info["optima"]["regressor_optimum"] = result.weights
-        result = replace(result, weights=Wc[best], score=float(sense * regressor[best]))
+        result = replace(result, weights=Wc[best], score=float(model.objective.score(regressor[best])))
     return result, info
 
 
@@ -271,11 +274,11 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
         The best observed proxy run; defaults to the best of the model's training runs.
     repetition : RepetitionModel, optional
         Score mixtures at the target budget with the repetition-aware objective
-        (:mod:`mixplan.repetition`); the plan then also shows the repetition-blind optimum (no epoch
+        (:mod:`mixplan.mixture.repetition`); the plan then also shows the repetition-blind optimum (no epoch
         caps) and the hard-cap optimum (the manifest's ``max_epochs``), and recommends the
         repetition-aware one (searched without epoch caps unless ``combine_caps``).
     ot : OTExtrapolator, optional
-        An OT extrapolator (:mod:`mixplan.extrapolator`) fitted on the same pools. Its own optimum at the
+        An OT extrapolator (:mod:`mixplan.transport.extrapolator`) fitted on the same pools. Its own optimum at the
         target budget (``tokens``, else its largest fitted size) is added as ``ot_selected`` and every
         mixture gets its OT prediction at that size (``ot`` entry). ``ot_mode``: ``"compare"`` (the
         regressor's optimum stays recommended), ``"alone"`` (the OT optimum is recommended) or ``"size"``
@@ -283,13 +286,13 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
         size, to the target: the recommendation is the best of the regressor's top candidates and the OT
         optimum under that sum).
     search_options
-        Passed to :func:`mixplan.search.search` (``n_candidates``, ``top_k``, ...).
+        Passed to :func:`mixplan.simplex.search` (``n_candidates``, ``top_k``, ...).
     """
     if list(model.pools) != pools.names:
         raise ValidationError(f"the model was fitted on pools {model.pools} but the manifest lists "
                               f"{pools.names}; refit with this manifest or use the model's")
     c = build_constraints(pools, tokens, pins)
-    sense = model.objective.sense
+    objective = model.objective
 
     # The first tenth of the trees (at least 100) ranks candidates almost like the full model
     # at a fraction of the cost; the survivors are re-scored exactly (LightGBM-only models).
@@ -297,7 +300,7 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
     fast_trees = max(100, n_trees // 10) if n_trees > 200 else None
 
     def score(W: np.ndarray, fast: bool) -> np.ndarray:
-        return sense * model.predict_mean(W, num_iteration=fast_trees if fast else None)
+        return objective.score(model.predict_mean(W, num_iteration=fast_trees if fast else None))
 
     result = search(score, c, pools.prior, seed=seed, extra=model.train_weights, **search_options)
     repetition_info = None
@@ -309,10 +312,10 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
 
     ot_info = None
     if ot is not None:
-        result, ot_info = _ot_optima(model, ot, ot_mode, ot_base_tokens, tokens, c, result, sense)
+        result, ot_info = _ot_optima(model, ot, ot_mode, ot_base_tokens, tokens, c, result)
 
     if best_run is None:
-        i = int(np.argmin(sense * model.train_y))
+        i = objective.best(model.train_y)
         best_run = (model.train_ids[i], model.train_weights[i], float(model.train_y[i]))
     named = {
         "recommended": result.weights,
@@ -373,8 +376,8 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
     search_info = dict(result.settings) | {
         "n_prefilter_scored": result.n_prefilter, "n_exact_scored": result.n_exact,
         "prefilter_trees": fast_trees, "refine_moves": result.refine_steps,
-        "best_candidate_prediction": sense * result.best_candidate_score,
-        "top_k_mean_prediction": sense * result.topk_score,
+        "best_candidate_prediction": objective.unscore(result.best_candidate_score),
+        "top_k_mean_prediction": objective.unscore(result.topk_score),
     }
     return Plan(pools=pools.names, objective=model.objective.to_dict(), tokens=tokens,
                 token_unit=pools.token_unit, recommended=mixtures["recommended"]["weights"], mixtures=mixtures,

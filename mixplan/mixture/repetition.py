@@ -57,9 +57,10 @@ from scipy.optimize import minimize
 from ..exceptions import ValidationError
 from ..laws.data_constrained import DATABLATIONS, effective_data
 
-__all__ = ["RepetitionModel", "effective_mixture", "fit_repetition"]
+__all__ = ["fit_repetition_runs", "RepetitionModel", "effective_mixture", "fit_repetition"]
 
-#: Muennighoff et al.'s R_D* (C4, laws.md 2.2), the default without repeated proxy runs.
+#: Muennighoff et al.'s R_D* (C4; NeurIPS 2023, arXiv 2305.16264, ``huggingface/datablations``), the default
+#: without repeated proxy runs.
 DEFAULT_R_STAR = DATABLATIONS["R_D_star"]
 
 
@@ -119,7 +120,7 @@ class RepetitionModel:
         return f(Wt) - self.gamma * np.log(frac)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model": "effective mixture + log effective data (mixplan.repetition)",
+        return {"model": "effective mixture + log effective data (mixplan.mixture.repetition)",
                 "r_star": self.r_star, "half_life_repetitions": self.r_star * float(np.log(2)),
                 "gamma": self.gamma, "shift": self.shift,
                 "intervals": {k: list(v) for k, v in self.intervals.items()}, "n_runs": self.n_runs,
@@ -196,3 +197,22 @@ def fit_repetition(f: Callable[[np.ndarray], np.ndarray], W: np.ndarray, tokens:
     return RepetitionModel(r_star=r_star, gamma=gamma, shift=shift, intervals=intervals, n_runs=len(W),
                            source=source, proxy_tokens=float(proxy_tokens), rmse=float(np.sqrt(np.mean((y - pred - shift) ** 2))),
                            rmse_blind=float(np.sqrt(np.mean(res_blind ** 2))))
+
+
+def fit_repetition_runs(model: Any, runs: Any, more: Any, available: np.ndarray, *, seed: int = 0,
+                        level: float = 0.9) -> RepetitionModel:
+    """:func:`fit_repetition` from run tables: the proxy ``runs`` the model was fitted on (one budget, in a
+    ``tokens`` column) and ``more`` runs at other budgets that repeat data, both scored by the model's
+    objective; ``available`` is each pool's unique tokens."""
+    proxy = runs.frame["tokens"].to_numpy(dtype=float) if "tokens" in runs.frame else None
+    if proxy is None or "tokens" not in more.frame:
+        raise ValidationError(f"{more.source}: the repetition model needs a tokens column in both run "
+                              "tables (the budget each run was trained on)")
+    if np.ptp(proxy) > 0:
+        raise ValidationError(f"{runs.source}: the proxy runs have several budgets; fit the model on runs of one budget")
+    objective = model.objective
+    W = np.vstack([runs.weights, more.weights])
+    T = np.r_[proxy, more.frame["tokens"].to_numpy(dtype=float)]
+    y = np.r_[objective.values(runs), objective.values(more)]
+    return fit_repetition(model.predict_mean, W, T, y, available, float(proxy[0]), seed=seed, level=level,
+                          source=f"fitted on {runs.source} and {more.source}")

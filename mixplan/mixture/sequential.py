@@ -1,6 +1,6 @@
 r"""Sequential design: the next K proxy mixtures that most improve the decision.
 
-A random swarm (:mod:`mixplan.design`) spends its runs evenly over the simplex; once a model exists,
+A random swarm (:mod:`mixplan.mixture.design`) spends its runs evenly over the simplex; once a model exists,
 the runs that matter are those that could change - or confirm - the recommended mixture.
 :func:`propose_next` proposes K mixtures by batch Expected Improvement under every constraint.
 
@@ -36,20 +36,20 @@ biased low (the winner's curse) and would understate every mixture's chance to i
 Batch (greedy "kriging believer", Ginsbourger, Le Riche & Carraro 2010). After picking
 :math:`w_j`, every column's GP is conditioned on the pseudo-observation
 :math:`(\phi_t(w_j), \mu^{GP}_t(w_j))` - its own posterior mean, with the same hyper-parameters
-(:meth:`mixplan.gp.GaussianProcess.condition`). That leaves every posterior mean unchanged and
+(:meth:`mixplan.models.gp.GaussianProcess.condition`). That leaves every posterior mean unchanged and
 shrinks :math:`\sigma` near :math:`w_j`, and the incumbent becomes :math:`\min(f^\star, f(w_j))`
 (the believed run is treated as observed), so the next pick is a different bet, not a neighbour of
 the last one. The conditioning needs no new fit and keeps the batch deterministic.
 
 Candidates (the maximiser of EI is searched over a finite set):
 
-* *global*: Dirichlet draws from the constrained region (:func:`mixplan.search.sample_mixtures`,
+* *global*: Dirichlet draws from the constrained region (:func:`mixplan.simplex.sample_mixtures`,
   floors reserved, caps redistributed, RegMix's concentrations), for exploration;
 * *local* (a quarter of them by default): perturbations around the current plan's best predicted
   mixtures - the recommended mixture, the top-k mean and the best distinct candidates of
-  :func:`mixplan.plan.make_plan`'s search - the "promising region" that CLIMB (Diao et al. 2025)
+  :func:`mixplan.mixture.plan.make_plan`'s search - the "promising region" that CLIMB (Diao et al. 2025)
   samples its next round from: pair transfers and zero-sum Gaussian moves of expected
-  total-variation size ``radii``, projected onto the constraints (as :mod:`mixplan.search`
+  total-variation size ``radii``, projected onto the constraints (as :mod:`mixplan.simplex`
   refines). Local candidates resolve the predicted optimum finely and EI then spends more of the
   batch there, on the model's own optimum - errors included. Known-truth study (8 pools, 24 random
   runs + rounds of 8, 16 seeds): median regret of the plan after 48 runs 0.021 with half of the
@@ -231,7 +231,7 @@ def propose_next(model: MixtureModel, pools: PoolSet, k: int, *, tokens: float |
         uncertainty.append(um)
     c = build_constraints(pools, tokens, pins)
     rng = np.random.default_rng(seed)
-    sense = float(model.objective.sense)
+    objective = model.objective
     coef = np.asarray(model.objective.coefficients, dtype=float)
     kappa = model.interval_scale(level) / float(norm.ppf(0.5 + level / 2))
 
@@ -251,8 +251,8 @@ def propose_next(model: MixtureModel, pools: PoolSet, k: int, *, tokens: float |
     existing = model.train_weights
     idx_near, dist = nearest_run(C, existing)
     alive = dist >= min_distance
-    f = sense * model.predict_mean(C)
-    f_train = sense * model.predict_mean(existing)
+    f = objective.score(model.predict_mean(C))
+    f_train = objective.score(model.predict_mean(existing))
     i_inc = int(np.argmin(f_train))
     f_star = float(f_train[i_inc])
     feats = [fm(C) for _, fm in uncertainty]
@@ -294,9 +294,9 @@ def propose_next(model: MixtureModel, pools: PoolSet, k: int, *, tokens: float |
                 "acquisition": "expected improvement, greedy kriging believer",
                 "incumbent": "best predicted objective among the existing runs"}
     return NextRuns(pools=pools.names, weights=C[P], acquisition=np.asarray(ei_at_pick),
-                    prediction=sense * f[P], prediction_sd=sd0[P],
+                    prediction=objective.unscore(f[P]), prediction_sd=sd0[P],
                     nearest_run=[model.train_ids[i] for i in idx_near[P]], nearest_distance=dist[P],
-                    origin=origin[P].tolist(), incumbent=sense * float(f_train[i_inc]),
+                    origin=origin[P].tolist(), incumbent=objective.unscore(float(f_train[i_inc])),
                     incumbent_run=model.train_ids[i_inc], recommended=np.asarray(plan.result.weights, dtype=float),
                     recommended_prediction=rec_pred, settings=settings)
 

@@ -199,7 +199,39 @@ class MixtureModel:
         """Index of and total-variation distance to the nearest proxy run, for each row of W."""
         return nearest_run(W, self.train_weights)
 
+    # -- reports ----------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """The fit, JSON-ready: objective, the objective's CV (without per-run residuals), each column's model."""
+        return {"objective": self.objective.to_dict(),
+                "cv": {k: v for k, v in self.cv.items() if k not in ("residuals", "scores")},
+                "targets": self.target_summaries()}
+
+    def report(self, level: float = 0.9) -> str:
+        """Per column the chosen components and every candidate's CV; the objective's CV; the intervals."""
+        lines = []
+        for t in self.targets:
+            comps = " + ".join(f"{w:.2f} {m}" for m, w in t.regressor.components.items())
+            lines.append(f"{t.column}: {t.regressor.model} -> {comps}; {cv_summary(t.cv.to_dict())}")
+            for row in getattr(t.regressor, "selection_", []):
+                if row["status"] == "skipped":
+                    lines.append(f"    {row['model']:<30} skipped: {row['reason']}")
+                else:
+                    spearman = "  n/a " if row["spearman"] is None else f"{row['spearman']:.4f}"
+                    lines.append(f"    {row['model']:<30} {row['status']:<9} Spearman {spearman}  "
+                                 f"RMSE {row['rmse']:.4g}  MAE {row['mae']:.4g}")
+        if len(self.targets) > 1:
+            lines.append(f"objective {self.objective.spec}: {cv_summary(self.cv)}")
+        q = self.interval_scale(level)
+        lines.append(f"{level:.0%} intervals: prediction +- {q:.3g} x GP predictive sd" if self.adaptive
+                     else f"{level:.0%} intervals: prediction +- {q:.4g}")
+        return "\n".join(lines)
+
     # -- persistence ------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, directory: str | os.PathLike[str]) -> MixtureModel:
+        """A model directory written by :meth:`save` (see :func:`load_model`)."""
+        return load_model(directory)
+
     def target_summaries(self) -> list[dict[str, Any]]:
         """Per objective column: its model, the components used, every candidate's CV and its own CV."""
         return [{"column": t.column, "dir": f"target{k}", "model": t.regressor.model, "params": t.regressor.params,
@@ -217,7 +249,7 @@ class MixtureModel:
             "versions": library_versions(),
             "random_state": self.regressor.random_state, "seed": self.seed,
             "pools": self.pools, "objective": self.objective.to_dict(), "targets": targets,
-            "cv": {k: v for k, v in self.cv.items() if k not in ("residuals", "scores")},
+            "cv": self.to_dict()["cv"],
             "coverage_radius": self.coverage_radius, "source": self.source,
         }
 

@@ -10,7 +10,7 @@ Presets (``MixtureRegressor(model=...)``):
     the choice itself is validated. Every candidate's CV scores are kept (``selection_``) so the
     user sees why.
 ``gp``
-    Gaussian process (:mod:`mixplan.gp`), Matern 5/2 with one length scale per pool on
+    Gaussian process (:mod:`mixplan.models.gp`), Matern 5/2 with one length scale per pool on
     :math:`\sqrt{w}`. The square-root map sends the simplex onto a sphere on which Euclidean distance
     is the Hellinger distance between mixtures, a natural geometry for distributions; it also
     stretches small shares, where a pool's effect on a loss changes fastest. Each log length
@@ -32,7 +32,7 @@ Presets (``MixtureRegressor(model=...)``):
 ``linear``
     Ridge on the raw weights (alpha 0.01), the linear baseline of the RegMix paper.
 ``dml``
-    The Data Mixing Laws form :math:`c + k e^{t^\top w}` (:mod:`mixplan.mixing_law`), Huber loss,
+    The Data Mixing Laws form :math:`c + k e^{t^\top w}` (:mod:`mixplan.models.mixing_law`), Huber loss,
     L-BFGS.
 
 Models are saved without pickle: LightGBM's own text format, JSON for everything else.

@@ -153,7 +153,7 @@ def _as_cost(C) -> np.ndarray:
     C = np.asarray(C, dtype=float)
     if C.ndim != 2 or 0 in C.shape:
         raise ValidationError(f"C must be a non-empty 2-D cost matrix (pooled samples x validation samples), "
-                              f"got shape {C.shape}; build it with mixplan.ot.cost_matrix(X, Y)")
+                              f"got shape {C.shape}; build it with mixplan.transport.distance.cost_matrix(X, Y)")
     if not np.all(np.isfinite(C)):
         raise ValidationError("C contains NaN or infinite costs; check the feature vectors for NaN/inf")
     return C

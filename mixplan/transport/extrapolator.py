@@ -1,9 +1,9 @@
 r"""Projektor's optimal-transport performance extrapolator: predict, extrapolate in size, select.
 
 Kang, Just, Sahu & Jia, "Performance Scaling via Optimal Transport" (NeurIPS 2023), re-implemented on
-the CPU on top of :mod:`mixplan.ot`. Each pool reveals a sample of embedded documents; a mixture
+the CPU on top of :mod:`mixplan.transport.distance`. Each pool reveals a sample of embedded documents; a mixture
 :math:`w` re-weights the pooled samples and :math:`\mathrm{OT}(w)` is its distance to the validation
-set (:func:`mixplan.ot.ot_distance`; one cost matrix, reused for every mixture).
+set (:func:`mixplan.transport.distance.ot_distance`; one cost matrix, reused for every mixture).
 
 **Stage 1** (a fixed training size :math:`N`). The paper's "pseudo-quadratic in OT" form
 
@@ -29,10 +29,10 @@ exact at both anchors. ``size_space="log"`` applies it to :math:`\ln \hat L` ins
 :math:`N` is a straight line there, for a metric that tends to zero).
 
 **Gradient** of the prediction in :math:`w` (chain rule through stage 2 and stage 1), with
-:math:`\partial\mathrm{OT}/\partial w` from the dual potentials (:meth:`mixplan.ot.OTResult.gradient`);
+:math:`\partial\mathrm{OT}/\partial w` from the dual potentials (:meth:`mixplan.transport.distance.OTResult.gradient`);
 one OT solve per mixture gives the value and the whole gradient. **Selection**: spectral projected
 gradient (Birgin, Martínez & Raydan 2000: Barzilai-Borwein steps, non-monotone Armijo line search) on
-the box-constrained simplex of :mod:`mixplan.search`.
+the box-constrained simplex of :mod:`mixplan.simplex`.
 
 **Intervals** are split-conformal on the leave-one-out residuals. At a size between or beyond the
 anchors the residual of each mixture run at *both* anchor sizes is combined the way the prediction
@@ -58,6 +58,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from .._io import check_writable, dumps_json, npz_bytes, write_bytes_atomic, write_text_atomic
+from ..data.objective import direction
 from ..exceptions import NotFittedError, ValidationError
 from ..models.intervals import DEFAULT_LEVEL, conformal_quantile, coverage_radius_of, nearest_run
 from .distance import OTResult, cost_matrix, ot_distance
@@ -72,7 +73,8 @@ _SIZE_SPACES = ("linear", "log")
 #: Ridge penalties (on standardised features) compared by leave-one-out error; 1e-8 is ~OLS.
 DEFAULT_ALPHAS = (1e-8, 1e-4, 1e-3, 1e-2, 3e-2, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0)
 #: ``method="auto"`` solves exactly up to this many (revealed x validation) pairs: 4,000 x 4,000 takes
-#: ~10-30 s per solve on 2 cores (projektor.md 7.1), beyond that Sinkhorn.
+#: ~10-30 s per solve on 2 cores (POT's ``ot.emd2``, NumPy backend, d = 64; measured for mixplan), beyond
+#: that Sinkhorn.
 EXACT_MAX_PAIRS = 4000 * 4000
 #: At least this many runs per stage-1 coefficient at each size.
 RUNS_PER_COEFFICIENT = 1.5
@@ -232,7 +234,7 @@ class OTExtrapolator:
         upwards) or ``"auto"``: exact up to :data:`EXACT_MAX_PAIRS` sample pairs, Sinkhorn beyond, with its
         relative error against the exact value measured on a 1,000 x 1,000 subsample and reported.
     reg : Sinkhorn regularisation (units of the cost); default ``0.01 max(C)``.
-    metric : ground cost between embeddings (:func:`mixplan.ot.cost_matrix`).
+    metric : ground cost between embeddings (:func:`mixplan.transport.distance.cost_matrix`).
     offset_squares : add the :math:`c_2 w_i^2` terms to stage 1.
     alphas : ridge penalties compared by leave-one-out error.
     size_space : stage 2 on the metric (``"linear"``, the paper) or on its logarithm (``"log"``).
@@ -618,7 +620,7 @@ class OTExtrapolator:
                ftol: float | None = None, time_limit: float | None = None) -> Selection:
         """Best mixture at ``tokens`` for the predicted metric, by spectral projected gradient.
 
-        The feasible set is ``{sum w = 1, lower <= w <= upper}`` (:func:`mixplan.search.build_constraints`
+        The feasible set is ``{sum w = 1, lower <= w <= upper}`` (:func:`mixplan.simplex.build_constraints`
         gives these from the manifest's floors, caps and availability). ``starts`` maps names to starting
         mixtures (default: uniform and the best proxy run); each start's value is one OT solve and the
         descent runs from the best. Stops when the projected gradient ``P(w - grad) - w`` is below ``tol``
@@ -635,7 +637,7 @@ class OTExtrapolator:
         if lo.shape != (P,) or hi.shape != (P,) or np.any(lo > hi + 1e-12) or lo.sum() > 1 + 1e-9 or hi.sum() < 1 - 1e-9:
             raise ValidationError("lower/upper must give one bound per pool with lower <= upper, sum(lower) <= 1 "
                                   "<= sum(upper)")
-        sense = -1.0 if self.maximize else 1.0
+        sense = direction(self.maximize)
         if ftol is None:
             ftol = 0.01 * self._halfwidth(self._size_weight(tokens))
         t0 = time.perf_counter()
@@ -700,8 +702,42 @@ class OTExtrapolator:
                          [sense * h for h in history])
 
     # ------------------------------------------------------------------ reporting / persistence
-    def report(self) -> dict[str, Any]:
-        """Per-size stage-1 fit quality (leave-one-out), the anchors and the settings."""
+    def report(self) -> str:
+        """The fit as text: samples, OT range, stage 1 per size (leave-one-out), stage 2 and its intervals."""
+        import pandas as pd
+
+        r = self.to_dict()
+        rows = [{"tokens": f"{s['tokens']:.6g}", "runs": s["n_runs"], "ridge alpha": f"{s['alpha']:.3g}",
+                 "LOO R2": f"{s['loo_r2']:.4f}", "LOO MAE": f"{s['loo_mae']:.4g}", "LOO Spearman": f"{s['loo_spearman']:.4f}",
+                 f"{r['level']:.0%} half-width": f"{s['halfwidth']:.4g}"} for s in r["stage1"]]
+        sm = r["samples"]
+        lines = [f"OT extrapolator on {len(r['pools'])} pools: {sm['revealed']} revealed samples "
+                 f"({', '.join(f'{p} {n}' for p, n in zip(r['pools'], sm['per_pool']))}) vs {sm['validation']} "
+                 f"validation samples, {sm['dimension']}-d features, {r['method']} OT"
+                 + ("" if r["sinkhorn_relative_error"] is None else
+                    f" (vs exact on a 1000 x 1000 subsample: {r['sinkhorn_relative_error']:+.1%})"),
+                 f"OT distance of the runs: {r['ot_range'][0]:.4g} .. {r['ot_range'][1]:.4g}",
+                 "stage 1 (leave-one-out):", pd.DataFrame(rows).to_string(index=False)]
+        if len(r["anchors"]) == 2:
+            lines.append(f"stage 2: straight line in ln N through {r['anchors'][0]:.6g} and {r['anchors'][1]:.6g} "
+                         f"({r['size_space']} metric); intervals from "
+                         + (f"{r['paired_runs']} mixtures run at both sizes" if r["paired_runs"] else
+                            "the two sizes' errors combined as independent")
+                         + ("; with the line's curvature error from the check runs" if r["curvature"] else
+                            "; they do NOT include the line's own (curvature) error: add --check-runs"))
+        else:
+            lines.append(f"one size fitted ({r['anchors'][0]:.6g}): no size extrapolation; add runs at a second size")
+        if r["curvature"] is not None:
+            c = r["curvature"]
+            lines.append(f"curvature from {c['n_runs']} check runs at {c['tokens']:.6g}: mean residual of the line "
+                         f"{c['mean_residual']:+.4g}, so predictions add {c['coef']:+.4g} s(s-1); check-run spread "
+                         f"{c['halfwidth_at_check_size']:.4g} ({r['level']:.0%}) enters the intervals")
+        if r["skipped_sizes"]:
+            lines.append(f"sizes with too few runs for stage 1 (ignored): {r['skipped_sizes']}")
+        return "\n".join(lines)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Per-size stage-1 fit quality (leave-one-out), the anchors and the settings, JSON-ready."""
         self._check_fitted()
         return {
             "pools": self.pools_, "anchors": list(self.anchors_), "size_space": self.size_space,
@@ -723,6 +759,11 @@ class OTExtrapolator:
                        for f in self.stage1_.values()],
         }
 
+    @classmethod
+    def load(cls, directory: str | Path) -> OTExtrapolator:
+        """An extrapolator written by :meth:`save` (see :func:`load_extrapolator`)."""
+        return load_extrapolator(directory)
+
     def save(self, directory: str | Path, force: bool = False) -> list[Path]:
         """Write ``ot_model.json`` (settings, coefficients, runs) and ``ot_space.npz`` (embeddings) to ``directory``."""
         self._check_fitted()
@@ -742,7 +783,7 @@ class OTExtrapolator:
                           for f in self.stage1_.values()],
                "curvature": None if self.curvature_ is None else
                self.curvature_ | {"residuals": self.curvature_["residuals"].tolist()},
-               "report": self.report()}
+               "report": self.to_dict()}
         arrays = {"X": self.X_, "Y": self.Y_, "pool_index": self.pool_index_.astype(np.int64)}
         if self.b_ is not None:
             arrays["b"] = self.b_

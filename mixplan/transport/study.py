@@ -2,7 +2,7 @@
 
 The pieces the ``mixplan ot`` commands and ``mixplan plan --ot`` share: read samples (text or vectors),
 embed them with one featurizer fitted on both sides (so that distances from different runs of the study
-are comparable), fit :class:`mixplan.extrapolator.OTExtrapolator` on proxy runs at one or more sizes,
+are comparable), fit :class:`mixplan.transport.extrapolator.OTExtrapolator` on proxy runs at one or more sizes,
 and keep everything in one directory (JSON + ``.npz``, no pickle)::
 
     DIR/ot_model.json   settings, stage-1 coefficients, runs, report
@@ -12,7 +12,7 @@ and keep everything in one directory (JSON + ``.npz``, no pickle)::
 Sample specifications (``samples`` / ``validation``):
 
 * a table file (CSV, TSV, Parquet, JSON lines) with a ``text`` column (and ``pool`` for the revealed
-  samples), or with vectors (``vectors=True``; see :func:`mixplan.features.load_vectors`);
+  samples), or with vectors (``vectors=True``; see :func:`mixplan.transport.features.load_vectors`);
 * ``.npy`` / ``.npz`` vector files.
 
 The demo study's samples (``demo``, ``demo:NAME``) are :func:`mixplan.demo.samples.read_demo_samples`.
@@ -117,7 +117,7 @@ def fit_ot_study(W: np.ndarray, tokens: np.ndarray, y: np.ndarray, pools: Sequen
                  components: int = 64, seed: int = 0, **params: Any) -> tuple[Any, OTExtrapolator]:
     """Embed the samples and fit the extrapolator on runs ``(W, tokens, y)`` over ``pools``.
 
-    ``params`` go to :class:`~mixplan.extrapolator.OTExtrapolator` (``anchors`` to its ``fit``).
+    ``params`` go to :class:`~mixplan.transport.extrapolator.OTExtrapolator` (``anchors`` to its ``fit``).
     Returns ``(featurizer or None, extrapolator)``.
     """
     names = list(pools)

@@ -119,7 +119,7 @@ def extrapolation(tmp: Path, target: str, validation: str) -> dict:
     rows["regressor + OT trend"] = _scores(trend, y, trend - half_w, trend + half_w)
     rows["naive (value at B)"] = _scores(small.loc[base_ids, target].to_numpy(), y)
     stage1 = {f"{s_['tokens']:.0f}": {k: s_[k] for k in ("n_runs", "loo_r2", "loo_mae", "loo_spearman")}
-              for s_ in est.report()["stage1"]}
+              for s_ in est.to_dict()["stage1"]}
     return {"target": target, "validation": validation, "n_test": len(y), "methods": rows, "stage1": stage1,
             "ot_fit_seconds": fit_seconds}
 

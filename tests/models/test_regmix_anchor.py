@@ -28,6 +28,7 @@ def test_regmix_preset_ranks_test_runs(anchors, tmp_path, capsys):
     assert 0.85 <= coverage <= 0.98, coverage
 
 
+@pytest.mark.slow
 def test_regmix_plan_beats_regmix_recipe_prediction(anchors, tmp_path, capsys):
     runs = anchors / "regmix" / "regmix_proxy_runs.csv"
     assert main(["plan", "--runs", str(runs), "--where", "split=train", "--renormalize", "--target",
@@ -41,6 +42,7 @@ def test_regmix_plan_beats_regmix_recipe_prediction(anchors, tmp_path, capsys):
     assert "token_proportional" not in plan["mixtures"]  # no manifest: token shares unknown
 
 
+@pytest.mark.slow
 def test_auto_is_sample_efficient(anchors, tmp_path, capsys):
     # Issue 3's goal at 64 runs is a mean Spearman >= 0.97 over 5 subsets (regmix preset: 0.899);
     # this subset measured 0.975 when the test was written.

@@ -63,7 +63,7 @@ def test_constant_target_is_refused(tmp_path):
         fit_model(runs, parse_objective("flat", runs), "ridge")
 
 
-@pytest.mark.parametrize("model", ["regmix", "ridge", "gp", "auto"])
+@pytest.mark.parametrize("model", ["regmix", "ridge", "gp", pytest.param("auto", marks=pytest.mark.slow)])
 def test_fit_predicts_known_truth(synthetic, model):
     study, path, _ = synthetic
     runs = read_runs(path)
@@ -76,7 +76,7 @@ def test_fit_predicts_known_truth(synthetic, model):
     assert np.all(pred.lower < pred.mean) and np.all(pred.mean < pred.upper)
 
 
-@pytest.mark.parametrize("model", ["ridge", "auto"])
+@pytest.mark.parametrize("model", ["ridge", pytest.param("auto", marks=pytest.mark.slow)])
 def test_interval_coverage_on_known_truth(synthetic, model):
     # Split-conformal on CV residuals (normalised by the GP sd for auto): 90% intervals should cover
     # roughly 90% of fresh noisy runs.
@@ -90,7 +90,7 @@ def test_interval_coverage_on_known_truth(synthetic, model):
     assert 0.8 <= cover <= 0.98, cover
 
 
-@pytest.mark.parametrize("model", ["regmix", "ridge", "gp", "dml", "auto"])
+@pytest.mark.parametrize("model", ["regmix", "ridge", "gp", "dml", pytest.param("auto", marks=pytest.mark.slow)])
 def test_save_load_round_trip_without_pickle(synthetic, tmp_path, model):
     study, path, _ = synthetic
     runs = read_runs(path)

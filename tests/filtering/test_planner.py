@@ -131,7 +131,8 @@ def first_beyond(plan, k):
 TRIALS, REPS, NOISE = 8, 16, 0.02
 
 
-@pytest.mark.parametrize("fit_id", ["tmars_imagenet1k_utility", "tmars_imagenet1k_data"])
+@pytest.mark.parametrize("fit_id", ["tmars_imagenet1k_utility",
+                                    pytest.param("tmars_imagenet1k_data", marks=pytest.mark.slow)])
 def test_fit_recovers_crossovers(tmp_path, fit_id):
     fit = QQT_PUBLISHED[fit_id]
     spec = load_pools(qqt_manifest(tmp_path, objective=fit["objective"], a=fit["a"], d=fit["d"])).bucketed[0].buckets
@@ -158,6 +159,7 @@ def test_fit_recovers_crossovers(tmp_path, fit_id):
     assert np.median(worst) < 0.3 and np.isfinite(worst).all()
 
 
+@pytest.mark.slow
 def test_crossover_intervals_cover_the_truth(tmp_path):
     # 4 runs per grid point, 2% noise, 40 bootstrap refits per bucket; budgets to 3e9 (120 log-spaced points).
     # Measured when written: the 95% interval of both crossovers held the truth in 8 of 8 seeds (intervals span
@@ -184,6 +186,7 @@ def test_noise_free_fit_recovers_crossovers_exactly(tmp_path):
         ("top_10", "top_20", 101046418), ("top_20", "top_30", 1112317180)]
 
 
+@pytest.mark.slow
 def test_fit_cli_intervals_union_checks_and_determinism(tmp_path, capsys):
     manifest = qqt_manifest(tmp_path)
     runs = law_runs("tmars_imagenet1k_utility", 2, 0.01, 3)

@@ -227,6 +227,7 @@ def test_noiseless_fit_of_all_four_parameters():
 TRIALS, N_BOOTSTRAP, HITS, NOISE = 50, 80, 45, 0.01
 
 
+@pytest.mark.slow
 def test_fit_of_b_and_tau_recovers_them_inside_intervals():
     # The authors' design: 2, 4, 6, 8, 10 epochs of a 12.8M pool, here 4 noisy runs per point (1% multiplicative
     # noise); a and d fixed as the authors share them. The top-10% utility fit is the truth.

@@ -53,6 +53,7 @@ def test_adaptive_lightgbm_can_split_from_ten_runs():
     assert np.ptp(pred) > 0  # not a constant, unlike RegMix's settings below 40 runs
 
 
+@pytest.mark.slow
 def test_auto_reports_every_candidate_and_never_loses_to_the_best_one(synthetic):
     _, path, _ = synthetic
     runs = read_runs(path)

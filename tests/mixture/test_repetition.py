@@ -85,6 +85,7 @@ def test_plan_shows_the_three_optima_and_keeps_floors_and_caps(synthetic, tmp_pa
     assert json.loads(json.dumps(plan.to_dict()))  # JSON-ready
 
 
+@pytest.mark.slow
 def test_plan_cli_repetition_options(synthetic, tmp_path, capsys):
     from mixplan.cli import main
 

@@ -83,6 +83,7 @@ def test_jacobian_is_the_derivative_of_log_predict(reduced, cross):
 
 # -- recovery ----------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_parameters_are_recovered_inside_their_intervals_and_the_ratios_near_the_truth():
     # Acceptance (issue 8): >= 90% of 50 seeded trials; the full 50-trial measurement is
     # tests/benchmarks/dcpt_recovery.py (about 10 minutes). Here 3 seeded trials with 30 bootstrap
@@ -144,6 +145,7 @@ def cross_runs():
     return truth, {"tokens": D, "ratio": R, "params": N, "k1": k1, "k2": k2} | L
 
 
+@pytest.mark.slow
 def test_cross_domain_plan_for_an_unseen_domain(cross_runs):
     truth, c = cross_runs
     fit = fit_cpt(c["tokens"], c["ratio"], c["general"], c["domain"], c["params"], k1=c["k1"], k2=c["k2"],
@@ -156,7 +158,7 @@ def test_cross_domain_plan_for_an_unseen_domain(cross_runs):
     # measured: 0.588 vs 0.563 and 0.539 vs 0.547
     assert abs(p1.domain_ratio - usage1_ratio(truth["general"], 1.8e9, 1e10, 0.03, relative=True, k=k)) <= 0.05
     assert abs(p2.domain_ratio - usage2_ratio(truth["domain"], 1.8e9, 2e9, k=k)) <= 0.05
-    assert "target domain k1 = 2.3, k2 = 0.1" in p1.text() and not any("across domains" in w for w in p1.warnings)
+    assert "target domain k1 = 2.3, k2 = 0.1" in p1.report() and not any("across domains" in w for w in p1.warnings)
     # the runs of a fitted domain are compared with the law only when the target is that domain
     D_run = float(np.unique(c["tokens"])[1])
     unseen = plan_cpt(fit, tokens=D_run, max_general_rise=0.03, relative=True, k1=k[0], k2=k[1])
@@ -235,7 +237,7 @@ def test_plan_shows_the_runs_near_the_choice_and_flags_a_law_that_misses_them():
     at = plan.evidence["runs_at_budget"]
     assert at["n_runs"] == 9 and at["crossing"] == pytest.approx(at["law_crossing_same_ratios"], abs=1e-3)
     assert abs(at["law_crossing_same_ratios"] - plan.domain_ratio) < 0.03  # linear reading between ratios
-    assert "runs at this size and budget (9 ratios) cross the tolerance" in plan.text()
+    assert "runs at this size and budget (9 ratios) cross the tolerance" in plan.report()
     assert not any("misfits" in w for w in plan.warnings)
     # The runs at the planned budget 4% worse at high domain shares than the law says: flagged.
     runs = dict(fit.runs)
@@ -384,6 +386,7 @@ def test_cli_errors_are_one_line(runs_csv, small_fit, cli, argv, message):
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
 
 
+@pytest.mark.slow
 def test_cli_cross_domain_fit_and_plan(cross_runs, tmp_path, cli):
     import pandas as pd
 

@@ -135,6 +135,7 @@ def test_debug_shows_traceback(files):
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "ValidationError" in proc.stderr
 
 
+@pytest.mark.slow
 def test_refit_with_other_model_kind_replaces_it(capsys, files):
     study, runs, manifest, tmp = files
     assert run(capsys, "fit", runs, "--target", "loss", "--out", tmp / "m")[0] == 0

@@ -39,3 +39,19 @@ def test_maximize_sense(runs):
 def test_errors(runs, spec, message):
     with pytest.raises(ValidationError, match=message):
         parse_objective(spec, runs)
+
+
+def test_objective_column_of_a_plain_table():
+    import pandas as pd
+
+    from mixplan.data.objective import with_objective_column
+
+    frame = pd.DataFrame({"tokens": [1.0, 2.0], "err_a": [0.2, 0.4], "err_b": [0.4, 0.8], "note": ["x", "y"]})
+    assert with_objective_column(frame, "err_a", "t.csv") is frame  # a column: unchanged, checked by the caller
+    out = with_objective_column(frame, "mean(err_*)", "t.csv")
+    assert out["mean(err_*)"].tolist() == pytest.approx([0.3, 0.6]) and "mean(err_*)" not in frame
+    with pytest.raises(ValidationError, match=r"t.csv: no column 'err_c' \(columns: tokens, err_a, err_b, note\)"):
+        with_objective_column(frame, "err_a + err_c", "t.csv")
+    bad = frame.assign(err_b=[0.4, float("nan")])
+    with pytest.raises(ValidationError, match=r"t.csv: row 2, column 'err_b': nan is not a finite number"):
+        with_objective_column(bad, "err_a + err_b", "t.csv")

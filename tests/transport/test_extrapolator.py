@@ -80,8 +80,8 @@ def test_known_truth_is_recovered_and_extrapolated(fitted):
         err = np.abs(pred.mean - _truth(ot, Wt, N))
         # noise sd 0.002 at the anchors, amplified by |1 - s| + |s| (= 7 at 8 N1) when extrapolating
         assert err.max() < 0.01 * (1 + abs(size_weight(N, N0, N1))), (N, err.max())
-    assert est.report()["paired_runs"] == 40
-    assert all(s["loo_r2"] > 0.99 for s in est.report()["stage1"])
+    assert est.to_dict()["paired_runs"] == 40
+    assert all(s["loo_r2"] > 0.99 for s in est.to_dict()["stage1"])
 
 
 def test_gradient_matches_finite_differences(fitted):
@@ -121,7 +121,7 @@ def test_save_load_round_trip(fitted, tmp_path):
     W = np.random.default_rng(5).dirichlet(np.ones(P), size=5)
     a, b = est.predict(W, 3 * N1), back.predict(W, 3 * N1)
     assert np.array_equal(a.mean, b.mean) and np.array_equal(a.upper, b.upper)
-    assert back.report()["stage1"] == est.report()["stage1"]
+    assert back.to_dict()["stage1"] == est.to_dict()["stage1"]
     (tmp_path / "s" / "ot_model.json").write_text('{"format": "other"}')
     with pytest.raises(ValidationError, match="not a mixplan OT extrapolator"):
         load_extrapolator(tmp_path / "s")
@@ -136,7 +136,7 @@ def test_save_load_with_a_skipped_size_predicts_the_same(fitted, tmp_path):
     tokens = np.r_[np.full(40, N0), np.full(40, N1), np.full(P, N0 / 4)]
     y = np.r_[est.stage1_[N0]["y"], est.stage1_[N1]["y"], np.full(P, 4.0)]
     fit = OTExtrapolator().fit(X, index, Y, W, tokens, y, run_ids=[f"r{i}" for i in range(len(y))])
-    assert fit.report()["skipped_sizes"] == {f"{N0 / 4:g}": P}
+    assert fit.to_dict()["skipped_sizes"] == {f"{N0 / 4:g}": P}
     fit.save(tmp_path / "s")
     back = load_extrapolator(tmp_path / "s")
     Wp = np.vstack([np.random.default_rng(6).dirichlet(np.ones(P), size=5), np.eye(P)])
@@ -145,7 +145,7 @@ def test_save_load_with_a_skipped_size_predicts_the_same(fitted, tmp_path):
         assert np.array_equal(getattr(a, k), getattr(b, k)), k
     assert a.nearest_run == b.nearest_run
     assert not a.covered[-P:].any()  # the skipped corner runs do not count as coverage
-    assert back.report() == fit.report()
+    assert back.to_dict() == fit.to_dict() and back.report() == fit.report()
 
 
 def test_intervals_cover_at_the_anchors():
@@ -295,9 +295,9 @@ def test_auto_switches_to_sinkhorn_and_reports_its_error(fitted, monkeypatch):
     est, (X, index, Y) = fitted
     W = np.random.default_rng(0).dirichlet(np.ones(P), size=36)
     y = np.arange(36.0)
-    assert OTExtrapolator().fit(X, index, Y, W, np.full(36, N1), y).report()["method"] == "exact"
+    assert OTExtrapolator().fit(X, index, Y, W, np.full(36, N1), y).to_dict()["method"] == "exact"
     monkeypatch.setattr(ex, "EXACT_MAX_PAIRS", 100)
-    rep = OTExtrapolator().fit(X, index, Y, W, np.full(36, N1), y).report()
+    rep = OTExtrapolator().fit(X, index, Y, W, np.full(36, N1), y).to_dict()
     assert rep["method"] == "sinkhorn"
     # entropic OT is biased upwards; at the default reg (1% of the largest cost) by a few per cent here
     assert 0.0 < rep["sinkhorn_relative_error"] < 0.3
@@ -318,7 +318,7 @@ def test_check_runs_calibrate_curvature(fitted, tmp_path):
 
     Wc = rng.dirichlet(np.ones(P), size=10)
     cal.calibrate(Wc, np.full(10, 4 * N1), truth(Wc, 4 * N1) + rng.normal(0, 0.002, 10))
-    assert cal.report()["curvature"]["coef"] == pytest.approx(c, rel=0.05)
+    assert cal.to_dict()["curvature"]["coef"] == pytest.approx(c, rel=0.05)
     Wt = rng.dirichlet(np.ones(P), size=20)
     for N in (2 * N1, 8 * N1):
         plain, fixed = est.predict(Wt, N), cal.predict(Wt, N)

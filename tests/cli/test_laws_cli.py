@@ -1,0 +1,124 @@
+"""`mixplan laws fit` and `mixplan budget`: outputs, the budget a fit buys, one-line errors."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mixplan.laws import (DATABLATIONS, PUBLISHED, chinchilla_loss, effective_data)
+from mixplan.laws.hyperparameters import step_law
+
+
+def _run(capsys, *argv):
+    from mixplan.cli import main
+
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_laws_fit_cli_writes_the_fit_and_budget_uses_it(anchors, tmp_path, capsys):
+    import json
+
+    pts = pd.read_csv(anchors / "chinchilla" / "chinchilla_fig4_svg_points.csv")
+    pts = pts.rename(columns={"N_params": "params", "D_tokens": "tokens"})
+    pts.to_csv(tmp_path / "runs.csv", index=False)
+    code, out, _ = _run(capsys, "laws", "fit", tmp_path / "runs.csv", "--law", "chinchilla", "--target", "loss",
+                        "--where", "epoch_excluded_outlier=False", "--bootstrap", "30", "--out", tmp_path / "fit.json")
+    assert code == 0 and "95% bootstrap interval" in out
+    fit = json.loads((tmp_path / "fit.json").read_text())
+    assert fit["law"] == "chinchilla" and fit["n_points"] == 240 and set(fit["params"]) == {"A", "B", "E", "alpha", "beta"}
+    assert fit["params"]["E"] == pytest.approx(1.817, rel=0.01) and len(fit["bootstrap"]) == 30
+    assert set(fit["intervals"]) == set(fit["params"]) and isinstance(fit["warnings"], list)
+    code, out, _ = _run(capsys, "budget", "--flops", 1e22, "--law", tmp_path / "fit.json", "--json")
+    doc = json.loads(out)
+    assert {"params", "tokens", "loss", "learning_rate", "batch_size", "pools"} <= set(doc)
+    assert doc["loss_interval"]["lower"] < doc["loss"] < doc["loss_interval"]["upper"]
+    assert 6 * doc["params"] * doc["tokens"] == pytest.approx(1e22)
+    lr, bs = step_law(doc["params"], doc["tokens"])
+    assert doc["learning_rate"] == pytest.approx(float(lr)) and doc["batch_size"] == pytest.approx(float(bs))
+    code, out, _ = _run(capsys, "laws", "fit", tmp_path / "runs.csv", "--law", "chinchilla", "--target", "loss",
+                        "--out", tmp_path / "fit.json")
+    assert code == 2  # exists: refused without --force
+
+
+def test_budget_with_unique_tokens_and_pools(tmp_path, capsys):
+    import json
+
+    code, out, _ = _run(capsys, "budget", "--flops", 1e22, "--unique-tokens", 25e9, "--law", "datablations", "--json")
+    doc = json.loads(out)  # the README's optimal_allocation(1e22, 25e9)
+    assert doc["params"] == pytest.approx(7022364735.879969) and doc["tokens"] == pytest.approx(237336955477.55075)
+    assert doc["loss"] == pytest.approx(2.222129283251274) and doc["loss_interval"]["lower"] is None
+    (tmp_path / "p.toml").write_text("[pools.web]\ntokens = 2e11\n[pools.code]\ntokens = 3e10\n")
+    code, out, _ = _run(capsys, "budget", "--flops", 1e22, "--tokens", 2e11, "--pools", tmp_path / "p.toml",
+                        "--mixture", "web=0.7", "--mixture", "code=0.3", "--json")
+    pools = {p["pool"]: p for p in json.loads(out)["pools"]}
+    assert pools["code"]["epochs"] == pytest.approx(2.0) and pools["web"]["epochs"] == pytest.approx(0.7)
+    assert pools["web"]["discount"] == 1.0
+    assert pools["code"]["discount"] == pytest.approx(float(effective_data(6e10, 3e10, DATABLATIONS["R_D_star"])) / 6e10)
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["budget", "--flops", "-1"], "--flops must be a positive number"),
+    (["budget", "--flops", "1e22", "--params", "1e9", "--tokens", "1e9"], "give --params or --tokens, not both"),
+    (["budget", "--flops", "1e22", "--law", "kaplan"], "no such file"),
+    (["budget", "--flops", "1e22", "--mixture", "a=1"], "--mixture needs --pools"),
+])
+def test_budget_errors_are_one_line(capsys, argv, message):
+    code, out, err = _run(capsys, *argv)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_laws_fit_cli_names_the_bad_row(tmp_path, capsys):
+    N = np.repeat(np.logspace(7.5, 9.5, 3), 8)
+    D = np.tile(np.logspace(9, 11.5, 8), 3)
+    L = chinchilla_loss(N, D, **PUBLISHED["hoffmann"])
+    frame = pd.DataFrame({"params": N, "tokens": D, "loss": L})
+    frame.loc[4, "loss"] = -2.0
+    frame.to_csv(tmp_path / "r.csv", index=False)
+    code, _, err = _run(capsys, "laws", "fit", tmp_path / "r.csv", "--law", "chinchilla", "--target", "loss")
+    assert code == 2 and "r.csv: the loss in row 5 is -2.0; losses must be positive" in err
+    code, _, err = _run(capsys, "laws", "fit", tmp_path / "r.csv", "--law", "chinchilla", "--target", "bpb")
+    assert code == 2 and "no column 'bpb'" in err
+
+
+def test_laws_fit_cli_qqt_with_fixed_parameters(tmp_path, capsys):
+    import json
+
+    from mixplan.laws import QQT_PUBLISHED, qqt_error
+
+    pool = QQT_PUBLISHED["tmars_imagenet1k_utility"]["pools"]["tmars_top0to10p"]
+    S = 12_800_000
+    n = np.repeat(np.array([2, 4, 6, 8, 10]) * S, 2)
+    y = qqt_error(n, S, 0.025, pool["b"], pool["tau"], 0.1)
+    pd.DataFrame({"tokens": n, "unique_tokens": S, "error": y}).to_csv(tmp_path / "q.csv", index=False)
+    code, out, err = _run(capsys, "laws", "fit", tmp_path / "q.csv", "--law", "qqt", "--target", "error",
+                          "--fix", "a=0.025", "--fix", "d=0.1", "--bootstrap", "5", "--json")
+    assert code == 0, err
+    fit = json.loads(out)
+    assert fit["params"]["b"] == pytest.approx(pool["b"], rel=1e-4) and fit["params"]["tau"] == pytest.approx(
+        pool["tau"], rel=1e-3)
+    assert sorted(fit["fixed"]) == ["a", "d"]
+    code, _, err = _run(capsys, "laws", "fit", tmp_path / "q.csv", "--law", "qqt", "--target", "error", "--fix", "k=1")
+    assert code == 2 and "the qqt law's parameters are a, b, tau, d" in err
+
+
+def test_laws_fit_target_is_an_objective_spec(tmp_path, capsys):
+    # --target means the same on every command: a column, or a weighted sum / mean of columns.
+    import json
+
+    N = np.repeat(np.logspace(7.5, 9.5, 3), 8)
+    D = np.tile(np.logspace(9, 11.5, 8), 3)
+    L = chinchilla_loss(N, D, **PUBLISHED["hoffmann"])
+    frame = pd.DataFrame({"params": N, "tokens": D, "loss_a": 0.9 * L, "loss_b": 1.1 * L, "loss": L})
+    frame.to_csv(tmp_path / "r.csv", index=False)
+    fits = {}
+    for target in ("loss", "mean(loss_*)", "0.5*loss_a + 0.5*loss_b"):
+        code, out, err = _run(capsys, "laws", "fit", tmp_path / "r.csv", "--law", "chinchilla", "--target", target,
+                              "--bootstrap", "0", "--json")
+        assert code == 0, err
+        fits[target] = json.loads(out)
+        assert fits[target]["target"] == target
+    for target in ("mean(loss_*)", "0.5*loss_a + 0.5*loss_b"):
+        assert fits[target]["params"] == pytest.approx(fits["loss"]["params"], rel=1e-6)
+    code, _, err = _run(capsys, "laws", "fit", tmp_path / "r.csv", "--law", "chinchilla", "--target", "mean(bpb_*)")
+    assert code == 2 and "mean(bpb_*) matches no metric column" in err

@@ -1,0 +1,75 @@
+"""make_plan itself (the CLI's `plan` is tested in tests/cli): on a known-truth study the recommended
+mixture is the best predicted one, its *true* regret is small next to the simple baselines', its
+interval covers the true value, and pins and availability caps are honoured."""
+
+import json
+
+import numpy as np
+import pytest
+from scipy.optimize import minimize
+
+from mixplan import Pool, PoolSet, ValidationError, fit_model, make_plan, parse_objective, read_runs
+from mixplan.demo.synthetic import make_study
+
+
+@pytest.fixture(scope="module")
+def study_and_model(tmp_path_factory):
+    study = make_study(5, seed=1)
+    path = tmp_path_factory.mktemp("plan") / "runs.csv"
+    study.runs(120, seed=2, noise=0.005).to_csv(path, index=False)
+    pools = PoolSet(tuple(Pool(n, tokens=1e6 * (i + 1)) for i, n in enumerate(study.names)))
+    runs = read_runs(path, pools)
+    model = fit_model(runs, parse_objective("loss", runs), "gp", seed=0)
+    return study, pools, model
+
+
+def _true_optimum(study, lower, upper):
+    """The truth's minimum over {sum w = 1, lower <= w <= upper} (SLSQP from the best of 2,000 draws)."""
+    rng = np.random.default_rng(0)
+    W = np.clip(rng.dirichlet(np.ones(len(lower)), 2000), lower, upper)
+    W /= W.sum(axis=1, keepdims=True)
+    w0 = W[np.argmin(study.true_objective(W))]
+    res = minimize(lambda w: float(study.true_objective(w)[0]), w0, method="SLSQP",
+                   bounds=list(zip(lower, upper)), constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1}],
+                   options={"ftol": 1e-12, "maxiter": 500})
+    return float(study.true_objective(res.x)[0])
+
+
+def test_recommendation_is_the_predicted_best_with_small_true_regret(study_and_model):
+    study, pools, model = study_and_model
+    plan = make_plan(model, pools, tokens=4e6, seed=0)
+    best = _true_optimum(study, np.zeros(5), np.ones(5))
+    truth = {k: float(study.true_objective(np.array(list(m["weights"].values())))[0]) for k, m in plan.mixtures.items()}
+    regret = {k: v - best for k, v in truth.items()}
+    # noise sd 0.005 on 120 runs; measured when written: recommended 0.0040, best observed 0.0197
+    # Measured when written (noise sd 0.005, 120 runs, GP): recommended 0.0155, top-k mean 0.0102, best
+    # observed 0.0145, token-proportional 0.310, uniform 0.702. The search guarantees the best *predicted*
+    # value, not the best true one: within noise of the best run, far better than the simple baselines.
+    assert regret["recommended"] < 0.03 and regret["recommended"] < 0.1 * regret["token_proportional"], regret
+    rec = plan.mixtures["recommended"]
+    assert all(rec["prediction"] <= m["prediction"] + 1e-12 for m in plan.mixtures.values())
+    assert rec["lower"] <= truth["recommended"] <= rec["upper"] and rec["lower"] < rec["prediction"] < rec["upper"]
+    assert sum(plan.recommended.values()) == pytest.approx(1.0, abs=1e-9)
+    json.dumps(plan.to_dict())  # JSON-ready
+
+
+def test_pins_and_availability_caps_are_honoured(study_and_model):
+    study, pools, model = study_and_model
+    plan = make_plan(model, pools, tokens=4e6, pins={"p4": 0.3}, seed=0)
+    assert plan.recommended["p4"] == pytest.approx(0.3, abs=1e-12) and plan.active["p4"] == "pinned"
+    # 4e7 tokens: pool p_i (i + 1 million tokens, max 4 epochs) may supply at most 0.1 (i + 1) of the run;
+    # the truth wants 0.6 of p4, capped at 0.5
+    plan = make_plan(model, pools, tokens=4e7, seed=0)
+    caps = np.array([0.1 * (i + 1) for i in range(5)])
+    w = np.array([plan.recommended[p] for p in pools.names])
+    assert np.all(w <= np.minimum(caps, 1) + 1e-9) and w.sum() == pytest.approx(1.0, abs=1e-9)
+    assert any("cap" in v for v in plan.active.values()), plan.active
+    best_capped = _true_optimum(study, np.zeros(5), np.minimum(caps, 1))
+    assert float(study.true_objective(w)[0]) - best_capped < 0.02
+
+
+def test_a_model_of_other_pools_is_refused(study_and_model):
+    _, pools, model = study_and_model
+    other = PoolSet(tuple(Pool(f"q{i}", tokens=1e6) for i in range(5)))
+    with pytest.raises(ValidationError, match="the model was fitted on pools"):
+        make_plan(model, other)
