@@ -6,7 +6,7 @@ import argparse
 
 
 from ..exceptions import ValidationError
-from .common import emit, law_arg, load_pools, parse_named_numbers
+from .common import emit, load_pools, parse_named_numbers
 
 HELP = "what a compute budget buys: parameters, tokens, loss, learning rate, batch size, pool epochs"
 
@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from ..laws.budget import pool_repetition, run_shape
 
     shape = run_shape(args.flops, params=args.params, tokens=args.tokens, unique_tokens=args.unique_tokens,
-                      law=law_arg(args.law), flops_per_token_param=args.flops_per_token_param)
+                      law=args.law, flops_per_token_param=args.flops_per_token_param)
     if args.mixture and not args.pools:
         raise ValidationError("--mixture needs --pools (each pool's available tokens)")
     if args.pools:

@@ -13,8 +13,8 @@ from .._io import dumps_json
 from ..exceptions import ValidationError
 
 __all__ = ["EXIT_ERROR", "Parser", "UsageError", "add_common", "add_fit_options", "add_runs_options", "emit",
-           "fit_from_args", "law_arg", "load_pools", "load_runs", "parse_budget_range", "parse_named_numbers",
-           "parse_where", "progress", "read_law_doc", "read_table_where"]
+           "fit_from_args", "load_pools", "load_runs", "parse_budget_range", "parse_named_numbers",
+           "parse_where", "progress", "read_table_where"]
 
 EXIT_ERROR = 2
 
@@ -130,13 +130,6 @@ def parse_budget_range(text: str, steps: int, example: str) -> tuple[float, floa
     return a, b
 
 
-def law_arg(value: str) -> Any:
-    """A published law name, or the path of a FIT.json."""
-    from ..laws import PUBLISHED
-
-    return value if value in PUBLISHED else read_law_doc(value)
-
-
 def read_table_where(path: str, where: Sequence[str]) -> Any:
     """A table with only the rows selected by ``--where COL=VALUE`` (as ``read_runs`` selects them)."""
     from .._io import read_table
@@ -155,12 +148,3 @@ def fit_from_args(args: argparse.Namespace, runs: Any) -> Any:
     with progress(None, f"fitting {args.model}") as bar:
         return fit_model(runs, objective, args.model, seed=args.seed, cv_folds=args.cv_folds,
                          cv_repeats=args.cv_repeats, progress=bar)
-
-
-def read_law_doc(path: str) -> dict[str, Any]:
-    from .._io import read_json
-
-    doc = read_json(path, "a FIT.json from 'mixplan laws fit', or a law name")
-    if not isinstance(doc, dict) or "law" not in doc or "params" not in doc:
-        raise ValidationError(f"{path}: not a fitted law (expected the keys 'law' and 'params')")
-    return doc

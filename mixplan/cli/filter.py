@@ -52,7 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "fit's, else the manifest's law.objective)")
     g.add_argument("--tau-scaling", action=argparse.BooleanOptionalAction, default=True,
                    help="multiply each bucket's half-life by the number of buckets in the union, as the authors' "
-                        "driver does (default on; laws.md 1.6)")
+                        "driver does (default on; Goyal et al. 2024)")
     g.add_argument("--level", type=float, default=0.95, help="interval level (0.95)")
     f = p.add_argument_group("fit (each bucket's b and tau from runs)")
     f.add_argument("--runs", metavar="RUNS", help="runs table: bucket (name or union such as top_20), samples (or "

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 
 
-from .._io import check_writable, write_json_atomic
+from .._io import check_writable
 from ..exceptions import ValidationError
-from .common import Parser, add_common, emit, law_arg, parse_named_numbers, read_table_where
+from .common import Parser, add_common, emit, parse_named_numbers, read_table_where
 
 HELP = "fit scaling laws to runs (laws fit)"
 
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     elif args.law == "data-constrained":
         from ..laws.budget import resolve_law
 
-        law = laws.data_constrained_law(None if args.base == "none" else resolve_law(law_arg(args.base))[1])
+        law = laws.data_constrained_law(None if args.base == "none" else resolve_law(args.base)[1])
     else:
         fixed = parse_named_numbers(args.fix, "--fix", "NAME=VALUE", "a=0.025")
         unknown = sorted(set(fixed) - {"a", "b", "tau", "d"})
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
                        level=args.level, seed=args.seed, where=str(args.runs), rows=(frame.index + 1).tolist())
     doc = fit.to_dict() | {"target": args.target, "source": str(args.runs)}
     if args.out:
-        write_json_atomic(args.out, doc, force=args.force)
+        fit.save(args.out, force=args.force, target=args.target, source=str(args.runs))
     emit(args, {k: v for k, v in doc.items() if k != "bootstrap"} | {"out": args.out},
           fit.report() + (f"\nwritten: {args.out}" if args.out else ""))
     return 0

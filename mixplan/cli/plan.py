@@ -11,7 +11,7 @@ import numpy as np
 
 from .._io import check_writable, read_toml, write_json_atomic, write_table_atomic
 from ..exceptions import MixplanWarning, ValidationError
-from .common import add_fit_options, add_runs_options, emit, fit_from_args, law_arg, load_pools, load_runs, parse_budget_range, parse_named_numbers
+from .common import add_fit_options, add_runs_options, emit, fit_from_args, load_pools, load_runs, parse_budget_range, parse_named_numbers
 
 HELP = "recommend a mixture for the big run"
 
@@ -170,7 +170,7 @@ def _plan_budget(args: argparse.Namespace) -> tuple[float | None, dict[str, Any]
         raise ValidationError("give the budget as --tokens or as --flops, not both")
     from ..laws.budget import run_shape
 
-    shape = run_shape(args.flops, params=args.params, law=law_arg(args.law or "epoch-replicate"))
+    shape = run_shape(args.flops, params=args.params, law=args.law or "epoch-replicate")
     return shape.tokens, shape.to_dict()
 
 

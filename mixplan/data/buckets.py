@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 
-from .._checks import NAME_PATTERN, real_number
+from .._checks import NAME_PATTERN, check_number
 from ..exceptions import ValidationError
 from ..laws.qqt import QQT_PUBLISHED
 
@@ -171,7 +171,7 @@ class BucketSpec:
             raise ValidationError(
                 f"{self.where}pool {self.pool!r}, bucket {self.buckets[i].name!r}, field {self.unit!r}: the bucket "
                 f"sizes {[float(f'{x:.6g}') for x in s]} are not whole multiples of one common size (tolerance "
-                f"{100 * tolerance:g}%); the QQT union law mixes equal-size buckets uniformly (laws.md 1.6): choose "
+                f"{100 * tolerance:g}%); the QQT union law mixes equal-size buckets uniformly (Goyal et al. 2024): choose "
                 "top fractions on a common step (e.g. 0.1, 0.2, 0.3, 0.5)")
         return m.astype(int)
 
@@ -184,18 +184,6 @@ class BucketSpec:
 
 def percent_label(frac: float) -> str:
     return f"{100 * frac:.6g}"
-
-
-def _number(value: Any, where: str, fix: str, *, positive: bool = False, negative: bool = False,
-            unit_interval: bool = False) -> float:
-    v = real_number(value, where, f"; {fix}")
-    if positive and v <= 0:
-        raise ValidationError(f"{where}: {value!r} must be > 0; {fix}")
-    if negative and v >= 0:
-        raise ValidationError(f"{where}: {value!r} must be < 0 (a utility lowers the error); {fix}")
-    if unit_interval and not 0 < v <= 1:
-        raise ValidationError(f"{where}: {value!r} must be in (0, 1]; {fix}")
-    return v
 
 
 def _share_of(top: float, prev: float, total: float) -> float:
@@ -237,8 +225,8 @@ def parse_buckets(spec: Mapping[str, Any], pool: str, tokens: float, samples: fl
     hib = spec.get("higher_is_better", True)
     if not isinstance(hib, bool):
         raise ValidationError(f"{where}, field 'higher_is_better': must be true or false")
-    tol = _number(spec.get("size_tolerance", SIZE_TOLERANCE), f"{where}, field 'size_tolerance'",
-                  "a relative tolerance such as 0.05", positive=True)
+    tol = check_number(spec.get("size_tolerance", SIZE_TOLERANCE), f"{where}, field 'size_tolerance'", lo=0.0,
+                       lo_open=True, fix="a relative tolerance such as 0.05")
 
     # --- the law the buckets share
     law = spec.get("law", {})
@@ -250,10 +238,10 @@ def parse_buckets(spec: Mapping[str, Any], pool: str, tokens: float, samples: fl
     objective = law.get("objective", "effective_utility")
     if objective not in QQT_OBJECTIVES:
         raise ValidationError(f"{where}, field 'law.objective': {objective!r} is not one of {list(QQT_OBJECTIVES)}")
-    a = _number(law.get("a", LAW_DEFAULTS[objective]["a"]), f"{where}, field 'law.a'",
-                "the authors use 0.025 (utility fit) and 0.022 (effective-data fit)", positive=True)
-    d = _number(law.get("d", LAW_DEFAULTS[objective]["d"]), f"{where}, field 'law.d'",
-                "the irreducible error, >= 0 (the authors use 0.1)")
+    a = check_number(law.get("a", LAW_DEFAULTS[objective]["a"]), f"{where}, field 'law.a'", lo=0.0, lo_open=True,
+                     fix="the authors use 0.025 (utility fit) and 0.022 (effective-data fit)")
+    d = check_number(law.get("d", LAW_DEFAULTS[objective]["d"]), f"{where}, field 'law.d'",
+                     fix="the irreducible error, >= 0 (the authors use 0.1)")
     if d < 0:
         raise ValidationError(f"{where}, field 'law.d': {d!r} must be >= 0 (the irreducible error)")
     unit = law.get("unit", "tokens")
@@ -297,8 +285,8 @@ def parse_buckets(spec: Mapping[str, Any], pool: str, tokens: float, samples: fl
     for i, r in enumerate(raw):
         top = r.get("top")
         if top is not None:
-            top = _number(top, f"{where}, bucket {i + 1}, field 'top'", "a cumulative top fraction such as 0.1",
-                          unit_interval=True)
+            top = check_number(top, f"{where}, bucket {i + 1}, field 'top'", lo=0.0, lo_open=True, hi=1.0,
+                               fix="a cumulative top fraction such as 0.1")
         label = str(r.get("name", "")) or (f"top{percent_label(top)}" if i == 0 and top is not None else
                                            f"top{percent_label(prev_top)}_{percent_label(top)}" if top is not None else f"bucket{i + 1}")
         bw = f"{where}, bucket {label!r}"
@@ -313,7 +301,7 @@ def parse_buckets(spec: Mapping[str, Any], pool: str, tokens: float, samples: fl
                     f"{bw}, field 'top': {top:g} is not above the previous bucket's {prev_top:g}; top fractions "
                     "are cumulative and strictly increasing (buckets may not overlap): e.g. [0.1, 0.2, 0.3, 0.4]")
         else:
-            cutoff = _number(r["cutoff"], f"{bw}, field 'cutoff'", "a score value")
+            cutoff = check_number(r["cutoff"], f"{bw}, field 'cutoff'", fix="a score value")
             if prev_cut is not None and ((cutoff >= prev_cut) if hib else (cutoff <= prev_cut)):
                 raise ValidationError(
                     f"{bw}, field 'cutoff': {cutoff:g} is not {'below' if hib else 'above'} the previous cut-off "
@@ -327,12 +315,14 @@ def parse_buckets(spec: Mapping[str, Any], pool: str, tokens: float, samples: fl
                 raise ValidationError(f"{bw}, field 'tokens': a bucket given by a score cut-off needs its size "
                                       "(tokens = ...); compute it with 'mixplan filter --bucket-scores'")
             b_tokens = _share_of(top, prev_top, tokens)
-        b_tokens = _number(b_tokens, f"{bw}, field 'tokens'", "the bucket's size in tokens", positive=True)
+        b_tokens = check_number(b_tokens, f"{bw}, field 'tokens'", lo=0.0, lo_open=True,
+                                fix="the bucket's size in tokens")
         b_samples = r.get("samples")
         if b_samples is None and share is not None and samples is not None:
             b_samples = _share_of(top, prev_top, samples)
         if b_samples is not None:
-            b_samples = _number(b_samples, f"{bw}, field 'samples'", "the bucket's number of documents", positive=True)
+            b_samples = check_number(b_samples, f"{bw}, field 'samples'", lo=0.0, lo_open=True,
+                                     fix="the bucket's number of documents")
         if share is not None:
             for fld, have, total in (("tokens", b_tokens, tokens), ("samples", b_samples, samples)):
                 if have is None or total is None or fld not in r:
@@ -346,10 +336,12 @@ def parse_buckets(spec: Mapping[str, Any], pool: str, tokens: float, samples: fl
                         "share of a score cut really differs from its document share")
         b = r.get("b")
         if b is not None:
-            b = _number(b, f"{bw}, field 'b'", "e.g. b = -0.16", negative=True)
+            b = check_number(b, f"{bw}, field 'b'", hi=0.0, hi_open=True, why="a utility lowers the error",
+                             fix="e.g. b = -0.16")
         tau = r.get("tau")
         if tau is not None:
-            tau = _number(tau, f"{bw}, field 'tau'", "the half-life in passes, e.g. tau = 6.7", positive=True)
+            tau = check_number(tau, f"{bw}, field 'tau'", lo=0.0, lo_open=True,
+                               fix="the half-life in passes, e.g. tau = 6.7")
         if (b is None) != (tau is None):
             raise ValidationError(f"{bw}: give both 'b' and 'tau' (or neither, and fit them with 'mixplan filter "
                                   "--runs')")

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from .._io import read_toml
-from .._checks import NAME_PATTERN, real_number
+from .._checks import NAME_PATTERN, check_number
 from .buckets import BUCKET_POOL_KEYS, BucketSpec, parse_buckets
 from ..exceptions import ValidationError
 
@@ -83,21 +83,21 @@ class Pool:
             raise ValidationError(
                 f"pool name {self.name!r} is not allowed: use letters, digits, '_', '-', '.' "
                 "(it becomes the column name w_<pool> in run tables)")
-        _check_number(self.tokens, f"{where}, field 'tokens'", lo=0.0, lo_open=True)
-        _check_number(self.max_epochs, f"{where}, field 'max_epochs'", lo=0.0, lo_open=True,
+        check_number(self.tokens, f"{where}, field 'tokens'", lo=0.0, lo_open=True)
+        check_number(self.max_epochs, f"{where}, field 'max_epochs'", lo=0.0, lo_open=True,
                       allow_inf=True)
-        _check_number(self.min_weight, f"{where}, field 'min_weight'", lo=0.0, hi=1.0)
-        _check_number(self.max_weight, f"{where}, field 'max_weight'", lo=0.0, hi=1.0)
+        check_number(self.min_weight, f"{where}, field 'min_weight'", lo=0.0, hi=1.0)
+        check_number(self.max_weight, f"{where}, field 'max_weight'", lo=0.0, hi=1.0)
         if self.min_weight > self.max_weight:
             raise ValidationError(
                 f"{where}: min_weight {self.min_weight} is above max_weight {self.max_weight}; "
                 "lower the floor or raise the cap")
         if self.prior is not None:
-            _check_number(self.prior, f"{where}, field 'prior'", lo=0.0)
+            check_number(self.prior, f"{where}, field 'prior'", lo=0.0)
         if self.r_star is not None:
-            _check_number(self.r_star, f"{where}, field 'r_star'", lo=0.0, lo_open=True)
+            check_number(self.r_star, f"{where}, field 'r_star'", lo=0.0, lo_open=True)
         if self.samples is not None:
-            _check_number(self.samples, f"{where}, field 'samples'", lo=0.0, lo_open=True)
+            check_number(self.samples, f"{where}, field 'samples'", lo=0.0, lo_open=True)
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "tokens": self.tokens, "description": self.description,
@@ -265,12 +265,3 @@ def _check_source(source: Any, where: str) -> None:
     extra = set(source) - required - optional - {"type"}
     if extra:
         raise ValidationError(f"{where}, field 'source': unknown key(s) {sorted(extra)} for type {kind!r}")
-
-
-def _check_number(value: Any, where: str, lo: float | None = None, hi: float | None = None,
-                  lo_open: bool = False, allow_inf: bool = False) -> None:
-    v = real_number(value, where, allow_inf=allow_inf)
-    if lo is not None and (v < lo or (lo_open and v == lo)):
-        raise ValidationError(f"{where}: {value!r} must be {'>' if lo_open else '>='} {lo:g}")
-    if hi is not None and v > hi:
-        raise ValidationError(f"{where}: {value!r} must be <= {hi:g}")

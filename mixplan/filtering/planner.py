@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._checks import check_number
 from .._io import read_json, write_json_atomic
 from ..data.buckets import LAW_DEFAULTS, BucketSpec
 from ..data.objective import with_objective_column
@@ -220,7 +221,8 @@ def _runs_points(spec: BucketSpec, frame: pd.DataFrame, target: str, where: str)
         r = pos + 1  # data rows counted from 1, as mixplan.data.runs does
         at = f"{where}: row {r}, "
         members = spec.resolve(row["bucket"], f"{at}column 'bucket': ")
-        n, y = _positive(row[n_col], f"{at}column {n_col!r}", "samples seen"), row[target]
+        n = check_number(row[n_col], f"{at}column {n_col!r}", lo=0.0, lo_open=True, coerce=True, why="samples seen")
+        y = row[target]
         try:
             y = float(y)
         except (TypeError, ValueError):
@@ -229,23 +231,15 @@ def _runs_points(spec: BucketSpec, frame: pd.DataFrame, target: str, where: str)
             raise ValidationError(f"{at}column {target!r}: {row[target]!r} must be a positive error or loss (lower is "
                                   "better; for an accuracy use 1 - accuracy)")
         if size_col is not None:
-            S = _positive(row[size_col], f"{at}column {size_col!r}", "the pool size the run repeated")
+            S = check_number(row[size_col], f"{at}column {size_col!r}", lo=0.0, lo_open=True, coerce=True,
+                             why="the pool size the run repeated")
         elif ep_col is not None:
-            S = n / _positive(row[ep_col], f"{at}column 'epochs'", "passes over the bucket(s)")
+            S = n / check_number(row[ep_col], f"{at}column 'epochs'", lo=0.0, lo_open=True, coerce=True,
+                                 why="passes over the bucket(s)")
         else:
             S = float(sizes[list(members)].sum())
         out.append((members, n, S, y, r))
     return out
-
-
-def _positive(value: Any, where: str, what: str) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        v = math.nan
-    if not math.isfinite(v) or v <= 0:
-        raise ValidationError(f"{where}: {value!r} must be a positive number ({what})")
-    return v
 
 
 def fit_buckets(spec: BucketSpec, runs: pd.DataFrame, target: str, *, objective: str | None = None,

@@ -8,13 +8,13 @@ from .chinchilla import CHINCHILLA, PUBLISHED, chinchilla_loss, compute_optimal
 from .data_constrained import (DATABLATIONS, data_constrained_law, data_constrained_loss, effective_data,
                                effective_params, optimal_allocation)
 from .dcpt import DCPT_RATIOS, dcpt_derivatives, dcpt_law, dcpt_loss, design_violations, fit_dcpt
-from .fitting import Law, LawFit, fit_law, parse_delta
+from .fitting import Law, LawFit, fit_law, parse_delta, read_law_fit
 from .hyperparameters import deepseek, step_law
 from .qqt import (QQT_NORMALIZER, QQT_OBJECTIVES, QQT_PUBLISHED, QQT_SOURCE, QQTBestUnion, qqt_best_union,
                   qqt_decayed_utility, qqt_effective_data_error, qqt_effective_samples, qqt_error, qqt_law,
                   qqt_union_error)
 
-__all__ = ["Law", "LawFit", "fit_law", "parse_delta", "CHINCHILLA", "PUBLISHED", "chinchilla_loss", "compute_optimal",
+__all__ = ["Law", "LawFit", "fit_law", "parse_delta", "read_law_fit", "CHINCHILLA", "PUBLISHED", "chinchilla_loss", "compute_optimal",
            "DATABLATIONS", "data_constrained_law", "data_constrained_loss", "effective_data", "effective_params",
            "optimal_allocation", "step_law", "deepseek",
            "QQT_NORMALIZER", "QQT_OBJECTIVES", "QQT_PUBLISHED", "QQT_SOURCE", "QQTBestUnion", "qqt_best_union",

@@ -20,16 +20,19 @@ discount :math:`D'_i / (w_i D)` is what its repeated tokens are worth relative t
 
 from __future__ import annotations
 
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
+from .._checks import check_numbers
 from ..exceptions import ValidationError
 from .chinchilla import PUBLISHED, chinchilla_loss, compute_optimal
 from .data_constrained import DATABLATIONS, data_constrained_loss, effective_data, optimal_allocation
-from .hyperparameters import check_positive, step_law
+from .fitting import read_law_fit
+from .hyperparameters import step_law
 
 __all__ = ["RunShape", "run_shape", "pool_repetition", "resolve_law"]
 
@@ -79,12 +82,12 @@ class RunShape:
 
 
 def resolve_law(law: str | Mapping[str, Any]) -> tuple[str, dict[str, float], np.ndarray | None, float]:
-    """A published name or a fitted-law document (FIT.json) -> (name, parameters, bootstrap refits
-    as an (n, P) array in the order of ``parameters`` or None, interval level)."""
+    """A published name, a fitted law's file (FIT.json, :func:`~mixplan.laws.fitting.read_law_fit`) or its
+    document -> (name, parameters, bootstrap refits as an (n, P) array in the order of ``parameters`` or
+    None, interval level)."""
+    if isinstance(law, (str, os.PathLike)) and str(law) not in PUBLISHED:
+        law = read_law_fit(law)
     if isinstance(law, str):
-        if law not in PUBLISHED:
-            raise ValidationError(f"unknown law {law!r}; use a FIT.json from 'mixplan laws fit' or one of "
-                                  f"{', '.join(sorted(PUBLISHED))}")
         params = dict(PUBLISHED[law])
         if law == "datablations":
             params |= {k: DATABLATIONS[k] for k in ("R_D_star", "R_N_star")}
@@ -103,7 +106,7 @@ def run_shape(flops: float, *, params: float | None = None, tokens: float | None
     for name, v in (("--flops", flops), ("--params", params), ("--tokens", tokens),
                     ("--unique-tokens", unique_tokens), ("FLOPs per parameter per token", flops_per_token_param)):
         if v is not None:
-            check_positive(name, v)
+            check_numbers(v, name, lo=0.0, lo_open=True)
     if params is not None and tokens is not None:
         raise ValidationError("give --params or --tokens, not both: the budget fixes the other")
     name, p, boot, level = resolve_law(law)

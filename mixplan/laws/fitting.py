@@ -42,15 +42,18 @@ refits that are not, and too few points per parameter.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from .._io import read_json, write_json_atomic
 from ..exceptions import ValidationError
 
-__all__ = ["Law", "LawFit", "fit_law", "huber", "grid_points", "parse_delta", "robust_delta", "robust_scale"]
+__all__ = ["Law", "LawFit", "fit_law", "read_law_fit", "huber", "grid_points", "parse_delta", "robust_delta", "robust_scale"]
 
 Data = Mapping[str, np.ndarray]
 
@@ -111,6 +114,12 @@ class LawFit:
                 # refits in the order of "params": what intervals of derived quantities are computed from
                 "bootstrap": None if self.bootstrap is None else self.bootstrap.tolist()}
 
+    def save(self, path: str | os.PathLike[str], *, force: bool = False, **extra: Any) -> Path:
+        """Write the fit as JSON (``extra`` keys after the fit's own, e.g. the target column); what
+        :func:`read_law_fit` and ``mixplan budget --law FIT.json`` read."""
+        write_json_atomic(path, self.to_dict() | extra, force=force)
+        return Path(path)
+
     def report(self) -> str:
         rule = ", auto: 1.345 x robust residual scale" if self.delta_rule == "auto" else ""
         lines = [f"{self.law} law fitted to {self.n_points} points: Huber(delta={self.delta:.3g}{rule}) objective "
@@ -124,6 +133,15 @@ class LawFit:
             lines.append(f"{k:>10} {v:>14.6g}  [{lo:.6g}, {hi:.6g}]")
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
+
+
+def read_law_fit(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A fitted law written by :meth:`LawFit.save`, as its JSON document (``law``, ``params``, ``bootstrap``,
+    ``level``, ...)."""
+    doc = read_json(path, "a FIT.json from 'mixplan laws fit', or a law name")
+    if not isinstance(doc, dict) or "law" not in doc or "params" not in doc:
+        raise ValidationError(f"{path}: not a fitted law (expected the keys 'law' and 'params')")
+    return doc
 
 
 def _check_data(law: Law, data: Data, loss: np.ndarray, where: str,

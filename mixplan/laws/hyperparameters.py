@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._checks import check_numbers
 from ..exceptions import ValidationError
 
 __all__ = ["step_law", "deepseek", "STEP_LAW"]
@@ -34,25 +35,18 @@ STEP_LAW: dict[str, tuple[float, float, float, float, float]] = {
 }
 
 
-def check_positive(name: str, value: float | np.ndarray) -> np.ndarray:
-    """``value`` as an array, or a ValidationError naming ``name`` unless every element is finite and > 0."""
-    v = np.asarray(value, dtype=float)
-    if not np.all(np.isfinite(v) & (v > 0)):
-        raise ValidationError(f"{name} must be a positive number, got {value!r}")
-    return v
-
-
 def step_law(N: float | np.ndarray, D: float | np.ndarray,
              coefficients: str = "bootstrap") -> tuple[np.ndarray, np.ndarray]:
     """Peak learning rate and batch size in tokens for ``N`` non-embedding parameters and ``D`` tokens."""
     if coefficients not in STEP_LAW:
         raise ValidationError(f"unknown Step Law coefficients {coefficients!r}; use {' or '.join(STEP_LAW)}")
     c0, cN, cD, d0, dD = STEP_LAW[coefficients]
-    N, D = check_positive("parameters", N), check_positive("tokens", D)
+    N = check_numbers(N, "parameters", lo=0.0, lo_open=True)
+    D = check_numbers(D, "tokens", lo=0.0, lo_open=True)
     return np.exp(c0) * N ** cN * D ** cD, np.exp(d0) * D ** dD
 
 
 def deepseek(C: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """DeepSeek LLM's learning rate and batch size (tokens) for compute ``C = M D``."""
-    C = check_positive("compute", C)
+    C = check_numbers(C, "compute", lo=0.0, lo_open=True)
     return 0.3118 * C ** -0.1250, 0.2920 * C ** 0.3271

@@ -86,6 +86,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_numbers
 from ..exceptions import ValidationError
 from .fitting import Law
 
@@ -154,34 +155,12 @@ QQT_PUBLISHED: dict[str, dict[str, Any]] = {
 # Validation
 # ----------------------------------------------------------------------------------------------------
 
-def _array(name: str, value: Any) -> np.ndarray:
-    try:
-        v = np.asarray(value, dtype=float)
-    except (TypeError, ValueError):
-        raise ValidationError(f"qqt: {name} must be a number or an array of numbers, got {value!r}") from None
-    return v
-
-
-def _first_bad(v: np.ndarray, bad: np.ndarray) -> str:
-    i = int(np.flatnonzero(bad.ravel())[0])
-    where = f" (element {i})" if v.ndim else ""
-    return f"{float(v.ravel()[i])!r}{where}"
-
-
 def _positive(name: str, value: Any, what: str, fix: str) -> np.ndarray:
-    v = _array(name, value)
-    bad = ~np.isfinite(v) | (v <= 0)
-    if bad.any():
-        raise ValidationError(f"qqt: {name} = {_first_bad(v, bad)} must be positive and finite ({what}); {fix}")
-    return v
+    return check_numbers(value, f"qqt: {name}", lo=0.0, lo_open=True, why=what, fix=fix)
 
 
 def _finite(name: str, value: Any, what: str) -> np.ndarray:
-    v = _array(name, value)
-    bad = ~np.isfinite(v)
-    if bad.any():
-        raise ValidationError(f"qqt: {name} = {_first_bad(v, bad)} must be finite ({what})")
-    return v
+    return check_numbers(value, f"qqt: {name}", why=what)
 
 
 def _check_budgets(n: Any) -> np.ndarray:
@@ -335,10 +314,8 @@ def qqt_decayed_utility(b: Any, tau: Any, k: Any) -> np.ndarray:
     arXiv 2404.07177; ``locuslab/scaling_laws_data_filtering``, ``objective.py``)."""
     b = _finite("b", b, "the pool's utility")
     tau = _check_tau(tau)
-    k = _finite("pass k", k, "1-based index of the pass over the pool")
-    if (k < 1).any():
-        raise ValidationError(f"qqt: pass k = {_first_bad(k, k < 1)} must be >= 1 (the first pass is k = 1, "
-                              "undecayed)")
+    k = check_numbers(k, "qqt: pass k", lo=1.0, why="1-based index of the pass over the pool; the first pass, "
+                      "k = 1, is undecayed")
     _broadcast(b=b, tau=tau, k=k)
     return b * 0.5 ** ((k - 1) / tau)
 
@@ -376,7 +353,7 @@ def qqt_effective_data_error(n: Any, pool_size: Any, a: Any, b: Any, tau: Any, d
 
 
 def _union_params(a: Any, b: Any, tau: Any) -> tuple[float, np.ndarray, np.ndarray]:
-    a, b, tau = (np.atleast_1d(_array(k, v)) for k, v in (("a", a), ("b", b), ("tau", tau)))
+    a, b, tau = (np.atleast_1d(check_numbers(v, f"qqt: {k}")) for k, v in (("a", a), ("b", b), ("tau", tau)))
     if b.ndim != 1 or len(b) == 0:
         raise ValidationError("qqt: a union needs at least one pool: pass b and tau as 1-D sequences with one value "
                               "per pool")
@@ -388,7 +365,7 @@ def _union_params(a: Any, b: Any, tau: Any) -> tuple[float, np.ndarray, np.ndarr
     _finite("b", b, "the pools' utilities")
     if not np.all(a == a[0]):
         raise ValidationError(f"qqt: the pools of a union must share a (got a = {a.tolist()}): a rescales the samples "
-                              "seen of the whole union (laws.md 1.6; the authors' code asserts it). Refit the pools "
+                              "seen of the whole union (Goyal et al. 2024's union law; the authors' code asserts it). Refit the pools "
                               "with one shared a, as the published fits do")
     return float(a[0]), b, tau
 

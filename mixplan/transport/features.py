@@ -69,6 +69,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from .._checks import check_number
 from .._io import TABLE_FORMATS, check_writable, dumps_json, npz_bytes, read_table, write_bytes_atomic, write_text_atomic
 from ..exceptions import MixplanError, MixplanWarning, NotFittedError, ValidationError
 
@@ -120,16 +121,6 @@ def _as_texts(texts: Any, what: str = "texts") -> list[str]:
     if not out:
         raise ValidationError(f"{what} is empty; give at least one document")
     return out
-
-
-def _check_int(value: Any, name: str, low: int, high: int | None = None) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ValidationError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
-    value = int(value)
-    if value < low or (high is not None and value > high):
-        rng = f">= {low}" if high is None else f"in [{low}, {high}]"
-        raise ValidationError(f"{name} = {value} is out of range; it must be {rng}")
-    return value
 
 
 # ------------------------------------------------------------------------------------------------ paths
@@ -233,9 +224,9 @@ class TextFeaturizer:
                 f"seed={self.seed!r})")
 
     def _validated_params(self) -> tuple[int, int, int]:
-        k = _check_int(self.n_components, "n_components", 1)
-        f = _check_int(self.n_features, "n_features", 2, int(np.iinfo(np.int32).max))
-        seed = _check_int(self.seed, "seed", 0, 2**32 - 1)
+        k = int(check_number(self.n_components, "n_components", lo=1, integer=True))
+        f = int(check_number(self.n_features, "n_features", lo=2, hi=int(np.iinfo(np.int32).max), integer=True))
+        seed = int(check_number(self.seed, "seed", lo=0, hi=2**32 - 1, integer=True))
         if k >= f:
             raise ValidationError(f"n_components = {k} must be smaller than n_features = {f}")
         return k, f, seed
@@ -499,12 +490,12 @@ class SentenceEmbedder:
 
     def fit(self, texts: Any = None, y: Any = None) -> SentenceEmbedder:
         """No-op (pre-trained model); checks that the extra is installed."""
-        _check_int(self.batch_size, "batch_size", 1)
+        int(check_number(self.batch_size, "batch_size", lo=1, integer=True))
         _require_sentence_transformers()
         return self
 
     def transform(self, texts: Sequence[str | bytes]) -> np.ndarray:
-        batch = _check_int(self.batch_size, "batch_size", 1)
+        batch = int(check_number(self.batch_size, "batch_size", lo=1, integer=True))
         docs = _as_texts(texts)
         emb = self._encoder().encode(docs, batch_size=batch, normalize_embeddings=True, convert_to_numpy=True,
                                      show_progress_bar=False)

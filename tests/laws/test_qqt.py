@@ -255,25 +255,25 @@ def test_fit_of_b_and_tau_recovers_them_inside_intervals():
 
 def test_clear_errors():
     a, b, tau = 0.025, -0.16, 6.7
-    with pytest.raises(ValidationError, match=r"samples seen n = 0.0 must be positive .* pass budgets > 0"):
+    with pytest.raises(ValidationError, match=r"samples seen n: 0.0 must be > 0 .* pass budgets > 0"):
         qqt_error(0, S, a, b, tau, 0.1)
-    with pytest.raises(ValidationError, match=r"samples seen n = -1.0 \(element 1\) must be positive"):
+    with pytest.raises(ValidationError, match=r"samples seen n: -1.0 \(element 1\) must be > 0"):
         qqt_effective_data_error([1e7, -1], S, a, b, tau, 0.1)
-    with pytest.raises(ValidationError, match=r"samples seen n = 0.0 \(element 0\)"):
+    with pytest.raises(ValidationError, match=r"samples seen n: 0.0 \(element 0\)"):
         qqt_best_union([0, 1e8], UTIL["pools"], pool_size=S, d=0.1)
-    with pytest.raises(ValidationError, match=r"pool_size = 0.0 must be positive .* unique samples of the pool"):
+    with pytest.raises(ValidationError, match=r"pool_size: 0.0 must be > 0 .* unique samples of the pool"):
         qqt_error(1e8, 0, a, b, tau, 0.1)
-    with pytest.raises(ValidationError, match=r"pool_size = -5.0 must be positive"):
+    with pytest.raises(ValidationError, match=r"pool_size: -5.0 must be > 0"):
         qqt_union_error(1e8, -5, a, [b], [tau], 0.1)
-    with pytest.raises(ValidationError, match=r"tau = 0.0 must be positive .* half-life .* pass tau > 0"):
+    with pytest.raises(ValidationError, match=r"tau: 0.0 must be > 0 .* half-life .* pass tau > 0"):
         qqt_error(1e8, S, a, b, 0, 0.1)
-    with pytest.raises(ValidationError, match=r"tau = -1.0 \(element 1\) must be positive"):
+    with pytest.raises(ValidationError, match=r"tau: -1.0 \(element 1\) must be > 0"):
         qqt_union_error(1e8, S, a, [b, b], [tau, -1], 0.1)
-    with pytest.raises(ValidationError, match=r"tau = -2.0"):
+    with pytest.raises(ValidationError, match=r"tau: -2.0"):
         qqt_decayed_utility(b, -2, 1)
-    with pytest.raises(ValidationError, match=r"tau = 0.0"):
+    with pytest.raises(ValidationError, match=r"tau: 0.0"):
         qqt_law(tau=0)
-    with pytest.raises(ValidationError, match=r"tau = 0.0"):
+    with pytest.raises(ValidationError, match=r"tau: 0.0"):
         qqt_best_union(1e8, {"x": {"a": a, "b": b, "tau": 0}}, pool_size=S, d=0.1)
     with pytest.raises(ValidationError, match=r"pool list is empty; pass a mapping"):
         qqt_best_union(1e8, {}, pool_size=S, d=0.1)
@@ -294,7 +294,7 @@ def test_clear_errors():
         qqt_union_error(1e8, S, a, [b], [tau], 0.1, objective="utility")
     with pytest.raises(ValidationError, match=r"strictly increasing"):
         qqt_best_union([1e9, 1e8], UTIL["pools"], pool_size=S, d=0.1)
-    with pytest.raises(ValidationError, match=r"a = 0.0 must be positive"):
+    with pytest.raises(ValidationError, match=r"a: 0.0 must be > 0"):
         qqt_error(1e8, S, 0, b, tau, 0.1)
     with pytest.raises(ValidationError, match=r"nothing to fit"):
         qqt_law(a=a, b=b, tau=tau, d=0.1)
