@@ -43,9 +43,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import pandas as pd
 
-    from ..data.runs import coverage_table
     from ..mixture.design import design_swarm, write_design
     from ..models.mixture_model import cv_summary
 
@@ -64,9 +62,8 @@ def run(args: argparse.Namespace) -> int:
         d = design_swarm(pools, args.n, seed=args.seed, tokens=args.tokens, temperature=args.temperature,
                          min_distance=args.min_distance, existing=existing, prefix=args.prefix or "run")
         frame = d.frame
-        doc: dict[str, Any] = {"out": str(out), "runs": args.n, "coverage": d.coverage, "settings": d.settings}
-        lines = [f"{args.n} mixtures written to {out / 'mixtures.csv'} and {out / 'runs'}/", "",
-                 *coverage_table(d.coverage)]
+        doc: dict[str, Any] = {"out": str(out)} | d.to_dict()
+        lines = [f"{args.n} mixtures written to {out / 'mixtures.csv'} and {out / 'runs'}/", "", d.report()]
     else:
         # Every cheap refusal comes before the (possibly minutes-long) fit.
         if args.next < 1:
@@ -95,21 +92,11 @@ def run(args: argparse.Namespace) -> int:
         for rid, row in zip(ids, proposals["proposals"]):
             row["run_id"] = rid
         doc = {"out": str(out), "runs": args.next, "model": model.cv["model"], "objective": model.objective.to_dict(),
-               "cv": {k: v for k, v in model.cv.items() if k not in ("residuals", "scores")}} | proposals
-        table = pd.DataFrame(
-            {"run_id": ids} | {p: [f"{w:.4f}" for w in nxt.weights[:, i]] for i, p in enumerate(pools.names)}
-            | {"expected improvement": [f"{a:.4g}" for a in nxt.acquisition],
-               "predicted": [f"{m:.4f} +- {sd:.4f}" for m, sd in zip(nxt.prediction, nxt.prediction_sd)],
-               "nearest run (TV dist)": [f"{r} ({dist:.3f})" for r, dist in zip(nxt.nearest_run, nxt.nearest_distance)],
-               "origin": nxt.origin})
+               "cv": model.to_dict()["cv"]} | proposals
         sense = "maximize" if model.objective.maximize else "minimize"
         lines = [f"{args.next} proposals written to {out / 'mixtures.csv'} and {out / 'runs'}/: batch expected "
                  f"improvement ({sense} {model.objective.spec})",
-                 f"model {model.cv['model']}: {cv_summary(model.cv)}",
-                 f"best predicted proxy run {nxt.incumbent_run}: {nxt.incumbent:.4f}; the plan's recommendation: "
-                 f"{nxt.recommended_prediction:.4f}", "", table.to_string(index=False),
-                 "", "predicted: the model's objective +- its calibrated sd; measure these runs, add them to RUNS "
-                 "and run 'mixplan plan' (or another round of --next)"]
+                 f"model {model.cv['model']}: {cv_summary(model.cv)}", nxt.report(ids)]
     write_design(out, frame, pools.names, seed=args.seed, tokens=args.tokens, force=args.force)
     emit(args, doc, "\n".join(lines))
     return 0

@@ -192,15 +192,7 @@ def _ot_select(args: argparse.Namespace) -> int:
                                      "constraints": c.to_dict(), "warnings": notes}
     if args.out:
         write_json_atomic(args.out, doc, force=args.force)
-    p = sel.prediction.row(0)
-    text = "\n".join([
-        "OT-selected mixture at " + f"{args.tokens:.6g} tokens:",
-        *(f"  {n:>12s} {w:.4f}" + (f"  ({doc['active_constraints'][n]})" if n in doc["active_constraints"] else "")
-          for n, w in zip(est.pools_, sel.weights)),
-        f"predicted {p['prediction']:.4f} [{p['lower']:.4f}, {p['upper']:.4f}] ({p['level']:.0%}), OT distance "
-        f"{p['ot']:.4g}, nearest run {p['nearest_run']} (TV {p['nearest_distance']:.3f})",
-        f"projected gradient from {sel.start}: {sel.iterations} iterations, {sel.ot_solves} OT solves, "
-        f"{sel.seconds:.2f} s" + ("" if sel.converged else " (stopped before convergence)"),
-        *(f"warning: {n}" for n in notes)]) + (f"\nwritten: {args.out}" if args.out else "")
+    text = "\n".join([sel.report(est.pools_, doc["active_constraints"]), *(f"warning: {n}" for n in notes)]) + (
+        f"\nwritten: {args.out}" if args.out else "")
     emit(args, doc, text)
     return 0

@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     from ..simplex import build_constraints
 
     pins = parse_named_numbers(args.pin)
-    build_constraints(pools, tokens, pins)  # refuse impossible constraints before fitting
+    constraints = build_constraints(pools, tokens, pins)  # refuse impossible constraints before fitting
     model = fit_from_args(args, runs)
     repetition = _repetition_model(args, tokens, model, runs, pools)
     options = {"pins": pins, "seed": args.seed, "level": args.level, "n_candidates": args.candidates,
@@ -140,7 +140,7 @@ def run(args: argparse.Namespace) -> int:
                     "ot_base_tokens": float(sizes[0]) if len(sizes) == 1 else None}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MixplanWarning)  # the plan carries its warnings; printed below
-        plan = make_plan(model, pools, tokens=tokens, **options)
+        plan = make_plan(model, pools, tokens=tokens, constraints=constraints, **options)
         rows = [] if sweep is None else [_sweep_row(make_plan(model, pools, tokens=t, **options), t)
                                          for t in sweep]
     doc = plan.to_dict() | ({"budget": budget} if budget else {})

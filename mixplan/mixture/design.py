@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -23,7 +24,7 @@ from .._io import check_writable, write_table_atomic, write_text_atomic
 from ..data.pools import PoolSet
 from ..exceptions import ValidationError
 from ..models.intervals import nearest_run
-from ..data.runs import pool_coverage
+from ..data.runs import coverage_table, pool_coverage
 from ..simplex import DEFAULT_STRENGTHS, build_constraints, cap_redistribute, sample_mixtures
 
 __all__ = ["Design", "design_swarm", "write_design"]
@@ -36,6 +37,13 @@ class Design:
     frame: pd.DataFrame
     coverage: dict[str, dict[str, float]]
     settings: dict[str, object]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"runs": len(self.frame), "coverage": self.coverage, "settings": self.settings}
+
+    def report(self) -> str:
+        """How much the designed runs exercise each pool (:func:`mixplan.data.runs.coverage_table`)."""
+        return "\n".join(coverage_table(self.coverage))
 
 
 def design_swarm(pools: PoolSet, n: int, *, seed: int = 0, tokens: float | None = None,

@@ -258,7 +258,7 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
               repetition: RepetitionModel | None = None, combine_caps: bool = False,
               measured: Mapping[str, float] | None = None, best_run: tuple[str, np.ndarray, float] | None = None,
               ot: Any = None, ot_mode: str = "compare", ot_base_tokens: float | None = None,
-              **search_options: Any) -> Plan:
+              constraints: Constraints | None = None, **search_options: Any) -> Plan:
     """Search the best feasible mixture for ``model`` and compare it with simple baselines.
 
     Parameters
@@ -285,13 +285,16 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
         (regressor prediction plus the OT extrapolator's change from ``ot_base_tokens``, the proxy runs'
         size, to the target: the recommendation is the best of the regressor's top candidates and the OT
         optimum under that sum).
+    constraints : Constraints, optional
+        The feasible set, when the caller has built it already from ``pools``, ``tokens`` and ``pins``
+        (e.g. to refuse impossible constraints before a long fit); built here otherwise.
     search_options
         Passed to :func:`mixplan.simplex.search` (``n_candidates``, ``top_k``, ...).
     """
     if list(model.pools) != pools.names:
         raise ValidationError(f"the model was fitted on pools {model.pools} but the manifest lists "
                               f"{pools.names}; refit with this manifest or use the model's")
-    c = build_constraints(pools, tokens, pins)
+    c = constraints if constraints is not None else build_constraints(pools, tokens, pins)
     objective = model.objective
 
     # The first tenth of the trees (at least 100) ranks candidates almost like the full model
@@ -383,7 +386,7 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
                 token_unit=pools.token_unit, recommended=mixtures["recommended"]["weights"], mixtures=mixtures,
                 active=active_constraints(result.weights, c),
                 constraints=c.to_dict(),
-                cv={k: v for k, v in model.cv.items() if k not in ("residuals", "scores")},
+                cv=model.to_dict()["cv"],
                 search=search_info, seed=seed, warnings=notes, result=result, ot=ot_info,
                 models=[{k: t[k] for k in ("column", "model", "components", "selection", "cv")}
                         for t in model.target_summaries()],

@@ -119,6 +119,14 @@ class RepetitionModel:
             frac = frac * tokens / reference_tokens
         return f(Wt) - self.gamma * np.log(frac)
 
+    def report(self) -> str:
+        iv = {k: f" [{lo:.4g}, {hi:.4g}]" for k, (lo, hi) in self.intervals.items()}
+        fit = "" if self.rmse is None else (f"; RMSE {self.rmse:.4g} on {self.n_runs} runs (ignoring repetition "
+                                            f"{self.rmse_blind:.4g})")
+        return (f"repetition-aware objective: R* = {self.r_star:.4g}{iv.get('r_star', '')} (half-life "
+                f"{self.r_star * np.log(2):.3g} repetitions), gamma = {self.gamma:.4g}{iv.get('gamma', '')}, "
+                f"shift {self.shift:+.4g}{fit}; {self.source}")
+
     def to_dict(self) -> dict[str, Any]:
         return {"model": "effective mixture + log effective data (mixplan.mixture.repetition)",
                 "r_star": self.r_star, "half_life_repetitions": self.r_star * float(np.log(2)),

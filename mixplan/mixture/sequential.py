@@ -146,6 +146,21 @@ class NextRuns:
         frame["prediction_sd"] = self.prediction_sd
         return frame
 
+    def report(self, run_ids: Sequence[str] | None = None) -> str:
+        """The proposals as text: the incumbent and the plan's prediction, then one row per proposal
+        (``run_ids`` name them; default 1..k)."""
+        ids = list(run_ids) if run_ids is not None else [str(i + 1) for i in range(len(self))]
+        table = pd.DataFrame(
+            {"run_id": ids} | {p: [f"{w:.4f}" for w in self.weights[:, i]] for i, p in enumerate(self.pools)}
+            | {"expected improvement": [f"{a:.4g}" for a in self.acquisition],
+               "predicted": [f"{m:.4f} +- {sd:.4f}" for m, sd in zip(self.prediction, self.prediction_sd)],
+               "nearest run (TV dist)": [f"{r} ({dist:.3f})" for r, dist in zip(self.nearest_run, self.nearest_distance)],
+               "origin": self.origin})
+        return "\n".join([f"best predicted proxy run {self.incumbent_run}: {self.incumbent:.4f}; the plan's "
+                          f"recommendation: {self.recommended_prediction:.4f}", "", table.to_string(index=False), "",
+                          "predicted: the model's objective +- its calibrated sd; measure these runs, add them to RUNS "
+                          "and run 'mixplan plan' (or another round of --next)"])
+
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready description of the proposals (weights by pool name)."""
         rows = [{"weights": dict(zip(self.pools, map(float, w))), "expected_improvement": float(a),

@@ -49,7 +49,7 @@ beyond ``max_extrapolation`` x :math:`N_1` are flagged.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -216,6 +216,18 @@ class Selection:
     seconds: float
     converged: bool
     history: list[float] = field(repr=False, default_factory=list)  # objective per accepted iterate
+
+    def report(self, pools: Sequence[str], active: Mapping[str, str] | None = None) -> str:
+        """The chosen mixture (with the bound each pool sits on, ``active``), its prediction and the search."""
+        active = active or {}
+        p = self.prediction.row(0)
+        return "\n".join([
+            f"OT-selected mixture at {self.prediction.tokens:.6g} tokens:",
+            *(f"  {n:>12s} {w:.4f}" + (f"  ({active[n]})" if n in active else "") for n, w in zip(pools, self.weights)),
+            f"predicted {p['prediction']:.4f} [{p['lower']:.4f}, {p['upper']:.4f}] ({p['level']:.0%}), OT distance "
+            f"{p['ot']:.4g}, nearest run {p['nearest_run']} (TV {p['nearest_distance']:.3f})",
+            f"projected gradient from {self.start}: {self.iterations} iterations, {self.ot_solves} OT solves, "
+            f"{self.seconds:.2f} s" + ("" if self.converged else " (stopped before convergence)")])
 
     def to_dict(self, pools: Sequence[str]) -> dict[str, Any]:
         """JSON form; without ``seconds``, so that outputs are byte-identical run to run."""
