@@ -11,7 +11,8 @@ contract in ``pyproject.toml``):
 ``models`` / ``simplex``                    regressors and the multi-target model; the mixture simplex
 ``data``                                    pools, runs, objectives, quality buckets
 ``laws``                                    scaling laws: pure functions, the fitter, budgets
-``exceptions``, ``_io``, ``_version``       errors and warnings; atomic files; the version
+``_checks``, ``_io``, ``_lazy``, ...       number checks; atomic files; lazy names; the version
+``exceptions``                              errors and warnings
 ==========================================  ==========================================================
 
 Public names below are imported on first use.
@@ -51,4 +52,6 @@ _EXPORTS = {
 __all__ = ["__version__", "MixplanError", "ValidationError", "InfeasibleError", "NotFittedError",
            "OutputExistsError", "MixplanWarning", "ExtrapolationWarning", *_EXPORTS]
 
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
+_SUBPACKAGES = ("cli", "cpt", "data", "demo", "filtering", "laws", "mixture", "models", "simplex", "transport")
+
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, _SUBPACKAGES)

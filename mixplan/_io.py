@@ -158,7 +158,7 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-#: Zip member timestamp of :func:`npz_bytes` (zip's epoch): saves are byte-identical.
+#: Fixed zip member timestamp (the earliest a zip can hold) for byte-identical ``.npz`` files.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 

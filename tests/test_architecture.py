@@ -108,3 +108,16 @@ def test_commands_start_without_the_heavy_libraries(repo):
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines()[0] == "", proc.stdout.splitlines()[0]
     assert set(proc.stderr.strip().split(",")) <= {"pandas"}, proc.stderr
+
+
+def test_subpackages_and_public_names_resolve_on_first_use():
+    # `import mixplan` loads almost nothing, yet every documented way of reaching a name works, and a
+    # public name never shadows a submodule of the same package.
+    code = ("import inspect, mixplan; assert mixplan.laws.fit_law.__name__ == 'fit_law'; "
+            "from mixplan.models import MixingLaw; import mixplan.models.mixing_law as m; assert inspect.ismodule(m); "
+            "assert callable(mixplan.make_plan) and 'laws' in dir(mixplan); "
+            "import importlib; [getattr(importlib.import_module(f'mixplan.{p}'), n) for p in "
+            "('data', 'models', 'mixture', 'filtering', 'cpt', 'transport', 'simplex') "
+            "for n in importlib.import_module(f'mixplan.{p}').__all__]")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any
-
-import numpy as np
 
 from .._io import dumps_json
 from ..exceptions import ValidationError
@@ -123,7 +122,7 @@ def parse_budget_range(text: str, steps: int, example: str) -> tuple[float, floa
         a, b = float(lo), float(hi)
     except ValueError:
         sep = ""
-    if not sep or not (0 < a < b < np.inf):
+    if not sep or not (0 < a < b < math.inf):
         raise ValidationError(f"--budget-range {text!r}: write LO:HI with 0 < LO < HI, e.g. {example}")
     if steps < 2:
         raise ValidationError(f"--budget-steps must be at least 2, got {steps}")

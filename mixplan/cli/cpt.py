@@ -13,8 +13,8 @@
     mixplan cpt plan FIT.json --domain-tokens D_d [--tokens D] [--params N] [--out PLAN.json|PLAN.csv]
 
 ``add_arguments`` declares the subcommands; each subcommand parser gets ``--json``, ``--seed`` and
-``--debug`` from ``mixplan.cli._common`` (as ``laws`` and ``ot`` do; a command with subcommands
-should be listed with them in ``cli.build_parser`` so the top-level parser does not add them too).
+``--debug`` from :func:`mixplan.cli.common.add_common` (as ``laws`` and ``ot`` do; ``COMMON_OPTIONS =
+False`` tells :func:`mixplan.cli.main.build_parser` not to add them to the command itself).
 ``run`` runs it and returns 0; errors are :class:`mixplan.MixplanError` (one line on stderr,
 exit 2, via ``mixplan.cli.main``). Thin layer over :mod:`mixplan.cpt`.
 """

@@ -121,7 +121,7 @@ def _spec(args: argparse.Namespace) -> Any:
         return pool.buckets
     if not bucketed:
         raise ValidationError(f"{args.pools}: no pool declares buckets; add score = \"...\" and buckets = [0.1, 0.2, "
-                              "...] to the pool to filter (see mixplan/buckets.py)")
+                              "...] to the pool to filter (see mixplan/data/buckets.py)")
     if len(bucketed) > 1:
         raise ValidationError(f"{args.pools}: several bucketed pools {[p.name for p in bucketed]}; choose one with "
                               "--pool NAME")
@@ -173,7 +173,7 @@ def run(args: argparse.Namespace) -> int:
     if args.bucket_scores:
         return _bucket_scores(args)
     from .._io import read_table
-    from ..filtering.planner import fit_buckets, load_fit, plan_filter
+    from ..filtering.planner import FilterFit, fit_buckets, plan_filter
 
     if not args.pools:
         raise ValidationError("mixplan filter needs --pools POOLS (a manifest with a bucketed pool), or "
@@ -211,7 +211,7 @@ def run(args: argparse.Namespace) -> int:
             "buckets": [{k: v for k, v in b.to_dict().items() if k != "bootstrap"} for b in fit.buckets]}
         texts.append(fit.report())
     elif args.fit:
-        fit = load_fit(args.fit)
+        fit = FilterFit.load(args.fit)
     if budgets is not None:
         plan = plan_filter(spec, budgets, fit=fit, objective=args.objective, tau_scaling=args.tau_scaling,
                            level=args.level)

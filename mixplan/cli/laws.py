@@ -52,8 +52,6 @@ def run(args: argparse.Namespace) -> int:
     from ..data.objective import with_objective_column
 
     frame = with_objective_column(read_table_where(args.runs, args.where), args.target, str(args.runs))
-    if args.target not in frame.columns:
-        raise ValidationError(f"{args.runs}: no column {args.target!r} (columns: {', '.join(map(str, frame.columns))})")
     if args.out:
         check_writable([args.out], args.force)
     if args.law == "chinchilla":

@@ -23,10 +23,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from ..models.mixture_model import load_model
+    from ..models.mixture_model import MixtureModel
     from ..data.pools import PoolSet
 
-    model = load_model(args.model_dir)
+    model = MixtureModel.load(args.model_dir)
     pools = load_pools(args.pools) or PoolSet.from_names(model.pools)
     if sorted(pools.names) != sorted(model.pools):
         raise ValidationError(f"{args.pools}: pools {pools.names} differ from the model's {model.pools}; use the "

@@ -50,7 +50,8 @@ class Objective:
         """+1 when smaller is better, -1 when larger is better (see :func:`direction`)."""
         return direction(self.maximize)
 
-    # The objective's direction is applied here and nowhere else: searches minimise scores.
+    # The objective's direction is applied through these (estimators that keep only ``maximize`` use
+    # :func:`direction`): searches minimise scores.
     def score(self, values: Any) -> Any:
         """Objective values as scores to minimise (the same for "smaller is better")."""
         return self.sense * values

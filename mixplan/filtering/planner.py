@@ -23,7 +23,7 @@ Uncertainty: when the parameters come from :func:`fit_buckets` (bootstrap refits
 each prediction a percentile interval and each budget the probability that the chosen union is best.
 Published constants have no intervals; the plan says so.
 
-Functions here are pure (data in, results out); :mod:`mixplan._cli_filter` is the command line.
+Functions here are pure (data in, results out); :mod:`mixplan.cli.filter` is the command line.
 """
 
 from __future__ import annotations

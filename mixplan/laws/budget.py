@@ -21,6 +21,7 @@ discount :math:`D'_i / (w_i D)` is what its repeated tokens are worth relative t
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -86,6 +87,9 @@ def resolve_law(law: str | Mapping[str, Any]) -> tuple[str, dict[str, float], np
     document -> (name, parameters, bootstrap refits as an (n, P) array in the order of ``parameters`` or
     None, interval level)."""
     if isinstance(law, (str, os.PathLike)) and str(law) not in PUBLISHED:
+        if not Path(law).exists():
+            raise ValidationError(f"{law}: no such file, and no published law of that name; use a FIT.json from "
+                                  f"'mixplan laws fit' or one of {', '.join(sorted(PUBLISHED))}")
         law = read_law_fit(law)
     if isinstance(law, str):
         params = dict(PUBLISHED[law])

@@ -50,6 +50,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_number
 from .._io import read_json, write_json_atomic
 from ..exceptions import ValidationError
 
@@ -260,6 +261,8 @@ def _optimum(theta0: np.ndarray, law: Law, data: Data, log_loss: np.ndarray, del
                        bounds=law.bounds, options={"maxiter": maxiter, "ftol": 1e-15, "gtol": 1e-10})
         theta = np.clip(res.x, lo, hi)
     start = _objective(theta, law, data, log_loss, delta)
+    if not np.isfinite(start):  # the law cannot be evaluated here (a start far outside the data's range)
+        return _Optimum(theta, float("inf"), float("inf"))
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         pol = least_squares(lambda t: law.log_predict(t, data) - log_loss, theta,
                             jac=lambda t: _jacobian(t, law, data), bounds=(lo, hi), method="trf", loss="huber",
@@ -326,6 +329,8 @@ def fit_law(law: Law, data: Data, loss: np.ndarray, *, delta: float | str = 1e-3
     ``where`` and the row (``rows[i]`` for point ``i``, default ``i + 1``). ``delta``: the Huber
     threshold on log-loss, or ``"auto"`` (see the module docstring)."""
     data, loss = _check_data(law, data, loss, where, rows)
+    check_number(level, "interval level", lo=0.0, hi=1.0, lo_open=True, hi_open=True, fix="e.g. 0.95")
+    check_number(n_bootstrap, "bootstrap refits", lo=0, integer=True)
     delta = parse_delta(delta)
     rule = "auto" if delta == "auto" else "fixed"
     if rule == "auto":
@@ -344,6 +349,10 @@ def fit_law(law: Law, data: Data, loss: np.ndarray, *, delta: float | str = 1e-3
     optima = [_optimum(grid[:, g], law, data, log_loss, delta, maxiter)
               for g in np.argsort(values, kind="stable")[:n_starts]]
     best = min(optima, key=lambda o: o.objective)  # the first of equals: deterministic
+    if not np.isfinite(best.objective):
+        raise ValidationError(f"{where}: the {law.name} law gives no finite loss at any of its {len(optima)} starting "
+                              "points for these runs; check the data's units (tokens, parameters) or give a grid that "
+                              "covers them")
     if rule == "auto":
         delta = robust_delta(law.log_predict(best.theta, data) - log_loss, len(law.theta_names))
         # Every start's end polished at the new threshold, so that the check for other optima below

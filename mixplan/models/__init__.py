@@ -9,7 +9,7 @@ from .._lazy import lazy_exports
 
 _EXPORTS = {
     "GaussianProcess": ".gp", "fit_gp": ".gp", "neg_log_marginal_likelihood": ".gp", "matern52": ".gp",
-    "MixingLaw": ".mixing_law", "fit_mixing_law": ".mixing_law", "mixing_law": ".mixing_law",
+    "MixingLaw": ".mixing_law", "fit_mixing_law": ".mixing_law",
     "MixtureRegressor": ".regressor", "PRESETS": ".regressor", "CVReport": ".regressor",
     "cross_validate": ".regressor", "stack_weights": ".regressor", "cv_report": ".regressor",
     "DEFAULT_LEVEL": ".intervals", "COVERAGE_QUANTILE": ".intervals", "conformal_quantile": ".intervals",

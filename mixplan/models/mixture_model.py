@@ -25,7 +25,6 @@ Model directory (no pickle anywhere)::
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 from dataclasses import dataclass
@@ -37,7 +36,7 @@ import pandas as pd
 from scipy.stats import norm
 
 from .._version import __version__
-from .._io import check_writable, dumps_json, library_versions, read_table, table_csv, write_text_atomic
+from .._io import read_json, check_writable, dumps_json, library_versions, read_table, table_csv, write_text_atomic
 from ..exceptions import ValidationError
 from ..data.objective import Objective
 from .regressor import PRESETS, CVReport, MixtureRegressor, cross_validate, cv_report
@@ -190,7 +189,7 @@ class MixtureModel:
             sd = kappa * np.sqrt(np.maximum(var, 0.0))
         else:
             sd = np.full(len(O), kappa * np.sqrt(2.0))
-        gain = self.objective.sense * (pred[1:] - pred[0])  # > 0: w is better
+        gain = self.objective.score(pred[1:] - pred[0])  # > 0: w is better
         with np.errstate(divide="ignore", invalid="ignore"):
             p = norm.cdf(gain / sd)
         return np.where(sd > 0, p, np.where(gain > 0, 1.0, np.where(gain < 0, 0.0, 0.5)))
@@ -329,10 +328,7 @@ def load_model(directory: str | os.PathLike[str]) -> MixtureModel:
     meta_path = d / "meta.json"
     if not meta_path.is_file():
         raise ValidationError(f"{d}: not a mixplan model directory (no meta.json); create one with 'mixplan fit'")
-    try:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise ValidationError(f"{meta_path}: not valid JSON ({exc})") from exc
+    meta = read_json(meta_path, "a model directory from 'mixplan fit'")
     if not isinstance(meta, dict):
         raise ValidationError(f"{meta_path}: not a mixplan model description (a JSON object is expected)")
     try:

@@ -57,7 +57,7 @@ from typing import Any
 import numpy as np
 from scipy.stats import spearmanr
 
-from .._io import check_writable, dumps_json, npz_bytes, write_bytes_atomic, write_text_atomic
+from .._io import check_writable, read_json, dumps_json, npz_bytes, write_bytes_atomic, write_text_atomic
 from ..data.objective import direction
 from ..exceptions import NotFittedError, ValidationError
 from ..models.intervals import DEFAULT_LEVEL, conformal_quantile, coverage_radius_of, nearest_run
@@ -807,18 +807,14 @@ class OTExtrapolator:
 
 def load_extrapolator(directory: str | Path) -> OTExtrapolator:
     """Load an extrapolator saved by :meth:`OTExtrapolator.save` (no pickle)."""
-    import json
 
     d = Path(directory)
     meta_path, space_path = d / MODEL_FILE, d / SPACE_FILE
     for p in (meta_path, space_path):
         if not p.is_file():
             raise ValidationError(f"{p} not found: {d} is not a saved OT extrapolator (mixplan ot fit --out DIR)")
-    try:
-        doc = json.loads(meta_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ValidationError(f"{meta_path}: not valid JSON ({exc})") from None
-    if doc.get("format") != "mixplan-ot-extrapolator" or doc.get("format_version") != FORMAT_VERSION:
+    doc = read_json(meta_path, "a saved OT extrapolator (mixplan ot fit --out DIR)")
+    if not isinstance(doc, dict) or doc.get("format") != "mixplan-ot-extrapolator" or doc.get("format_version") != FORMAT_VERSION:
         raise ValidationError(f"{meta_path}: not a mixplan OT extrapolator of format version {FORMAT_VERSION} "
                               f"(found {doc.get('format')!r} version {doc.get('format_version')!r}); refit it")
     try:

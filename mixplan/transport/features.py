@@ -70,7 +70,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._checks import check_number
-from .._io import TABLE_FORMATS, check_writable, dumps_json, npz_bytes, read_table, write_bytes_atomic, write_text_atomic
+from .._io import TABLE_FORMATS, read_json, check_writable, dumps_json, npz_bytes, read_table, write_bytes_atomic, write_text_atomic
 from ..exceptions import MixplanError, MixplanWarning, NotFittedError, ValidationError
 
 __all__ = [
@@ -89,7 +89,7 @@ _FORMAT = "mixplan-featurizer"
 #: File name stem used when ``save``/``load`` is given a directory.
 _DEFAULT_STEM = "featurizer"
 _KINDS = ("text", "minilm")
-#: Fixed zip member timestamp (the earliest a zip can hold) for byte-identical ``.npz`` files.
+#: Power iterations and oversampling of the randomized SVD (scikit-learn's defaults for TruncatedSVD).
 _SVD_N_ITER = 5
 _SVD_OVERSAMPLES = 10
 _EXTRA_HINT = ("install the optional extra: pip install 'mixplan[embeddings]' (install a CPU-only torch first, e.g. "
@@ -141,10 +141,7 @@ def _read_json(path: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ValidationError(f"{path}: no saved featurizer there (expected the JSON written by save(); give the "
                               "directory, the prefix, or the .json file that save() was given)")
-    try:
-        meta = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValidationError(f"{path}: not valid JSON: {exc}") from exc
+    meta = read_json(path, "a featurizer saved by TextFeaturizer.save or SentenceEmbedder.save")
     if not isinstance(meta, dict) or meta.get("format") != _FORMAT:
         raise ValidationError(f"{path}: not a mixplan featurizer (no \"format\": \"{_FORMAT}\"); "
                               "was it written by TextFeaturizer.save or SentenceEmbedder.save?")

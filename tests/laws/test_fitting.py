@@ -184,3 +184,24 @@ def test_data_constrained_law_free_with_noise_is_honest_about_r_n():
         lo, hi = fit.intervals[k]
         assert lo <= v <= hi, (k, v, lo, hi)
     assert any("R_N_star" in w and "bound" in w for w in fit.warnings), fit.warnings
+
+
+def test_starts_where_the_law_is_undefined_are_skipped():
+    # log(c - k x) is undefined on part of the grid (c - k x < 0): those starts are skipped, not a crash;
+    # a law undefined at every start is a one-line error that names the runs.
+    from mixplan.laws import Law
+
+    law = Law(name="toy", theta_names=("c", "k"), log_predict=lambda t, d: np.log(t[0] - t[1] * d["x"]),
+              named=lambda t: {"c": float(t[0]), "k": float(t[1])}, bounds=((0.1, 10.0), (0.0, 5.0)),
+              grid=((1.0, 4.0, 8.0), (0.0, 2.0, 5.0)), columns=("x",), vectorized=False)
+    x = np.linspace(1, 5, 12)
+    with np.errstate(invalid="ignore"):
+        fit = fit_law(law, {"x": x}, 4 - 0.5 * x, n_bootstrap=0, n_starts=20)
+        assert fit.params == pytest.approx({"c": 4.0, "k": 0.5}, rel=1e-6) and fit.converged
+        nowhere = Law(name="nowhere", theta_names=("c",), log_predict=lambda t, d: np.log(-t[0] * d["x"]),
+                      named=lambda t: {"c": float(t[0])}, bounds=((0.1, 10.0),), grid=((1.0, 2.0),), columns=("x",),
+                      vectorized=False)
+        with pytest.raises(ValidationError, match=r"runs: the nowhere law gives no finite loss at any of its 2"):
+            fit_law(nowhere, {"x": x}, 4 - 0.5 * x, n_bootstrap=0)
+    with pytest.raises(ValidationError, match=r"interval level: 1.5 must be in \(0, 1\)"):
+        fit_law(law, {"x": x}, 4 - 0.5 * x, level=1.5)

@@ -5,7 +5,7 @@ import pytest
 from scipy.stats import spearmanr
 from sklearn.base import clone
 
-from mixplan import MixtureRegressor, NotFittedError, ValidationError, fit_model, load_model, parse_objective, read_runs
+from mixplan import MixtureModel, MixtureRegressor, NotFittedError, ValidationError, fit_model, load_model, parse_objective, read_runs
 from mixplan.exceptions import OutputExistsError
 
 
@@ -110,6 +110,7 @@ def test_save_load_round_trip_without_pickle(synthetic, tmp_path, model):
     meta = json.loads((out / "meta.json").read_text())
     assert meta["pools"] == study.names and meta["seed"] == 4 and "lightgbm" in meta["versions"]
     again = load_model(out)
+    assert MixtureModel.load(out).meta() == again.meta()  # the method and the function read alike
     W = np.random.default_rng(1).dirichlet(np.ones(5), 50)
     a, b = m.predict(W), again.predict(W)
     assert np.allclose(a.mean, b.mean, rtol=0, atol=1e-10)

@@ -118,6 +118,7 @@ def test_save_load_round_trip(fitted, tmp_path):
     with pytest.raises(MixplanError, match="exists"):
         est.save(tmp_path / "s")
     back = load_extrapolator(tmp_path / "s")
+    assert OTExtrapolator.load(tmp_path / "s").to_dict() == back.to_dict()
     W = np.random.default_rng(5).dirichlet(np.ones(P), size=5)
     a, b = est.predict(W, 3 * N1), back.predict(W, 3 * N1)
     assert np.array_equal(a.mean, b.mean) and np.array_equal(a.upper, b.upper)
