@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_number
 from .._io import check_writable, write_json_atomic, write_table_atomic
 from ..exceptions import ValidationError
 from .common import Parser, add_common, emit, read_table_where
@@ -111,10 +112,8 @@ def _column(frame: Any, col: str, source: str) -> np.ndarray:
 def _fit(args: argparse.Namespace) -> int:
     from ..cpt.planner import fit_cpt
 
-    if args.bootstrap < 0:
-        raise ValidationError(f"--bootstrap must be >= 0, got {args.bootstrap}")
-    if not 0 < args.level < 1:
-        raise ValidationError(f"--level must be in (0, 1), got {args.level}")
+    check_number(args.bootstrap, "--bootstrap", lo=0, integer=True)
+    check_number(args.level, "--level", lo=0.0, hi=1.0, lo_open=True, hi_open=True, fix="e.g. 0.95")
     from ..laws import parse_delta
 
     delta = parse_delta(args.huber_delta, "--huber-delta")

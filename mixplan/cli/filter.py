@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from .._io import check_writable, write_json_atomic, write_table_atomic, write_text_atomic
+from .._checks import check_number
 from ..exceptions import ValidationError
 from .common import emit, parse_budget_range
 
@@ -187,10 +188,8 @@ def run(args: argparse.Namespace) -> int:
         raise ValidationError("--target and --free go with --runs RUNS (fitting the buckets)")
     if budgets is None and not args.runs:
         raise ValidationError("no budgets: pass --budget N1,N2,... or --budget-range LO:HI (samples or tokens seen)")
-    if not 0 < args.level < 1:
-        raise ValidationError(f"--level {args.level:g} must be between 0 and 1, e.g. 0.95")
-    if args.bootstrap < 0:
-        raise ValidationError(f"--bootstrap {args.bootstrap} must be >= 0")
+    check_number(args.level, "--level", lo=0.0, hi=1.0, lo_open=True, hi_open=True, fix="e.g. 0.95")
+    check_number(args.bootstrap, "--bootstrap", lo=0, integer=True)
     spec = _spec(args)
     out = Path(args.out) if args.out else None
     files: dict[str, Path] = {}

@@ -1,9 +1,8 @@
-"""mixplan laws fit: fit a scaling law (Chinchilla, data-constrained, QQT) to runs."""
+"""mixplan laws fit: fit a scaling law (Chinchilla, data-constrained, QQT, a mixture law) to runs."""
 
 from __future__ import annotations
 
 import argparse
-
 
 from .._io import check_writable
 from ..exceptions import ValidationError
@@ -15,13 +14,14 @@ HELP = "fit scaling laws to runs (laws fit)"
 COMMON_OPTIONS = False
 
 
-_LAWS = ("chinchilla", "data-constrained", "qqt")
+_LAWS = ("chinchilla", "data-constrained", "qqt", "mixture-additive")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="laws_command", metavar="fit", parser_class=Parser)
     f = sub.add_parser("fit", help="fit a law to runs (Huber on log-loss, L-BFGS-B, bootstrap intervals)")
-    f.add_argument("runs", metavar="RUNS", help="table with params, tokens (and unique_tokens) columns and the target")
+    f.add_argument("runs", metavar="RUNS", help="table with params, tokens (and unique_tokens) columns and the target; "
+                   "mixture-additive also reads the weight columns w_<pool>")
     f.add_argument("--law", required=True, choices=_LAWS)
     f.add_argument("--target", required=True, metavar="SPEC",
                    help="the loss (or error): a column, or a weighted sum such as 'mean(loss_*)' or '0.5*a + 0.5*b'")
@@ -60,6 +60,14 @@ def run(args: argparse.Namespace) -> int:
         from ..laws.budget import resolve_law
 
         law = laws.data_constrained_law(None if args.base == "none" else resolve_law(args.base)[1])
+    elif args.law == "mixture-additive":
+        from ..data.runs import WEIGHT_PREFIX
+
+        weight_columns = [c for c in frame.columns if str(c).startswith(WEIGHT_PREFIX)]
+        if len(weight_columns) < 2:
+            raise ValidationError(f"{args.runs}: the mixture law needs the runs' weights, one column per pool named "
+                                  f"{WEIGHT_PREFIX}<pool> (found {len(weight_columns)})")
+        law = laws.mixture_additive_law([c[len(WEIGHT_PREFIX):] for c in weight_columns])
     else:
         fixed = parse_named_numbers(args.fix, "--fix", "NAME=VALUE", "a=0.025")
         unknown = sorted(set(fixed) - {"a", "b", "tau", "d"})
@@ -69,6 +77,8 @@ def run(args: argparse.Namespace) -> int:
     if args.fix and args.law != "qqt":
         raise ValidationError("--fix applies to --law qqt only")
     data = {c: frame[c].to_numpy() for c in law.columns if c in frame.columns}
+    if law.weights:  # one (n, K) matrix from the w_<pool> columns
+        data[law.weights] = frame[weight_columns].to_numpy(dtype=float)
     delta = laws.parse_delta(args.huber_delta, "--huber-delta")
     fit = laws.fit_law(law, data, frame[args.target].to_numpy(), delta=delta, n_bootstrap=args.bootstrap,
                        level=args.level, seed=args.seed, where=str(args.runs), rows=(frame.index + 1).tolist())

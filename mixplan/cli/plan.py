@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_number
 from .._io import check_writable, read_toml, write_json_atomic, write_table_atomic
 from ..exceptions import MixplanWarning, ValidationError
 from .common import add_fit_options, add_runs_options, emit, fit_from_args, load_pools, load_runs, parse_budget_range, parse_named_numbers
@@ -197,8 +198,7 @@ def _repetition_model(args: argparse.Namespace, tokens: float | None, model: Any
     if args.r_star is not None and args.repetition_runs:
         raise ValidationError("give --repetition-runs (fit R*) or --r-star (set it), not both")
     if args.r_star is not None:
-        if not args.r_star > 0:
-            raise ValidationError(f"--r-star must be positive, got {args.r_star}")
+        check_number(args.r_star, "--r-star", lo=0.0, lo_open=True, fix="Muennighoff et al.'s R_D* is 15.4")
         return RepetitionModel(r_star=args.r_star, gamma=args.gamma or 0.0, source="given (--r-star, --gamma)")
     if args.gamma is not None:
         raise ValidationError("--gamma goes with --r-star")

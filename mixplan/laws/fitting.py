@@ -87,6 +87,8 @@ class Law:
     jacobian: Callable[[np.ndarray, Data], np.ndarray] | None = None
     #: Names (as in ``named``) that the fit holds fixed: reported as such, no interval.
     fixed: tuple[str, ...] = ()
+    #: The column (of ``columns``) holding an (n, K) matrix of mixture weights: each row >= 0, summing to 1.
+    weights: str | None = None
 
 
 @dataclass(frozen=True)
@@ -123,15 +125,16 @@ class LawFit:
 
     def report(self) -> str:
         rule = ", auto: 1.345 x robust residual scale" if self.delta_rule == "auto" else ""
+        w = max([10, *map(len, self.params)])  # names of mixture laws' per-pool parameters run longer
         lines = [f"{self.law} law fitted to {self.n_points} points: Huber(delta={self.delta:.3g}{rule}) objective "
                  f"{self.objective:.6g}, {'converged' if self.converged else 'NOT converged'}",
-                 f"{'parameter':>10} {'value':>14}  {int(round(self.level * 100))}% bootstrap interval"]
+                 f"{'parameter':>{w}} {'value':>14}  {int(round(self.level * 100))}% bootstrap interval"]
         for k, v in self.params.items():
             if k in self.fixed:
-                lines.append(f"{k:>10} {v:>14.6g}  (fixed)")
+                lines.append(f"{k:>{w}} {v:>14.6g}  (fixed)")
                 continue
             lo, hi = self.intervals.get(k, (float("nan"), float("nan")))
-            lines.append(f"{k:>10} {v:>14.6g}  [{lo:.6g}, {hi:.6g}]")
+            lines.append(f"{k:>{w}} {v:>14.6g}  [{lo:.6g}, {hi:.6g}]")
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -145,6 +148,17 @@ def read_law_fit(path: str | os.PathLike[str]) -> dict[str, Any]:
     return doc
 
 
+def _check_weights(W: np.ndarray, col: str, where: str, row: Callable[[int], int]) -> np.ndarray:
+    if W.ndim != 2 or W.shape[1] < 2:
+        raise ValidationError(f"{where}: {col!r} must be a table of mixture weights, one column per pool (got shape "
+                              f"{W.shape})")
+    bad = np.flatnonzero(~np.isfinite(W).all(axis=1) | (W < 0).any(axis=1) | (np.abs(W.sum(axis=1) - 1) > 1e-6))
+    if len(bad):
+        raise ValidationError(f"{where}: row {row(bad[0])}: the mixture weights {W[bad[0]].tolist()} must be finite, "
+                              ">= 0 and sum to 1")
+    return W
+
+
 def _check_data(law: Law, data: Data, loss: np.ndarray, where: str,
                 rows: list[int] | None) -> tuple[dict[str, np.ndarray], np.ndarray]:
     loss = np.asarray(loss, dtype=float)
@@ -154,6 +168,9 @@ def _check_data(law: Law, data: Data, loss: np.ndarray, where: str,
         if col not in data:
             raise ValidationError(f"{where}: the {law.name} law needs a {col!r} column")
         v = np.asarray(data[col], dtype=float)
+        if col == law.weights:
+            out[col] = _check_weights(v, col, where, row)
+            continue
         bad = np.flatnonzero(~np.isfinite(v) | (v <= 0))
         if len(bad):
             raise ValidationError(f"{where}: column {col!r}, row {row(bad[0])}: {float(v[bad[0]])!r} is not a positive "

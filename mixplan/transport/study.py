@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_number
 from .._io import check_writable, read_table
 from ..exceptions import ValidationError
 from .extrapolator import MODEL_FILE, SPACE_FILE, OTExtrapolator, load_extrapolator
@@ -64,8 +65,8 @@ def _subsample(s: Samples, per_pool: int | None, seed: int) -> Samples:
 
 
 def check_per_pool(per_pool: int | None) -> None:
-    if per_pool is not None and per_pool < 1:
-        raise ValidationError(f"per_pool must be a positive number of samples, got {per_pool}")
+    if per_pool is not None:
+        check_number(per_pool, "per_pool", lo=1, integer=True, why="revealed samples per pool")
 
 
 def read_samples(spec: str, *, pooled: bool, per_pool: int | None = None, seed: int = 0, vectors: bool = False,
