@@ -11,7 +11,7 @@ import numpy as np
 
 from .._checks import check_number
 from .._io import check_writable, read_toml, write_json_atomic, write_table_atomic
-from ..exceptions import MixplanWarning, ValidationError
+from ..exceptions import InfeasibleError, MixplanWarning, ValidationError
 from .common import add_fit_options, add_runs_options, emit, fit_from_args, load_pools, load_runs, parse_budget_range, parse_named_numbers
 
 HELP = "recommend a mixture for the big run"
@@ -126,7 +126,13 @@ def run(args: argparse.Namespace) -> int:
     from ..simplex import build_constraints
 
     pins = parse_named_numbers(args.pin)
-    constraints = build_constraints(pools, tokens, pins)  # refuse impossible constraints before fitting
+    try:  # refuse impossible constraints before fitting
+        constraints = build_constraints(pools, tokens, pins)
+    except InfeasibleError:
+        # Epoch caps that cannot be met do not stop a repetition-aware plan (make_plan reports them).
+        if not (args.repetition_runs or args.r_star is not None) or args.repetition_caps:
+            raise
+        constraints = None
     model = fit_from_args(args, runs)
     repetition = _repetition_model(args, tokens, model, runs, pools)
     options = {"pins": pins, "seed": args.seed, "level": args.level, "n_candidates": args.candidates,

@@ -20,7 +20,7 @@ import pandas as pd
 
 from .._version import __version__
 from .._io import library_versions
-from ..exceptions import ExtrapolationWarning, ValidationError
+from ..exceptions import ExtrapolationWarning, InfeasibleError, ValidationError
 from ..models.mixture_model import DEFAULT_LEVEL, MixtureModel, cv_summary
 from ..data.objective import Objective
 from ..data.pools import PoolSet
@@ -135,22 +135,26 @@ class Plan:
         return "\n".join(lines)
 
 
+def _uncapped(pools: PoolSet) -> PoolSet:
+    """The pools without their epoch caps (``max_epochs``): what a repetition-aware search may use."""
+    return PoolSet(tuple(replace(p, max_epochs=float("inf")) for p in pools), name=pools.name,
+                   token_unit=pools.token_unit, path=pools.path, tokens_known=pools.tokens_known)
+
+
 def _repetition_optima(model: MixtureModel, pools: PoolSet, tokens: float, pins: Mapping[str, float] | None,
-                       rep: RepetitionModel, capped: SearchResult, capped_c: Constraints, seed: int,
+                       rep: RepetitionModel, capped: SearchResult | None, capped_c: Constraints, seed: int,
                        combine_caps: bool, options: dict[str, Any]) -> tuple[SearchResult, dict[str, Any]]:
-    """The repetition-blind (no epoch caps), hard-cap (the manifest's max_epochs) and
-    repetition-aware optima; the last becomes the recommendation."""
+    """The repetition-blind (no epoch caps), hard-cap (the manifest's max_epochs; None when those caps
+    cannot be met at this budget) and repetition-aware optima; the last becomes the recommendation."""
     objective = model.objective
-    uncapped = PoolSet(tuple(replace(p, max_epochs=float("inf")) for p in pools), name=pools.name,
-                       token_unit=pools.token_unit, path=pools.path, tokens_known=pools.tokens_known)
-    c_free = build_constraints(uncapped, tokens, pins)
+    c_free = build_constraints(_uncapped(pools), tokens, pins)
     blind = search(lambda W, fast: objective.score(model.predict_mean(W)), c_free, pools.prior, seed=seed,
                    extra=model.train_weights, **options)
     aware_c = capped_c if combine_caps else c_free
     aware = search(lambda W, fast: objective.score(rep.objective(model.predict_mean, W, tokens, pools.tokens,
                                                                  pools.r_star)),
                    aware_c, pools.prior, seed=seed, extra=model.train_weights, **options)
-    return aware, {"optima": {"repetition_blind": blind, "hard_cap": capped}}
+    return aware, {"optima": {"repetition_blind": blind} | ({} if capped is None else {"hard_cap": capped})}
 
 
 def _at_budget(model: MixtureModel, rep: RepetitionModel, w: np.ndarray,
@@ -294,7 +298,16 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
     if list(model.pools) != pools.names:
         raise ValidationError(f"the model was fitted on pools {model.pools} but the manifest lists "
                               f"{pools.names}; refit with this manifest or use the model's")
-    c = constraints if constraints is not None else build_constraints(pools, tokens, pins)
+    caps_unmet = None
+    try:
+        c = constraints if constraints is not None else build_constraints(pools, tokens, pins)
+    except InfeasibleError as exc:
+        # The manifest's epoch caps cannot be met at this budget. A repetition-aware plan prices repetition
+        # instead of capping it, so it goes on without them; the hard-cap alternative is reported as infeasible.
+        if repetition is None or combine_caps:
+            raise
+        caps_unmet = str(exc)
+        c = build_constraints(_uncapped(pools), tokens, pins)
     objective = model.objective
 
     # The first tenth of the trees (at least 100) ranks candidates almost like the full model
@@ -310,8 +323,9 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
     if repetition is not None:
         if tokens is None:
             raise ValidationError("the repetition-aware objective needs the target budget (--tokens or --flops)")
-        result, repetition_info = _repetition_optima(model, pools, tokens, pins, repetition, result, c, seed,
-                                                     combine_caps, search_options)
+        result, repetition_info = _repetition_optima(model, pools, tokens, pins, repetition,
+                                                     None if caps_unmet else result, c, seed, combine_caps,
+                                                     search_options)
 
     ot_info = None
     if ot is not None:
@@ -333,7 +347,8 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
         del named["token_proportional"]
     W = np.vstack(list(named.values()))
     pred = model.predict(W, level=level)
-    feasible = c.check(W, tol=1e-6)
+    # Feasible: within the manifest's constraints (none is, when its epoch caps cannot be met at all).
+    feasible = np.zeros(len(W), dtype=bool) if caps_unmet else c.check(W, tol=1e-6)
     mixtures: dict[str, dict[str, Any]] = {}
     for k, (name, w) in enumerate(named.items()):
         entry = {"weights": dict(zip(pools.names, map(float, w)))} | pred.row(k) | {"feasible": bool(feasible[k])}
@@ -364,6 +379,9 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
         mixtures[name]["measured"] = float(value)
 
     notes = []
+    if caps_unmet:
+        notes.append(f"the manifest's epoch caps cannot be met at {tokens:.6g} tokens ({caps_unmet}); the "
+                     "repetition-aware plan prices the repetition instead, and there is no hard-cap alternative")
     rec = mixtures["recommended"]
     if not rec["covered"]:
         notes.append(f"the recommended mixture is {rec['nearest_distance']:.3f} (total variation) from the nearest "
@@ -392,4 +410,5 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
                         for t in model.target_summaries()],
                 repetition=None if repetition is None else repetition.to_dict() | {
                     "aware_search_caps": "manifest max_epochs" if combine_caps else "none",
+                    **({"hard_caps_unmet": caps_unmet} if caps_unmet else {}),
                     "r_star_from_manifest": {p.name: p.r_star for p in pools if p.r_star is not None}})

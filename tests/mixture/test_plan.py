@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from mixplan import Pool, PoolSet, ValidationError, fit_model, make_plan, parse_objective, read_runs
+from mixplan import ExtrapolationWarning, Pool, PoolSet, ValidationError, fit_model, make_plan, parse_objective, read_runs
 from mixplan.demo.synthetic import make_study
 
 
@@ -73,3 +73,37 @@ def test_a_model_of_other_pools_is_refused(study_and_model):
     other = PoolSet(tuple(Pool(f"q{i}", tokens=1e6) for i in range(5)))
     with pytest.raises(ValidationError, match="the model was fitted on pools"):
         make_plan(model, other)
+
+
+def test_epoch_caps_that_cannot_be_met_do_not_stop_a_repetition_aware_plan(study_and_model):
+    # 1e8 tokens from pools of 1-5 million tokens: four epochs of everything cover only 0.6 of the run.
+    from mixplan import InfeasibleError
+    from mixplan.mixture.repetition import RepetitionModel
+
+    _, pools, model = study_and_model
+    with pytest.raises(InfeasibleError, match="the caps add up to 0.6 < 1"):
+        make_plan(model, pools, tokens=1e8, seed=0)
+    rep = RepetitionModel(r_star=15.4, gamma=0.05)
+    with pytest.warns(ExtrapolationWarning, match="epoch caps cannot be met"):
+        plan = make_plan(model, pools, tokens=1e8, seed=0, repetition=rep)
+    assert "hard_cap" not in plan.mixtures and "repetition_blind" in plan.mixtures
+    assert sum(plan.recommended.values()) == pytest.approx(1.0, abs=1e-9)
+    assert max(plan.mixtures["recommended"]["epochs"].values()) > 4  # repetition priced, not capped
+    assert not any(m["feasible"] for m in plan.mixtures.values())
+    assert any("epoch caps cannot be met at 1e+08 tokens" in w for w in plan.warnings), plan.warnings
+    assert "the caps add up to 0.6 < 1" in plan.to_dict()["repetition"]["hard_caps_unmet"]
+    with pytest.raises(InfeasibleError):  # the caps were asked for: then they do stop the plan
+        make_plan(model, pools, tokens=1e8, seed=0, repetition=rep, combine_caps=True)
+
+
+def test_the_cli_plans_with_repetition_where_the_caps_cannot_be_met(synthetic, tmp_path, capsys):
+    from mixplan.cli import main
+
+    _, runs, manifest = synthetic
+    argv = ["plan", "--runs", str(runs), "--pools", str(manifest), "--target", "loss", "--model", "ridge",
+            "--tokens", "1e8", "--candidates", "2000"]
+    assert main(argv) == 2 and "the caps add up to 0.6 < 1" in capsys.readouterr().err
+    assert main(argv + ["--r-star", "15.4", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert "hard_cap" not in doc["mixtures"] and "the caps add up" in doc["repetition"]["hard_caps_unmet"]
+
