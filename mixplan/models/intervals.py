@@ -6,18 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from .._stats import conformal_quantile
+
 __all__ = ["DEFAULT_LEVEL", "COVERAGE_QUANTILE", "conformal_quantile", "nearest_run", "coverage_radius_of"]
 
 DEFAULT_LEVEL = 0.9
 #: Quantile of the proxy runs' own nearest-neighbour distances that bounds "covered" mixtures.
 COVERAGE_QUANTILE = 0.95
-
-
-def conformal_quantile(residuals: np.ndarray, level: float) -> float:
-    """Split-conformal half-width: the ceil((n + 1) level)-th smallest absolute residual (capped at the largest)."""
-    r = np.sort(np.abs(residuals))
-    k = int(np.ceil((len(r) + 1) * level)) - 1
-    return float(r[min(max(k, 0), len(r) - 1)])
 
 
 def nearest_run(W: np.ndarray, ref: np.ndarray, exclude_self: bool = False,
