@@ -31,8 +31,6 @@ from .fitting import Data, Law
 
 __all__ = ["mixture_additive_loss", "mixture_additive_law"]
 
-_SCALE = ("E", "A", "alpha", "B", "beta")
-
 
 def mixture_additive_loss(N: np.ndarray, D: np.ndarray, W: np.ndarray, E: float, A: float, alpha: float, B: float,
                           beta: float, C: Sequence[float], gamma: Sequence[float]) -> np.ndarray:
