@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-__all__ = ["SyntheticStudy", "make_study"]
+__all__ = ["SyntheticStudy", "make_study", "BudgetWorld", "make_budget_world"]
 
 
 @dataclass(frozen=True)
@@ -54,3 +54,71 @@ def make_study(n_pools: int = 5, seed: int = 0) -> SyntheticStudy:
     M = rng.normal(size=(n_pools, n_pools))
     A = M @ M.T / n_pools + np.eye(n_pools)
     return SyntheticStudy(names=[f"p{i}" for i in range(n_pools)], w_star=rng.dirichlet(np.full(n_pools, 2.0)), A=A)
+
+
+@dataclass(frozen=True)
+class BudgetWorld:
+    r"""A known-truth world in which the best mixture moves with the budget (issue 16's benchmark).
+
+    Pool :math:`i` has :math:`U_i` unique tokens, a value :math:`c_i` and an exponent :math:`\gamma_i`;
+    at a budget of :math:`T` tokens a mixture :math:`w` reads :math:`w_i T` tokens of it, worth
+    Muennighoff et al.'s effective tokens :math:`D'_i` (repeated tokens decay with :math:`R^*`), and
+
+    .. math::
+
+        L(w, T) = E + \Big(\sum_i c_i\, (D'_i / T_0)^{\gamma_i}\Big)^{-1}.
+
+    Each pool's term is a power law in its own effective tokens: a small, valuable pool wins at a small
+    budget and is exhausted (repeated) at a large one, where pools that keep scaling take over.
+    """
+
+    names: list[str]
+    unique_tokens: np.ndarray
+    value: np.ndarray
+    exponent: np.ndarray
+    E: float = 2.0
+    r_star: float = 15.387756  # Muennighoff et al.'s R_D* (mixplan.laws.DATABLATIONS)
+    reference: float = 1e8
+
+    def effective_tokens(self, W: np.ndarray, tokens: float) -> np.ndarray:
+        D = np.atleast_2d(np.asarray(W, dtype=float)) * tokens
+        U = self.unique_tokens
+        R = np.maximum(D / U - 1.0, 0.0)
+        return np.where(D <= U, D, U + U * self.r_star * (1.0 - np.exp(-R / self.r_star)))
+
+    def true_loss(self, W: np.ndarray, tokens: float) -> np.ndarray:
+        Dp = self.effective_tokens(W, tokens) / self.reference
+        terms = np.where(Dp > 0, self.value * np.power(np.where(Dp > 0, Dp, 1.0), self.exponent), 0.0)
+        return self.E + 1.0 / terms.sum(axis=1)
+
+    def optimum(self, tokens: float, starts: int = 16, seed: int = 0) -> tuple[np.ndarray, float]:
+        """The true best mixture at ``tokens`` (SLSQP on the simplex from the best of random draws)."""
+        from scipy.optimize import minimize
+
+        rng = np.random.default_rng(seed)
+        K = len(self.names)
+        W = np.vstack([rng.dirichlet(np.full(K, 0.5), 4000), np.eye(K), np.full((1, K), 1.0 / K)])
+        best_w, best = None, np.inf
+        for w0 in W[np.argsort(self.true_loss(W, tokens))[:starts]]:
+            res = minimize(lambda w: float(self.true_loss(w, tokens)[0]), w0, method="SLSQP", bounds=[(0, 1)] * K,
+                           constraints=[{"type": "eq", "fun": lambda w: w.sum() - 1}],
+                           options={"ftol": 1e-12, "maxiter": 500})
+            w = np.clip(res.x, 0, 1) / np.clip(res.x, 0, 1).sum()
+            value = float(self.true_loss(w, tokens)[0])
+            if value < best:
+                best_w, best = w, value
+        return best_w, best
+
+    def measure(self, W: np.ndarray, tokens: float, seed: int = 0, noise: float = 0.005) -> np.ndarray:
+        """The true loss plus Gaussian noise of sd ``noise`` (a trained run's seed-to-seed spread)."""
+        rng = np.random.default_rng(seed)
+        return self.true_loss(W, tokens) + noise * rng.normal(size=len(np.atleast_2d(W)))
+
+
+def make_budget_world(n_pools: int = 8, seed: int = 0) -> BudgetWorld:
+    """Pools of 20M-2B unique tokens (log-uniform), the smallest the most valuable, exponents 0.2-0.6."""
+    rng = np.random.default_rng(seed)
+    U = np.sort(np.exp(rng.uniform(np.log(2e7), np.log(2e9), n_pools)))
+    value = np.sort(rng.uniform(0.3, 2.0, n_pools))[::-1]  # smallest pool, largest value
+    exponent = rng.uniform(0.2, 0.6, n_pools)
+    return BudgetWorld(names=[f"pool{i}" for i in range(n_pools)], unique_tokens=U, value=value, exponent=exponent)

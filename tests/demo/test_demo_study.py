@@ -48,3 +48,22 @@ def test_shipped_runs_are_reproducible(repo):
                                  int(row["seed"]))
     for name, value in metrics.items():
         assert float(f"{value:.10g}") == pytest.approx(row[name], rel=0, abs=1e-9), name
+
+
+def test_budget_world_moves_its_optimum_with_the_budget():
+    # The known-truth world of tests/benchmarks/budget_transfer.py: repeated tokens are worth Muennighoff
+    # et al.'s effective data, and the small valuable pools lose weight as the budget grows.
+    import numpy as np
+
+    from mixplan.demo.synthetic import make_budget_world
+    from mixplan.laws import effective_data
+
+    world = make_budget_world(8, seed=0)
+    W = np.full((1, 8), 1 / 8)
+    assert np.allclose(world.effective_tokens(W, 1e10)[0],
+                       effective_data(1e10 / 8, np.minimum(world.unique_tokens, 1e10 / 8), world.r_star), rtol=1e-12)
+    small = world.unique_tokens < 1e8
+    w1, l1 = world.optimum(1e8)
+    w100, l100 = world.optimum(1e10)
+    assert w1[small].sum() > 0.5 > w100[small].sum()  # measured: 0.69 at 1e8, 0.30 at 1e10
+    assert l100 < l1 and l1 <= float(world.true_loss(W, 1e8)[0])
