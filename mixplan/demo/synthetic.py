@@ -18,6 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..laws.data_constrained import DATABLATIONS, effective_data
+
 __all__ = ["SyntheticStudy", "make_study", "BudgetWorld", "make_budget_world"]
 
 
@@ -77,14 +79,14 @@ class BudgetWorld:
     value: np.ndarray
     exponent: np.ndarray
     E: float = 2.0
-    r_star: float = 15.387756  # Muennighoff et al.'s R_D* (mixplan.laws.DATABLATIONS)
+    r_star: float = DATABLATIONS["R_D_star"]  # Muennighoff et al.'s fitted R_D*
     reference: float = 1e8
 
     def effective_tokens(self, W: np.ndarray, tokens: float) -> np.ndarray:
+        """Each pool's effective tokens (:func:`mixplan.laws.effective_data`; a pool read less than once
+        counts what was read)."""
         D = np.atleast_2d(np.asarray(W, dtype=float)) * tokens
-        U = self.unique_tokens
-        R = np.maximum(D / U - 1.0, 0.0)
-        return np.where(D <= U, D, U + U * self.r_star * (1.0 - np.exp(-R / self.r_star)))
+        return effective_data(D, np.minimum(self.unique_tokens, D), self.r_star)
 
     def true_loss(self, W: np.ndarray, tokens: float) -> np.ndarray:
         Dp = self.effective_tokens(W, tokens) / self.reference

@@ -38,9 +38,11 @@ DATABLATIONS: dict[str, float] = PUBLISHED["datablations"] | {"R_D_star": 15.387
 
 
 def effective_data(D: np.ndarray, U: np.ndarray, R_D_star: float) -> np.ndarray:
-    """:math:`D' = U + U R^*_D (1 - e^{-R_D/R^*_D})`, :math:`R_D = \\max(D/U - 1, 0)`."""
+    """:math:`D' = U + U R^*_D (1 - e^{-R_D/R^*_D})`, :math:`R_D = \\max(D/U - 1, 0)`; a pool with no
+    unique tokens (``U = 0``, e.g. one a mixture leaves out) is worth 0."""
     D, U = np.asarray(D, dtype=float), np.asarray(U, dtype=float)
-    R = np.maximum(D / U - 1.0, 0.0)
+    D, U = np.broadcast_arrays(D, U)
+    R = np.maximum(np.divide(D, U, out=np.ones_like(D), where=U > 0) - 1.0, 0.0)
     return U + U * R_D_star * (1.0 - np.exp(-R / R_D_star))
 
 
