@@ -14,14 +14,14 @@ HELP = "fit scaling laws to runs (laws fit)"
 COMMON_OPTIONS = False
 
 
-_LAWS = ("chinchilla", "data-constrained", "qqt", "mixture-additive")
+_LAWS = ("chinchilla", "data-constrained", "qqt", "mixture-additive", "mixture-effective")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="laws_command", metavar="fit", parser_class=Parser)
     f = sub.add_parser("fit", help="fit a law to runs (Huber on log-loss, L-BFGS-B, bootstrap intervals)")
     f.add_argument("runs", metavar="RUNS", help="table with params, tokens (and unique_tokens) columns and the target; "
-                   "mixture-additive also reads the weight columns w_<pool>")
+                   "the mixture laws also read the weight columns w_<pool>")
     f.add_argument("--law", required=True, choices=_LAWS)
     f.add_argument("--target", required=True, metavar="SPEC",
                    help="the loss (or error): a column, or a weighted sum such as 'mean(loss_*)' or '0.5*a + 0.5*b'")
@@ -34,6 +34,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     f.add_argument("--fix", action="append", default=[], metavar="NAME=VALUE",
                    help="qqt: hold a parameter (a, b, tau, d) fixed, e.g. --fix a=0.025 --fix d=0.1 (the authors "
                         "share a and d across pools)")
+    f.add_argument("--pools", metavar="POOLS.toml",
+                   help="mixture-effective: the manifest whose pools' tokens are their unique tokens")
+    f.add_argument("--r-star", type=float, metavar="R",
+                   help="mixture-effective: hold R* fixed (default: fitted; Muennighoff et al.'s R_D* is 15.4)")
+    f.add_argument("--reference", type=float, metavar="D0",
+                   help="mixture-effective: the tokens the C_i are quoted at (default: the runs' smallest budget)")
     f.add_argument("--huber-delta", default="1e-3", metavar="DELTA|auto",
                    help="Huber threshold on log-loss (1e-3, the Chinchilla recipe); 'auto': 1.345 x the residuals' "
                         "robust scale (better when runs are noisier than ~0.1%%)")
@@ -60,20 +66,24 @@ def run(args: argparse.Namespace) -> int:
         from ..laws.budget import resolve_law
 
         law = laws.data_constrained_law(None if args.base == "none" else resolve_law(args.base)[1])
-    elif args.law == "mixture-additive":
+    elif args.law.startswith("mixture-"):
         from ..data.runs import WEIGHT_PREFIX
 
         weight_columns = [c for c in frame.columns if str(c).startswith(WEIGHT_PREFIX)]
         if len(weight_columns) < 2:
             raise ValidationError(f"{args.runs}: the mixture law needs the runs' weights, one column per pool named "
                                   f"{WEIGHT_PREFIX}<pool> (found {len(weight_columns)})")
-        law = laws.mixture_additive_law([c[len(WEIGHT_PREFIX):] for c in weight_columns])
+        names = [c[len(WEIGHT_PREFIX):] for c in weight_columns]
+        law = (laws.mixture_additive_law(names) if args.law == "mixture-additive" else
+               _effective_law(args, frame, names))
     else:
         fixed = parse_named_numbers(args.fix, "--fix", "NAME=VALUE", "a=0.025")
         unknown = sorted(set(fixed) - {"a", "b", "tau", "d"})
         if unknown:
             raise ValidationError(f"--fix {unknown[0]}=...: the qqt law's parameters are a, b, tau, d")
         law = laws.qqt_law(args.qqt_objective, **fixed)
+    if args.law != "mixture-effective" and (args.pools or args.r_star is not None or args.reference is not None):
+        raise ValidationError("--pools, --r-star and --reference apply to --law mixture-effective only")
     if args.fix and args.law != "qqt":
         raise ValidationError("--fix applies to --law qqt only")
     data = {c: frame[c].to_numpy() for c in law.columns if c in frame.columns}
@@ -88,3 +98,28 @@ def run(args: argparse.Namespace) -> int:
     emit(args, {k: v for k, v in doc.items() if k != "bootstrap"} | {"out": args.out},
           fit.report() + (f"\nwritten: {args.out}" if args.out else ""))
     return 0
+
+
+def _effective_law(args: argparse.Namespace, frame: object, names: list[str]) -> object:
+    """The per-pool effective-data law for the runs' pools, with their unique tokens from --pools."""
+    from .. import laws
+    from .._checks import check_number
+    from .common import load_pools
+
+    if not args.pools:
+        raise ValidationError("--law mixture-effective needs --pools POOLS.toml: each pool's unique tokens")
+    pools = load_pools(args.pools)
+    missing = [n for n in names if n not in pools.names]
+    if missing:
+        raise ValidationError(f"{args.runs}: pool {missing[0]!r} has weights in the runs but no entry in {args.pools}")
+    if "tokens" not in frame.columns:  # type: ignore[attr-defined]
+        raise ValidationError(f"{args.runs}: --law mixture-effective needs a tokens column (each run's budget)")
+    unique = [pools.by_name(n).tokens for n in names]
+    if args.r_star is not None:
+        check_number(args.r_star, "--r-star", lo=0.0, lo_open=True, fix="Muennighoff et al.'s R_D* is 15.4")
+    reference = args.reference
+    if reference is None:
+        reference = float(frame["tokens"].min())  # type: ignore[index]
+    check_number(reference, "--reference", lo=0.0, lo_open=True, fix="e.g. the proxy runs' tokens")
+    params = "params" in frame.columns and frame["params"].nunique() > 1  # type: ignore[index, attr-defined]
+    return laws.mixture_effective_law(names, unique, r_star=args.r_star, reference=reference, params=params)

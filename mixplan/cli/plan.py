@@ -20,10 +20,10 @@ HELP = "recommend a mixture for the big run"
 _PLAN_KEYS = {"runs": str, "pools": str, "target": str, "tokens": float, "seed": int, "out": str, "model": str,
               "maximize": bool, "pins": dict, "candidates": int, "top_k": int, "level": float, "renormalize": bool,
               "metrics": str, "layout": str, "cv_folds": int, "cv_repeats": int,
-              "where": dict, "flops": float, "params": float, "law": str, "repetition_runs": str,
+              "where": dict, "flops": float, "params": float, "law": str, "repetition_runs": str, "scale_runs": list,
               "r_star": float, "gamma": float, "repetition_caps": bool, "budget_range": str, "budget_steps": int,
               "ot": str, "ot_mode": str}
-_PATH_KEYS = {"runs", "pools", "out", "metrics", "repetition_runs", "ot"}
+_PATH_KEYS = {"runs", "pools", "out", "metrics", "repetition_runs", "scale_runs", "ot"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -40,6 +40,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--repetition-runs", metavar="RUNS",
                    help="runs at other budgets (a tokens column) that repeat data: fit the repetition-aware objective "
                         "(R*, gamma) on them and the proxy runs, and plan with it")
+    p.add_argument("--scale-runs", action="append", default=[], metavar="RUNS",
+                   help="runs at other budgets (a tokens column; repeatable): predict every mixture at the target budget "
+                        "with the model of the change with scale that held-out budgets choose, and recommend the best "
+                        "there (--repetition-runs are used the same way)")
     p.add_argument("--r-star", type=float, metavar="R",
                    help="repetition-aware objective with this R* (Muennighoff et al.: 15.4) instead of fitting it")
     p.add_argument("--gamma", type=float, metavar="G",
@@ -92,8 +96,10 @@ def _merge_file(settings: dict[str, Any], config: str | None) -> None:
             value = float(value)
         if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
             raise ValidationError(f"{path}, key {key!r}: {value!r} should be of type {typ.__name__}")
+        if key == "scale_runs" and not all(isinstance(v, str) for v in value):
+            raise ValidationError(f"{path}, key 'scale_runs': {value!r} should be a list of run tables (paths)")
         if key in _PATH_KEYS:
-            value = str((path.parent / value)) if not Path(value).is_absolute() else value
+            value = ([_relative(path, v) for v in value] if isinstance(value, list) else _relative(path, value))
         dest = "pin" if key == "pins" else key
         if key in ("pins", "where"):
             value = [f"{k}={v}" for k, v in value.items()]
@@ -101,6 +107,11 @@ def _merge_file(settings: dict[str, Any], config: str | None) -> None:
         current = settings[dest]
         if current is None or current == []:
             settings[dest] = value
+
+
+def _relative(config: Path, value: str) -> str:
+    """A path in a config file is relative to that file."""
+    return value if Path(value).is_absolute() else str(config.parent / value)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -130,13 +141,15 @@ def run(args: argparse.Namespace) -> int:
         constraints = build_constraints(pools, tokens, pins)
     except InfeasibleError:
         # Epoch caps that cannot be met do not stop a repetition-aware plan (make_plan reports them).
-        if not (args.repetition_runs or args.r_star is not None) or args.repetition_caps:
+        if not (args.repetition_runs or args.scale_runs or args.r_star is not None) or args.repetition_caps:
             raise
         constraints = None
     model = fit_from_args(args, runs)
     repetition = _repetition_model(args, tokens, model, runs, pools)
+    scale = _scale_model(args, tokens, model, runs, pools)
     options = {"pins": pins, "seed": args.seed, "level": args.level, "n_candidates": args.candidates,
-               "top_k": args.top_k, "repetition": repetition, "combine_caps": bool(args.repetition_caps)}
+               "top_k": args.top_k, "repetition": repetition, "combine_caps": bool(args.repetition_caps),
+               "scale": scale}
     if args.ot_mode and not args.ot:
         raise ValidationError("--ot-mode goes with --ot DIR (an OT extrapolator study)")
     if args.ot:
@@ -195,6 +208,33 @@ def _sweep_row(plan: Any, tokens: float) -> dict[str, Any]:
     row["max_epochs"] = max(rec["epochs"].values())
     row["prediction"] = rec["at_budget"]["objective"] if "at_budget" in rec else rec["prediction"]
     return row
+
+
+def _scale_model(args: argparse.Namespace, tokens: float | None, model: Any, runs: Any, pools: Any) -> Any:
+    """The at-scale model fitted on the proxy runs and the runs at other budgets (--scale-runs and
+    --repetition-runs), or None without such runs."""
+    paths = list(args.scale_runs) + ([args.repetition_runs] if args.repetition_runs else [])
+    if not paths:
+        return None
+    if tokens is None:
+        raise ValidationError("runs at other budgets (--scale-runs, --repetition-runs) need the target budget "
+                              "(--tokens or --flops)")
+    from ..data.runs import read_runs
+    from ..mixture.scale import fit_at_scale
+
+    tables = [runs] + [read_runs(p, pools, renormalize=args.renormalize) for p in paths]
+    for t in tables:
+        if "tokens" not in t.frame.columns:
+            raise ValidationError(f"{t.source}: no tokens column; the at-scale plan needs each run's budget")
+    objective = model.objective
+    W = np.vstack([t.weights for t in tables])
+    T = np.concatenate([t.frame["tokens"].to_numpy(dtype=float) for t in tables])
+    y = np.concatenate([objective.values(t) for t in tables])
+    proxy = tables[0].frame["tokens"].to_numpy(dtype=float)
+    if np.ptp(proxy) > 0:
+        raise ValidationError(f"{runs.source}: the at-scale plan fits the regressor on the proxy runs, which must "
+                              "share one budget (give the runs at other budgets with --scale-runs)")
+    return fit_at_scale(model, W, T, y, pools.tokens, proxy_tokens=float(proxy[0]), level=args.level, seed=args.seed)
 
 
 def _repetition_model(args: argparse.Namespace, tokens: float | None, model: Any, runs: Any, pools: Any) -> Any:

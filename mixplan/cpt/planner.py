@@ -36,7 +36,7 @@ intervals. Pure functions over parameter dicts, plus :class:`CPTFit` (both fits,
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -70,10 +70,14 @@ class LossFit:
     report: str = ""
     warnings: tuple[str, ...] = ()
     intervals: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: The law's held-out-budget check (:func:`holdout_budget_check`): its error at the largest budget
+    #: when fitted below it, against the bootstrap spread there; ``factor`` >= 1 widens every interval.
+    holdout: dict[str, Any] = field(default_factory=dict)
 
     @property
     def widen(self) -> float:
-        return float(np.sqrt(self.n_points / max(self.n_points - self.n_params, 1)))
+        dof = float(np.sqrt(self.n_points / max(self.n_points - self.n_params, 1)))
+        return dof * float(self.holdout.get("factor", 1.0))
 
     def refits(self) -> list[dict[str, float]]:
         return [dict(zip(self.boot_names, map(float, row))) for row in self.bootstrap]
@@ -90,7 +94,7 @@ class LossFit:
         return {"column": self.column, "params": self.params, "bootstrap_names": list(self.boot_names),
                 "bootstrap": self.bootstrap.tolist(), "n_points": self.n_points, "n_params": self.n_params,
                 "level": self.level, "intervals": {k: list(v) for k, v in self.intervals.items()},
-                "warnings": list(self.warnings), "report": self.report}
+                "warnings": list(self.warnings), "report": self.report, "holdout": self.holdout}
 
     @classmethod
     def from_dict(cls, loss: str, doc: Mapping[str, Any], where: str) -> LossFit:
@@ -101,7 +105,8 @@ class LossFit:
                        boot_names=names, bootstrap=boot, n_points=int(doc["n_points"]), n_params=int(doc["n_params"]),
                        level=float(doc["level"]), report=str(doc.get("report", "")),
                        warnings=tuple(doc.get("warnings", ())),
-                       intervals={k: tuple(v) for k, v in doc.get("intervals", {}).items()})
+                       intervals={k: tuple(v) for k, v in doc.get("intervals", {}).items()},
+                       holdout=dict(doc.get("holdout") or {}))
         except (KeyError, TypeError, ValueError) as exc:
             raise ValidationError(f"{where}: the {loss} fit is incomplete or malformed ({exc}); refit with "
                                   "'mixplan cpt fit'") from None
@@ -216,7 +221,9 @@ def fit_cpt(tokens: np.ndarray, domain_ratio: np.ndarray, general_loss: np.ndarr
     for loss, values, col in (("general", general_loss, general_column), ("domain", domain_loss, domain_column)):
         fit = fit_dcpt(tokens, domain_ratio, values, loss, None if reduced else params, n_bootstrap=n_bootstrap,
                        level=level, seed=seed, delta=delta, k1=k1, k2=k2, where=f"{where} ({col})", rows=rows)
-        fits[loss] = LossFit.from_lawfit(fit, loss, col)
+        check = holdout_budget_check(fit, tokens, domain_ratio, values, loss, None if reduced else params, k1, k2,
+                                     delta=delta, seed=seed, where=f"{where} ({col})")
+        fits[loss] = replace(LossFit.from_lawfit(fit, loss, col), holdout=check)
     tokens = np.asarray(tokens, dtype=float)
     runs = {"row": list(rows) if rows is not None else list(range(1, len(tokens) + 1)), "tokens": tokens,
             "ratio": domain_ratio, "general": general_loss, "domain": domain_loss}
@@ -226,6 +233,45 @@ def fit_cpt(tokens: np.ndarray, domain_ratio: np.ndarray, general_loss: np.ndarr
                   ratios=tuple(float(v) for v in np.unique(np.asarray(domain_ratio, dtype=float))),
                   target_params=target_params if target_params is not None else (sizes[0] if reduced and sizes else None),
                   runs={k: [float(x) for x in np.asarray(v, dtype=float)] for k, v in runs.items()})
+
+
+def holdout_budget_check(fit: LawFit, tokens: np.ndarray, domain_ratio: np.ndarray, values: np.ndarray, loss: str,
+                         params: np.ndarray | None, k1: np.ndarray | None, k2: np.ndarray | None, *,
+                         delta: float | str, seed: int, where: str) -> dict[str, Any]:
+    r"""Does the law's bootstrap spread cover its error out of scale? (issue 16; mixplan's construction.)
+
+    With runs at three budgets or more, the law is refitted on the runs below the largest budget and
+    predicts the runs at it; :math:`e_j` its errors, :math:`s_j` the full fit's bootstrap spread at those
+    runs, :math:`\sigma` the runs' noise (the full fit's robust residual scale). The error beyond noise,
+    :math:`\sqrt{\max(\overline{e^2} - \sigma^2, 0)}`, over the spread :math:`\sqrt{\overline{s^2}}` is the
+    factor by which the bootstrap understates the law's error where plans land; intervals are widened
+    by it when it exceeds 1. Empty with fewer than three budgets (nothing to hold out and still fit)."""
+    tokens = np.asarray(tokens, dtype=float)
+    budgets = np.unique(tokens)
+    if len(budgets) < 3 or fit.bootstrap is None or len(fit.bootstrap) < 2:
+        return {}
+    below, top = tokens < budgets[-1], tokens == budgets[-1]
+    sub = lambda a: None if a is None else np.asarray(a, dtype=float)[below]  # noqa: E731
+    try:
+        part = fit_dcpt(tokens[below], np.asarray(domain_ratio, dtype=float)[below],
+                        np.asarray(values, dtype=float)[below], loss, sub(params), n_bootstrap=0, level=fit.level,
+                        seed=seed, delta=delta, k1=sub(k1), k2=sub(k2), where=f"{where}, below {budgets[-1]:.4g} tokens")
+    except ValidationError as exc:  # the runs below the largest budget cannot carry the law on their own
+        return {"skipped": str(exc)}
+    at = lambda a: None if a is None else np.asarray(a, dtype=float)[top]  # noqa: E731
+    r = own_ratio(np.asarray(domain_ratio, dtype=float)[top], loss)
+    args = (at(params), at(k1), at(k2))
+    y = np.asarray(values, dtype=float)
+    err = dcpt_loss(tokens[top], r, part.params, *args) - y[top]
+    refits = [dict(zip(fit.params, row)) for row in fit.bootstrap]
+    spread = np.array([dcpt_loss(tokens[top], r, p, *args) for p in refits]).std(axis=0, ddof=1)
+    full = dcpt_loss(tokens, own_ratio(np.asarray(domain_ratio, dtype=float), loss), fit.params, params, k1, k2)
+    noise = robust_scale(y - full)
+    beyond = float(np.sqrt(max(np.mean(err ** 2) - noise ** 2, 0.0)))
+    s = float(np.sqrt(np.mean(spread ** 2)))
+    return {"fitted_below": float(budgets[-1]), "n": int(top.sum()), "rmse": float(np.sqrt(np.mean(err ** 2))),
+            "mean_error": float(np.mean(err)), "noise": noise, "bootstrap_spread": s,
+            "factor": max(1.0, beyond / s) if s > 0 else 1.0}
 
 
 # -- pure rules ------------------------------------------------------------------------------------
@@ -316,6 +362,9 @@ class CPTPlan:
     table: list[dict[str, Any]]
     warnings: list[str]
     failed_refits: int = 0  # refits for which no ratio satisfies the rule (Usage 1)
+    #: Usage 1: the law's point crossing; the chosen share is the interval's lower end (the largest share
+    #: whose upper bound of the rise stays within T), this when there are no refits.
+    point: float | None = None
     #: what the runs themselves say near the choice: the nearest run (measured vs the law) and, for
     #: Usage 1, the measured crossing of the runs at the planned size and budget (see :func:`plan_evidence`)
     evidence: dict[str, Any] = field(default_factory=dict)
@@ -325,7 +374,8 @@ class CPTPlan:
                 "general_ratio": None if self.domain_ratio is None else 1.0 - self.domain_ratio,
                 "interval": {"lower": self.interval[0], "upper": self.interval[1], "level": self.level},
                 "settings": self.settings, "table": self.table, "warnings": self.warnings,
-                "refits_without_a_ratio": self.failed_refits, "evidence": self.evidence}
+                "refits_without_a_ratio": self.failed_refits, "evidence": self.evidence,
+                **({} if self.usage != 1 else {"point_ratio": self.point})}
 
     def report(self) -> str:
         s = self.settings
@@ -345,6 +395,10 @@ class CPTPlan:
             lo, hi = self.interval
             iv = f"[{lo:.4f}, {hi:.4f}]" if lo is not None else "(no interval: no bootstrap refits)"
             chosen = f"chosen domain share r_d = {self.domain_ratio:.4f} (general {1 - self.domain_ratio:.4f}), {lvl}% {iv}"
+            if self.usage == 1 and self.point is not None and lo is not None:
+                chosen = (f"chosen domain share r_d = {self.domain_ratio:.4f} (general {1 - self.domain_ratio:.4f}): the "
+                          f"largest share whose {lvl}% upper bound of the rise stays within T; the law's own crossing "
+                          f"{self.point:.4f}, {lvl}% {iv}")
         lines = [head, chosen, "",
                  f"{'r_d':>7} {'tokens':>10} {'L_general':>10} {f'{lvl}% interval':>20} {'rise':>8} "
                  f"{'L_domain':>10} {f'{lvl}% interval':>20}"]
@@ -406,9 +460,16 @@ def plan_cpt(fit: CPTFit, *, tokens: float | None = None, params: float | None =
             warnings.append(f"--relative with T = {max_general_rise:g} allows a rise of {max_general_rise:.0%} of the "
                             "base loss; did you mean a fraction such as 0.03?")
         choose = (lambda p: usage1_ratio(p, N, tokens, max_general_rise, relative, base_general_loss, k))
-        r_star = choose(g.params)
+        point = choose(g.params)
         samples = [choose(p) for p in g.refits()]
-        interval = _interval(r_star, samples, g.level, g.widen, 0.0, 1.0)
+        interval = _interval(point, samples, g.level, g.widen, 0.0, 1.0)
+        # The share whose rise stays within T at the interval's level, not only at the point estimate:
+        # the user's T is a limit. Refits that admit no share at all count below every share.
+        r_star = point if interval[0] is None else interval[0]
+        if samples and point is not None and sum(v is None for v in samples) > (1 - g.level) / 2 * len(samples):
+            warnings.append(f"{sum(v is None for v in samples)} of {len(samples)} bootstrap refits admit no domain share "
+                            f"within T: at the {g.level:.0%} level no share is safe; loosen T or add runs")
+            r_star = None
         base, _ = _tolerance(g.params, N, tokens, max_general_rise, relative, base_general_loss, k)
         settings = {"T": max_general_rise, "relative": relative, "base_general_loss": base,
                     "base_source": "given" if base_general_loss is not None else
@@ -427,6 +488,7 @@ def plan_cpt(fit: CPTFit, *, tokens: float | None = None, params: float | None =
         samples = [choose(p) for p in d.refits()]
         interval = _interval(r_star, samples, d.level, d.widen, 0.0, 1.0)
         settings = {"domain_tokens": domain_tokens, "max_tokens": tokens}
+        point = r_star
         level = d.level
         D_of = (lambda r: domain_tokens / np.asarray(r, dtype=float))
         check_D = [domain_tokens / r_star, domain_tokens]
@@ -457,7 +519,7 @@ def plan_cpt(fit: CPTFit, *, tokens: float | None = None, params: float | None =
                       "chosen": bool(r_star is not None and abs(r - r_star) < 1e-9)})
     evidence = plan_evidence(fit, N, k, r_star, float(D_of(r_star)) if r_star is not None else None, usage,
                              None if usage == 2 else (max_general_rise, relative, base_general_loss))
-    warnings += _disagreement(evidence.get("runs_at_budget"), r_star, interval)
+    warnings += _disagreement(evidence.get("runs_at_budget"), point, interval)
     failed = sum(s is None for s in samples)
     if failed:
         warnings.append(f"{failed} of {len(samples)} bootstrap refits admit no ratio under the rule; the interval uses "
@@ -465,8 +527,15 @@ def plan_cpt(fit: CPTFit, *, tokens: float | None = None, params: float | None =
     warnings += [f"fit: {w}" for w in fit.warnings]
     if k is not None:
         settings |= {"k1": k[0], "k2": k[1]}
+    for loss_fit in (g, d):
+        h = loss_fit.holdout
+        if h.get("factor", 1.0) > 1.0:
+            warnings.append(f"the {loss_fit.loss} law's error at {h['fitted_below']:.4g} tokens when fitted below it "
+                            f"(RMSE {h['rmse']:.3g}, noise {h['noise']:.3g}) is {h['factor']:.3g}x its bootstrap spread "
+                            "there: its intervals are widened by that factor")
     return CPTPlan(usage=usage, params=N, tokens=tokens, domain_ratio=r_star, interval=interval, level=level,
-                   settings=settings, table=table, warnings=warnings, failed_refits=failed, evidence=evidence)
+                   settings=settings, table=table, warnings=warnings, failed_refits=failed, evidence=evidence,
+                   point=point if usage == 1 else None)
 
 
 def _disagreement(at: Mapping[str, Any] | None, r_star: float | None,

@@ -117,10 +117,12 @@ class BudgetWorld:
         return self.true_loss(W, tokens) + noise * rng.normal(size=len(np.atleast_2d(W)))
 
 
-def make_budget_world(n_pools: int = 8, seed: int = 0) -> BudgetWorld:
-    """Pools of 20M-2B unique tokens (log-uniform), the smallest the most valuable, exponents 0.2-0.6."""
+def make_budget_world(n_pools: int = 8, seed: int = 0, r_star: float = DATABLATIONS["R_D_star"]) -> BudgetWorld:
+    """Pools of 20M-2B unique tokens (log-uniform), the smallest the most valuable, exponents 0.2-0.6;
+    repeated tokens decay with ``r_star`` (default Muennighoff et al.'s R_D* = 15.39)."""
     rng = np.random.default_rng(seed)
     U = np.sort(np.exp(rng.uniform(np.log(2e7), np.log(2e9), n_pools)))
     value = np.sort(rng.uniform(0.3, 2.0, n_pools))[::-1]  # smallest pool, largest value
     exponent = rng.uniform(0.2, 0.6, n_pools)
-    return BudgetWorld(names=[f"pool{i}" for i in range(n_pools)], unique_tokens=U, value=value, exponent=exponent)
+    return BudgetWorld(names=[f"pool{i}" for i in range(n_pools)], unique_tokens=U, value=value, exponent=exponent,
+                       r_star=float(r_star))

@@ -23,13 +23,17 @@ error is 0.94% over every checkpoint (1.38% at the final one; Spearman 0.965 ove
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..exceptions import ValidationError
+from .data_constrained import DATABLATIONS
 from .fitting import Data, Law
 
-__all__ = ["mixture_additive_loss", "mixture_additive_law"]
+__all__ = ["mixture_additive_loss", "mixture_additive_law", "mixture_effective_loss", "mixture_effective_law",
+           "mixture_effective_theta", "pool_effective_tokens"]
 
 
 def mixture_additive_loss(N: np.ndarray, D: np.ndarray, W: np.ndarray, E: float, A: float, alpha: float, B: float,
@@ -108,3 +112,196 @@ def mixture_additive_law(pools: Sequence[str], start: Mapping[str, float] | None
                + ((0.0, 3.0),) * K,
                grid=grid, columns=("params", "tokens", "weights"), vectorized=False, jacobian=_jacobian,
                weights="weights")
+
+
+# --- per-pool effective data ----------------------------------------------------------------------
+
+def pool_effective_tokens(W: np.ndarray, tokens: np.ndarray, unique: np.ndarray, r_star: float) -> np.ndarray:
+    r"""Each pool's effective tokens :math:`D'_i` (n, K) when a run of ``tokens`` reads :math:`w_i D` of a pool
+    of :math:`U_i` unique tokens: what was read while :math:`w_i D \le U_i`, else Muennighoff et al.'s
+    :math:`U_i + U_i R^* (1 - e^{-(w_i D/U_i - 1)/R^*})` (:func:`mixplan.laws.effective_data`)."""
+    D = np.atleast_2d(np.asarray(W, dtype=float)) * np.asarray(tokens, dtype=float).reshape(-1, 1)
+    U = np.asarray(unique, dtype=float)
+    x = np.maximum(D / U - 1.0, 0.0)
+    return np.minimum(D, U) + U * r_star * (-np.expm1(-x / r_star))
+
+
+def mixture_effective_loss(W: np.ndarray, tokens: np.ndarray, unique: Sequence[float], E: float,
+                           C: Sequence[float], gamma: Sequence[float], r_star: float = DATABLATIONS["R_D_star"], *,
+                           reference: float = 1e9, params: np.ndarray | None = None, A: float = 0.0,
+                           alpha: float = 0.0, B: float = 0.0, beta: float = 0.0) -> np.ndarray:
+    r""":math:`E + A/N^\alpha + B/(D'/D_0)^\beta + 1/\sum_i C_i (D'_i/D_0)^{\gamma_i}` with :math:`D'_i` each
+    pool's effective tokens (:func:`pool_effective_tokens`), :math:`D' = \sum_i D'_i` and :math:`D_0` the
+    ``reference`` (the :math:`N` term only with ``params``, the :math:`B` term only when ``B > 0``)."""
+    Dp = pool_effective_tokens(W, tokens, unique, r_star) / reference
+    C, gamma = np.asarray(C, dtype=float), np.asarray(gamma, dtype=float)
+    S = np.sum(np.where(Dp > 0, C * np.power(np.where(Dp > 0, Dp, 1.0), gamma), 0.0), axis=1)
+    out = E + 1.0 / S
+    if B > 0:
+        out = out + B / np.power(Dp.sum(axis=1), beta)
+    if params is not None:
+        out = out + A / np.power(np.asarray(params, dtype=float), alpha)
+    return out
+
+
+@dataclass(frozen=True)
+class _EffectiveLayout:
+    """Where each part of the per-pool effective-data law sits in its parameter vector."""
+
+    K: int
+    params: bool
+    generic: bool
+    fit_r_star: bool
+    r_star: float
+    unique: np.ndarray
+    reference: float
+
+    @property
+    def size(self) -> int:
+        return 1 + 2 * self.params + 2 * self.generic + 2 * self.K + self.fit_r_star
+
+
+def _effective_terms(theta: np.ndarray, data: Data, lay: _EffectiveLayout) -> dict[str, np.ndarray]:
+    if len(theta) != lay.size or data["weights"].shape[1] != lay.K:
+        raise ValidationError(f"the effective-data mixture law was built for {lay.K} pools but the runs have weights "
+                              f"for {data['weights'].shape[1]}")
+    k = 1
+    out: dict[str, Any] = {"E": np.exp(theta[0])}
+    tN = 0.0
+    if lay.params:
+        out["logN"] = np.log(data["params"])
+        tN = np.exp(theta[k] - theta[k + 1] * out["logN"])
+        k += 2
+    out["tN"] = tN
+    gen = None
+    if lay.generic:
+        gen = theta[k:k + 2]
+        k += 2
+    c, g = theta[k:k + lay.K], theta[k + lay.K:k + 2 * lay.K]
+    R = float(np.exp(theta[-1])) if lay.fit_r_star else lay.r_star
+    D = data["weights"] * data["tokens"][:, None]
+    Dp = pool_effective_tokens(data["weights"], data["tokens"], lay.unique, R)
+    u = Dp / lay.reference
+    present = u > 0
+    log_u = np.log(np.where(present, u, 1.0))
+    T = np.where(present, np.exp(c + g * log_u), 0.0)
+    tD = 0.0
+    if gen is not None:
+        log_sum = np.log(u.sum(axis=1))
+        tD = np.exp(gen[0] - gen[1] * log_sum)
+        out["log_sum"] = log_sum
+    out |= {"T": T, "log_u": log_u, "g": g, "R": R, "D": D, "Dp": Dp, "tD": tD}
+    out["L"] = out["E"] + tN + tD + 1.0 / T.sum(axis=1)
+    return out
+
+
+def _effective_jacobian(theta: np.ndarray, data: Data, lay: _EffectiveLayout) -> np.ndarray:
+    """d log L / d theta; through R* the pools' effective tokens move: dD'_i/d log R* =
+    R* U_i (1 - e^{-x/R*} - (x/R*) e^{-x/R*}) with x = w_i D / U_i - 1 (0 for pools read at most once)."""
+    t = _effective_terms(theta, data, lay)
+    T, L = t["T"], t["L"]
+    S = T.sum(axis=1)
+    dmix = -T / S[:, None] ** 2
+    cols = [np.full_like(L, t["E"])]
+    if lay.params:
+        cols += [t["tN"], -t["tN"] * t["logN"]]
+    if lay.generic:
+        cols += [t["tD"], -t["tD"] * t["log_sum"]]
+    cols += [dmix, dmix * t["log_u"]]
+    if lay.fit_r_star:
+        R, U = t["R"], lay.unique
+        x = np.maximum(t["D"] / U - 1.0, 0.0)
+        e = np.exp(-x / R)
+        dDp = R * U * (1.0 - e - (x / R) * e)  # d D'_i / d log R*
+        Dp = np.where(t["Dp"] > 0, t["Dp"], 1.0)
+        d = np.sum(dmix * t["g"] * dDp / Dp, axis=1)
+        if lay.generic:
+            beta = theta[1 + 2 * lay.params + 1]
+            d = d - beta * t["tD"] * dDp.sum(axis=1) / t["Dp"].sum(axis=1)
+        cols.append(d)
+    return np.column_stack(cols) / L[:, None]
+
+
+def mixture_effective_theta(names: Sequence[str], values: np.ndarray) -> np.ndarray:
+    """The fit-space parameter vectors (rows) of :func:`mixture_effective_law` from its named values (as
+    ``LawFit.params`` / ``LawFit.bootstrap`` hold them): E, A, B, C_i and R_star are fitted as logs."""
+    values = np.array(values, dtype=float)
+    logged = [n in ("E", "A", "B", "R_star") or n.startswith("C_") for n in names]
+    values[..., logged] = np.log(values[..., logged])
+    return values
+
+
+def mixture_effective_law(pools: Sequence[str], unique_tokens: Sequence[float], *, params: bool = False,
+                          generic: bool = False, r_star: float | None = None, reference: float = 1e9,
+                          start: Mapping[str, float] | None = None) -> Law:
+    r"""A per-pool effective-data mixture law (mixplan's construction, after Sedova et al.'s
+    repetition-aware mixture law, arXiv 2605.12715, whose exact form is not reproduced here):
+
+    .. math::
+
+        L(N, D, w) = E + \frac{A}{N^\alpha} + \frac{B}{(D'/D_0)^\beta}
+                     + \Big(\sum_i C_i \big(D'_i / D_0\big)^{\gamma_i}\Big)^{-1}
+
+    Each pool's term is a power law in its *own* effective tokens :math:`D'_i` (what the run read of
+    it, repeated tokens discounted with Muennighoff's :math:`R^*`), so a pool whose term keeps falling
+    with data gains weight as the budget grows and a small pool loses it once it repeats: the best
+    mixture moves with the budget, which the additive law cannot express. At one budget the law is a
+    mixture model (the :math:`w_i D` vary with :math:`w_i`), which is why runs at a single budget
+    already pin down the :math:`C_i, \gamma_i`; the :math:`N` term (``params``) and the generic data
+    term (``generic``, on the total effective tokens :math:`D'`) need runs at several sizes / budgets.
+
+    ``unique_tokens``: each pool's :math:`U_i`. ``r_star``: fixed :math:`R^*`, or None to fit
+    :math:`\log R^*` (identified only by runs that repeat a pool several times). ``reference``:
+    :math:`D_0`, in the runs' token unit (the proxy budget is a good choice: the :math:`C_i` are then
+    the pools' values there). The data are ``tokens``, ``weights`` and with ``params`` ``params``.
+    """
+    pools = [str(p) for p in pools]
+    if len(pools) < 2:
+        raise ValidationError("a mixture law needs at least two pools")
+    U = np.asarray(unique_tokens, dtype=float)
+    if U.shape != (len(pools),) or not np.all(np.isfinite(U) & (U > 0)):
+        raise ValidationError(f"the effective-data mixture law needs one positive unique-token count per pool "
+                              f"({len(pools)}); got {np.asarray(unique_tokens).tolist()}")
+    K = len(pools)
+    lay = _EffectiveLayout(K=K, params=params, generic=generic, fit_r_star=r_star is None,
+                           r_star=float(DATABLATIONS["R_D_star"] if r_star is None else r_star), unique=U,
+                           reference=float(reference))
+    start = dict(start or {})
+    names = (("e",) + (("a", "alpha") if params else ()) + (("b", "beta") if generic else ())
+             + tuple(f"c_{p}" for p in pools) + tuple(f"gamma_{p}" for p in pools)
+             + (("log_r_star",) if lay.fit_r_star else ()))
+
+    def named(theta: np.ndarray) -> dict[str, float]:
+        t = [float(x) for x in theta]
+        out = {"E": float(np.exp(t[0]))}
+        k = 1
+        if params:
+            out |= {"A": float(np.exp(t[k])), "alpha": t[k + 1]}
+            k += 2
+        if generic:
+            out |= {"B": float(np.exp(t[k])), "beta": t[k + 1]}
+            k += 2
+        out |= {f"C_{p}": float(np.exp(t[k + i])) for i, p in enumerate(pools)}
+        out |= {f"gamma_{p}": t[k + K + i] for i, p in enumerate(pools)}
+        if lay.fit_r_star:
+            out["R_star"] = float(np.exp(t[-1]))
+        return out
+
+    grid: tuple[tuple[float, ...], ...] = ((-1.0, 0.0, 0.5),)
+    bounds: tuple[tuple[float, float], ...] = ((-5.0, 3.0),)
+    if params:
+        grid += ((2.0, 5.0, 10.0), (0.2, 0.35, 0.5))
+        bounds += ((-5.0, 40.0), (0.0, 3.0))
+    if generic:
+        grid += ((-3.0, -1.0), (0.2, 0.5))
+        bounds += ((-20.0, 20.0), (0.0, 3.0))
+    grid += tuple((float(np.log(start.get(f"C_{p}", 1.0))),) for p in pools)
+    grid += tuple((float(start.get(f"gamma_{p}", 0.3)),) for p in pools)
+    bounds += ((-20.0, 20.0),) * K + ((0.0, 3.0),) * K
+    if lay.fit_r_star:
+        grid += ((float(np.log(lay.r_star)),),)
+        bounds += ((0.0, float(np.log(1e4))),)  # R* from 1 to 10,000 repetitions
+    return Law(name="mixture-effective", theta_names=names,
+               log_predict=lambda th, d: np.log(_effective_terms(th, d, lay)["L"]), named=named, bounds=bounds,
+               grid=grid, columns=("tokens", "weights") + (("params",) if params else ()), vectorized=False,
+               jacobian=lambda th, d: _effective_jacobian(th, d, lay), weights="weights")

@@ -47,6 +47,7 @@ class Plan:
     seed: int
     models: list[dict[str, Any]] = field(default_factory=list)  # per objective column: model choice + CV
     repetition: dict[str, Any] | None = None  # the repetition-aware objective's model and parameters
+    scale: dict[str, Any] | None = None  # the at-scale model: choice, held-out record, calibration
     ot: dict[str, Any] | None = None  # the OT extrapolator: mode, size, selection, fit report
     warnings: list[str] = field(default_factory=list)
     result: SearchResult | None = None
@@ -59,7 +60,8 @@ class Plan:
             "target_tokens": self.tokens, "token_unit": self.token_unit,
             "recommended": self.recommended, "mixtures": self.mixtures,
             "active_constraints": self.active, "constraints": self.constraints,
-            "cv": self.cv, "models": self.models, "repetition": self.repetition, "ot": self.ot,
+            "cv": self.cv, "models": self.models, "repetition": self.repetition, "scale": self.scale,
+            "ot": self.ot,
             "search": self.search,
             "warnings": self.warnings,
         }
@@ -116,17 +118,23 @@ class Plan:
                       + f" ({r['source']})"]
             at = pd.DataFrame([{
                 "mixture": n, "objective@budget": f"{m['at_budget']['objective']:.4f}",
-                "interval": f"[{m['at_budget']['lower']:.4f}, {m['at_budget']['upper']:.4f}]",
+                "interval": "unknown" if m["at_budget"]["lower"] is None else
+                f"[{m['at_budget']['lower']:.4f}, {m['at_budget']['upper']:.4f}]",
                 "predicted run@budget": "" if m["at_budget"]["prediction"] is None else
                 f"{m['at_budget']['prediction']:.4f}",
                 "effective data": f"{m['at_budget']['effective_fraction']:.3f}",
                 "max epochs": f"{max(m['epochs'].values()):.2f}"} for n, m in self.mixtures.items()])
             lines.append(at.to_string(index=False))
+        if self.scale is not None:
+            lines += ["", _scale_table(self.scale, self.mixtures, self.tokens, self.token_unit)]
         if self.ot is not None:
             lines += ["", _ot_table(self.ot, self.mixtures)]
-        if self.tokens is not None:
-            lines.append("note: predictions are at the scale of the proxy runs the model was fitted on; the target "
-                         "budget sets the availability caps and the epochs shown")
+        if self.tokens is not None and self.scale is None:
+            lines.append(f"note: 'predicted' is at the scale of the proxy runs the model was fitted on; the loss at "
+                         f"{self.tokens:.6g} {self.token_unit} is unknown (runs at one budget: add runs at a second "
+                         "budget, --scale-runs, to predict there); the target budget sets the caps and epochs shown")
+        elif self.scale is not None:
+            lines.append("note: 'predicted' is at the proxy runs' scale; the at-scale table is at the target budget")
         if self.result is not None:
             lines.append(f"search: {self.result.n_prefilter} candidates pre-filtered, {self.result.n_exact} scored "
                          f"exactly, {self.result.refine_steps} refinement moves")
@@ -168,7 +176,9 @@ def _at_budget(model: MixtureModel, rep: RepetitionModel, w: np.ndarray,
     eff = wt[0] * frac[0] * tokens
     half = model.interval_scale(level) * float(model.predict_sd(wt)[0])
     scaled = rep.at_scale(np.array([objective, objective - half, objective + half]), tokens)
-    return {"objective": objective, "lower": objective - half, "upper": objective + half,
+    known = scaled is not None  # a given (not fitted) model has no runs at the budget: the level there is unknown
+    return {"objective": objective, "lower": objective - half if known else None,
+            "upper": objective + half if known else None,
             # on the scale of runs at the budget (fitted shift and data term), when known
             "prediction": None if scaled is None else float(scaled[0]),
             "prediction_interval": None if scaled is None else [float(scaled[1]), float(scaled[2])],
@@ -257,12 +267,35 @@ def _ot_table(info: dict[str, Any], mixtures: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines + [f"warning: {w}" for w in info.get("warnings", [])])
 
 
+def _scale_table(info: dict[str, Any], mixtures: dict[str, dict[str, Any]], tokens: float | None, unit: str) -> str:
+    lines = [info["report"], f"at the target budget ({tokens:.6g} {unit}):"]
+    rows = []
+    for n, m in mixtures.items():
+        a = m["at_scale"]
+        ev = a["evidence"]
+        note = ev["class"]
+        if ev["class"] != "interpolation":
+            note += f": tokens x{ev['tokens_over_largest_run']:.3g} the largest run's"
+            beyond = ev["repetition_beyond_runs"]
+            if beyond:  # the pool repeated furthest beyond what any run showed
+                p, r = max(beyond.items(), key=lambda kv: kv[1]["epochs"] / max(kv[1]["most_in_runs"], 1.0))
+                note += (f"; {len(beyond)} pool{'s' if len(beyond) > 1 else ''} repeated beyond the runs (most: {p} "
+                         f"{r['epochs']:.3g}x, runs <= {max(r['most_in_runs'], 1.0):.3g}x)")
+        rows.append({"mixture": n, "predicted@budget": f"{a['prediction']:.4f}",
+                     f"{int(round(a['level'] * 100))}% interval": f"[{a['lower']:.4f}, {a['upper']:.4f}]",
+                     "one run": f"[{a['run_lower']:.4f}, {a['run_upper']:.4f}]",
+                     "P(recommended better)": "" if "p_recommended_better" not in m
+                     else f"{m['p_recommended_better']:.2f}", "evidence": note})
+    lines.append(pd.DataFrame(rows).to_string(index=False))
+    return "\n".join(lines)
+
+
 def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = None,
               pins: Mapping[str, float] | None = None, seed: int = 0, level: float = DEFAULT_LEVEL,
               repetition: RepetitionModel | None = None, combine_caps: bool = False,
               measured: Mapping[str, float] | None = None, best_run: tuple[str, np.ndarray, float] | None = None,
               ot: Any = None, ot_mode: str = "compare", ot_base_tokens: float | None = None,
-              constraints: Constraints | None = None, **search_options: Any) -> Plan:
+              constraints: Constraints | None = None, scale: Any = None, **search_options: Any) -> Plan:
     """Search the best feasible mixture for ``model`` and compare it with simple baselines.
 
     Parameters
@@ -289,6 +322,12 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
         (regressor prediction plus the OT extrapolator's change from ``ot_base_tokens``, the proxy runs'
         size, to the target: the recommendation is the best of the regressor's top candidates and the OT
         optimum under that sum).
+    scale : AtScaleModel, optional
+        The loss at the target budget (:mod:`mixplan.mixture.scale`, fitted on runs at two or more
+        budgets): the recommendation is the mixture best *there* (searched without epoch caps unless
+        ``combine_caps``: the model prices repetition); the proxy-scale optimum (no caps) and the
+        hard-cap optimum are shown beside it, and every mixture gets its at-scale prediction, interval
+        and evidence class (``at_scale``).
     constraints : Constraints, optional
         The feasible set, when the caller has built it already from ``pools``, ``tokens`` and ``pins``
         (e.g. to refuse impossible constraints before a long fit); built here otherwise.
@@ -304,7 +343,7 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
     except InfeasibleError as exc:
         # The manifest's epoch caps cannot be met at this budget. A repetition-aware plan prices repetition
         # instead of capping it, so it goes on without them; the hard-cap alternative is reported as infeasible.
-        if repetition is None or combine_caps:
+        if (repetition is None and scale is None) or combine_caps:
             raise
         caps_unmet = str(exc)
         c = build_constraints(_uncapped(pools), tokens, pins)
@@ -319,13 +358,27 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
         return objective.score(model.predict_mean(W, num_iteration=fast_trees if fast else None))
 
     result = search(score, c, pools.prior, seed=seed, extra=model.train_weights, **search_options)
-    repetition_info = None
+    repetition_info = scale_info = None
+    hard_cap = {} if caps_unmet else {"hard_cap": result}  # the first search: the manifest's caps
     if repetition is not None:
         if tokens is None:
             raise ValidationError("the repetition-aware objective needs the target budget (--tokens or --flops)")
         result, repetition_info = _repetition_optima(model, pools, tokens, pins, repetition,
                                                      None if caps_unmet else result, c, seed, combine_caps,
                                                      search_options)
+    if scale is not None:
+        if tokens is None:
+            raise ValidationError("the at-scale plan needs the target budget (--tokens or --flops)")
+        free = build_constraints(_uncapped(pools), tokens, pins)
+        if repetition_info is None:
+            optima = {"proxy_scale": search(score, free, pools.prior, seed=seed, extra=model.train_weights,
+                                            **search_options)} | hard_cap
+        else:  # the repetition-aware optimum becomes an alternative to the at-scale one
+            rep_optima = repetition_info.pop("optima")
+            optima = {"proxy_scale": rep_optima["repetition_blind"], **hard_cap, "repetition_aware": result}
+        scale_info = {"optima": optima}
+        result = search(lambda W, fast: objective.score(scale.predict_mean(W, tokens)), c if combine_caps else free,
+                        pools.prior, seed=seed, extra=model.train_weights, **search_options)
 
     ot_info = None
     if ot is not None:
@@ -336,7 +389,8 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
         best_run = (model.train_ids[i], model.train_weights[i], float(model.train_y[i]))
     named = {
         "recommended": result.weights,
-        **({} if repetition_info is None else {k: v.weights for k, v in repetition_info["optima"].items()}),
+        **({} if scale_info is None else {k: v.weights for k, v in scale_info["optima"].items()}),
+        **({} if repetition_info is None else {k: v.weights for k, v in repetition_info.get("optima", {}).items()}),
         **({} if ot_info is None else ot_info.pop("optima")),
         "top_k_mean": result.topk_weights,
         "token_proportional": pools.token_share,
@@ -358,11 +412,16 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
             entry["at_budget"] = _at_budget(model, repetition, w, tokens, pools, level)
         entry["measured"] = None
         mixtures[name] = entry
+    if scale is not None:
+        for entry, at_scale in zip(mixtures.values(), scale.predict(W, tokens, pools.tokens)):
+            entry["at_scale"] = at_scale
     if ot_info is not None:
         _ot_entries(ot, ot_info, mixtures, W, pred)
     # How sure is "recommended beats X"? (GP posterior of the difference, calibrated on the CV errors.)
     others = [n for n in named if n != "recommended"]
-    if repetition is None:
+    if scale is not None:  # at the target budget, from the at-scale model's calibrated spread
+        p_better = scale.prob_better(W[0], W[1:], tokens)
+    elif repetition is None:
         p_better = model.prob_better(named["recommended"], np.vstack([named[n] for n in others]), level=level)
     else:  # compare at the target budget: effective mixtures plus the data term
         from .repetition import effective_mixture
@@ -380,8 +439,9 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
 
     notes = []
     if caps_unmet:
-        notes.append(f"the manifest's epoch caps cannot be met at {tokens:.6g} tokens ({caps_unmet}); the "
-                     "repetition-aware plan prices the repetition instead, and there is no hard-cap alternative")
+        kind = "at-scale" if scale is not None else "repetition-aware"
+        notes.append(f"the manifest's epoch caps cannot be met at {tokens:.6g} tokens ({caps_unmet}); the {kind} plan "
+                     "prices the repetition instead, and there is no hard-cap alternative")
     rec = mixtures["recommended"]
     if not rec["covered"]:
         notes.append(f"the recommended mixture is {rec['nearest_distance']:.3f} (total variation) from the nearest "
@@ -406,6 +466,9 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
                 constraints=c.to_dict(),
                 cv=model.to_dict()["cv"],
                 search=search_info, seed=seed, warnings=notes, result=result, ot=ot_info,
+                scale=None if scale is None else scale.to_dict() | {
+                    "report": scale.report(), "search_caps": "manifest max_epochs" if combine_caps else "none",
+                    **({"hard_caps_unmet": caps_unmet} if caps_unmet else {})},
                 models=[{k: t[k] for k in ("column", "model", "components", "selection", "cv")}
                         for t in model.target_summaries()],
                 repetition=None if repetition is None else repetition.to_dict() | {

@@ -5,13 +5,14 @@ Each law is fitted on the runs at 122M-680M parameters (every token checkpoint) 
 and the final one). Its 90% intervals come from the fit on 122M+310M predicting 680M (leave-one-scale-out).
 Per target (the mean of the 7 domain losses, and each domain's loss): mean relative error (MRE) over
 all 937M rows and at the final checkpoint, Spearman over the 40 mixtures at the final checkpoint, and
-the share of 937M rows inside the 90% interval. Laws side by side: Shukor's additive mixture law and a
-mixture-blind Chinchilla fit.
+the share of 937M rows inside the 90% interval. Laws side by side: Shukor's additive mixture law, a
+mixture-blind Chinchilla fit, and mixplan's per-pool effective-data law
+(:func:`mixplan.laws.mixture_effective_law`, with the N term, with and without the generic data term;
+SlimPajama's domains are far larger than these runs read, so no pool repeats and R* does not matter).
 
     python tests/benchmarks/mixture_scale.py [--targets mean|all] [--starts 3] [--out RESULTS.json]
 
-Issue 16's goal for mixplan's own choice (not yet built): MRE at least 25% below the additive law's,
-coverage 85-95%.
+Issue 16's goal for mixplan's own choice: MRE at least 25% below the additive law's, coverage 85-95%.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from mixplan.laws import CHINCHILLA, mixture_additive_law
+from mixplan.laws import CHINCHILLA, mixture_additive_law, mixture_effective_law
 from mixplan.laws.transfer import fit_across_scales
 
 DMSL = Path(__file__).resolve().parents[2].parent / "shared" / "anchors" / "dmsl" / "dmsl_llm_slimpajama_fit.csv"
@@ -47,6 +48,13 @@ def main() -> None:
         targets |= {d: df[f"{d}_loss"] for d in domains}
     laws = {"additive (Shukor)": (mixture_additive_law(domains), ("params", "tokens", "weights")),
             "Chinchilla (mixture-blind)": (CHINCHILLA, ("params", "tokens"))}
+    # No pool repeats here: unique tokens far above any run's, R* fixed (it cannot matter).
+    big = np.full(len(domains), 1e15)
+    reference = float(df["n_tokens"].min())
+    laws |= {"effective-data (mixplan)": (mixture_effective_law(domains, big, params=True, r_star=15.39,
+                                                                reference=reference), ("params", "tokens", "weights")),
+             "effective-data + generic": (mixture_effective_law(domains, big, params=True, generic=True, r_star=15.39,
+                                                                reference=reference), ("params", "tokens", "weights"))}
     rows = []
     print(f"{'target':<14} {'law':<27} {'MRE':>7} {'MRE final':>9} {'Spearman':>8} {'90% cov':>7} {'s':>5}")
     for target, values in targets.items():

@@ -102,8 +102,9 @@ def test_parameters_are_recovered_inside_their_intervals_and_the_ratios_near_the
                 hits[f"{loss}.{k}"] = hits.get(f"{loss}.{k}", 0) + (lf.intervals[k][0] <= v <= lf.intervals[k][1])
         p1 = plan_cpt(fit, tokens=U1["tokens"], max_general_rise=U1["T"], relative=True)
         p2 = plan_cpt(fit, domain_tokens=U2["domain_tokens"])
-        assert abs(p1.domain_ratio - r1) <= 0.05 and abs(p2.domain_ratio - r2) <= 0.05, (seed, p1.domain_ratio, p2.domain_ratio)
-        assert p1.interval[0] <= p1.domain_ratio <= p1.interval[1]
+        assert abs(p1.point - r1) <= 0.05 and abs(p2.domain_ratio - r2) <= 0.05, (seed, p1.point, p2.domain_ratio)
+        # Usage 1 chooses the interval's lower end: the true rise there stays within T (T is a limit)
+        assert p1.domain_ratio == p1.interval[0] <= min(r1, p1.point), (seed, p1.domain_ratio, r1)
     assert min(hits.values()) >= 2, hits
 
 

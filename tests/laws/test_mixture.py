@@ -131,3 +131,70 @@ def test_intervals_across_scales_come_from_held_out_scales():
     # fit on all of them does, and the interval is calibrated on the former.
     assert inside >= 0.8, inside
     assert np.allclose(p["extrapolation"], 1e9 / 3e8)
+
+
+# --- the per-pool effective-data law -------------------------------------------------------------
+
+EFF_POOLS = ("small", "mid", "large")
+UNIQUE = np.array([2e7, 2e8, 2e9])
+EFF_TRUTH = {"E": 2.0, "C": [1.8, 1.0, 0.5], "gamma": [0.5, 0.3, 0.45], "R_star": 8.0}
+
+
+def _effective_runs(seed=0, n=60):
+    """Mixtures at 1e8, 4e8 and 1.6e9 tokens: the small pool is read up to ~80 times."""
+    from mixplan.laws import mixture_effective_loss
+
+    rng = np.random.default_rng(seed)
+    W = np.tile(rng.dirichlet(np.full(3, 0.7), n), (3, 1))
+    D = np.repeat([1e8, 4e8, 1.6e9], n)
+    L = mixture_effective_loss(W, D, UNIQUE, EFF_TRUTH["E"], EFF_TRUTH["C"], EFF_TRUTH["gamma"], EFF_TRUTH["R_star"],
+                               reference=1e8)
+    return {"tokens": D, "weights": W}, L
+
+
+@pytest.mark.parametrize("fixed", [None, 8.0])
+def test_effective_law_jacobian_matches_finite_differences(fixed):
+    from mixplan.laws import mixture_effective_law
+
+    data, _ = _effective_runs()
+    for generic, params in ((False, False), (True, False), (True, True)):
+        law = mixture_effective_law(EFF_POOLS, UNIQUE, r_star=fixed, generic=generic, params=params, reference=1e8)
+        d = dict(data, params=np.repeat([3e7, 1e8, 3e8], 60)) if params else data
+        theta = np.random.default_rng(1).uniform(-0.5, 0.8, len(law.theta_names))
+        h = 1e-6
+        num = np.column_stack([(law.log_predict(theta + h * e, d) - law.log_predict(theta - h * e, d)) / (2 * h)
+                               for e in np.eye(len(theta))])
+        assert np.max(np.abs(law.jacobian(theta, d) - num)) < 1e-7  # measured 1e-10
+
+
+def test_effective_law_recovers_a_known_world_and_its_optimum_moves():
+    from mixplan.laws import fit_law, mixture_effective_law, mixture_effective_loss, pool_effective_tokens
+
+    data, L = _effective_runs()
+    noisy = L * np.exp(0.002 * np.random.default_rng(2).normal(size=len(L)))
+    fit = fit_law(mixture_effective_law(EFF_POOLS, UNIQUE, reference=1e8), data, noisy, n_bootstrap=0, n_starts=3)
+    p = fit.params
+    assert p["E"] == pytest.approx(2.0, abs=0.02)
+    assert [p[f"gamma_{q}"] for q in EFF_POOLS] == pytest.approx(EFF_TRUTH["gamma"], abs=0.03)
+    assert p["R_star"] == pytest.approx(8.0, rel=0.25)  # the runs repeat the small pool up to 80 times
+    # Pools read at most once count what was read; beyond, Muennighoff's decay (8 epochs, R* 8: 1 + 8(1 - e^-7/8))
+    D = pool_effective_tokens(np.array([[0.5, 0.25, 0.25]]), np.array([3.2e8]), UNIQUE, 8.0)
+    assert D[0, 1:] == pytest.approx([8e7, 8e7]) and D[0, 0] == pytest.approx(2e7 * (1 + 8 * (1 - np.exp(-7 / 8))))
+    # The law's best weight on the small pool falls as the budget grows (it repeats): what the additive law
+    # cannot express.
+    grid = np.array([[a, (1 - a) / 2, (1 - a) / 2] for a in np.linspace(0.01, 0.9, 90)])
+    best = [grid[np.argmin(mixture_effective_loss(grid, np.full(90, T), UNIQUE, 2.0, EFF_TRUTH["C"],
+                                                  EFF_TRUTH["gamma"], 8.0, reference=1e8)), 0] for T in (1e8, 1e10)]
+    assert best[0] > best[1] + 0.1, best
+
+
+def test_effective_law_named_parameters_map_back_to_its_vector():
+    from mixplan.laws import fit_law, mixture_effective_law
+    from mixplan.laws.mixture import mixture_effective_theta
+
+    data, L = _effective_runs()
+    for fixed in (None, 8.0):
+        law = mixture_effective_law(EFF_POOLS, UNIQUE, reference=1e8, r_star=fixed, generic=True)
+        fit = fit_law(law, data, L, n_bootstrap=0, n_starts=2)
+        assert mixture_effective_theta(list(fit.params), np.array(list(fit.params.values()))) == \
+            pytest.approx(fit.theta, rel=1e-12, abs=1e-12)

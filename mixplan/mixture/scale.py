@@ -1,0 +1,296 @@
+r"""The mixture at the big run's budget: how each mixture's loss changes from the proxy runs' scale to the
+target's, chosen and calibrated on held-out scales (issue 16).
+
+A plan at the proxy budget needs one regressor; a plan at 10-1000x that budget needs to know how each
+pool's value changes with the amount of data, since a small valuable pool is exhausted (repeated) at
+a large budget while pools that keep scaling take its place. With runs at two or more budgets
+(the proxy runs plus a few at a larger budget), three models of that change are fitted:
+
+- ``effective-data law``: the per-pool effective-data mixture law
+  (:func:`mixplan.laws.mixture_effective_law`), alone;
+- ``regressor + law change``: the proxy-scale regressor :math:`f` for the mixture's shape, plus the
+  law's change from the proxy budget :math:`T_0` to :math:`T`:
+  :math:`f(w) + L(w, T) - L(w, T_0)`;
+- ``repetition-aware regressor``: :math:`f` on the effective mixture plus a log-effective-data term
+  (:mod:`mixplan.mixture.repetition`; fitting it needs two budgets, so checking it out of scale
+  needs three).
+
+**Choice by leave-one-scale-out** (as ``auto`` chooses a regressor by CV): each model is fitted on the
+runs below the largest budget and predicts the runs at it; the smallest root-mean-square error
+wins. With budgets :math:`T_1 < \dots < T_m` every fold :math:`k \ge 2` (fit below :math:`T_k`,
+predict :math:`T_k`) is used for the intervals.
+
+**Intervals that hold out of scale** (mixplan's construction). A bootstrap over the runs gives each
+prediction's spread :math:`s(w, T)` from the parameters; it grows with the distance extrapolated. On
+the held-out folds the standardised errors :math:`z_j = (y_j - \hat y_j)/\sqrt{s_j^2 + \sigma^2}`
+(:math:`\sigma`: the runs' noise, the law's robust residual scale) say whether that spread is honest;
+their split-conformal quantile :math:`q` at ``level`` (1.645 at 90% when it is) multiplies it: the
+expected loss of a mixture at :math:`T` lies in :math:`\hat y \pm q\, s(w, T)`, one trained run in
+:math:`\hat y \pm q \sqrt{s^2 + \sigma^2}`. With runs at one budget there is no such model and no
+interval at the target: :func:`fit_at_scale` refuses, and the plan says the level there is unknown.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy.stats import norm
+
+from .._stats import conformal_quantile
+from ..exceptions import ValidationError
+from ..laws.fitting import LawFit, fit_law, robust_scale
+from ..laws.mixture import mixture_effective_law, mixture_effective_theta
+from .repetition import DEFAULT_R_STAR, effective_mixture, fit_repetition
+
+__all__ = ["AtScaleModel", "fit_at_scale", "SCALE_MODELS"]
+
+SCALE_MODELS = ("effective-data law", "regressor + law change", "repetition-aware regressor")
+
+Predictor = Callable[[np.ndarray, float, bool], tuple[np.ndarray, np.ndarray]]  # (W, T, spread) -> (mean, sd)
+
+
+@dataclass
+class _Fitted:
+    """One model of the change with scale, fitted on some runs: mean and parameter spread at (W, T)."""
+
+    name: str
+    predict: Predictor
+    noise: float
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def _law_thetas(fit: LawFit) -> np.ndarray:
+    """The fit's and its bootstrap refits' parameter vectors in the law's own (log) space."""
+    rows = [list(fit.params.values())] + ([] if fit.bootstrap is None else fit.bootstrap.tolist())
+    return mixture_effective_theta(list(fit.params), np.array(rows, dtype=float))
+
+
+#: R*'s bootstrap interval spanning more than this factor: the runs do not identify it (see _fit_law).
+R_STAR_SPAN = 10.0
+#: Then R* is taken as Muennighoff's value within this factor either way at the interval's level (an
+#: assumption, stated in the report: their R_D* was measured on C4, other data may repeat better or worse).
+R_STAR_FACTOR = 3.0
+
+
+def _fit_law(W: np.ndarray, T: np.ndarray, y: np.ndarray, pools: list[str], unique: np.ndarray, reference: float,
+             r_star: float | None, n_bootstrap: int,
+             seed: int) -> tuple[Any, LawFit, np.ndarray, float, list[Any]]:
+    """The law with R* fitted; when the runs do not identify it (its interval spans more than
+    ``R_STAR_SPAN``x, or the fit ends at a bound: runs that read pools a few times cannot tell a
+    half-life of 20 repetitions from one of 2,000), refitted with R* fixed at Muennighoff et al.'s
+    R_D* = 15.39 -- the optimizer would otherwise buy the most repetition where the fit is most
+    optimistic -- and the same law at R* / ``R_STAR_FACTOR`` and R* x ``R_STAR_FACTOR`` is returned, so
+    that predictions can carry R*'s uncertainty."""
+    data = {"tokens": T, "weights": W}
+    law = mixture_effective_law(pools, unique, r_star=r_star, reference=reference)
+    fit = fit_law(law, data, y, n_bootstrap=n_bootstrap, n_starts=3, seed=seed, delta="auto",
+                  where="runs at several budgets")
+    alt: list[Any] = []
+    if r_star is None:
+        lo, hi = fit.intervals.get("R_star", (0.0, np.inf))
+        at_bound = any(w.startswith("parameter log_r_star") for w in fit.warnings)
+        if at_bound or not (lo > 0 and hi / lo <= R_STAR_SPAN):
+            law = mixture_effective_law(pools, unique, r_star=DEFAULT_R_STAR, reference=reference)
+            fit = fit_law(law, data, y, n_bootstrap=n_bootstrap, n_starts=3, seed=seed, delta="auto",
+                          where="runs at several budgets")
+            alt = [mixture_effective_law(pools, unique, r_star=DEFAULT_R_STAR * f, reference=reference)
+                   for f in (1 / R_STAR_FACTOR, R_STAR_FACTOR)]
+            fit.warnings.insert(0, f"R* not identified by these runs (bootstrap interval [{lo:.3g}, {hi:.3g}]); "
+                                f"set to Muennighoff et al.'s {DEFAULT_R_STAR:.4g}, within a factor {R_STAR_FACTOR:g} "
+                                "either way in the intervals (an assumption: add runs that repeat the small pools "
+                                "more to measure it)")
+    thetas = _law_thetas(fit)
+    noise = robust_scale(y - np.exp(law.log_predict(thetas[0], data)))
+    return law, fit, thetas, noise, alt
+
+
+def _law_values(law: Any, thetas: np.ndarray, W: np.ndarray, T: float) -> np.ndarray:
+    data = {"tokens": np.full(len(W), float(T)), "weights": W}
+    return np.array([np.exp(law.log_predict(t, data)) for t in thetas])  # (1 + B, n)
+
+
+def _fit_candidates(model: Any, W: np.ndarray, T: np.ndarray, y: np.ndarray, pools: list[str],
+                    unique: np.ndarray, T0: float, r_star: float | None, n_bootstrap: int, seed: int,
+                    level: float, regressor: bool = True) -> tuple[dict[str, _Fitted], dict[str, str]]:
+    """Every model of the change that these runs can fit (without the regressor's when it was fitted
+    on the runs to be predicted); the others with the reason."""
+    skipped: dict[str, str] = {}
+    law, fit, thetas, noise, alt = _fit_law(W, T, y, pools, unique, T0, r_star, n_bootstrap, seed)
+    z = norm.ppf((1 + level) / 2)
+
+    def r_star_sd(Wq: np.ndarray, Tq: float, base: float | None) -> np.ndarray:
+        """The spread from R*'s assumed range (0 when the runs measured R*), of L(T) or of L(T) - L(base)."""
+        if not alt:
+            return np.zeros(len(Wq))
+        ends = [_law_values(a, thetas[:1], Wq, Tq)[0]
+                - (0.0 if base is None else _law_values(a, thetas[:1], Wq, base)[0]) for a in alt]
+        return np.abs(ends[1] - ends[0]) / (2 * z)
+
+    def law_alone(Wq: np.ndarray, Tq: float, spread: bool) -> tuple[np.ndarray, np.ndarray]:
+        v = _law_values(law, thetas, Wq, Tq)
+        if not spread or len(v) <= 2:
+            return v.mean(axis=0), np.zeros(len(Wq))
+        return v.mean(axis=0), np.hypot(v[1:].std(axis=0, ddof=1), r_star_sd(Wq, Tq, None))
+
+    def regressor_sd(Wq: np.ndarray) -> np.ndarray:
+        return model.interval_scale(level) * model.predict_sd(Wq) / z
+
+    def with_change(Wq: np.ndarray, Tq: float, spread: bool) -> tuple[np.ndarray, np.ndarray]:
+        change = _law_values(law, thetas, Wq, Tq) - _law_values(law, thetas, Wq, T0)
+        mean = model.predict_mean(Wq) + change.mean(axis=0)
+        if not spread or len(change) <= 2:
+            return mean, np.zeros(len(Wq))
+        return mean, np.sqrt(regressor_sd(Wq) ** 2 + change[1:].var(axis=0, ddof=1) + r_star_sd(Wq, Tq, T0) ** 2)
+
+    out = {"effective-data law": _Fitted("effective-data law", law_alone, noise, {"fit": fit})}
+    if not regressor:
+        skipped |= {n: "the regressor was fitted on the runs held out" for n in SCALE_MODELS[1:]}
+        return out, skipped
+    out["regressor + law change"] = _Fitted("regressor + law change", with_change, noise, {"fit": fit})
+    if len(np.unique(T)) >= 2 and (W * T[:, None] > unique).any():
+        rep = fit_repetition(model.predict_mean, W, T, y, unique, T0, n_bootstrap=0, seed=seed, level=level)
+
+        def repetition(Wq: np.ndarray, Tq: float, spread: bool) -> tuple[np.ndarray, np.ndarray]:
+            obj = rep.at_scale(rep.objective(model.predict_mean, Wq, Tq, unique), Tq)
+            if not spread:
+                return obj, np.zeros(len(Wq))
+            return obj, regressor_sd(effective_mixture(Wq, Tq, unique, rep.r_star)[0])
+
+        out["repetition-aware regressor"] = _Fitted("repetition-aware regressor", repetition, noise, {"model": rep})
+    else:
+        skipped["repetition-aware regressor"] = "needs runs at two budgets, one of them repeating a pool"
+    return out, skipped
+
+
+@dataclass
+class AtScaleModel:
+    """The chosen model of how each mixture's loss changes with the budget, and its held-out record."""
+
+    chosen: str
+    level: float
+    quantile: float  # q: the held-out standardised errors' conformal quantile
+    noise: float
+    budgets: tuple[float, ...]
+    proxy_tokens: float
+    max_epochs: np.ndarray  # the most each pool was read in any run (repetition observed)
+    pools: list[str]
+    holdout: dict[str, dict[str, Any]]
+    skipped: dict[str, str]
+    _predict: Predictor
+    fit: LawFit | None = None
+
+    def predict_mean(self, W: np.ndarray, tokens: float) -> np.ndarray:
+        """The expected loss of every row of ``W`` at ``tokens`` (the search's objective)."""
+        return self._predict(np.atleast_2d(W), tokens, False)[0]
+
+    def predict(self, W: np.ndarray, tokens: float, unique: np.ndarray) -> list[dict[str, Any]]:
+        """Per mixture: prediction, interval for its expected loss and for one trained run, and the
+        evidence class (interpolation, or extrapolation in tokens / repetition, and by how much)."""
+        W = np.atleast_2d(np.asarray(W, dtype=float))
+        mean, sd = self._predict(W, tokens, True)
+        half = self.quantile * sd
+        run_half = self.quantile * np.sqrt(sd ** 2 + self.noise ** 2)
+        out = []
+        for k, w in enumerate(W):
+            epochs = w * tokens / unique
+            out.append({"prediction": float(mean[k]), "lower": float(mean[k] - half[k]),
+                        "upper": float(mean[k] + half[k]), "run_lower": float(mean[k] - run_half[k]),
+                        "run_upper": float(mean[k] + run_half[k]), "level": self.level, "model": self.chosen,
+                        "evidence": self.evidence(epochs, tokens)})
+        return out
+
+    def prob_better(self, w: np.ndarray, others: np.ndarray, tokens: float) -> np.ndarray:
+        """P(``w``'s expected loss at ``tokens`` is below each of ``others``'), from the calibrated spreads
+        taken as independent (the mixtures share the fit, so their errors are positively correlated and
+        the true probabilities are further from 1/2: conservative)."""
+        mean, sd = self._predict(np.vstack([w, np.atleast_2d(others)]), tokens, True)
+        scale = self.quantile / norm.ppf((1 + self.level) / 2) * np.hypot(sd[0], sd[1:])
+        gap = mean[1:] - mean[0]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(scale > 0, norm.cdf(gap / scale), (gap > 0).astype(float))
+
+    def evidence(self, epochs: np.ndarray, tokens: float) -> dict[str, Any]:
+        lo, hi = min(self.budgets), max(self.budgets)
+        beyond = {p: {"epochs": float(e), "most_in_runs": float(m)}
+                  for p, e, m in zip(self.pools, epochs, self.max_epochs) if e > max(m, 1.0) * 1.01}
+        kind = ("interpolation" if lo <= tokens <= hi and not beyond else
+                "extrapolation in tokens" if tokens > hi else
+                "extrapolation below the runs' budgets" if tokens < lo else "extrapolation in repetition")
+        return {"class": kind, "tokens_over_largest_run": float(tokens / hi), "repetition_beyond_runs": beyond}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"model": self.chosen, "candidates": list(SCALE_MODELS), "level": self.level,
+                "calibration_quantile": self.quantile, "noise_sd": self.noise, "budgets": list(self.budgets),
+                "proxy_tokens": self.proxy_tokens, "holdout": self.holdout, "skipped": self.skipped,
+                "law": None if self.fit is None else self.fit.to_dict() | {"bootstrap": None}}
+
+    def report(self) -> str:
+        lines = [f"at-scale model: {self.chosen} (chosen by leave-one-scale-out error over budgets "
+                 f"{', '.join(f'{b:.4g}' for b in self.budgets)})"]
+        for name, h in self.holdout.items():
+            lines.append(f"  {name}: held-out RMSE {h['rmse']:.4g} at {h['predicted']:.4g} (fitted below it), "
+                         f"{h['coverage']:.0%} of held-out runs in the uncalibrated {self.level:.0%} run interval")
+        for name, why in self.skipped.items():
+            lines.append(f"  {name}: not used ({why})")
+        if self.fit is not None and self.chosen in SCALE_MODELS[:2]:
+            lines += [f"  law: {w}" for w in self.fit.warnings]
+        lines.append(f"  intervals: bootstrap spread x {self.quantile:.3g} (held-out calibration; "
+                     f"{norm.ppf((1 + self.level) / 2):.3g} if the spread were exact), run noise sd {self.noise:.3g}")
+        return "\n".join(lines)
+
+
+def fit_at_scale(model: Any, W: np.ndarray, tokens: np.ndarray, y: np.ndarray, unique: np.ndarray, *,
+                 proxy_tokens: float | None = None, r_star: float | None = None, level: float = 0.9,
+                 n_bootstrap: int = 60, seed: int = 0) -> AtScaleModel:
+    """Fit, choose and calibrate the at-scale model on runs ``W`` at budgets ``tokens`` with measured
+    losses ``y``: the proxy runs the regressor ``model`` was fitted on (at ``proxy_tokens``, default
+    the smallest budget) and runs at other budgets; ``unique``: each pool's unique tokens;
+    ``r_star``: a fixed R* for the law (None: fitted). The regressor's models are checked only on
+    folds whose held-out budget is above the proxy runs' (below it they would predict their own
+    training runs)."""
+    W = np.atleast_2d(np.asarray(W, dtype=float))
+    T = np.asarray(tokens, dtype=float)
+    y = np.asarray(y, dtype=float)
+    unique = np.asarray(unique, dtype=float)
+    budgets = tuple(float(b) for b in np.unique(T))
+    if len(budgets) < 2:
+        raise ValidationError(f"every run has {budgets[0]:g} tokens: the change of a mixture's loss with the budget "
+                              "needs runs at two budgets or more (add a few runs at a larger budget)")
+    if model.objective.maximize or not np.all(y > 0):
+        raise ValidationError("the at-scale model fits a loss law: it needs a positive objective to minimise "
+                              "(a loss or bits per byte), not a score to maximise")
+    pools = list(model.pools)
+    T0 = budgets[0] if proxy_tokens is None else float(proxy_tokens)
+    if T0 not in budgets:
+        raise ValidationError(f"no run at the proxy budget {T0:g}; the runs have "
+                              f"{', '.join(f'{b:g}' for b in budgets)}")
+    holdout: dict[str, dict[str, Any]] = {}
+    z_all: dict[str, list[np.ndarray]] = {}
+    skipped: dict[str, str] = {}
+    for k in range(1, len(budgets)):
+        train, test = T < budgets[k], T == budgets[k]
+        fitted, why = _fit_candidates(model, W[train], T[train], y[train], pools, unique, T0, r_star, n_bootstrap,
+                                      seed, level, regressor=budgets[k] > T0)
+        for name, f in fitted.items():
+            mean, sd = f.predict(W[test], budgets[k], True)
+            err = y[test] - mean
+            z = err / np.sqrt(sd ** 2 + f.noise ** 2)
+            z_all.setdefault(name, []).append(z)
+            if k == len(budgets) - 1:  # the largest budget: the choice
+                holdout[name] = {"fitted_below": budgets[k], "predicted": budgets[k], "n": int(test.sum()),
+                                 "rmse": float(np.sqrt(np.mean(err ** 2))), "mean_error": float(np.mean(err)),
+                                 "coverage": float(np.mean(np.abs(z) <= norm.ppf((1 + level) / 2)))}
+        if k == len(budgets) - 1:
+            skipped = {n: r + " below the largest budget" for n, r in why.items()}
+    chosen = min(holdout, key=lambda n: holdout[n]["rmse"])
+    q = conformal_quantile(np.concatenate(z_all[chosen]), level)
+    final, _ = _fit_candidates(model, W, T, y, pools, unique, T0, r_star, n_bootstrap, seed, level)
+    if chosen not in final:  # pragma: no cover - every model fitted below the largest budget fits on all runs
+        raise ValidationError(f"the at-scale model {chosen!r} cannot be fitted on every run")
+    return AtScaleModel(chosen=chosen, level=level, quantile=float(q), noise=final[chosen].noise, budgets=budgets,
+                        proxy_tokens=T0, max_epochs=(W * T[:, None] / unique).max(axis=0), pools=pools,
+                        holdout=holdout, skipped=skipped, _predict=final[chosen].predict,
+                        fit=final[chosen].details.get("fit"))
