@@ -206,7 +206,8 @@ def _sweep_row(plan: Any, tokens: float) -> dict[str, Any]:
     rec = plan.mixtures["recommended"]
     row = {"tokens": tokens} | {f"w_{p}": v for p, v in rec["weights"].items()}
     row["max_epochs"] = max(rec["epochs"].values())
-    row["prediction"] = rec["at_budget"]["objective"] if "at_budget" in rec else rec["prediction"]
+    row["prediction"] = (rec["at_scale"]["prediction"] if "at_scale" in rec else
+                         rec["at_budget"]["objective"] if "at_budget" in rec else rec["prediction"])
     return row
 
 

@@ -235,13 +235,17 @@ def _ot_entries(ot: Any, info: dict[str, Any], mixtures: dict[str, dict[str, Any
     op = ot.predict(W, size)
     if info["mode"] == "size":
         delta, q = ot.increment(W, size, info["base_tokens"])
+        # beyond the larger OT size without check runs: the bracket's other end (no further gain)
+        far = ot.far_increment(W, info["base_tokens"]) if op.bracketed else delta
     for k, entry in enumerate(mixtures.values()):
         entry["ot"] = op.row(k)
         if info["mode"] == "size":
             half = float(np.hypot(pred.upper[k] - pred.mean[k], q))
             value = float(pred.mean[k] + delta[k])
-            entry["at_size"] = {"prediction": value, "lower": value - half, "upper": value + half,
-                                "regressor": float(pred.mean[k]), "ot_increment": float(delta[k])}
+            ends = (float(pred.mean[k] + min(delta[k], far[k])), float(pred.mean[k] + max(delta[k], far[k])))
+            entry["at_size"] = {"prediction": value, "lower": ends[0] - half, "upper": ends[1] + half,
+                                "regressor": float(pred.mean[k]), "ot_increment": float(delta[k]),
+                                "interval_kind": op.row(k)["interval_kind"]}
     from ..transport.extrapolator import extrapolation_notes
 
     info["warnings"] = [f"OT extrapolator: {n}" for n in extrapolation_notes(op)]  # the same notes as 'ot predict'

@@ -228,13 +228,14 @@ class AtScaleModel:
                 "law": None if self.fit is None else self.fit.to_dict() | {"bootstrap": None}}
 
     def report(self) -> str:
-        lines = [f"at-scale model: {self.chosen} (chosen by leave-one-scale-out error over budgets "
-                 f"{', '.join(f'{b:.4g}' for b in self.budgets)})"]
+        how = ("chosen by leave-one-scale-out error" if self.chosen in self.holdout else
+               "the default: no held-out budget above the proxy runs'")
+        lines = [f"at-scale model: {self.chosen} ({how}; budgets {', '.join(f'{b:.4g}' for b in self.budgets)})"]
         for name, h in self.holdout.items():
             lines.append(f"  {name}: held-out RMSE {h['rmse']:.4g} at {h['predicted']:.4g} (fitted below it), "
                          f"{h['coverage']:.0%} of held-out runs in the uncalibrated {self.level:.0%} run interval")
         for name, why in self.skipped.items():
-            lines.append(f"  {name}: not used ({why})")
+            lines.append(f"  {name}: {'used' if name == self.chosen else 'not used'} ({why})")
         if self.fit is not None and self.chosen in SCALE_MODELS[:2]:
             lines += [f"  law: {w}" for w in self.fit.warnings]
         lines.append(f"  intervals: bootstrap spread x {self.quantile:.3g} (held-out calibration; "
@@ -270,10 +271,15 @@ def fit_at_scale(model: Any, W: np.ndarray, tokens: np.ndarray, y: np.ndarray, u
     holdout: dict[str, dict[str, Any]] = {}
     z_all: dict[str, list[np.ndarray]] = {}
     skipped: dict[str, str] = {}
+    unchecked = []
     for k in range(1, len(budgets)):
         train, test = T < budgets[k], T == budgets[k]
-        fitted, why = _fit_candidates(model, W[train], T[train], y[train], pools, unique, T0, r_star, n_bootstrap,
-                                      seed, level, regressor=budgets[k] > T0)
+        try:
+            fitted, why = _fit_candidates(model, W[train], T[train], y[train], pools, unique, T0, r_star,
+                                          n_bootstrap, seed, level, regressor=budgets[k] > T0)
+        except ValidationError as exc:  # too few runs below this budget to fit the law on their own
+            unchecked.append(f"below {budgets[k]:g}: {exc}")
+            continue
         for name, f in fitted.items():
             mean, sd = f.predict(W[test], budgets[k], True)
             err = y[test] - mean
@@ -285,8 +291,21 @@ def fit_at_scale(model: Any, W: np.ndarray, tokens: np.ndarray, y: np.ndarray, u
                                  "coverage": float(np.mean(np.abs(z) <= norm.ppf((1 + level) / 2)))}
         if k == len(budgets) - 1:
             skipped = {n: r + " below the largest budget" for n, r in why.items()}
-    chosen = min(holdout, key=lambda n: holdout[n]["rmse"])
-    q = conformal_quantile(np.concatenate(z_all[chosen]), level)
+    law, with_change = SCALE_MODELS[:2]
+    if not holdout:
+        raise ValidationError("the change with the budget cannot be checked on a held-out budget (" + "; ".join(unchecked)
+                              + "): add runs below the largest budget")
+    if with_change in holdout:
+        chosen = min(holdout, key=lambda n: holdout[n]["rmse"])
+        q = conformal_quantile(np.concatenate(z_all[chosen]), level)
+    else:
+        # The proxy runs are at the largest budget, so no held-out budget can check the regressor. At the
+        # proxy budget "regressor + law change" *is* the CV-chosen regressor, and the law alone has not been
+        # shown better than it anywhere: it is the default, its spread calibrated by the law's folds.
+        chosen = with_change
+        q = conformal_quantile(np.concatenate(z_all[law]), level)
+        skipped[with_change] = ("no held-out check: the proxy runs are at the largest budget; the law's held-out "
+                                "errors calibrate its change")
     final, _ = _fit_candidates(model, W, T, y, pools, unique, T0, r_star, n_bootstrap, seed, level)
     if chosen not in final:  # pragma: no cover - every model fitted below the largest budget fits on all runs
         raise ValidationError(f"the at-scale model {chosen!r} cannot be fitted on every run")

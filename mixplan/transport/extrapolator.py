@@ -44,6 +44,13 @@ demo study (``tests/benchmarks/ot_extrapolation.py``, bits per byte on reviews, 
 4x the larger fitted size) the plain line was too optimistic by 0.074 on average (90% intervals held 1 of
 32 runs); with 16 check runs the other 16 were predicted with MAE 0.017 and 31 of 32 inside. Predictions
 beyond ``max_extrapolation`` x :math:`N_1` are flagged.
+
+**Beyond the larger size without check runs** (issue 16) two sizes cannot tell the curvature, so the
+interval there is not a calibrated one but the bracket the two sizes allow for a metric that keeps
+moving the same way with less and less gain per doubling (monotone and convex in :math:`\ln N` for a
+loss, e.g. any :math:`E + B N^{-\beta}`): between the straight line (such a curve lies on the far side
+of its secant) and the larger anchor's own prediction (it does not turn back), each widened by the
+stage-1 half-width. ``OTPrediction.bracketed`` says which predictions carry such a bracket.
 """
 
 from __future__ import annotations
@@ -196,12 +203,15 @@ class OTPrediction:
     covered: np.ndarray  # within the proxy runs' coverage radius and the fitted OT range
     size_ratio: float  # tokens / the largest anchor size
     extrapolated: bool  # tokens beyond max_extrapolation x the largest anchor
+    #: beyond the larger anchor without check runs: the interval is the two sizes' bracket, not calibrated
+    bracketed: bool = False
 
     def row(self, i: int) -> dict[str, Any]:
         return {"prediction": float(self.mean[i]), "lower": float(self.lower[i]), "upper": float(self.upper[i]),
                 "level": self.level, "ot": float(self.ot[i]), "nearest_run": self.nearest_run[i],
                 "nearest_distance": float(self.nearest_distance[i]), "covered": bool(self.covered[i]),
-                "tokens": self.tokens, "size_ratio": self.size_ratio, "size_extrapolated": self.extrapolated}
+                "tokens": self.tokens, "size_ratio": self.size_ratio, "size_extrapolated": self.extrapolated,
+                "interval_kind": "bracket from two sizes" if self.bracketed else "calibrated"}
 
 
 @dataclass(frozen=True)
@@ -565,6 +575,12 @@ class OTExtrapolator:
             lower, upper = mean * np.exp(-q), mean * np.exp(q)
         else:
             lower, upper = mean - q, mean + q
+        bracketed = len(self.anchors_) == 2 and s > 1.0 and self.curvature_ is None
+        if bracketed:  # no calibration beyond N1: the bracket between the line and the larger anchor
+            L1 = L[1]
+            q1 = self._stage1_halfwidth(1.0)
+            far = (L1 * np.exp(q1), L1 * np.exp(-q1)) if self.size_space == "log" else (L1 + q1, L1 - q1)
+            lower, upper = np.minimum(lower, np.minimum(*far)), np.maximum(upper, np.maximum(*far))
         idx, dist = nearest_run(W, self.train_weights_)
         lo, hi = self.ot_range_
         pad = 0.05 * (hi - lo)
@@ -572,7 +588,7 @@ class OTExtrapolator:
         ratio = tokens / self.anchors_[-1]
         return OTPrediction(tokens, mean, lower, upper, self.level, ot_values,
                             [self.run_ids_[i] for i in idx], dist, covered, float(ratio),
-                            bool(ratio > self.max_extrapolation))
+                            bool(ratio > self.max_extrapolation), bracketed)
 
     def increment(self, W: np.ndarray, tokens: float, base_tokens: float) -> tuple[np.ndarray, float]:
         r"""Predicted change of the metric from ``base_tokens`` to ``tokens``, and its interval half-width.
@@ -601,6 +617,13 @@ class OTExtrapolator:
             q = float(np.hypot(q, abs((s * (s - 1) - sb * (sb - 1)) / curv["x"])
                                * conformal_quantile(curv["residuals"], self.level)))
         return delta, float(q)
+
+    def far_increment(self, W: np.ndarray, base_tokens: float) -> np.ndarray:
+        """The other end of the bracket beyond the larger size (see the module docstring) as a change
+        from ``base_tokens``: the larger anchor's prediction minus the prediction at ``base_tokens``."""
+        self._check_fitted()
+        L0, L1 = self._at_anchors(self._check_weights(W))[1]
+        return L1 - self._stage2(L0, L1, self._size_weight(self._check_tokens(base_tokens)))
 
     def value_and_gradient(self, w: np.ndarray, tokens: float,
                            warm: dict[str, Any] | None = None) -> tuple[float, np.ndarray]:
@@ -854,6 +877,11 @@ def extrapolation_notes(pred: OTPrediction) -> list[str]:
     if pred.extrapolated:
         notes.append(f"{pred.tokens:.6g} tokens is {pred.size_ratio:.3g} x the largest fitted size: the straight line "
                      "in ln N has not been validated that far out; fit runs at a larger size")
+    if pred.bracketed:
+        notes.append(f"beyond the larger fitted size two sizes cannot tell the curvature: the intervals at "
+                     f"{pred.tokens:.6g} tokens are the bracket between the straight line in ln N and the larger size's "
+                     "own prediction (a metric that keeps improving with less gain per doubling), not calibrated "
+                     "intervals; calibrate with check runs at a larger size (mixplan ot fit --check-runs)")
     if not np.all(pred.covered):
         notes.append(f"{int(np.sum(~pred.covered))} of {len(pred.covered)} mixtures lie outside the region the proxy "
                      "runs cover (far from every run, or an OT distance outside the fitted range)")

@@ -173,8 +173,9 @@ def main(argv: list[str] | None = None) -> dict:
     print(f"\n(b) Usage 1: N = 2**{int(np.log2(n_top))} slots, D = {top:,.0f} bytes, T = {args.rise:.1%} of the base "
           f"general loss {base:.4f} (T = {T_abs:.4f} bpb)")
     iv = f"[{lo:.3f}, {hi:.3f}]" if lo is not None else "(no interval)"
-    print(f"  fit on all {len(runs)} runs:       r_d* = {r_star:.3f}, 95% {iv}" if r_star is not None else
-          "  fit on all runs: no ratio satisfies T")
+    point = plan.get("point_ratio")
+    print(f"  fit on all {len(runs)} runs:       r_d* = {r_star:.3f} (the interval's lower end; the law's own crossing "
+          f"{point:.3f}), 95% {iv}" if r_star is not None else "  fit on all runs: no ratio satisfies T")
     ps = plan_small["domain_ratio"]
     ivs = (f"[{plan_small['interval']['lower']:.3f}, {plan_small['interval']['upper']:.3f}]"
            if plan_small["interval"]["lower"] is not None else "(no bootstrap)")
@@ -225,7 +226,7 @@ def main(argv: list[str] | None = None) -> dict:
                                   "rise_sd": float(rises.std(ddof=1)), "relative_rise_mean": float(rel.mean()),
                                   "relative_rise_sd": float(rel.std(ddof=1)), "predicted_rise": pred_rise}
     result["usage1"] = {"T_relative": args.rise, "T_absolute": T_abs, "base_general_loss": base, "params": n_top,
-                        "tokens": top, "domain_ratio": r_star, "interval": [lo, hi],
+                        "tokens": top, "domain_ratio": r_star, "point_ratio": point, "interval": [lo, hi],
                         "domain_ratio_small_budget_fit": ps, "measured_grid_crossing": grid_cross,
                         "warnings": plan["warnings"]}
     result["seconds"] = round(time.perf_counter() - t0, 1)

@@ -136,3 +136,22 @@ def test_the_cli_plans_at_the_target_budget(world, tmp_path, capsys):
     assert main(["plan", "--runs", str(tmp_path / "runs.csv"), "--pools", str(tmp_path / "pools.toml"), "--target",
                  "loss", "--scale-runs", str(tmp_path / "runs_4x.csv")]) == 2
     assert "need the target budget" in capsys.readouterr().err
+
+
+def test_proxy_runs_at_the_largest_budget_keep_the_regressor_there(world):
+    """Runs below the proxy budget cannot check the regressor: "regressor + law change" is used, and at the
+    proxy budget it is exactly the regressor."""
+    w, pools, model, scale, design, W, y0, y1 = world
+    with pytest.raises(ValidationError, match="cannot be checked on a held-out budget .* too few to fit"):
+        fit_at_scale(model, np.vstack([W, W[:32]]), np.r_[np.full(128, T0), np.full(32, T0 / 4)],
+                     np.r_[y0, w.measure(W[:32], T0 / 4, seed=2000)], pools.tokens, proxy_tokens=T0)
+    half = w.measure(W[:64], T0 / 4, seed=2000)
+    low = fit_at_scale(model, np.vstack([W, W[:64]]), np.r_[np.full(128, T0), np.full(64, T0 / 4)], np.r_[y0, half],
+                       pools.tokens, proxy_tokens=T0, seed=0, n_bootstrap=20)
+    assert low.chosen == "regressor + law change" and "regressor + law change" not in low.holdout
+    assert "no held-out check" in low.report()
+    Wq = W[40:50]
+    assert low.predict_mean(Wq, T0) == pytest.approx(model.predict_mean(Wq), abs=1e-12)
+    with pytest.raises(ValidationError, match="no run at the proxy budget"):
+        fit_at_scale(model, W[:40], np.r_[np.full(20, T0 / 4), np.full(20, T0 / 2)], y0[:40], pools.tokens,
+                     proxy_tokens=T0)

@@ -326,7 +326,10 @@ def test_check_runs_calibrate_curvature(fitted, tmp_path):
         s = size_weight(N, N0, N1)
         assert np.abs(plain.mean - truth(Wt, N)).mean() > 0.5 * c * s * (s - 1)  # the line alone misses
         assert np.abs(fixed.mean - truth(Wt, N)).max() < 0.02 * s * s
-        assert np.all(fixed.upper - fixed.lower >= plain.upper - plain.lower)
+        # without check runs the interval beyond N1 is the two sizes' bracket; calibrated, it is an interval
+        assert plain.bracketed and not fixed.bracketed and np.all(fixed.upper > fixed.lower)
+        assert np.all((plain.lower <= np.minimum(plain.mean, est.predict(Wt, N1).mean))
+                      & (plain.upper >= np.maximum(plain.mean, est.predict(Wt, N1).mean)))
     cal.save(tmp_path / "cal")
     back = load_extrapolator(tmp_path / "cal").predict(Wt, 8 * N1)
     assert np.array_equal(back.mean, cal.predict(Wt, 8 * N1).mean)
