@@ -28,6 +28,13 @@ their split-conformal quantile :math:`q` at ``level`` (1.645 at 90% when it is) 
 expected loss of a mixture at :math:`T` lies in :math:`\hat y \pm q\, s(w, T)`, one trained run in
 :math:`\hat y \pm q \sqrt{s^2 + \sigma^2}`. With runs at one budget there is no such model and no
 interval at the target: :func:`fit_at_scale` refuses, and the plan says the level there is unknown.
+
+Details that matter for the decision: the law's predictions are the mean over the fit and its
+bootstrap refits (the search then does not chase one refit's optimism); when the runs do not
+identify :math:`R^*` it is set to Muennighoff's value and a factor ``R_STAR_FACTOR`` either way enters
+the spread (see :func:`_fit_law`); when the proxy runs are the largest budget no fold can check the
+regressor, and ``regressor + law change`` (exactly the regressor at the proxy budget) is used with
+the law's folds calibrating its change.
 """
 
 from __future__ import annotations
