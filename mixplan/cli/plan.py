@@ -145,8 +145,14 @@ def run(args: argparse.Namespace) -> int:
             raise
         constraints = None
     model = fit_from_args(args, runs)
-    repetition = _repetition_model(args, tokens, model, runs, pools)
-    scale = _scale_model(args, tokens, model, runs, pools)
+    from functools import cache
+
+    from ..data.runs import read_runs
+
+    # --repetition-runs feed both models below: each table is read once.
+    read = cache(lambda path: read_runs(path, pools, renormalize=args.renormalize))
+    repetition = _repetition_model(args, tokens, model, runs, pools, read)
+    scale = _scale_model(args, tokens, model, runs, pools, read)
     options = {"pins": pins, "seed": args.seed, "level": args.level, "n_candidates": args.candidates,
                "top_k": args.top_k, "repetition": repetition, "combine_caps": bool(args.repetition_caps),
                "scale": scale}
@@ -211,19 +217,19 @@ def _sweep_row(plan: Any, tokens: float) -> dict[str, Any]:
     return row
 
 
-def _scale_model(args: argparse.Namespace, tokens: float | None, model: Any, runs: Any, pools: Any) -> Any:
+def _scale_model(args: argparse.Namespace, tokens: float | None, model: Any, runs: Any, pools: Any,
+                 read: Any) -> Any:
     """The at-scale model fitted on the proxy runs and the runs at other budgets (--scale-runs and
-    --repetition-runs), or None without such runs."""
+    --repetition-runs, read by ``read``), or None without such runs."""
     paths = list(args.scale_runs) + ([args.repetition_runs] if args.repetition_runs else [])
     if not paths:
         return None
     if tokens is None:
         raise ValidationError("runs at other budgets (--scale-runs, --repetition-runs) need the target budget "
                               "(--tokens or --flops)")
-    from ..data.runs import read_runs
     from ..mixture.scale import fit_at_scale
 
-    tables = [runs] + [read_runs(p, pools, renormalize=args.renormalize) for p in paths]
+    tables = [runs] + [read(p) for p in paths]
     for t in tables:
         if "tokens" not in t.frame.columns:
             raise ValidationError(f"{t.source}: no tokens column; the at-scale plan needs each run's budget")
@@ -238,8 +244,10 @@ def _scale_model(args: argparse.Namespace, tokens: float | None, model: Any, run
     return fit_at_scale(model, W, T, y, pools.tokens, proxy_tokens=float(proxy[0]), level=args.level, seed=args.seed)
 
 
-def _repetition_model(args: argparse.Namespace, tokens: float | None, model: Any, runs: Any, pools: Any) -> Any:
-    """The repetition-aware objective of --repetition-runs (fitted) or --r-star (given), or None."""
+def _repetition_model(args: argparse.Namespace, tokens: float | None, model: Any, runs: Any, pools: Any,
+                      read: Any) -> Any:
+    """The repetition-aware objective of --repetition-runs (fitted; the table read by ``read``) or
+    --r-star (given), or None."""
     from ..mixture.repetition import RepetitionModel, fit_repetition_runs
 
     if args.r_star is not None and args.repetition_runs:
@@ -255,10 +263,8 @@ def _repetition_model(args: argparse.Namespace, tokens: float | None, model: Any
         return None
     if tokens is None:
         raise ValidationError("the repetition-aware objective needs the target budget (--tokens or --flops)")
-    from ..data.runs import read_runs
-
-    more = read_runs(args.repetition_runs, pools, renormalize=args.renormalize)
-    return fit_repetition_runs(model, runs, more, pools.tokens, seed=args.seed, level=args.level)
+    return fit_repetition_runs(model, runs, read(args.repetition_runs), pools.tokens, seed=args.seed,
+                               level=args.level)
 
 
 #: Unset options are None, so that a config file can fill them (see _settings).

@@ -466,9 +466,10 @@ def plan_cpt(fit: CPTFit, *, tokens: float | None = None, params: float | None =
         # The share whose rise stays within T at the interval's level, not only at the point estimate:
         # the user's T is a limit. Refits that admit no share at all count below every share.
         r_star = point if interval[0] is None else interval[0]
-        if samples and point is not None and sum(v is None for v in samples) > (1 - g.level) / 2 * len(samples):
-            warnings.append(f"{sum(v is None for v in samples)} of {len(samples)} bootstrap refits admit no domain share "
-                            f"within T: at the {g.level:.0%} level no share is safe; loosen T or add runs")
+        none = sum(v is None for v in samples)
+        if samples and point is not None and none > (1 - g.level) / 2 * len(samples):
+            warnings.append(f"{none} of {len(samples)} bootstrap refits admit no domain share within T: at the "
+                            f"{g.level:.0%} level no share is safe; loosen T or add runs")
             r_star = None
         base, _ = _tolerance(g.params, N, tokens, max_general_rise, relative, base_general_loss, k)
         settings = {"T": max_general_rise, "relative": relative, "base_general_loss": base,

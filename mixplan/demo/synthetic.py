@@ -18,7 +18,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ..laws.data_constrained import DATABLATIONS, effective_data
+from ..laws.data_constrained import DATABLATIONS
+from ..laws.mixture import pool_effective_tokens
 
 __all__ = ["SyntheticStudy", "make_study", "BudgetWorld", "make_budget_world"]
 
@@ -83,10 +84,9 @@ class BudgetWorld:
     reference: float = 1e8
 
     def effective_tokens(self, W: np.ndarray, tokens: float) -> np.ndarray:
-        """Each pool's effective tokens (:func:`mixplan.laws.effective_data`; a pool read less than once
-        counts what was read)."""
-        D = np.atleast_2d(np.asarray(W, dtype=float)) * tokens
-        return effective_data(D, np.minimum(self.unique_tokens, D), self.r_star)
+        """Each pool's effective tokens (:func:`mixplan.laws.pool_effective_tokens`; a pool read less than
+        once counts what was read)."""
+        return pool_effective_tokens(W, tokens, self.unique_tokens, self.r_star)
 
     def true_loss(self, W: np.ndarray, tokens: float) -> np.ndarray:
         Dp = self.effective_tokens(W, tokens) / self.reference

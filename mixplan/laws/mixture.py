@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import ValidationError
-from .data_constrained import DATABLATIONS
+from .data_constrained import DATABLATIONS, effective_data
 from .fitting import Data, Law
 
 __all__ = ["mixture_additive_loss", "mixture_additive_law", "mixture_effective_loss", "mixture_effective_law",
@@ -116,14 +116,16 @@ def mixture_additive_law(pools: Sequence[str], start: Mapping[str, float] | None
 
 # --- per-pool effective data ----------------------------------------------------------------------
 
-def pool_effective_tokens(W: np.ndarray, tokens: np.ndarray, unique: np.ndarray, r_star: float) -> np.ndarray:
+def pool_effective_tokens(W: np.ndarray, tokens: np.ndarray | float, unique: np.ndarray,
+                          r_star: float | np.ndarray) -> np.ndarray:
     r"""Each pool's effective tokens :math:`D'_i` (n, K) when a run of ``tokens`` reads :math:`w_i D` of a pool
     of :math:`U_i` unique tokens: what was read while :math:`w_i D \le U_i`, else Muennighoff et al.'s
-    :math:`U_i + U_i R^* (1 - e^{-(w_i D/U_i - 1)/R^*})` (:func:`mixplan.laws.effective_data`)."""
+    :math:`U_i + U_i R^* (1 - e^{-(w_i D/U_i - 1)/R^*})` (:func:`mixplan.laws.effective_data`). ``tokens``: one
+    budget or one per run; ``r_star``: one, or one per pool."""
     D = np.atleast_2d(np.asarray(W, dtype=float)) * np.asarray(tokens, dtype=float).reshape(-1, 1)
-    U = np.asarray(unique, dtype=float)
-    x = np.maximum(D / U - 1.0, 0.0)
-    return np.minimum(D, U) + U * r_star * (-np.expm1(-x / r_star))
+    # With U = min(U_i, w_i D), a pool read at most once is worth exactly what was read (no repeats); the
+    # outer min keeps rounding (1 - e^-x for tiny x/R*, e.g. R* -> infinity) from adding tokens never read.
+    return np.minimum(D, effective_data(D, np.minimum(np.asarray(unique, dtype=float), D), r_star))
 
 
 def mixture_effective_loss(W: np.ndarray, tokens: np.ndarray, unique: Sequence[float], E: float,

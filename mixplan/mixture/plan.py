@@ -245,7 +245,7 @@ def _ot_entries(ot: Any, info: dict[str, Any], mixtures: dict[str, dict[str, Any
             ends = (float(pred.mean[k] + min(delta[k], far[k])), float(pred.mean[k] + max(delta[k], far[k])))
             entry["at_size"] = {"prediction": value, "lower": ends[0] - half, "upper": ends[1] + half,
                                 "regressor": float(pred.mean[k]), "ot_increment": float(delta[k]),
-                                "interval_kind": op.row(k)["interval_kind"]}
+                                "interval_kind": entry["ot"]["interval_kind"]}
     from ..transport.extrapolator import extrapolation_notes
 
     info["warnings"] = [f"OT extrapolator: {n}" for n in extrapolation_notes(op)]  # the same notes as 'ot predict'
@@ -373,10 +373,12 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
     if scale is not None:
         if tokens is None:
             raise ValidationError("the at-scale plan needs the target budget (--tokens or --flops)")
-        free = build_constraints(_uncapped(pools), tokens, pins)
+        # Caps unmet: c is already the uncapped set, and the first search the proxy-scale optimum.
+        free = c if caps_unmet else build_constraints(_uncapped(pools), tokens, pins)
         if repetition_info is None:
-            optima = {"proxy_scale": search(score, free, pools.prior, seed=seed, extra=model.train_weights,
-                                            **search_options)} | hard_cap
+            blind = result if caps_unmet else search(score, free, pools.prior, seed=seed, extra=model.train_weights,
+                                                     **search_options)
+            optima = {"proxy_scale": blind} | hard_cap
         else:  # the repetition-aware optimum becomes an alternative to the at-scale one
             rep_optima = repetition_info.pop("optima")
             optima = {"proxy_scale": rep_optima["repetition_blind"], **hard_cap, "repetition_aware": result}

@@ -55,7 +55,8 @@ import numpy as np
 from scipy.optimize import minimize
 
 from ..exceptions import ValidationError
-from ..laws.data_constrained import DATABLATIONS, effective_data
+from ..laws.data_constrained import DATABLATIONS
+from ..laws.mixture import pool_effective_tokens
 
 __all__ = ["fit_repetition_runs", "RepetitionModel", "effective_mixture", "fit_repetition"]
 
@@ -73,9 +74,7 @@ def effective_mixture(W: np.ndarray, tokens: float, available: np.ndarray,
     # Rows that read no pool more than once are returned as they are: exactly the proxy-scale input.
     rep = (drawn > available).any(axis=1)
     if rep.any():
-        d = drawn[rep]
-        with np.errstate(divide="ignore", invalid="ignore"):
-            eff = np.where(d > 0, np.minimum(d, effective_data(np.maximum(d, 1e-300), available, r_star)), 0.0)
+        eff = pool_effective_tokens(W[rep], tokens, available, r_star)
         total = eff.sum(axis=1)
         Wt[rep], frac[rep] = eff / total[:, None], total / tokens
     return Wt, frac

@@ -40,7 +40,7 @@ the law's folds calibrating its change.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -105,10 +105,10 @@ def _fit_law(W: np.ndarray, T: np.ndarray, y: np.ndarray, pools: list[str], uniq
                           where="runs at several budgets")
             alt = [mixture_effective_law(pools, unique, r_star=DEFAULT_R_STAR * f, reference=reference)
                    for f in (1 / R_STAR_FACTOR, R_STAR_FACTOR)]
-            fit.warnings.insert(0, f"R* not identified by these runs (bootstrap interval [{lo:.3g}, {hi:.3g}]); "
-                                f"set to Muennighoff et al.'s {DEFAULT_R_STAR:.4g}, within a factor {R_STAR_FACTOR:g} "
-                                "either way in the intervals (an assumption: add runs that repeat the small pools "
-                                "more to measure it)")
+            note = (f"R* not identified by these runs (bootstrap interval [{lo:.3g}, {hi:.3g}]); set to Muennighoff "
+                    f"et al.'s {DEFAULT_R_STAR:.4g}, within a factor {R_STAR_FACTOR:g} either way in the intervals (an "
+                    "assumption: add runs that repeat the small pools more to measure it)")
+            fit = replace(fit, warnings=[note, *fit.warnings])
     thetas = _law_thetas(fit)
     noise = robust_scale(y - np.exp(law.log_predict(thetas[0], data)))
     return law, fit, thetas, noise, alt
