@@ -14,7 +14,7 @@ HELP = "fit scaling laws to runs (laws fit)"
 COMMON_OPTIONS = False
 
 
-_LAWS = ("chinchilla", "data-constrained", "qqt", "mixture-additive", "mixture-effective")
+_LAWS = ("chinchilla", "data-constrained", "qqt", "mixture-additive", "mixture-joint", "mixture-effective")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -75,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
                                   f"{WEIGHT_PREFIX}<pool> (found {len(weight_columns)})")
         names = [c[len(WEIGHT_PREFIX):] for c in weight_columns]
         law = (laws.mixture_additive_law(names) if args.law == "mixture-additive" else
-               _effective_law(args, frame, names))
+               laws.mixture_joint_law(names) if args.law == "mixture-joint" else _effective_law(args, frame, names))
     else:
         fixed = parse_named_numbers(args.fix, "--fix", "NAME=VALUE", "a=0.025")
         unknown = sorted(set(fixed) - {"a", "b", "tau", "d"})

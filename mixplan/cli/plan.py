@@ -132,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
     if sweep is not None and args.out:
         outs.append(Path(args.out) / "budget_sweep.csv")
     check_writable(outs, args.force)
-    runs = load_runs(args, pools)
+    runs, other_budgets = _split_budgets(load_runs(args, pools))
     pools = pools or PoolSet.from_names(runs.pools)
     from ..simplex import build_constraints
 
@@ -152,7 +152,7 @@ def run(args: argparse.Namespace) -> int:
     # --repetition-runs feed both models below: each table is read once.
     read = cache(lambda path: read_runs(path, pools, renormalize=args.renormalize))
     repetition = _repetition_model(args, tokens, model, runs, pools, read)
-    scale = _scale_model(args, tokens, model, runs, pools, read)
+    scale = _scale_model(args, tokens, model, runs, pools, read, other_budgets)
     options = {"pins": pins, "seed": args.seed, "level": args.level, "n_candidates": args.candidates,
                "top_k": args.top_k, "repetition": repetition, "combine_caps": bool(args.repetition_caps),
                "scale": scale}
@@ -217,19 +217,34 @@ def _sweep_row(plan: Any, tokens: float) -> dict[str, Any]:
     return row
 
 
+def _split_budgets(runs: Any) -> tuple[Any, list[Any]]:
+    """A runs table that spans several budgets: the regressor is fitted on the proxy runs (the budget with
+    the most runs; on a tie the smallest), and the runs at the other budgets feed the at-scale model as
+    --scale-runs do."""
+    if "tokens" not in runs.frame.columns:
+        return runs, []
+    T = runs.frame["tokens"].to_numpy(dtype=float)
+    budgets, counts = np.unique(T, return_counts=True)
+    if len(budgets) < 2:
+        return runs, []
+    proxy = budgets[np.argmax(counts)]  # argmax takes the first, i.e. the smallest, of tied budgets
+    return runs.subset(T == proxy), [runs.subset(T != proxy)]
+
+
 def _scale_model(args: argparse.Namespace, tokens: float | None, model: Any, runs: Any, pools: Any,
-                 read: Any) -> Any:
-    """The at-scale model fitted on the proxy runs and the runs at other budgets (--scale-runs and
-    --repetition-runs, read by ``read``), or None without such runs."""
+                 read: Any, other_budgets: list[Any]) -> Any:
+    """The at-scale model fitted on the proxy runs and the runs at other budgets (those of the runs
+    table, --scale-runs and --repetition-runs, read by ``read``), or None without such runs."""
     paths = list(args.scale_runs) + ([args.repetition_runs] if args.repetition_runs else [])
-    if not paths:
+    if not paths and not other_budgets:
         return None
     if tokens is None:
-        raise ValidationError("runs at other budgets (--scale-runs, --repetition-runs) need the target budget "
-                              "(--tokens or --flops)")
+        where = f"{runs.source} has runs at several budgets" if other_budgets else "runs at other budgets"
+        raise ValidationError(f"{where} (--scale-runs, --repetition-runs, or the runs table's tokens column): the plan "
+                              "at the big run's budget needs that budget (--tokens or --flops)")
     from ..mixture.scale import fit_at_scale
 
-    tables = [runs] + [read(p) for p in paths]
+    tables = [runs] + other_budgets + [read(p) for p in paths]
     for t in tables:
         if "tokens" not in t.frame.columns:
             raise ValidationError(f"{t.source}: no tokens column; the at-scale plan needs each run's budget")

@@ -11,8 +11,8 @@ from .dcpt import DCPT_RATIOS, dcpt_derivatives, dcpt_law, dcpt_loss, design_vio
 from .fitting import Law, LawFit, fit_law, parse_delta, read_law_fit
 from .hyperparameters import deepseek, step_law
 from .mixture import (mixture_additive_law, mixture_additive_loss, mixture_effective_law, mixture_effective_loss,
-                      pool_effective_tokens)
-from .transfer import ScaleTransfer, fit_across_scales
+                      mixture_joint_law, mixture_joint_loss, pool_effective_tokens)
+from .transfer import ScaleTransfer, choose_across_scales, fit_across_scales
 from .qqt import (QQT_NORMALIZER, QQT_OBJECTIVES, QQT_PUBLISHED, QQT_SOURCE, QQTBestUnion, qqt_best_union,
                   qqt_decayed_utility, qqt_effective_data_error, qqt_effective_samples, qqt_error, qqt_law,
                   qqt_union_error)
@@ -23,6 +23,7 @@ __all__ = ["Law", "LawFit", "fit_law", "parse_delta", "read_law_fit", "CHINCHILL
            "QQT_NORMALIZER", "QQT_OBJECTIVES", "QQT_PUBLISHED", "QQT_SOURCE", "QQTBestUnion", "qqt_best_union",
            "qqt_decayed_utility", "qqt_effective_data_error", "qqt_effective_samples", "qqt_error", "qqt_law",
            "qqt_union_error",
-           "mixture_additive_law", "mixture_additive_loss", "mixture_effective_law", "mixture_effective_loss",
-           "pool_effective_tokens", "ScaleTransfer", "fit_across_scales",
+           "mixture_additive_law", "mixture_additive_loss", "mixture_joint_law", "mixture_joint_loss",
+           "mixture_effective_law", "mixture_effective_loss",
+           "pool_effective_tokens", "ScaleTransfer", "fit_across_scales", "choose_across_scales",
            "DCPT_RATIOS", "dcpt_loss", "dcpt_derivatives", "dcpt_law", "fit_dcpt", "design_violations"]

@@ -199,9 +199,14 @@ def _objective_and_grad(theta: np.ndarray, law: Law, data: Data, log_loss: np.nd
 
 
 def grid_points(law: Law) -> np.ndarray:
-    """Every point of the law's initialisation grid, as columns of a (P, G) array."""
-    mesh = np.meshgrid(*[np.asarray(g, dtype=float) for g in law.grid], indexing="ij")
-    return np.stack([m.ravel() for m in mesh])  # (P, G)
+    """Every point of the law's initialisation grid, as columns of a (P, G) array (in the order a
+    C-ordered meshgrid gives; built row by row since numpy's meshgrid stops at 32 parameters, which the
+    mixture laws of many pools exceed)."""
+    axes = [np.asarray(g, dtype=float).ravel() for g in law.grid]
+    sizes = [len(a) for a in axes]
+    # parameter j repeats each of its values prod(sizes[j+1:]) times and cycles prod(sizes[:j]) times
+    return np.stack([np.tile(np.repeat(a, int(np.prod(sizes[j + 1:]))), int(np.prod(sizes[:j])))
+                     for j, a in enumerate(axes)])  # (P, G)
 
 
 def _bounds(law: Law) -> tuple[np.ndarray, np.ndarray]:

@@ -28,7 +28,7 @@ from .._stats import conformal_quantile
 from ..exceptions import ValidationError
 from .fitting import Data, Law, LawFit, fit_law
 
-__all__ = ["ScaleTransfer", "fit_across_scales"]
+__all__ = ["ScaleTransfer", "fit_across_scales", "choose_across_scales"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,11 @@ def fit_across_scales(law: Law, data: Mapping[str, np.ndarray], loss: np.ndarray
     loss = np.asarray(loss, dtype=float)
     scales = tuple(float(v) for v in np.unique(s))
     options = {"n_starts": n_starts, "seed": seed, "where": where} | fit_options
+    # Rows of one mixture (its token checkpoints, its sizes) miss together: the standard error of a
+    # held-out error counts mixtures, not rows.
+    w = data.get(law.weights) if law.weights else None
+    groups = (np.unique(np.asarray(w, dtype=float), axis=0, return_inverse=True)[1].ravel() if w is not None
+              else np.arange(len(loss)))
     holdout, errors = [], []
     for k in range(2, len(scales)):
         train, test = s < scales[k], s == scales[k]
@@ -87,9 +92,35 @@ def fit_across_scales(law: Law, data: Mapping[str, np.ndarray], loss: np.ndarray
         pred = law.log_predict(part.theta, {c: v[test] for c, v in data.items()})
         err = pred - np.log(loss[test])
         errors.append(err)
+        rel = np.abs(np.expm1(err))
+        per_group = [rel[g == groups[test]].mean() for g in np.unique(groups[test])]
+        se = float(np.std(per_group, ddof=1) / np.sqrt(len(per_group))) if len(per_group) > 1 else float("nan")
         holdout.append({"fitted_up_to": scales[k - 1], "predicted": scales[k], "n": int(test.sum()),
-                        "mre": float(np.mean(np.abs(np.expm1(err)))), "mean_log_error": float(np.mean(err))})
+                        "mre": float(np.mean(rel)), "mre_se": se, "groups": len(per_group),
+                        "mean_log_error": float(np.mean(err))})
     halfwidth = conformal_quantile(np.concatenate(errors), level) if errors else None
     full = fit_law(law, data, loss, n_bootstrap=n_bootstrap, **options)
     return ScaleTransfer(law=law, fit=full, scale=scale, scales=scales, level=level, halfwidth=halfwidth,
                          holdout=holdout)
+
+
+def choose_across_scales(transfers: Mapping[str, ScaleTransfer]) -> tuple[str, str]:
+    """Which of several laws fitted across the same scales to trust beyond them, and why: among the laws
+    whose error on the largest held-out scale is within one standard error of the smallest (the
+    one-standard-error rule of Breiman et al.'s CART, as glmnet's ``lambda.1se``), the one with the fewest
+    fitted parameters (then the smaller error). One held-out scale cannot separate laws that differ by
+    less than its noise, and a law with more parameters has more ways to bend beyond it."""
+    scored = {n: t.holdout[-1] for n, t in transfers.items() if t.holdout}
+    if not scored:
+        raise ValidationError("no law has a held-out scale to be chosen on: fit them on three scales or more")
+    best = min(scored, key=lambda n: scored[n]["mre"])
+    se = scored[best].get("mre_se", float("nan"))
+    bar = scored[best]["mre"] + (se if np.isfinite(se) else 0.0)
+    near = [n for n in scored if scored[n]["mre"] <= bar]
+    pick = min(near, key=lambda n: (len(transfers[n].law.theta_names), scored[n]["mre"]))
+    at = f"{scored[best]['predicted']:.4g}"
+    if pick == best:
+        return pick, f"smallest held-out error at {at} (mean relative error {scored[pick]['mre']:.4g})"
+    return pick, (f"fewest parameters ({len(transfers[pick].law.theta_names)}) among the laws within one standard "
+                  f"error of the smallest held-out error at {at} ({best}: {scored[best]['mre']:.4g} +- {se:.2g}; "
+                  f"{pick}: {scored[pick]['mre']:.4g})")

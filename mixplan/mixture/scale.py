@@ -17,8 +17,11 @@ a large budget while pools that keep scaling take its place. With runs at two or
 
 **Choice by leave-one-scale-out** (as ``auto`` chooses a regressor by CV): each model is fitted on the
 runs below the largest budget and predicts the runs at it; the smallest root-mean-square error
-wins. With budgets :math:`T_1 < \dots < T_m` every fold :math:`k \ge 2` (fit below :math:`T_k`,
-predict :math:`T_k`) is used for the intervals.
+*between mixtures* wins -- the errors' standard deviation, their mean removed, since which mixture is
+lowest at the target depends on the differences and not on the level every mixture shares (the
+level's error is not lost: it enters the intervals' calibration). With budgets
+:math:`T_1 < \dots < T_m` every fold :math:`k \ge 2` (fit below :math:`T_k`, predict :math:`T_k`) is used
+for the intervals.
 
 **Intervals that hold out of scale** (mixplan's construction). A bootstrap over the runs gives each
 prediction's spread :math:`s(w, T)` from the parameters; it grows with the distance extrapolated. On
@@ -44,7 +47,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm
+from scipy.stats import norm, spearmanr
 
 from .._stats import conformal_quantile
 from ..exceptions import ValidationError
@@ -239,7 +242,9 @@ class AtScaleModel:
                "the default: no held-out budget above the proxy runs'")
         lines = [f"at-scale model: {self.chosen} ({how}; budgets {', '.join(f'{b:.4g}' for b in self.budgets)})"]
         for name, h in self.holdout.items():
-            lines.append(f"  {name}: held-out RMSE {h['rmse']:.4g} at {h['predicted']:.4g} (fitted below it), "
+            lines.append(f"  {name}: held-out error at {h['predicted']:.4g} (fitted below it): RMSE {h['rmse']:.4g}, "
+                         f"between mixtures {h['centred_rmse']:.4g} (mean {h['mean_error']:+.3g}), "
+                         f"Spearman {'n/a' if h['spearman'] is None else format(h['spearman'], '.3f')}; "
                          f"{h['coverage']:.0%} of held-out runs in the uncalibrated {self.level:.0%} run interval")
         for name, why in self.skipped.items():
             lines.append(f"  {name}: {'used' if name == self.chosen else 'not used'} ({why})")
@@ -295,6 +300,9 @@ def fit_at_scale(model: Any, W: np.ndarray, tokens: np.ndarray, y: np.ndarray, u
             if k == len(budgets) - 1:  # the largest budget: the choice
                 holdout[name] = {"fitted_below": budgets[k], "predicted": budgets[k], "n": int(test.sum()),
                                  "rmse": float(np.sqrt(np.mean(err ** 2))), "mean_error": float(np.mean(err)),
+                                 "centred_rmse": float(np.std(err)),
+                                 "spearman": (float(spearmanr(mean, y[test])[0])
+                                              if test.sum() > 2 and np.ptp(mean) > 0 else None),
                                  "coverage": float(np.mean(np.abs(z) <= norm.ppf((1 + level) / 2)))}
         if k == len(budgets) - 1:
             skipped = {n: r + " below the largest budget" for n, r in why.items()}
@@ -303,7 +311,10 @@ def fit_at_scale(model: Any, W: np.ndarray, tokens: np.ndarray, y: np.ndarray, u
         raise ValidationError("the change with the budget cannot be checked on a held-out budget (" + "; ".join(unchecked)
                               + "): add runs below the largest budget")
     if with_change in holdout:
-        chosen = min(holdout, key=lambda n: holdout[n]["rmse"])
+        # The decision is which mixture is lowest at T: it depends on the differences between mixtures,
+        # not on the level all of them share. So the choice is by the held-out error with its mean
+        # removed; the level's error (the mean) enters the intervals through q.
+        chosen = min(holdout, key=lambda n: holdout[n]["centred_rmse"])
         q = conformal_quantile(np.concatenate(z_all[chosen]), level)
     else:
         # The proxy runs are at the largest budget, so no held-out budget can check the regressor. At the

@@ -5,8 +5,8 @@ Each law is fitted on the runs at 122M-680M parameters (every token checkpoint) 
 and the final one). Its 90% intervals come from the fit on 122M+310M predicting 680M (leave-one-scale-out).
 Per target (the mean of the 7 domain losses, and each domain's loss): mean relative error (MRE) over
 all 937M rows and at the final checkpoint, Spearman over the 40 mixtures at the final checkpoint, and
-the share of 937M rows inside the 90% interval. Laws side by side: Shukor's additive mixture law, a
-mixture-blind Chinchilla fit, and mixplan's per-pool effective-data law
+the share of 937M rows inside the 90% interval. Laws side by side: Shukor's additive and joint mixture
+laws, a mixture-blind Chinchilla fit, and mixplan's per-pool effective-data law
 (:func:`mixplan.laws.mixture_effective_law`, with the N term, with and without the generic data term;
 SlimPajama's domains are far larger than these runs read, so no pool repeats and R* does not matter).
 
@@ -27,14 +27,14 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from mixplan.laws import CHINCHILLA, mixture_additive_law, mixture_effective_law
-from mixplan.laws.transfer import fit_across_scales
+from mixplan.laws import CHINCHILLA, mixture_additive_law, mixture_effective_law, mixture_joint_law
+from mixplan.laws.transfer import choose_across_scales, fit_across_scales
 
 DMSL = Path(__file__).resolve().parents[2].parent / "shared" / "anchors" / "dmsl" / "dmsl_llm_slimpajama_fit.csv"
 
 
 #: The laws mixplan chooses among (by held-out-scale error).
-CHOICE = ("additive (Shukor)", "effective-data (mixplan)", "effective-data + generic")
+CHOICE = ("additive (Shukor)", "joint (Shukor)", "effective-data (mixplan)", "effective-data + generic")
 
 
 def _print_row(row: dict) -> None:
@@ -57,6 +57,7 @@ def main() -> None:
     if args.targets == "all":
         targets |= {d: df[f"{d}_loss"] for d in domains}
     laws = {"additive (Shukor)": (mixture_additive_law(domains), ("params", "tokens", "weights")),
+            "joint (Shukor)": (mixture_joint_law(domains), ("params", "tokens", "weights")),
             "Chinchilla (mixture-blind)": (CHINCHILLA, ("params", "tokens"))}
     # No pool repeats here: unique tokens far above any run's, R* fixed (it cannot matter).
     big = np.full(len(domains), 1e15)
@@ -75,9 +76,11 @@ def main() -> None:
         y = y[keep]
         small = data["params"] < 9e8
         final = ~small & (data["tokens"] == data["tokens"][~small].max())
+        fits = {}
         for name, (law, cols) in laws.items():
             t0 = time.perf_counter()
-            tr = fit_across_scales(law, {c: data[c][small] for c in cols}, y[small], n_starts=args.starts)
+            tr = fits[name] = fit_across_scales(law, {c: data[c][small] for c in cols}, y[small],
+                                                n_starts=args.starts)
             p = tr.predict({c: data[c][~small] for c in cols})
             err = np.abs(p["loss"] - y[~small]) / y[~small]
             at_final = final[~small]
@@ -90,12 +93,13 @@ def main() -> None:
                    "halfwidth_log": tr.halfwidth, "holdout": tr.holdout, "seconds": time.perf_counter() - t0}
             rows.append(row)
             _print_row(row)
-        # mixplan's choice: the mixture law with the smallest error on the held-out scale (fit on 122M+310M,
-        # predict 680M), as the plan chooses its at-scale model; 937M is never looked at.
-        mine = [r for r in rows if r["target"] == target and r["law"] in CHOICE]
-        pick = min(mine, key=lambda r: r["holdout"][-1]["mre"])
-        rows.append(pick | {"law": f"mixplan choice ({pick['law']})", "chosen_from": list(CHOICE)})
+        # mixplan's choice (mixplan.laws.choose_across_scales): the held-out scale is 680M (fit on 122M+310M);
+        # 937M is never looked at.
+        mine = {r["law"]: r for r in rows if r["target"] == target and r["law"] in CHOICE}
+        name, why = choose_across_scales({n: fits[n] for n in mine})
+        rows.append(mine[name] | {"law": f"mixplan choice ({name})", "chosen_from": list(CHOICE), "why": why})
         _print_row(rows[-1])
+        print(f"{'':<14} chosen: {why}")
     additive = {r["target"]: r["mre"] for r in rows if r["law"] == "additive (Shukor)"}
     print("goal (mixplan's choice: MRE >= 25% below the additive law's, coverage 85-95%):")
     for r in rows:

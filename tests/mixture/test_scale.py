@@ -7,6 +7,7 @@ import json
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mixplan import (ExtrapolationWarning, MixplanWarning, Pool, PoolSet, ValidationError, design_swarm, fit_model,
@@ -45,6 +46,9 @@ def test_held_out_budgets_choose_the_model_that_predicts_them(world):
     assert scale.chosen == "effective-data law"
     h = scale.holdout
     assert h["effective-data law"]["rmse"] < 0.01 < h["regressor + law change"]["rmse"]  # measured 0.0050 vs 0.34
+    # chosen by the error between mixtures (its mean removed): the decision does not depend on the level
+    assert h[scale.chosen]["centred_rmse"] == min(v["centred_rmse"] for v in h.values())
+    assert "between mixtures" in scale.report()
     assert "repetition-aware regressor" in scale.skipped  # fitting it needs two budgets: checking it, three
     assert 0.8 < scale.quantile < 3.0  # the bootstrap is about honest here (1.645 would be exact); measured 1.38
     assert scale.noise == pytest.approx(0.005, rel=0.3)  # the runs' noise sd
@@ -135,7 +139,22 @@ def test_the_cli_plans_at_the_target_budget(world, tmp_path, capsys):
     assert regret["recommended"] < 0.5 * regret["uniform"]
     assert main(["plan", "--runs", str(tmp_path / "runs.csv"), "--pools", str(tmp_path / "pools.toml"), "--target",
                  "loss", "--scale-runs", str(tmp_path / "runs_4x.csv")]) == 2
-    assert "need the target budget" in capsys.readouterr().err
+    assert "needs that budget (--tokens or --flops)" in capsys.readouterr().err
+    # One table holding both budgets plans the same: the regressor on the budget with the most runs, the
+    # others in the at-scale model (as --scale-runs); without a target budget it says what is missing.
+    big = pd.read_csv(tmp_path / "runs_4x.csv")
+    both = pd.concat([pd.read_csv(tmp_path / "runs.csv"), big.assign(run_id=big["run_id"] + "-4x")])
+    both.sample(frac=1.0, random_state=0).to_csv(tmp_path / "both.csv", index=False)  # budgets interleaved
+    (tmp_path / "both.toml").write_text('runs = "both.csv"\npools = "pools.toml"\ntarget = "loss"\nmodel = "ridge"\n'
+                                        'tokens = 1e10\ncandidates = 2000\n')
+    assert main(["plan", str(tmp_path / "both.toml"), "--json"]) == 0
+    mixed = json.loads(capsys.readouterr().out)
+    assert mixed["scale"]["budgets"] == [T0, 4 * T0] and mixed["scale"]["model"] == doc["scale"]["model"]
+    assert _weights(mixed["mixtures"]["recommended"]) == pytest.approx(_weights(doc["mixtures"]["recommended"]),
+                                                                        abs=0.02)
+    assert main(["plan", "--runs", str(tmp_path / "both.csv"), "--pools", str(tmp_path / "pools.toml"), "--target",
+                 "loss"]) == 2
+    assert "both.csv has runs at several budgets" in capsys.readouterr().err
 
 
 def test_proxy_runs_at_the_largest_budget_keep_the_regressor_there(world):
