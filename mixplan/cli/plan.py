@@ -35,7 +35,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--tokens", type=float, metavar="D", help="the big run's token budget (enables availability caps)")
     p.add_argument("--flops", type=float, metavar="C",
                    help="the big run's compute instead of --tokens: tokens from --params, or compute-optimal by --law")
-    p.add_argument("--params", type=float, metavar="N", help="with --flops: the model size")
+    p.add_argument("--params", type=float, metavar="N",
+                   help="the big run's model size: with --flops, what sets its tokens; with runs at several model "
+                        "sizes (a params column), the size the at-scale plan predicts for")
     p.add_argument("--law", metavar="FIT.json|NAME", help="with --flops: the loss law (default epoch-replicate)")
     p.add_argument("--repetition-runs", metavar="RUNS",
                    help="runs at other budgets (a tokens column) that repeat data: fit the repetition-aware objective "
@@ -152,7 +154,8 @@ def run(args: argparse.Namespace) -> int:
     # --repetition-runs feed both models below: each table is read once.
     read = cache(lambda path: read_runs(path, pools, renormalize=args.renormalize))
     repetition = _repetition_model(args, tokens, model, runs, pools, read)
-    scale = _scale_model(args, tokens, model, runs, pools, read, other_budgets)
+    size = args.params if args.params is not None else (budget or {}).get("params")
+    scale = _scale_model(args, tokens, size, model, runs, pools, read, other_budgets)
     options = {"pins": pins, "seed": args.seed, "level": args.level, "n_candidates": args.candidates,
                "top_k": args.top_k, "repetition": repetition, "combine_caps": bool(args.repetition_caps),
                "scale": scale}
@@ -189,8 +192,10 @@ def run(args: argparse.Namespace) -> int:
 def _plan_budget(args: argparse.Namespace) -> tuple[float | None, dict[str, Any] | None]:
     """The target tokens: --tokens, or the run shape that --flops buys (returned as well)."""
     if args.flops is None:
-        if args.params is not None or args.law is not None:
-            raise ValidationError("--params and --law go with --flops")
+        if args.law is not None:
+            raise ValidationError("--law goes with --flops")
+        if args.params is not None and args.tokens is None:
+            raise ValidationError("--params goes with --flops or --tokens (the big run's size and budget)")
         return args.tokens, None
     if args.tokens is not None:
         raise ValidationError("give the budget as --tokens or as --flops, not both")
@@ -218,25 +223,31 @@ def _sweep_row(plan: Any, tokens: float) -> dict[str, Any]:
 
 
 def _split_budgets(runs: Any) -> tuple[Any, list[Any]]:
-    """A runs table that spans several budgets: the regressor is fitted on the proxy runs (the budget with
-    the most runs; on a tie the smallest), and the runs at the other budgets feed the at-scale model as
-    --scale-runs do."""
-    if "tokens" not in runs.frame.columns:
+    """A runs table that spans several budgets (or model sizes, a params column): the regressor is fitted
+    on the proxy runs (the budget and size with the most runs; on a tie the smallest), and the other runs
+    feed the at-scale model as --scale-runs do."""
+    columns = [c for c in ("params", "tokens") if c in runs.frame.columns]
+    if not columns:
         return runs, []
-    T = runs.frame["tokens"].to_numpy(dtype=float)
-    budgets, counts = np.unique(T, return_counts=True)
-    if len(budgets) < 2:
+    keys = runs.frame[columns].to_numpy(dtype=float)
+    scales, which, counts = np.unique(keys, axis=0, return_inverse=True, return_counts=True)
+    if len(scales) < 2:
         return runs, []
-    proxy = budgets[np.argmax(counts)]  # argmax takes the first, i.e. the smallest, of tied budgets
-    return runs.subset(T == proxy), [runs.subset(T != proxy)]
+    proxy = which.ravel() == np.argmax(counts)  # argmax takes the first, i.e. the smallest, of tied scales
+    return runs.subset(proxy), [runs.subset(~proxy)]
 
 
-def _scale_model(args: argparse.Namespace, tokens: float | None, model: Any, runs: Any, pools: Any,
-                 read: Any, other_budgets: list[Any]) -> Any:
-    """The at-scale model fitted on the proxy runs and the runs at other budgets (those of the runs
-    table, --scale-runs and --repetition-runs, read by ``read``), or None without such runs."""
+def _scale_model(args: argparse.Namespace, tokens: float | None, size: float | None, model: Any, runs: Any,
+                 pools: Any, read: Any, other_budgets: list[Any]) -> Any:
+    """The at-scale model fitted on the proxy runs and the runs at other budgets or sizes (those of the
+    runs table, --scale-runs and --repetition-runs, read by ``read``), at the big run's ``size`` when
+    the runs span model sizes; None without such runs."""
     paths = list(args.scale_runs) + ([args.repetition_runs] if args.repetition_runs else [])
+    sizeless = ValidationError("--params with --tokens is the big run's size for runs at several model sizes (a params "
+                               "column in every runs table); these runs have one size or none")
     if not paths and not other_budgets:
+        if args.params is not None and args.flops is None:
+            raise sizeless
         return None
     if tokens is None:
         where = f"{runs.source} has runs at several budgets" if other_budgets else "runs at other budgets"
@@ -256,7 +267,20 @@ def _scale_model(args: argparse.Namespace, tokens: float | None, model: Any, run
     if np.ptp(proxy) > 0:
         raise ValidationError(f"{runs.source}: the at-scale plan fits the regressor on the proxy runs, which must "
                               "share one budget (give the runs at other budgets with --scale-runs)")
-    return fit_at_scale(model, W, T, y, pools.tokens, proxy_tokens=float(proxy[0]), level=args.level, seed=args.seed)
+    N = None
+    if all("params" in t.frame.columns for t in tables):
+        N = np.concatenate([t.frame["params"].to_numpy(dtype=float) for t in tables])
+        if np.ptp(N) == 0:
+            N = None
+    if N is None and args.params is not None and args.flops is None:
+        raise sizeless
+    if N is not None and size is None:
+        raise ValidationError(f"the runs span model sizes {', '.join(f'{v:.4g}' for v in np.unique(N))}: give the big "
+                              "run's size (--params, or --flops with --params)")
+    scale = fit_at_scale(model, W, T, y, pools.tokens, params=N, proxy_tokens=float(proxy[0]),
+                         proxy_params=None if N is None else float(tables[0].frame["params"].iloc[0]),
+                         level=args.level, seed=args.seed)
+    return scale.at_params(size if N is not None else None)
 
 
 def _repetition_model(args: argparse.Namespace, tokens: float | None, model: Any, runs: Any, pools: Any,

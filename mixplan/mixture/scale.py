@@ -59,7 +59,8 @@ __all__ = ["AtScaleModel", "fit_at_scale", "SCALE_MODELS"]
 
 SCALE_MODELS = ("effective-data law", "regressor + law change", "repetition-aware regressor")
 
-Predictor = Callable[[np.ndarray, float, bool], tuple[np.ndarray, np.ndarray]]  # (W, T, spread) -> (mean, sd)
+#: (W, T, N, spread) -> (mean, sd); N the model size, None when the runs do not vary it
+Predictor = Callable[[np.ndarray, float, float | None, bool], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass
@@ -85,8 +86,8 @@ R_STAR_SPAN = 10.0
 R_STAR_FACTOR = 3.0
 
 
-def _fit_law(W: np.ndarray, T: np.ndarray, y: np.ndarray, pools: list[str], unique: np.ndarray, reference: float,
-             r_star: float | None, n_bootstrap: int,
+def _fit_law(W: np.ndarray, T: np.ndarray, N: np.ndarray | None, y: np.ndarray, pools: list[str], unique: np.ndarray,
+             reference: float, r_star: float | None, n_bootstrap: int,
              seed: int) -> tuple[Any, LawFit, np.ndarray, float, list[Any]]:
     """The law with R* fitted; when the runs do not identify it (its interval spans more than
     ``R_STAR_SPAN``x, or the fit ends at a bound: runs that read pools a few times cannot tell a
@@ -94,8 +95,13 @@ def _fit_law(W: np.ndarray, T: np.ndarray, y: np.ndarray, pools: list[str], uniq
     R_D* = 15.39 -- the optimizer would otherwise buy the most repetition where the fit is most
     optimistic -- and the same law at R* / ``R_STAR_FACTOR`` and R* x ``R_STAR_FACTOR`` is returned, so
     that predictions can carry R*'s uncertainty."""
-    data = {"tokens": T, "weights": W}
-    law = mixture_effective_law(pools, unique, r_star=r_star, reference=reference)
+    data = {"tokens": T, "weights": W} | ({} if N is None else {"params": N})
+    sized = N is not None  # runs at several model sizes: the law's A / N^alpha term
+
+    def law_at(r: float | None) -> Any:
+        return mixture_effective_law(pools, unique, r_star=r, reference=reference, params=sized)
+
+    law = law_at(r_star)
     fit = fit_law(law, data, y, n_bootstrap=n_bootstrap, n_starts=3, seed=seed, delta="auto",
                   where="runs at several budgets")
     alt: list[Any] = []
@@ -103,11 +109,10 @@ def _fit_law(W: np.ndarray, T: np.ndarray, y: np.ndarray, pools: list[str], uniq
         lo, hi = fit.intervals.get("R_star", (0.0, np.inf))
         at_bound = any(w.startswith("parameter log_r_star") for w in fit.warnings)
         if at_bound or not (lo > 0 and hi / lo <= R_STAR_SPAN):
-            law = mixture_effective_law(pools, unique, r_star=DEFAULT_R_STAR, reference=reference)
+            law = law_at(DEFAULT_R_STAR)
             fit = fit_law(law, data, y, n_bootstrap=n_bootstrap, n_starts=3, seed=seed, delta="auto",
                           where="runs at several budgets")
-            alt = [mixture_effective_law(pools, unique, r_star=DEFAULT_R_STAR * f, reference=reference)
-                   for f in (1 / R_STAR_FACTOR, R_STAR_FACTOR)]
+            alt = [law_at(DEFAULT_R_STAR * f) for f in (1 / R_STAR_FACTOR, R_STAR_FACTOR)]
             note = (f"R* not identified by these runs (bootstrap interval [{lo:.3g}, {hi:.3g}]); set to Muennighoff "
                     f"et al.'s {DEFAULT_R_STAR:.4g}, within a factor {R_STAR_FACTOR:g} either way in the intervals (an "
                     "assumption: add runs that repeat the small pools more to measure it)")
@@ -117,53 +122,58 @@ def _fit_law(W: np.ndarray, T: np.ndarray, y: np.ndarray, pools: list[str], uniq
     return law, fit, thetas, noise, alt
 
 
-def _law_values(law: Any, thetas: np.ndarray, W: np.ndarray, T: float) -> np.ndarray:
-    data = {"tokens": np.full(len(W), float(T)), "weights": W}
+def _law_values(law: Any, thetas: np.ndarray, W: np.ndarray, T: float, N: float | None = None) -> np.ndarray:
+    data = {"tokens": np.full(len(W), float(T)), "weights": W} | ({} if N is None else {"params": np.full(len(W), N)})
     return np.array([np.exp(law.log_predict(t, data)) for t in thetas])  # (1 + B, n)
 
 
-def _fit_candidates(model: Any, W: np.ndarray, T: np.ndarray, y: np.ndarray, pools: list[str],
-                    unique: np.ndarray, T0: float, r_star: float | None, n_bootstrap: int, seed: int,
-                    level: float, regressor: bool = True) -> tuple[dict[str, _Fitted], dict[str, str]]:
+def _fit_candidates(model: Any, W: np.ndarray, T: np.ndarray, N: np.ndarray | None, y: np.ndarray, pools: list[str],
+                    unique: np.ndarray, T0: float, N0: float | None, r_star: float | None, n_bootstrap: int,
+                    seed: int, level: float,
+                    regressor: bool = True) -> tuple[dict[str, _Fitted], dict[str, str]]:
     """Every model of the change that these runs can fit (without the regressor's when it was fitted
-    on the runs to be predicted); the others with the reason."""
+    on the runs to be predicted); the others with the reason. ``N``: the runs' model sizes when they
+    vary (``N0`` the proxy runs'), else None."""
     skipped: dict[str, str] = {}
-    law, fit, thetas, noise, alt = _fit_law(W, T, y, pools, unique, T0, r_star, n_bootstrap, seed)
+    law, fit, thetas, noise, alt = _fit_law(W, T, N, y, pools, unique, T0, r_star, n_bootstrap, seed)
     z = norm.ppf((1 + level) / 2)
 
-    def r_star_sd(Wq: np.ndarray, Tq: float, base: float | None) -> np.ndarray:
-        """The spread from R*'s assumed range (0 when the runs measured R*), of L(T) or of L(T) - L(base)."""
+    def r_star_sd(Wq: np.ndarray, Tq: float, Nq: float | None, base: bool) -> np.ndarray:
+        """The spread from R*'s assumed range (0 when the runs measured R*), of L(T) or of L(T) - L(T0)."""
         if not alt:
             return np.zeros(len(Wq))
-        ends = [_law_values(a, thetas[:1], Wq, Tq)[0]
-                - (0.0 if base is None else _law_values(a, thetas[:1], Wq, base)[0]) for a in alt]
+        ends = [_law_values(a, thetas[:1], Wq, Tq, Nq)[0]
+                - (_law_values(a, thetas[:1], Wq, T0, N0)[0] if base else 0.0) for a in alt]
         return np.abs(ends[1] - ends[0]) / (2 * z)
 
-    def law_alone(Wq: np.ndarray, Tq: float, spread: bool) -> tuple[np.ndarray, np.ndarray]:
-        v = _law_values(law, thetas, Wq, Tq)
+    def law_alone(Wq: np.ndarray, Tq: float, Nq: float | None, spread: bool) -> tuple[np.ndarray, np.ndarray]:
+        v = _law_values(law, thetas, Wq, Tq, Nq)
         if not spread or len(v) <= 2:
             return v.mean(axis=0), np.zeros(len(Wq))
-        return v.mean(axis=0), np.hypot(v[1:].std(axis=0, ddof=1), r_star_sd(Wq, Tq, None))
+        return v.mean(axis=0), np.hypot(v[1:].std(axis=0, ddof=1), r_star_sd(Wq, Tq, Nq, False))
 
     def regressor_sd(Wq: np.ndarray) -> np.ndarray:
         return model.interval_scale(level) * model.predict_sd(Wq) / z
 
-    def with_change(Wq: np.ndarray, Tq: float, spread: bool) -> tuple[np.ndarray, np.ndarray]:
-        change = _law_values(law, thetas, Wq, Tq) - _law_values(law, thetas, Wq, T0)
+    def with_change(Wq: np.ndarray, Tq: float, Nq: float | None, spread: bool) -> tuple[np.ndarray, np.ndarray]:
+        change = _law_values(law, thetas, Wq, Tq, Nq) - _law_values(law, thetas, Wq, T0, N0)
         mean = model.predict_mean(Wq) + change.mean(axis=0)
         if not spread or len(change) <= 2:
             return mean, np.zeros(len(Wq))
-        return mean, np.sqrt(regressor_sd(Wq) ** 2 + change[1:].var(axis=0, ddof=1) + r_star_sd(Wq, Tq, T0) ** 2)
+        return mean, np.sqrt(regressor_sd(Wq) ** 2 + change[1:].var(axis=0, ddof=1)
+                             + r_star_sd(Wq, Tq, Nq, True) ** 2)
 
     out = {"effective-data law": _Fitted("effective-data law", law_alone, noise, {"fit": fit})}
     if not regressor:
         skipped |= {n: "the regressor was fitted on the runs held out" for n in SCALE_MODELS[1:]}
         return out, skipped
     out["regressor + law change"] = _Fitted("regressor + law change", with_change, noise, {"fit": fit})
-    if len(np.unique(T)) >= 2 and (W * T[:, None] > unique).any():
+    if N is not None:
+        skipped["repetition-aware regressor"] = "does not model the model size (the runs span several)"
+    elif len(np.unique(T)) >= 2 and (W * T[:, None] > unique).any():
         rep = fit_repetition(model.predict_mean, W, T, y, unique, T0, n_bootstrap=0, seed=seed, level=level)
 
-        def repetition(Wq: np.ndarray, Tq: float, spread: bool) -> tuple[np.ndarray, np.ndarray]:
+        def repetition(Wq: np.ndarray, Tq: float, Nq: float | None, spread: bool) -> tuple[np.ndarray, np.ndarray]:
             obj = rep.at_scale(rep.objective(model.predict_mean, Wq, Tq, unique), Tq)
             if not spread:
                 return obj, np.zeros(len(Wq))
@@ -191,16 +201,38 @@ class AtScaleModel:
     skipped: dict[str, str]
     _predict: Predictor
     fit: LawFit | None = None
+    sizes: tuple[float, ...] = ()  # the runs' model sizes when they vary (then the law has an N term)
+    proxy_params: float | None = None
+    #: the big run's model size, which every prediction is at (set by :meth:`at_params`)
+    target_params: float | None = None
+
+    def at_params(self, params: float | None) -> "AtScaleModel":
+        """The same model, predicting for a big run of ``params`` parameters (needed when the runs span
+        several model sizes; refused otherwise, since the fit then says nothing about size)."""
+        if params is None:
+            return replace(self, target_params=None)
+        if not self.sizes:
+            raise ValidationError(f"a model size ({params:g}) for the big run, but every run has the same size (or "
+                                  "no params column): the at-scale model cannot tell how the loss changes with size")
+        if not (np.isfinite(params) and params > 0):
+            raise ValidationError(f"the big run's model size must be a positive number, not {params!r}")
+        return replace(self, target_params=float(params))
+
+    def _at(self, W: np.ndarray, tokens: float, spread: bool) -> tuple[np.ndarray, np.ndarray]:
+        if self.sizes and self.target_params is None:
+            raise ValidationError(f"the runs span model sizes {', '.join(f'{s:.4g}' for s in self.sizes)}: give the "
+                                  "big run's size (--params, or --flops with --params)")
+        return self._predict(np.atleast_2d(W), tokens, self.target_params, spread)
 
     def predict_mean(self, W: np.ndarray, tokens: float) -> np.ndarray:
         """The expected loss of every row of ``W`` at ``tokens`` (the search's objective)."""
-        return self._predict(np.atleast_2d(W), tokens, False)[0]
+        return self._at(W, tokens, False)[0]
 
     def predict(self, W: np.ndarray, tokens: float, unique: np.ndarray) -> list[dict[str, Any]]:
         """Per mixture: prediction, interval for its expected loss and for one trained run, and the
         evidence class (interpolation, or extrapolation in tokens / repetition, and by how much)."""
         W = np.atleast_2d(np.asarray(W, dtype=float))
-        mean, sd = self._predict(W, tokens, True)
+        mean, sd = self._at(W, tokens, True)
         half = self.quantile * sd
         run_half = self.quantile * np.sqrt(sd ** 2 + self.noise ** 2)
         out = []
@@ -216,7 +248,7 @@ class AtScaleModel:
         """P(``w``'s expected loss at ``tokens`` is below each of ``others``'), from the calibrated spreads
         taken as independent (the mixtures share the fit, so their errors are positively correlated and
         the true probabilities are further from 1/2: conservative)."""
-        mean, sd = self._predict(np.vstack([w, np.atleast_2d(others)]), tokens, True)
+        mean, sd = self._at(np.vstack([w, np.atleast_2d(others)]), tokens, True)
         scale = self.quantile / norm.ppf((1 + self.level) / 2) * np.hypot(sd[0], sd[1:])
         gap = mean[1:] - mean[0]
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -226,21 +258,30 @@ class AtScaleModel:
         lo, hi = min(self.budgets), max(self.budgets)
         beyond = {p: {"epochs": float(e), "most_in_runs": float(m)}
                   for p, e, m in zip(self.pools, epochs, self.max_epochs) if e > max(m, 1.0) * 1.01}
-        kind = ("interpolation" if lo <= tokens <= hi and not beyond else
+        bigger = bool(self.sizes) and self.target_params > max(self.sizes) * 1.001  # type: ignore[operator]
+        kind = ("interpolation" if lo <= tokens <= hi and not beyond and not bigger else
                 "extrapolation in tokens" if tokens > hi else
+                "extrapolation in model size" if bigger else
                 "extrapolation below the runs' budgets" if tokens < lo else "extrapolation in repetition")
-        return {"class": kind, "tokens_over_largest_run": float(tokens / hi), "repetition_beyond_runs": beyond}
+        out = {"class": kind, "tokens_over_largest_run": float(tokens / hi), "repetition_beyond_runs": beyond}
+        if self.sizes:
+            out["params_over_largest_run"] = float(self.target_params / max(self.sizes))  # type: ignore[operator]
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": self.chosen, "candidates": list(SCALE_MODELS), "level": self.level,
                 "calibration_quantile": self.quantile, "noise_sd": self.noise, "budgets": list(self.budgets),
-                "proxy_tokens": self.proxy_tokens, "holdout": self.holdout, "skipped": self.skipped,
+                "proxy_tokens": self.proxy_tokens, "sizes": list(self.sizes), "proxy_params": self.proxy_params,
+                "target_params": self.target_params, "holdout": self.holdout, "skipped": self.skipped,
                 "law": None if self.fit is None else self.fit.to_dict() | {"bootstrap": None}}
 
     def report(self) -> str:
         how = ("chosen by leave-one-scale-out error" if self.chosen in self.holdout else
-               "the default: no held-out budget above the proxy runs'")
-        lines = [f"at-scale model: {self.chosen} ({how}; budgets {', '.join(f'{b:.4g}' for b in self.budgets)})"]
+               f"the default: no held-out {'model size' if self.sizes else 'budget'} above the proxy runs'")
+        sizes = f"; model sizes {', '.join(f'{s:.4g}' for s in self.sizes)}" if self.sizes else ""
+        budgets = (', '.join(f'{b:.4g}' for b in self.budgets) if len(self.budgets) <= 6 else
+                   f"{len(self.budgets)} from {self.budgets[0]:.4g} to {self.budgets[-1]:.4g}")
+        lines = [f"at-scale model: {self.chosen} ({how}; budgets {budgets}{sizes})"]
         for name, h in self.holdout.items():
             lines.append(f"  {name}: held-out error at {h['predicted']:.4g} (fitted below it): RMSE {h['rmse']:.4g}, "
                          f"between mixtures {h['centred_rmse']:.4g} (mean {h['mean_error']:+.3g}), "
@@ -256,60 +297,92 @@ class AtScaleModel:
 
 
 def fit_at_scale(model: Any, W: np.ndarray, tokens: np.ndarray, y: np.ndarray, unique: np.ndarray, *,
-                 proxy_tokens: float | None = None, r_star: float | None = None, level: float = 0.9,
+                 params: np.ndarray | None = None, proxy_tokens: float | None = None,
+                 proxy_params: float | None = None, r_star: float | None = None, level: float = 0.9,
                  n_bootstrap: int = 60, seed: int = 0) -> AtScaleModel:
     """Fit, choose and calibrate the at-scale model on runs ``W`` at budgets ``tokens`` with measured
     losses ``y``: the proxy runs the regressor ``model`` was fitted on (at ``proxy_tokens``, default
     the smallest budget) and runs at other budgets; ``unique``: each pool's unique tokens;
-    ``r_star``: a fixed R* for the law (None: fitted). The regressor's models are checked only on
-    folds whose held-out budget is above the proxy runs' (below it they would predict their own
-    training runs)."""
+    ``r_star``: a fixed R* for the law (None: fitted). ``params``: each run's model size, when the
+    runs span several (the proxy runs' is ``proxy_params``, default the smallest): the law gets an
+    :math:`A/N^\\alpha` term, the held-out scales are the model sizes (fit on the smaller ones, predict
+    the next) and predictions are at :meth:`AtScaleModel.at_params`. The regressor's models are
+    checked only on folds whose held-out scale is above the proxy runs' (below it they would predict
+    their own training runs)."""
     W = np.atleast_2d(np.asarray(W, dtype=float))
     T = np.asarray(tokens, dtype=float)
     y = np.asarray(y, dtype=float)
     unique = np.asarray(unique, dtype=float)
+    N = None if params is None else np.asarray(params, dtype=float)
+    if N is not None and (N.shape != T.shape or not np.all(np.isfinite(N) & (N > 0))):
+        raise ValidationError("the runs' model sizes (params) must be positive numbers, one per run")
+    if N is not None and np.ptp(N) == 0:
+        N = None  # one size: nothing to learn about size
     budgets = tuple(float(b) for b in np.unique(T))
-    if len(budgets) < 2:
+    sizes = () if N is None else tuple(float(v) for v in np.unique(N))
+    if len(budgets) < 2 and not sizes:
         raise ValidationError(f"every run has {budgets[0]:g} tokens: the change of a mixture's loss with the budget "
                               "needs runs at two budgets or more (add a few runs at a larger budget)")
     if model.objective.maximize or not np.all(y > 0):
         raise ValidationError("the at-scale model fits a loss law: it needs a positive objective to minimise "
                               "(a loss or bits per byte), not a score to maximise")
     pools = list(model.pools)
-    T0 = budgets[0] if proxy_tokens is None else float(proxy_tokens)
-    if T0 not in budgets:
+    N0 = None if N is None else (sizes[0] if proxy_params is None else float(proxy_params))
+    at_n0 = np.ones(len(T), bool) if N is None else N == N0
+    if not at_n0.any():
+        raise ValidationError(f"no run at the proxy model size {N0:g}; the runs have "
+                              f"{', '.join(f'{v:g}' for v in sizes)}")
+    T0 = float(T[at_n0].min()) if proxy_tokens is None else float(proxy_tokens)
+    if not (at_n0 & (T == T0)).any():
         raise ValidationError(f"no run at the proxy budget {T0:g}; the runs have "
                               f"{', '.join(f'{b:g}' for b in budgets)}")
+    # The held-out scales: model sizes when the runs span several, else budgets.
+    axis, s0, what = (T, T0, "budget") if N is None else (N, N0, "model size")
+    scales = np.unique(axis)
+
+    def predict_rows(f: _Fitted, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mean, sd = np.empty(rows.sum()), np.empty(rows.sum())
+        Tr, Nr = T[rows], None if N is None else N[rows]
+        for t in np.unique(Tr):
+            for n in [None] if Nr is None else np.unique(Nr[Tr == t]):
+                at = (Tr == t) if n is None else (Tr == t) & (Nr == n)
+                mean[at], sd[at] = f.predict(W[rows][at], float(t), n, True)
+        return mean, sd
+
     holdout: dict[str, dict[str, Any]] = {}
     z_all: dict[str, list[np.ndarray]] = {}
     skipped: dict[str, str] = {}
     unchecked = []
-    for k in range(1, len(budgets)):
-        train, test = T < budgets[k], T == budgets[k]
+    for k in range(1, len(scales)):
+        train, test = axis < scales[k], axis == scales[k]
+        if N is not None and len(np.unique(N[train])) < 2:
+            unchecked.append(f"below {scales[k]:g}: one model size cannot tell how the loss changes with size")
+            continue
         try:
-            fitted, why = _fit_candidates(model, W[train], T[train], y[train], pools, unique, T0, r_star,
-                                          n_bootstrap, seed, level, regressor=budgets[k] > T0)
-        except ValidationError as exc:  # too few runs below this budget to fit the law on their own
-            unchecked.append(f"below {budgets[k]:g}: {exc}")
+            fitted, why = _fit_candidates(model, W[train], T[train], None if N is None else N[train], y[train], pools,
+                                          unique, T0, N0, r_star, n_bootstrap, seed, level,
+                                          regressor=scales[k] > s0)
+        except ValidationError as exc:  # too few runs below this scale to fit the law on their own
+            unchecked.append(f"below {scales[k]:g}: {exc}")
             continue
         for name, f in fitted.items():
-            mean, sd = f.predict(W[test], budgets[k], True)
+            mean, sd = predict_rows(f, test)
             err = y[test] - mean
             z = err / np.sqrt(sd ** 2 + f.noise ** 2)
             z_all.setdefault(name, []).append(z)
-            if k == len(budgets) - 1:  # the largest budget: the choice
-                holdout[name] = {"fitted_below": budgets[k], "predicted": budgets[k], "n": int(test.sum()),
-                                 "rmse": float(np.sqrt(np.mean(err ** 2))), "mean_error": float(np.mean(err)),
-                                 "centred_rmse": float(np.std(err)),
+            if k == len(scales) - 1:  # the largest scale: the choice
+                holdout[name] = {"fitted_below": float(scales[k]), "predicted": float(scales[k]), "scale": what,
+                                 "n": int(test.sum()), "rmse": float(np.sqrt(np.mean(err ** 2))),
+                                 "mean_error": float(np.mean(err)), "centred_rmse": float(np.std(err)),
                                  "spearman": (float(spearmanr(mean, y[test])[0])
                                               if test.sum() > 2 and np.ptp(mean) > 0 else None),
                                  "coverage": float(np.mean(np.abs(z) <= norm.ppf((1 + level) / 2)))}
-        if k == len(budgets) - 1:
-            skipped = {n: r + " below the largest budget" for n, r in why.items()}
+        if k == len(scales) - 1:
+            skipped = {n: r + f" below the largest {what}" for n, r in why.items()}
     law, with_change = SCALE_MODELS[:2]
     if not holdout:
-        raise ValidationError("the change with the budget cannot be checked on a held-out budget (" + "; ".join(unchecked)
-                              + "): add runs below the largest budget")
+        raise ValidationError(f"the change with the {what} cannot be checked on a held-out {what} ("
+                              + "; ".join(unchecked) + f"): add runs below the largest {what}")
     if with_change in holdout:
         # The decision is which mixture is lowest at T: it depends on the differences between mixtures,
         # not on the level all of them share. So the choice is by the held-out error with its mean
@@ -317,17 +390,17 @@ def fit_at_scale(model: Any, W: np.ndarray, tokens: np.ndarray, y: np.ndarray, u
         chosen = min(holdout, key=lambda n: holdout[n]["centred_rmse"])
         q = conformal_quantile(np.concatenate(z_all[chosen]), level)
     else:
-        # The proxy runs are at the largest budget, so no held-out budget can check the regressor. At the
+        # The proxy runs are at the largest scale, so no held-out scale can check the regressor. At the
         # proxy budget "regressor + law change" *is* the CV-chosen regressor, and the law alone has not been
         # shown better than it anywhere: it is the default, its spread calibrated by the law's folds.
         chosen = with_change
         q = conformal_quantile(np.concatenate(z_all[law]), level)
-        skipped[with_change] = ("no held-out check: the proxy runs are at the largest budget; the law's held-out "
+        skipped[with_change] = (f"no held-out check: the proxy runs are at the largest {what}; the law's held-out "
                                 "errors calibrate its change")
-    final, _ = _fit_candidates(model, W, T, y, pools, unique, T0, r_star, n_bootstrap, seed, level)
-    if chosen not in final:  # pragma: no cover - every model fitted below the largest budget fits on all runs
+    final, _ = _fit_candidates(model, W, T, N, y, pools, unique, T0, N0, r_star, n_bootstrap, seed, level)
+    if chosen not in final:  # pragma: no cover - every model fitted below the largest scale fits on all runs
         raise ValidationError(f"the at-scale model {chosen!r} cannot be fitted on every run")
     return AtScaleModel(chosen=chosen, level=level, quantile=float(q), noise=final[chosen].noise, budgets=budgets,
                         proxy_tokens=T0, max_epochs=(W * T[:, None] / unique).max(axis=0), pools=pools,
                         holdout=holdout, skipped=skipped, _predict=final[chosen].predict,
-                        fit=final[chosen].details.get("fit"))
+                        fit=final[chosen].details.get("fit"), sizes=sizes, proxy_params=N0)

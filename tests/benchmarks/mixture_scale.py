@@ -9,8 +9,10 @@ the share of 937M rows inside the 90% interval. Laws side by side: Shukor's addi
 laws, a mixture-blind Chinchilla fit, and mixplan's per-pool effective-data law
 (:func:`mixplan.laws.mixture_effective_law`, with the N term, with and without the generic data term;
 SlimPajama's domains are far larger than these runs read, so no pool repeats and R* does not matter).
+mixplan's choice among the mixture laws is :func:`mixplan.laws.choose_across_scales` on the 680M fold.
+Then the at-scale *plan* across model sizes (``plan_at_size``): which of the 40 mixtures it picks at 937M.
 
-    python tests/benchmarks/mixture_scale.py [--targets mean|all] [--starts 3] [--out RESULTS.json]
+    python tests/benchmarks/mixture_scale.py [--targets mean|all] [--starts 3] [--no-plan] [--out RESULTS.json]
 
 Issue 16's goal for mixplan's own choice: MRE at least 25% below the additive law's, coverage 85-95%.
 """
@@ -43,10 +45,57 @@ def _print_row(row: dict) -> None:
           f"{row['coverage_90']:>7.2f} {row['seconds']:>5.1f}")
 
 
+def plan_at_size(df: pd.DataFrame, domains: list[str], additive_fit: object) -> dict:
+    """The at-scale plan across model sizes (:func:`mixplan.mixture.scale.fit_at_scale` with ``params``):
+    the regressor on the 60 runs at 122M (final checkpoint), the change with size from every run at
+    122M-680M, predicting the 40 mixtures at 937M (final checkpoint, mean target): its pick among them
+    against the 122M regressor's pick (proxy scale) and the additive law's."""
+    from mixplan import Pool, PoolSet, fit_model, parse_objective
+    from mixplan.data.runs import validate_runs
+    from mixplan.mixture.scale import fit_at_scale
+
+    loss = df[[f"{d}_loss" for d in domains]].mean(axis=1)
+    keep = loss.notna().to_numpy()
+    frame = pd.DataFrame({"run_id": df["run_id"], "params": df["model_size"].astype(float),
+                          "tokens": df["n_tokens"].astype(float), "loss": loss}
+                         | {f"w_{d}": df[f"weight_{d}"] for d in domains})[keep].reset_index(drop=True)
+    pools = PoolSet(tuple(Pool(d, tokens=1e15) for d in domains))  # SlimPajama: nothing repeats
+    N, T, y = (frame[c].to_numpy(dtype=float) for c in ("params", "tokens", "loss"))
+    W = frame[[f"w_{d}" for d in domains]].to_numpy()
+    n0 = N.min()
+    proxy = (N == n0) & (T == T[N == n0].max())
+    runs = validate_runs(frame[proxy].reset_index(drop=True), pools, source="dmsl 122M")
+    model = fit_model(runs, parse_objective("loss", runs), "auto", seed=0)
+    t0 = time.perf_counter()
+    small = N < 9e8
+    scale = fit_at_scale(model, W[small], T[small], y[small], pools.tokens, params=N[small],
+                         proxy_tokens=float(T[proxy][0]), proxy_params=n0, n_bootstrap=20, seed=0)
+    final = ~small & (T == T[~small].max())
+    pred = scale.at_params(float(N[final][0])).predict(W[final], float(T[final][0]), pools.tokens)
+    mean = np.array([p["prediction"] for p in pred])
+    inside = np.mean([p["run_lower"] <= v <= p["run_upper"] for p, v in zip(pred, y[final])])
+    truth = y[final]
+    additive = np.exp(additive_fit.law.log_predict(additive_fit.fit.theta, {  # type: ignore[attr-defined]
+        "params": N[final], "tokens": T[final], "weights": W[final]}))
+    picks = {"at-scale plan": mean, "proxy scale (122M regressor)": model.predict_mean(W[final]),
+             "additive (Shukor)": additive}
+    out = {"model": scale.chosen, "mre": float(np.mean(np.abs(mean - truth) / truth)),
+           "spearman": float(spearmanr(mean, truth).statistic), "coverage_90_one_run": float(inside),
+           "regret": {k: float(truth[np.argmin(v)] - truth.min()) for k, v in picks.items()},
+           "median_regret": float(np.median(truth) - truth.min()), "seconds": time.perf_counter() - t0}
+    print(f"\nplan across model sizes (122M-680M -> 937M, mean of 7, {final.sum()} mixtures): at-scale model "
+          f"{out['model']}, MRE {out['mre']:.4f}, Spearman {out['spearman']:.3f}, one-run 90% coverage "
+          f"{out['coverage_90_one_run']:.2f}; regret of the pick among the 40: "
+          + ", ".join(f"{k} {v:.4f}" for k, v in out["regret"].items())
+          + f" (a median mixture {out['median_regret']:.4f}); {out['seconds']:.0f} s")
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--targets", choices=["mean", "all"], default="all")
     ap.add_argument("--starts", type=int, default=3)
+    ap.add_argument("--no-plan", action="store_true", help="skip the at-scale plan across model sizes (~80 s)")
     ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "mixplan_mixture_scale.json")
     args = ap.parse_args()
     if not DMSL.is_file():
@@ -81,6 +130,8 @@ def main() -> None:
             t0 = time.perf_counter()
             tr = fits[name] = fit_across_scales(law, {c: data[c][small] for c in cols}, y[small],
                                                 n_starts=args.starts)
+            if target == "mean of 7" and name == "additive (Shukor)":
+                additive_mean = tr
             p = tr.predict({c: data[c][~small] for c in cols})
             err = np.abs(p["loss"] - y[~small]) / y[~small]
             at_final = final[~small]
@@ -108,7 +159,9 @@ def main() -> None:
             ok = cut >= 0.25 and 0.85 <= r["coverage_90"] <= 0.95
             print(f"  {r['target']:<14} MRE {cut:+.0%} vs additive, coverage {r['coverage_90']:.2f}: "
                   f"{'met' if ok else 'NOT met'}")
-    args.out.write_text(json.dumps({"source": str(DMSL), "rows": rows}, indent=2) + "\n", encoding="utf-8")
+    plan = None if args.no_plan else plan_at_size(df, domains, additive_mean)
+    args.out.write_text(json.dumps({"source": str(DMSL), "rows": rows, "plan_across_sizes": plan}, indent=2) + "\n",
+                        encoding="utf-8")
     print(f"results written to {args.out}")
 
 

@@ -174,3 +174,69 @@ def test_proxy_runs_at_the_largest_budget_keep_the_regressor_there(world):
     with pytest.raises(ValidationError, match="no run at the proxy budget"):
         fit_at_scale(model, W[:40], np.r_[np.full(20, T0 / 4), np.full(20, T0 / 2)], y0[:40], pools.tokens,
                      proxy_tokens=T0)
+
+
+def test_runs_at_several_model_sizes_plan_for_the_big_runs_size(tmp_path, capsys):
+    """Runs at three model sizes (proxy runs at the smallest): the law gets an A/N^alpha term, the held-out
+    scale is the largest size, and the plan at a 10x larger model and budget finds the best mixture there."""
+    from mixplan.cli import main
+
+    w = make_budget_world(6, seed=1)
+
+    def truth(W, T, N):  # the world plus a size term (mixture-blind, as in Chinchilla)
+        return w.true_loss(W, T) + 50.0 / N ** 0.3
+
+    rng = np.random.default_rng(0)
+    pools = PoolSet(tuple(Pool(n, tokens=float(u)) for n, u in zip(w.names, w.unique_tokens)))
+    design = design_swarm(pools, 96, seed=0, tokens=T0).frame
+    W = design[[f"w_{p}" for p in w.names]].to_numpy()
+    shapes = [(1e7, T0, 96), (3e7, 2 * T0, 24), (1e8, 4 * T0, 24)]
+    frames = [design.iloc[:n].assign(params=N, tokens=T, run_id=design["run_id"].iloc[:n] + f"-{N:g}",
+                                     loss=truth(W[:n], T, N) + 0.005 * rng.normal(size=n)) for N, T, n in shapes]
+    runs = validate_runs(frames[0], pools, source="proxy")
+    model = fit_model(runs, parse_objective("loss", runs), "gp", seed=0)
+    rows = pd.concat(frames)
+    scale = fit_at_scale(model, rows[[f"w_{p}" for p in w.names]].to_numpy(), rows["tokens"].to_numpy(),
+                         rows["loss"].to_numpy(), pools.tokens, params=rows["params"].to_numpy(), seed=0,
+                         n_bootstrap=30)
+    assert scale.sizes == (1e7, 3e7, 1e8) and scale.proxy_params == 1e7
+    assert set(scale.holdout) == {"effective-data law", "regressor + law change"}
+    assert scale.holdout["effective-data law"]["scale"] == "model size"
+    assert "repetition-aware regressor" in scale.skipped
+    with pytest.raises(ValidationError, match="give the big run's size"):
+        scale.predict_mean(W[:2], 4e9)
+    big = scale.at_params(1e9)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MixplanWarning)
+        plan = make_plan(model, pools, tokens=4e9, seed=0, scale=big, n_candidates=3000)
+    best = w.optimum(4e9)[1] + 50.0 / 1e9 ** 0.3  # the size term does not move the optimum
+    regret = {n: float(truth(_weights(m)[None], 4e9, 1e9)[0]) - best for n, m in plan.mixtures.items()}
+    # measured: recommended 0.0000, uniform 0.0034, proxy-scale 0.0106 (the law chosen on the 1e8 fold)
+    assert regret["recommended"] < 0.25 * min(regret["uniform"], regret["proxy_scale"]), regret
+    rec = plan.mixtures["recommended"]["at_scale"]
+    true_rec = float(truth(_weights(plan.mixtures["recommended"])[None], 4e9, 1e9)[0])
+    assert rec["lower"] <= true_rec <= rec["upper"], (rec, true_rec)
+    assert rec["evidence"]["params_over_largest_run"] == pytest.approx(10.0)
+    # the CLI: one table with a params column; the big run's size is required
+    rows.to_csv(tmp_path / "runs.csv", index=False)
+    (tmp_path / "pools.toml").write_text("".join(f"[pools.{n}]\ntokens = {float(u)!r}\n" for n, u in
+                                                 zip(w.names, w.unique_tokens)))
+    args = ["plan", "--runs", str(tmp_path / "runs.csv"), "--pools", str(tmp_path / "pools.toml"), "--target", "loss",
+            "--model", "ridge", "--candidates", "1000", "--tokens", "4e9"]
+    assert main(args) == 2
+    assert "the runs span model sizes 1e+07, 3e+07, 1e+08: give the big run's size" in capsys.readouterr().err
+    assert main(args + ["--params", "1e9", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["scale"]["sizes"] == [1e7, 3e7, 1e8] and doc["scale"]["target_params"] == 1e9
+    ev = doc["mixtures"]["recommended"]["at_scale"]["evidence"]
+    assert ev["params_over_largest_run"] == pytest.approx(10.0) and ev["class"] == "extrapolation in tokens"
+    rows.drop(columns="params").to_csv(tmp_path / "sizeless.csv", index=False)
+    assert main([a if a != str(tmp_path / "runs.csv") else str(tmp_path / "sizeless.csv") for a in args]
+                + ["--params", "1e9"]) == 2
+    assert "these runs have one size or none" in capsys.readouterr().err
+    frames[0].to_csv(tmp_path / "proxy.csv", index=False)  # one size, one budget: --params has nothing to act on
+    assert main([a if a != str(tmp_path / "runs.csv") else str(tmp_path / "proxy.csv") for a in args]
+                + ["--params", "1e9"]) == 2
+    assert "these runs have one size or none" in capsys.readouterr().err
+    assert main(args[:-2] + ["--params", "1e9"]) == 2
+    assert "--params goes with --flops or --tokens" in capsys.readouterr().err
