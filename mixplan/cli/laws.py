@@ -38,6 +38,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="mixture-effective: the manifest whose pools' tokens are their unique tokens")
     f.add_argument("--r-star", type=float, metavar="R",
                    help="mixture-effective: hold R* fixed (default: fitted; Muennighoff et al.'s R_D* is 15.4)")
+    f.add_argument("--generic", action="store_true",
+                   help="mixture-effective: add the generic data term B / (D'/D0)^beta on the total effective tokens "
+                        "(needs runs at several budgets or sizes)")
     f.add_argument("--reference", type=float, metavar="D0",
                    help="mixture-effective: the tokens the C_i are quoted at (default: the runs' smallest budget)")
     f.add_argument("--huber-delta", default="1e-3", metavar="DELTA|auto",
@@ -82,8 +85,9 @@ def run(args: argparse.Namespace) -> int:
         if unknown:
             raise ValidationError(f"--fix {unknown[0]}=...: the qqt law's parameters are a, b, tau, d")
         law = laws.qqt_law(args.qqt_objective, **fixed)
-    if args.law != "mixture-effective" and (args.pools or args.r_star is not None or args.reference is not None):
-        raise ValidationError("--pools, --r-star and --reference apply to --law mixture-effective only")
+    if args.law != "mixture-effective" and (args.pools or args.r_star is not None or args.reference is not None
+                                            or args.generic):
+        raise ValidationError("--pools, --r-star, --reference and --generic apply to --law mixture-effective only")
     if args.fix and args.law != "qqt":
         raise ValidationError("--fix applies to --law qqt only")
     data = {c: frame[c].to_numpy() for c in law.columns if c in frame.columns}
@@ -122,4 +126,5 @@ def _effective_law(args: argparse.Namespace, frame: object, names: list[str]) ->
         reference = float(frame["tokens"].min())  # type: ignore[index]
     check_number(reference, "--reference", lo=0.0, lo_open=True, fix="e.g. the proxy runs' tokens")
     params = "params" in frame.columns and frame["params"].nunique() > 1  # type: ignore[index, attr-defined]
-    return laws.mixture_effective_law(names, unique, r_star=args.r_star, reference=reference, params=params)
+    return laws.mixture_effective_law(names, unique, r_star=args.r_star, reference=reference, params=params,
+                                      generic=args.generic)

@@ -285,3 +285,29 @@ def test_choice_across_scales_prefers_the_smaller_law_within_one_standard_error(
     assert name == "joint" and why.startswith("smallest held-out error at 3")
     with pytest.raises(ValidationError, match="three scales or more"):
         choose_across_scales({"joint": ScaleTransfer(big, None, "params", (1.0, 2.0), 0.9, None)})
+
+
+def test_laws_fit_cli_fits_the_effective_data_law_with_the_generic_term(tmp_path, capsys):
+    from mixplan.cli import main
+    from mixplan.laws import mixture_effective_loss
+
+    data, _ = _runs()
+    truth = {"E": 1.7, "A": 400.0, "alpha": 0.34, "B": 0.3, "beta": 0.4, "C": [2.0, 0.8, 1.2], "gamma": [0.4, 0.7, 0.5]}
+    L = mixture_effective_loss(data["weights"], data["tokens"], [1e15] * 3, truth["E"], truth["C"], truth["gamma"],
+                               reference=1e9, params=data["params"], A=truth["A"], alpha=truth["alpha"], B=truth["B"],
+                               beta=truth["beta"])
+    pd.DataFrame({"params": data["params"], "tokens": data["tokens"], "loss": L}
+                 | {f"w_{p}": data["weights"][:, i] for i, p in enumerate(POOLS)}).to_csv(tmp_path / "runs.csv",
+                                                                                       index=False)
+    (tmp_path / "pools.toml").write_text("".join(f"[pools.{p}]\ntokens = 1e15\n" for p in POOLS))
+    args = ["laws", "fit", str(tmp_path / "runs.csv"), "--law", "mixture-effective", "--target", "loss", "--pools",
+            str(tmp_path / "pools.toml"), "--r-star", "15.39", "--reference", "1e9", "--bootstrap", "0", "--json"]
+    assert main(args + ["--generic"]) == 0
+    fit = json.loads(capsys.readouterr().out)
+    assert fit["params"]["B"] == pytest.approx(0.3, rel=0.02) and fit["params"]["beta"] == pytest.approx(0.4, rel=0.02)
+    assert fit["params"]["A"] == pytest.approx(400.0, rel=0.02) and fit["params"]["E"] == pytest.approx(1.7, rel=0.01)
+    assert main(args) == 0  # without the generic term: no B
+    assert "B" not in json.loads(capsys.readouterr().out)["params"]
+    assert main(["laws", "fit", str(tmp_path / "runs.csv"), "--law", "mixture-additive", "--target", "loss",
+                 "--generic"]) == 2
+    assert "--generic apply to --law mixture-effective only" in capsys.readouterr().err
