@@ -134,6 +134,7 @@ def run(args: argparse.Namespace) -> int:
     if sweep is not None and args.out:
         outs.append(Path(args.out) / "budget_sweep.csv")
     check_writable(outs, args.force)
+    pools, layout = _bucket_space(args, pools)
     runs, other_budgets = _split_budgets(load_runs(args, pools))
     pools = pools or PoolSet.from_names(runs.pools)
     from ..simplex import build_constraints
@@ -155,10 +156,11 @@ def run(args: argparse.Namespace) -> int:
     read = cache(lambda path: read_runs(path, pools, renormalize=args.renormalize))
     repetition = _repetition_model(args, tokens, model, runs, pools, read)
     size = args.params if args.params is not None else (budget or {}).get("params")
-    scale = _scale_model(args, tokens, size, model, runs, pools, read, other_budgets)
+    groups = None if layout is None else [layout.pools[int(i)].name for i in layout.parent]
+    scale = _scale_model(args, tokens, size, model, runs, pools, read, other_budgets, groups)
     options = {"pins": pins, "seed": args.seed, "level": args.level, "n_candidates": args.candidates,
                "top_k": args.top_k, "repetition": repetition, "combine_caps": bool(args.repetition_caps),
-               "scale": scale}
+               "scale": scale, "buckets": layout}
     if args.ot_mode and not args.ot:
         raise ValidationError("--ot-mode goes with --ot DIR (an OT extrapolator study)")
     if args.ot:
@@ -222,6 +224,21 @@ def _sweep_row(plan: Any, tokens: float) -> dict[str, Any]:
     return row
 
 
+def _bucket_space(args: argparse.Namespace, pools: Any) -> tuple[Any, Any]:
+    """With a manifest of bucketed pools and runs whose weight columns are their buckets (``w_wiki_top10``,
+    ...: :func:`mixplan.mixture.buckets.bucket_column`), the plan's pools are the buckets and the
+    layout is returned (the threshold and whole-pool policies are planned beside the free one)."""
+    if pools is None or not pools.bucketed:
+        return pools, None
+    from ..mixture.buckets import BucketLayout
+
+    layout = BucketLayout.from_pools(pools)
+    found = set(load_runs(args, None).pools)
+    if not found & (set(layout.names) - set(pools.names)):
+        return pools, None  # the runs mix the pools whole
+    return layout.bucket_pools(), layout
+
+
 def _split_budgets(runs: Any) -> tuple[Any, list[Any]]:
     """A runs table that spans several budgets (or model sizes, a params column): the regressor is fitted
     on the proxy runs (the budget and size with the most runs; on a tie the smallest), and the other runs
@@ -238,7 +255,7 @@ def _split_budgets(runs: Any) -> tuple[Any, list[Any]]:
 
 
 def _scale_model(args: argparse.Namespace, tokens: float | None, size: float | None, model: Any, runs: Any,
-                 pools: Any, read: Any, other_budgets: list[Any]) -> Any:
+                 pools: Any, read: Any, other_budgets: list[Any], groups: list[str] | None = None) -> Any:
     """The at-scale model fitted on the proxy runs and the runs at other budgets or sizes (those of the
     runs table, --scale-runs and --repetition-runs, read by ``read``), at the big run's ``size`` when
     the runs span model sizes; None without such runs."""
@@ -279,7 +296,7 @@ def _scale_model(args: argparse.Namespace, tokens: float | None, size: float | N
                               "run's size (--params, or --flops with --params)")
     scale = fit_at_scale(model, W, T, y, pools.tokens, params=N, proxy_tokens=float(proxy[0]),
                          proxy_params=None if N is None else float(tables[0].frame["params"].iloc[0]),
-                         level=args.level, seed=args.seed)
+                         level=args.level, seed=args.seed, groups=groups)
     return scale.at_params(size if N is not None else None)
 
 

@@ -14,6 +14,7 @@ whose minimiser over the simplex is close to (not exactly at) :math:`w^\star`; u
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
@@ -21,7 +22,12 @@ import pandas as pd
 from ..laws.data_constrained import DATABLATIONS
 from ..laws.mixture import pool_effective_tokens
 
-__all__ = ["SyntheticStudy", "make_study", "BudgetWorld", "make_budget_world"]
+if TYPE_CHECKING:
+    from ..data.pools import PoolSet
+    from ..mixture.buckets import BucketLayout
+
+__all__ = ["SyntheticStudy", "make_study", "BudgetWorld", "make_budget_world", "BucketedWorld",
+           "make_bucketed_world"]
 
 
 @dataclass(frozen=True)
@@ -126,3 +132,101 @@ def make_budget_world(n_pools: int = 8, seed: int = 0, r_star: float = DATABLATI
     exponent = rng.uniform(0.2, 0.6, n_pools)
     return BudgetWorld(names=[f"pool{i}" for i in range(n_pools)], unique_tokens=U, value=value, exponent=exponent,
                        r_star=float(r_star))
+
+
+@dataclass(frozen=True)
+class BucketedWorld:
+    r"""A known-truth world of pools cut into quality buckets (issue 17's benchmark).
+
+    Pool :math:`p` has :math:`U_p` unique tokens cut by cumulative top fractions into buckets
+    :math:`j` (best first) of :math:`U_{pj}` tokens and quality :math:`q_{pj}` (:math:`q_{p1} = 1`,
+    falling); a whole pool is one bucket. At a budget of :math:`T` tokens a bucket-level mixture
+    :math:`w` reads :math:`w_{pj} T` tokens of bucket :math:`j`, worth its effective tokens
+    :math:`D'_{pj}` (Muennighoff et al., :math:`R^*`), and
+
+    .. math::
+
+        L(w, T) = E + \Big(\sum_p c_p \big(\textstyle\sum_j q_{pj} D'_{pj} / T_0\big)^{\gamma_p}\Big)^{-1}.
+
+    A pool's value is a power law in its quality-weighted effective tokens: a better bucket is worth
+    more per token but, being smaller, repeats sooner. With equal qualities and its buckets read in
+    proportion to their sizes (the threshold policy keeping them all), a pool is exactly the whole
+    pool (effective tokens scale with the bucket at a fixed number of epochs).
+    """
+
+    pools: list[str]
+    tokens: np.ndarray  # each pool's unique tokens
+    tops: tuple[tuple[float, ...], ...]  # cumulative top fractions per pool, ending at 1 ((1.0,): a whole pool)
+    quality: tuple[tuple[float, ...], ...]  # per bucket, best first
+    value: np.ndarray
+    exponent: np.ndarray
+    E: float = 2.0
+    r_star: float = DATABLATIONS["R_D_star"]
+    reference: float = 1e8
+
+    def pool_set(self) -> PoolSet:
+        """The world's pools as a manifest would give them (bucketed pools with ``buckets`` = ``tops``)."""
+        from ..data.buckets import parse_buckets
+        from ..data.pools import Pool, PoolSet
+
+        out = []
+        for name, U, tops in zip(self.pools, self.tokens, self.tops):
+            spec = None if len(tops) == 1 else parse_buckets({"score": "quality", "buckets": list(tops)}, name,
+                                                             float(U), None)
+            out.append(Pool(name, tokens=float(U), max_epochs=np.inf, buckets=spec))
+        return PoolSet(tuple(out), name="bucketed world")
+
+    def layout(self) -> BucketLayout:
+        from ..mixture.buckets import BucketLayout
+
+        return BucketLayout.from_pools(self.pool_set())
+
+    def true_loss(self, W: np.ndarray, tokens: float) -> np.ndarray:
+        """The true loss of bucket-level mixtures ``W`` (n, columns of :meth:`layout`) at ``tokens``."""
+        lay = self.layout()
+        q = np.concatenate([np.asarray(qs, dtype=float) for qs in self.quality])
+        Dp = pool_effective_tokens(np.atleast_2d(W), tokens, lay.sizes, self.r_star) * q / self.reference
+        S = np.zeros((len(Dp), len(self.pools)))
+        np.add.at(S.T, lay.parent, Dp.T)
+        terms = np.where(S > 0, self.value * np.power(np.where(S > 0, S, 1.0), self.exponent), 0.0)
+        return self.E + 1.0 / terms.sum(axis=1)
+
+    def measure(self, W: np.ndarray, tokens: float, seed: int = 0, noise: float = 0.005) -> np.ndarray:
+        """The true loss plus Gaussian noise of sd ``noise``."""
+        rng = np.random.default_rng(seed)
+        return self.true_loss(W, tokens) + noise * rng.normal(size=len(np.atleast_2d(W)))
+
+    def isolated_keep(self, pool: int, tokens: float) -> int:
+        """The keep-count a filter chosen for pool ``pool`` *on its own* would take when the pool gets
+        ``tokens`` (the best threshold for training on that pool alone: most quality-weighted effective
+        tokens) -- "plan, then filter each pool", with the truth as the filter's law."""
+        U = np.asarray(self.tops[pool], dtype=float)
+        sizes = np.diff(np.r_[0.0, U]) * self.tokens[pool]
+        q = np.asarray(self.quality[pool], dtype=float)
+        value = []
+        for k in range(1, len(sizes) + 1):
+            w = sizes[:k] / sizes[:k].sum()
+            value.append(float((q[:k] * pool_effective_tokens(w[None, :], tokens, sizes[:k], self.r_star)[0]).sum()))
+        return int(np.argmax(value)) + 1
+
+
+def make_bucketed_world(n_pools: int = 5, n_bucketed: int = 2, seed: int = 0,
+                        r_star: float = DATABLATIONS["R_D_star"]) -> BucketedWorld:
+    """Pools of 50M-5B unique tokens (log-uniform, the first the smallest), values 0.3-2 (the smallest pool
+    the most valuable), exponents 0.2-0.6; the first ``n_bucketed`` pools cut at the top 10/30/60/100%
+    with qualities 1 > q_2 > q_3 > q_4 (drawn, the worst 0.1-0.4)."""
+    rng = np.random.default_rng(seed)
+    U = np.sort(np.exp(rng.uniform(np.log(5e7), np.log(5e9), n_pools)))
+    value = np.sort(rng.uniform(0.3, 2.0, n_pools))[::-1]
+    exponent = rng.uniform(0.2, 0.6, n_pools)
+    tops, quality = [], []
+    for i in range(n_pools):
+        if i < n_bucketed:
+            tops.append((0.1, 0.3, 0.6, 1.0))
+            worst = rng.uniform(0.1, 0.4)
+            quality.append(tuple(float(v) for v in np.geomspace(1.0, worst, 4)))
+        else:
+            tops.append((1.0,))
+            quality.append((1.0,))
+    return BucketedWorld(pools=[f"pool{i}" for i in range(n_pools)], tokens=U, tops=tuple(tops),
+                         quality=tuple(quality), value=value, exponent=exponent, r_star=float(r_star))

@@ -247,7 +247,9 @@ def mixture_effective_loss(W: np.ndarray, tokens: np.ndarray, unique: Sequence[f
 
 @dataclass(frozen=True)
 class _EffectiveLayout:
-    """Where each part of the per-pool effective-data law sits in its parameter vector."""
+    """Where each part of the per-pool effective-data law sits in its parameter vector. ``group[k]`` is
+    column k's term (0..G-1; each column its own term unless buckets of one pool share one), ``lead``
+    marks the first column of each term (its quality is 1; the others' log-qualities are fitted)."""
 
     K: int
     params: bool
@@ -256,10 +258,20 @@ class _EffectiveLayout:
     r_star: float
     unique: np.ndarray
     reference: float
+    group: np.ndarray
+    lead: np.ndarray
+
+    @property
+    def G(self) -> int:
+        return int(self.group.max()) + 1
+
+    @property
+    def n_quality(self) -> int:
+        return int((~self.lead).sum())
 
     @property
     def size(self) -> int:
-        return 1 + 2 * self.params + 2 * self.generic + 2 * self.K + self.fit_r_star
+        return 1 + 2 * self.params + 2 * self.generic + 2 * self.G + self.n_quality + self.fit_r_star
 
 
 def _effective_terms(theta: np.ndarray, data: Data, lay: _EffectiveLayout) -> dict[str, np.ndarray]:
@@ -278,44 +290,55 @@ def _effective_terms(theta: np.ndarray, data: Data, lay: _EffectiveLayout) -> di
     if lay.generic:
         gen = theta[k:k + 2]
         k += 2
-    c, g = theta[k:k + lay.K], theta[k + lay.K:k + 2 * lay.K]
+    G = lay.G
+    c, g = theta[k:k + G], theta[k + G:k + 2 * G]
+    log_q = np.zeros(lay.K)
+    log_q[~lay.lead] = theta[k + 2 * G:k + 2 * G + lay.n_quality]
     R = float(np.exp(theta[-1])) if lay.fit_r_star else lay.r_star
     D = data["weights"] * data["tokens"][:, None]
     Dp = pool_effective_tokens(data["weights"], data["tokens"], lay.unique, R)
-    u = Dp / lay.reference
-    present = u > 0
-    log_u = np.log(np.where(present, u, 1.0))
-    T = np.where(present, np.exp(c + g * log_u), 0.0)
+    qu = np.exp(log_q) * Dp / lay.reference  # each column's quality-weighted effective tokens
+    X = np.zeros((len(qu), G))
+    np.add.at(X.T, lay.group, qu.T)  # each term's
+    present = X > 0
+    log_x = np.log(np.where(present, X, 1.0))
+    T = np.where(present, np.exp(c + g * log_x), 0.0)
     tD = 0.0
     if gen is not None:
-        log_sum = np.log(u.sum(axis=1))
+        log_sum = np.log((Dp / lay.reference).sum(axis=1))
         tD = np.exp(gen[0] - gen[1] * log_sum)
         out["log_sum"] = log_sum
-    out |= {"T": T, "log_u": log_u, "g": g, "R": R, "D": D, "Dp": Dp, "tD": tD}
+    out |= {"T": T, "log_x": log_x, "X": X, "qu": qu, "q": np.exp(log_q), "g": g, "R": R, "D": D, "Dp": Dp,
+            "tD": tD}
     out["L"] = out["E"] + tN + tD + 1.0 / T.sum(axis=1)
     return out
 
 
 def _effective_jacobian(theta: np.ndarray, data: Data, lay: _EffectiveLayout) -> np.ndarray:
-    """d log L / d theta; through R* the pools' effective tokens move: dD'_i/d log R* =
-    R* U_i (1 - e^{-x/R*} - (x/R*) e^{-x/R*}) with x = w_i D / U_i - 1 (0 for pools read at most once)."""
+    """d log L / d theta. A term's derivative in its quality-weighted tokens X is gamma T / X, so
+    d / d log q_k = dmix gamma qu_k / X and, through R*, the pools' effective tokens move:
+    dD'_k/d log R* = R* U_k (1 - e^{-x/R*} - (x/R*) e^{-x/R*}) with x = w_k D / U_k - 1 (0 for a pool read at
+    most once)."""
     t = _effective_terms(theta, data, lay)
     T, L = t["T"], t["L"]
     S = T.sum(axis=1)
-    dmix = -T / S[:, None] ** 2
+    dmix = -T / S[:, None] ** 2  # (n, G)
     cols = [np.full_like(L, t["E"])]
     if lay.params:
         cols += [t["tN"], -t["tN"] * t["logN"]]
     if lay.generic:
         cols += [t["tD"], -t["tD"] * t["log_sum"]]
-    cols += [dmix, dmix * t["log_u"]]
+    cols += [dmix, dmix * t["log_x"]]
+    X = np.where(t["X"] > 0, t["X"], 1.0)
+    per_x = dmix * t["g"] / X  # dL / dX_g, (n, G)
+    if lay.n_quality:
+        cols.append((per_x[:, lay.group] * t["qu"])[:, ~lay.lead])
     if lay.fit_r_star:
         R, U = t["R"], lay.unique
         x = np.maximum(t["D"] / U - 1.0, 0.0)
         e = np.exp(-x / R)
-        dDp = R * U * (1.0 - e - (x / R) * e)  # d D'_i / d log R*
-        Dp = np.where(t["Dp"] > 0, t["Dp"], 1.0)
-        d = np.sum(dmix * t["g"] * dDp / Dp, axis=1)
+        dDp = R * U * (1.0 - e - (x / R) * e)  # d D'_k / d log R*
+        d = np.sum(per_x[:, lay.group] * t["q"] * dDp / lay.reference, axis=1)
         if lay.generic:
             beta = theta[1 + 2 * lay.params + 1]
             d = d - beta * t["tD"] * dDp.sum(axis=1) / t["Dp"].sum(axis=1)
@@ -325,16 +348,16 @@ def _effective_jacobian(theta: np.ndarray, data: Data, lay: _EffectiveLayout) ->
 
 def mixture_effective_theta(names: Sequence[str], values: np.ndarray) -> np.ndarray:
     """The fit-space parameter vectors (rows) of :func:`mixture_effective_law` from its named values (as
-    ``LawFit.params`` / ``LawFit.bootstrap`` hold them): E, A, B, C_i and R_star are fitted as logs."""
+    ``LawFit.params`` / ``LawFit.bootstrap`` hold them): E, A, B, C_i, q_k and R_star are fitted as logs."""
     values = np.array(values, dtype=float)
-    logged = [n in ("E", "A", "B", "R_star") or n.startswith("C_") for n in names]
+    logged = [n in ("E", "A", "B", "R_star") or n.startswith(("C_", "q_")) for n in names]
     values[..., logged] = np.log(values[..., logged])
     return values
 
 
 def mixture_effective_law(pools: Sequence[str], unique_tokens: Sequence[float], *, params: bool = False,
                           generic: bool = False, r_star: float | None = None, reference: float = 1e9,
-                          start: Mapping[str, float] | None = None) -> Law:
+                          start: Mapping[str, float] | None = None, groups: Sequence[str] | None = None) -> Law:
     r"""A per-pool effective-data mixture law (mixplan's construction, after Sedova et al.'s
     repetition-aware mixture law, arXiv 2605.12715, whose exact form is not reproduced here):
 
@@ -355,6 +378,13 @@ def mixture_effective_law(pools: Sequence[str], unique_tokens: Sequence[float], 
     :math:`\log R^*` (identified only by runs that repeat a pool several times). ``reference``:
     :math:`D_0`, in the runs' token unit (the proxy budget is a good choice: the :math:`C_i` are then
     the pools' values there). The data are ``tokens``, ``weights`` and with ``params`` ``params``.
+
+    ``groups`` (one name per pool, e.g. the pool each quality bucket was cut from): pools of one group
+    share one term, a power law in their *quality-weighted* effective tokens,
+    :math:`C_g \big(\sum_{k \in g} q_k D'_k / D_0\big)^{\gamma_g}` with :math:`q = 1` for the group's first
+    pool (its best bucket) and the others' :math:`q_k` fitted (QQT's view of a bucket: its tokens are
+    worth :math:`q_k` of the best bucket's). Buckets of one pool are then substitutes, not separate
+    domains; read in proportion to their sizes with equal qualities they are exactly the whole pool.
     """
     pools = [str(p) for p in pools]
     if len(pools) < 2:
@@ -364,13 +394,20 @@ def mixture_effective_law(pools: Sequence[str], unique_tokens: Sequence[float], 
         raise ValidationError(f"the effective-data mixture law needs one positive unique-token count per pool "
                               f"({len(pools)}); got {np.asarray(unique_tokens).tolist()}")
     K = len(pools)
+    labels = pools if groups is None else [str(g) for g in groups]
+    if len(labels) != K:
+        raise ValidationError(f"groups: one group name per pool ({K}), got {len(labels)}")
+    terms = list(dict.fromkeys(labels))  # group names in order of first appearance
+    group = np.array([terms.index(g) for g in labels])
+    lead = np.array([labels.index(g) == k for k, g in enumerate(labels)])
     lay = _EffectiveLayout(K=K, params=params, generic=generic, fit_r_star=r_star is None,
                            r_star=float(DATABLATIONS["R_D_star"] if r_star is None else r_star), unique=U,
-                           reference=float(reference))
+                           reference=float(reference), group=group, lead=lead)
+    G, followers = len(terms), [p for p, first in zip(pools, lead) if not first]
     start = dict(start or {})
     names = (("e",) + (("a", "alpha") if params else ()) + (("b", "beta") if generic else ())
-             + tuple(f"c_{p}" for p in pools) + tuple(f"gamma_{p}" for p in pools)
-             + (("log_r_star",) if lay.fit_r_star else ()))
+             + tuple(f"c_{p}" for p in terms) + tuple(f"gamma_{p}" for p in terms)
+             + tuple(f"log_q_{p}" for p in followers) + (("log_r_star",) if lay.fit_r_star else ()))
 
     def named(theta: np.ndarray) -> dict[str, float]:
         t = [float(x) for x in theta]
@@ -382,8 +419,9 @@ def mixture_effective_law(pools: Sequence[str], unique_tokens: Sequence[float], 
         if generic:
             out |= {"B": float(np.exp(t[k])), "beta": t[k + 1]}
             k += 2
-        out |= {f"C_{p}": float(np.exp(t[k + i])) for i, p in enumerate(pools)}
-        out |= {f"gamma_{p}": t[k + K + i] for i, p in enumerate(pools)}
+        out |= {f"C_{p}": float(np.exp(t[k + i])) for i, p in enumerate(terms)}
+        out |= {f"gamma_{p}": t[k + G + i] for i, p in enumerate(terms)}
+        out |= {f"q_{p}": float(np.exp(t[k + 2 * G + i])) for i, p in enumerate(followers)}
         if lay.fit_r_star:
             out["R_star"] = float(np.exp(t[-1]))
         return out
@@ -396,9 +434,10 @@ def mixture_effective_law(pools: Sequence[str], unique_tokens: Sequence[float], 
     if generic:
         grid += ((-3.0, -1.0), (0.2, 0.5))
         bounds += ((-20.0, 20.0), (0.0, 3.0))
-    grid += tuple((float(np.log(start.get(f"C_{p}", 1.0))),) for p in pools)
-    grid += tuple((float(start.get(f"gamma_{p}", 0.3)),) for p in pools)
-    bounds += ((-20.0, 20.0),) * K + ((0.0, 3.0),) * K
+    grid += tuple((float(np.log(start.get(f"C_{p}", 1.0))),) for p in terms)
+    grid += tuple((float(start.get(f"gamma_{p}", 0.3)),) for p in terms)
+    grid += tuple((float(np.log(start.get(f"q_{p}", 1.0))),) for p in followers)
+    bounds += ((-20.0, 20.0),) * G + ((0.0, 3.0),) * G + ((-12.0, 5.0),) * len(followers)
     if lay.fit_r_star:
         grid += ((float(np.log(lay.r_star)),),)
         bounds += ((0.0, float(np.log(1e4))),)  # R* from 1 to 10,000 repetitions

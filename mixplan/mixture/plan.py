@@ -49,6 +49,7 @@ class Plan:
     repetition: dict[str, Any] | None = None  # the repetition-aware objective's model and parameters
     scale: dict[str, Any] | None = None  # the at-scale model: choice, held-out record, calibration
     ot: dict[str, Any] | None = None  # the OT extrapolator: mode, size, selection, fit report
+    buckets: dict[str, Any] | None = None  # quality buckets as pools: per mixture, pool weights and keep-fractions
     warnings: list[str] = field(default_factory=list)
     result: SearchResult | None = None
 
@@ -61,7 +62,7 @@ class Plan:
             "recommended": self.recommended, "mixtures": self.mixtures,
             "active_constraints": self.active, "constraints": self.constraints,
             "cv": self.cv, "models": self.models, "repetition": self.repetition, "scale": self.scale,
-            "ot": self.ot,
+            "ot": self.ot, "buckets": self.buckets,
             "search": self.search,
             "warnings": self.warnings,
         }
@@ -127,6 +128,8 @@ class Plan:
             lines.append(at.to_string(index=False))
         if self.scale is not None:
             lines += ["", _scale_table(self.scale, self.mixtures, self.tokens, self.token_unit)]
+        if self.buckets is not None:
+            lines += ["", _bucket_table(self.buckets)]
         if self.ot is not None:
             lines += ["", _ot_table(self.ot, self.mixtures)]
         if self.tokens is not None and self.scale is None:
@@ -301,7 +304,8 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
               repetition: RepetitionModel | None = None, combine_caps: bool = False,
               measured: Mapping[str, float] | None = None, best_run: tuple[str, np.ndarray, float] | None = None,
               ot: Any = None, ot_mode: str = "compare", ot_base_tokens: float | None = None,
-              constraints: Constraints | None = None, scale: Any = None, **search_options: Any) -> Plan:
+              constraints: Constraints | None = None, scale: Any = None, buckets: Any = None,
+              **search_options: Any) -> Plan:
     """Search the best feasible mixture for ``model`` and compare it with simple baselines.
 
     Parameters
@@ -337,6 +341,13 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
     constraints : Constraints, optional
         The feasible set, when the caller has built it already from ``pools``, ``tokens`` and ``pins``
         (e.g. to refuse impossible constraints before a long fit); built here otherwise.
+    buckets : BucketLayout, optional
+        ``pools`` are the quality buckets of this layout (``buckets.bucket_pools()``,
+        :mod:`mixplan.mixture.buckets`): the plan also finds the best mixture under the threshold policy
+        (keep each pool's top buckets, sampled by size) and over whole pools, with the same loss (at the
+        target with ``scale``, else at the proxy scale), adds them as ``threshold`` and ``whole_pools``,
+        recommends the quality-weighted optimum (free bucket weights, never worse than the other two
+        under that loss) and reports each mixture's pool weights and keep-fractions.
     search_options
         Passed to :func:`mixplan.simplex.search` (``n_candidates``, ``top_k``, ...).
     """
@@ -391,12 +402,18 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
     ot_info = None
     if ot is not None:
         result, ot_info = _ot_optima(model, ot, ot_mode, ot_base_tokens, tokens, c, result)
+    recommended_w, policies = result.weights, None
+    if buckets is not None:
+        recommended_w, policies = _bucket_policies(buckets, pools, model, scale, tokens, result.weights, c, seed,
+                                                   search_options)
 
     if best_run is None:
         i = objective.best(model.train_y)
         best_run = (model.train_ids[i], model.train_weights[i], float(model.train_y[i]))
     named = {
-        "recommended": result.weights,
+        "recommended": recommended_w,
+        **({} if policies is None else {"threshold": policies["threshold"].weights,
+                                        "whole_pools": policies["whole pools"].weights}),
         **({} if scale_info is None else {k: v.weights for k, v in scale_info["optima"].items()}),
         **({} if repetition_info is None else {k: v.weights for k, v in repetition_info.get("optima", {}).items()}),
         **({} if ot_info is None else ot_info.pop("optima")),
@@ -474,6 +491,7 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
                 constraints=c.to_dict(),
                 cv=model.to_dict()["cv"],
                 search=search_info, seed=seed, warnings=notes, result=result, ot=ot_info,
+                buckets=None if buckets is None else _bucket_summary(buckets, policies, W, list(named)),
                 scale=None if scale is None else scale.to_dict() | {
                     "report": scale.report(), "search_caps": "manifest max_epochs" if combine_caps else "none",
                     **({"hard_caps_unmet": caps_unmet} if caps_unmet else {})},
@@ -483,3 +501,49 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
                     "aware_search_caps": "manifest max_epochs" if combine_caps else "none",
                     **({"hard_caps_unmet": caps_unmet} if caps_unmet else {}),
                     "r_star_from_manifest": {p.name: p.r_star for p in pools if p.r_star is not None}})
+
+
+def _bucket_policies(layout: Any, pools: PoolSet, model: MixtureModel, scale: Any, tokens: float | None,
+                     searched: np.ndarray, c: Constraints, seed: int,
+                     search_options: Mapping[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+    """The threshold and whole-pool optima and the quality-weighted one (:func:`plan_policies`) under
+    the plan's loss, and the recommended mixture: the quality-weighted optimum when it beats the
+    plan's own search and is feasible."""
+    from .buckets import plan_policies
+
+    if list(layout.names) != pools.names:
+        raise ValidationError(f"the bucket layout's pools {list(layout.names)} are not the plan's {pools.names}")
+    objective = model.objective
+
+    def loss(W: np.ndarray) -> np.ndarray:
+        pred = scale.predict_mean(W, tokens) if scale is not None else model.predict_mean(W)
+        return objective.score(pred)
+
+    policies = plan_policies(loss, layout, seed=seed, n_candidates=int(search_options.get("n_candidates", 4000)))
+    best = policies["quality-weighted"]
+    if best.loss < float(loss(searched[None, :])[0]) and c.check(best.weights[None, :], tol=1e-6)[0]:
+        return best.weights, policies
+    return searched, policies
+
+
+def _bucket_summary(layout: Any, policies: dict[str, Any], W: np.ndarray, names: list[str]) -> dict[str, Any]:
+    """Per mixture: each pool's total weight and the share of its tokens in buckets read; the policies'
+    keep-counts."""
+    V, F = layout.pool_weights(W), layout.keep_fraction(W)
+    return {"pools": list(layout.pools.names),
+            "keep": {"threshold": {n: int(k) for n, k in zip(layout.pools.names, policies["threshold"].keep)}},
+            "mixtures": {n: {"pool_weights": dict(zip(layout.pools.names, map(float, V[i]))),
+                             "keep_fraction": dict(zip(layout.pools.names, map(float, F[i])))}
+                         for i, n in enumerate(names)}}
+
+
+def _bucket_table(info: dict[str, Any]) -> str:
+    """Pool weight and keep-fraction (share of the pool's tokens in buckets read) per policy mixture."""
+    rows = []
+    for name in ("recommended", "threshold", "whole_pools"):
+        m = info["mixtures"][name]
+        rows.append({"mixture": name} | {p: f"{m['pool_weights'][p]:.3f} ({100 * m['keep_fraction'][p]:.0f}%)"
+                                         for p in info["pools"]})
+    return ("per pool: weight (share of its tokens in the buckets read); recommended = free weights per "
+            "bucket, threshold = each pool's top buckets sampled by size, whole_pools = no filtering\n"
+            + pd.DataFrame(rows).to_string(index=False))

@@ -87,8 +87,8 @@ R_STAR_FACTOR = 3.0
 
 
 def _fit_law(W: np.ndarray, T: np.ndarray, N: np.ndarray | None, y: np.ndarray, pools: list[str], unique: np.ndarray,
-             reference: float, r_star: float | None, n_bootstrap: int,
-             seed: int) -> tuple[Any, LawFit, np.ndarray, float, list[Any]]:
+             reference: float, r_star: float | None, n_bootstrap: int, seed: int,
+             groups: list[str] | None = None) -> tuple[Any, LawFit, np.ndarray, float, list[Any]]:
     """The law with R* fitted; when the runs do not identify it (its interval spans more than
     ``R_STAR_SPAN``x, or the fit ends at a bound: runs that read pools a few times cannot tell a
     half-life of 20 repetitions from one of 2,000), refitted with R* fixed at Muennighoff et al.'s
@@ -99,7 +99,7 @@ def _fit_law(W: np.ndarray, T: np.ndarray, N: np.ndarray | None, y: np.ndarray, 
     sized = N is not None  # runs at several model sizes: the law's A / N^alpha term
 
     def law_at(r: float | None) -> Any:
-        return mixture_effective_law(pools, unique, r_star=r, reference=reference, params=sized)
+        return mixture_effective_law(pools, unique, r_star=r, reference=reference, params=sized, groups=groups)
 
     law = law_at(r_star)
     fit = fit_law(law, data, y, n_bootstrap=n_bootstrap, n_starts=3, seed=seed, delta="auto",
@@ -129,13 +129,13 @@ def _law_values(law: Any, thetas: np.ndarray, W: np.ndarray, T: float, N: float 
 
 def _fit_candidates(model: Any, W: np.ndarray, T: np.ndarray, N: np.ndarray | None, y: np.ndarray, pools: list[str],
                     unique: np.ndarray, T0: float, N0: float | None, r_star: float | None, n_bootstrap: int,
-                    seed: int, level: float,
-                    regressor: bool = True) -> tuple[dict[str, _Fitted], dict[str, str]]:
+                    seed: int, level: float, regressor: bool = True,
+                    groups: list[str] | None = None) -> tuple[dict[str, _Fitted], dict[str, str]]:
     """Every model of the change that these runs can fit (without the regressor's when it was fitted
     on the runs to be predicted); the others with the reason. ``N``: the runs' model sizes when they
     vary (``N0`` the proxy runs'), else None."""
     skipped: dict[str, str] = {}
-    law, fit, thetas, noise, alt = _fit_law(W, T, N, y, pools, unique, T0, r_star, n_bootstrap, seed)
+    law, fit, thetas, noise, alt = _fit_law(W, T, N, y, pools, unique, T0, r_star, n_bootstrap, seed, groups)
     z = norm.ppf((1 + level) / 2)
 
     def r_star_sd(Wq: np.ndarray, Tq: float, Nq: float | None, base: bool) -> np.ndarray:
@@ -299,16 +299,18 @@ class AtScaleModel:
 def fit_at_scale(model: Any, W: np.ndarray, tokens: np.ndarray, y: np.ndarray, unique: np.ndarray, *,
                  params: np.ndarray | None = None, proxy_tokens: float | None = None,
                  proxy_params: float | None = None, r_star: float | None = None, level: float = 0.9,
-                 n_bootstrap: int = 60, seed: int = 0) -> AtScaleModel:
+                 n_bootstrap: int = 60, seed: int = 0, groups: list[str] | None = None) -> AtScaleModel:
     """Fit, choose and calibrate the at-scale model on runs ``W`` at budgets ``tokens`` with measured
     losses ``y``: the proxy runs the regressor ``model`` was fitted on (at ``proxy_tokens``, default
     the smallest budget) and runs at other budgets; ``unique``: each pool's unique tokens;
     ``r_star``: a fixed R* for the law (None: fitted). ``params``: each run's model size, when the
     runs span several (the proxy runs' is ``proxy_params``, default the smallest): the law gets an
     :math:`A/N^\\alpha` term, the held-out scales are the model sizes (fit on the smaller ones, predict
-    the next) and predictions are at :meth:`AtScaleModel.at_params`. The regressor's models are
-    checked only on folds whose held-out scale is above the proxy runs' (below it they would predict
-    their own training runs)."""
+    the next) and predictions are at :meth:`AtScaleModel.at_params`. ``groups``: per pool, the pool it
+    is a quality bucket of (:mod:`mixplan.mixture.buckets`): the law's buckets of one pool share a term
+    in their quality-weighted effective tokens (``mixture_effective_law(groups=...)``). The
+    regressor's models are checked only on folds whose held-out scale is above the proxy runs' (below
+    it they would predict their own training runs)."""
     W = np.atleast_2d(np.asarray(W, dtype=float))
     T = np.asarray(tokens, dtype=float)
     y = np.asarray(y, dtype=float)
@@ -361,7 +363,7 @@ def fit_at_scale(model: Any, W: np.ndarray, tokens: np.ndarray, y: np.ndarray, u
         try:
             fitted, why = _fit_candidates(model, W[train], T[train], None if N is None else N[train], y[train], pools,
                                           unique, T0, N0, r_star, n_bootstrap, seed, level,
-                                          regressor=scales[k] > s0)
+                                          regressor=scales[k] > s0, groups=groups)
         except ValidationError as exc:  # too few runs below this scale to fit the law on their own
             unchecked.append(f"below {scales[k]:g}: {exc}")
             continue
@@ -397,7 +399,8 @@ def fit_at_scale(model: Any, W: np.ndarray, tokens: np.ndarray, y: np.ndarray, u
         q = conformal_quantile(np.concatenate(z_all[law]), level)
         skipped[with_change] = (f"no held-out check: the proxy runs are at the largest {what}; the law's held-out "
                                 "errors calibrate its change")
-    final, _ = _fit_candidates(model, W, T, N, y, pools, unique, T0, N0, r_star, n_bootstrap, seed, level)
+    final, _ = _fit_candidates(model, W, T, N, y, pools, unique, T0, N0, r_star, n_bootstrap, seed, level,
+                               groups=groups)
     if chosen not in final:  # pragma: no cover - every model fitted below the largest scale fits on all runs
         raise ValidationError(f"the at-scale model {chosen!r} cannot be fitted on every run")
     return AtScaleModel(chosen=chosen, level=level, quantile=float(q), noise=final[chosen].noise, budgets=budgets,

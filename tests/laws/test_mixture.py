@@ -234,6 +234,35 @@ def test_effective_law_jacobian_matches_finite_differences(fixed):
         num = np.column_stack([(law.log_predict(theta + h * e, d) - law.log_predict(theta - h * e, d)) / (2 * h)
                                for e in np.eye(len(theta))])
         assert np.max(np.abs(law.jacobian(theta, d) - num)) < 1e-7  # measured 1e-10
+    # quality buckets of one pool sharing a term ("small" and "mid" as two buckets of one pool)
+    for generic in (False, True):
+        law = mixture_effective_law(EFF_POOLS, UNIQUE, r_star=fixed, generic=generic, reference=1e8,
+                                    groups=["a", "a", "b"])
+        assert "log_q_mid" in law.theta_names and "c_a" in law.theta_names and "c_small" not in law.theta_names
+        theta = np.random.default_rng(2).uniform(-0.5, 0.8, len(law.theta_names))
+        num = np.column_stack([(law.log_predict(theta + h * e, data) - law.log_predict(theta - h * e, data))
+                               / (2 * h) for e in np.eye(len(theta))])
+        assert np.max(np.abs(law.jacobian(theta, data) - num)) < 1e-7
+
+
+def test_grouped_effective_law_recovers_the_bucketed_world():
+    """The bucketed known-truth world (mixplan.demo.synthetic) is this law with groups: its bucket
+    qualities are recovered from runs at two budgets."""
+    from mixplan.demo.synthetic import make_bucketed_world
+    from mixplan.laws import fit_law, mixture_effective_law
+
+    world = make_bucketed_world(4, n_bucketed=1, seed=3)
+    lay = world.layout()
+    rng = np.random.default_rng(0)
+    W = rng.dirichlet(np.full(len(lay.names), 0.5), 80)
+    T = np.repeat([1e8, 4e8], 40)
+    L = np.concatenate([world.true_loss(W[:40], 1e8), world.true_loss(W[40:], 4e8)])
+    law = mixture_effective_law(lay.names, lay.sizes, r_star=world.r_star, reference=1e8,
+                                groups=[world.pools[i] for i in lay.parent])
+    fit = fit_law(law, {"tokens": T, "weights": W}, L, n_bootstrap=0, n_starts=3)
+    q = [fit.params[f"q_{n}"] for n in lay.names[1:4]]
+    assert q == pytest.approx(world.quality[0][1:], rel=1e-3), (q, world.quality[0])
+    assert fit.params["E"] == pytest.approx(world.E, rel=1e-4)
 
 
 def test_effective_law_recovers_a_known_world_and_its_optimum_moves():
