@@ -88,6 +88,21 @@ def load_runs(args: argparse.Namespace, pools: Any = None) -> Any:
                      where=parse_where(args.where))
 
 
+def bucket_space(args: argparse.Namespace, pools: Any) -> tuple[Any, Any]:
+    """With a manifest of bucketed pools and runs (``--runs``) whose weight columns are their buckets
+    (``w_wiki_top10``, ...: :func:`mixplan.mixture.buckets.bucket_column`), the buckets as pools and
+    their layout; otherwise ``pools`` unchanged and None."""
+    if pools is None or not pools.bucketed or not getattr(args, "runs", None):
+        return pools, None
+    from ..mixture.buckets import BucketLayout
+
+    layout = BucketLayout.from_pools(pools)
+    found = set(load_runs(args, None).pools)
+    if not found & (set(layout.names) - set(pools.names)):
+        return pools, None  # the runs mix the pools whole
+    return layout.bucket_pools(), layout
+
+
 def load_pools(path: str | None) -> Any:
     from ..data.pools import load_pools
 

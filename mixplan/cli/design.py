@@ -9,7 +9,7 @@ from typing import Any
 
 from .._io import check_writable
 from ..exceptions import ValidationError
-from .common import add_fit_options, emit, fit_from_args, load_pools, load_runs, parse_named_numbers
+from .common import add_fit_options, bucket_space, emit, fit_from_args, load_pools, load_runs, parse_named_numbers
 
 HELP = ("design proxy runs: a RegMix-style swarm with floors and caps (--n), or the K runs that most "
         "improve the decision given the runs so far (--next)")
@@ -27,6 +27,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="existing proxy runs: new mixtures keep --min-distance from them; with --next also the runs "
                         "the model is fitted on")
     p.add_argument("--min-distance", type=float, default=0.01, help="minimum total-variation distance (0.01)")
+    p.add_argument("--buckets", action="store_true",
+                   help="with --n: the manifest's quality buckets as pools (columns w_<pool>_<bucket>), half of the "
+                        "mixtures threshold-shaped (each pool's top buckets, by size), so that plan can compare the "
+                        "filtering policies")
     p.add_argument("--temperature", type=float, default=0.5, help="prior temperature (0.5, as RegMix)")
     p.add_argument("--prefix", help="run id prefix (default 'run'; with --next 'next', numbered on from the "
                                     "<prefix>-<number> ids already in RUNS)")
@@ -58,9 +62,19 @@ def run(args: argparse.Namespace) -> int:
         if only_next:
             raise ValidationError(f"{', '.join(only_next)} only appl{'ies' if len(only_next) == 1 else 'y'} to "
                                   "--next K (proposals from a fitted model); drop it for a random swarm with --n")
+        layout = None
+        if args.buckets:
+            from ..mixture.buckets import BucketLayout
+
+            if not pools.bucketed:
+                raise ValidationError(f"--buckets: no pool of {args.pools} is cut into quality buckets (add buckets = "
+                                      "[0.1, 0.3, ...] and score = ... to a pool)")
+            layout = BucketLayout.from_pools(pools)
+            pools = layout.bucket_pools()
         existing = load_runs(args, pools).weights if args.runs else None
         d = design_swarm(pools, args.n, seed=args.seed, tokens=args.tokens, temperature=args.temperature,
-                         min_distance=args.min_distance, existing=existing, prefix=args.prefix or "run")
+                         min_distance=args.min_distance, existing=existing, prefix=args.prefix or "run",
+                         buckets=layout)
         frame = d.frame
         doc: dict[str, Any] = {"out": str(out)} | d.to_dict()
         lines = [f"{args.n} mixtures written to {out / 'mixtures.csv'} and {out / 'runs'}/", "", d.report()]
@@ -74,6 +88,10 @@ def run(args: argparse.Namespace) -> int:
         if not args.target:
             raise ValidationError("--next needs --target SPEC: the objective the next runs should improve (e.g. "
                                   "--target loss_pile_cc)")
+        if args.buckets:
+            raise ValidationError("--buckets applies to --n (a first swarm); with --next the runs' own columns say "
+                                  "whether the buckets are pools")
+        pools, _ = bucket_space(args, pools)
         from ..simplex import build_constraints
         from ..mixture.sequential import next_run_ids, propose_next
 

@@ -12,7 +12,8 @@ import numpy as np
 from .._checks import check_number
 from .._io import check_writable, read_toml, write_json_atomic, write_table_atomic
 from ..exceptions import InfeasibleError, MixplanWarning, ValidationError
-from .common import add_fit_options, add_runs_options, emit, fit_from_args, load_pools, load_runs, parse_budget_range, parse_named_numbers
+from .common import (add_fit_options, add_runs_options, bucket_space, emit, fit_from_args, load_pools, load_runs,
+                     parse_budget_range, parse_named_numbers)
 
 HELP = "recommend a mixture for the big run"
 
@@ -134,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
     if sweep is not None and args.out:
         outs.append(Path(args.out) / "budget_sweep.csv")
     check_writable(outs, args.force)
-    pools, layout = _bucket_space(args, pools)
+    pools, layout = bucket_space(args, pools)
     runs, other_budgets = _split_budgets(load_runs(args, pools))
     pools = pools or PoolSet.from_names(runs.pools)
     from ..simplex import build_constraints
@@ -176,6 +177,10 @@ def run(args: argparse.Namespace) -> int:
                                          for t in sweep]
     doc = plan.to_dict() | ({"budget": budget} if budget else {})
     text = plan.report()
+    if budget:  # the run shape the compute buys, with its learning rate and batch size (mixplan budget)
+        text = (f"run shape for {budget['flops']:.4g} FLOPs ({budget['law']}): {budget['params']:.4g} parameters, "
+                f"{budget['tokens']:.4g} tokens, learning rate {budget['learning_rate']:.3g}, batch "
+                f"{budget['batch_size']:.4g} tokens\n\n" + text)
     if sweep is not None:
         import pandas as pd
 
@@ -219,24 +224,12 @@ def _sweep_row(plan: Any, tokens: float) -> dict[str, Any]:
     rec = plan.mixtures["recommended"]
     row = {"tokens": tokens} | {f"w_{p}": v for p, v in rec["weights"].items()}
     row["max_epochs"] = max(rec["epochs"].values())
+    if plan.buckets is not None:  # the keep-fraction of each bucketed pool moves with the budget too
+        keep = plan.buckets["mixtures"]["recommended"]["keep_fraction"]
+        row |= {f"keep_{p}": keep[p] for p in plan.buckets["bucketed"]}
     row["prediction"] = (rec["at_scale"]["prediction"] if "at_scale" in rec else
                          rec["at_budget"]["objective"] if "at_budget" in rec else rec["prediction"])
     return row
-
-
-def _bucket_space(args: argparse.Namespace, pools: Any) -> tuple[Any, Any]:
-    """With a manifest of bucketed pools and runs whose weight columns are their buckets (``w_wiki_top10``,
-    ...: :func:`mixplan.mixture.buckets.bucket_column`), the plan's pools are the buckets and the
-    layout is returned (the threshold and whole-pool policies are planned beside the free one)."""
-    if pools is None or not pools.bucketed:
-        return pools, None
-    from ..mixture.buckets import BucketLayout
-
-    layout = BucketLayout.from_pools(pools)
-    found = set(load_runs(args, None).pools)
-    if not found & (set(layout.names) - set(pools.names)):
-        return pools, None  # the runs mix the pools whole
-    return layout.bucket_pools(), layout
 
 
 def _split_budgets(runs: Any) -> tuple[Any, list[Any]]:

@@ -163,6 +163,15 @@ class BucketedWorld:
     E: float = 2.0
     r_star: float = DATABLATIONS["R_D_star"]
     reference: float = 1e8
+    #: R* by bucket rank (best first) instead of one ``r_star``: e.g. the best data losing its value
+    #: sooner when repeated, as QQT's utility half-lives suggest -- outside the fitted law's family.
+    rank_r_star: tuple[float, ...] | None = None
+
+    def _r_star(self) -> float | np.ndarray:
+        if self.rank_r_star is None:
+            return self.r_star
+        rank = self.layout().rank
+        return np.asarray(self.rank_r_star, dtype=float)[np.minimum(rank, len(self.rank_r_star) - 1)]
 
     def pool_set(self) -> PoolSet:
         """The world's pools as a manifest would give them (bucketed pools with ``buckets`` = ``tops``)."""
@@ -185,7 +194,7 @@ class BucketedWorld:
         """The true loss of bucket-level mixtures ``W`` (n, columns of :meth:`layout`) at ``tokens``."""
         lay = self.layout()
         q = np.concatenate([np.asarray(qs, dtype=float) for qs in self.quality])
-        Dp = pool_effective_tokens(np.atleast_2d(W), tokens, lay.sizes, self.r_star) * q / self.reference
+        Dp = pool_effective_tokens(np.atleast_2d(W), tokens, lay.sizes, self._r_star()) * q / self.reference
         S = np.zeros((len(Dp), len(self.pools)))
         np.add.at(S.T, lay.parent, Dp.T)
         terms = np.where(S > 0, self.value * np.power(np.where(S > 0, S, 1.0), self.exponent), 0.0)
@@ -203,15 +212,18 @@ class BucketedWorld:
         U = np.asarray(self.tops[pool], dtype=float)
         sizes = np.diff(np.r_[0.0, U]) * self.tokens[pool]
         q = np.asarray(self.quality[pool], dtype=float)
+        r = (np.full(len(sizes), self.r_star) if self.rank_r_star is None else
+             np.asarray(self.rank_r_star, dtype=float)[np.minimum(np.arange(len(sizes)), len(self.rank_r_star) - 1)])
         value = []
         for k in range(1, len(sizes) + 1):
             w = sizes[:k] / sizes[:k].sum()
-            value.append(float((q[:k] * pool_effective_tokens(w[None, :], tokens, sizes[:k], self.r_star)[0]).sum()))
+            value.append(float((q[:k] * pool_effective_tokens(w[None, :], tokens, sizes[:k], r[:k])[0]).sum()))
         return int(np.argmax(value)) + 1
 
 
 def make_bucketed_world(n_pools: int = 5, n_bucketed: int = 2, seed: int = 0,
-                        r_star: float = DATABLATIONS["R_D_star"]) -> BucketedWorld:
+                        r_star: float = DATABLATIONS["R_D_star"],
+                        rank_r_star: tuple[float, ...] | None = None) -> BucketedWorld:
     """Pools of 50M-5B unique tokens (log-uniform, the first the smallest), values 0.3-2 (the smallest pool
     the most valuable), exponents 0.2-0.6; the first ``n_bucketed`` pools cut at the top 10/30/60/100%
     with qualities 1 > q_2 > q_3 > q_4 (drawn, the worst 0.1-0.4)."""
@@ -229,4 +241,5 @@ def make_bucketed_world(n_pools: int = 5, n_bucketed: int = 2, seed: int = 0,
             tops.append((1.0,))
             quality.append((1.0,))
     return BucketedWorld(pools=[f"pool{i}" for i in range(n_pools)], tokens=U, tops=tuple(tops),
-                         quality=tuple(quality), value=value, exponent=exponent, r_star=float(r_star))
+                         quality=tuple(quality), value=value, exponent=exponent, r_star=float(r_star),
+                         rank_r_star=rank_r_star)

@@ -49,11 +49,17 @@ class Design:
 def design_swarm(pools: PoolSet, n: int, *, seed: int = 0, tokens: float | None = None,
                  temperature: float = 0.5, strengths: tuple[float, ...] = DEFAULT_STRENGTHS,
                  min_nonzero: float = 2e-4, decimals: int = 4, min_distance: float = 0.01,
-                 existing: np.ndarray | None = None, prefix: str = "run", oversample: int = 20) -> Design:
+                 existing: np.ndarray | None = None, prefix: str = "run", oversample: int = 20,
+                 buckets: Any = None, threshold_share: float = 0.5) -> Design:
     """Draw ``n`` distinct feasible proxy mixtures.
 
     Parameters
     ----------
+    buckets : BucketLayout, optional
+        ``pools`` are this layout's quality buckets (:mod:`mixplan.mixture.buckets`): a share
+        ``threshold_share`` of the draws is threshold-shaped (pool weights drawn as for whole pools, then
+        each bucketed pool's top buckets, a random count of them, in proportion to their sizes), the
+        rest free over the buckets, so that the runs show both policies the plan compares.
     tokens : float, optional
         The proxy runs' token budget: caps each pool at ``max_epochs * pool tokens / tokens``.
     min_nonzero : float
@@ -68,6 +74,12 @@ def design_swarm(pools: PoolSet, n: int, *, seed: int = 0, tokens: float | None 
     check_prefix(prefix)
     c = build_constraints(pools, tokens)
     rng = np.random.default_rng(seed)
+    if buckets is not None:
+        if list(buckets.names) != pools.names:
+            raise ValidationError(f"the bucket layout's pools {list(buckets.names)} are not the design's {pools.names}")
+        if not 0.0 <= threshold_share <= 1.0:
+            raise ValidationError(f"threshold_share must be in [0, 1], got {threshold_share!r}")
+        c_pools = build_constraints(buckets.pools, tokens)
     ref = np.empty((0, len(pools))) if existing is None else np.asarray(existing, dtype=float)
     # Accepted runs follow the existing ones in one preallocated array (no re-stacking per draw).
     accepted = np.empty((len(ref) + n, len(pools)))
@@ -75,6 +87,11 @@ def design_swarm(pools: PoolSet, n: int, *, seed: int = 0, tokens: float | None 
     m = len(ref)
     for _ in range(8):  # a few rounds of oversampling; only tight constraints need more than one
         W = sample_mixtures(n * oversample, pools.prior, c, rng, temperature, strengths)
+        if buckets is not None:  # threshold-shaped draws, interleaved with the free ones
+            shaped = rng.random(len(W)) < threshold_share
+            V = sample_mixtures(int(shaped.sum()), buckets.pools.prior, c_pools, rng, temperature, strengths)
+            keep = rng.integers(1, buckets.n_buckets[None, :] + 1, size=(len(V), len(buckets.pools)))
+            W[shaped] = cap_redistribute(buckets.threshold(V, keep), c.lower, c.upper)
         W = sparsify_round(W, c.lower, c.upper, min_nonzero, decimals)
         for w in W:
             if m and nearest_run(w[None, :], accepted[:m])[1][0] < min_distance:
@@ -98,6 +115,8 @@ def design_swarm(pools: PoolSet, n: int, *, seed: int = 0, tokens: float | None 
     coverage = pool_coverage(W, pools.names)
     settings = {"seed": seed, "n": n, "tokens": tokens, "temperature": temperature, "strengths": list(strengths),
                 "min_nonzero": min_nonzero, "decimals": decimals, "min_distance": min_distance}
+    if buckets is not None:
+        settings |= {"buckets": True, "threshold_share": threshold_share}
     return Design(frame=frame, coverage=coverage, settings=settings)
 
 

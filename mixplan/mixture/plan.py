@@ -414,6 +414,8 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
         "recommended": recommended_w,
         **({} if policies is None else {"threshold": policies["threshold"].weights,
                                         "whole_pools": policies["whole pools"].weights}),
+        **({} if policies is None or isinstance(policies["plan_then_filter"], str) else
+           {"plan_then_filter": policies["plan_then_filter"]}),
         **({} if scale_info is None else {k: v.weights for k, v in scale_info["optima"].items()}),
         **({} if repetition_info is None else {k: v.weights for k, v in repetition_info.get("optima", {}).items()}),
         **({} if ot_info is None else ot_info.pop("optima")),
@@ -520,17 +522,42 @@ def _bucket_policies(layout: Any, pools: PoolSet, model: MixtureModel, scale: An
         return objective.score(pred)
 
     policies = plan_policies(loss, layout, seed=seed, n_candidates=int(search_options.get("n_candidates", 4000)))
+    policies["plan_then_filter"] = _plan_then_filter(layout, policies["whole pools"].pool_weights, tokens)
     best = policies["quality-weighted"]
     if best.loss < float(loss(searched[None, :])[0]) and c.check(best.weights[None, :], tol=1e-6)[0]:
         return best.weights, policies
     return searched, policies
 
 
+def _plan_then_filter(layout: Any, pool_weights: np.ndarray, tokens: float | None) -> np.ndarray | str:
+    """"Plan, then filter each pool on its own" (today's ``plan`` and ``filter`` chained): the whole-pool
+    plan's weights, then each bucketed pool's keep-count chosen by :func:`mixplan.filtering.plan_filter`
+    for that pool alone at its share of the budget, from the manifest's per-bucket QQT ``b``, ``tau``.
+    A string says why it cannot be built (no budget, no ``b``/``tau``, buckets counted in samples)."""
+    from ..filtering.planner import plan_filter
+
+    if tokens is None:
+        return "needs the target budget (--tokens or --flops)"
+    keep = layout.n_buckets.copy()
+    for i, pool in enumerate(layout.pools):
+        spec = pool.buckets
+        if spec is None or pool_weights[i] <= 0:
+            continue
+        if spec.unit != "tokens" or any(b.b is None or b.tau is None for b in spec.buckets):
+            return (f"pool {pool.name!r}: its buckets need b and tau in the manifest (in tokens) for the per-pool "
+                    "filter; fit them with mixplan filter --runs, or give published ones")
+        keep[i] = int(plan_filter(spec, [pool_weights[i] * tokens]).result.best[0])
+    return layout.threshold(pool_weights, keep)[0]
+
+
 def _bucket_summary(layout: Any, policies: dict[str, Any], W: np.ndarray, names: list[str]) -> dict[str, Any]:
     """Per mixture: each pool's total weight and the share of its tokens in buckets read; the policies'
     keep-counts."""
     V, F = layout.pool_weights(W), layout.keep_fraction(W)
+    chained = policies["plan_then_filter"]
     return {"pools": list(layout.pools.names),
+            "bucketed": [p.name for p in layout.pools if p.buckets is not None],
+            **({"plan_then_filter": f"not shown: {chained}"} if isinstance(chained, str) else {}),
             "keep": {"threshold": {n: int(k) for n, k in zip(layout.pools.names, policies["threshold"].keep)}},
             "mixtures": {n: {"pool_weights": dict(zip(layout.pools.names, map(float, V[i]))),
                              "keep_fraction": dict(zip(layout.pools.names, map(float, F[i])))}
@@ -540,10 +567,12 @@ def _bucket_summary(layout: Any, policies: dict[str, Any], W: np.ndarray, names:
 def _bucket_table(info: dict[str, Any]) -> str:
     """Pool weight and keep-fraction (share of the pool's tokens in buckets read) per policy mixture."""
     rows = []
-    for name in ("recommended", "threshold", "whole_pools"):
+    for name in [n for n in ("recommended", "threshold", "plan_then_filter", "whole_pools") if n in info["mixtures"]]:
         m = info["mixtures"][name]
         rows.append({"mixture": name} | {p: f"{m['pool_weights'][p]:.3f} ({100 * m['keep_fraction'][p]:.0f}%)"
                                          for p in info["pools"]})
     return ("per pool: weight (share of its tokens in the buckets read); recommended = free weights per "
-            "bucket, threshold = each pool's top buckets sampled by size, whole_pools = no filtering\n"
-            + pd.DataFrame(rows).to_string(index=False))
+            "bucket, threshold = each pool's top buckets sampled by size, plan_then_filter = whole_pools' weights "
+            "then each pool filtered on its own (mixplan filter), whole_pools = no filtering\n"
+            + pd.DataFrame(rows).to_string(index=False)
+            + (f"\nplan_then_filter {info['plan_then_filter']}" if "plan_then_filter" in info else ""))

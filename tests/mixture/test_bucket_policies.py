@@ -183,3 +183,74 @@ def test_plan_cli_plans_bucketed_pools_with_the_policies_side_by_side(world, tmp
     # the threshold plan keeps part of the small valuable pools at 10x the proxy budget (truth: top 30%)
     assert b["mixtures"]["threshold"]["keep_fraction"]["pool0"] < 1.0
     assert doc["scale"]["law"]["params"]["q_pool0_top10_30"] == pytest.approx(world.quality[0][1], abs=0.1)
+    assert b["plan_then_filter"].startswith("not shown: pool 'pool0': its buckets need b and tau")
+    # with the buckets' QQT b and tau in the manifest, "plan, then filter each pool on its own" is shown too:
+    # the whole-pool plan's weights, each pool's keep-count from mixplan filter's law at its share of the budget
+    from mixplan.filtering.planner import plan_filter
+
+    toml = ""
+    for name, U, tops in zip(world.pools, world.tokens, world.tops):
+        toml += f"[pools.{name}]\ntokens = {float(U)!r}\n"
+        if len(tops) > 1:
+            toml += 'score = "quality"\n' + "".join(
+                f"[[pools.{name}.bucket]]\ntop = {t}\nb = {b_}\ntau = {tau}\n"
+                for t, b_, tau in zip(tops, (-0.16, -0.12, -0.08, -0.05), (3.0, 6.0, 12.0, 24.0)))
+    (tmp_path / "qqt.toml").write_text(toml)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MixplanWarning)
+        assert main(["plan", "--runs", str(tmp_path / "runs.csv"), "--pools", str(tmp_path / "qqt.toml"), "--target",
+                     "loss", "--model", "ridge", "--tokens", "1e9", "--scale-runs", str(tmp_path / "big.csv"),
+                     "--candidates", "1000", "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    chained = doc["buckets"]["mixtures"]["plan_then_filter"]
+    whole = doc["buckets"]["mixtures"]["whole_pools"]
+    assert chained["pool_weights"] == pytest.approx(whole["pool_weights"], abs=1e-9)
+    from mixplan.data.pools import load_pools
+
+    spec = load_pools(tmp_path / "qqt.toml").by_name("pool0").buckets
+    k = int(plan_filter(spec, [whole["pool_weights"]["pool0"] * 1e9]).result.best[0])
+    assert chained["keep_fraction"]["pool0"] == pytest.approx(spec.keep_fraction(k), rel=1e-6)
+
+
+def _is_threshold_shaped(lay, w, tol=2e-3):
+    """Every bucketed pool read as its top buckets in proportion to their sizes (weights rounded)."""
+    for p in np.flatnonzero(lay.n_buckets > 1):
+        cols = np.flatnonzero(lay.parent == p)
+        x = w[cols]
+        k = int((x > 0).sum())
+        if k == 0:
+            continue
+        if np.any(x[:k] <= 0) or np.any(x[k:] > 0):
+            return False
+        share = lay.sizes[cols[:k]] / lay.sizes[cols[:k]].sum()
+        if np.max(np.abs(x[:k] / x[:k].sum() - share)) > tol / max(x[:k].sum(), 1e-9):
+            return False
+    return True
+
+
+def test_design_over_buckets_mixes_threshold_shaped_and_free_runs(world, tmp_path, capsys):
+    import pandas as pd
+
+    from mixplan import design_swarm
+    from mixplan.cli import main
+
+    lay = world.layout()
+    d = design_swarm(lay.bucket_pools(), 60, seed=0, tokens=1e8, buckets=lay)
+    W = d.frame[[f"w_{n}" for n in lay.names]].to_numpy()
+    shaped = np.mean([_is_threshold_shaped(lay, w) for w in W])
+    assert 0.3 <= shaped <= 0.8, shaped  # half by construction (free draws are almost never shaped)
+    assert d.settings["threshold_share"] == 0.5
+    toml = "".join(f"[pools.{n}]\ntokens = {float(U)!r}\n"
+                   + (f'score = "q"\nbuckets = {list(t)}\n' if len(t) > 1 else "")
+                   for n, U, t in zip(world.pools, world.tokens, world.tops))
+    (tmp_path / "pools.toml").write_text(toml)
+    assert main(["design", "--pools", str(tmp_path / "pools.toml"), "--n", "20", "--buckets", "--tokens", "1e8",
+                 "--out", str(tmp_path / "d")]) == 0
+    frame = pd.read_csv(tmp_path / "d" / "mixtures.csv")
+    assert [c for c in frame.columns if c.startswith("w_")] == [f"w_{n}" for n in lay.names]
+    capsys.readouterr()
+    (tmp_path / "whole.toml").write_text("".join(f"[pools.{n}]\ntokens = {float(U)!r}\n"
+                                                 for n, U in zip(world.pools, world.tokens)))
+    assert main(["design", "--pools", str(tmp_path / "whole.toml"), "--n", "5", "--buckets", "--out",
+                 str(tmp_path / "e")]) == 2
+    assert "no pool of" in capsys.readouterr().err
