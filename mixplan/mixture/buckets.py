@@ -96,9 +96,10 @@ class BucketLayout:
         return np.bincount(self.parent, minlength=len(self.pools))
 
     def bucket_pools(self) -> PoolSet:
-        """The columns as a :class:`PoolSet` (a bucket is a pool of its tokens with its parent's
-        ``max_epochs`` and ``r_star``; a pool's floor and cap apply to its buckets' sum, see
-        :meth:`pool_weights`)."""
+        """The columns as a :class:`PoolSet`: a bucket is a pool of its tokens with its parent's
+        ``max_epochs`` and ``r_star``. A bucketed pool's ``min_weight``/``max_weight`` bound its total
+        weight in the threshold and whole-pool policies (:func:`plan_policies`); the free policy's
+        search over the buckets does not enforce them yet (refused: see :func:`plan_policies`)."""
         out = []
         for name, i, size in zip(self.names, self.parent, self.sizes):
             p: Pool = self.pools[int(i)]
@@ -133,8 +134,7 @@ class BucketLayout:
         kept = self.rank[None, :] < k[:, self.parent]  # (n, C)
         size = np.where(kept, self.sizes, 0.0)
         total = np.zeros_like(V)
-        for c, i in enumerate(self.parent):
-            total[:, i] += size[:, c]
+        np.add.at(total.T, self.parent, size.T)
         return V[:, self.parent] * size / total[:, self.parent]
 
     def pool_weights(self, W: np.ndarray) -> np.ndarray:
@@ -185,6 +185,11 @@ def plan_policies(loss: Callable[[np.ndarray], np.ndarray], layout: BucketLayout
     as an extra start; the quality-weighted policy searches the bucket simplex from the Dirichlet
     candidates plus both other optima."""
     m = layout.n_buckets
+    bounded = [p.name for p in layout.pools if p.buckets is not None and (p.min_weight > 0 or p.max_weight < 1)]
+    if bounded:
+        raise ValidationError(f"pool {bounded[0]!r} is cut into buckets and has a min_weight/max_weight: a bound on a "
+                              "pool's total over its buckets is not supported by the free policy's search yet; drop "
+                              "the bound or plan the pool whole")
     combos = int(np.prod(m))
     if combos > MAX_KEEP_COMBINATIONS:
         raise ValidationError(f"the threshold policy would search {combos} combinations of keep-counts (buckets per "

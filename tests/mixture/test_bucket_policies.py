@@ -254,3 +254,14 @@ def test_design_over_buckets_mixes_threshold_shaped_and_free_runs(world, tmp_pat
     assert main(["design", "--pools", str(tmp_path / "whole.toml"), "--n", "5", "--buckets", "--out",
                  str(tmp_path / "e")]) == 2
     assert "no pool of" in capsys.readouterr().err
+
+
+def test_a_bound_on_a_bucketed_pool_is_refused_not_ignored(world):
+    from dataclasses import replace
+
+    from mixplan.mixture.buckets import BucketLayout, plan_policies
+
+    pools = world.pool_set()
+    bounded = replace(pools, pools=(replace(pools[0], max_weight=0.2),) + tuple(pools)[1:])
+    with pytest.raises(ValidationError, match="pool 'pool0' is cut into buckets and has a min_weight/max_weight"):
+        plan_policies(lambda W: world.true_loss(W, 1e8), BucketLayout.from_pools(bounded))
