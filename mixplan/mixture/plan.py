@@ -489,7 +489,7 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
     }
     return Plan(pools=pools.names, objective=model.objective.to_dict(), tokens=tokens,
                 token_unit=pools.token_unit, recommended=mixtures["recommended"]["weights"], mixtures=mixtures,
-                active=active_constraints(result.weights, c),
+                active=active_constraints(recommended_w, c),
                 constraints=c.to_dict(),
                 cv=model.to_dict()["cv"],
                 search=search_info, seed=seed, warnings=notes, result=result, ot=ot_info,
