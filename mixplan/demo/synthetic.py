@@ -14,6 +14,7 @@ whose minimiser over the simplex is close to (not exactly at) :math:`w^\star`; u
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -167,10 +168,18 @@ class BucketedWorld:
     #: sooner when repeated, as QQT's utility half-lives suggest -- outside the fitted law's family.
     rank_r_star: tuple[float, ...] | None = None
 
-    def _r_star(self) -> float | np.ndarray:
+    @cached_property
+    def _layout(self) -> BucketLayout:
+        from ..mixture.buckets import BucketLayout
+
+        return BucketLayout.from_pools(self.pool_set())
+
+    @cached_property
+    def _column_r_star(self) -> np.ndarray:
+        """R* of every bucket (column of :meth:`layout`): ``r_star``, or ``rank_r_star`` by the bucket's rank."""
+        rank = self._layout.rank
         if self.rank_r_star is None:
-            return self.r_star
-        rank = self.layout().rank
+            return np.full(len(rank), self.r_star)
         return np.asarray(self.rank_r_star, dtype=float)[np.minimum(rank, len(self.rank_r_star) - 1)]
 
     def pool_set(self) -> PoolSet:
@@ -186,15 +195,14 @@ class BucketedWorld:
         return PoolSet(tuple(out), name="bucketed world")
 
     def layout(self) -> BucketLayout:
-        from ..mixture.buckets import BucketLayout
-
-        return BucketLayout.from_pools(self.pool_set())
+        """The buckets as pools (built once: the truth is evaluated in the planners' inner loops)."""
+        return self._layout
 
     def true_loss(self, W: np.ndarray, tokens: float) -> np.ndarray:
         """The true loss of bucket-level mixtures ``W`` (n, columns of :meth:`layout`) at ``tokens``."""
-        lay = self.layout()
+        lay = self._layout
         q = np.concatenate([np.asarray(qs, dtype=float) for qs in self.quality])
-        Dp = pool_effective_tokens(np.atleast_2d(W), tokens, lay.sizes, self._r_star()) * q / self.reference
+        Dp = pool_effective_tokens(np.atleast_2d(W), tokens, lay.sizes, self._column_r_star) * q / self.reference
         S = np.zeros((len(Dp), len(self.pools)))
         np.add.at(S.T, lay.parent, Dp.T)
         terms = np.where(S > 0, self.value * np.power(np.where(S > 0, S, 1.0), self.exponent), 0.0)
@@ -209,11 +217,9 @@ class BucketedWorld:
         """The keep-count a filter chosen for pool ``pool`` *on its own* would take when the pool gets
         ``tokens`` (the best threshold for training on that pool alone: most quality-weighted effective
         tokens) -- "plan, then filter each pool", with the truth as the filter's law."""
-        U = np.asarray(self.tops[pool], dtype=float)
-        sizes = np.diff(np.r_[0.0, U]) * self.tokens[pool]
+        cols = self._layout.parent == pool  # the pool's buckets, best first
+        sizes, r = self._layout.sizes[cols], self._column_r_star[cols]
         q = np.asarray(self.quality[pool], dtype=float)
-        r = (np.full(len(sizes), self.r_star) if self.rank_r_star is None else
-             np.asarray(self.rank_r_star, dtype=float)[np.minimum(np.arange(len(sizes)), len(self.rank_r_star) - 1)])
         value = []
         for k in range(1, len(sizes) + 1):
             w = sizes[:k] / sizes[:k].sum()

@@ -145,6 +145,19 @@ def test_the_joint_plan_with_a_fitted_at_scale_model(world):
     assert regret["quality-weighted"] < 0.5 * regret["whole pools"], regret
 
 
+def _manifest(world, path, buckets=True, qqt=None):
+    """Write the world's pools as a manifest: bucketed by top fractions (or whole, ``buckets=False``);
+    with ``qqt`` = (b values, tau values) per bucket, as [[pools.NAME.bucket]] tables carrying them."""
+    toml = ""
+    for name, U, tops in zip(world.pools, world.tokens, world.tops):
+        toml += f"[pools.{name}]\ntokens = {float(U)!r}\n"
+        if buckets and len(tops) > 1:
+            toml += 'score = "quality"\n' + (f"buckets = {list(tops)}\n" if qqt is None else "".join(
+                f"[[pools.{name}.bucket]]\ntop = {t}\nb = {b}\ntau = {tau}\n" for t, b, tau in zip(tops, *qqt)))
+    path.write_text(toml)
+    return path
+
+
 def test_plan_cli_plans_bucketed_pools_with_the_policies_side_by_side(world, tmp_path, capsys):
     """A manifest whose first two pools are cut into buckets and runs whose weight columns are the
     buckets: `plan` searches the buckets, shows the threshold and whole-pool plans beside the
@@ -161,17 +174,15 @@ def test_plan_cli_plans_bucketed_pools_with_the_policies_side_by_side(world, tmp
     design.assign(tokens=1e8, loss=world.measure(W, 1e8, seed=0)).to_csv(tmp_path / "runs.csv", index=False)
     design.iloc[:32].assign(tokens=4e8, loss=world.measure(W[:32], 4e8, seed=1),
                             run_id=design["run_id"].iloc[:32] + "-4x").to_csv(tmp_path / "big.csv", index=False)
-    toml = ""
-    for name, U, tops in zip(world.pools, world.tokens, world.tops):
-        toml += f"[pools.{name}]\ntokens = {float(U)!r}\n"
-        if len(tops) > 1:
-            toml += f'score = "quality"\nbuckets = {list(tops)}\n'
-    (tmp_path / "pools.toml").write_text(toml)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", MixplanWarning)
-        code = main(["plan", "--runs", str(tmp_path / "runs.csv"), "--pools", str(tmp_path / "pools.toml"),
-                     "--target", "loss", "--model", "ridge", "--tokens", "1e9", "--scale-runs",
-                     str(tmp_path / "big.csv"), "--candidates", "1000", "--json"])
+
+    def plan(manifest):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", MixplanWarning)
+            return main(["plan", "--runs", str(tmp_path / "runs.csv"), "--pools", str(manifest), "--target", "loss",
+                         "--model", "ridge", "--tokens", "1e9", "--scale-runs", str(tmp_path / "big.csv"),
+                         "--candidates", "1000", "--json"])
+
+    code = plan(_manifest(world, tmp_path / "pools.toml"))
     out, err = capsys.readouterr()
     assert code == 0, err
     doc = json.loads(out)
@@ -188,26 +199,15 @@ def test_plan_cli_plans_bucketed_pools_with_the_policies_side_by_side(world, tmp
     # the whole-pool plan's weights, each pool's keep-count from mixplan filter's law at its share of the budget
     from mixplan.filtering.planner import plan_filter
 
-    toml = ""
-    for name, U, tops in zip(world.pools, world.tokens, world.tops):
-        toml += f"[pools.{name}]\ntokens = {float(U)!r}\n"
-        if len(tops) > 1:
-            toml += 'score = "quality"\n' + "".join(
-                f"[[pools.{name}.bucket]]\ntop = {t}\nb = {b_}\ntau = {tau}\n"
-                for t, b_, tau in zip(tops, (-0.16, -0.12, -0.08, -0.05), (3.0, 6.0, 12.0, 24.0)))
-    (tmp_path / "qqt.toml").write_text(toml)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", MixplanWarning)
-        assert main(["plan", "--runs", str(tmp_path / "runs.csv"), "--pools", str(tmp_path / "qqt.toml"), "--target",
-                     "loss", "--model", "ridge", "--tokens", "1e9", "--scale-runs", str(tmp_path / "big.csv"),
-                     "--candidates", "1000", "--json"]) == 0
+    qqt = _manifest(world, tmp_path / "qqt.toml", qqt=((-0.16, -0.12, -0.08, -0.05), (3.0, 6.0, 12.0, 24.0)))
+    assert plan(qqt) == 0
     doc = json.loads(capsys.readouterr().out)
     chained = doc["buckets"]["mixtures"]["plan_then_filter"]
     whole = doc["buckets"]["mixtures"]["whole_pools"]
     assert chained["pool_weights"] == pytest.approx(whole["pool_weights"], abs=1e-9)
     from mixplan.data.pools import load_pools
 
-    spec = load_pools(tmp_path / "qqt.toml").by_name("pool0").buckets
+    spec = load_pools(qqt).by_name("pool0").buckets
     k = int(plan_filter(spec, [whole["pool_weights"]["pool0"] * 1e9]).result.best[0])
     assert chained["keep_fraction"]["pool0"] == pytest.approx(spec.keep_fraction(k), rel=1e-6)
 
@@ -240,18 +240,14 @@ def test_design_over_buckets_mixes_threshold_shaped_and_free_runs(world, tmp_pat
     shaped = np.mean([_is_threshold_shaped(lay, w) for w in W])
     assert 0.3 <= shaped <= 0.8, shaped  # half by construction (free draws are almost never shaped)
     assert d.settings["threshold_share"] == 0.5
-    toml = "".join(f"[pools.{n}]\ntokens = {float(U)!r}\n"
-                   + (f'score = "q"\nbuckets = {list(t)}\n' if len(t) > 1 else "")
-                   for n, U, t in zip(world.pools, world.tokens, world.tops))
-    (tmp_path / "pools.toml").write_text(toml)
-    assert main(["design", "--pools", str(tmp_path / "pools.toml"), "--n", "20", "--buckets", "--tokens", "1e8",
+    assert main(["design", "--pools", str(_manifest(world, tmp_path / "pools.toml")), "--n", "20", "--buckets",
+                 "--tokens", "1e8",
                  "--out", str(tmp_path / "d")]) == 0
     frame = pd.read_csv(tmp_path / "d" / "mixtures.csv")
     assert [c for c in frame.columns if c.startswith("w_")] == [f"w_{n}" for n in lay.names]
     capsys.readouterr()
-    (tmp_path / "whole.toml").write_text("".join(f"[pools.{n}]\ntokens = {float(U)!r}\n"
-                                                 for n, U in zip(world.pools, world.tokens)))
-    assert main(["design", "--pools", str(tmp_path / "whole.toml"), "--n", "5", "--buckets", "--out",
+    assert main(["design", "--pools", str(_manifest(world, tmp_path / "whole.toml", buckets=False)), "--n", "5",
+                 "--buckets", "--out",
                  str(tmp_path / "e")]) == 2
     assert "no pool of" in capsys.readouterr().err
 
