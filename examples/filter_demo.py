@@ -38,7 +38,6 @@ Run: ``python examples/filter_demo.py --workers 2`` (about 5-10 minutes on 2 fre
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 import tempfile
 import time
@@ -50,15 +49,6 @@ import pandas as pd
 POOL = "wiki"
 FRACTIONS = (0.1, 0.2, 0.3, 0.5)
 EPOCHS = (2, 4, 6, 8, 10)
-_WORD = re.compile(rb"[A-Za-z]+[.,;:!?'\")]*")
-
-
-def prose_score(chunk: bytes) -> float:
-    """Share of whitespace-separated tokens that are plain words (0 for an empty chunk)."""
-    tokens = chunk.split()
-    return sum(1 for t in tokens if _WORD.fullmatch(t)) / len(tokens) if tokens else 0.0
-
-
 def pool_chunks(pool_bytes: int | None) -> list[int]:
     """Chunk ids of the pool used here: all, or a fixed random subset of about ``pool_bytes``."""
     from mixplan.demo.corpora import load_pools
@@ -73,17 +63,6 @@ def pool_chunks(pool_bytes: int | None) -> list[int]:
     return np.sort(keep).tolist()
 
 
-def _subset(ids):
-    from mixplan.demo.corpora import DemoPool, load_pools
-
-    pool = load_pools()[POOL]
-    off = pool.chunk_offsets
-    parts = [pool.train[off[i]: off[i + 1]] for i in ids]
-    lengths = np.array([p.size for p in parts], dtype=np.int64)
-    return DemoPool(name=POOL, train=np.concatenate(parts), chunk_offsets=np.r_[0, np.cumsum(lengths)].astype(np.int64),
-                    heldout=pool.heldout, description=f"{len(ids)} chunks of {POOL}")
-
-
 def train(job: tuple[tuple[int, ...], int, int]) -> dict[str, float]:
     """One proxy run on the union of chunks ``ids`` for ``tokens`` bytes (seeded): held-out bpb.
 
@@ -92,10 +71,11 @@ def train(job: tuple[tuple[int, ...], int, int]) -> dict[str, float]:
     QQT union law's uniform mixture)."""
     from mixplan.demo.corpora import EVAL_ONLY, TRAIN_POOLS, load_pools
     from mixplan.demo.proxy_lm import ProxyLM, sample_stream
+    from mixplan.demo.quality import chunk_subset
 
     ids, tokens, seed = job
     pools = dict(load_pools())
-    pools[POOL] = _subset(ids)
+    pools[POOL] = chunk_subset(pools[POOL], ids)
     rng = np.random.default_rng([int(seed), 0x6D78])
     model = ProxyLM().fit(sample_stream(pools, {POOL: 1.0}, int(tokens), rng))
     # `pools` holds the same cached pool objects; the union keeps POOL's held-out text
@@ -106,10 +86,10 @@ def train(job: tuple[tuple[int, ...], int, int]) -> dict[str, float]:
 
 def run_all(jobs, workers: int):
     """:func:`train` for every job, in job order, on ``workers`` spawned single-thread workers."""
-    from mixplan.demo.proxy_lm import _run_jobs
+    from mixplan.demo.proxy_lm import run_jobs
 
     # the proxy study's runner (run_proxies takes mixtures, not chunk unions); no bar, as before
-    return _run_jobs(train, list(jobs), workers, progress=False, desc="filter runs")
+    return run_jobs(train, list(jobs), workers, progress=False, desc="filter runs")
 
 
 def main(argv=None) -> int:
@@ -134,6 +114,7 @@ def main(argv=None) -> int:
     from mixplan.filtering.scores import bucket_scores, manifest_snippet
     from mixplan.demo.corpora import load_pools as demo_pools
     from mixplan.demo.proxy_lm import limit_threads
+    from mixplan.demo.quality import prose_score
     from mixplan.filtering import fit_buckets, plan_filter
     from mixplan.laws.qqt import QQT_NORMALIZER
     from mixplan.data.pools import load_pools

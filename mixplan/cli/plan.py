@@ -157,7 +157,7 @@ def run(args: argparse.Namespace) -> int:
     read = cache(lambda path: read_runs(path, pools, renormalize=args.renormalize))
     repetition = _repetition_model(args, tokens, model, runs, pools, read)
     size = args.params if args.params is not None else (budget or {}).get("params")
-    groups = None if layout is None else [layout.pools[int(i)].name for i in layout.parent]
+    groups = None if layout is None else layout.groups
     scale = _scale_model(args, tokens, size, model, runs, pools, read, other_budgets, groups)
     options = {"pins": pins, "seed": args.seed, "level": args.level, "n_candidates": args.candidates,
                "top_k": args.top_k, "repetition": repetition, "combine_caps": bool(args.repetition_caps),

@@ -132,10 +132,11 @@ def _error(message: str) -> Exception:
     return ValidationError(message)
 
 
-def validate_weights(weights: Mapping[str, float]) -> dict[str, float]:
-    """Check a mixture over the training pools and return it complete, in pool order.
+def validate_weights(weights: Mapping[str, float], names: Sequence[str] = TRAIN_POOLS) -> dict[str, float]:
+    """Check a mixture over the training pools ``names`` and return it complete, in their order.
 
-    Pools missing from ``weights`` get weight 0.
+    Pools missing from ``weights`` get weight 0. ``names`` defaults to the demo's five pools; the
+    quality-bucket study (:mod:`mixplan.demo.quality`) passes its own.
 
     Raises
     ------
@@ -144,17 +145,17 @@ def validate_weights(weights: Mapping[str, float]) -> dict[str, float]:
         unknown or evaluation-only, a weight is negative or not finite, or the weights do not sum
         to 1 (within 1e-6).
     """
-    out = {name: 0.0 for name in TRAIN_POOLS}
+    out = {name: 0.0 for name in names}
     for name, value in weights.items():
         if name in EVAL_ONLY:
             raise _error(
                 f"pool {name!r} is evaluation-only and cannot be given a mixture weight; "
-                f"training pools are {', '.join(TRAIN_POOLS)}"
+                f"training pools are {', '.join(names)}"
             )
         if name not in out:
             raise _error(
                 f"unknown pool {name!r} in mixture weights; "
-                f"training pools are {', '.join(TRAIN_POOLS)}"
+                f"training pools are {', '.join(names)}"
             )
         try:
             v = float(value)
@@ -202,26 +203,27 @@ def sample_stream(
     weights: Mapping[str, float],
     tokens: int,
     rng: np.random.Generator,
+    names: Sequence[str] = TRAIN_POOLS,
 ) -> np.ndarray:
-    """Draw a training stream of ``tokens`` bytes for a mixture.
+    """Draw a training stream of ``tokens`` bytes for a mixture over the pools ``names``.
 
     Pool ``i`` contributes ``round(w_i * tokens)`` bytes (largest remainders, so the total is
     exactly ``tokens``), taken by walking its chunks in a shuffled order; when its unique bytes run
     out a new shuffled pass (a new epoch) starts, so repetition is real. The last chunk taken is
     truncated. Pools' chunks are interleaved at random while each pool keeps its own walk order
-    (epoch ``e + 1`` of a pool comes after epoch ``e``). Pools are visited in :data:`TRAIN_POOLS`
-    order, so the result does not depend on the order of ``weights``.
+    (epoch ``e + 1`` of a pool comes after epoch ``e``). Pools are visited in ``names`` order
+    (default :data:`TRAIN_POOLS`), so the result does not depend on the order of ``weights``.
 
     Returns
     -------
     numpy.ndarray
         ``uint8`` array of length ``tokens``.
     """
-    w = validate_weights(weights)
+    w = validate_weights(weights, names)
     alloc = _allocate(w, int(tokens))
     pieces: list[np.ndarray] = []
     keys: list[np.ndarray] = []
-    for name in TRAIN_POOLS:
+    for name in names:
         need = alloc[name]
         if need <= 0:
             continue
@@ -488,7 +490,7 @@ def _run_job(job: tuple[Mapping[str, float], int, int]) -> dict[str, float]:
     return run_proxy(weights, tokens, seed)
 
 
-def _run_jobs(fn: Callable[[Any], dict[str, float]], jobs: Sequence[Any], processes: int, progress: bool,
+def run_jobs(fn: Callable[[Any], dict[str, float]], jobs: Sequence[Any], processes: int, progress: bool,
               desc: str) -> list[dict[str, float]]:
     """``[fn(job) for job in jobs]``, in job order, on ``processes`` spawned workers.
 
@@ -535,7 +537,7 @@ def run_proxies(
     jobs = [(dict(w), int(t), int(s)) for w, t, s in jobs]
     for w, _, _ in jobs:  # fail before any worker starts
         validate_weights(w)
-    return _run_jobs(_run_job, jobs, processes, progress, "proxy runs")
+    return run_jobs(_run_job, jobs, processes, progress, "proxy runs")
 
 
 # ------------------------------------------------------------------------------ repetition curve
@@ -781,4 +783,4 @@ def run_cpts(jobs: Iterable[tuple], processes: int = 2, progress: bool = True) -
     jobs = [(dict(g), str(d), float(r), int(b), int(t), int(s), int(tb)) for g, d, r, b, t, s, tb in jobs]
     for g, d, r, *_ in jobs:  # fail before any worker starts
         _check_cpt(g, d, r)
-    return _run_jobs(_run_cpt_job, jobs, processes, progress, "cpt runs")
+    return run_jobs(_run_cpt_job, jobs, processes, progress, "cpt runs")

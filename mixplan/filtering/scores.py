@@ -88,11 +88,14 @@ def bucket_scores(scores: Any, fractions: Sequence[float], *, tokens: Any = None
 
 
 def manifest_snippet(table: pd.DataFrame, *, pool: str, score: str, total_tokens: float | None = None,
-                     total_documents: int | None = None, higher_is_better: bool = True) -> str:
+                     total_documents: int | None = None, higher_is_better: bool = True, fit: Any = None) -> str:
     """The ``[pools.POOL]`` TOML of a :func:`bucket_scores` table, ready to paste into a manifest.
 
     Bucket sizes are written as measured; ``size_tolerance`` is set just above the largest gap between
     a bucket's token share and its document share, so the manifest loads (the loader checks them).
+    ``fit`` (a :class:`mixplan.filtering.planner.FilterFit` of these buckets) adds its law (``objective``,
+    ``a``, ``d``, ``unit``) and each bucket's fitted ``b`` and ``tau``, which the planner's "plan, then
+    filter" baseline and ``mixplan filter`` without ``--runs`` read.
     """
     lines = [f"[pools.{pool}]"]
     if total_tokens is not None:
@@ -110,12 +113,19 @@ def manifest_snippet(table: pd.DataFrame, *, pool: str, score: str, total_tokens
             # Quality scores correlate with length: a document share is then not the token share.
             lines.append(f"size_tolerance = {math.ceil(gap * 100 + 1) / 100:g}   # token shares differ from "
                          "document shares by up to " f"{100 * gap:.1f}%")
+    fitted = {}
+    if fit is not None:
+        lines += ["", f"[pools.{pool}.law]", f'objective = "{fit.objective}"', f"a = {fit.a:.10g}", f"d = {fit.d:.10g}",
+                  f'unit = "{fit.unit}"']
+        fitted = {b.name: b for b in fit.buckets}
     for row in table.itertuples(index=False):
         lines += ["", f"[[pools.{pool}.bucket]]", f'name = "{row.bucket}"', f"top = {row.top:.10g}",
                   f"# cutoff: {score} {'>=' if higher_is_better else '<='} {row.cutoff:.10g}"]
         if "tokens" in table:
             lines.append(f"tokens = {row.tokens:.10g}")
         lines.append(f"samples = {int(row.documents)}")
+        if row.bucket in fitted:
+            lines += [f"b = {fitted[row.bucket].b:.10g}", f"tau = {fitted[row.bucket].tau:.10g}"]
     return "\n".join(lines) + "\n"
 
 

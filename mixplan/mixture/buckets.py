@@ -43,9 +43,11 @@ __all__ = ["BucketLayout", "bucket_column", "PolicyResult", "plan_policies", "PO
 
 #: The policies :func:`plan_policies` compares.
 POLICIES = ("whole pools", "threshold", "quality-weighted")
-#: Keep-count combinations searched one by one; beyond this the threshold policy refuses (coordinate
-#: search over pools is the next step, not built yet).
+#: Keep-count combinations searched one by one; beyond this the threshold policy searches them by
+#: coordinate descent (one pool's keep-count at a time).
 MAX_KEEP_COMBINATIONS = 512
+#: Sweeps over the pools at most in that coordinate search (it stops at the first sweep that changes nothing).
+MAX_KEEP_SWEEPS = 10
 
 
 def bucket_column(pool: str, bucket: str) -> str:
@@ -89,6 +91,12 @@ class BucketLayout:
                                   "rename the pool or the bucket")
         return cls(pools=pools, names=tuple(names), parent=np.array(parent), rank=np.array(rank),
                    sizes=np.array(sizes, dtype=float))
+
+    @property
+    def groups(self) -> list[str]:
+        """Per column, the name of the pool it belongs to (a bucket's parent): the ``groups`` of
+        :func:`mixplan.mixture.scale.fit_at_scale` and :func:`mixplan.laws.mixture_effective_law`."""
+        return [self.pools[int(i)].name for i in self.parent]
 
     @property
     def n_buckets(self) -> np.ndarray:
@@ -165,13 +173,16 @@ class PolicyResult:
     pool_weights: np.ndarray  # (pools,)
     keep_fraction: np.ndarray  # (pools,) share of each pool's tokens in buckets read
     keep: np.ndarray | None  # keep-counts per pool (threshold, whole pools); None for quality-weighted
+    #: How the keep-counts were searched (threshold policy): every combination, or coordinate descent.
+    search: str = ""
 
     def to_dict(self, layout: BucketLayout) -> dict[str, Any]:
         return {"policy": self.policy, "loss": self.loss,
                 "weights": {n: float(w) for n, w in zip(layout.names, self.weights)},
                 "pool_weights": {n: float(w) for n, w in zip(layout.pools.names, self.pool_weights)},
                 "keep_fraction": {n: float(f) for n, f in zip(layout.pools.names, self.keep_fraction)},
-                "keep": None if self.keep is None else {n: int(k) for n, k in zip(layout.pools.names, self.keep)}}
+                "keep": None if self.keep is None else {n: int(k) for n, k in zip(layout.pools.names, self.keep)},
+                **({"search": self.search} if self.search else {})}
 
 
 def plan_policies(loss: Callable[[np.ndarray], np.ndarray], layout: BucketLayout, *, seed: int = 0,
@@ -181,19 +192,19 @@ def plan_policies(loss: Callable[[np.ndarray], np.ndarray], layout: BucketLayout
     is expected to price repetition, as an at-scale model does).
 
     The threshold policy searches the pool weights for every combination of keep-counts (the bucketed
-    pools' counts multiply; refused beyond :data:`MAX_KEEP_COMBINATIONS`), with the whole-pools optimum
-    as an extra start; the quality-weighted policy searches the bucket simplex from the Dirichlet
-    candidates plus both other optima."""
+    pools' counts multiply), with the whole-pools optimum as an extra start; beyond
+    :data:`MAX_KEEP_COMBINATIONS` combinations, by coordinate descent instead: from every pool kept whole,
+    each bucketed pool's keep-count in turn is set to its best value with the others held, until a sweep
+    over the pools changes nothing (at most :data:`MAX_KEEP_SWEEPS`; a local optimum over keep-counts, said
+    in the result's ``search``). The quality-weighted policy searches the bucket simplex from the
+    Dirichlet candidates plus both other optima."""
     m = layout.n_buckets
     bounded = [p.name for p in layout.pools if p.buckets is not None and (p.min_weight > 0 or p.max_weight < 1)]
     if bounded:
         raise ValidationError(f"pool {bounded[0]!r} is cut into buckets and has a min_weight/max_weight: a bound on a "
                               "pool's total over its buckets is not supported by the free policy's search yet; drop "
                               "the bound or plan the pool whole")
-    combos = int(np.prod(m))
-    if combos > MAX_KEEP_COMBINATIONS:
-        raise ValidationError(f"the threshold policy would search {combos} combinations of keep-counts (buckets per "
-                              f"pool {m.tolist()}); at most {MAX_KEEP_COMBINATIONS}: use fewer buckets or pools")
+    combos = int(np.prod(m.astype(float)))
     pools = layout.pools
     c = build_constraints(pools)
     prior = np.full(len(pools), 1.0 / len(pools))
@@ -212,18 +223,39 @@ def plan_policies(loss: Callable[[np.ndarray], np.ndarray], layout: BucketLayout
         return best_of(search(lambda V, fast: loss(layout.threshold(V, keep)), c, prior, seed=seed, n_candidates=n,
                               extra=np.array(extra) if extra else None))
 
-    v_whole, _ = best_pools(m, [], n_candidates)
+    v_whole, s_whole = best_pools(m, [], n_candidates)
     out = {"whole pools": result("whole pools", layout.threshold(v_whole, m)[0], m)}
-    best = (np.inf, m, v_whole)
-    for keep in itertools.product(*[range(1, k + 1) for k in m]):
-        k = np.array(keep)
-        # Every combination gets a cheaper search, warm-started at the whole-pools optimum; the best one
-        # is searched again in full.
-        v, s = best_pools(k, [v_whole], max(n_candidates // 4, 200))
-        if s < best[0]:
-            best = (s, k, v)
+    cheap = max(n_candidates // 4, 200)
+    if combos <= MAX_KEEP_COMBINATIONS:
+        best = (np.inf, m, v_whole)
+        for keep in itertools.product(*[range(1, k + 1) for k in m]):
+            k = np.array(keep)
+            # Every combination gets a cheaper search, warm-started at the whole-pools optimum; the best one
+            # is searched again in full.
+            v, s = best_pools(k, [v_whole], cheap)
+            if s < best[0]:
+                best = (s, k, v)
+        how = f"every combination of keep-counts ({combos})"
+    else:
+        best, searched, sweeps = (s_whole, m.copy(), v_whole), 0, 0
+        for sweeps in range(1, MAX_KEEP_SWEEPS + 1):
+            changed = False
+            for i in np.flatnonzero(m > 1):
+                for count in range(1, m[i] + 1):
+                    if count == best[1][i]:
+                        continue
+                    k = best[1].copy()
+                    k[i] = count
+                    v, s = best_pools(k, [best[2], v_whole], cheap)  # warm: the current optimum's weights
+                    searched += 1
+                    if s < best[0] - 1e-12:
+                        best, changed = (s, k, v), True
+            if not changed:
+                break
+        how = (f"coordinate descent over keep-counts ({combos:.3g} combinations > {MAX_KEEP_COMBINATIONS}): "
+               f"{searched} searched in {sweeps} sweeps; a local optimum")
     v, _ = best_pools(best[1], [best[2], v_whole], n_candidates)
-    out["threshold"] = result("threshold", layout.threshold(v, best[1])[0], best[1])
+    out["threshold"] = replace(result("threshold", layout.threshold(v, best[1])[0], best[1]), search=how)
     cb = build_constraints(layout.bucket_pools())
     starts = np.vstack([out["whole pools"].weights, out["threshold"].weights])
     w, _ = best_of(search(lambda W, fast: loss(W), cb, np.full(len(layout.names), 1.0 / len(layout.names)),

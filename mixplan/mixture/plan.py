@@ -493,7 +493,9 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
                 constraints=c.to_dict(),
                 cv=model.to_dict()["cv"],
                 search=search_info, seed=seed, warnings=notes, result=result, ot=ot_info,
-                buckets=None if buckets is None else _bucket_summary(buckets, policies, W, list(named)),
+                buckets=None if buckets is None else _bucket_summary(
+                    buckets, policies, W, list(named), tokens,
+                    scale.r_star if scale is not None else None if repetition is None else repetition.r_star),
                 scale=None if scale is None else scale.to_dict() | {
                     "report": scale.report(), "search_caps": "manifest max_epochs" if combine_caps else "none",
                     **({"hard_caps_unmet": caps_unmet} if caps_unmet else {})},
@@ -550,18 +552,40 @@ def _plan_then_filter(layout: Any, pool_weights: np.ndarray, tokens: float | Non
     return layout.threshold(pool_weights, keep)[0]
 
 
-def _bucket_summary(layout: Any, policies: dict[str, Any], W: np.ndarray, names: list[str]) -> dict[str, Any]:
-    """Per mixture: each pool's total weight and the share of its tokens in buckets read; the policies'
-    keep-counts."""
+def _bucket_summary(layout: Any, policies: dict[str, Any], W: np.ndarray, names: list[str],
+                    tokens: float | None = None, r_star: float | None = None) -> dict[str, Any]:
+    """Per mixture: each pool's total weight, the share of its tokens in buckets read and the last bucket
+    read (its top fraction or score cut-off); with a budget, per bucket the tokens drawn, epochs and
+    Muennighoff effective tokens (at the plan's R*, else 15.39); the policies' keep-counts."""
+    from ..laws import effective_data
+    from .repetition import DEFAULT_R_STAR
+
     V, F = layout.pool_weights(W), layout.keep_fraction(W)
     chained = policies["plan_then_filter"]
+    mixtures: dict[str, dict[str, Any]] = {}
+    r = DEFAULT_R_STAR if r_star is None else float(r_star)
+    for i, n in enumerate(names):
+        entry: dict[str, Any] = {"pool_weights": dict(zip(layout.pools.names, map(float, V[i]))),
+                                 "keep_fraction": dict(zip(layout.pools.names, map(float, F[i]))), "last_bucket": {}}
+        for j, pool in enumerate(layout.pools):
+            read = np.flatnonzero((layout.parent == j) & (W[i] > 1e-6))
+            if pool.buckets is not None and len(read):
+                b = pool.buckets.buckets[int(layout.rank[read].max())]
+                entry["last_bucket"][pool.name] = {"bucket": b.name, "top": b.top, "cutoff": b.cutoff}
+        if tokens is not None:
+            D = W[i] * float(tokens)
+            eff = effective_data(D, np.minimum(D, layout.sizes), r)  # unique tokens seen: at most the bucket
+            entry["buckets"] = {c: {"tokens": float(d), "epochs": float(d / u), "effective_tokens": float(e)}
+                                for c, d, u, e in zip(layout.names, D, layout.sizes, eff)}
+        mixtures[n] = entry
     return {"pools": list(layout.pools.names),
             "bucketed": [p.name for p in layout.pools if p.buckets is not None],
             **({"plan_then_filter": f"not shown: {chained}"} if isinstance(chained, str) else {}),
             "keep": {"threshold": {n: int(k) for n, k in zip(layout.pools.names, policies["threshold"].keep)}},
-            "mixtures": {n: {"pool_weights": dict(zip(layout.pools.names, map(float, V[i]))),
-                             "keep_fraction": dict(zip(layout.pools.names, map(float, F[i])))}
-                         for i, n in enumerate(names)}}
+            "threshold_search": policies["threshold"].search,
+            **({} if tokens is None else {"r_star": r, "r_star_source": "the plan's" if r_star is not None
+                                          else "Muennighoff et al. (none fitted)"}),
+            "mixtures": mixtures}
 
 
 def _bucket_table(info: dict[str, Any]) -> str:
@@ -575,4 +599,5 @@ def _bucket_table(info: dict[str, Any]) -> str:
             "bucket, threshold = each pool's top buckets sampled by size, plan_then_filter = whole_pools' weights "
             "then each pool filtered on its own (mixplan filter), whole_pools = no filtering\n"
             + pd.DataFrame(rows).to_string(index=False)
-            + (f"\nplan_then_filter {info['plan_then_filter']}" if "plan_then_filter" in info else ""))
+            + (f"\nplan_then_filter {info['plan_then_filter']}" if "plan_then_filter" in info else "")
+            + (f"\nthreshold keep-counts: {info['threshold_search']}" if "coordinate" in info["threshold_search"] else ""))

@@ -163,11 +163,13 @@ def _fit_candidates(model: Any, W: np.ndarray, T: np.ndarray, N: np.ndarray | No
         return mean, np.sqrt(regressor_sd(Wq) ** 2 + change[1:].var(axis=0, ddof=1)
                              + r_star_sd(Wq, Tq, Nq, True) ** 2)
 
-    out = {"effective-data law": _Fitted("effective-data law", law_alone, noise, {"fit": fit})}
+    # the R* the law's predictions use: fitted, Muennighoff's fallback, or given
+    r_law = float(fit.params.get("R_star", DEFAULT_R_STAR if alt else r_star))
+    out = {"effective-data law": _Fitted("effective-data law", law_alone, noise, {"fit": fit, "r_star": r_law})}
     if not regressor:
         skipped |= {n: "the regressor was fitted on the runs held out" for n in SCALE_MODELS[1:]}
         return out, skipped
-    out["regressor + law change"] = _Fitted("regressor + law change", with_change, noise, {"fit": fit})
+    out["regressor + law change"] = _Fitted("regressor + law change", with_change, noise, {"fit": fit, "r_star": r_law})
     if N is not None:
         skipped["repetition-aware regressor"] = "does not model the model size (the runs span several)"
     elif len(np.unique(T)) >= 2 and (W * T[:, None] > unique).any():
@@ -179,7 +181,8 @@ def _fit_candidates(model: Any, W: np.ndarray, T: np.ndarray, N: np.ndarray | No
                 return obj, np.zeros(len(Wq))
             return obj, regressor_sd(effective_mixture(Wq, Tq, unique, rep.r_star)[0])
 
-        out["repetition-aware regressor"] = _Fitted("repetition-aware regressor", repetition, noise, {"model": rep})
+        out["repetition-aware regressor"] = _Fitted("repetition-aware regressor", repetition, noise,
+                                                    {"model": rep, "r_star": float(rep.r_star)})
     else:
         skipped["repetition-aware regressor"] = "needs runs at two budgets, one of them repeating a pool"
     return out, skipped
@@ -205,6 +208,8 @@ class AtScaleModel:
     proxy_params: float | None = None
     #: the big run's model size, which every prediction is at (set by :meth:`at_params`)
     target_params: float | None = None
+    #: Muennighoff's R* the chosen model discounts repeated tokens with (fitted, the fallback, or given)
+    r_star: float | None = None
 
     def at_params(self, params: float | None) -> "AtScaleModel":
         """The same model, predicting for a big run of ``params`` parameters (needed when the runs span
@@ -272,7 +277,8 @@ class AtScaleModel:
         return {"model": self.chosen, "candidates": list(SCALE_MODELS), "level": self.level,
                 "calibration_quantile": self.quantile, "noise_sd": self.noise, "budgets": list(self.budgets),
                 "proxy_tokens": self.proxy_tokens, "sizes": list(self.sizes), "proxy_params": self.proxy_params,
-                "target_params": self.target_params, "holdout": self.holdout, "skipped": self.skipped,
+                "target_params": self.target_params, "r_star": self.r_star, "holdout": self.holdout,
+                "skipped": self.skipped,
                 "law": None if self.fit is None else self.fit.to_dict() | {"bootstrap": None}}
 
     def report(self) -> str:
@@ -406,4 +412,5 @@ def fit_at_scale(model: Any, W: np.ndarray, tokens: np.ndarray, y: np.ndarray, u
     return AtScaleModel(chosen=chosen, level=level, quantile=float(q), noise=final[chosen].noise, budgets=budgets,
                         proxy_tokens=T0, max_epochs=(W * T[:, None] / unique).max(axis=0), pools=pools,
                         holdout=holdout, skipped=skipped, _predict=final[chosen].predict,
-                        fit=final[chosen].details.get("fit"), sizes=sizes, proxy_params=N0)
+                        fit=final[chosen].details.get("fit"), sizes=sizes, proxy_params=N0,
+                        r_star=final[chosen].details["r_star"])

@@ -55,7 +55,7 @@ def one_world(seed: int, n_candidates: int, rank_r_star: tuple[float, ...] | Non
     runs = validate_runs(design.assign(tokens=T0, loss=y0), pools, source="proxy")
     model = fit_model(runs, parse_objective("loss", runs), "gp", seed=seed)
     scale = fit_at_scale(model, np.vstack([W, W[:32]]), np.r_[np.full(128, T0), np.full(32, 4 * T0)], np.r_[y0, y1],
-                         lay.sizes, seed=seed, n_bootstrap=30, groups=[world.pools[i] for i in lay.parent])
+                         lay.sizes, seed=seed, n_bootstrap=30, groups=lay.groups)
     out = {"seed": seed, "scale_model": scale.chosen}
     for T in BUDGETS:
         truth = plan_policies(lambda X: world.true_loss(X, T), lay, seed=seed, n_candidates=n_candidates)

@@ -258,7 +258,7 @@ def test_grouped_effective_law_recovers_the_bucketed_world():
     T = np.repeat([1e8, 4e8], 40)
     L = np.concatenate([world.true_loss(W[:40], 1e8), world.true_loss(W[40:], 4e8)])
     law = mixture_effective_law(lay.names, lay.sizes, r_star=world.r_star, reference=1e8,
-                                groups=[world.pools[i] for i in lay.parent])
+                                groups=lay.groups)
     fit = fit_law(law, {"tokens": T, "weights": W}, L, n_bootstrap=0, n_starts=3)
     q = [fit.params[f"q_{n}"] for n in lay.names[1:4]]
     assert q == pytest.approx(world.quality[0][1:], rel=1e-3), (q, world.quality[0])

@@ -68,6 +68,31 @@ def test_keeping_every_bucket_of_equal_quality_is_the_whole_pool(world, tokens):
         assert world.true_loss(top, tokens)[0] < world.true_loss(whole, tokens)[0]
 
 
+@pytest.mark.parametrize("tokens", [1e8, 1e10])
+def test_the_keep_everything_plan_is_exactly_the_whole_pool_plan(world, tokens):
+    """The joint plan's keep-fraction-100% column is the plan over whole pools, bit for bit: the same
+    search over pool weights with the same seed gives the same pool weights and loss, every bucketed pool
+    is kept at exactly 100%, and its buckets get weights proportional to their sizes."""
+    from mixplan.mixture.buckets import plan_policies
+    from mixplan.simplex import build_constraints, search
+
+    flat = BucketedWorld(pools=world.pools, tokens=world.tokens, tops=((1.0,),) * 5, quality=((1.0,),) * 5,
+                         value=world.value, exponent=world.exponent)
+    equal = BucketedWorld(pools=world.pools, tokens=world.tokens, tops=world.tops,
+                          quality=tuple((1.0,) * len(q) for q in world.quality), value=world.value,
+                          exponent=world.exponent)
+    lay = equal.layout()
+    res = plan_policies(lambda W: equal.true_loss(W, tokens), lay, seed=3, n_candidates=1000)["whole pools"]
+    whole = search(lambda V, fast: flat.true_loss(V, tokens), build_constraints(lay.pools), np.full(5, 0.2),
+                   seed=3, n_candidates=1000)
+    v = whole.weights if whole.score <= whole.best_candidate_score else whole.best_candidate
+    assert res.keep_fraction.tolist() == [1.0] * 5 and res.keep.tolist() == lay.n_buckets.tolist()
+    # the bucket world and the whole-pool world agree to 1e-9 (test above), so the searches agree to rounding
+    assert res.pool_weights == pytest.approx(v, abs=1e-9)
+    assert res.loss == pytest.approx(flat.true_loss(v[None, :], tokens)[0], rel=1e-9)
+    assert res.weights == pytest.approx(lay.threshold(v, lay.n_buckets)[0], abs=1e-9)
+
+
 def test_the_best_keep_fraction_grows_with_the_budget(world):
     """What issue 17 is about: at a small budget the best threshold keeps less of a pool than at a large
     one, where the top bucket alone would be repeated many times."""
@@ -134,7 +159,7 @@ def test_the_joint_plan_with_a_fitted_at_scale_model(world):
         warnings.simplefilter("ignore", MixplanWarning)
         model = fit_model(runs, parse_objective("loss", runs), "ridge", seed=0)
         scale = fit_at_scale(model, np.vstack([W, W[:32]]), np.r_[np.full(96, 1e8), np.full(32, 4e8)], np.r_[y0, y1],
-                             lay.sizes, seed=0, n_bootstrap=10, groups=[world.pools[i] for i in lay.parent])
+                             lay.sizes, seed=0, n_bootstrap=10, groups=lay.groups)
     assert scale.chosen == "effective-data law"
     q = [scale.fit.params[f"q_{n}"] for n in lay.names[1:4]]
     assert q == pytest.approx(world.quality[0][1:], abs=0.1), q
@@ -195,6 +220,23 @@ def test_plan_cli_plans_bucketed_pools_with_the_policies_side_by_side(world, tmp
     assert b["mixtures"]["threshold"]["keep_fraction"]["pool0"] < 1.0
     assert doc["scale"]["law"]["params"]["q_pool0_top10_30"] == pytest.approx(world.quality[0][1], abs=0.1)
     assert b["plan_then_filter"].startswith("not shown: pool 'pool0': its buckets need b and tau")
+    # per bucket at the budget: tokens drawn, epochs and effective tokens (at the plan's R*), and the
+    # last bucket each pool reads
+    from mixplan.laws import effective_data
+
+    rec = b["mixtures"]["recommended"]
+    assert b["r_star"] == doc["scale"]["r_star"] and b["r_star"] > 0
+    for c, name in enumerate(lay.names):
+        entry, w = rec["buckets"][name], doc["recommended"][name]
+        assert entry["tokens"] == pytest.approx(w * 1e9, rel=1e-12)
+        assert entry["epochs"] == pytest.approx(w * 1e9 / lay.sizes[c], rel=1e-12)
+        assert entry["effective_tokens"] == pytest.approx(
+            float(effective_data(w * 1e9, min(w * 1e9, lay.sizes[c]), b["r_star"])), rel=1e-12)
+        assert entry["effective_tokens"] <= entry["tokens"] * (1 + 1e-12)
+    thr = b["mixtures"]["threshold"]
+    k = b["keep"]["threshold"]["pool0"]
+    assert thr["last_bucket"]["pool0"]["top"] == pytest.approx(world.tops[0][k - 1])
+    assert "pool2" not in thr["last_bucket"]  # a whole pool has no bucket
     # with the buckets' QQT b and tau in the manifest, "plan, then filter each pool on its own" is shown too:
     # the whole-pool plan's weights, each pool's keep-count from mixplan filter's law at its share of the budget
     from mixplan.filtering.planner import plan_filter
@@ -261,3 +303,23 @@ def test_a_bound_on_a_bucketed_pool_is_refused_not_ignored(world):
     bounded = replace(pools, pools=(replace(pools[0], max_weight=0.2),) + tuple(pools)[1:])
     with pytest.raises(ValidationError, match="pool 'pool0' is cut into buckets and has a min_weight/max_weight"):
         plan_policies(lambda W: world.true_loss(W, 1e8), BucketLayout.from_pools(bounded))
+
+
+def test_many_keep_count_combinations_are_searched_by_coordinate_descent(world, monkeypatch):
+    """Beyond MAX_KEEP_COMBINATIONS the threshold policy searches one pool's keep-count at a time; on this
+    world (16 combinations, the limit lowered to 8) it finds the exhaustive search's keep-counts and loss."""
+    from mixplan.mixture import buckets
+
+    lay = world.layout()
+
+    def loss(W):
+        return world.true_loss(W, 1e9)
+
+    full = buckets.plan_policies(loss, lay, seed=0, n_candidates=1000)["threshold"]
+    monkeypatch.setattr(buckets, "MAX_KEEP_COMBINATIONS", 8)
+    coord = buckets.plan_policies(loss, lay, seed=0, n_candidates=1000)
+    assert "every combination of keep-counts (16)" == full.search
+    assert coord["threshold"].search.startswith("coordinate descent over keep-counts (16 combinations > 8)")
+    assert coord["threshold"].keep.tolist() == full.keep.tolist()
+    assert coord["threshold"].loss == pytest.approx(full.loss, abs=1e-6)
+    assert coord["quality-weighted"].loss <= coord["threshold"].loss + 1e-12 <= coord["whole pools"].loss + 2e-12
