@@ -289,7 +289,8 @@ def _scale_model(args: argparse.Namespace, tokens: float | None, size: float | N
                               "run's size (--params, or --flops with --params)")
     scale = fit_at_scale(model, W, T, y, pools.tokens, params=N, proxy_tokens=float(proxy[0]),
                          proxy_params=None if N is None else float(tables[0].frame["params"].iloc[0]),
-                         level=args.level, seed=args.seed, groups=groups)
+                         level=args.level, seed=args.seed, groups=groups,
+                         r_star_pools=[p.r_star for p in pools])  # the manifest's own R* of a pool or bucket
     return scale.at_params(size if N is not None else None)
 
 

@@ -29,6 +29,8 @@ Manifest form (a pool table of ``pools.toml``)::
     samples = 1.6e8                   # optional: documents in the bucket
     b = -0.16                         # optional utility (< 0) ...
     tau = 6.73                        # ... and half-life in passes, e.g. from a paper or a fit
+    r_star = 8.0                      # optional: R* of this bucket when repeated in a mixture (plan's law;
+                                      # default the pool's r_star, else the one fitted or assumed)
 
 ``top`` fractions are of documents (score percentiles, as DataComp and DCLM define them). A bucket's
 ``samples`` must be its share of the pool's ``samples`` and its ``tokens`` its share of the pool's
@@ -66,7 +68,7 @@ SIZE_TOLERANCE = 0.02
 LAW_DEFAULTS: dict[str, dict[str, float]] = {fit["objective"]: {"a": fit["a"], "d": fit["d"]}
                                              for fit in QQT_PUBLISHED.values()}
 
-_BUCKET_KEYS = {"name", "top", "cutoff", "tokens", "samples", "b", "tau"}
+_BUCKET_KEYS = {"name", "top", "cutoff", "tokens", "samples", "b", "tau", "r_star"}
 _LAW_KEYS = {"objective", "a", "d", "unit"}
 BUCKET_POOL_KEYS = {"score", "scores", "buckets", "cutoffs", "bucket", "law", "higher_is_better", "size_tolerance"}
 
@@ -83,10 +85,12 @@ class Bucket:
     samples: float | None = None
     b: float | None = None
     tau: float | None = None
+    #: Muennighoff's R* of this bucket when repeated inside a mixture (the joint planner's law), if known
+    r_star: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "top": self.top, "cutoff": self.cutoff, "tokens": self.tokens,
-                "samples": self.samples, "b": self.b, "tau": self.tau}
+                "samples": self.samples, "b": self.b, "tau": self.tau, "r_star": self.r_star}
 
 
 @dataclass(frozen=True)
@@ -345,7 +349,13 @@ def parse_buckets(spec: Mapping[str, Any], pool: str, tokens: float, samples: fl
         if (b is None) != (tau is None):
             raise ValidationError(f"{bw}: give both 'b' and 'tau' (or neither, and fit them with 'mixplan filter "
                                   "--runs')")
-        buckets.append(Bucket(name=label, tokens=b_tokens, top=top, cutoff=cutoff, samples=b_samples, b=b, tau=tau))
+        r_star = r.get("r_star")
+        if r_star is not None:
+            r_star = check_number(r_star, f"{bw}, field 'r_star'", lo=0.0, lo_open=True,
+                                  fix="Muennighoff's R*, the repetitions over which a repeat's value decays by e, "
+                                      "e.g. 15.4")
+        buckets.append(Bucket(name=label, tokens=b_tokens, top=top, cutoff=cutoff, samples=b_samples, b=b, tau=tau,
+                              r_star=r_star))
         prev_top = top if top is not None else prev_top
         prev_cut = cutoff
     for fld, total in (("tokens", tokens), ("samples", samples)):

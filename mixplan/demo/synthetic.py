@@ -175,7 +175,7 @@ class BucketedWorld:
         return BucketLayout.from_pools(self.pool_set())
 
     @cached_property
-    def _column_r_star(self) -> np.ndarray:
+    def column_r_star(self) -> np.ndarray:
         """R* of every bucket (column of :meth:`layout`): ``r_star``, or ``rank_r_star`` by the bucket's rank."""
         rank = self._layout.rank
         if self.rank_r_star is None:
@@ -202,7 +202,7 @@ class BucketedWorld:
         """The true loss of bucket-level mixtures ``W`` (n, columns of :meth:`layout`) at ``tokens``."""
         lay = self._layout
         q = np.concatenate([np.asarray(qs, dtype=float) for qs in self.quality])
-        Dp = pool_effective_tokens(np.atleast_2d(W), tokens, lay.sizes, self._column_r_star) * q / self.reference
+        Dp = pool_effective_tokens(np.atleast_2d(W), tokens, lay.sizes, self.column_r_star) * q / self.reference
         S = np.zeros((len(Dp), len(self.pools)))
         np.add.at(S.T, lay.parent, Dp.T)
         terms = np.where(S > 0, self.value * np.power(np.where(S > 0, S, 1.0), self.exponent), 0.0)
@@ -218,7 +218,7 @@ class BucketedWorld:
         ``tokens`` (the best threshold for training on that pool alone: most quality-weighted effective
         tokens) -- "plan, then filter each pool", with the truth as the filter's law."""
         cols = self._layout.parent == pool  # the pool's buckets, best first
-        sizes, r = self._layout.sizes[cols], self._column_r_star[cols]
+        sizes, r = self._layout.sizes[cols], self.column_r_star[cols]
         q = np.asarray(self.quality[pool], dtype=float)
         value = []
         for k in range(1, len(sizes) + 1):

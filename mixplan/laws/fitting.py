@@ -434,7 +434,12 @@ def fit_law(law: Law, data: Data, loss: np.ndarray, *, delta: float | str = 1e-3
         for j, (name, value) in enumerate(params.items()):
             if name not in law.fixed:
                 a, b = np.quantile(B[:, j], q)
-                intervals[name] = (float(value - widen * (value - a)), float(value + widen * (b - value)))
+                lo_end, hi_end = value - widen * (value - a), value + widen * (b - value)
+                if lo_end <= 0 < a and value > 0:
+                    # a positive quantity (every refit > 0) is widened on the log scale, where it was fitted:
+                    # the linear widening would cross zero (e.g. a half-life of 1000 with refits down to 200)
+                    lo_end = value * (a / value) ** widen
+                intervals[name] = (float(lo_end), float(hi_end))
     return LawFit(law=law.name, params=params, fixed=law.fixed, theta=theta, objective=best.objective,
                   converged=best.converged,
                   n_points=n, intervals=intervals, level=level, delta=delta, warnings=warnings, bootstrap=B,

@@ -257,6 +257,8 @@ class _EffectiveLayout:
     fit_r_star: bool
     r_star: float
     unique: np.ndarray
+    #: per pool, a fixed R* (given), or NaN where the shared R* (``r_star``, or fitted) applies
+    r_fixed: np.ndarray
     reference: float
     group: np.ndarray
     lead: np.ndarray
@@ -294,7 +296,8 @@ def _effective_terms(theta: np.ndarray, data: Data, lay: _EffectiveLayout) -> di
     c, g = theta[k:k + G], theta[k + G:k + 2 * G]
     log_q = np.zeros(lay.K)
     log_q[~lay.lead] = theta[k + 2 * G:k + 2 * G + lay.n_quality]
-    R = float(np.exp(theta[-1])) if lay.fit_r_star else lay.r_star
+    shared = float(np.exp(theta[-1])) if lay.fit_r_star else lay.r_star
+    R = np.where(np.isnan(lay.r_fixed), shared, lay.r_fixed)  # per pool
     D = data["weights"] * data["tokens"][:, None]
     Dp = pool_effective_tokens(data["weights"], data["tokens"], lay.unique, R)
     qu = np.exp(log_q) * Dp / lay.reference  # each column's quality-weighted effective tokens
@@ -318,7 +321,7 @@ def _effective_jacobian(theta: np.ndarray, data: Data, lay: _EffectiveLayout) ->
     """d log L / d theta. A term's derivative in its quality-weighted tokens X is gamma T / X, so
     d / d log q_k = dmix gamma qu_k / X and, through R*, the pools' effective tokens move:
     dD'_k/d log R* = R* U_k (1 - e^{-x/R*} - (x/R*) e^{-x/R*}) with x = w_k D / U_k - 1 (0 for a pool read at
-    most once)."""
+    most once; only the pools that use the shared R*)."""
     t = _effective_terms(theta, data, lay)
     T, L = t["T"], t["L"]
     S = T.sum(axis=1)
@@ -337,7 +340,7 @@ def _effective_jacobian(theta: np.ndarray, data: Data, lay: _EffectiveLayout) ->
         R, U = t["R"], lay.unique
         x = np.maximum(t["D"] / U - 1.0, 0.0)
         e = np.exp(-x / R)
-        dDp = R * U * (1.0 - e - (x / R) * e)  # d D'_k / d log R*
+        dDp = np.where(np.isnan(lay.r_fixed), R * U * (1.0 - e - (x / R) * e), 0.0)  # d D'_k / d log R*
         d = np.sum(per_x[:, lay.group] * t["q"] * dDp / lay.reference, axis=1)
         if lay.generic:
             beta = theta[1 + 2 * lay.params + 1]
@@ -357,7 +360,8 @@ def mixture_effective_theta(names: Sequence[str], values: np.ndarray) -> np.ndar
 
 def mixture_effective_law(pools: Sequence[str], unique_tokens: Sequence[float], *, params: bool = False,
                           generic: bool = False, r_star: float | None = None, reference: float = 1e9,
-                          start: Mapping[str, float] | None = None, groups: Sequence[str] | None = None) -> Law:
+                          start: Mapping[str, float] | None = None, groups: Sequence[str] | None = None,
+                          r_star_pools: Sequence[float | None] | None = None) -> Law:
     r"""A per-pool effective-data mixture law (mixplan's construction, after Sedova et al.'s
     repetition-aware mixture law, arXiv 2605.12715, whose exact form is not reproduced here):
 
@@ -385,6 +389,10 @@ def mixture_effective_law(pools: Sequence[str], unique_tokens: Sequence[float], 
     pool (its best bucket) and the others' :math:`q_k` fitted (QQT's view of a bucket: its tokens are
     worth :math:`q_k` of the best bucket's). Buckets of one pool are then substitutes, not separate
     domains; read in proportion to their sizes with equal qualities they are exactly the whole pool.
+
+    ``r_star_pools`` (one per pool, ``None`` where unknown): a pool's own fixed :math:`R^*` (e.g. from the
+    manifest: a top-quality bucket whose repeats lose value sooner); the other pools share ``r_star`` (or
+    the fitted one, which is then fitted on them alone; nothing is fitted when every pool has its own).
     """
     pools = [str(p) for p in pools]
     if len(pools) < 2:
@@ -400,9 +408,19 @@ def mixture_effective_law(pools: Sequence[str], unique_tokens: Sequence[float], 
     terms = list(dict.fromkeys(labels))  # group names in order of first appearance
     group = np.array([terms.index(g) for g in labels])
     lead = np.array([labels.index(g) == k for k, g in enumerate(labels)])
-    lay = _EffectiveLayout(K=K, params=params, generic=generic, fit_r_star=r_star is None,
+    fixed = np.full(K, np.nan)
+    if r_star_pools is not None:
+        if len(r_star_pools) != K:
+            raise ValidationError(f"r_star_pools: one R* (or None) per pool ({K}), got {len(r_star_pools)}")
+        for k, v in enumerate(r_star_pools):
+            if v is not None:
+                if not (np.isfinite(float(v)) and float(v) > 0):
+                    raise ValidationError(f"pool {pools[k]!r}: R* must be a positive number, got {v!r}")
+                fixed[k] = float(v)
+    fit_r_star = r_star is None and bool(np.isnan(fixed).any())
+    lay = _EffectiveLayout(K=K, params=params, generic=generic, fit_r_star=fit_r_star,
                            r_star=float(DATABLATIONS["R_D_star"] if r_star is None else r_star), unique=U,
-                           reference=float(reference), group=group, lead=lead)
+                           reference=float(reference), group=group, lead=lead, r_fixed=fixed)
     G, followers = len(terms), [p for p, first in zip(pools, lead) if not first]
     start = dict(start or {})
     names = (("e",) + (("a", "alpha") if params else ()) + (("b", "beta") if generic else ())

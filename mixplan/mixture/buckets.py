@@ -105,15 +105,19 @@ class BucketLayout:
 
     def bucket_pools(self) -> PoolSet:
         """The columns as a :class:`PoolSet`: a bucket is a pool of its tokens with its parent's
-        ``max_epochs`` and ``r_star``. A bucketed pool's ``min_weight``/``max_weight`` bound its total
-        weight in the threshold and whole-pool policies (:func:`plan_policies`); the free policy's
-        search over the buckets does not enforce them yet (refused: see :func:`plan_policies`)."""
+        ``max_epochs`` and its own ``r_star`` (else its parent's). A bucketed pool's
+        ``min_weight``/``max_weight`` bound its total weight in the threshold and whole-pool policies
+        (:func:`plan_policies`); the free policy's search over the buckets does not enforce them yet
+        (refused: see :func:`plan_policies`)."""
         out = []
-        for name, i, size in zip(self.names, self.parent, self.sizes):
+        for name, i, j, size in zip(self.names, self.parent, self.rank, self.sizes):
             p: Pool = self.pools[int(i)]
-            out.append(p if p.buckets is None else
-                       Pool(name, tokens=float(size), description=f"{p.name}: quality bucket", max_epochs=p.max_epochs,
-                            group=p.group or p.name, r_star=p.r_star))
+            if p.buckets is None:
+                out.append(p)
+                continue
+            own = p.buckets.buckets[int(j)].r_star
+            out.append(Pool(name, tokens=float(size), description=f"{p.name}: quality bucket", max_epochs=p.max_epochs,
+                            group=p.group or p.name, r_star=p.r_star if own is None else own))
         return replace(self.pools, pools=tuple(out))
 
     def _keep(self, keep: Mapping[str, int] | Sequence[int] | np.ndarray) -> np.ndarray:

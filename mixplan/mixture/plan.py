@@ -495,7 +495,8 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
                 search=search_info, seed=seed, warnings=notes, result=result, ot=ot_info,
                 buckets=None if buckets is None else _bucket_summary(
                     buckets, policies, W, list(named), tokens,
-                    scale.r_star if scale is not None else None if repetition is None else repetition.r_star),
+                    scale.r_star if scale is not None else None if repetition is None else repetition.r_star,
+                    None if scale is None else scale.r_star_pools),
                 scale=None if scale is None else scale.to_dict() | {
                     "report": scale.report(), "search_caps": "manifest max_epochs" if combine_caps else "none",
                     **({"hard_caps_unmet": caps_unmet} if caps_unmet else {})},
@@ -553,10 +554,12 @@ def _plan_then_filter(layout: Any, pool_weights: np.ndarray, tokens: float | Non
 
 
 def _bucket_summary(layout: Any, policies: dict[str, Any], W: np.ndarray, names: list[str],
-                    tokens: float | None = None, r_star: float | None = None) -> dict[str, Any]:
+                    tokens: float | None = None, r_star: float | None = None,
+                    r_star_pools: Any = None) -> dict[str, Any]:
     """Per mixture: each pool's total weight, the share of its tokens in buckets read and the last bucket
     read (its top fraction or score cut-off); with a budget, per bucket the tokens drawn, epochs and
-    Muennighoff effective tokens (at the plan's R*, else 15.39); the policies' keep-counts."""
+    Muennighoff effective tokens (at the bucket's own R* where the law has one, else the plan's, else
+    15.39); the policies' keep-counts."""
     from ..laws import effective_data
     from .repetition import DEFAULT_R_STAR
 
@@ -564,6 +567,8 @@ def _bucket_summary(layout: Any, policies: dict[str, Any], W: np.ndarray, names:
     chained = policies["plan_then_filter"]
     mixtures: dict[str, dict[str, Any]] = {}
     r = DEFAULT_R_STAR if r_star is None else float(r_star)
+    own = np.array([np.nan if v is None else v for v in (r_star_pools or [None] * len(layout.names))], dtype=float)
+    r_col = np.where(np.isnan(own), r, own)
     for i, n in enumerate(names):
         entry: dict[str, Any] = {"pool_weights": dict(zip(layout.pools.names, map(float, V[i]))),
                                  "keep_fraction": dict(zip(layout.pools.names, map(float, F[i]))), "last_bucket": {}}
@@ -574,7 +579,7 @@ def _bucket_summary(layout: Any, policies: dict[str, Any], W: np.ndarray, names:
                 entry["last_bucket"][pool.name] = {"bucket": b.name, "top": b.top, "cutoff": b.cutoff}
         if tokens is not None:
             D = W[i] * float(tokens)
-            eff = effective_data(D, np.minimum(D, layout.sizes), r)  # unique tokens seen: at most the bucket
+            eff = effective_data(D, np.minimum(D, layout.sizes), r_col)  # unique tokens seen: at most the bucket
             entry["buckets"] = {c: {"tokens": float(d), "epochs": float(d / u), "effective_tokens": float(e)}
                                 for c, d, u, e in zip(layout.names, D, layout.sizes, eff)}
         mixtures[n] = entry
@@ -584,7 +589,9 @@ def _bucket_summary(layout: Any, policies: dict[str, Any], W: np.ndarray, names:
             "keep": {"threshold": {n: int(k) for n, k in zip(layout.pools.names, policies["threshold"].keep)}},
             "threshold_search": policies["threshold"].search,
             **({} if tokens is None else {"r_star": r, "r_star_source": "the plan's" if r_star is not None
-                                          else "Muennighoff et al. (none fitted)"}),
+                                          else "Muennighoff et al. (none fitted)",
+                                          **({} if r_star_pools is None else {"r_star_own": {
+                                              c: v for c, v in zip(layout.names, r_star_pools) if v is not None}})}),
             "mixtures": mixtures}
 
 
@@ -600,4 +607,19 @@ def _bucket_table(info: dict[str, Any]) -> str:
             "then each pool filtered on its own (mixplan filter), whole_pools = no filtering\n"
             + pd.DataFrame(rows).to_string(index=False)
             + (f"\nplan_then_filter {info['plan_then_filter']}" if "plan_then_filter" in info else "")
-            + (f"\nthreshold keep-counts: {info['threshold_search']}" if "coordinate" in info["threshold_search"] else ""))
+            + (f"\nthreshold keep-counts: {info['threshold_search']}"
+               if "coordinate" in info["threshold_search"] else "")
+            + _bucket_detail(info))
+
+
+def _bucket_detail(info: dict[str, Any]) -> str:
+    """The recommended mixture per bucket at the budget: tokens drawn, epochs, effective tokens."""
+    per = info["mixtures"].get("recommended", {}).get("buckets")
+    if not per:
+        return ""
+    rows = [{"bucket": c, "tokens": f"{v['tokens']:.4g}", "epochs": f"{v['epochs']:.3g}",
+             "effective tokens": f"{v['effective_tokens']:.4g}"} for c, v in per.items() if v["tokens"] > 0.5]
+    own = " or a pool's own" if info.get("r_star_own") else ""
+    return (f"\nrecommended at the budget, per pool read (effective tokens: repeats discounted with R* = "
+            f"{info['r_star']:.4g}{own}):\n"
+            + pd.DataFrame(rows).to_string(index=False))

@@ -42,7 +42,7 @@ the law's folds calibrating its change.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -88,24 +88,25 @@ R_STAR_FACTOR = 3.0
 
 def _fit_law(W: np.ndarray, T: np.ndarray, N: np.ndarray | None, y: np.ndarray, pools: list[str], unique: np.ndarray,
              reference: float, r_star: float | None, n_bootstrap: int, seed: int,
-             groups: list[str] | None = None) -> tuple[Any, LawFit, np.ndarray, float, list[Any]]:
+             shape: Mapping[str, Any] | None = None) -> tuple[Any, LawFit, np.ndarray, float, list[Any]]:
     """The law with R* fitted; when the runs do not identify it (its interval spans more than
     ``R_STAR_SPAN``x, or the fit ends at a bound: runs that read pools a few times cannot tell a
     half-life of 20 repetitions from one of 2,000), refitted with R* fixed at Muennighoff et al.'s
     R_D* = 15.39 -- the optimizer would otherwise buy the most repetition where the fit is most
     optimistic -- and the same law at R* / ``R_STAR_FACTOR`` and R* x ``R_STAR_FACTOR`` is returned, so
-    that predictions can carry R*'s uncertainty."""
+    that predictions can carry R*'s uncertainty. ``shape``: the law's ``groups`` and ``r_star_pools``
+    (:func:`mixplan.laws.mixture_effective_law`); pools with their own R* keep it throughout."""
     data = {"tokens": T, "weights": W} | ({} if N is None else {"params": N})
     sized = N is not None  # runs at several model sizes: the law's A / N^alpha term
 
     def law_at(r: float | None) -> Any:
-        return mixture_effective_law(pools, unique, r_star=r, reference=reference, params=sized, groups=groups)
+        return mixture_effective_law(pools, unique, r_star=r, reference=reference, params=sized, **(shape or {}))
 
     law = law_at(r_star)
     fit = fit_law(law, data, y, n_bootstrap=n_bootstrap, n_starts=3, seed=seed, delta="auto",
                   where="runs at several budgets")
     alt: list[Any] = []
-    if r_star is None:
+    if r_star is None and "log_r_star" in law.theta_names:  # not when every pool has its own R*
         lo, hi = fit.intervals.get("R_star", (0.0, np.inf))
         at_bound = any(w.startswith("parameter log_r_star") for w in fit.warnings)
         if at_bound or not (lo > 0 and hi / lo <= R_STAR_SPAN):
@@ -130,12 +131,12 @@ def _law_values(law: Any, thetas: np.ndarray, W: np.ndarray, T: float, N: float 
 def _fit_candidates(model: Any, W: np.ndarray, T: np.ndarray, N: np.ndarray | None, y: np.ndarray, pools: list[str],
                     unique: np.ndarray, T0: float, N0: float | None, r_star: float | None, n_bootstrap: int,
                     seed: int, level: float, regressor: bool = True,
-                    groups: list[str] | None = None) -> tuple[dict[str, _Fitted], dict[str, str]]:
+                    shape: Mapping[str, Any] | None = None) -> tuple[dict[str, _Fitted], dict[str, str]]:
     """Every model of the change that these runs can fit (without the regressor's when it was fitted
     on the runs to be predicted); the others with the reason. ``N``: the runs' model sizes when they
     vary (``N0`` the proxy runs'), else None."""
     skipped: dict[str, str] = {}
-    law, fit, thetas, noise, alt = _fit_law(W, T, N, y, pools, unique, T0, r_star, n_bootstrap, seed, groups)
+    law, fit, thetas, noise, alt = _fit_law(W, T, N, y, pools, unique, T0, r_star, n_bootstrap, seed, shape)
     z = norm.ppf((1 + level) / 2)
 
     def r_star_sd(Wq: np.ndarray, Tq: float, Nq: float | None, base: bool) -> np.ndarray:
@@ -164,7 +165,7 @@ def _fit_candidates(model: Any, W: np.ndarray, T: np.ndarray, N: np.ndarray | No
                              + r_star_sd(Wq, Tq, Nq, True) ** 2)
 
     # the R* the law's predictions use: fitted, Muennighoff's fallback, or given
-    r_law = float(fit.params.get("R_star", DEFAULT_R_STAR if alt else r_star))
+    r_law = fit.params.get("R_star", DEFAULT_R_STAR if alt else r_star)  # None: every pool has its own
     out = {"effective-data law": _Fitted("effective-data law", law_alone, noise, {"fit": fit, "r_star": r_law})}
     if not regressor:
         skipped |= {n: "the regressor was fitted on the runs held out" for n in SCALE_MODELS[1:]}
@@ -208,8 +209,12 @@ class AtScaleModel:
     proxy_params: float | None = None
     #: the big run's model size, which every prediction is at (set by :meth:`at_params`)
     target_params: float | None = None
-    #: Muennighoff's R* the chosen model discounts repeated tokens with (fitted, the fallback, or given)
+    #: Muennighoff's R* the chosen model discounts repeated tokens with (fitted, the fallback, or given;
+    #: None when every pool has its own)
     r_star: float | None = None
+    #: per pool its own R* (given) or None (``r_star`` applies); used by the law models, not by the
+    #: repetition-aware regressor (one R*)
+    r_star_pools: tuple[float | None, ...] | None = None
 
     def at_params(self, params: float | None) -> "AtScaleModel":
         """The same model, predicting for a big run of ``params`` parameters (needed when the runs span
@@ -277,7 +282,8 @@ class AtScaleModel:
         return {"model": self.chosen, "candidates": list(SCALE_MODELS), "level": self.level,
                 "calibration_quantile": self.quantile, "noise_sd": self.noise, "budgets": list(self.budgets),
                 "proxy_tokens": self.proxy_tokens, "sizes": list(self.sizes), "proxy_params": self.proxy_params,
-                "target_params": self.target_params, "r_star": self.r_star, "holdout": self.holdout,
+                "target_params": self.target_params, "r_star": self.r_star,
+                "r_star_pools": None if self.r_star_pools is None else list(self.r_star_pools), "holdout": self.holdout,
                 "skipped": self.skipped,
                 "law": None if self.fit is None else self.fit.to_dict() | {"bootstrap": None}}
 
@@ -297,6 +303,11 @@ class AtScaleModel:
             lines.append(f"  {name}: {'used' if name == self.chosen else 'not used'} ({why})")
         if self.fit is not None and self.chosen in SCALE_MODELS[:2]:
             lines += [f"  law: {w}" for w in self.fit.warnings]
+        if self.r_star_pools is not None:
+            own = [f"{p} {r:.3g}" for p, r in zip(self.pools, self.r_star_pools) if r is not None]
+            lines.append(f"  R* given for {len(own)} pool{'s' if len(own) > 1 else ''} ({', '.join(own)}): "
+                         + ("the law uses them, the others share one" if self.chosen in SCALE_MODELS[:2] else
+                            f"not used by the {self.chosen} (one R* for every pool)"))
         lines.append(f"  intervals: bootstrap spread x {self.quantile:.3g} (held-out calibration; "
                      f"{norm.ppf((1 + self.level) / 2):.3g} if the spread were exact), run noise sd {self.noise:.3g}")
         return "\n".join(lines)
@@ -305,7 +316,8 @@ class AtScaleModel:
 def fit_at_scale(model: Any, W: np.ndarray, tokens: np.ndarray, y: np.ndarray, unique: np.ndarray, *,
                  params: np.ndarray | None = None, proxy_tokens: float | None = None,
                  proxy_params: float | None = None, r_star: float | None = None, level: float = 0.9,
-                 n_bootstrap: int = 60, seed: int = 0, groups: list[str] | None = None) -> AtScaleModel:
+                 n_bootstrap: int = 60, seed: int = 0, groups: list[str] | None = None,
+                 r_star_pools: Sequence[float | None] | None = None) -> AtScaleModel:
     """Fit, choose and calibrate the at-scale model on runs ``W`` at budgets ``tokens`` with measured
     losses ``y``: the proxy runs the regressor ``model`` was fitted on (at ``proxy_tokens``, default
     the smallest budget) and runs at other budgets; ``unique``: each pool's unique tokens;
@@ -314,13 +326,16 @@ def fit_at_scale(model: Any, W: np.ndarray, tokens: np.ndarray, y: np.ndarray, u
     :math:`A/N^\\alpha` term, the held-out scales are the model sizes (fit on the smaller ones, predict
     the next) and predictions are at :meth:`AtScaleModel.at_params`. ``groups``: per pool, the pool it
     is a quality bucket of (:mod:`mixplan.mixture.buckets`): the law's buckets of one pool share a term
-    in their quality-weighted effective tokens (``mixture_effective_law(groups=...)``). The
-    regressor's models are checked only on folds whose held-out scale is above the proxy runs' (below
-    it they would predict their own training runs)."""
+    in their quality-weighted effective tokens (``mixture_effective_law(groups=...)``). ``r_star_pools``:
+    per pool its own fixed R* or None (e.g. the manifest's ``r_star`` of a pool or a bucket); the others
+    share ``r_star`` or the fitted one. The regressor's models are checked only on folds whose held-out
+    scale is above the proxy runs' (below it they would predict their own training runs)."""
     W = np.atleast_2d(np.asarray(W, dtype=float))
     T = np.asarray(tokens, dtype=float)
     y = np.asarray(y, dtype=float)
     unique = np.asarray(unique, dtype=float)
+    shape = {"groups": groups} | ({} if r_star_pools is None or all(r is None for r in r_star_pools)
+                                 else {"r_star_pools": list(r_star_pools)})
     N = None if params is None else np.asarray(params, dtype=float)
     if N is not None and (N.shape != T.shape or not np.all(np.isfinite(N) & (N > 0))):
         raise ValidationError("the runs' model sizes (params) must be positive numbers, one per run")
@@ -369,7 +384,7 @@ def fit_at_scale(model: Any, W: np.ndarray, tokens: np.ndarray, y: np.ndarray, u
         try:
             fitted, why = _fit_candidates(model, W[train], T[train], None if N is None else N[train], y[train], pools,
                                           unique, T0, N0, r_star, n_bootstrap, seed, level,
-                                          regressor=scales[k] > s0, groups=groups)
+                                          regressor=scales[k] > s0, shape=shape)
         except ValidationError as exc:  # too few runs below this scale to fit the law on their own
             unchecked.append(f"below {scales[k]:g}: {exc}")
             continue
@@ -406,11 +421,12 @@ def fit_at_scale(model: Any, W: np.ndarray, tokens: np.ndarray, y: np.ndarray, u
         skipped[with_change] = (f"no held-out check: the proxy runs are at the largest {what}; the law's held-out "
                                 "errors calibrate its change")
     final, _ = _fit_candidates(model, W, T, N, y, pools, unique, T0, N0, r_star, n_bootstrap, seed, level,
-                               groups=groups)
+                               shape=shape)
     if chosen not in final:  # pragma: no cover - every model fitted below the largest scale fits on all runs
         raise ValidationError(f"the at-scale model {chosen!r} cannot be fitted on every run")
     return AtScaleModel(chosen=chosen, level=level, quantile=float(q), noise=final[chosen].noise, budgets=budgets,
                         proxy_tokens=T0, max_epochs=(W * T[:, None] / unique).max(axis=0), pools=pools,
                         holdout=holdout, skipped=skipped, _predict=final[chosen].predict,
                         fit=final[chosen].details.get("fit"), sizes=sizes, proxy_params=N0,
-                        r_star=final[chosen].details["r_star"])
+                        r_star=final[chosen].details["r_star"],
+                        r_star_pools=tuple(shape["r_star_pools"]) if "r_star_pools" in shape else None)

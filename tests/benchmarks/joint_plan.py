@@ -15,10 +15,11 @@ weights, then each bucketed pool's keep-fraction chosen for that pool alone at i
 budget -- with the *truth* as the filter's law (a stronger (b) than any fitted filter); (c) the joint
 plan, threshold policy; (d) the joint plan, quality-weighted.
 
-    python tests/benchmarks/joint_plan.py [--seeds 10] [--rank-r-star 4,8,16,32] [--out RESULTS.json]
+    python tests/benchmarks/joint_plan.py [--seeds 10] [--rank-r-star 4,8,16,32 [--given-r-star]] [--out RESULTS.json]
 
 The default world is in the family of the law the plan fits (one R*, per-bucket qualities);
-``--rank-r-star`` gives the buckets different repetition decays, outside it.
+``--rank-r-star`` gives the buckets different repetition decays, outside it unless ``--given-r-star``
+tells the law each bucket's R* (as a manifest's ``r_star`` per bucket does).
 
 Issue 17's goal: the joint plan's mean true regret at most half of (b)'s, over 10 seeds and 3 budgets.
 """
@@ -45,7 +46,7 @@ BUDGETS = (1e8, 1e9, 1e10)
 METHODS = ("(a) whole pools", "(b) plan, then filter each pool", "(c) joint, threshold", "(d) joint, quality-weighted")
 
 
-def one_world(seed: int, n_candidates: int, rank_r_star: tuple[float, ...] | None = None) -> dict:
+def one_world(seed: int, n_candidates: int, rank_r_star: tuple[float, ...] | None = None, given: bool = False) -> dict:
     world = make_bucketed_world(5, n_bucketed=2, seed=seed, rank_r_star=rank_r_star)
     lay = world.layout()
     pools = lay.bucket_pools()
@@ -55,7 +56,8 @@ def one_world(seed: int, n_candidates: int, rank_r_star: tuple[float, ...] | Non
     runs = validate_runs(design.assign(tokens=T0, loss=y0), pools, source="proxy")
     model = fit_model(runs, parse_objective("loss", runs), "gp", seed=seed)
     scale = fit_at_scale(model, np.vstack([W, W[:32]]), np.r_[np.full(128, T0), np.full(32, 4 * T0)], np.r_[y0, y1],
-                         lay.sizes, seed=seed, n_bootstrap=30, groups=lay.groups)
+                         lay.sizes, seed=seed, n_bootstrap=30, groups=lay.groups,
+                         r_star_pools=list(world.column_r_star) if given else None)
     out = {"seed": seed, "scale_model": scale.chosen}
     for T in BUDGETS:
         truth = plan_policies(lambda X: world.true_loss(X, T), lay, seed=seed, n_candidates=n_candidates)
@@ -84,6 +86,8 @@ def main() -> None:
     ap.add_argument("--rank-r-star", default=None, metavar="R1,R2,...",
                     help="R* by bucket rank, best first (e.g. 4,8,16,32: the best data loses value sooner when "
                          "repeated); outside the fitted law's family, which has one R*")
+    ap.add_argument("--given-r-star", action="store_true",
+                    help="with --rank-r-star: the law is given each bucket's R* (r_star_pools), as from a manifest")
     ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "mixplan_joint_plan.json")
     args = ap.parse_args()
     t0 = time.perf_counter()
@@ -92,7 +96,7 @@ def main() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MixplanWarning)
         for s in range(args.seeds):
-            worlds.append(one_world(s, args.candidates, rank))
+            worlds.append(one_world(s, args.candidates, rank, args.given_r_star))
             print(f"world {s}: done ({time.perf_counter() - t0:.0f} s)", flush=True)
     print(f"\nmean true regret over {len(worlds)} worlds")
     print(f"{'method':<34}" + "".join(f"{f'{T:g} tokens':>16}" for T in BUDGETS) + f"{'all':>10}")

@@ -67,3 +67,17 @@ def test_size_tolerance_is_a_pool_setting(tmp_path):
     spec = load(tmp_path, text.format(tol="size_tolerance = 0.05\n")).bucketed[0].buckets
     assert spec.tolerance == 0.05 and spec.units().tolist() == [1, 1]
     assert np.allclose(spec.sizes(), [1.04e5, 0.97e5])
+
+
+def test_a_bucket_may_carry_its_own_r_star_which_its_bucket_pool_keeps(tmp_path):
+    from mixplan.mixture.buckets import BucketLayout
+
+    text = ('[pools.web]\ntokens = 2e6\nscore = "q"\nr_star = 20.0\n'
+            '[[pools.web.bucket]]\ntop = 0.5\nr_star = 5.0\n[[pools.web.bucket]]\ntop = 1.0\n'
+            '[pools.code]\ntokens = 1e6\n')
+    pools = load(tmp_path, text)
+    assert [b.r_star for b in pools.by_name("web").buckets.buckets] == [5.0, None]
+    cols = BucketLayout.from_pools(pools).bucket_pools()
+    assert [p.r_star for p in cols] == [5.0, 20.0, None]  # its own, else its pool's
+    with pytest.raises(ValidationError, match=r"bucket 'top50', field 'r_star'.*e\.g\. 15\.4"):
+        load(tmp_path, text.replace("r_star = 5.0", "r_star = -2"))

@@ -113,3 +113,26 @@ def test_the_design_cli_draws_the_shipped_swarm(repo, tmp_path, capsys):
     cols = [c for c in shipped.columns if c.startswith("w_")]
     assert drawn["run_id"].tolist() == shipped["run_id"].tolist()
     assert np.array_equal(drawn[cols].to_numpy(), shipped[cols].to_numpy())
+
+
+def test_the_buckets_qqt_fit_from_the_shipped_filter_runs(repo):
+    """The fit behind the manifest's b, tau (examples/bucket_study.py): reproduced from filter_runs.csv, and
+    a half-life's interval stays positive even when the refits spread over a decade (5 points per bucket:
+    the bootstrap widening is done on the log scale there)."""
+    from mixplan.filtering import fit_buckets
+    from mixplan.laws.qqt import QQT_NORMALIZER
+
+    pools, _, folder = _study(repo)
+    spec = pools.by_name("wiki").buckets
+    runs = pd.read_csv(folder / "filter_runs.csv")
+    y = runs["prose_bpb"].to_numpy()
+    a_min = QQT_NORMALIZER / float(runs["tokens"].min())
+    fit = fit_buckets(spec, runs, "prose_bpb", objective="effective_data", free=("a", "d"),
+                      a_grid=tuple(np.geomspace(a_min, 1e3 * a_min, 13)),
+                      d_grid=tuple(np.linspace(0.0, 0.9 * y.min(), 10)),
+                      n_bootstrap=200, seed=0)
+    for bf, given in zip(fit.buckets, spec.buckets):
+        assert float(f"{bf.b:.10g}") == given.b and float(f"{bf.tau:.10g}") == given.tau
+        lo, hi = bf.intervals["tau"]
+        assert 0 < lo <= bf.tau <= hi, (bf.name, bf.intervals)
+        assert bf.intervals["b"][1] < 0

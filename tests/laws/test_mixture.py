@@ -245,6 +245,34 @@ def test_effective_law_jacobian_matches_finite_differences(fixed):
         assert np.max(np.abs(law.jacobian(theta, data) - num)) < 1e-7
 
 
+@pytest.mark.parametrize("fixed", [None, 8.0])
+def test_effective_law_with_some_pools_own_r_star(fixed):
+    """A pool's own R* (given) replaces the shared one for that pool only: the Jacobian still matches
+    finite differences (d/d log R* moves only the other pools), and with every pool given, no R* is fitted."""
+    from mixplan import ValidationError
+    from mixplan.laws import mixture_effective_law, pool_effective_tokens
+
+    data, _ = _effective_runs()
+    law = mixture_effective_law(EFF_POOLS, UNIQUE, r_star=fixed, reference=1e8, r_star_pools=[3.0, None, None],
+                                generic=True)
+    assert ("log_r_star" in law.theta_names) == (fixed is None)
+    theta = np.random.default_rng(4).uniform(-0.5, 0.8, len(law.theta_names))
+    h = 1e-6
+    num = np.column_stack([(law.log_predict(theta + h * e, data) - law.log_predict(theta - h * e, data)) / (2 * h)
+                           for e in np.eye(len(theta))])
+    assert np.max(np.abs(law.jacobian(theta, data) - num)) < 1e-7
+    every = mixture_effective_law(EFF_POOLS, UNIQUE, reference=1e8, r_star_pools=[3.0, 20.0, 50.0])
+    assert "log_r_star" not in every.theta_names
+    # the same law with R* = 3, 20, 50 per pool is the pure loss with that per-pool R*
+    t = np.array([np.log(EFF_TRUTH["E"]), *np.log(EFF_TRUTH["C"]), *EFF_TRUTH["gamma"]])
+    W, D = data["weights"], data["tokens"]
+    Dp = pool_effective_tokens(W, D, UNIQUE, np.array([3.0, 20.0, 50.0])) / 1e8
+    want = EFF_TRUTH["E"] + 1 / np.sum(np.asarray(EFF_TRUTH["C"]) * Dp ** np.asarray(EFF_TRUTH["gamma"]), axis=1)
+    assert np.exp(every.log_predict(t, data)) == pytest.approx(want, rel=1e-12)
+    with pytest.raises(ValidationError, match="pool 'small': R\\* must be a positive number"):
+        mixture_effective_law(EFF_POOLS, UNIQUE, r_star_pools=[-1.0, None, None])
+
+
 def test_grouped_effective_law_recovers_the_bucketed_world():
     """The bucketed known-truth world (mixplan.demo.synthetic) is this law with groups: its bucket
     qualities are recovered from runs at two budgets."""
@@ -259,6 +287,28 @@ def test_grouped_effective_law_recovers_the_bucketed_world():
     L = np.concatenate([world.true_loss(W[:40], 1e8), world.true_loss(W[40:], 4e8)])
     law = mixture_effective_law(lay.names, lay.sizes, r_star=world.r_star, reference=1e8,
                                 groups=lay.groups)
+    fit = fit_law(law, {"tokens": T, "weights": W}, L, n_bootstrap=0, n_starts=3)
+    q = [fit.params[f"q_{n}"] for n in lay.names[1:4]]
+    assert q == pytest.approx(world.quality[0][1:], rel=1e-3), (q, world.quality[0])
+    assert fit.params["E"] == pytest.approx(world.E, rel=1e-4)
+
+
+def test_grouped_effective_law_with_each_buckets_r_star_recovers_a_world_whose_buckets_decay_differently():
+    """The bucketed world whose best buckets lose value sooner when repeated (R* 4, 8, 16, 32 by rank) is the
+    grouped law with each bucket's own R* (given, as from a manifest): qualities and E recovered from runs
+    that repeat the buckets."""
+    from mixplan.demo.synthetic import make_bucketed_world
+    from mixplan.laws import fit_law, mixture_effective_law
+
+    world = make_bucketed_world(4, n_bucketed=1, seed=3, rank_r_star=(4.0, 8.0, 16.0, 32.0))
+    lay = world.layout()
+    rng = np.random.default_rng(0)
+    W = rng.dirichlet(np.full(len(lay.names), 0.5), 120)
+    T = np.repeat([1e8, 1e9, 1e10], 40)
+    L = np.concatenate([world.true_loss(W[i:i + 40], t) for i, t in zip((0, 40, 80), (1e8, 1e9, 1e10))])
+    r = world.column_r_star
+    law = mixture_effective_law(lay.names, lay.sizes, reference=1e8, groups=lay.groups, r_star_pools=list(r))
+    assert "log_r_star" not in law.theta_names
     fit = fit_law(law, {"tokens": T, "weights": W}, L, n_bootstrap=0, n_starts=3)
     q = [fit.params[f"q_{n}"] for n in lay.names[1:4]]
     assert q == pytest.approx(world.quality[0][1:], rel=1e-3), (q, world.quality[0])

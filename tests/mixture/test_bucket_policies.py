@@ -323,3 +323,54 @@ def test_many_keep_count_combinations_are_searched_by_coordinate_descent(world, 
     assert coord["threshold"].keep.tolist() == full.keep.tolist()
     assert coord["threshold"].loss == pytest.approx(full.loss, abs=1e-6)
     assert coord["quality-weighted"].loss <= coord["threshold"].loss + 1e-12 <= coord["whole pools"].loss + 2e-12
+
+
+def test_plan_uses_each_buckets_r_star_from_the_manifest(tmp_path, capsys):
+    """A manifest that gives each bucket its R* (the best bucket loses value sooner when repeated): the
+    at-scale law keeps them (plan.json: scale.r_star_pools), and each bucket's effective tokens at the
+    budget are computed with its own R*."""
+    import json
+    import warnings
+
+    from mixplan import MixplanWarning, design_swarm
+    from mixplan.cli import main
+    from mixplan.laws import effective_data
+
+    world = make_bucketed_world(4, n_bucketed=1, seed=3, rank_r_star=(4.0, 8.0, 16.0, 32.0))
+    lay = world.layout()
+    r = world.column_r_star
+    toml = ""
+    for name, U, tops in zip(world.pools, world.tokens, world.tops):
+        toml += f"[pools.{name}]\ntokens = {float(U)!r}\n"
+        if len(tops) > 1:
+            toml += 'score = "quality"\n' + "".join(f"[[pools.{name}.bucket]]\ntop = {t}\nr_star = {rs}\n"
+                                                    for t, rs in zip(tops, r[:4]))
+    (tmp_path / "pools.toml").write_text(toml)
+    design = design_swarm(lay.bucket_pools(), 64, seed=0, tokens=1e8).frame
+    W = design[[f"w_{p}" for p in lay.names]].to_numpy()
+    design.assign(tokens=1e8, loss=world.measure(W, 1e8, seed=0)).to_csv(tmp_path / "runs.csv", index=False)
+    design.iloc[:24].assign(tokens=1e9, loss=world.measure(W[:24], 1e9, seed=1),
+                            run_id=design["run_id"].iloc[:24] + "-10x").to_csv(tmp_path / "big.csv", index=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MixplanWarning)
+        code = main(["plan", "--runs", str(tmp_path / "runs.csv"), "--pools", str(tmp_path / "pools.toml"),
+                     "--target", "loss", "--model", "ridge", "--tokens", "1e10", "--scale-runs",
+                     str(tmp_path / "big.csv"), "--candidates", "1000", "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    doc = json.loads(out)
+    assert doc["scale"]["r_star_pools"] == [4.0, 8.0, 16.0, 32.0, None, None, None]
+    b = doc["buckets"]
+    assert b["r_star_own"] == {n: v for n, v in zip(lay.names[:4], (4.0, 8.0, 16.0, 32.0))}
+    for c, name in enumerate(lay.names):
+        d = b["mixtures"]["recommended"]["buckets"][name]["tokens"]
+        own = r[c] if c < 4 else b["r_star"]
+        assert b["mixtures"]["recommended"]["buckets"][name]["effective_tokens"] == pytest.approx(
+            float(effective_data(d, min(d, lay.sizes[c]), own)), rel=1e-12)
+    # the text report lists the recommended mixture per bucket read, with the R* used
+    from mixplan.mixture.plan import _bucket_detail
+
+    text = _bucket_detail(b)
+    assert f"R* = {b['r_star']:.4g} or a pool's own" in text
+    read = [n for n in lay.names if b["mixtures"]["recommended"]["buckets"][n]["tokens"] > 0.5]
+    assert [line.split()[0] for line in text.strip().splitlines()[2:]] == read
