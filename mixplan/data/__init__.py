@@ -1,4 +1,5 @@
-"""Inputs: pool manifests, proxy-run tables, objectives over their metrics, quality buckets.
+"""Inputs: pool manifests, proxy-run tables, objectives over their metrics, quality buckets, and the scan
+of a pool's text (sources, token counts, scorers).
 
 Public names are imported on first use."""
 
@@ -12,7 +13,9 @@ _EXPORTS = {
     "coverage_table": ".runs", "read_regmix_layout": ".runs", "read_olmix_layout": ".runs",
     "WEIGHT_PREFIX": ".runs", "SUM_TOLERANCE": ".runs", "Objective": ".objective", "parse_objective": ".objective",
     "Bucket": ".buckets", "BucketSpec": ".buckets", "SIZE_TOLERANCE": ".buckets", "LAW_DEFAULTS": ".buckets",
-    "parse_buckets": ".buckets", "percent_label": ".buckets",
+    "parse_buckets": ".buckets", "percent_label": ".buckets", "bucket_scores": ".buckets",
+    "scan_pools": ".scan", "ScanResult": ".scan", "list_shards": ".sources", "read_shard": ".sources",
+    "token_counter": ".tokens", "prose_score": ".scorers",
 }
 
 __all__ = list(_EXPORTS)

@@ -46,10 +46,10 @@ are not buckets of another pool.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -57,7 +57,10 @@ from .._checks import NAME_PATTERN, check_number
 from ..exceptions import ValidationError
 from ..laws.qqt import QQT_PUBLISHED
 
-__all__ = ["Bucket", "BucketSpec", "SIZE_TOLERANCE", "LAW_DEFAULTS", "parse_buckets", "percent_label"]
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["Bucket", "BucketSpec", "SIZE_TOLERANCE", "LAW_DEFAULTS", "parse_buckets", "percent_label", "bucket_scores"]
 
 #: Relative mismatch allowed between a bucket's declared size and its share of the pool: rounding of
 #: document counts and tokenizer differences, not a different cut.
@@ -208,7 +211,8 @@ def parse_buckets(spec: Mapping[str, Any], pool: str, tokens: float, samples: fl
     where = f"{at}pool {pool!r}"
     has = {k for k in ("buckets", "cutoffs", "bucket") if k in spec}
     if not has:
-        stray = sorted({"score", "scores", "law", "higher_is_better", "size_tolerance"} & set(spec))
+        # ``scores`` alone is allowed: the per-document ratings ``mixplan scan`` measures (quantiles)
+        stray = sorted({"score", "law", "higher_is_better", "size_tolerance"} & set(spec))
         if stray:
             raise ValidationError(f"{where}: field(s) {stray} describe buckets but the pool declares none; add "
                                   "buckets = [0.1, 0.2, ...] (top fractions) or [[pools." + pool + ".bucket]] tables")
@@ -374,3 +378,63 @@ def parse_buckets(spec: Mapping[str, Any], pool: str, tokens: float, samples: fl
                      where=at, tolerance=tol)
     out.units()  # the union law needs whole multiples of one size: say so at load time
     return out
+
+
+def bucket_scores(scores: Any, fractions: Sequence[float], *, tokens: Any = None,
+                  higher_is_better: bool = True) -> "pd.DataFrame":
+    """Cut documents into buckets by score: bucket ``i`` holds the documents ranked in the top
+    ``fractions[i-1]..fractions[i]`` (cumulative fractions of documents, increasing, in (0, 1]).
+
+    Ranking is by score (best first), ties broken by position so that the cut is exact and
+    deterministic. Returns one row per bucket: ``bucket``, ``top``, ``cutoff`` (the lowest score kept,
+    for ``higher_is_better``), ``documents``, ``tokens`` (if ``tokens`` is given), ``token_share`` of the
+    whole pool, ``score_max`` and ``tied_at_cutoff`` (documents outside the bucket with exactly its
+    cut-off score: a filter by ``score >= cutoff`` alone would also keep them).
+    """
+    import pandas as pd
+
+    s = np.asarray(scores, dtype=float)
+    if s.ndim != 1 or s.size == 0:
+        raise ValidationError("bucket_scores: scores must be a non-empty 1-D array (one score per document)")
+    bad = np.flatnonzero(~np.isfinite(s))
+    if len(bad):
+        raise ValidationError(f"bucket_scores: score of document {int(bad[0]) + 1} is {s[bad[0]]!r}; every document "
+                              "needs a finite score (drop or re-score the others first)")
+    f = np.asarray(fractions, dtype=float)
+    if f.ndim != 1 or f.size == 0 or not np.all(np.isfinite(f)) or np.any(f <= 0) or np.any(f > 1):
+        raise ValidationError(f"fractions {list(fractions)} must be cumulative top fractions in (0, 1], e.g. "
+                              "0.1,0.2,0.3")
+    if np.any(np.diff(f) <= 0):
+        raise ValidationError(f"fractions {list(fractions)} must be strictly increasing (cumulative: top 10%, top "
+                              "20%, ...); buckets may not overlap")
+    t = None
+    if tokens is not None:
+        t = np.asarray(tokens, dtype=float)
+        if t.shape != s.shape:
+            raise ValidationError("bucket_scores: tokens must have one count per document")
+        bad = np.flatnonzero(~np.isfinite(t) | (t < 0))
+        if len(bad):
+            raise ValidationError(f"bucket_scores: token count of document {int(bad[0]) + 1} is {t[bad[0]]!r}; counts "
+                                  "must be finite and >= 0")
+    n = s.size
+    key = -s if higher_is_better else s
+    order = np.argsort(key, kind="stable")  # best first; ties in document order
+    ends = np.round(f * n).astype(int)
+    starts = np.r_[0, ends[:-1]]
+    rows = []
+    for i, (lo, hi, top) in enumerate(zip(starts, ends, f)):
+        if hi <= lo:
+            raise ValidationError(f"fractions: bucket {i + 1} (top {percent_label(starts[i] / n)}-{percent_label(top)}%) holds no "
+                                  f"document of {n}; use coarser fractions or more documents")
+        idx = order[lo:hi]
+        cut = float(s[idx].min() if higher_is_better else s[idx].max())
+        rest = order[hi:]
+        row = {"bucket": f"top{percent_label(top)}" if i == 0 else f"top{percent_label(f[i - 1])}_{percent_label(top)}", "top": float(top),
+               "cutoff": cut, "documents": int(hi - lo),
+               "score_max": float(s[idx].max() if higher_is_better else s[idx].min()),
+               "tied_at_cutoff": int(np.sum(s[rest] == cut))}
+        if t is not None:
+            row["tokens"] = float(t[idx].sum())
+            row["token_share"] = float(t[idx].sum() / t.sum()) if t.sum() > 0 else float("nan")
+        rows.append(row)
+    return pd.DataFrame(rows)

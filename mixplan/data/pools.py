@@ -15,7 +15,7 @@ A pool manifest is a TOML file with one table per pool::
     prior = 0.3                     # centre of the search (default: token share)
     group = "web"                   # free-form grouping label
     r_star = 15.4                   # repetition decay R* of this pool (default: fitted or --r-star)
-    [pools.wiki.source]             # where the text is (informational for planning)
+    [pools.wiki.source]             # where the text is: read by mixplan scan (mixplan.data.sources)
     type = "files"                  # "files", "datasets" or "package"
     paths = ["data/wiki/*.jsonl"]
 
@@ -50,11 +50,11 @@ __all__ = ["Pool", "PoolSet", "load_pools", "DEFAULT_MAX_EPOCHS"]
 DEFAULT_MAX_EPOCHS = 4.0
 
 _POOL_KEYS = {"tokens", "description", "source", "max_epochs", "min_weight", "max_weight", "prior",
-              "group", "r_star", "samples"} | BUCKET_POOL_KEYS
+              "group", "r_star", "samples", "scan"} | BUCKET_POOL_KEYS
 _SOURCE_KEYS = {
-    "files": ({"paths"}, {"format", "text_field"}),
-    "datasets": ({"builder"}, {"data_files", "split", "text_field", "name"}),
-    "package": ({"package", "path"}, {"reader", "format", "text_field"}),
+    "files": ({"paths"}, {"format", "text_field", "scorers"}),
+    "datasets": (set(), {"builder", "path", "data_files", "split", "text_field", "name", "scorers"}),
+    "package": ({"package", "path"}, {"reader", "format", "text_field", "scorers"}),
 }
 
 
@@ -265,3 +265,6 @@ def _check_source(source: Any, where: str) -> None:
     extra = set(source) - required - optional - {"type"}
     if extra:
         raise ValidationError(f"{where}, field 'source': unknown key(s) {sorted(extra)} for type {kind!r}")
+    if kind == "datasets" and ("path" in source) == ("builder" in source):
+        raise ValidationError(f"{where}, field 'source': a datasets source needs either path (a save_to_disk folder) "
+                              "or builder (with data_files), not both")

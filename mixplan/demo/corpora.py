@@ -340,14 +340,18 @@ def _chunk(doc: bytes, size: int = CHUNK_BYTES) -> list[bytes]:
     return [doc[cuts[i] : cuts[i + 1]] for i in range(n)]
 
 
-def _split(name: str, docs: Sequence[bytes], eval_only: bool):
+def _held_out(name: str, n: int, eval_only: bool) -> tuple[np.ndarray, np.random.Generator]:
+    """The held-out documents' indices (sorted) and the split's generator, advanced past that draw."""
     rng = np.random.default_rng([_SPLIT_SEED, zlib.crc32(name.encode())])
-    n = len(docs)
     if eval_only:
-        held = np.arange(n)
-    else:
-        n_held = max(1, int(round(HELDOUT_FRACTION * n)))
-        held = np.sort(rng.permutation(n)[:n_held])
+        return np.arange(n), rng
+    n_held = max(1, int(round(HELDOUT_FRACTION * n)))
+    return np.sort(rng.permutation(n)[:n_held]), rng
+
+
+def _split(name: str, docs: Sequence[bytes], eval_only: bool):
+    n = len(docs)
+    held, rng = _held_out(name, n, eval_only)
     is_held = np.zeros(n, dtype=bool)
     is_held[held] = True
 
@@ -387,6 +391,42 @@ def _build(name: str) -> DemoPool:
         n_documents=len(docs),
         n_heldout_documents=n_held,
     )
+
+
+def training_documents(name: str) -> list[bytes]:
+    """The training documents of a demo pool, each with the newline the pool's text appends: the
+    documents a pool's ``reader`` gives ``mixplan scan`` (their UTF-8 bytes sum to the pool's
+    ``train_bytes``, the manifest's ``tokens``)."""
+    if name not in TRAIN_POOLS:
+        raise _error(f"{name!r} is not a training pool of the demo ({', '.join(TRAIN_POOLS)})")
+    docs, _ = _READERS[name][0]()
+    held = set(_held_out(name, len(docs), False)[0].tolist())
+    return [d + b"\n" for i, d in enumerate(docs) if i not in held]
+
+
+def wiki() -> list[bytes]:
+    """``reader = "mixplan.demo.corpora:wiki"``: the training documents of ``wiki``."""
+    return training_documents("wiki")
+
+
+def news() -> list[bytes]:
+    """The training documents of ``news``."""
+    return training_documents("news")
+
+
+def bible() -> list[bytes]:
+    """The training documents of ``bible``."""
+    return training_documents("bible")
+
+
+def code() -> list[bytes]:
+    """The training documents of ``code``."""
+    return training_documents("code")
+
+
+def docs() -> list[bytes]:
+    """The training documents of ``docs``."""
+    return training_documents("docs")
 
 
 @functools.lru_cache(maxsize=None)

@@ -16,13 +16,13 @@ articles (``bpb_news``) and movie-review sentences (``bpb_reviews``, never train
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
+from mixplan.data.scorers import prose_score
 from mixplan.demo.corpora import EVAL_ONLY, TRAIN_POOLS, DemoPool, load_pools
 
 __all__ = ["BUCKET_TOPS", "PROSE_POOL", "bucket_names", "bucket_table", "bucket_pools", "chunk_subset", "prose_score",
@@ -34,13 +34,8 @@ PROSE_POOL = "wiki"
 #: (the QQT union law of ``mixplan filter`` mixes equal-size units), the last one the rest of the pool,
 #: so keeping every bucket is the whole pool.
 BUCKET_TOPS = (0.1, 0.3, 0.6, 1.0)
-_WORD = re.compile(rb"[A-Za-z]+[.,;:!?'\")]*")
 
 
-def prose_score(chunk: bytes) -> float:
-    """Share of whitespace-separated tokens that are plain words (0 for an empty chunk)."""
-    tokens = chunk.split()
-    return sum(1 for t in tokens if _WORD.fullmatch(t)) / len(tokens) if tokens else 0.0
 
 
 def chunk_scores(pool: DemoPool) -> np.ndarray:

@@ -1,7 +1,7 @@
 r"""Bucketing real scores: cut-offs and sizes of the buckets a keep-fraction filter makes.
 
-Pure computation (:func:`bucket_scores`, :func:`manifest_snippet`, :func:`count_tokens`) and a thin
-reader (:func:`read_scores`); the buckets a manifest declares are :mod:`mixplan.data.buckets`.
+Pure computation (:func:`manifest_snippet`, :func:`count_tokens`; :func:`bucket_scores` lives with the
+buckets in :mod:`mixplan.data.buckets`, re-exported here) and a thin reader (:func:`read_scores`).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..data.buckets import SIZE_TOLERANCE, percent_label
+from ..data.buckets import SIZE_TOLERANCE, bucket_scores
 from ..exceptions import ValidationError
 
 __all__ = ["bucket_scores", "manifest_snippet", "read_scores", "count_tokens"]
@@ -27,64 +27,6 @@ def count_tokens(texts: Sequence[Any], how: str = "bytes") -> np.ndarray:
     if how == "words":
         return np.array([len(str(t).split()) for t in texts], dtype=float)
     raise ValidationError(f"count {how!r} is not known; use 'bytes' or 'words'")
-
-
-def bucket_scores(scores: Any, fractions: Sequence[float], *, tokens: Any = None,
-                  higher_is_better: bool = True) -> pd.DataFrame:
-    """Cut documents into buckets by score: bucket ``i`` holds the documents ranked in the top
-    ``fractions[i-1]..fractions[i]`` (cumulative fractions of documents, increasing, in (0, 1]).
-
-    Ranking is by score (best first), ties broken by position so that the cut is exact and
-    deterministic. Returns one row per bucket: ``bucket``, ``top``, ``cutoff`` (the lowest score kept,
-    for ``higher_is_better``), ``documents``, ``tokens`` (if ``tokens`` is given), ``token_share`` of the
-    whole pool, ``score_max`` and ``tied_at_cutoff`` (documents outside the bucket with exactly its
-    cut-off score: a filter by ``score >= cutoff`` alone would also keep them).
-    """
-    s = np.asarray(scores, dtype=float)
-    if s.ndim != 1 or s.size == 0:
-        raise ValidationError("bucket_scores: scores must be a non-empty 1-D array (one score per document)")
-    bad = np.flatnonzero(~np.isfinite(s))
-    if len(bad):
-        raise ValidationError(f"bucket_scores: score of document {int(bad[0]) + 1} is {s[bad[0]]!r}; every document "
-                              "needs a finite score (drop or re-score the others first)")
-    f = np.asarray(fractions, dtype=float)
-    if f.ndim != 1 or f.size == 0 or not np.all(np.isfinite(f)) or np.any(f <= 0) or np.any(f > 1):
-        raise ValidationError(f"fractions {list(fractions)} must be cumulative top fractions in (0, 1], e.g. "
-                              "0.1,0.2,0.3")
-    if np.any(np.diff(f) <= 0):
-        raise ValidationError(f"fractions {list(fractions)} must be strictly increasing (cumulative: top 10%, top "
-                              "20%, ...); buckets may not overlap")
-    t = None
-    if tokens is not None:
-        t = np.asarray(tokens, dtype=float)
-        if t.shape != s.shape:
-            raise ValidationError("bucket_scores: tokens must have one count per document")
-        bad = np.flatnonzero(~np.isfinite(t) | (t < 0))
-        if len(bad):
-            raise ValidationError(f"bucket_scores: token count of document {int(bad[0]) + 1} is {t[bad[0]]!r}; counts "
-                                  "must be finite and >= 0")
-    n = s.size
-    key = -s if higher_is_better else s
-    order = np.argsort(key, kind="stable")  # best first; ties in document order
-    ends = np.round(f * n).astype(int)
-    starts = np.r_[0, ends[:-1]]
-    rows = []
-    for i, (lo, hi, top) in enumerate(zip(starts, ends, f)):
-        if hi <= lo:
-            raise ValidationError(f"fractions: bucket {i + 1} (top {percent_label(starts[i] / n)}-{percent_label(top)}%) holds no "
-                                  f"document of {n}; use coarser fractions or more documents")
-        idx = order[lo:hi]
-        cut = float(s[idx].min() if higher_is_better else s[idx].max())
-        rest = order[hi:]
-        row = {"bucket": f"top{percent_label(top)}" if i == 0 else f"top{percent_label(f[i - 1])}_{percent_label(top)}", "top": float(top),
-               "cutoff": cut, "documents": int(hi - lo),
-               "score_max": float(s[idx].max() if higher_is_better else s[idx].min()),
-               "tied_at_cutoff": int(np.sum(s[rest] == cut))}
-        if t is not None:
-            row["tokens"] = float(t[idx].sum())
-            row["token_share"] = float(t[idx].sum() / t.sum()) if t.sum() > 0 else float("nan")
-        rows.append(row)
-    return pd.DataFrame(rows)
 
 
 def manifest_snippet(table: pd.DataFrame, *, pool: str, score: str, total_tokens: float | None = None,

@@ -1,0 +1,124 @@
+"""mixplan scan: read every pool's source and write a manifest with measured sizes (issue 18)."""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+from pathlib import Path
+from typing import Any
+
+from .common import emit
+
+HELP = "read every pool's source: documents, tokens, duplicates, scores, buckets -> a new manifest"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("pools", metavar="POOLS", help="pool manifest (TOML) whose pools have source tables")
+    p.add_argument("--out", required=True, metavar="SCANNED.toml",
+                   help="the new manifest (the input is never modified)")
+    p.add_argument("--report", metavar="scan.json",
+                   help="every count, the tokenizer, the files with sizes and hashes (default: --out with the suffix "
+                        ".scan.json, e.g. scanned.scan.json)")
+    p.add_argument("--tokenizer", default="bytes", metavar="bytes|words|tokenizer.json",
+                   help="what a token is: UTF-8 bytes (default), whitespace words, or a Hugging Face tokenizer.json "
+                        "(counted with the tokenizers library, no special tokens)")
+    p.add_argument("--dedup", action="store_true",
+                   help="write each pool's unique tokens (exact duplicates removed) as its tokens: for pools that "
+                        "are deduplicated before training (default: every document counts)")
+    p.add_argument("--samples", type=int, default=0, metavar="K",
+                   help="also write a seeded sample of K documents per pool (pool, doc, where, text) to "
+                        "SCANNED.samples.parquet, for mixplan ot fit --samples (--seed chooses it)")
+    p.add_argument("--per-document", action="store_true",
+                   help="also write every document's location, tokens, bytes, duplicate flag and scores to "
+                        "SCANNED.documents.parquet (for mixplan filter --bucket-scores)")
+    p.add_argument("--only", action="append", default=[], metavar="POOL", help="scan only this pool (repeatable)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="local processes, one shard (file) each at a time (default: all cores)")
+    p.add_argument("--engine", choices=["local", "ray"], default="local",
+                   help="local processes (default), or Ray tasks (pip install 'mixplan[ray]'): the same steps, the "
+                        "same result")
+    p.add_argument("--ray-address", metavar="ADDR",
+                   help="with --engine ray: an existing cluster (auto, ray://host:10001); default a local instance "
+                        "of --workers CPUs")
+    p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+
+
+def _relocate(spec: dict[str, Any], src: Path, dst: Path) -> None:
+    """Source paths are relative to their manifest: re-anchor them to the new manifest's folder."""
+    source = spec.get("source")
+    if not isinstance(source, dict):
+        return
+
+    def move(p: str) -> str:
+        return p if os.path.isabs(p) else os.path.relpath(os.path.join(src, p), dst)
+
+    for key in ("paths", "data_files"):
+        if key in source:
+            v = source[key]
+            source[key] = move(v) if isinstance(v, str) else [move(x) for x in v]
+    if source.get("type") == "datasets" and "path" in source:
+        source["path"] = move(source["path"])
+
+
+def run(args: argparse.Namespace) -> int:
+    import tomli_w
+
+    from .._io import check_writable, read_toml, write_bytes_atomic, write_json_atomic, write_text_atomic
+    from ..data.pools import load_pools
+    from ..data.scan import manifest_with, scan_pools
+    from ..exceptions import ValidationError
+
+    src = Path(args.pools)
+    out = Path(args.out)
+    report = Path(args.report) if args.report else out.with_suffix(".scan.json")
+    if out.resolve() == src.resolve():
+        raise ValidationError(f"--out {out} is the input manifest; scan never modifies its input: write a new file")
+    extra = {"samples": out.with_suffix(".samples.parquet")} if args.samples else {}
+    if args.per_document:
+        extra["documents"] = out.with_suffix(".documents.parquet")
+    if args.samples < 0:
+        raise ValidationError(f"--samples must be >= 0, got {args.samples}")
+    check_writable([out, report, *extra.values()], args.force)
+    workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
+    if workers < 1:
+        raise ValidationError(f"--workers must be at least 1, got {workers}")
+    pools = load_pools(src)
+    raw = read_toml(src, "pool manifest")
+    unknown = sorted(set(args.only) - set(pools.names))
+    if unknown:
+        raise ValidationError(f"--only {unknown[0]}: not a pool of {src}; pools are {', '.join(pools.names)}")
+    result = scan_pools(pools, raw, src.parent, tokenizer=args.tokenizer, workers=workers, only=args.only or None,
+                        samples=args.samples, seed=args.seed, per_document=args.per_document, dedup=args.dedup,
+                        engine=args.engine, address=args.ray_address)
+    tables = manifest_with(raw, result, source=str(src), dedup=args.dedup)
+    for spec in tables.get("pools", {}).values():
+        _relocate(spec, src.resolve().parent, out.resolve().parent)
+    text = (f"# Written by mixplan scan from {src} (tokens: {result.token_unit}"
+            f"{', exact duplicates removed' if args.dedup else ''}); the counts are measured, see {report.name}.\n"
+            + tomli_w.dumps(tables))
+    # The new manifest must load before anything is written (nothing half-written).
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        check = Path(tmp) / out.name
+        check.write_text(text, encoding="utf-8")
+        load_pools(check)
+    doc = {"manifest": str(out), "input": str(src), "dedup": args.dedup} | result.to_dict()
+    import pandas as pd
+
+    tables = {}
+    if "samples" in extra:
+        tables["samples"] = pd.DataFrame([{"pool": n, "doc": i, "where": w, "text": t}
+                                          for n, pool in result.pools.items() for i, (w, t) in enumerate(pool.sample)])
+    if "documents" in extra:
+        tables["documents"] = pd.concat([pool.documents_table.assign(pool=n)[["pool", *pool.documents_table.columns]]
+                                         for n, pool in result.pools.items()], ignore_index=True)
+    for key, frame in tables.items():
+        buf = io.BytesIO()
+        frame.to_parquet(buf, index=False)
+        write_bytes_atomic(extra[key], buf.getvalue(), force=args.force)
+    write_json_atomic(report, doc | {k: str(v) for k, v in extra.items()}, force=args.force)
+    write_text_atomic(out, text, force=args.force)
+    emit(args, doc, result.report() + f"\nwritten: {', '.join(map(str, [out, report, *extra.values()]))}")
+    return 0
