@@ -50,9 +50,13 @@ def normalise(text: str) -> str:
     return " ".join(unicodedata.normalize("NFC", text).split())
 
 
+def _hash64(norm: str) -> int:
+    return int.from_bytes(hashlib.blake2b(norm.encode("utf-8"), digest_size=8).digest(), "little")
+
+
 def text_hash(text: str) -> int:
     """64-bit BLAKE2b hash of :func:`normalise` (``text``), as an unsigned integer."""
-    return int.from_bytes(hashlib.blake2b(normalise(text).encode("utf-8"), digest_size=8).digest(), "little")
+    return _hash64(normalise(text))
 
 
 @dataclass
@@ -130,13 +134,15 @@ def scan_shard(shard: Shard, tokenizer: str = "bytes", *, counter: Callable[[Seq
             if len(out.invalid_where) < _FIRST:
                 out.invalid_where.append([rec.where, str(rec.error)])
             continue
-        if not rec.text.strip():
+        norm = normalise(rec.text)
+        if not norm:
             out.empty += 1
             if len(out.empty_where) < _FIRST:
                 out.empty_where.append(rec.where)
             continue
-        hashes.append(text_hash(rec.text))
-        nbytes.append(len(rec.raw) if rec.raw is not None else len(rec.text.encode("utf-8")))
+        hashes.append(_hash64(norm))
+        text = rec.text
+        nbytes.append(len(rec.raw) if rec.raw is not None else len(text) if text.isascii() else len(text.encode()))
         if out.where is not None:
             out.where.append(rec.where)
         if samples:

@@ -34,9 +34,9 @@ import io
 import json
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..exceptions import ValidationError
 
@@ -51,14 +51,13 @@ LOCAL_BUILDERS = ("parquet", "json", "text", "csv", "arrow")
 _BATCH = 1024  # rows per Arrow batch read
 
 
-@dataclass(frozen=True)
-class Record:
+class Record(NamedTuple):
     """One document: its text (``None`` when it could not be read: ``error`` says why), its numeric
-    fields by name (for scores), and where it is."""
+    fields by name (for scores), and where it is. (A named tuple: one is made per document.)"""
 
     text: str | None
     where: str
-    fields: Mapping[str, Any] = field(default_factory=dict)
+    fields: Mapping[str, Any] = {}
     error: str | None = None
     #: UTF-8 bytes of the text as stored, when the source gave bytes (counted as they are)
     raw: bytes | None = None
@@ -246,8 +245,12 @@ def read_shard(shard: Shard) -> Iterator[Record]:
     grow with the shard)."""
     try:
         yield from _read(shard)
-    except (OSError, EOFError, gzip.BadGzipFile) as exc:
-        raise ValidationError(f"pool {shard.pool!r}: {shard.path}: cannot be read ({exc})") from exc
+    except ValidationError:
+        raise
+    except Exception as exc:  # a damaged file: gzip, zstandard, Arrow and datasets each raise their own types
+        why = (str(exc).splitlines() or [""])[0]
+        raise ValidationError(f"pool {shard.pool!r}: {shard.path}: cannot be read ({type(exc).__name__}: {why})"
+                              ) from exc
 
 
 def _read(shard: Shard) -> Iterator[Record]:

@@ -185,6 +185,8 @@ def test_unreadable_documents_are_counted_with_their_location(tmp_path, capsys):
 @pytest.mark.parametrize("case, message", [
     ('[pools.web.source]\ntype = "files"\npaths = ["missing/*.jsonl"]\n', "no file matches 'missing/*.jsonl'"),
     ('[pools.web.source]\ntype = "files"\npaths = ["bad.jsonl.gz"]\n', "bad.jsonl.gz: cannot be read"),
+    ('[pools.web.source]\ntype = "files"\npaths = ["bad.jsonl.zst"]\n', "bad.jsonl.zst: cannot be read (ZstdError"),
+    ('[pools.web.source]\ntype = "files"\npaths = ["bad.parquet"]\n', "bad.parquet: cannot be read (ArrowInvalid"),
     ('[pools.web.source]\ntype = "files"\npaths = ["empty.jsonl"]\n', "holds no readable document"),
     ('[pools.web.source]\ntype = "datasets"\nbuilder = "allenai/c4"\n', "would need the network"),
     ('scores = ["q"]\n[pools.web.source]\ntype = "files"\npaths = ["words.jsonl"]\n', "score 'q' is not a number in any"),
@@ -193,6 +195,8 @@ def test_unreadable_documents_are_counted_with_their_location(tmp_path, capsys):
 ])
 def test_bad_sources_are_one_line_errors_and_nothing_is_written(tmp_path, capsys, case, message):
     (tmp_path / "bad.jsonl.gz").write_bytes(b"not a gzip file at all")
+    (tmp_path / "bad.jsonl.zst").write_bytes(b"not zstandard either")
+    (tmp_path / "bad.parquet").write_bytes(b"PAR1 truncated")
     (tmp_path / "empty.jsonl").write_text("\n\n")
     _write_jsonl(tmp_path / "words.jsonl", [{"text": "a b", "q": "high"}, {"text": "c", "q": None}])
     assert _scan(tmp_path, "[pools.web]\ntokens = 1\n" + case) == 2
