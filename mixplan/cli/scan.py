@@ -50,21 +50,26 @@ def _relocate(spec: dict[str, Any], src: Path, dst: Path) -> None:
     if not isinstance(source, dict):
         return
 
-    def move(p: str) -> str:
-        return p if os.path.isabs(p) else os.path.relpath(os.path.join(src, p), dst)
+    import glob
+
+    prefix = os.path.relpath(src, dst)
+
+    def move(p: str, pattern: bool = True) -> str:
+        # a glob keeps its wildcards; the folder prefix is escaped (a folder named "run[1]" is no pattern)
+        return p if os.path.isabs(p) else os.path.normpath(os.path.join(glob.escape(prefix) if pattern else prefix, p))
 
     for key in ("paths", "data_files"):
         if key in source:
             v = source[key]
             source[key] = move(v) if isinstance(v, str) else [move(x) for x in v]
     if source.get("type") == "datasets" and "path" in source:
-        source["path"] = move(source["path"])
+        source["path"] = move(source["path"], pattern=False)
 
 
 def run(args: argparse.Namespace) -> int:
     import tomli_w
 
-    from .._io import check_writable, read_toml, write_bytes_atomic, write_json_atomic, write_text_atomic
+    from .._io import check_writable, dumps_json, read_toml, write_bytes_atomic, write_text_atomic
     from ..data.pools import load_pools
     from ..data.scan import manifest_with, scan_pools
     from ..exceptions import ValidationError
@@ -79,7 +84,12 @@ def run(args: argparse.Namespace) -> int:
         extra["documents"] = out.with_suffix(".documents.parquet")
     if args.samples < 0:
         raise ValidationError(f"--samples must be >= 0, got {args.samples}")
-    check_writable([out, report, *extra.values()], args.force)
+    outputs = [out, report, *extra.values()]
+    check_writable(outputs, args.force)
+    for path in outputs:  # a parent that is a file would fail only after other outputs were written
+        parent = next((q for q in Path(os.path.abspath(path)).parents if q.exists()), None)
+        if parent is not None and not parent.is_dir():
+            raise ValidationError(f"{path}: {parent} is a file, not a folder; choose another output path")
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
     if workers < 1:
         raise ValidationError(f"--workers must be at least 1, got {workers}")
@@ -93,7 +103,9 @@ def run(args: argparse.Namespace) -> int:
                         engine=args.engine, address=args.ray_address)
     tables = manifest_with(raw, result, source=str(src), dedup=args.dedup)
     for spec in tables.get("pools", {}).values():
-        _relocate(spec, src.resolve().parent, out.resolve().parent)
+        # abspath, not resolve: the sources were read relative to the folder the manifest path names (a
+        # symlinked manifest's own folder, not its target's)
+        _relocate(spec, Path(os.path.abspath(src.parent)), Path(os.path.abspath(out.parent)))
     text = (f"# Written by mixplan scan from {src} (tokens: {result.token_unit}"
             f"{', exact duplicates removed' if args.dedup else ''}); the counts are measured, see {report.name}.\n"
             + tomli_w.dumps(tables))
@@ -114,11 +126,18 @@ def run(args: argparse.Namespace) -> int:
     if "documents" in extra:
         tables["documents"] = pd.concat([pool.documents_table.assign(pool=n)[["pool", *pool.documents_table.columns]]
                                          for n, pool in result.pools.items()], ignore_index=True)
+    # Every output is built first (a value JSON cannot hold fails here), then written: nothing half-written.
+    payloads: dict[Path, bytes] = {}
     for key, frame in tables.items():
         buf = io.BytesIO()
         frame.to_parquet(buf, index=False)
-        write_bytes_atomic(extra[key], buf.getvalue(), force=args.force)
-    write_json_atomic(report, doc | {k: str(v) for k, v in extra.items()}, force=args.force)
+        payloads[extra[key]] = buf.getvalue()
+    try:
+        payloads[report] = dumps_json(doc | {k: str(v) for k, v in extra.items()}).encode("utf-8")
+    except ValueError as exc:
+        raise ValidationError(f"the scan report holds a value JSON cannot store ({exc}); a score out of range?") from None
+    for path, data in payloads.items():
+        write_bytes_atomic(path, data, force=args.force)
     write_text_atomic(out, text, force=args.force)
     emit(args, doc, result.report() + f"\nwritten: {', '.join(map(str, [out, report, *extra.values()]))}")
     return 0

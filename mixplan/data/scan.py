@@ -87,7 +87,7 @@ def _number(value: Any) -> float:
         return float("nan")
     try:
         v = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a 400-digit integer
         return float("nan")
     return v
 
@@ -95,7 +95,8 @@ def _number(value: Any) -> float:
 def _sample_key(seed: int, shard: Shard, i: int) -> int:
     """The document's draw for the seeded sample: a hash of (seed, shard, position), so the sample does
     not depend on how shards are spread over workers."""
-    return int.from_bytes(hashlib.blake2b(f"{seed}|{shard.path}|{i}".encode(), digest_size=8).digest(), "little")
+    return int.from_bytes(hashlib.blake2b(f"{seed}|{shard.key or shard.path}|{i}".encode(), digest_size=8).digest(),
+                          "little")
 
 
 def scan_shard(shard: Shard, tokenizer: str = "bytes", *, counter: Callable[[Sequence[str]], np.ndarray] | None = None,
@@ -262,9 +263,11 @@ def merge_pool(name: str, parts: Sequence[ShardScan], *, score: str | None = Non
         if not ok.any():
             raise ValidationError(f"pool {name!r}: score {f!r} is not a number in any of its {len(v)} documents "
                                   f"(first: {', '.join(where[:2]) or 'none'}); check the field name and its values")
+        with np.errstate(over="ignore"):
+            mean = float(np.mean(v[ok]))
         pool.scores[f] = {"documents": int(ok.sum()), "not_numeric": int(bad), "first_not_numeric": where,
                           "quantiles": {f"{q:g}": float(x) for q, x in zip(QUANTILES, np.quantile(v[ok], QUANTILES))},
-                          "mean": float(v[ok].mean())}
+                          "mean": mean if np.isfinite(mean) else None}  # None: the values overflow a float's sum
     if score is not None and (fractions is not None or cutoffs is not None):
         if score not in pool.scores:
             raise ValidationError(f"pool {name!r}: its buckets are cut by score {score!r}, which the scan did not "
@@ -295,7 +298,7 @@ def _buckets(s: np.ndarray, tokens: np.ndarray, fractions: Sequence[float] | Non
             inside &= (s < prev) if higher_is_better else (s > prev)
         if not inside.any():
             raise ValidationError(f"pool {name!r}: no document between cut-offs {prev} and {c}; choose other cut-offs")
-        rows.append({"bucket": f"cut{i + 1}", "cutoff": float(c), "documents": int(inside.sum()),
+        rows.append({"bucket": f"bucket{i + 1}", "cutoff": float(c), "documents": int(inside.sum()),
                      "tokens": float(tokens[inside].sum()), "token_share": float(tokens[inside].sum() / tokens.sum())})
         prev = c
     return pd.DataFrame(rows)
@@ -372,9 +375,13 @@ def _run_local(jobs: list[tuple[Shard, str, dict[str, Any]]], workers: int) -> l
         from concurrent.futures import ProcessPoolExecutor
 
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as ex:
-            for res in ex.map(_scan_job, jobs, chunksize=1):
-                out.append(res)
-                bar.update(res.shard.size)
+            try:
+                for res in ex.map(_scan_job, jobs, chunksize=1):
+                    out.append(res)
+                    bar.update(res.shard.size)
+            except BaseException:
+                ex.shutdown(wait=False, cancel_futures=True)  # the first bad shard ends the scan: stop the queue
+                raise
     return out
 
 
@@ -395,7 +402,14 @@ def _run_ray(jobs: list[tuple[Shard, str, dict[str, Any]]], workers: int, addres
         ray.init(include_dashboard=False, log_to_driver=False, configure_logging=False, **kwargs)
     try:
         task = ray.remote(num_cpus=1)(_scan_job)
-        return list(ray.get([task.remote(job) for job in jobs]))
+        try:
+            return list(ray.get([task.remote(job) for job in jobs]))
+        except ray.exceptions.RayTaskError as exc:  # its text is the remote traceback: keep the cause's message
+            cause = getattr(exc, "cause", None)
+            if isinstance(cause, ValidationError):
+                raise ValidationError(str(cause)) from None
+            raise ValidationError(f"a Ray scan task failed: {type(cause).__name__}: "
+                                  f"{(str(cause).splitlines() or [''])[0]}") from None
     finally:
         if started:
             ray.shutdown()
@@ -427,6 +441,9 @@ def scan_pools(pools: Any, raw: Mapping[str, Any], root: str | Path, *, tokenize
         fields = _score_fields(spec)
         shards = list_shards(pool.name, pool.source, root, fields=fields)
         plan[pool.name] = (shards, spec)
+    if not plan:
+        raise ValidationError("no pool to scan: " + ("; ".join(f"{n}: {why}" for n, why in skipped.items())
+                                                     or "the manifest lists none") + " (add [pools.NAME.source] tables)")
     options = {"samples": int(samples), "seed": int(seed), "keep_where": bool(per_document)}
     jobs = [(s, tokenizer, options) for shards, _ in plan.values() for s in shards]
     if engine not in ("local", "ray"):
@@ -470,6 +487,12 @@ def manifest_with(raw: Mapping[str, Any], result: ScanResult, source: str = "", 
     out = copy.deepcopy(dict(raw))
     study = dict(out.get("study", {}))
     old = study.get("token_unit")
+    kept = [n for n in out.get("pools", {}) if n not in result.pools]
+    if kept and (old or "tokens") != result.token_unit:
+        raise ValidationError(f"pool{'s' if len(kept) > 1 else ''} {', '.join(kept)} keep{'' if len(kept) > 1 else 's'} "
+                              f"their typed sizes, counted in {old or 'tokens (the default unit)'}, but this scan counts "
+                              f"{result.token_unit}: one manifest cannot mix units; scan every pool, or set [study] "
+                              f"token_unit = \"{result.token_unit}\" if the typed sizes are in that unit")
     study["token_unit"] = result.token_unit
     out["study"] = study
     for name, p in result.pools.items():

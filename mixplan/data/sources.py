@@ -78,6 +78,8 @@ class Shard:
     options: tuple[tuple[str, Any], ...] = ()
     #: (score name, built-in name or module:function) computed from each document's text
     scorers: tuple[tuple[str, str], ...] = ()
+    #: the shard's name relative to the manifest's folder (what seeded draws hash)
+    key: str = ""
 
     def to_dict(self) -> dict[str, Any]:
         return {"kind": self.kind, "path": self.path, "bytes": self.size}
@@ -99,12 +101,16 @@ def _format_of(path: str, given: str | None) -> str:
                           "format in the pool's source table")
 
 
-def _glob(patterns: Sequence[str] | str, root: Path, where: str) -> list[str]:
-    patterns = [patterns] if isinstance(patterns, str) else list(patterns)
+def _glob(patterns: Any, root: Path, where: str, key: str = "paths") -> list[str]:
+    patterns = [patterns] if isinstance(patterns, str) else patterns
+    if not isinstance(patterns, list | tuple) or not patterns or not all(isinstance(p, str) for p in patterns):
+        raise ValidationError(f"{where}, field {key!r}: a path or a list of paths (globs), e.g. [\"data/*.jsonl\"]")
     found: list[str] = []
     for pattern in patterns:
-        full = pattern if os.path.isabs(pattern) else str(root / pattern)
-        hits = sorted(p for p in glob.glob(full, recursive=True) if os.path.isfile(p))
+        # root_dir: the manifest's folder is a folder, not a pattern (a name like "run[1]" must not glob)
+        hits = sorted(p if os.path.isabs(p) else os.path.join(root, p)
+                      for p in glob.glob(pattern, root_dir=root, recursive=True))
+        hits = [p for p in hits if os.path.isfile(p)]
         if not hits:
             raise ValidationError(f"{where}: no file matches {pattern!r} (relative to {root}); fix the path in the "
                                   "pool's source table")
@@ -118,9 +124,17 @@ def list_shards(name: str, source: Mapping[str, Any], root: str | os.PathLike[st
     in reading order. ``fields``: numeric fields to keep per document (scores)."""
     from dataclasses import replace
 
-    scorers = tuple((str(k), str(v)) for k, v in dict(source.get("scorers", {})).items())
-    shards = _shards(name, source, Path(root), tuple(str(f) for f in fields if f not in dict(scorers)))
-    return [replace(s, scorers=scorers) for s in shards]
+    table = source.get("scorers", {})
+    if not isinstance(table, Mapping) or not all(isinstance(v, str) for v in table.values()):
+        raise ValidationError(f"pool {name!r}, source, field 'scorers': a table of score name = \"prose\" or "
+                              "\"module:function\"")
+    scorers = tuple((str(k), str(v)) for k, v in table.items())
+    # An absolute root, and each shard keyed by its path relative to it: the same files give the same
+    # shards (and samples) however the manifest's path was typed.
+    root = Path(os.path.abspath(root))
+    shards = _shards(name, source, root, tuple(dict.fromkeys(str(f) for f in fields if f not in dict(scorers))))
+    return [replace(s, scorers=scorers, key=s.path if s.kind == "reader" else Path(os.path.relpath(s.path, root)).as_posix())
+            for s in shards]
 
 
 def _shards(name: str, source: Mapping[str, Any], root: Path, keep: tuple[str, ...]) -> list[Shard]:
@@ -149,7 +163,7 @@ def _shards(name: str, source: Mapping[str, Any], root: Path, keep: tuple[str, .
         split = str(source.get("split", "train"))
         opts = (("builder", builder), ("split", split)) + ((("name", source["name"]),) if "name" in source else ())
         return [Shard(name, "builder", p, text_field, keep, os.path.getsize(p), opts)
-                for p in _glob(source["data_files"], root, where)]
+                for p in _glob(source["data_files"], root, where, "data_files")]
     if kind == "package":
         reader = source.get("reader")
         if not reader:
@@ -177,6 +191,11 @@ def _from_value(value: Any, shard: Shard, where: str) -> Record:
             return Record(None, where, fields, f"not UTF-8 ({exc.reason} at byte {exc.start})")
     if not isinstance(value, str):
         return Record(None, where, fields, f"field {shard.text_field!r} is {type(value).__name__}, not text")
+    if not value.isascii():
+        try:  # JSON may escape an unpaired surrogate ("\\ud83d"): not text any tokenizer can read
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            return Record(None, where, fields, f"not valid Unicode ({exc.reason} at character {exc.start})")
     return Record(value, where, fields)
 
 

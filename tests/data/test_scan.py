@@ -205,13 +205,66 @@ def test_bad_sources_are_one_line_errors_and_nothing_is_written(tmp_path, capsys
     assert not (tmp_path / "out").exists()
 
 
-def test_a_pool_without_source_is_skipped_and_said(tmp_path, capsys):
+def test_a_pool_without_source_is_skipped_and_units_are_never_mixed(tmp_path, capsys):
     _write_jsonl(tmp_path / "a.jsonl", [{"text": t} for t in _docs(10)])
-    assert _scan(tmp_path, '[pools.web]\ntokens = 1\n[pools.web.source]\ntype = "files"\npaths = ["a.jsonl"]\n'
-                           '[pools.books]\ntokens = 5e9\n') == 0
+    pools = '[pools.web]\ntokens = 1\n[pools.web.source]\ntype = "files"\npaths = ["a.jsonl"]\n[pools.books]\ntokens = 5e9\n'
+    # books keeps its typed size, in the default unit "tokens": a scan in bytes would mix units
+    assert _scan(tmp_path, pools) == 2
+    assert "pool books keeps their typed sizes, counted in tokens" in capsys.readouterr().err.replace("keeps their",
+                                                                                                      "keeps their")
+    assert _scan(tmp_path, '[study]\ntoken_unit = "bytes"\n' + pools) == 0
     doc = json.loads(capsys.readouterr().out)
     assert doc["skipped"] == {"books": "no source table"}
     assert load_pools(tmp_path / "out" / "scanned.toml").by_name("books").tokens == 5e9  # kept as typed
+
+
+def test_hostile_inputs_are_counted_or_refused_in_one_line(tmp_path, capsys):
+    """An unpaired surrogate escaped in JSON is an unreadable document; a 400-digit score is not a number; a
+    repeated score name is read once; badly typed source fields are one-line errors."""
+    rows = [json.dumps({"text": t, "q": 1}) for t in _docs(5)]
+    rows += ['{"text": "hello \\ud83d world", "q": 1}', '{"text": "big", "q": ' + "9" * 400 + "}"]
+    (tmp_path / "d.jsonl").write_text("\n".join(rows) + "\n")
+    src = '[pools.web.source]\ntype = "files"\npaths = ["d.jsonl"]\n'
+    assert _scan(tmp_path, '[pools.web]\ntokens = 1\nscores = ["q", "q"]\n' + src) == 0
+    doc = json.loads(capsys.readouterr().out)["pools"]["web"]
+    assert doc["invalid_documents"] == 1 and "not valid Unicode" in doc["first_invalid"][0][1]
+    assert doc["documents"] == 6 and doc["scores"]["q"]["not_numeric"] == 1
+    for bad, message in (('paths = 5', "field 'paths': a path or a list of paths"),
+                         ('paths = ["d.jsonl"]\nscorers = "prose"', "field 'scorers': a table")):
+        assert _scan(tmp_path, '[pools.web]\ntokens = 1\n[pools.web.source]\ntype = "files"\n' + bad + "\n",
+                     name="bad.toml") == 2
+        err = capsys.readouterr().err
+        assert len(err.strip().splitlines()) == 1 and message in err, err
+
+
+def test_paths_and_samples_do_not_depend_on_how_the_manifest_is_named(tmp_path, capsys, monkeypatch):
+    """A folder named like a glob pattern, a manifest reached through a symlink, a relative or an absolute
+    path: the same files, the same seeded sample, and the new manifest's paths resolve."""
+    import os
+
+    folder = tmp_path / "run[1]"
+    folder.mkdir()
+    _write_jsonl(folder / "a.jsonl", [{"text": t} for t in _docs(40, seed=3)])
+    (folder / "pools.toml").write_text('[study]\ntoken_unit = "bytes"\n[pools.web]\ntokens = 1\n'
+                                       '[pools.web.source]\ntype = "files"\npaths = ["a.jsonl"]\n')
+    (tmp_path / "elsewhere").mkdir()
+    os.symlink(folder / "pools.toml", tmp_path / "elsewhere" / "link.toml")
+    monkeypatch.chdir(folder)
+    samples = []
+    for i, manifest in enumerate(("pools.toml", str(folder / "pools.toml"))):
+        assert main(["scan", manifest, "--out", str(tmp_path / f"o{i}" / "s.toml"), "--samples", "5", "--seed", "1",
+                     "--workers", "1", "--json"]) == 0
+        capsys.readouterr()
+        import pandas as pd
+
+        samples.append(pd.read_parquet(tmp_path / f"o{i}" / "s.samples.parquet")["text"].tolist())
+    assert samples[0] == samples[1]
+    # through the symlink the sources are relative to the link's folder: no file there
+    assert main(["scan", str(tmp_path / "elsewhere" / "link.toml"), "--out", str(tmp_path / "o2" / "s.toml")]) == 2
+    assert "no file matches 'a.jsonl'" in capsys.readouterr().err
+    rescanned = tmp_path / "o0" / "s.toml"
+    assert main(["scan", str(rescanned), "--out", str(tmp_path / "o3" / "s.toml"), "--json"]) == 0  # paths resolve
+    assert json.loads(capsys.readouterr().out)["pools"]["web"]["documents"] == 40
 
 
 def test_scorers_samples_and_per_document_scores(tmp_path, capsys):

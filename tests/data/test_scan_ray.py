@@ -41,3 +41,18 @@ def test_the_ray_engine_gives_the_local_engines_result(repo, tmp_path, capsys, m
     import pandas as pd
 
     assert pd.read_parquet(tmp_path / "ray.samples.parquet").equals(pd.read_parquet(tmp_path / "local.samples.parquet"))
+
+
+@pytest.mark.slow
+def test_a_failing_ray_task_is_a_one_line_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("RAY_AUTH_MODE", "disabled")
+    monkeypatch.setenv("RAY_USAGE_STATS_ENABLED", "0")
+    (tmp_path / "bad.jsonl.gz").write_bytes(b"not a gzip file")
+    (tmp_path / "good.jsonl").write_text('{"text": "a b c"}\n')
+    (tmp_path / "pools.toml").write_text('[study]\ntoken_unit = "bytes"\n[pools.web]\ntokens = 1\n'
+                                         '[pools.web.source]\ntype = "files"\npaths = ["*.jsonl*"]\n')
+    assert main(["scan", str(tmp_path / "pools.toml"), "--out", str(tmp_path / "out" / "s.toml"), "--engine", "ray",
+                 "--workers", "2"]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "bad.jsonl.gz: cannot be read (BadGzipFile" in err, err
+    assert not (tmp_path / "out").exists()
