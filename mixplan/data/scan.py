@@ -248,15 +248,14 @@ def merge_pool(name: str, parts: Sequence[ShardScan], *, score: str | None = Non
                     seconds=float(sum(p.seconds for p in parts)))
     if samples:
         pool.sample = [(w, t) for _, w, t in sorted(x for p in parts for x in p.sample)[:samples]]
+    values = {f: np.concatenate([p.fields[f] for p in parts]) for f in (parts[0].fields if parts else ())}
     if parts and all(p.where is not None for p in parts):
         import pandas as pd
 
         pool.documents_table = pd.DataFrame({"where": [w for p in parts for w in p.where or []], "tokens": t,
-                                             "bytes": b, "duplicate": ~first}
-                                            | {f: np.concatenate([p.fields[f] for p in parts]) for f in parts[0].fields})
-    names = tuple(parts[0].fields) if parts else ()
-    for f in names:
-        v = np.concatenate([p.fields[f] for p in parts])[first]
+                                             "bytes": b, "duplicate": ~first} | values)
+    for f, all_v in values.items():
+        v = all_v[first]
         ok = np.isfinite(v)
         bad = sum(p.bad_fields.get(f, [0])[0] for p in parts)
         where = [w for p in parts for w in p.bad_fields.get(f, [0, []])[1]][:_FIRST]
@@ -273,7 +272,7 @@ def merge_pool(name: str, parts: Sequence[ShardScan], *, score: str | None = Non
             raise ValidationError(f"pool {name!r}: its buckets are cut by score {score!r}, which the scan did not "
                                   "read; name it in the pool's score/scores")
         counted = first if dedup else np.ones(len(h), dtype=bool)
-        v = np.concatenate([p.fields[score] for p in parts])[counted]
+        v = values[score][counted]
         ok = np.isfinite(v)
         if not ok.all():
             raise ValidationError(f"pool {name!r}: its buckets are cut by score {score!r}, which {int((~ok).sum())} of "
@@ -360,14 +359,14 @@ def _progress(jobs: list[tuple[Shard, str, dict[str, Any]]]) -> Any:
                 disable=not sys.stderr.isatty())
 
 
-def _run_local(jobs: list[tuple[Shard, str, dict[str, Any]]], workers: int) -> list[ShardScan]:
-    """:func:`scan_shard` for every job in order, on ``workers`` spawned processes (1: in this one)."""
+def _run_local(jobs: list[tuple[Shard, str, dict[str, Any]]], workers: int,
+               counter: Callable[[Sequence[str]], np.ndarray] | None = None) -> list[ShardScan]:
+    """:func:`scan_shard` for every job in order, on ``workers`` spawned processes (1: in this one, with
+    ``counter``, the jobs' tokenizer loaded once; None for bytes, counted as they are read)."""
     out: list[ShardScan] = []
     with _progress(jobs) as bar:
         if workers <= 1 or len(jobs) <= 1:
-            counters: dict[str, Any] = {}
             for s, tok, opt in jobs:
-                counter = None if tok == "bytes" else counters.setdefault(tok, token_counter(tok))
                 out.append(scan_shard(s, tok, counter=counter, **opt))
                 bar.update(s.size)
             return out
@@ -419,17 +418,19 @@ def scan_pools(pools: Any, raw: Mapping[str, Any], root: str | Path, *, tokenize
                only: Iterable[str] | None = None, samples: int = 0, seed: int = 0,
                per_document: bool = False, dedup: bool = False, engine: str = "local",
                address: str | None = None) -> ScanResult:
-    """Scan every pool of ``pools`` (a :class:`~mixplan.data.pools.PoolSet`; ``raw`` its manifest's tables,
-    for the score fields and bucket requests) that has a source; ``root``: the manifest's folder.
+    """Scan every pool of ``pools`` (a :class:`~mixplan.data.pools.PoolSet`, whose buckets say which to
+    measure; ``raw`` its manifest's tables, for the score fields) that has a source; ``root``: the manifest's folder.
     ``samples``: a seeded sample of that many documents per pool (``PoolScan.sample``);
     ``per_document``: each document's location, tokens, duplicate flag and scores
     (``PoolScan.documents_table``); ``dedup``: buckets over the unique documents (as
     :func:`manifest_with` then counts the pool). ``engine``: ``"local"`` (``workers`` processes) or
     ``"ray"`` (Ray tasks; on the cluster at ``address``, else a local instance of ``workers`` CPUs)."""
     t0 = time.perf_counter()
-    token_counter(tokenizer)  # a bad tokenizer fails here, before any worker starts
+    if engine not in ("local", "ray"):
+        raise ValidationError(f"engine {engine!r} is not known; use local or ray")
+    counter = token_counter(tokenizer)  # a bad tokenizer fails here, before any worker starts
     wanted = set(only) if only is not None else None
-    plan: dict[str, tuple[list[Shard], dict[str, Any]]] = {}
+    plan: dict[str, tuple[list[Shard], Any]] = {}  # pool -> its shards and buckets (BucketSpec or None)
     skipped: dict[str, str] = {}
     for pool in pools:
         if wanted is not None and pool.name not in wanted:
@@ -440,33 +441,30 @@ def scan_pools(pools: Any, raw: Mapping[str, Any], root: str | Path, *, tokenize
         spec = raw.get("pools", {}).get(pool.name, {})
         fields = _score_fields(spec)
         shards = list_shards(pool.name, pool.source, root, fields=fields)
-        plan[pool.name] = (shards, spec)
+        plan[pool.name] = (shards, pool.buckets)
     if not plan:
         raise ValidationError("no pool to scan: " + ("; ".join(f"{n}: {why}" for n, why in skipped.items())
                                                      or "the manifest lists none") + " (add [pools.NAME.source] tables)")
     options = {"samples": int(samples), "seed": int(seed), "keep_where": bool(per_document)}
     jobs = [(s, tokenizer, options) for shards, _ in plan.values() for s in shards]
-    if engine not in ("local", "ray"):
-        raise ValidationError(f"engine {engine!r} is not known; use local or ray")
-    run = _run_local(jobs, max(1, int(workers))) if engine == "local" else _run_ray(jobs, max(1, int(workers)), address)
+    workers = max(1, int(workers))
+    run = (_run_local(jobs, workers, None if tokenizer == "bytes" else counter) if engine == "local"
+           else _run_ray(jobs, workers, address))
     results = iter(run)
     scanned = {}
     for name, (shards, spec) in plan.items():
         parts = [next(results) for _ in shards]
-        score = spec.get("score")
-        fractions = spec.get("buckets")
-        cutoffs = spec.get("cutoffs")
-        if "bucket" in spec:  # long form: the tables' top fractions (or cut-offs)
-            fractions = [b["top"] for b in spec["bucket"] if "top" in b] or None
-            cutoffs = [b["cutoff"] for b in spec["bucket"] if "cutoff" in b] or None
-        scanned[name] = merge_pool(name, parts, score=score, fractions=fractions, cutoffs=cutoffs,
-                                   higher_is_better=bool(spec.get("higher_is_better", True)), samples=int(samples),
-                                   dedup=dedup)
+        # the buckets the manifest asks for, as its loader read them: top fractions or score cut-offs
+        tops = None if spec is None else [b.top for b in spec.buckets if b.top is not None] or None
+        cuts = None if spec is None else [b.cutoff for b in spec.buckets if b.cutoff is not None] or None
+        scanned[name] = merge_pool(name, parts, score=None if spec is None else spec.score, fractions=tops,
+                                   cutoffs=cuts, higher_is_better=True if spec is None else spec.higher_is_better,
+                                   samples=int(samples), dedup=dedup)
         if scanned[name].documents == 0:
             raise ValidationError(f"pool {name!r}: its source holds no readable document ({scanned[name].invalid} "
                                   f"unreadable, {scanned[name].empty} empty); check the source table")
     return ScanResult(pools=scanned, tokenizer=tokenizer, token_unit=token_unit_name(tokenizer), skipped=skipped,
-                      workers=max(1, int(workers)), seconds=time.perf_counter() - t0,
+                      workers=workers, seconds=time.perf_counter() - t0,
                       tokenizer_sha256=tokenizer_digest(tokenizer))
 
 

@@ -8,11 +8,11 @@ calls a user function ``str -> float`` (imported, never evaluated). Built-ins ar
 
 from __future__ import annotations
 
-import importlib
 import re
 from collections.abc import Callable, Mapping
 
 from ..exceptions import ValidationError
+from .sources import import_function
 
 __all__ = ["BUILTIN_SCORERS", "prose_score", "resolve_scorers"]
 
@@ -41,15 +41,8 @@ def resolve_scorers(spec: Mapping[str, str] | None, where: str = "") -> dict[str
         if ref in BUILTIN_SCORERS:
             out[str(name)] = BUILTIN_SCORERS[ref]
             continue
-        module, sep, func = ref.partition(":")
-        if not sep:
+        if ":" not in ref:
             raise ValidationError(f"{where}scorer {name!r} = {ref!r}: not a built-in ({', '.join(BUILTIN_SCORERS)}) "
                                   "nor module:function")
-        try:
-            fn = getattr(importlib.import_module(module), func)
-        except (ImportError, AttributeError) as exc:
-            raise ValidationError(f"{where}scorer {name!r} = {ref!r} cannot be imported ({exc})") from None
-        if not callable(fn):
-            raise ValidationError(f"{where}scorer {name!r} = {ref!r} is not a function")
-        out[str(name)] = fn
+        out[str(name)] = import_function(ref, f"{where}scorer {name!r} = {ref!r}")
     return out

@@ -40,7 +40,7 @@ from typing import Any, NamedTuple
 
 from ..exceptions import ValidationError
 
-__all__ = ["Record", "Shard", "list_shards", "read_shard", "FILE_FORMATS", "LOCAL_BUILDERS"]
+__all__ = ["Record", "Shard", "list_shards", "read_shard", "import_function", "FILE_FORMATS", "LOCAL_BUILDERS"]
 
 #: File formats by suffix (the longest matching suffix wins).
 FILE_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".jsonl.gz": "jsonl.gz",
@@ -248,13 +248,24 @@ def _arrow_batches(batches: Any, shard: Shard, label: str) -> Iterator[Record]:
             yield rec
 
 
-def _reader_records(shard: Shard) -> Iterator[Record]:
-    module, _, func = shard.path.partition(":")
+def import_function(ref: str, what: str, fix: str = "") -> Callable[..., Any]:
+    """The function ``module:function`` names, imported (never evaluated); ``what`` names it in errors and
+    ``fix`` ends them."""
+    module, sep, func = ref.partition(":")
+    if not (sep and module and func):
+        raise ValidationError(f"{what} is not module:function{fix}")
     try:
-        fn: Callable[[], Any] = getattr(importlib.import_module(module), func)
+        fn = getattr(importlib.import_module(module), func)
     except (ImportError, AttributeError) as exc:
-        raise ValidationError(f"pool {shard.pool!r}: reader {shard.path!r} cannot be imported ({exc}); give "
-                              "reader = \"module:function\" of an installed module") from None
+        raise ValidationError(f"{what} cannot be imported ({exc}){fix}") from None
+    if not callable(fn):
+        raise ValidationError(f"{what} is not a function{fix}")
+    return fn
+
+
+def _reader_records(shard: Shard) -> Iterator[Record]:
+    fn = import_function(shard.path, f"pool {shard.pool!r}: reader {shard.path!r}",
+                         '; give reader = "module:function" of an installed module')
     for i, value in enumerate(fn(), start=1):
         yield _from_value(value, shard, f"{shard.path}:doc {i}")
 

@@ -477,10 +477,13 @@ def run_proxy(weights: Mapping[str, float], tokens: int, seed: int) -> dict[str,
     pools = load_pools()
     rng = np.random.default_rng([int(seed), 0x6D78])
     stream = sample_stream(pools, w, tokens, rng)
-    model = ProxyLM().fit(stream)
-    out = {f"bpb_{name}": model.bits_per_byte(pools[name].heldout) for name in TRAIN_POOLS}
-    for name in EVAL_ONLY:
-        out[f"bpb_{name}"] = model.bits_per_byte(pools[name].heldout)
+    return heldout_bpb(ProxyLM().fit(stream), pools)
+
+
+def heldout_bpb(model: ProxyLM, pools: Mapping[str, DemoPool]) -> dict[str, float]:
+    """``bpb_<set>`` on the held-out text of every training pool and evaluation-only set of the demo, and
+    ``bpb_mean`` over the training pools'."""
+    out = {f"bpb_{name}": model.bits_per_byte(pools[name].heldout) for name in TRAIN_POOLS + EVAL_ONLY}
     out["bpb_mean"] = float(np.mean([out[f"bpb_{name}"] for name in TRAIN_POOLS]))
     return out
 

@@ -91,7 +91,9 @@ def bucket_pools(tops: Sequence[float] = BUCKET_TOPS) -> dict[str, DemoPool]:
     return out
 
 
-_POOLS_CACHE: dict[tuple[float, ...], dict[str, DemoPool]] = {}
+@lru_cache(maxsize=4)
+def _cached_pools(tops: tuple[float, ...]) -> dict[str, DemoPool]:
+    return bucket_pools(tops)  # a worker process builds the buckets once (read only afterwards)
 
 
 def run_bucket_proxy(weights: Mapping[str, float], tokens: int, seed: int,
@@ -103,7 +105,7 @@ def run_bucket_proxy(weights: Mapping[str, float], tokens: int, seed: int,
     ``reviews``), ``bpb_mean`` over the five training pools' sets and ``prose_bpb`` = mean of
     ``bpb_news`` and ``bpb_reviews``. Deterministic: the same arguments give identical floats.
     """
-    from mixplan.demo.proxy_lm import ProxyLM, sample_stream, validate_weights
+    from mixplan.demo.proxy_lm import ProxyLM, heldout_bpb, sample_stream, validate_weights
     from mixplan.exceptions import ValidationError
 
     tops = tuple(float(t) for t in tops)
@@ -111,14 +113,9 @@ def run_bucket_proxy(weights: Mapping[str, float], tokens: int, seed: int,
     w = validate_weights(weights, names)
     if int(tokens) < 1:
         raise ValidationError(f"tokens must be >= 1, got {tokens}")
-    if tops not in _POOLS_CACHE:  # a worker process builds the buckets once
-        _POOLS_CACHE[tops] = bucket_pools(tops)
-    pools = _POOLS_CACHE[tops]
     rng = np.random.default_rng([int(seed), 0x6D78])
-    model = ProxyLM().fit(sample_stream(pools, w, int(tokens), rng, names))
-    held = load_pools()
-    out = {f"bpb_{n}": model.bits_per_byte(held[n].heldout) for n in TRAIN_POOLS + EVAL_ONLY}
-    out["bpb_mean"] = float(np.mean([out[f"bpb_{n}"] for n in TRAIN_POOLS]))
+    model = ProxyLM().fit(sample_stream(_cached_pools(tops), w, int(tokens), rng, names))
+    out = heldout_bpb(model, load_pools())
     out["prose_bpb"] = 0.5 * (out["bpb_news"] + out["bpb_reviews"])
     return out
 

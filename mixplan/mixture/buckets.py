@@ -156,12 +156,17 @@ class BucketLayout:
         np.add.at(out.T, self.parent, W.T)
         return out
 
+    def read(self, W: np.ndarray, min_weight: float = 1e-6) -> np.ndarray:
+        """Per row and column: whether the mixture reads it (weight above ``min_weight``: a search leaves
+        crumbs no one would train on)."""
+        return np.atleast_2d(np.asarray(W, dtype=float)) > min_weight
+
     def keep_fraction(self, W: np.ndarray, min_weight: float = 1e-6) -> np.ndarray:
-        """Per row and pool: the share of the pool's tokens in buckets the mixture reads (weight above
-        ``min_weight``: a search leaves crumbs no one would train on); 1 for a whole pool read at all."""
-        W = np.atleast_2d(np.asarray(W, dtype=float))
-        read = np.zeros((len(W), len(self.pools)))
-        np.add.at(read.T, self.parent, (np.where(W > min_weight, self.sizes, 0.0)).T)
+        """Per row and pool: the share of the pool's tokens in buckets the mixture reads (:meth:`read`);
+        1 for a whole pool read at all."""
+        R = self.read(W, min_weight)
+        read = np.zeros((len(R), len(self.pools)))
+        np.add.at(read.T, self.parent, (np.where(R, self.sizes, 0.0)).T)
         whole = np.zeros(len(self.pools))
         np.add.at(whole, self.parent, self.sizes)
         return read / whole

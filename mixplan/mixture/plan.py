@@ -560,7 +560,7 @@ def _bucket_summary(layout: Any, policies: dict[str, Any], W: np.ndarray, names:
     read (its top fraction or score cut-off); with a budget, per bucket the tokens drawn, epochs and
     Muennighoff effective tokens (at the bucket's own R* where the law has one, else the plan's, else
     15.39); the policies' keep-counts."""
-    from ..laws import effective_data
+    from ..laws import pool_effective_tokens
     from .repetition import DEFAULT_R_STAR
 
     V, F = layout.pool_weights(W), layout.keep_fraction(W)
@@ -569,19 +569,21 @@ def _bucket_summary(layout: Any, policies: dict[str, Any], W: np.ndarray, names:
     r = DEFAULT_R_STAR if r_star is None else float(r_star)
     own = np.array([np.nan if v is None else v for v in (r_star_pools or [None] * len(layout.names))], dtype=float)
     r_col = np.where(np.isnan(own), r, own)
+    # what each column read, and what that is worth repeated (Muennighoff), as the at-scale law counts it
+    eff = None if tokens is None else pool_effective_tokens(W, float(tokens), layout.sizes, r_col)
+    R = layout.read(W)
     for i, n in enumerate(names):
         entry: dict[str, Any] = {"pool_weights": dict(zip(layout.pools.names, map(float, V[i]))),
                                  "keep_fraction": dict(zip(layout.pools.names, map(float, F[i]))), "last_bucket": {}}
         for j, pool in enumerate(layout.pools):
-            read = np.flatnonzero((layout.parent == j) & (W[i] > 1e-6))
+            read = np.flatnonzero((layout.parent == j) & R[i])
             if pool.buckets is not None and len(read):
                 b = pool.buckets.buckets[int(layout.rank[read].max())]
                 entry["last_bucket"][pool.name] = {"bucket": b.name, "top": b.top, "cutoff": b.cutoff}
         if tokens is not None:
             D = W[i] * float(tokens)
-            eff = effective_data(D, np.minimum(D, layout.sizes), r_col)  # unique tokens seen: at most the bucket
             entry["buckets"] = {c: {"tokens": float(d), "epochs": float(d / u), "effective_tokens": float(e)}
-                                for c, d, u, e in zip(layout.names, D, layout.sizes, eff)}
+                                for c, d, u, e in zip(layout.names, D, layout.sizes, eff[i])}
         mixtures[n] = entry
     return {"pools": list(layout.pools.names),
             "bucketed": [p.name for p in layout.pools if p.buckets is not None],
