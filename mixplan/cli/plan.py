@@ -23,7 +23,7 @@ _PLAN_KEYS = {"runs": str, "pools": str, "target": str, "tokens": float, "seed":
               "metrics": str, "layout": str, "cv_folds": int, "cv_repeats": int,
               "where": dict, "flops": float, "params": float, "law": str, "repetition_runs": str, "scale_runs": list,
               "r_star": float, "gamma": float, "repetition_caps": bool, "budget_range": str, "budget_steps": int,
-              "ot": str, "ot_mode": str}
+              "ot": str, "ot_mode": str, "units_per_token": float}
 _PATH_KEYS = {"runs", "pools", "out", "metrics", "repetition_runs", "scale_runs", "ot"}
 
 
@@ -40,6 +40,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the big run's model size: with --flops, what sets its tokens; with runs at several model "
                         "sizes (a params column), the size the at-scale plan predicts for")
     p.add_argument("--law", metavar="FIT.json|NAME", help="with --flops: the loss law (default epoch-replicate)")
+    p.add_argument("--units-per-token", type=float, metavar="K",
+                   help="with --flops and a manifest counted in bytes, words or samples ([study] token_unit): that "
+                        "unit per model token (e.g. 4.2 bytes per token); the plan's budget is the run's tokens times K")
     p.add_argument("--repetition-runs", metavar="RUNS",
                    help="runs at other budgets (a tokens column) that repeat data: fit the repetition-aware objective "
                         "(R*, gamma) on them and the proxy runs, and plan with it")
@@ -129,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
              if v is not None]
     if pools is None and given:
         raise ValidationError(f"{given[0]} needs --pools: availability caps need each pool's token count")
-    tokens, budget = _plan_budget(args)
+    tokens, budget = _plan_budget(args, pools)
     sweep = _budget_sweep(args)
     outs = [Path(args.out) / "plan.json", Path(args.out) / "candidates.csv"] if args.out else []
     if sweep is not None and args.out:
@@ -180,7 +183,9 @@ def run(args: argparse.Namespace) -> int:
     if budget:  # the run shape the compute buys, with its learning rate and batch size (mixplan budget)
         text = (f"run shape for {budget['flops']:.4g} FLOPs ({budget['law']}): {budget['params']:.4g} parameters, "
                 f"{budget['tokens']:.4g} tokens, learning rate {budget['learning_rate']:.3g}, batch "
-                f"{budget['batch_size']:.4g} tokens\n\n" + text)
+                f"{budget['batch_size']:.4g} tokens" + (
+                    f"\n  = {budget['budget_in_unit']:.4g} {budget['unit']} at {budget['units_per_token']:g} "
+                    f"{budget['unit']} per token (--units-per-token)" if "unit" in budget else "") + "\n\n" + text)
     if sweep is not None:
         import pandas as pd
 
@@ -196,11 +201,14 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _plan_budget(args: argparse.Namespace) -> tuple[float | None, dict[str, Any] | None]:
-    """The target tokens: --tokens, or the run shape that --flops buys (returned as well)."""
+def _plan_budget(args: argparse.Namespace, pools: Any) -> tuple[float | None, dict[str, Any] | None]:
+    """The target budget in the manifest's unit: --tokens, or the run shape that --flops buys (returned as
+    well), its tokens converted when the manifest counts bytes or words (--units-per-token)."""
     if args.flops is None:
         if args.law is not None:
             raise ValidationError("--law goes with --flops")
+        if args.units_per_token is not None:
+            raise ValidationError("--units-per-token goes with --flops (--tokens is already in the manifest's unit)")
         if args.params is not None and args.tokens is None:
             raise ValidationError("--params goes with --flops or --tokens (the big run's size and budget)")
         return args.tokens, None
@@ -208,8 +216,13 @@ def _plan_budget(args: argparse.Namespace) -> tuple[float | None, dict[str, Any]
         raise ValidationError("give the budget as --tokens or as --flops, not both")
     from ..laws.budget import run_shape
 
+    from ..data.tokens import in_manifest_unit
+
     shape = run_shape(args.flops, params=args.params, law=args.law or "epoch-replicate")
-    return shape.tokens, shape.to_dict()
+    tokens = in_manifest_unit(shape.tokens, pools.token_unit, args.units_per_token)
+    extra = {} if args.units_per_token is None else {"units_per_token": args.units_per_token, "unit": pools.token_unit,
+                                                       "budget_in_unit": tokens}
+    return tokens, shape.to_dict() | extra
 
 
 def _budget_sweep(args: argparse.Namespace) -> list[float] | None:

@@ -11,6 +11,7 @@ token_unit``: the planner refuses to mix studies counted in different units.
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -19,7 +20,7 @@ import numpy as np
 
 from ..exceptions import ValidationError
 
-__all__ = ["token_counter", "token_unit_name", "tokenizer_digest"]
+__all__ = ["counts_model_tokens", "in_manifest_unit", "token_counter", "token_unit_name", "tokenizer_digest"]
 
 Counter = Callable[[Sequence[str]], np.ndarray]
 
@@ -75,3 +76,32 @@ def tokenizer_digest(tokenizer: str) -> str | None:
     if tokenizer in ("bytes", "words"):
         return None
     return hashlib.sha256(Path(tokenizer).read_bytes()).hexdigest()
+
+
+def counts_model_tokens(unit: str) -> bool:
+    """Whether a manifest's ``token_unit`` counts a language model's tokens: ``tokens`` (the default:
+    the user's own counts) or ``tokenizer:<file>`` (a scan with a real tokenizer). Bytes, words and
+    samples are not: the compute laws (C = 6 N D, Chinchilla's D) count tokens."""
+    return unit == "tokens" or unit.startswith("tokenizer:")
+
+
+def in_manifest_unit(tokens: float, unit: str, units_per_token: float | None, flag: str = "--flops") -> float:
+    """``tokens`` (a language model's tokens, as a compute law gives them) in the manifest's ``unit``.
+
+    Refused without ``units_per_token`` when the manifest counts something else (bytes, words): a budget
+    in tokens against pools in bytes would misstate every pool's epochs by the bytes per token (about
+    4 for English BPE), silently.
+    """
+    if counts_model_tokens(unit):
+        if units_per_token is not None:
+            raise ValidationError(f"--units-per-token converts a budget into a manifest counted in bytes, words or "
+                                  f"samples; this manifest counts {unit}: drop --units-per-token")
+        return float(tokens)
+    if units_per_token is None:
+        raise ValidationError(
+            f"{flag} gives a budget in a language model's tokens, but the pool manifest counts {unit} ([study] "
+            f"token_unit): give --units-per-token K ({unit} per token, e.g. 4.2 bytes per token for an English BPE), "
+            "or scan the pools with your tokenizer (mixplan scan --tokenizer tokenizer.json)")
+    if not (math.isfinite(units_per_token) and units_per_token > 0):
+        raise ValidationError(f"--units-per-token: {units_per_token!r} must be a positive number")
+    return float(tokens) * float(units_per_token)

@@ -112,7 +112,7 @@ STEPS: tuple[Step, ...] = (
                                      "datablations")),
     Step("budget_pools", ("budget", "--flops", "1e15", "--tokens", "16e6", "--pools", DEMO_POOLS, "--mixture",
                           "wiki=0.2", "--mixture", "news=0.5", "--mixture", "bible=0.1", "--mixture", "code=0.1",
-                          "--mixture", "docs=0.1")),
+                          "--mixture", "docs=0.1", "--units-per-token", "1")),
     Step("filter_plan", ("filter", "--pools", QQT_POOLS, "--budget-range", "2e7:1e10", "--budget-steps", "40",
                          "--out", "{out}/filter")),
     Step("filter_fit", ("filter", "--pools", QQT_POOLS, "--runs", "{work}/inputs/bucket_runs.csv", "--target",

@@ -193,3 +193,25 @@ def test_plan_refuses_floor_above_availability(capsys, files):
     code, _, err = run(capsys, "plan", "--runs", runs, "--pools", m, "--target", "loss", "--tokens", 1e7,
                        "--model", "ridge")
     assert code == 2 and "pool 'p0': its floor min_weight 0.5 is above its cap 0.4 set by availability" in err
+
+
+def test_plan_flops_budget_in_the_manifests_unit(capsys, files):
+    """--flops buys a model's tokens: with a manifest counted in bytes the plan asks for the bytes per
+    token and plans for the budget in bytes (its availability caps read bytes against bytes)."""
+    study, runs, manifest, tmp = files
+    m = tmp / "bytes.toml"
+    m.write_text('[study]\ntoken_unit = "bytes"\n' + manifest.read_text())
+    args = ["plan", "--runs", runs, "--target", "loss", "--model", "ridge", "--candidates", 2000, "--flops", 1e13]
+    code, out, _ = run(capsys, *args, "--pools", manifest, "--json")  # "tokens": the law's own unit
+    plain = json.loads(out)
+    assert code == 0 and plain["target_tokens"] == pytest.approx(plain["budget"]["tokens"])
+    code, _, err = run(capsys, *args, "--pools", m)
+    assert code == 2 and "the pool manifest counts bytes" in err and len(err.strip().splitlines()) == 1
+    code, out, _ = run(capsys, *args, "--pools", m, "--units-per-token", 4, "--json")
+    plan = json.loads(out)
+    assert plan["target_tokens"] == pytest.approx(4 * plan["budget"]["tokens"]) and plan["token_unit"] == "bytes"
+    assert plan["budget"]["budget_in_unit"] == pytest.approx(plan["target_tokens"])
+    # p0 holds 1e6 bytes and may be repeated 4 times: its cap is 4e6 / budget in bytes
+    assert plan["constraints"]["p0"]["upper"] == pytest.approx(min(1.0, 4e6 / plan["target_tokens"]))
+    code, _, err = run(capsys, *args[:-2], "--pools", m, "--tokens", 1e6, "--units-per-token", 4)
+    assert code == 2 and "--units-per-token goes with --flops" in err

@@ -57,11 +57,36 @@ def test_budget_with_unique_tokens_and_pools(tmp_path, capsys):
     assert pools["code"]["discount"] == pytest.approx(float(effective_data(6e10, 3e10, DATABLATIONS["R_D_star"])) / 6e10)
 
 
+def test_budget_refuses_to_mix_units(tmp_path, capsys):
+    """Compute laws count a model's tokens: pools counted in bytes need the bytes per token, and their
+    epochs then follow from the budget times that ratio."""
+    import json
+
+    body = "[pools.web]\ntokens = 8e11\n[pools.code]\ntokens = 1.2e11\n"
+    (tmp_path / "bytes.toml").write_text('[study]\ntoken_unit = "bytes"\n' + body)
+    (tmp_path / "bpe.toml").write_text('[study]\ntoken_unit = "tokenizer:tokenizer.json"\n' + body)
+    argv = ("budget", "--flops", 1e22, "--tokens", 2e11, "--mixture", "web=0.7", "--mixture", "code=0.3", "--json")
+    code, _, err = _run(capsys, *argv, "--pools", tmp_path / "bytes.toml")
+    assert code == 2 and "the pool manifest counts bytes" in err and "--units-per-token" in err
+    assert len(err.strip().splitlines()) == 1
+    code, out, _ = _run(capsys, *argv, "--pools", tmp_path / "bytes.toml", "--units-per-token", 4)
+    doc = json.loads(out)
+    pools = {p["pool"]: p for p in doc["pools"]}
+    assert doc["pool_budget"] == pytest.approx(8e11) and doc["pool_unit"] == "bytes"
+    assert pools["code"]["epochs"] == pytest.approx(2.0) and pools["web"]["epochs"] == pytest.approx(0.7)
+    assert doc["tokens"] == pytest.approx(2e11)  # the run shape itself stays in tokens
+    code, out, _ = _run(capsys, *argv, "--pools", tmp_path / "bpe.toml")  # a tokenizer's tokens: no conversion
+    assert code == 0 and {p["pool"]: p for p in json.loads(out)["pools"]}["code"]["epochs"] == pytest.approx(0.5)
+    code, _, err = _run(capsys, *argv, "--pools", tmp_path / "bpe.toml", "--units-per-token", 4)
+    assert code == 2 and "drop --units-per-token" in err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["budget", "--flops", "-1"], "--flops: -1.0 must be > 0"),
     (["budget", "--flops", "1e22", "--params", "1e9", "--tokens", "1e9"], "give --params or --tokens, not both"),
     (["budget", "--flops", "1e22", "--law", "kaplan"], "no such file"),
     (["budget", "--flops", "1e22", "--mixture", "a=1"], "--mixture needs --pools"),
+    (["budget", "--flops", "1e22", "--units-per-token", "4"], "--units-per-token goes with --pools"),
 ])
 def test_budget_errors_are_one_line(capsys, argv, message):
     code, out, err = _run(capsys, *argv)
