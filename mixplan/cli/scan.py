@@ -93,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
     if workers < 1:
         raise ValidationError(f"--workers must be at least 1, got {workers}")
-    pools = load_pools(src)
+    pools = load_pools(src, measured=False)  # sizes may be left out: the scan measures them
     raw = read_toml(src, "pool manifest")
     unknown = sorted(set(args.only) - set(pools.names))
     if unknown:

@@ -200,10 +200,12 @@ def _share_of(top: float, prev: float, total: float) -> float:
 
 
 def parse_buckets(spec: Mapping[str, Any], pool: str, tokens: float, samples: float | None,
-                  path: str | Path = "") -> BucketSpec | None:
+                  path: str | Path = "", measured: bool = True) -> BucketSpec | None:
     """The :class:`BucketSpec` of one manifest pool table, or ``None`` if it declares no buckets.
 
     Every error names the file, the pool, the bucket and the field, and says how to fix it.
+    ``measured=False`` reads a manifest that ``mixplan scan`` is about to measure: cut-off buckets may
+    leave out their sizes (a placeholder stands in) and sizes are not checked against each other.
     """
     from ..laws.qqt import QQT_OBJECTIVES
 
@@ -318,6 +320,8 @@ def parse_buckets(spec: Mapping[str, Any], pool: str, tokens: float, samples: fl
                     + ("" if hib else " with higher_is_better = false"))
         share = None if top is None else top - prev_top
         b_tokens = r.get("tokens")
+        if b_tokens is None and share is None and not measured:
+            b_tokens = tokens  # a placeholder: the scan measures it
         if b_tokens is None:
             if share is None:
                 raise ValidationError(f"{bw}, field 'tokens': a bucket given by a score cut-off needs its size "
@@ -331,7 +335,7 @@ def parse_buckets(spec: Mapping[str, Any], pool: str, tokens: float, samples: fl
         if b_samples is not None:
             b_samples = check_number(b_samples, f"{bw}, field 'samples'", lo=0.0, lo_open=True,
                                      fix="the bucket's number of documents")
-        if share is not None:
+        if share is not None and measured:
             for fld, have, total in (("tokens", b_tokens, tokens), ("samples", b_samples, samples)):
                 if have is None or total is None or fld not in r:
                     continue
@@ -364,7 +368,7 @@ def parse_buckets(spec: Mapping[str, Any], pool: str, tokens: float, samples: fl
         prev_cut = cutoff
     for fld, total in (("tokens", tokens), ("samples", samples)):
         vals = [getattr(bk, fld) for bk in buckets]
-        if total is None or any(v is None for v in vals):
+        if total is None or any(v is None for v in vals) or not measured:
             continue
         if sum(vals) > total * (1 + tol):
             raise ValidationError(f"{where}, field {fld!r}: the buckets hold {sum(vals):.6g} {fld}, more than the "
@@ -376,7 +380,9 @@ def parse_buckets(spec: Mapping[str, Any], pool: str, tokens: float, samples: fl
     out = BucketSpec(pool=pool, score=score, buckets=tuple(buckets), objective=objective, a=a, d=d, unit=unit,
                      scores=tuple(scores), higher_is_better=hib, given=tuple(k for k in ("a", "d") if k in law),
                      where=at, tolerance=tol)
-    out.units()  # the union law needs whole multiples of one size: say so at load time
+    # Sizes that are not whole multiples of one size are checked where the QQT union law needs them
+    # (mixplan filter: BucketSpec.units), not here: the joint planner reads each bucket as a pool of its
+    # own size, and cut-off buckets measured by a scan rarely come out as multiples.
     return out
 
 

@@ -204,8 +204,12 @@ class PoolSet(Sequence[Pool]):
                    tokens_known=known)
 
 
-def load_pools(path: str | os.PathLike[str]) -> PoolSet:
-    """Read and validate a pool manifest (TOML). Errors name the file, the pool and the field."""
+def load_pools(path: str | os.PathLike[str], *, measured: bool = True) -> PoolSet:
+    """Read and validate a pool manifest (TOML). Errors name the file, the pool and the field.
+
+    ``measured=False`` reads a manifest that ``mixplan scan`` is about to measure: a pool's ``tokens``
+    and its cut-off buckets' sizes may be left out (placeholders stand in until the scan writes them).
+    """
     path = Path(path)
     doc = read_toml(path, "pool manifest")
     unknown = set(doc) - {"study", "pools"}
@@ -226,7 +230,7 @@ def load_pools(path: str | os.PathLike[str]) -> PoolSet:
         extra = set(spec) - _POOL_KEYS
         if extra:
             raise ValidationError(f"{where}: unknown field(s) {sorted(extra)}; allowed: {sorted(_POOL_KEYS)}")
-        if "tokens" not in spec:
+        if "tokens" not in spec and measured:
             raise ValidationError(f"{where}: field 'tokens' (unique tokens available) is required")
         source = spec.get("source", {})
         _check_source(source, where)
@@ -235,7 +239,7 @@ def load_pools(path: str | os.PathLike[str]) -> PoolSet:
                 raise ValidationError(f"{where}, field {key!r}: must be a string")
         try:
             pool = Pool(
-                name=name, tokens=spec["tokens"], description=spec.get("description", ""),
+                name=name, tokens=spec.get("tokens", 1.0), description=spec.get("description", ""),
                 max_epochs=spec.get("max_epochs", DEFAULT_MAX_EPOCHS),
                 min_weight=spec.get("min_weight", 0.0), max_weight=spec.get("max_weight", 1.0),
                 prior=spec.get("prior"), group=spec.get("group", ""), source=source, r_star=spec.get("r_star"),
@@ -244,7 +248,7 @@ def load_pools(path: str | os.PathLike[str]) -> PoolSet:
             raise ValidationError(f"{path}: {exc}") from None
         # Bucket errors name the file themselves; the pool's tokens and samples are checked by now.
         buckets = parse_buckets(spec, name, float(pool.tokens), None if pool.samples is None else float(pool.samples),
-                                path)
+                                path, measured=measured)
         pools.append(pool if buckets is None else replace(pool, buckets=buckets))
     return PoolSet(tuple(pools), name=str(study.get("name", path.stem)),
                    token_unit=str(study.get("token_unit", "tokens")), path=str(path))

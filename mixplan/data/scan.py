@@ -486,6 +486,10 @@ def manifest_with(raw: Mapping[str, Any], result: ScanResult, source: str = "", 
     study = dict(out.get("study", {}))
     old = study.get("token_unit")
     kept = [n for n in out.get("pools", {}) if n not in result.pools]
+    sizeless = [n for n in kept if "tokens" not in out["pools"][n]]
+    if sizeless:
+        raise ValidationError(f"pool {sizeless[0]!r} has no 'tokens' and this scan does not read it (it has no "
+                              "source table, or --only leaves it out): give it a source, or type its size")
     if kept and (old or "tokens") != result.token_unit:
         raise ValidationError(f"pool{'s' if len(kept) > 1 else ''} {', '.join(kept)} keep{'' if len(kept) > 1 else 's'} "
                               f"their typed sizes, counted in {old or 'tokens (the default unit)'}, but this scan counts "
