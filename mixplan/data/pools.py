@@ -53,7 +53,7 @@ _POOL_KEYS = {"tokens", "description", "source", "max_epochs", "min_weight", "ma
               "group", "r_star", "samples", "scan"} | BUCKET_POOL_KEYS
 _SOURCE_KEYS = {
     "files": ({"paths"}, {"format", "text_field", "scorers"}),
-    "datasets": (set(), {"builder", "path", "data_files", "split", "text_field", "name", "scorers"}),
+    "datasets": (set(), {"builder", "path", "data_files", "split", "text_field", "scorers"}),
     "package": ({"package", "path"}, {"reader", "format", "text_field", "scorers"}),
 }
 

@@ -161,7 +161,7 @@ def _shards(name: str, source: Mapping[str, Any], root: Path, keep: tuple[str, .
         if "data_files" not in source:
             raise ValidationError(f"{where}: builder {builder!r} needs data_files (local paths or globs)")
         split = str(source.get("split", "train"))
-        opts = (("builder", builder), ("split", split)) + ((("name", source["name"]),) if "name" in source else ())
+        opts = (("builder", builder), ("split", split))
         return [Shard(name, "builder", p, text_field, keep, os.path.getsize(p), opts)
                 for p in _glob(source["data_files"], root, where, "data_files")]
     if kind == "package":
@@ -350,8 +350,9 @@ def _datasets_records(shard: Shard) -> Iterator[Record]:
         batches = ds.with_format("arrow").iter(batch_size=_BATCH)
     else:
         opts = dict(shard.options)
-        ds = datasets.load_dataset(opts["builder"], name=opts.get("name"), data_files=[shard.path],
-                                   split=opts["split"], streaming=True)
+        # data_files keyed by the split: a bare list would be filed under "train" whatever split says
+        ds = datasets.load_dataset(opts["builder"], data_files={opts["split"]: [shard.path]}, split=opts["split"],
+                                   streaming=True)
         batches = ds.with_format("arrow").iter(batch_size=_BATCH)
     yield from _arrow_batches((_as_batch(b) for b in batches), shard, label)
 

@@ -127,7 +127,7 @@ def test_files_and_datasets_sources_give_identical_counts(tmp_path, capsys):
     manifest = "".join([
         f'[pools.files]\ntokens = 1\n{bucketed}[pools.files.source]\ntype = "files"\npaths = ["j/*"]\n',
         f'[pools.shards]\ntokens = 1\n{bucketed}[pools.shards.source]\ntype = "datasets"\nbuilder = "parquet"\n'
-        'data_files = ["p/*.parquet"]\n',
+        'data_files = ["p/*.parquet"]\nsplit = "validation"\n',
         f'[pools.disk]\ntokens = 1\n{bucketed}[pools.disk.source]\ntype = "datasets"\npath = "disk"\n',
         f'[pools.plain]\ntokens = 1\n{bucketed}[pools.plain.source]\ntype = "files"\npaths = ["p/*.parquet"]\n'])
     assert _scan(tmp_path, manifest) == 0
