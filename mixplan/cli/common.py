@@ -11,7 +11,8 @@ from typing import Any
 from .._io import dumps_json
 from ..exceptions import ValidationError
 
-__all__ = ["EXIT_ERROR", "Parser", "UsageError", "add_common", "add_fit_options", "add_runs_options", "emit",
+__all__ = ["EXIT_ERROR", "Parser", "UsageError", "add_common", "add_fit_options", "add_rounding_options",
+           "add_runs_options", "emit",
            "fit_from_args", "load_pools", "load_runs", "parse_budget_range", "parse_named_numbers",
            "parse_where", "progress", "read_table_where"]
 
@@ -101,6 +102,14 @@ def bucket_space(args: argparse.Namespace, pools: Any) -> tuple[Any, Any]:
     if not found & (set(layout.names) - set(pools.names)):
         return pools, None  # the runs mix the pools whole
     return layout.bucket_pools(), layout
+
+
+def add_rounding_options(p: argparse.ArgumentParser) -> None:
+    """--round / --min-weight: mixtures a person would type (mixplan.simplex.rounding)."""
+    p.add_argument("--round", type=int, metavar="D",
+                   help="round the weights to D decimals, summing to exactly 1 (largest remainder)")
+    p.add_argument("--min-weight", type=float, metavar="W",
+                   help="drop pools under weight W and renormalise the rest (pinned pools keep their weight)")
 
 
 def load_pools(path: str | None) -> Any:

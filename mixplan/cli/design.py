@@ -9,7 +9,8 @@ from typing import Any
 
 from .._io import check_writable
 from ..exceptions import ValidationError
-from .common import add_fit_options, bucket_space, emit, fit_from_args, load_pools, load_runs, parse_named_numbers
+from .common import (add_fit_options, add_rounding_options, bucket_space, emit, fit_from_args, load_pools, load_runs,
+                     parse_named_numbers)
 
 HELP = ("design proxy runs: a RegMix-style swarm with floors and caps (--n), or the K runs that most "
         "improve the decision given the runs so far (--next)")
@@ -34,6 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--temperature", type=float, default=0.5, help="prior temperature (0.5, as RegMix)")
     p.add_argument("--prefix", help="run id prefix (default 'run'; with --next 'next', numbered on from the "
                                     "<prefix>-<number> ids already in RUNS)")
+    add_rounding_options(p)
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--renormalize", action=argparse.BooleanOptionalAction, default=False,
                    help="divide each run's weights by their sum instead of rejecting rows that do not sum to 1")
@@ -115,6 +117,34 @@ def run(args: argparse.Namespace) -> int:
         lines = [f"{args.next} proposals written to {out / 'mixtures.csv'} and {out / 'runs'}/: batch expected "
                  f"improvement ({sense} {model.objective.spec})",
                  f"model {model.cv['model']}: {cv_summary(model.cv)}", nxt.report(ids)]
+    if args.round is not None or args.min_weight:
+        frame, note = _typed(frame, pools.names, args.round, args.min_weight or 0.0)
+        doc["rounding"] = note
+        lines.append(note["text"])
     write_design(out, frame, pools.names, seed=args.seed, tokens=args.tokens, force=args.force)
     emit(args, doc, "\n".join(lines))
     return 0
+
+
+def _typed(frame: Any, names: list[str], decimals: int | None, min_weight: float) -> tuple[Any, dict[str, Any]]:
+    """The design's mixtures as a person would type them (--round, --min-weight), and what that changed:
+    the largest change of a weight, and runs that became the same mixture (a swarm wants them apart)."""
+    import numpy as np
+
+    from ..simplex.rounding import round_mixture
+
+    cols = [f"w_{n}" for n in names]
+    W = frame[cols].to_numpy(dtype=float)
+    typed = np.vstack([round_mixture(w, decimals, min_weight) for w in W])
+    frame = frame.copy()
+    frame[cols] = typed
+    _, counts = np.unique(typed, axis=0, return_counts=True)
+    same = int((counts - 1).sum())
+    note = {"decimals": decimals, "min_weight": min_weight, "max_weight_change": float(np.abs(typed - W).max()),
+            "runs_now_identical": same}
+    note["text"] = (f"typed mixtures ({'' if decimals is None else f'{decimals} decimals'}"
+                    f"{', ' if decimals is not None and min_weight else ''}"
+                    f"{f'pools under {min_weight:g} dropped' if min_weight else ''}): weights moved by at most "
+                    f"{note['max_weight_change']:.2g}" + (f"; warning: {same} runs now repeat another run's mixture "
+                                                         "(use more decimals)" if same else ""))
+    return frame, note

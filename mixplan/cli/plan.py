@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,8 @@ import numpy as np
 from .._checks import check_number
 from .._io import check_writable, read_toml, write_json_atomic, write_table_atomic
 from ..exceptions import InfeasibleError, MixplanWarning, ValidationError
-from .common import (add_fit_options, add_runs_options, bucket_space, emit, fit_from_args, load_pools, load_runs,
-                     parse_budget_range, parse_named_numbers)
+from .common import (add_fit_options, add_rounding_options, add_runs_options, bucket_space, emit, fit_from_args,
+                     load_pools, load_runs, parse_budget_range, parse_named_numbers)
 
 HELP = "recommend a mixture for the big run"
 
@@ -23,7 +24,8 @@ _PLAN_KEYS = {"runs": str, "pools": str, "target": str, "tokens": float, "seed":
               "metrics": str, "layout": str, "cv_folds": int, "cv_repeats": int,
               "where": dict, "flops": float, "params": float, "law": str, "repetition_runs": str, "scale_runs": list,
               "r_star": float, "gamma": float, "repetition_caps": bool, "budget_range": str, "budget_steps": int,
-              "ot": str, "ot_mode": str, "units_per_token": float}
+              "ot": str, "ot_mode": str, "units_per_token": float,
+              "round": int, "min_weight": float}
 _PATH_KEYS = {"runs", "pools", "out", "metrics", "repetition_runs", "scale_runs", "ot"}
 
 
@@ -59,6 +61,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--budget-range", metavar="LO:HI",
                    help="sweep the target budget (tokens) from LO to HI; writes budget_sweep.csv with --out")
     p.add_argument("--budget-steps", type=int, metavar="K", help="budgets in the sweep, log-spaced (default 9)")
+    add_rounding_options(p)
     p.add_argument("--ot", metavar="DIR", help="an OT extrapolator study (mixplan ot fit --out DIR): add its optimum "
                    "and its predictions at the target budget")
     p.add_argument("--ot-mode", choices=["compare", "alone", "size"],
@@ -162,7 +165,8 @@ def run(args: argparse.Namespace) -> int:
     size = args.params if args.params is not None else (budget or {}).get("params")
     groups = None if layout is None else layout.groups
     scale = _scale_model(args, tokens, size, model, runs, pools, read, other_budgets, groups)
-    options = {"pins": pins, "seed": args.seed, "level": args.level, "n_candidates": args.candidates,
+    options = {"decimals": args.round, "min_weight": args.min_weight or 0.0,
+               "pins": pins, "seed": args.seed, "level": args.level, "n_candidates": args.candidates,
                "top_k": args.top_k, "repetition": repetition, "combine_caps": bool(args.repetition_caps),
                "scale": scale, "buckets": layout}
     if args.ot_mode and not args.ot:
@@ -178,7 +182,10 @@ def run(args: argparse.Namespace) -> int:
         plan = make_plan(model, pools, tokens=tokens, constraints=constraints, **options)
         rows = [] if sweep is None else [_sweep_row(make_plan(model, pools, tokens=t, **options), t)
                                          for t in sweep]
-    doc = plan.to_dict() | ({"budget": budget} if budget else {})
+    # The manifest (its sources: mixplan export's paths) and the model (export's cost of rounding) go with it.
+    # (relative to the plan's folder, so that the two move together; as given when printed)
+    doc = plan.to_dict() | ({"budget": budget} if budget else {}) | ({"manifest": os.path.relpath(
+        Path(args.pools).resolve(), Path(args.out).resolve()) if args.out else args.pools} if args.pools else {})
     text = plan.report()
     if budget:  # the run shape the compute buys, with its learning rate and batch size (mixplan budget)
         text = (f"run shape for {budget['flops']:.4g} FLOPs ({budget['law']}): {budget['params']:.4g} parameters, "
@@ -193,6 +200,7 @@ def run(args: argparse.Namespace) -> int:
         doc["budget_sweep"] = frame.to_dict(orient="records")
         text += "\n\nrecommended mixture by target budget:\n" + frame.to_string(index=False, float_format="%.4g")
     if args.out:
+        model.save(Path(args.out) / "model", force=args.force)
         write_json_atomic(outs[0], doc, force=args.force)
         write_table_atomic(outs[1], plan.candidates_frame(), force=args.force)
         if sweep is not None:
@@ -240,8 +248,9 @@ def _sweep_row(plan: Any, tokens: float) -> dict[str, Any]:
     if plan.buckets is not None:  # the keep-fraction of each bucketed pool moves with the budget too
         keep = plan.buckets["mixtures"]["recommended"]["keep_fraction"]
         row |= {f"keep_{p}": keep[p] for p in plan.buckets["bucketed"]}
-    row["prediction"] = (rec["at_scale"]["prediction"] if "at_scale" in rec else
-                         rec["at_budget"]["objective"] if "at_budget" in rec else rec["prediction"])
+    from ..mixture.plan import headline
+
+    row["prediction"] = headline(rec)["prediction"]
     return row
 
 

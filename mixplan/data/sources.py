@@ -40,7 +40,7 @@ from typing import Any, NamedTuple
 
 from ..exceptions import ValidationError
 
-__all__ = ["Record", "Shard", "list_shards", "read_shard", "import_function", "FILE_FORMATS", "LOCAL_BUILDERS"]
+__all__ = ["Record", "Shard", "list_shards", "read_shard", "import_function", "expand_paths", "FILE_FORMATS", "LOCAL_BUILDERS"]
 
 #: File formats by suffix (the longest matching suffix wins).
 FILE_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "jsonl", ".jsonl.gz": "jsonl.gz",
@@ -101,7 +101,9 @@ def _format_of(path: str, given: str | None) -> str:
                           "format in the pool's source table")
 
 
-def _glob(patterns: Any, root: Path, where: str, key: str = "paths") -> list[str]:
+def expand_paths(patterns: Any, root: Path, where: str, key: str = "paths") -> list[str]:
+    """The files ``patterns`` (a glob or a list of globs, relative to ``root``) name, sorted, each once;
+    a pattern that matches no file is an error naming ``where`` and ``key``."""
     patterns = [patterns] if isinstance(patterns, str) else patterns
     if not isinstance(patterns, list | tuple) or not patterns or not all(isinstance(p, str) for p in patterns):
         raise ValidationError(f"{where}, field {key!r}: a path or a list of paths (globs), e.g. [\"data/*.jsonl\"]")
@@ -144,7 +146,7 @@ def _shards(name: str, source: Mapping[str, Any], root: Path, keep: tuple[str, .
     if kind == "files":
         given = source.get("format")
         return [Shard(name, _format_of(p, given), p, text_field, keep, os.path.getsize(p))
-                for p in _glob(source["paths"], root, where)]
+                for p in expand_paths(source["paths"], root, where)]
     if kind == "datasets":
         if "path" in source:
             folder = Path(source["path"])
@@ -163,7 +165,7 @@ def _shards(name: str, source: Mapping[str, Any], root: Path, keep: tuple[str, .
         split = str(source.get("split", "train"))
         opts = (("builder", builder), ("split", split))
         return [Shard(name, "builder", p, text_field, keep, os.path.getsize(p), opts)
-                for p in _glob(source["data_files"], root, where, "data_files")]
+                for p in expand_paths(source["data_files"], root, where, "data_files")]
     if kind == "package":
         reader = source.get("reader")
         if not reader:

@@ -50,6 +50,7 @@ class Plan:
     scale: dict[str, Any] | None = None  # the at-scale model: choice, held-out record, calibration
     ot: dict[str, Any] | None = None  # the OT extrapolator: mode, size, selection, fit report
     buckets: dict[str, Any] | None = None  # quality buckets as pools: per mixture, pool weights and keep-fractions
+    rounding: dict[str, Any] | None = None  # the typed mixture (--round, --min-weight) and what it costs
     warnings: list[str] = field(default_factory=list)
     result: SearchResult | None = None
 
@@ -62,7 +63,7 @@ class Plan:
             "recommended": self.recommended, "mixtures": self.mixtures,
             "active_constraints": self.active, "constraints": self.constraints,
             "cv": self.cv, "models": self.models, "repetition": self.repetition, "scale": self.scale,
-            "ot": self.ot, "buckets": self.buckets,
+            "ot": self.ot, "buckets": self.buckets, "rounding": self.rounding,
             "search": self.search,
             "warnings": self.warnings,
         }
@@ -132,6 +133,8 @@ class Plan:
             lines += ["", _bucket_table(self.buckets)]
         if self.ot is not None:
             lines += ["", _ot_table(self.ot, self.mixtures)]
+        if self.rounding is not None:
+            lines += ["", rounding_text(self.rounding)]
         if self.tokens is not None and self.scale is None:
             lines.append(f"note: 'predicted' is at the scale of the proxy runs the model was fitted on; the loss at "
                          f"{self.tokens:.6g} {self.token_unit} is unknown (runs at one budget: add runs at a second "
@@ -144,6 +147,49 @@ class Plan:
         for w in self.warnings:
             lines.append(f"warning: {w}")
         return "\n".join(lines)
+
+
+def headline(entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The prediction a decision rests on for one mixture of a plan: at the target budget when the plan
+    has an at-scale model (``at_scale``) or a repetition-aware objective (``at_budget``), else at the
+    proxy scale: ``{"where", "prediction", "lower", "upper"}`` (bounds None when unknown)."""
+    if "at_scale" in entry:
+        a = entry["at_scale"]
+        return {"where": "at the target budget", "prediction": a["prediction"], "lower": a["lower"],
+                "upper": a["upper"]}
+    if "at_budget" in entry:
+        a = entry["at_budget"]
+        return {"where": "at the target budget", "prediction": a["objective"], "lower": a["lower"],
+                "upper": a["upper"]}
+    return {"where": "at the proxy scale", "prediction": entry["prediction"], "lower": entry["lower"],
+            "upper": entry["upper"]}
+
+
+def _rounding_summary(mixtures: Mapping[str, Mapping[str, Any]], names: list[str], decimals: int | None,
+                      min_weight: float) -> dict[str, Any]:
+    """What typing the recommended mixture changed: dropped pools, the largest change of a weight, and
+    both predictions (with intervals) and their difference."""
+    typed, searched = mixtures["recommended"], mixtures["recommended_unrounded"]
+    before, after = headline(searched), headline(typed)
+    return {"decimals": decimals, "min_weight": min_weight,
+            "dropped": [n for n in names if typed["weights"][n] == 0 < searched["weights"][n]],
+            "max_weight_change": max(abs(typed["weights"][n] - searched["weights"][n]) for n in names),
+            "where": after["where"], "before": before, "after": after,
+            "change": after["prediction"] - before["prediction"],
+            "p_typed_better": searched.get("p_recommended_better")}
+
+
+def rounding_text(r: Mapping[str, Any]) -> str:
+    """One paragraph: what --round / --min-weight did to a mixture and what it costs."""
+    def pred(x: Mapping[str, Any]) -> str:
+        return f"{x['prediction']:.4f}" + ("" if x["lower"] is None else f" [{x['lower']:.4f}, {x['upper']:.4f}]")
+
+    how = ", ".join(x for x in ((f"{r['decimals']} decimals" if r["decimals"] is not None else ""),
+                                (f"pools under {r['min_weight']:g} dropped" if r["min_weight"] else "")) if x)
+    return (f"typed mixture ({how}): " + (f"dropped {', '.join(r['dropped'])}; " if r["dropped"] else "")
+            + f"weights moved by at most {r['max_weight_change']:.2g}; predicted {r['where']} {pred(r['after'])} vs "
+            f"{pred(r['before'])} as searched (change {r['change']:+.4g}"
+            + ("" if r.get("p_typed_better") is None else f", P(typed better) {r['p_typed_better']:.2f}") + ")")
 
 
 def _uncapped(pools: PoolSet) -> PoolSet:
@@ -305,7 +351,7 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
               measured: Mapping[str, float] | None = None, best_run: tuple[str, np.ndarray, float] | None = None,
               ot: Any = None, ot_mode: str = "compare", ot_base_tokens: float | None = None,
               constraints: Constraints | None = None, scale: Any = None, buckets: Any = None,
-              **search_options: Any) -> Plan:
+              decimals: int | None = None, min_weight: float = 0.0, **search_options: Any) -> Plan:
     """Search the best feasible mixture for ``model`` and compare it with simple baselines.
 
     Parameters
@@ -348,6 +394,11 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
         target with ``scale``, else at the proxy scale), adds them as ``threshold`` and ``whole_pools``,
         recommends the quality-weighted optimum (free bucket weights, never worse than the other two
         under that loss) and reports each mixture's pool weights and keep-fractions.
+    decimals, min_weight : optional
+        The mixture a person would type: the recommended weights with pools under ``min_weight`` dropped
+        (the rest renormalised, pins kept) and rounded to ``decimals`` so that they sum to exactly 1
+        (:func:`mixplan.simplex.rounding.round_mixture`). The searched optimum stays beside it as
+        ``recommended_unrounded``, predicted the same way, so the plan states what typing it costs.
     search_options
         Passed to :func:`mixplan.simplex.search` (``n_candidates``, ``top_k``, ...).
     """
@@ -407,11 +458,19 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
         recommended_w, policies = _bucket_policies(buckets, pools, model, scale, tokens, result.weights, c, seed,
                                                    search_options)
 
+    unrounded = None
+    if decimals is not None or min_weight > 0:
+        from ..simplex.rounding import round_mixture
+
+        unrounded = recommended_w
+        recommended_w = round_mixture(unrounded, decimals, min_weight,
+                                      fixed=[n in (pins or {}) for n in pools.names])
     if best_run is None:
         i = objective.best(model.train_y)
         best_run = (model.train_ids[i], model.train_weights[i], float(model.train_y[i]))
     named = {
         "recommended": recommended_w,
+        **({} if unrounded is None else {"recommended_unrounded": unrounded}),
         **({} if policies is None else {"threshold": policies["threshold"].weights,
                                         "whole_pools": policies["whole pools"].weights}),
         **({} if policies is None or isinstance(policies["plan_then_filter"], str) else
@@ -470,6 +529,13 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
         notes.append(f"the manifest's epoch caps cannot be met at {tokens:.6g} tokens ({caps_unmet}); the {kind} plan "
                      "prices the repetition instead, and there is no hard-cap alternative")
     rec = mixtures["recommended"]
+    rounding = None
+    if unrounded is not None:
+        rounding = _rounding_summary(mixtures, pools.names, decimals, min_weight)
+        if not rec["feasible"] and mixtures["recommended_unrounded"]["feasible"]:
+            notes.append(f"the typed mixture (--round {decimals}, --min-weight {min_weight:g}) breaks a constraint the "
+                         "searched one meets (a floor, pin or availability cap); use more decimals or a lower "
+                         "--min-weight")
     if not rec["covered"]:
         notes.append(f"the recommended mixture is {rec['nearest_distance']:.3f} (total variation) from the nearest "
                      f"proxy run {rec['nearest_run']!r}, beyond the {model.coverage_radius:.3f} that the runs "
@@ -492,7 +558,7 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
                 active=active_constraints(recommended_w, c),
                 constraints=c.to_dict(),
                 cv=model.to_dict()["cv"],
-                search=search_info, seed=seed, warnings=notes, result=result, ot=ot_info,
+                search=search_info, seed=seed, warnings=notes, result=result, ot=ot_info, rounding=rounding,
                 buckets=None if buckets is None else _bucket_summary(
                     buckets, policies, W, list(named), tokens,
                     scale.r_star if scale is not None else None if repetition is None else repetition.r_star,
