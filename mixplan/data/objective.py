@@ -1,11 +1,19 @@
 """The quantity a plan optimises: one metric column or a weighted sum of several.
 
-Spec grammar (no ``eval``): terms joined by ``+``, each ``[coefficient*]column`` or
+Spec grammar (no ``eval``): terms joined by ``+`` or ``-``, each ``[coefficient*]column`` or
 ``[coefficient*]mean(pattern)``, where ``pattern`` is a shell-style glob over column names::
 
     loss_pile_cc
     mean(loss_*)
     0.7*bpb_news + 0.3*mean(bpb_*)
+    mean(acc_*) - 0.5*loss_pile_cc          # with --maximize: accuracies up, the loss down
+
+A ``-`` between terms needs a space or a closing parenthesis before it (``a - b``, ``mean(x_*)-b``):
+column names may hold hyphens (``acc_arc-easy``). The sign of each term is its direction within the
+objective; the objective's own direction is ``maximize``. A term whose name says which way is better
+(``loss``, ``bpb``, ``ppl``: lower; ``acc``, ``f1``, ``exact_match``: higher) and that counts the wrong
+way is warned about (:class:`~mixplan.exceptions.MixplanWarning`): a mixed objective's sign error would
+otherwise silently optimise a metric the wrong way.
 """
 
 from __future__ import annotations
@@ -22,7 +30,7 @@ import pandas as pd
 from ..exceptions import ValidationError
 from .runs import RunTable
 
-__all__ = ["Objective", "direction", "parse_objective", "with_objective_column"]
+__all__ = ["Objective", "direction", "metric_sense", "parse_objective", "with_objective_column"]
 
 _TERM = re.compile(r"^\s*(?:(?P<coef>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*\*\s*)?"
                    r"(?:mean\((?P<glob>[^()]+)\)|(?P<col>[^*()+\s][^*()+]*?))\s*$")
@@ -107,25 +115,67 @@ def parse_objective(spec: str, runs: RunTable, maximize: bool = False) -> Object
             coefs[col] = coefs.get(col, 0.0) + coef
     for col in coefs:
         runs.metric(col)
+    _warn_wrong_way(spec, coefs, maximize)
     return Objective(spec=spec.strip(), columns=tuple(coefs), coefficients=tuple(coefs.values()),
                      maximize=maximize)
 
 
+#: Name fragments that say which way a metric is better (as tokens of the column name).
+_LOWER_IS_BETTER = ("loss", "bpb", "ppl", "perplexity", "nll", "error", "err", "bits")
+_HIGHER_IS_BETTER = ("acc", "accuracy", "f1", "exact", "em", "score", "bleu", "rouge", "pass", "mcc")
+
+
+def metric_sense(column: str) -> int:
+    """-1 when the column's name says lower is better, +1 when higher is, 0 when it does not say."""
+    parts = set(re.split(r"[^a-z0-9]+", column.lower()))
+    lower, higher = bool(parts & set(_LOWER_IS_BETTER)), bool(parts & set(_HIGHER_IS_BETTER))
+    return 0 if lower == higher else (-1 if lower else 1)
+
+
+def _warn_wrong_way(spec: str, coefs: Mapping[str, float], maximize: bool) -> None:
+    import warnings
+
+    from ..exceptions import MixplanWarning
+
+    goal = 1 if maximize else -1
+    wrong = [c for c, k in coefs.items() if metric_sense(c) * goal * np.sign(k) < 0]
+    if wrong:
+        kind = "a loss" if metric_sense(wrong[0]) < 0 else "a score"
+        warnings.warn(f"target {spec!r}: {wrong[0]!r} looks like {kind} but the objective "
+                      f"{'maximizes' if maximize else 'minimizes'} it{' (and ' + str(len(wrong) - 1) + ' more)' if len(wrong) > 1 else ''}; "
+                      f"flip its sign or {'drop' if maximize else 'add'} --maximize if that is not meant",
+                      MixplanWarning, stacklevel=3)
+
+
 def _split_terms(spec: str) -> list[str]:
-    # Split on '+' outside parentheses and not inside a number's exponent (1e+3).
+    """Split on '+' and '-' outside parentheses, not inside a number's exponent (1e+3, 1e-3) and, for '-',
+    only after a space or ')' (a hyphen inside a column name is part of it); a '-' term is negated."""
     terms, depth, cur = [], 0, ""
     for i, ch in enumerate(spec):
         depth += ch == "("
         depth -= ch == ")"
-        if ch == "+" and depth == 0 and not (i > 0 and spec[i - 1] in "eE" and i > 1 and spec[i - 2].isdigit()):
+        exponent = i > 1 and spec[i - 1] in "eE" and spec[i - 2].isdigit()
+        minus = ch == "-" and depth == 0 and cur.strip() not in ("", "-") and (spec[i - 1].isspace() or spec[i - 1] == ")")
+        if (ch == "+" and depth == 0 and not exponent) or (minus and not exponent):
             terms.append(cur)
-            cur = ""
+            cur = "-" if ch == "-" else ""
         else:
             cur += ch
     terms.append(cur)
-    if any(not t.strip() for t in terms):
-        raise ValidationError(f"target {spec!r}: empty term around '+'")
-    return terms
+    if any(not t.strip() or t.strip() == "-" for t in terms):
+        raise ValidationError(f"target {spec!r}: empty term around '+' or '-'")
+    return [_negate(t.strip()) if t.strip().startswith("-") else t for t in terms]
+
+
+def _negate(term: str) -> str:
+    """'-0.5*x' / '- x' / '--0.5*x' as a term with its coefficient's sign flipped."""
+    body = term[1:].strip()
+    m = _TERM.match(body)
+    if not m:
+        return "-" + body  # the caller reports the unreadable term
+    coef = -(float(m["coef"]) if m["coef"] else 1.0)
+    rest = f"mean({m['glob']})" if m["glob"] else m["col"].strip()
+    return f"{coef!r}*{rest}"
 
 
 class _TableMetrics:

@@ -20,8 +20,29 @@ def test_single_column(runs):
 
 def test_mean_glob_and_weights(runs):
     assert parse_objective("mean(loss_*)", runs).values(runs).tolist() == [2.0, 4.0]
-    obj = parse_objective("0.5*loss_a + 2*acc + 1e-1*mean(loss_*)", runs)
+    obj = parse_objective("0.5*loss_a + 2*acc + 1e-1*mean(loss_*)", runs)  # (warns: acc counts the wrong way)
     assert np.allclose(obj.values(runs), [0.5 + 1.0 + 0.2, 1.0 + 1.4 + 0.4])
+
+
+def test_minus_between_terms_and_a_term_counted_the_wrong_way(runs):
+    """Accuracies up and a loss down in one maximised objective; hyphens inside names are names."""
+    import warnings
+
+    from mixplan.exceptions import MixplanWarning
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MixplanWarning)  # the intended signs warn about nothing
+        obj = parse_objective("acc - 0.5*loss_a", runs, maximize=True)
+        assert obj.values(runs).tolist() == pytest.approx([0.5 - 0.5, 0.7 - 1.0])
+        assert parse_objective("mean(loss_*)-0.25*loss_a", runs).coefficients == (0.25, 0.5)
+        assert parse_objective("loss_a - -2*loss_b", runs).values(runs).tolist() == [7.0, 14.0]
+    with pytest.warns(MixplanWarning, match="'loss_a' looks like a loss but the objective maximizes it"):
+        parse_objective("acc + loss_a", runs, maximize=True)
+    with pytest.warns(MixplanWarning, match="'acc' looks like a score but the objective minimizes it"):
+        parse_objective("loss_a + acc", runs)
+    hyphen = validate_runs(pd.DataFrame({"run_id": ["a", "b"], "w_x": [1.0, 0.0], "w_y": [0.0, 1.0],
+                                         "acc_arc-easy": [0.5, 0.6]}))
+    assert parse_objective("acc_arc-easy", hyphen, maximize=True).columns == ("acc_arc-easy",)
 
 
 def test_maximize_sense(runs):
@@ -33,6 +54,7 @@ def test_maximize_sense(runs):
     ("loss_c", r"no column 'loss_c'"),
     ("mean(ppl_*)", r"mean\(ppl_\*\) matches no metric column"),
     ("loss_a +", r"empty term around '\+'"),
+    ("loss_a -", r"empty term around '\+' or '-'"),
     ("2*3*loss_a", r"cannot read the term '2\*3\*loss_a'"),
     ("w_x", r"column 'w_x' is not a metric"),
 ])
