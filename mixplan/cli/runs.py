@@ -1,0 +1,95 @@
+"""``mixplan runs import``: the proxy runs' evaluations as one canonical runs table.
+
+::
+
+    mixplan runs import --lm-eval RESULTS_DIR --mixtures DESIGN_DIR --out runs.csv
+    mixplan runs import --wandb wandb_export.csv [--weight-prefix mixture.] --out runs.csv
+    mixplan runs import --olmix ratios.csv --metrics metrics.csv --out runs.csv
+    mixplan runs import --regmix train_mixture.csv --metrics train_loss.csv --out runs.csv
+
+Every import reports what it matched and what it could not (results with no mixture, runs with no
+results, per metric the runs without it) and checks the table as ``fit`` reads it (``--pools``: against
+the manifest too). Thin layer over :mod:`mixplan.data.evaluations`.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ..exceptions import ValidationError
+from .common import Parser, add_common, emit
+
+__all__ = ["HELP", "add_arguments", "run"]
+
+COMMON_OPTIONS = False
+
+HELP = "bring evaluations in: lm-evaluation-harness results, a W&B runs export, olmix or RegMix files -> a runs table"
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    sub = p.add_subparsers(dest="runs_command", metavar="import", parser_class=Parser)
+    i = sub.add_parser("import", help=HELP, description=HELP)
+    src = i.add_mutually_exclusive_group(required=True)
+    src.add_argument("--lm-eval", metavar="DIR", help="a folder of lm_eval results JSONs (searched recursively)")
+    src.add_argument("--wandb", metavar="CSV", help="a W&B runs table exported as CSV")
+    src.add_argument("--olmix", metavar="RATIOS", help="olmix ratios.csv (with --metrics metrics.csv)")
+    src.add_argument("--regmix", metavar="MIXTURES", help="RegMix mixture CSV (with --metrics the loss CSV)")
+    i.add_argument("--metrics", metavar="CSV", help="with --olmix or --regmix: the metrics file")
+    i.add_argument("--mixtures", metavar="PATH",
+                   help="each run's mixture: a design folder or its mixtures.csv (run_id, w_<pool>), or a folder of "
+                        "run configs <run_id>.yaml with weights (needed with --lm-eval; with --wandb instead of config "
+                        "columns)")
+    i.add_argument("--weight-prefix", metavar="PREFIX",
+                   help="with --wandb: the config columns holding the mixture, e.g. 'mixture.' (default: detected)")
+    i.add_argument("--run-column", default="Name", metavar="COL", help="with --wandb: the run name column (Name)")
+    i.add_argument("--include-unfinished", action="store_true",
+                   help="with --wandb: keep runs whose State is not 'finished' (their metrics may be partial)")
+    i.add_argument("--pools", metavar="POOLS.toml", help="check the weight columns against this manifest")
+    i.add_argument("--renormalize", action="store_true", help="divide each run's weights by their sum")
+    i.add_argument("--out", required=True, metavar="RUNS.csv", help="the runs table to write (csv, tsv, parquet)")
+    i.add_argument("--force", action="store_true", help="replace an existing output")
+    add_common(i)
+
+
+def run(args: argparse.Namespace) -> int:
+    from .._io import check_writable, write_table_atomic
+    from ..data.evaluations import ImportReport, read_lm_eval, read_mixtures, read_wandb_csv
+    from ..data.runs import read_runs, validate_runs
+    from .common import load_pools
+
+    if args.runs_command != "import":
+        raise ValidationError("use: mixplan runs import (--lm-eval DIR | --wandb CSV | --olmix RATIOS | --regmix MIX) "
+                              "--out RUNS.csv")
+    check_writable([args.out], args.force)
+    if (args.olmix or args.regmix) and not args.metrics:
+        raise ValidationError(f"--{'olmix' if args.olmix else 'regmix'} needs --metrics (the file of each run's metrics)")
+    if args.metrics and not (args.olmix or args.regmix):
+        raise ValidationError("--metrics goes with --olmix or --regmix")
+    wandb_only = [f for f, v in (("--weight-prefix", args.weight_prefix), ("--include-unfinished",
+                                                                              args.include_unfinished)) if v]
+    if wandb_only and not args.wandb:
+        raise ValidationError(f"{wandb_only[0]} goes with --wandb")
+    pools = load_pools(args.pools)
+    report: Any
+    if args.lm_eval:
+        if not args.mixtures:
+            raise ValidationError("--lm-eval needs --mixtures (a design folder, its mixtures.csv or run configs): "
+                                  "results files do not say what a run was trained on")
+        frame, report = read_lm_eval(args.lm_eval, read_mixtures(args.mixtures))
+    elif args.wandb:
+        if args.mixtures and args.weight_prefix:
+            raise ValidationError("give the mixture by --mixtures or by --weight-prefix, not both")
+        frame, report = read_wandb_csv(args.wandb, args.weight_prefix, args.run_column, args.include_unfinished,
+                                       read_mixtures(args.mixtures) if args.mixtures else None)
+    else:
+        layout = "olmix" if args.olmix else "regmix"
+        table = read_runs(args.olmix or args.regmix, pools, renormalize=args.renormalize, metrics=args.metrics,
+                          layout=layout)
+        frame, report = table.frame, ImportReport(source=table.source, matched={r: [] for r in table.run_ids})
+    table = validate_runs(frame, pools, renormalize=args.renormalize, source=report.source)
+    write_table_atomic(args.out, table.frame, force=args.force)
+    doc = report.to_dict() | {"out": str(args.out), "pools": table.pools, "metrics": table.metric_columns}
+    emit(args, doc, report.text() + f"\n{len(table)} runs x {len(table.pools)} pools, {len(table.metric_columns)} "
+         f"metric columns written to {args.out}")
+    return 0
