@@ -125,7 +125,7 @@ def run(args: argparse.Namespace) -> int:
     check_writable(list(files), args.force)
     texts, notes = {}, []
     for target, w in files.items():
-        targets = pool_targets(names, w, pools, root, overrides)
+        targets = pool_targets(names, w, pools, root, overrides, tokens=(doc or {}).get("target_tokens"))
         _, note = document_probabilities(names, w, pools)
         if note and args.format.startswith("datasets") and note not in notes:
             notes.append(note)

@@ -48,6 +48,7 @@ class PoolTarget:
     paths: tuple[str, ...] = ()  # what the trainer reads: files, prefixes or a folder
     shares: tuple[float, ...] = ()  # each path's share of the pool (bytes), summing to 1
     source: Mapping[str, Any] = field(default_factory=dict)  # the manifest's source table (paths resolved)
+    epochs: float | None = None  # passes over the pool at the plan's budget, when known
 
 
 def document_probabilities(names: Sequence[str], weights: np.ndarray, pools: PoolSet | None
@@ -82,10 +83,12 @@ def _split_files(paths: Sequence[str]) -> tuple[tuple[str, ...], tuple[float, ..
 
 
 def pool_targets(names: Sequence[str], weights: np.ndarray, pools: PoolSet | None, root: str | os.PathLike[str],
-                 overrides: Mapping[str, Sequence[str]] | None = None, drop_zero: bool = True) -> list[PoolTarget]:
+                 overrides: Mapping[str, Sequence[str]] | None = None, drop_zero: bool = True,
+                 tokens: float | None = None) -> list[PoolTarget]:
     """The pools of a mixture with their trainer paths: ``overrides`` (pool -> paths, e.g. Megatron
     prefixes on the training cluster) first, else the manifest's source (globs expanded relative to
-    ``root``, the manifest's folder); pools of weight 0 are left out when ``drop_zero``."""
+    ``root``, the manifest's folder); pools of weight 0 are left out when ``drop_zero``. With the run's
+    ``tokens`` (in the manifest's unit), each pool's epochs ``w * tokens / pool tokens``."""
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(names))
     if unknown:
@@ -116,7 +119,10 @@ def pool_targets(names: Sequence[str], weights: np.ndarray, pools: PoolSet | Non
             elif kind == "datasets":
                 source["data_files"] = expand_paths(source["data_files"], root, where, "data_files")
                 paths, shares = _split_files(source["data_files"])
-        out.append(PoolTarget(name, float(weights[i]), float(probs[i]), paths, shares, source))
+        epochs = None
+        if tokens is not None and pools is not None and name in pools.names:
+            epochs = float(weights[i]) * tokens / pools.by_name(name).tokens
+        out.append(PoolTarget(name, float(weights[i]), float(probs[i]), paths, shares, source, epochs))
     return out
 
 
@@ -142,10 +148,8 @@ def _file_weights(targets: Sequence[PoolTarget], decimals: int | None) -> list[t
 def _megatron(targets: Sequence[PoolTarget], decimals: int | None, seed: int) -> str:
     _need_paths(targets, "megatron")
     pairs = _file_weights(targets, decimals)
-    line = " ".join(f"{w} {p}" for w, p in pairs)
-    return ("# Megatron-LM: --data-path weight prefix pairs (a prefix is the .bin/.idx path without extension);\n"
-            "# per file, a pool's weight split by its files' sizes. Use as:  --data-path $(grep -v '^#' FILE)\n"
-            + line + "\n")
+    # No comment lines: Megatron reads this file as it is (--data-args-path FILE splits it on whitespace).
+    return " ".join(f"{w} {p}" for w, p in pairs) + "\n"
 
 
 def _neox(targets: Sequence[PoolTarget], decimals: int | None, seed: int) -> str:
@@ -167,6 +171,14 @@ def _nemo(targets: Sequence[PoolTarget], decimals: int | None, seed: int) -> str
             "# PreTrainingDataModule(paths=<the same list>))\n" + yaml.safe_dump(doc, sort_keys=False))
 
 
+def _repetition(t: PoolTarget) -> dict[str, float]:
+    """The passes a trainer must allow over a pool (OLMo-core's max_repetition_ratio, olmix's
+    repetition_factor, both >= 1): the plan's epochs rounded up to 0.01, when the plan knows them."""
+    if t.epochs is None or t.epochs <= 1:
+        return {}
+    return {"value": float(np.ceil(t.epochs * 100 - 1e-9) / 100)}
+
+
 def _olmo(targets: Sequence[PoolTarget], decimals: int | None, seed: int) -> str:
     import yaml
 
@@ -174,10 +186,21 @@ def _olmo(targets: Sequence[PoolTarget], decimals: int | None, seed: int) -> str
 
     _need_paths(targets, "olmo")
     sources = [{"source_name": t.name, "target_ratio": float(weight_text(t.weight, decimals)), "paths": list(t.paths)}
-               for t in targets]
-    doc = {"source_mixture_config": {"seed": seed, "source_configs": sources}}
-    return ("# OLMo-core SourceMixtureDatasetConfig: one source per pool, target_ratio = its token share\n"
-            + yaml.safe_dump(doc, sort_keys=False))
+               | ({"max_repetition_ratio": _repetition(t)["value"]} if _repetition(t) else {}) for t in targets]
+    return ("# OLMo-core SourceMixtureList (SourceMixtureList.from_yaml; the source_list of a\n"
+            "# SourceMixtureDatasetConfig): target_ratio = the pool's token share, max_repetition_ratio = the\n"
+            "# passes the plan makes over it\n" + yaml.safe_dump({"sources": sources}, sort_keys=False))
+
+
+def _olmix(targets: Sequence[PoolTarget], decimals: int | None, seed: int) -> str:
+    import yaml
+
+    from ..simplex.rounding import weight_text
+
+    mix = {t.name: {"weight": float(weight_text(t.weight, decimals))}
+           | ({"repetition_factor": _repetition(t)["value"]} if _repetition(t) else {}) for t in targets}
+    return ("# olmix: the mix block of a launch config (weight = token share, repetition_factor = passes)\n"
+            + yaml.safe_dump({"mix": mix}, sort_keys=False))
 
 
 def _plain_json(targets: Sequence[PoolTarget], decimals: int | None, seed: int) -> str:
@@ -305,10 +328,11 @@ Writer = Callable[[Sequence[PoolTarget], "int | None", int], str]
 
 #: format -> (writer, file suffix, what it is)
 EXPORT_FORMATS: dict[str, tuple[Writer, str, str]] = {
-    "megatron": (_megatron, ".txt", "Megatron-LM --data-path weight/prefix pairs"),
+    "megatron": (_megatron, ".txt", "Megatron-LM weight/prefix pairs (--data-args-path FILE, or --data-path $(cat FILE))"),
     "neox": (_neox, ".yml", "GPT-NeoX train-data-paths / train-data-weights"),
     "nemo": (_nemo, ".yaml", "NeMo model.data.data_prefix blend"),
-    "olmo": (_olmo, ".yaml", "OLMo-core source mixture (source_name, target_ratio, paths)"),
+    "olmo": (_olmo, ".yaml", "OLMo-core SourceMixtureList (source_name, target_ratio, paths, max_repetition_ratio)"),
+    "olmix": (_olmix, ".yaml", "olmix mix block (weight, repetition_factor)"),
     "datasets": (_datasets_python, ".py", "a runnable Hugging Face datasets interleave_datasets snippet"),
     "datasets-json": (_datasets_json, ".json", "the datasets stream's parameters as JSON"),
     "json": (_plain_json, ".json", "weights, document probabilities and paths as JSON"),

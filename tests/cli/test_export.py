@@ -136,7 +136,7 @@ def test_megatron_neox_nemo_olmo_write_the_documented_forms(tmp_path, capsys):
     design = _files_manifest(tmp_path)
     common = ["--pools", tmp_path / "pools.toml", "--round", 3]
     assert _run(capsys, "export", design, "--format", "megatron", "--out", tmp_path / "mg", *common)[0] == 0
-    line = [x for x in (tmp_path / "mg" / "r1.txt").read_text().splitlines() if not x.startswith("#")][0].split()
+    line = (tmp_path / "mg" / "r1.txt").read_text().split()  # as Megatron's --data-args-path reads it
     pairs = list(zip(line[::2], line[1::2]))
     web = str(tmp_path / "web")
     assert pairs == [("0.525", f"{web}/part0_text_document"), ("0.175", f"{web}/part1_text_document"),
@@ -148,8 +148,11 @@ def test_megatron_neox_nemo_olmo_write_the_documented_forms(tmp_path, capsys):
     nemo = yaml.safe_load((tmp_path / "nm" / "r1.yaml").read_text())["model"]["data"]["data_prefix"]
     assert nemo == [0.525, pairs[0][1], 0.175, pairs[1][1], 0.3, pairs[2][1]]
     assert _run(capsys, "export", design, "--format", "olmo", "--out", tmp_path / "ol", *common)[0] == 0
-    olmo = yaml.safe_load((tmp_path / "ol" / "r1.yaml").read_text())["source_mixture_config"]["source_configs"]
-    assert [(s["source_name"], s["target_ratio"]) for s in olmo] == [("web", 0.7), ("code", 0.3)]
+    olmo = yaml.safe_load((tmp_path / "ol" / "r1.yaml").read_text())["sources"]
+    assert [(s["source_name"], s["target_ratio"], len(s["paths"])) for s in olmo] == [("web", 0.7, 2), ("code", 0.3, 1)]
+    assert _run(capsys, "export", design, "--format", "olmix", "--out", tmp_path / "ox", *common)[0] == 0
+    assert yaml.safe_load((tmp_path / "ox" / "r1.yaml").read_text()) == {"mix": {"web": {"weight": 0.7},
+                                                                                 "code": {"weight": 0.3}}}
     code, _, _ = _run(capsys, "export", design, "--format", "megatron", "--out", tmp_path / "mg2", *common,
                       "--path", "code=/cluster/code_text_document")
     assert code == 0 and "/cluster/code_text_document" in (tmp_path / "mg2" / "r1.txt").read_text()
@@ -169,3 +172,23 @@ def test_export_errors_are_one_line(demo_plan, tmp_path, capsys, argv, message):
     code, _, err = _run(capsys, "export", target, "--out", tmp_path / "x.out", *argv)
     assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "x.out").exists()
+
+
+def test_the_trainers_own_parsers_read_the_exports_when_installed(tmp_path, capsys):
+    """Megatron-LM's get_blend_from_list (megatron-core) reads the Megatron and NeMo exports; OLMo-core's
+    SourceMixtureList.from_yaml reads and validates the OLMo export. Both need torch, which CI does not
+    install for this: the test runs where they are installed (checked with megatron-core 0.16.1 and
+    ai2-olmo-core 3.0.0 on torch 2.13 CPU) and the documented forms are checked above everywhere."""
+    blend = pytest.importorskip("megatron.core.datasets.utils", reason="megatron-core (and torch) not installed")
+    design = _files_manifest(tmp_path)
+    common = ["--pools", tmp_path / "pools.toml", "--round", 3]
+    for fmt in ("megatron", "nemo", "olmo"):
+        assert _run(capsys, "export", design, "--format", fmt, "--out", tmp_path / fmt, *common)[0] == 0
+    prefixes, weights = blend.get_blend_from_list((tmp_path / "megatron" / "r1.txt").read_text().split())
+    assert weights == [0.525, 0.175, 0.3] and prefixes[0].endswith("part0_text_document")
+    nemo = yaml.safe_load((tmp_path / "nemo" / "r1.yaml").read_text())["model"]["data"]["data_prefix"]
+    assert blend.get_blend_from_list(nemo) == (prefixes, weights)
+    mixture = pytest.importorskip("olmo_core.data.source_mixture", reason="ai2-olmo-core not installed")
+    sources = mixture.SourceMixtureList.from_yaml(tmp_path / "olmo" / "r1.yaml")
+    sources.validate()
+    assert [s.target_ratio for s in sources.sources] == [0.7, 0.3]
