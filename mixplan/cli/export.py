@@ -17,7 +17,7 @@ HELP = ("write a plan's mixture (or every run of a design) for a trainer: Megatr
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from ..data.export import EXPORT_FORMATS
+    from ..mixture.export import EXPORT_FORMATS
 
     p.add_argument("plan", metavar="PLAN",
                    help="a plan (its --out folder or plan.json) or a design (its --out folder or mixtures.csv)")
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from .._io import check_writable, write_text_atomic
-    from ..data.export import EXPORT_FORMATS, document_probabilities, export_text, pool_targets
+    from ..mixture.export import EXPORT_FORMATS, document_probabilities, export_text, pool_targets
     from ..simplex.rounding import round_mixture
     from .common import load_pools
 

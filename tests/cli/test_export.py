@@ -1,4 +1,4 @@
-"""mixplan export (mixplan.data.export, mixplan.cli.export) and --round / --min-weight of plan and design:
+"""mixplan export (mixplan.mixture.export, mixplan.cli.export) and --round / --min-weight of plan and design:
 the mixture a trainer reads, realised by the trainer's own library, and what typing it cost."""
 
 import collections

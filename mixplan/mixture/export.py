@@ -22,13 +22,14 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from ..exceptions import ValidationError
-from .pools import PoolSet
-from .sources import FILE_FORMATS, LOCAL_BUILDERS, expand_paths
+
+if TYPE_CHECKING:  # the command line lists the formats before any pool is read: keep this module light
+    from ..data.pools import PoolSet
 
 __all__ = ["EXPORT_FORMATS", "PoolTarget", "export_text", "pool_targets", "document_probabilities"]
 
@@ -89,6 +90,8 @@ def pool_targets(names: Sequence[str], weights: np.ndarray, pools: PoolSet | Non
     prefixes on the training cluster) first, else the manifest's source (globs expanded relative to
     ``root``, the manifest's folder); pools of weight 0 are left out when ``drop_zero``. With the run's
     ``tokens`` (in the manifest's unit), each pool's epochs ``w * tokens / pool tokens``."""
+    from ..data.sources import expand_paths
+
     overrides = dict(overrides or {})
     unknown = sorted(set(overrides) - set(names))
     if unknown:
@@ -225,6 +228,8 @@ def _csv(targets: Sequence[PoolTarget], decimals: int | None, seed: int) -> str:
 
 def _datasets_spec(t: PoolTarget) -> dict[str, Any]:
     """How ``datasets`` opens one pool (the JSON form of the ``datasets`` export)."""
+    from ..data.sources import FILE_FORMATS, LOCAL_BUILDERS
+
     s = t.source
     field_ = str(s.get("text_field", "text"))
     kind = s.get("type")
