@@ -77,9 +77,7 @@ def _cost(folder: Path, names: list[str], before: np.ndarray, after: np.ndarray,
 
 
 def run(args: argparse.Namespace) -> int:
-    import pandas as pd
-
-    from .._io import check_writable, write_text_atomic
+    from .._io import check_writable, read_table, write_text_atomic
     from ..mixture.export import EXPORT_FORMATS, document_probabilities, export_text, pool_targets
     from ..simplex.rounding import round_mixture
     from .common import load_pools
@@ -113,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
         cost = (_cost(path.parent, names, before, after, float(doc["mixtures"][args.mixture].get("level", 0.9)))
                 if decimals is not None or min_weight else None)
     else:
-        frame = pd.read_csv(path)
+        frame = read_table(path)
         names = [c[2:] for c in frame.columns if c.startswith("w_")]
         if "run_id" not in frame.columns or not names:
             raise ValidationError(f"{path}: not a design's mixtures.csv (run_id and w_<pool> columns)")
