@@ -1,5 +1,5 @@
 """The ``mixplan`` command line: validate | fit | predict | plan | design | laws fit | budget | filter |
-cpt fit|plan | ot fit|predict|select | scan | export | runs import.
+cpt fit|plan | ot fit|predict|select | scan | export | runs import | report.
 
 Every command takes ``--json`` (one JSON document on stdout instead of the table) and ``--seed``.
 Errors are one line on stderr with exit code 2 (``--debug`` shows the traceback); outputs are
@@ -18,7 +18,7 @@ from types import ModuleType
 
 from .._version import __version__
 from ..exceptions import MixplanError
-from . import budget, cpt, design, export, filter, fit, laws, ot, plan, predict, runs, scan, validate
+from . import budget, cpt, design, export, filter, fit, laws, ot, plan, predict, report, runs, scan, validate
 from .common import EXIT_ERROR, Parser, UsageError, add_common
 
 __all__ = ["COMMANDS", "build_parser", "main"]
@@ -26,7 +26,7 @@ __all__ = ["COMMANDS", "build_parser", "main"]
 COMMANDS: dict[str, ModuleType] = {
     "validate": validate, "fit": fit, "predict": predict, "plan": plan, "laws": laws, "budget": budget,
     "filter": filter, "cpt": cpt, "ot": ot, "design": design, "scan": scan, "export": export,
-    "runs": runs,
+    "runs": runs, "report": report,
 }
 
 

@@ -25,8 +25,8 @@ _PLAN_KEYS = {"runs": str, "pools": str, "target": str, "tokens": float, "seed":
               "where": dict, "flops": float, "params": float, "law": str, "repetition_runs": str, "scale_runs": list,
               "r_star": float, "gamma": float, "repetition_caps": bool, "budget_range": str, "budget_steps": int,
               "ot": str, "ot_mode": str, "units_per_token": float,
-              "round": int, "min_weight": float}
-_PATH_KEYS = {"runs", "pools", "out", "metrics", "repetition_runs", "scale_runs", "ot"}
+              "round": int, "min_weight": float, "report": str}
+_PATH_KEYS = {"runs", "pools", "out", "metrics", "repetition_runs", "scale_runs", "ot", "report"}
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -62,6 +62,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="sweep the target budget (tokens) from LO to HI; writes budget_sweep.csv with --out")
     p.add_argument("--budget-steps", type=int, metavar="K", help="budgets in the sweep, log-spaced (default 9)")
     add_rounding_options(p)
+    p.add_argument("--report", nargs="?", const="", metavar="FILE",
+                   help="also write an offline HTML report with figures (default with --out: DIR/report.html)")
     p.add_argument("--ot", metavar="DIR", help="an OT extrapolator study (mixplan ot fit --out DIR): add its optimum "
                    "and its predictions at the target budget")
     p.add_argument("--ot-mode", choices=["compare", "alone", "size"],
@@ -140,7 +142,8 @@ def run(args: argparse.Namespace) -> int:
     outs = [Path(args.out) / "plan.json", Path(args.out) / "candidates.csv"] if args.out else []
     if sweep is not None and args.out:
         outs.append(Path(args.out) / "budget_sweep.csv")
-    check_writable(outs, args.force)
+    report = _report_path(args)
+    check_writable(outs + ([report] if report else []), args.force)
     pools, layout = bucket_space(args, pools)
     runs, other_budgets = _split_budgets(load_runs(args, pools))
     pools = pools or PoolSet.from_names(runs.pools)
@@ -205,8 +208,25 @@ def run(args: argparse.Namespace) -> int:
         write_table_atomic(outs[1], plan.candidates_frame(), force=args.force)
         if sweep is not None:
             write_table_atomic(outs[2], frame, force=args.force)
-    emit(args, doc, text + (f"\n\nwritten: {', '.join(map(str, outs))}" if args.out else ""))
+    if report:
+        from ..report.plan import plan_report
+
+        plan_report(report, doc, model, frame if sweep is not None else None, scale=scale, unique_tokens=pools.tokens,
+                    force=args.force)
+        outs.append(report)
+    emit(args, doc, text + (f"\n\nwritten: {', '.join(map(str, outs))}" if outs else ""))
     return 0
+
+
+def _report_path(args: argparse.Namespace) -> Path | None:
+    """--report FILE, or --report alone: report.html in the --out folder."""
+    if args.report is None:
+        return None
+    if args.report == "":
+        if not args.out:
+            raise ValidationError("--report without a file name writes into --out DIR; give --report FILE or --out DIR")
+        return Path(args.out) / "report.html"
+    return Path(args.report)
 
 
 def _plan_budget(args: argparse.Namespace, pools: Any) -> tuple[float | None, dict[str, Any] | None]:

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 from mixplan.cli import main as mixplan_main
 
-REGMIX_ANCHORS = Path(__file__).resolve().parents[2].parent / "shared" / "anchors" / "regmix"
+REPO = Path(__file__).resolve().parents[2]
+REGMIX_ANCHORS = REPO.parent / "shared" / "anchors" / "regmix"
 
 
 class Refused(RuntimeError):
@@ -41,3 +45,12 @@ def regmix_anchor_dir() -> Path:
         sys.exit(f"RegMix anchor data not found in {REGMIX_ANCHORS} (expected ../shared/anchors/regmix beside the "
                  "repo)")
     return REGMIX_ANCHORS
+
+
+def timed_fresh(argv: list[str]) -> float:
+    """Wall seconds of ``mixplan ARGV`` in a fresh process (what a user waits for), from the repository
+    folder, one thread, output discarded."""
+    cmd = [sys.executable, "-c", "import sys; from mixplan.cli import main; sys.exit(main(sys.argv[1:]))", *argv]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, cwd=REPO, env=dict(os.environ, OMP_NUM_THREADS="1"), check=True, stdout=subprocess.DEVNULL)
+    return time.perf_counter() - t0

@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from _common import timed_fresh
+
 COMMANDS = {
     "mixplan --help": ["--help"],
     "mixplan validate (demo)": ["validate", "proxies/demo/runs.csv", "--pools", "pools/demo.toml"],
@@ -32,14 +30,10 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "mixplan_startup.json")
     args = ap.parse_args()
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    cmd = [sys.executable, "-c", "import sys; from mixplan.cli import main; sys.exit(main(sys.argv[1:]))"]
     times: dict[str, list[float]] = {name: [] for name in COMMANDS}
     for _ in range(args.repeats):  # interleaved, so that a busy spell of the machine hits both alike
         for name, argv in COMMANDS.items():
-            t0 = time.perf_counter()
-            subprocess.run(cmd + argv, cwd=REPO, env=env, check=True, stdout=subprocess.DEVNULL)
-            times[name].append(time.perf_counter() - t0)
+            times[name].append(timed_fresh(argv))
     print(f"{'command':<26} {'median s':>9} {'min s':>7} {'max s':>7}  ({args.repeats} runs)")
     doc = {"repeats": args.repeats, "python": sys.version.split()[0], "commands": {}}
     for name, ts in times.items():
