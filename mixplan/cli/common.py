@@ -6,13 +6,14 @@ import argparse
 import math
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from .._io import dumps_json
 from ..exceptions import ValidationError
 
 __all__ = ["EXIT_ERROR", "Parser", "UsageError", "add_common", "add_fit_options", "add_rounding_options",
-           "add_runs_options", "emit",
+           "add_report_option", "add_runs_options", "emit", "report_path",
            "fit_from_args", "load_pools", "load_runs", "parse_budget_range", "parse_named_numbers",
            "parse_where", "progress", "read_table_where"]
 
@@ -110,6 +111,23 @@ def add_rounding_options(p: argparse.ArgumentParser) -> None:
                    help="round the weights to D decimals, summing to exactly 1 (largest remainder)")
     p.add_argument("--min-weight", type=float, metavar="W",
                    help="drop pools under weight W and renormalise the rest (pinned pools keep their weight)")
+
+
+def add_report_option(p: argparse.ArgumentParser) -> None:
+    """--report [FILE]: an offline HTML report of the result (mixplan.report)."""
+    p.add_argument("--report", nargs="?", const="", metavar="FILE",
+                   help="also write an offline HTML report with figures (--report alone: report.html in --out)")
+
+
+def report_path(args: argparse.Namespace, folder: str | None) -> Path | None:
+    """--report FILE, or --report alone: report.html in ``folder`` (the command's --out folder)."""
+    if getattr(args, "report", None) is None:
+        return None
+    if args.report == "":
+        if not folder:
+            raise ValidationError("--report without a file name writes into the --out folder; give --report FILE")
+        return Path(folder) / "report.html"
+    return Path(args.report)
 
 
 def load_pools(path: str | None) -> Any:

@@ -85,6 +85,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     q.add_argument("--ratios", metavar="R1,R2,...", help="domain shares of the table (default: the paper's 9 and "
                    "every 0.05)")
     q.add_argument("--out", metavar="PLAN.json|PLAN.csv", help="write the plan (JSON) or its table (.csv)")
+    q.add_argument("--report", metavar="FILE", help="also write an offline HTML report: both losses against the "
+                   "domain share, the limit, the chosen share and its interval, the nearest run")
     q.add_argument("--force", action="store_true", help="overwrite an existing output")
     add_common(q)
 
@@ -155,8 +157,7 @@ def _plan(args: argparse.Namespace) -> int:
                                   "0,0.1,0.5") from None
         if any(not 0 <= r <= 1 for r in ratios):
             raise ValidationError(f"--ratios {args.ratios!r}: every domain share must be in [0, 1]")
-    if args.out:
-        check_writable([args.out], args.force)
+    check_writable([p for p in (args.out, args.report) if p], args.force)
     fit = CPTFit.load(args.fit)
     plan = plan_cpt(fit, tokens=args.tokens, params=args.params, max_general_rise=args.max_general_rise,
                     relative=args.relative, base_general_loss=args.base_general_loss,
@@ -169,6 +170,14 @@ def _plan(args: argparse.Namespace) -> int:
             write_table_atomic(args.out, pd.DataFrame(plan.table), force=args.force)
         else:
             write_json_atomic(args.out, doc, force=args.force)
+    if args.report:
+        from ..report.figures import cpt_decision, cpt_figures
+        from ..report.page import write_report
 
-    emit(args, doc | {"out": args.out}, plan.report() + (f"\nwritten: {args.out}" if args.out else ""))
+        decision, facts = cpt_decision(doc)
+        write_report(args.report, "Continual pretraining: the domain share", decision, facts, cpt_figures(doc),
+                     force=args.force)
+    written = [p for p in (args.out, args.report) if p]
+    emit(args, doc | {"out": args.out, "report": args.report},
+         plan.report() + (f"\nwritten: {', '.join(written)}" if written else ""))
     return 0

@@ -9,8 +9,8 @@ from typing import Any
 
 from .._io import check_writable
 from ..exceptions import ValidationError
-from .common import (add_fit_options, add_rounding_options, bucket_space, emit, fit_from_args, load_pools, load_runs,
-                     parse_named_numbers)
+from .common import (add_fit_options, add_report_option, add_rounding_options, bucket_space, emit, fit_from_args,
+                     load_pools, load_runs, parse_named_numbers, report_path)
 
 HELP = ("design proxy runs: a RegMix-style swarm with floors and caps (--n), or the K runs that most "
         "improve the decision given the runs so far (--next)")
@@ -36,6 +36,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--prefix", help="run id prefix (default 'run'; with --next 'next', numbered on from the "
                                     "<prefix>-<number> ids already in RUNS)")
     add_rounding_options(p)
+    add_report_option(p)
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
     p.add_argument("--renormalize", action=argparse.BooleanOptionalAction, default=False,
                    help="divide each run's weights by their sum instead of rejecting rows that do not sum to 1")
@@ -121,7 +122,21 @@ def run(args: argparse.Namespace) -> int:
         frame, note = _typed(frame, pools.names, args.round, args.min_weight or 0.0)
         doc["rounding"] = note
         lines.append(note["text"])
+    report = report_path(args, args.out)
+    if report:
+        check_writable([report], args.force)
     write_design(out, frame, pools.names, seed=args.seed, tokens=args.tokens, force=args.force)
+    if report:
+        from ..report.figures import design_figures
+        from ..report.page import write_report
+        from ..simplex import build_constraints
+
+        caps = build_constraints(pools, args.tokens).upper
+        figs = design_figures(frame, pools.names, dict(zip(pools.names, map(float, caps))))
+        write_report(report, f"Proxy-run design: {len(frame)} runs", figs[0].title, [f"pools: {', '.join(pools.names)}"],
+                     figs, force=args.force)
+        doc["report"] = str(report)
+        lines.append(f"written: {report}")
     emit(args, doc, "\n".join(lines))
     return 0
 

@@ -30,7 +30,7 @@ import numpy as np
 from .._io import check_writable, write_json_atomic, write_table_atomic, write_text_atomic
 from .._checks import check_number
 from ..exceptions import ValidationError
-from .common import emit, parse_budget_range
+from .common import add_report_option, emit, parse_budget_range, report_path
 
 __all__ = ["HELP", "add_arguments", "run"]
 
@@ -74,6 +74,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="how --text-column is counted: UTF-8 bytes (default) or whitespace words")
     s.add_argument("--lower-is-better", action="store_true", help="lower scores are better (e.g. perplexity)")
     s.add_argument("--pool-name", default="POOL", metavar="NAME", help="pool name in the manifest snippet")
+    add_report_option(p)
     p.add_argument("--out", metavar="DIR", help="write the outputs here (filter.json, best.csv, curve.csv; FIT.json "
                    "when fitting; buckets.csv and pool_snippet.toml when bucketing)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
@@ -198,6 +199,12 @@ def run(args: argparse.Namespace) -> int:
             files["fit"] = out / "FIT.json"
         if budgets is not None:
             files |= {"plan": out / "filter.json", "best": out / "best.csv", "curve": out / "curve.csv"}
+    report = report_path(args, args.out)
+    if report is not None:
+        if budgets is None:
+            raise ValidationError("--report draws a filter plan: give --budget or --budget-range")
+        files["report"] = report
+    if files:
         check_writable(files.values(), args.force)  # before any work: nothing is half-written
     doc: dict[str, Any] = {}
     texts = []
@@ -222,6 +229,13 @@ def run(args: argparse.Namespace) -> int:
         write_json_atomic(files["plan"], doc["plan"], force=args.force)
         write_table_atomic(files["best"], plan.best_table(), force=args.force)
         write_table_atomic(files["curve"], plan.curve_table(), force=args.force)
+    if "report" in files:
+        from ..report.figures import filter_decision, filter_figures
+        from ..report.page import write_report
+
+        decision, facts = filter_decision(doc["plan"])
+        write_report(files["report"], f"Quality filtering: pool {spec.pool}", decision, facts,
+                     filter_figures(doc["plan"], plan.curve_table()), force=args.force)
     doc["outputs"] = {k: str(v) for k, v in files.items()}
     texts += [f"written: {v}" for v in files.values()]
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 
 from .._io import check_writable
-from .common import add_fit_options, add_runs_options, emit, fit_from_args, load_pools, load_runs
+from .common import (add_fit_options, add_report_option, add_runs_options, emit, fit_from_args, load_pools, load_runs,
+                     report_path)
 
 HELP = "fit a regressor to proxy runs and report cross-validation"
 
@@ -16,6 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_runs_options(p)
     add_fit_options(p)
     p.add_argument("--out", required=True, metavar="MODEL_DIR", help="directory to write the model into")
+    add_report_option(p)
     p.add_argument("--force", action="store_true", help="overwrite existing model files")
 
 
@@ -27,9 +29,18 @@ def run(args: argparse.Namespace) -> int:
     # Refuse before the (possibly long) fit if the outputs exist.
     out = Path(args.out)
     existing = [out / "meta.json", out / "train_runs.csv"] + (sorted(out.glob("target*")) if out.is_dir() else [])
-    check_writable(existing, args.force)
+    report = report_path(args, args.out)
+    check_writable(existing + ([report] if report else []), args.force)
     model: MixtureModel = fit_from_args(args, runs)
     model.save(args.out, force=args.force)
     doc = {"model_dir": str(args.out), "model": args.model} | model.to_dict()
-    emit(args, doc, model.report() + f"; model written to {args.out}")
+    text = model.report() + f"; model written to {args.out}"
+    if report:
+        from ..report.figures import fit_decision, fit_figures
+        from ..report.page import write_report
+
+        head, facts = fit_decision(model)
+        write_report(report, f"Model fit: {model.objective.spec}", head, facts, fit_figures(model), force=args.force)
+        doc["report"], text = str(report), text + f"\nwritten: {report}"
+    emit(args, doc, text)
     return 0

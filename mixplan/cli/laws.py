@@ -49,6 +49,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     f.add_argument("--bootstrap", type=int, default=200, help="bootstrap refits for the intervals (200)")
     f.add_argument("--level", type=float, default=0.95, help="interval level (0.95)")
     f.add_argument("--out", metavar="FIT.json", help="write the fit here")
+    f.add_argument("--report", metavar="FILE", help="also write an offline HTML report: the law against its data, "
+                   "the residuals, the parameters with their intervals")
     f.add_argument("--force", action="store_true", help="overwrite an existing output")
     add_common(f)
 
@@ -61,8 +63,7 @@ def run(args: argparse.Namespace) -> int:
     from ..data.objective import with_objective_column
 
     frame = with_objective_column(read_table_where(args.runs, args.where), args.target, str(args.runs))
-    if args.out:
-        check_writable([args.out], args.force)
+    check_writable([p for p in (args.out, args.report) if p], args.force)
     if args.law == "chinchilla":
         law = laws.CHINCHILLA
     elif args.law == "data-constrained":
@@ -99,8 +100,20 @@ def run(args: argparse.Namespace) -> int:
     doc = fit.to_dict() | {"target": args.target, "source": str(args.runs)}
     if args.out:
         fit.save(args.out, force=args.force, target=args.target, source=str(args.runs))
-    emit(args, {k: v for k, v in doc.items() if k != "bootstrap"} | {"out": args.out},
-          fit.report() + (f"\nwritten: {args.out}" if args.out else ""))
+    if args.report:
+        import numpy as np
+
+        from ..report.figures import law_decision, law_figures
+        from ..report.page import write_report
+
+        predicted = np.exp(law.log_predict(fit.theta, data))
+        head, facts, tables = law_decision(doc, args.target)
+        write_report(args.report, f"Law fit: {fit.law}", head, facts,
+                     law_figures(doc, frame[args.target].to_numpy(dtype=float), predicted, data, args.target),
+                     force=args.force, tables=tables)
+    written = [p for p in (args.out, args.report) if p]
+    emit(args, {k: v for k, v in doc.items() if k != "bootstrap"} | {"out": args.out, "report": args.report},
+          fit.report() + (f"\nwritten: {', '.join(written)}" if written else ""))
     return 0
 
 

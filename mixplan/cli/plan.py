@@ -13,8 +13,8 @@ import numpy as np
 from .._checks import check_number
 from .._io import check_writable, read_toml, write_json_atomic, write_table_atomic
 from ..exceptions import InfeasibleError, MixplanWarning, ValidationError
-from .common import (add_fit_options, add_rounding_options, add_runs_options, bucket_space, emit, fit_from_args,
-                     load_pools, load_runs, parse_budget_range, parse_named_numbers)
+from .common import (add_fit_options, add_report_option, add_rounding_options, add_runs_options, bucket_space, emit,
+                     fit_from_args, load_pools, load_runs, parse_budget_range, parse_named_numbers, report_path)
 
 HELP = "recommend a mixture for the big run"
 
@@ -62,8 +62,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="sweep the target budget (tokens) from LO to HI; writes budget_sweep.csv with --out")
     p.add_argument("--budget-steps", type=int, metavar="K", help="budgets in the sweep, log-spaced (default 9)")
     add_rounding_options(p)
-    p.add_argument("--report", nargs="?", const="", metavar="FILE",
-                   help="also write an offline HTML report with figures (default with --out: DIR/report.html)")
+    add_report_option(p)
     p.add_argument("--ot", metavar="DIR", help="an OT extrapolator study (mixplan ot fit --out DIR): add its optimum "
                    "and its predictions at the target budget")
     p.add_argument("--ot-mode", choices=["compare", "alone", "size"],
@@ -142,7 +141,7 @@ def run(args: argparse.Namespace) -> int:
     outs = [Path(args.out) / "plan.json", Path(args.out) / "candidates.csv"] if args.out else []
     if sweep is not None and args.out:
         outs.append(Path(args.out) / "budget_sweep.csv")
-    report = _report_path(args)
+    report = report_path(args, args.out)
     check_writable(outs + ([report] if report else []), args.force)
     pools, layout = bucket_space(args, pools)
     runs, other_budgets = _split_budgets(load_runs(args, pools))
@@ -216,17 +215,6 @@ def run(args: argparse.Namespace) -> int:
         outs.append(report)
     emit(args, doc, text + (f"\n\nwritten: {', '.join(map(str, outs))}" if outs else ""))
     return 0
-
-
-def _report_path(args: argparse.Namespace) -> Path | None:
-    """--report FILE, or --report alone: report.html in the --out folder."""
-    if args.report is None:
-        return None
-    if args.report == "":
-        if not args.out:
-            raise ValidationError("--report without a file name writes into --out DIR; give --report FILE or --out DIR")
-        return Path(args.out) / "report.html"
-    return Path(args.report)
 
 
 def _plan_budget(args: argparse.Namespace, pools: Any) -> tuple[float | None, dict[str, Any] | None]:

@@ -232,10 +232,15 @@ class MixtureModel:
         return load_model(directory)
 
     def target_summaries(self) -> list[dict[str, Any]]:
-        """Per objective column: its model, the components used, every candidate's CV and its own CV."""
+        """Per objective column: its model, the components used, every candidate's CV scores and its own
+        CV (the candidates' out-of-fold predictions stay in the model's files, for reports)."""
+        def scores(selection: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+            return None if selection is None else [{k: v for k, v in row.items() if k != "oof_mean"}
+                                                   for row in selection]
+
         return [{"column": t.column, "dir": f"target{k}", "model": t.regressor.model, "params": t.regressor.params,
                  "components": t.regressor.components, "files": sorted(t.regressor.file_names()),
-                 "selection": getattr(t.regressor, "selection_", None), "cv": t.cv.to_dict()}
+                 "selection": scores(getattr(t.regressor, "selection_", None)), "cv": t.cv.to_dict()}
                 for k, t in enumerate(self.targets)]
 
     def meta(self) -> dict[str, Any]:

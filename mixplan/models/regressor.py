@@ -260,12 +260,14 @@ class MixtureRegressor(RegressorMixin, BaseEstimator):
         else:
             self.weights_ = {best: 1.0}
             self.cv_ = reports[best]
+        # Each candidate's out-of-fold predictions (mean over repeats) are kept: a report draws them.
         for m in names:
             selection.append({"model": m, "status": "used" if m in self.weights_ else "candidate",
-                              "weight": self.weights_.get(m, 0.0)} | reports[m].to_dict())
+                              "weight": self.weights_.get(m, 0.0)} | reports[m].to_dict()
+                             | {"oof_mean": reports[m].oof.mean(axis=0).tolist()})
         selection.append({"model": "stack (cross-fitted weights)",
                           "status": "used" if len(self.weights_) > 1 else "candidate",
-                          "weight": None} | stacked.to_dict())
+                          "weight": None} | stacked.to_dict() | {"oof_mean": stacked.oof.mean(axis=0).tolist()})
         self.candidates_ = fitted
         self.selection_ = selection
         if "gp" in reports and reports["gp"].oof_std is not None:  # the GP shapes the intervals

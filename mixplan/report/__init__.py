@@ -10,7 +10,7 @@ from __future__ import annotations
 from .._lazy import lazy_exports
 
 _EXPORTS = {"Figure": ".figures", "plan_figures": ".figures", "render_svg": ".render", "write_report": ".page",
-            "report_html": ".page", "plan_report": ".plan"}
+            "report_html": ".page", "plan_report": ".plan", "filter_figures": ".figures", "cpt_figures": ".figures"}
 
 __all__ = list(_EXPORTS)
 

@@ -196,3 +196,222 @@ def decision_text(plan: Mapping[str, Any]) -> tuple[str, list[str]]:
         facts.append(f"target budget {plan['target_tokens']:.4g} {plan.get('token_unit', 'tokens')}")
     facts += [f"warning: {w}" for w in plan.get("warnings", [])]
     return head, facts
+
+
+def _long(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """Rows for the ``lines`` renderer, with every column it reads."""
+    frame = pd.DataFrame(rows)
+    for col, default in (("lower", np.nan), ("upper", np.nan), ("point", False)):
+        if col not in frame.columns:
+            frame[col] = default
+    frame["point"] = frame["point"].fillna(False).astype(bool)
+    return frame[["panel", "series", "x", "y", "lower", "upper", "point"]]
+
+
+def filter_figures(plan: Mapping[str, Any], curve: pd.DataFrame) -> list[Figure]:
+    """A filter plan (:meth:`mixplan.filtering.planner.FilterPlan.to_dict` and its ``curve_table``): the
+    predicted metric of every keep choice over the budget, with intervals, the crossovers marked."""
+    rows = [{"panel": "metric", "series": c, "x": b, "y": p, "lower": lo, "upper": hi}
+            for c, b, p, lo, hi in zip(curve["choice"], curve["budget"], curve["predicted"], curve["lower"],
+                                       curve["upper"])]
+    cross = plan.get("crossovers", [])
+    unit = plan.get("unit", "tokens")
+    best = plan["budgets"]
+    title = (f"Pool {plan['pool']}: keep {best[0]['best']} at {best[0]['budget']:.3g} {unit}, "
+             f"{best[-1]['best']} at {best[-1]['budget']:.3g}"
+             + (f"; the choice changes {len(cross)} time{'s' if len(cross) > 1 else ''}, first at about "
+                f"{cross[0]['refined']:.3g}" if cross else "; the same choice at every budget"))
+    alt = (f"Predicted {plan['objective']} (lower is better) against the budget ({unit}, log scale) for each keep choice "
+           f"({', '.join(plan['choices'])}), with {plan['level']:.0%} intervals where fitted; dashed lines mark where "
+           "the best choice changes.")
+    spec = {"xlabel": f"budget ({unit}, log scale)", "ylabels": {"metric": f"predicted {plan['objective']}"},
+            "logx": True, "vlines": [{"x": c["refined"], "label": f"{c['from']} -> {c['to']}"} for c in cross]}
+    return [Figure("filter", "lines", title, alt, _long(rows), spec)]
+
+
+def filter_decision(plan: Mapping[str, Any]) -> tuple[str, list[str]]:
+    unit = plan.get("unit", "tokens")
+    first, last = plan["budgets"][0], plan["budgets"][-1]
+    head = (f"Pool {plan['pool']} (bucketed by {plan['score']}): keep {first['best']} at {first['budget']:.4g} {unit} "
+            f"and {last['best']} at {last['budget']:.4g} {unit}.")
+    facts = [f"parameters: {plan['params_source']}"] + [
+        f"{c['from']} -> {c['to']} at about {c['refined']:.4g} {unit}" for c in plan.get("crossovers", [])]
+    return head, facts + [f"note: {n}" for n in plan.get("notes", [])]
+
+
+def cpt_figures(plan: Mapping[str, Any]) -> list[Figure]:
+    """A continual-pretraining plan (:meth:`mixplan.cpt.planner.CPTPlan.to_dict`): general and domain loss
+    against the domain share at the planned budget, with intervals, the limit, the chosen share and its
+    interval, and the nearest run."""
+    t = pd.DataFrame(plan["table"])
+    rows = []
+    for panel in ("general", "domain"):
+        rows += [{"panel": panel, "series": f"{panel} loss (law)", "x": r, "y": y, "lower": lo, "upper": hi}
+                 for r, y, lo, hi in zip(t["domain_ratio"], t[f"{panel}_loss"], t[f"{panel}_lower"],
+                                         t[f"{panel}_upper"])]
+    near = plan.get("evidence", {}).get("nearest_run")
+    if near:
+        rows += [{"panel": p, "series": f"nearest run ({near['tokens']:.3g} tokens)", "x": near["ratio"], "y": near[p],
+                  "point": True} for p in ("general", "domain")]
+    s = plan["settings"]
+    hlines = []
+    if plan["usage"] == 1:
+        limit = s["base_general_loss"] * (1 + s["T"]) if s.get("relative") else s["base_general_loss"] + s["T"]
+        hlines = [{"panel": "general", "y": limit, "label": f"limit: L_g0 + {'T x L_g0' if s.get('relative') else 'T'}"}]
+    r, iv = plan["domain_ratio"], plan["interval"]
+    spans = ([] if iv["lower"] is None or iv["upper"] is None else
+             [{"lo": iv["lower"], "hi": iv["upper"], "label": f"{iv['level']:.0%} interval of the share"}])
+    budget = "" if plan.get("tokens") is None else f" at {plan['tokens']:.3g} tokens"
+    title = ("No domain share meets the rule" if r is None else
+             f"Domain share {r:.3g}{budget} (interval {iv['lower']:.3g} to {iv['upper']:.3g})"
+             if iv["lower"] is not None else f"Domain share {r:.3g}{budget}")
+    alt = (f"Left: the general loss, right: the domain loss, as the law predicts them{budget} for domain shares from 0 "
+           "to 1, with bands; the dotted line is the limit on the general loss, the shaded span the chosen share's "
+           "interval, the dashed line the chosen share; dots are the nearest proxy run.")
+    spec = {"xlabel": "domain share of the tokens", "ylabels": {"general": "general loss", "domain": "domain loss"},
+            "hlines": hlines, "spans": spans, "vlines": [] if r is None else [{"x": r, "label": f"chosen {r:.3g}"}]}
+    return [Figure("cpt", "lines", title, alt, _long(rows), spec)]
+
+
+def cpt_decision(plan: Mapping[str, Any]) -> tuple[str, list[str]]:
+    r, iv = plan["domain_ratio"], plan["interval"]
+    head = ("No domain share meets the rule." if r is None else
+            f"Continue pretraining with a domain share of {r:.3g} (general {1 - r:.3g})"
+            + ("" if iv["lower"] is None else f"; {iv['level']:.0%} interval {iv['lower']:.3g} to {iv['upper']:.3g}")
+            + ".")
+    return head, [f"warning: {w}" for w in dict.fromkeys(plan.get("warnings", []))]  # both losses' fits may repeat one
+
+
+def law_figures(fit: Mapping[str, Any], measured: np.ndarray, predicted: np.ndarray, data: Mapping[str, Any],
+                target: str) -> list[Figure]:
+    """A fitted law (:meth:`mixplan.laws.fitting.LawFit.to_dict`) against its data: measured against the
+    law's value at every point, with the band that holds ``level`` of the errors, and the relative
+    residuals against the data's first numeric column (tokens or budget), one series per model size."""
+    y, p = np.asarray(measured, dtype=float), np.asarray(predicted, dtype=float)
+    level = float(fit.get("level", 0.95))
+    half = float(np.quantile(np.abs(y - p), level))
+    rel = (y - p) / p
+    scatter = pd.DataFrame({"measured": y, "law": p, "relative_residual": rel})
+    rmse = float(np.sqrt(np.mean(rel ** 2)))
+    figs = [Figure("law_fit", "scatter_band",
+                   f"The {fit['law']} law meets its {len(y)} points within {100 * rmse:.2g}% (RMSE of relative "
+                   f"residuals); {level:.0%} of them within ±{half:.3g}",
+                   f"Scatter of the {len(y)} runs: measured {target} against the fitted {fit['law']} law's value at the "
+                   f"same point; the diagonal is a perfect fit, the band ±{half:.3g} around it.",
+                   scatter, {"x": "measured", "y": "law", "half": half, "label": target, "points": "run",
+                             "ylabel": f"{target} by the fitted law"})]
+    xcol = next((c for c in ("tokens", "budget", "samples", "params") if c in data), None)
+    if xcol is not None:
+        sizes = np.asarray(data["params"], dtype=float) if "params" in data and xcol != "params" else None
+        order = np.argsort(sizes, kind="stable") if sizes is not None else np.arange(len(rel))  # legend: small first
+        labels = _size_labels(sizes, len(rel))
+        xs = np.asarray(data[xcol], dtype=float)
+        rows = [{"panel": "residual", "series": labels[i], "x": float(xs[i]), "y": float(rel[i]), "point": True}
+                for i in order]
+        worst = int(np.argmax(np.abs(rel)))
+        figs.append(Figure("residuals", "residuals",
+                           f"Relative residuals against {xcol}: the largest is {100 * rel[worst]:+.2g}% "
+                           f"(at {xcol} {float(np.asarray(data[xcol])[worst]):.3g})",
+                           f"Each run's (measured - law) / law in percent against its {xcol} on a log axis"
+                           + ("" if sizes is None else ", one colour per model size (range)") + "; zero is a perfect fit.",
+                           _long(rows), {"xlabel": f"{xcol} (log scale)", "logx": True}))
+    return figs
+
+
+def _size_labels(sizes: np.ndarray | None, n: int, most: int = 6) -> list[str]:
+    """A label per run for its model size: the size itself for a few sizes, else one of ``most``
+    log-spaced ranges (a legend of 30 sizes reads as noise)."""
+    if sizes is None:
+        return ["run"] * n
+    distinct = np.unique(sizes)
+    if len(distinct) <= most:
+        return [f"N = {s:.3g}" for s in sizes]
+    edges = np.geomspace(distinct[0], distinct[-1], most + 1)
+    k = np.clip(np.searchsorted(edges, sizes, side="right") - 1, 0, most - 1)
+    return [f"N {edges[i]:.2g} to {edges[i + 1]:.2g}" for i in k]
+
+
+def law_decision(fit: Mapping[str, Any], target: str) -> tuple[str, list[str], list[tuple[str, pd.DataFrame]]]:
+    """The opening of a law fit's report, and its parameter table (value, interval, fixed or at a bound)."""
+    head = (f"The {fit['law']} law fitted to {fit['n_points']} points of {target}: "
+            f"{'converged' if fit['converged'] else 'NOT converged'}.")
+    at_bound = {w.split(" ")[2] for w in fit.get("warnings", []) if " is at its " in w and w.startswith("parameter")}
+    table = pd.DataFrame([{"parameter": k, "value": f"{v:.6g}",
+                           f"{fit['level']:.0%} interval": "fixed" if k in fit["fixed"] else
+                           ("[{:.4g}, {:.4g}]".format(*fit["intervals"][k]) if k in fit["intervals"] else ""),
+                           "note": "at a bound" if k in at_bound else ""} for k, v in fit["params"].items()])
+    return head, [f"warning: {w}" for w in fit.get("warnings", [])], [("Parameters", table)]
+
+
+def fit_figures(model: Any) -> list[Figure]:
+    """A fitted model (:class:`~mixplan.models.mixture_model.MixtureModel`): every candidate model's
+    held-out predictions against the measured runs (for ``auto``), the stacking weights, and the
+    objective's out-of-fold errors against each run's distance to its nearest other run."""
+    figs = []
+    level = 0.9
+    for t in model.targets:
+        sel = [r for r in (getattr(t.regressor, "selection_", None) or []) if "oof_mean" in r]
+        if not sel:
+            continue
+        y = np.asarray(t.cv.y, dtype=float)
+        rows = [{"model": r["model"], "status": r["status"], "measured": float(v), "predicted_out_of_fold": float(p)}
+                for r in sel for v, p in zip(y, r["oof_mean"])]
+        best = min(sel, key=lambda r: r["rmse"])
+        figs.append(Figure(f"candidates_{len(figs)}", "scatter_panels",
+                           f"{t.column}: the lowest held-out error is {best['model']}'s (RMSE {best['rmse']:.3g}, "
+                           f"Spearman {best['spearman']:.3f}); used: "
+                           + ", ".join(f"{m} {w:.2f}" for m, w in t.regressor.components.items()),
+                           f"One panel per candidate model: each proxy run's measured {t.column} against the "
+                           "candidate's prediction for it when the run was held out (mean over the repeats); the "
+                           "diagonal is a perfect prediction.", pd.DataFrame(rows), {"label": t.column}))
+        weights = pd.DataFrame([{"model": r["model"], "weight": float(r["weight"] or 0.0),
+                                 "rmse": r["rmse"], "status": r["status"]} for r in sel if r["weight"] is not None])
+        figs.append(Figure(f"weights_{len(figs)}", "bars",
+                           f"{t.column}: the stack gives "
+                           + ", ".join(f"{m} {w:.2f}" for m, w in zip(weights["model"], weights["weight"]) if w > 0),
+                           f"Bars: the weight each candidate model gets in {t.column}'s prediction (cross-fitted "
+                           "stacking; 0 = not used), with its held-out RMSE written beside it.", weights,
+                           {"x": "weight", "y": "model", "note": "rmse"}))
+    y = np.asarray(model.train_y, dtype=float)
+    oof = np.atleast_2d(np.asarray(sum(c * t.cv.oof for c, t in zip(model.objective.coefficients, model.targets)),
+                                   dtype=float)).mean(axis=0)
+    W = np.asarray(model.train_weights, dtype=float)
+    tv = 0.5 * np.abs(W[:, None, :] - W[None, :, :]).sum(axis=2)
+    np.fill_diagonal(tv, np.inf)
+    nearest = tv.min(axis=1)
+    err = np.abs(y - oof)
+    far = nearest > np.median(nearest)
+    rows = [{"panel": "error", "series": "run", "x": float(d), "y": float(e), "point": True} for d, e in zip(nearest, err)]
+    figs.append(Figure("isolation", "residuals",
+                       f"Runs far from the others (nearest run beyond {np.median(nearest):.3f}) miss by "
+                       f"{err[far].mean():.3g} on average, the others by {err[~far].mean():.3g}",
+                       f"Each proxy run's absolute held-out error on {model.objective.spec} against the total-variation "
+                       "distance to its nearest other run: how much the error grows where runs are sparse.",
+                       _long(rows), {"xlabel": "distance to the nearest other run (total variation)",
+                                     "ylabel": f"|held-out error| of {model.objective.spec}", "percent": False}))
+    return figs
+
+
+def fit_decision(model: Any) -> tuple[str, list[str]]:
+    cv = model.cv
+    head = (f"Model {cv['model']} for {model.objective.spec}: Spearman {cv['spearman']:.3f}, MAE {cv['mae']:.3g}, "
+            f"RMSE {cv['rmse']:.3g} on {cv['n_runs']} proxy runs ({cv['n_splits']}-fold CV x {cv.get('n_repeats', 1)}).")
+    return head, [f"{t.column}: " + ", ".join(f"{m} {w:.2f}" for m, w in t.regressor.components.items())
+                  for t in model.targets]
+
+
+def design_figures(frame: pd.DataFrame, pools: list[str], upper: Mapping[str, float] | None = None) -> list[Figure]:
+    """A design's swarm (``mixtures.csv``: run_id, w_<pool>): how each pool's weight range is covered, and
+    the pools' caps (``upper``) when known."""
+    rows = [{"run_id": r, "pool": p, "weight": float(w)} for p in pools for r, w in zip(frame["run_id"], frame[f"w_{p}"])]
+    data = pd.DataFrame(rows)
+    share_zero = {p: float((frame[f"w_{p}"] <= 1e-9).mean()) for p in pools}
+    quartiles = {p: frame[f"w_{p}"].quantile([0.25, 0.75]).to_numpy(dtype=float) for p in pools}
+    narrow = min(quartiles, key=lambda p: quartiles[p][1] - quartiles[p][0])
+    left_out = max(share_zero, key=share_zero.get)
+    title = (f"{len(frame)} runs: the middle half of them gives {narrow} only {quartiles[narrow][0]:.2f} to "
+             f"{quartiles[narrow][1]:.2f} (the narrowest)"
+             + (f"; {share_zero[left_out]:.0%} leave out {left_out}" if share_zero[left_out] > 0 else ""))
+    alt = (f"One row per pool: the weight each of the {len(frame)} runs gives it (dots) with the quartiles (box)"
+           + ("; the caps at the design's budget as marks" if upper else "") + ".")
+    return [Figure("coverage", "coverage", title, alt, data, {"pools": pools, "upper": dict(upper or {})})]

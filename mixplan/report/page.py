@@ -8,11 +8,15 @@ import html
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .._io import check_writable, table_csv, write_text_atomic
 from .._version import __version__
 from .figures import Figure
 from .render import render_svg
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 __all__ = ["report_html", "write_report"]
 
@@ -28,18 +32,26 @@ figure { margin: 0; }
 figure .plot svg { max-width: 100%; height: auto; }
 figcaption { color: #444; font-size: .9rem; }
 footer { color: #666; font-size: .8rem; margin-top: 2rem; }
+table.params { border-collapse: collapse; margin: 1rem 0; font-size: .9rem; }
+table.params caption { text-align: left; font-weight: 600; }
+table.params th, table.params td { padding: .2rem .7rem; border-bottom: 1px solid #ddd; text-align: left; }
 """
 
 
 def report_html(title: str, decision: str, facts: Sequence[str], figures: Sequence[Figure],
-                data_folder: str) -> str:
-    """The page (text): ``title``, the ``decision`` sentence, ``facts`` as a list, then every figure."""
+                data_folder: str, tables: Sequence[tuple[str, "pd.DataFrame"]] = ()) -> str:
+    """The page (text): ``title``, the ``decision`` sentence, ``facts`` as a list, ``tables`` (caption,
+    frame), then every figure."""
     e = html.escape
     parts = ["<!DOCTYPE html>", '<html lang="en">', "<head>", '<meta charset="utf-8">',
              '<meta name="viewport" content="width=device-width, initial-scale=1">', f"<title>{e(title)}</title>",
              f"<style>{_STYLE}</style>", "</head>", "<body>", "<main>", f"<h1>{e(title)}</h1>",
              f'<p class="decision">{e(decision)}</p>', '<ul class="facts">',
              *(f"<li>{e(f)}</li>" for f in facts), "</ul>"]
+    for caption, frame in tables:
+        parts.append(frame.to_html(index=False, border=0, classes="params", escape=True)
+                     .replace("<table ", f"<table aria-label=\"{e(caption)}\" ", 1)
+                     .replace("<thead>", f"<caption>{e(caption)}</caption>\n<thead>", 1))
     for fig in figures:
         parts += [f'<figure id="{e(fig.id)}" data-kind="{e(fig.kind)}">', f"<h2>{e(fig.title)}</h2>",
                   f'<div class="plot" role="img" aria-label="{e(fig.alt)}">{render_svg(fig)}</div>',
@@ -50,12 +62,13 @@ def report_html(title: str, decision: str, facts: Sequence[str], figures: Sequen
 
 
 def write_report(path: str | os.PathLike[str], title: str, decision: str, facts: Sequence[str],
-                 figures: Sequence[Figure], force: bool = False) -> list[Path]:
+                 figures: Sequence[Figure], force: bool = False,
+                 tables: Sequence[tuple[str, "pd.DataFrame"]] = ()) -> list[Path]:
     """Write the page and its figures' tables (``<stem>_data/<id>.csv``); nothing is written unless
     everything can be (existing files need ``force``)."""
     path = Path(path)
     folder = path.parent / f"{path.stem}_data"
-    texts = {path: report_html(title, decision, facts, figures, folder.name)}
+    texts = {path: report_html(title, decision, facts, figures, folder.name, tables)}
     texts |= {folder / f"{f.id}.csv": table_csv(f.data) for f in figures}
     check_writable(list(texts), force)
     for target, text in texts.items():

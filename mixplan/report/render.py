@@ -83,11 +83,11 @@ def _scatter_band(fig: Figure, plt: Any) -> Any:
     a.fill_between(line, line - s["half"], line + s["half"], color=OKABE_ITO[4], alpha=0.3, lw=0,
                    label=f"±{s['half']:.3g}")
     a.plot(line, line, color=OKABE_ITO[-1], lw=0.8)
-    a.scatter(x, y, s=12, color=OKABE_ITO[0], label="proxy run (held out)")
+    a.scatter(x, y, s=12, color=OKABE_ITO[0], label=s.get("points", "proxy run (held out)"))
     a.set_xlim(*line)
     a.set_ylim(*line)
     a.set_xlabel(f"measured {s['label']}")
-    a.set_ylabel(f"predicted {s['label']} (out of fold)")
+    a.set_ylabel(s.get("ylabel", f"predicted {s['label']} (out of fold)"))
     a.legend(frameon=False, fontsize=8)
     return f
 
@@ -145,9 +145,125 @@ def _stacked_area(fig: Figure, plt: Any) -> Any:
     return f
 
 
+def _lines(fig: Figure, plt: Any) -> Any:
+    """Series over x with bands, one panel per ``panel`` value: columns panel, series, x, y, lower, upper
+    (bands where given), ``point`` rows drawn as markers; spec: xlabel, ylabels {panel: label}, logx,
+    vlines [{x, label}], spans [{lo, hi, label}], hlines [{panel, y, label}], bold (series drawn thicker)."""
+    d, s = fig.data, fig.spec
+    panels = list(dict.fromkeys(d["panel"]))
+    f, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels) + 0.6, 3.8), squeeze=False)
+    series = list(dict.fromkeys(d.loc[~d["point"], "series"]))
+    for a, panel in zip(axes[0], panels):
+        q = d[d["panel"] == panel]
+        for i, name in enumerate(series):
+            r = q[(q["series"] == name) & ~q["point"]].sort_values("x")
+            if not len(r):
+                continue
+            if r["lower"].notna().any():
+                a.fill_between(r["x"], r["lower"], r["upper"], color=_colour(i), alpha=0.2, lw=0)
+            a.plot(r["x"], r["y"], color=_colour(i), lw=2.2 if name in s.get("bold", ()) else 1.2, label=name)
+        pts = q[q["point"]]
+        if len(pts):
+            a.plot(pts["x"], pts["y"], "o", color=OKABE_ITO[-1], ms=4, label=str(pts["series"].iloc[0]))
+        for v in s.get("vlines", []):
+            a.axvline(v["x"], color=OKABE_ITO[-1], lw=0.8, ls="--")
+            a.annotate(v["label"], (v["x"], 1.0), xycoords=("data", "axes fraction"), rotation=90, fontsize=7,
+                       va="top", ha="right")
+        for sp in s.get("spans", []):
+            a.axvspan(sp["lo"], sp["hi"], color=OKABE_ITO[4], alpha=0.15, lw=0, label=sp["label"])
+        for h in s.get("hlines", []):
+            if h["panel"] == panel:
+                a.axhline(h["y"], color=OKABE_ITO[5], lw=1.0, ls=":", label=h["label"])
+        if s.get("logx"):
+            a.set_xscale("log")
+        a.set_xlabel(s["xlabel"])
+        a.set_ylabel(s.get("ylabels", {}).get(panel, panel))
+        a.legend(frameon=False, fontsize=7)
+    f.tight_layout()
+    return f
+
+
+def _residuals(fig: Figure, plt: Any) -> Any:
+    """Relative residuals (percent) against x, one colour per series, a zero line."""
+    d, s = fig.data, fig.spec
+    f, a = plt.subplots(figsize=(7.5, 3.6))
+    for i, name in enumerate(dict.fromkeys(d["series"])):
+        q = d[d["series"] == name]
+        a.scatter(q["x"], (100 if s.get("percent", True) else 1) * q["y"], s=14, color=_colour(i), label=name)
+    if s.get("percent", True):
+        a.axhline(0.0, color=OKABE_ITO[-1], lw=0.8)
+    if s.get("logx"):
+        a.set_xscale("log")
+    a.set_xlabel(s["xlabel"])
+    a.set_ylabel(s.get("ylabel", "relative residual (%)"))
+    if d["series"].nunique() > 1:
+        a.legend(frameon=False, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    return f
+
+
+def _scatter_panels(fig: Figure, plt: Any) -> Any:
+    """Measured against held-out predictions, one panel per model (columns model, measured,
+    predicted_out_of_fold), shared axes and diagonal."""
+    d = fig.data
+    models = list(dict.fromkeys(d["model"]))
+    cols = min(len(models), 4)
+    rows = int(np.ceil(len(models) / cols))
+    f, axes = plt.subplots(rows, cols, figsize=(2.6 * cols + 0.6, 2.6 * rows + 0.4), squeeze=False, sharex=True,
+                           sharey=True)
+    lo = float(min(d["measured"].min(), d["predicted_out_of_fold"].min()))
+    hi = float(max(d["measured"].max(), d["predicted_out_of_fold"].max()))
+    for k, m in enumerate(models):
+        a = axes[k // cols][k % cols]
+        q = d[d["model"] == m]
+        a.plot([lo, hi], [lo, hi], color=OKABE_ITO[-1], lw=0.8)
+        a.scatter(q["measured"], q["predicted_out_of_fold"], s=6, color=_colour(k))
+        a.set_title(m, fontsize=8)
+    for k in range(len(models), rows * cols):
+        axes[k // cols][k % cols].set_visible(False)
+    for a in axes[-1]:
+        a.set_xlabel(f"measured {fig.spec['label']}", fontsize=8)
+    for r in range(rows):
+        axes[r][0].set_ylabel("held-out prediction", fontsize=8)
+    f.tight_layout()
+    return f
+
+
+def _bars(fig: Figure, plt: Any) -> Any:
+    """Horizontal bars of ``spec['x']`` by ``spec['y']``, the ``note`` column written beside each."""
+    d, s = fig.data, fig.spec
+    f, a = plt.subplots(figsize=(6.5, 0.35 * len(d) + 1.0))
+    y = np.arange(len(d))[::-1]
+    a.barh(y, d[s["x"]], color=OKABE_ITO[0], height=0.6)
+    for yy, x, note in zip(y, d[s["x"]], d[s["note"]]):
+        a.annotate(f"{s['note']} {note:.3g}", (x, yy), xytext=(4, -3), textcoords="offset points", fontsize=7)
+    a.set_yticks(y, d[s["y"]])
+    a.set_xlim(0, max(1.0, float(d[s["x"]].max()) * 1.3))
+    a.set_xlabel(s["x"])
+    return f
+
+
+def _coverage(fig: Figure, plt: Any) -> Any:
+    """Per pool (a row), the runs' weights as a box and jittered dots, its cap as a mark."""
+    d, pools = fig.data, fig.spec["pools"]
+    f, a = plt.subplots(figsize=(8, 0.45 * len(pools) + 1.2))
+    rng = np.random.default_rng(0)  # the jitter is drawn, not data: fixed, so the page is the same bytes
+    for k, p in enumerate(pools):
+        w = d.loc[d["pool"] == p, "weight"].to_numpy(dtype=float)
+        y = len(pools) - 1 - k
+        a.boxplot([w], positions=[y], orientation="horizontal", widths=0.6, showfliers=False, manage_ticks=False)
+        a.scatter(w, y + rng.uniform(-0.18, 0.18, len(w)), s=6, color=_colour(k), alpha=0.7)
+        if p in fig.spec.get("upper", {}):
+            a.plot([fig.spec["upper"][p]], [y], "|", color=OKABE_ITO[5], ms=14, mew=2)
+    a.set_yticks(range(len(pools))[::-1], pools)
+    a.set_xlim(0, 1)
+    a.set_xlabel("weight in the run")
+    return f
+
+
 RENDERERS: dict[str, Callable[[Figure, Any], Any]] = {
     "mixtures": _mixtures, "scatter_band": _scatter_band, "response": _response, "optima": _optima,
-    "stacked_area": _stacked_area,
+    "stacked_area": _stacked_area, "lines": _lines, "residuals": _residuals, "scatter_panels": _scatter_panels,
+    "bars": _bars, "coverage": _coverage,
 }
 
 

@@ -58,7 +58,7 @@ def test_the_report_is_the_same_bytes_for_the_same_inputs(demo_report, tmp_path,
     assert "exists" in capsys.readouterr().err
 
 
-def test_headless_chromium_draws_the_report_offline(demo_report, tmp_path):
+def _open_in_chromium(page_path: Path, figure_ids: set, shot: Path) -> None:
     """Chromium (Debian's) opens the file: no console error or page error, no request but the file itself,
     every figure an SVG with content and alt text, and a screenshot with real contrast in it."""
     chromium = _chromium()
@@ -72,20 +72,89 @@ def test_headless_chromium_draws_the_report_offline(demo_report, tmp_path):
         page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.on("request", lambda r: requests.append(r.url))
-        page.goto((demo_report / "report.html").as_uri())
+        page.goto(page_path.as_uri())
         page.wait_for_load_state("load")
         figures = page.eval_on_selector_all(
             "figure", "fs => fs.map(f => ({id: f.id, alt: f.querySelector('.plot').getAttribute('aria-label'), "
                       "shapes: f.querySelectorAll('svg path, svg rect, svg text').length, "
                       "width: f.querySelector('svg').getBoundingClientRect().width, "
                       "height: f.querySelector('svg').getBoundingClientRect().height}))")
-        page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
+        page.screenshot(path=str(shot), full_page=True)
         browser.close()
     assert errors == []
-    assert requests == [(demo_report / "report.html").as_uri()]
-    assert {f["id"] for f in figures} == PLAN_FIGURES
+    assert requests == [page_path.as_uri()]
+    assert {f["id"] for f in figures} == figure_ids
     for f in figures:
         assert len(f["alt"]) > 40 and f["shapes"] > 20 and f["width"] > 200 and f["height"] > 150, f
-    pixels = np.asarray(Image.open(tmp_path / "report.png").convert("L"), dtype=float)
-    assert pixels.shape[0] > 2000 and pixels.std() > 20  # a blank page has std 0
+    pixels = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert pixels.std() > 20  # a blank page has std 0
     assert (pixels < 128).mean() > 0.01  # ink: text, axes, bars
+
+
+def test_headless_chromium_draws_the_plan_report_offline(demo_report, tmp_path):
+    _open_in_chromium(demo_report / "report.html", PLAN_FIGURES, tmp_path / "plan.png")
+
+
+def test_filter_and_cpt_reports(tmp_path, capsys):
+    """The filter plan's curves with their crossovers, and the continual-pretraining plan's two losses
+    against the domain share, each opened in Chromium, each the same bytes when made twice."""
+    qqt = REPO / "examples" / "qqt_tmars.toml"
+    for name in ("a", "b"):
+        assert main(["filter", "--pools", str(qqt), "--budget-range", "2e7:1e10", "--budget-steps", "30",
+                     "--out", str(tmp_path / f"filter_{name}"), "--report"]) == 0
+    page = (tmp_path / "filter_a" / "report.html").read_text()
+    assert page == (tmp_path / "filter_b" / "report.html").read_text()
+    assert "the choice changes 2 times" in page
+    _open_in_chromium(tmp_path / "filter_a" / "report.html", {"filter"}, tmp_path / "filter.png")
+    runs = REPO / "proxies" / "demo_cpt" / "runs.csv"
+    assert main(["cpt", "fit", str(runs), "--general", "general_loss", "--domain", "domain_loss", "--bootstrap", "20",
+                 "--out", str(tmp_path / "cpt.json")]) == 0
+    argv = ["cpt", "plan", str(tmp_path / "cpt.json"), "--tokens", "2e6", "--params", "262144", "--max-general-rise",
+            "0.03", "--relative", "--json"]
+    capsys.readouterr()
+    assert main(argv + ["--report", str(tmp_path / "cpt.html")]) == 0
+    share = json.loads(capsys.readouterr().out)["domain_ratio"]
+    assert main(argv + ["--report", str(tmp_path / "cpt2.html")]) == 0
+    a = (tmp_path / "cpt.html").read_text().replace("cpt_data/", "X/")
+    assert f"domain share of {share:.3g}" in a
+    assert a == (tmp_path / "cpt2.html").read_text().replace("cpt2_data/", "X/")
+    data = (tmp_path / "cpt_data" / "cpt.csv").read_text()
+    assert data.startswith("panel,series,x,y,lower,upper,point") and "nearest run" in data
+    _open_in_chromium(tmp_path / "cpt.html", {"cpt"}, tmp_path / "cpt.png")
+
+
+def test_law_fit_report_on_chinchillas_points(anchors, tmp_path):
+    """The Chinchilla fit's report: the parameter table (E near the published 1.817), the law against its
+    240 points and the residuals by model size, opened in Chromium."""
+    import pandas as pd
+
+    pts = pd.read_csv(anchors / "chinchilla" / "chinchilla_fig4_svg_points.csv")
+    pts.rename(columns={"N_params": "params", "D_tokens": "tokens"}).to_csv(tmp_path / "runs.csv", index=False)
+    assert main(["laws", "fit", str(tmp_path / "runs.csv"), "--law", "chinchilla", "--target", "loss", "--where",
+                 "epoch_excluded_outlier=False", "--bootstrap", "20", "--report", str(tmp_path / "law.html")]) == 0
+    page = (tmp_path / "law.html").read_text()
+    assert "<caption>Parameters</caption>" in page and "<td>1.817" in page
+    residuals = pd.read_csv(tmp_path / "law_data" / "residuals.csv")
+    assert len(residuals) == 240 and residuals["series"].nunique() <= 6
+    _open_in_chromium(tmp_path / "law.html", {"law_fit", "residuals"}, tmp_path / "law.png")
+
+
+def test_fit_and_design_reports(tmp_path):
+    """fit --report: every candidate's held-out predictions (kept in the model's files), the stacking
+    weights, the errors against isolation; design --report: each pool's coverage. Both open in Chromium."""
+    assert main(["fit", str(REPO / "proxies" / "demo" / "runs.csv"), "--target", "bpb_reviews", "--out",
+                 str(tmp_path / "model"), "--report"]) == 0
+    ids = {"candidates_0", "weights_1", "isolation"}
+    candidates = (tmp_path / "model" / "report_data" / "candidates_0.csv").read_text().splitlines()
+    assert len(candidates) == 1 + 6 * 128  # gp, gp-log, ridge, dml, lightgbm and the stack, 128 runs each
+    _open_in_chromium(tmp_path / "model" / "report.html", ids, tmp_path / "fit.png")
+    from mixplan.models.mixture_model import load_model
+
+    reloaded = load_model(tmp_path / "model")  # the saved model keeps what the report drew
+    assert main(["report", str(tmp_path / "model")]) == 2  # not a plan folder: said in one line
+    assert all("oof_mean" in r for r in reloaded.targets[0].regressor.selection_ if r.get("status") != "skipped")
+    assert main(["design", "--pools", str(REPO / "pools" / "demo.toml"), "--n", "32", "--tokens", "1e6", "--out",
+                 str(tmp_path / "swarm"), "--report"]) == 0
+    coverage = (tmp_path / "swarm" / "report_data" / "coverage.csv").read_text().splitlines()
+    assert len(coverage) == 1 + 32 * 5
+    _open_in_chromium(tmp_path / "swarm" / "report.html", {"coverage"}, tmp_path / "design.png")
