@@ -1,4 +1,4 @@
-"""mixplan report: an offline HTML report of a result folder (a plan's --out folder today)."""
+"""mixplan report: an offline HTML report of a result folder (a plan, a model, a filter plan, a design)."""
 
 from __future__ import annotations
 
@@ -8,33 +8,60 @@ from pathlib import Path
 from ..exceptions import ValidationError
 from .common import emit
 
-HELP = "write an offline HTML report (figures, their data as CSV) of a result folder: a plan's --out folder"
+HELP = ("write an offline HTML report (figures, their data as CSV) of a result folder: a plan's, a fitted "
+        "model's, a filter plan's or a design's --out folder")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("result", metavar="RESULT_DIR", help="a plan's --out folder (plan.json, model/, budget_sweep.csv)")
+    p.add_argument("result", metavar="RESULT_DIR",
+                   help="a --out folder of plan (plan.json), fit (meta.json), filter (filter.json) or design "
+                        "(mixtures.csv)")
     p.add_argument("--out", metavar="FILE", help="the report to write (default RESULT_DIR/report.html)")
     p.add_argument("--force", action="store_true", help="replace an existing report")
 
 
 def run(args: argparse.Namespace) -> int:
     from .._io import read_json, read_table
+    from ..report import figures as F
+    from ..report.page import write_report
 
     folder = Path(args.result)
-    if not (folder / "plan.json").is_file():
-        raise ValidationError(f"{folder}: no plan.json; give a folder written by 'mixplan plan --out' (reports of "
-                              "other results come with their commands' --report)")
-    plan = read_json(folder / "plan.json", "a plan.json from mixplan plan --out", "not a plan")
-    model = None
-    if (folder / "model" / "meta.json").is_file():
+    out = Path(args.out) if args.out else folder / "report.html"
+    note = ""
+    if (folder / "plan.json").is_file():
+        plan = read_json(folder / "plan.json", "a plan.json from mixplan plan --out", "not a plan")
+        model = None
+        if (folder / "model" / "meta.json").is_file():
+            from ..models.mixture_model import load_model
+
+            model = load_model(folder / "model")
+        else:
+            note = " (no model/ in the folder: without the held-out runs and response figures)"
+        sweep = read_table(folder / "budget_sweep.csv") if (folder / "budget_sweep.csv").is_file() else None
+        from ..report.plan import plan_report
+
+        files = plan_report(out, plan, model, sweep, force=args.force)
+    elif (folder / "meta.json").is_file():
         from ..models.mixture_model import load_model
 
-        model = load_model(folder / "model")
-    sweep = read_table(folder / "budget_sweep.csv") if (folder / "budget_sweep.csv").is_file() else None
-    out = Path(args.out) if args.out else folder / "report.html"
-    from ..report.plan import plan_report
-
-    files = plan_report(out, plan, model, sweep, force=args.force)
-    note = "" if model is not None else " (no model/ in the folder: without the held-out runs and response figures)"
+        model = load_model(folder)
+        head, facts = F.fit_decision(model)
+        files = write_report(out, f"Model fit: {model.objective.spec}", head, facts, F.fit_figures(model),
+                             force=args.force)
+    elif (folder / "filter.json").is_file() and (folder / "curve.csv").is_file():
+        plan = read_json(folder / "filter.json", "a filter.json from mixplan filter --out", "not a filter plan")
+        head, facts = F.filter_decision(plan)
+        files = write_report(out, f"Quality filtering: pool {plan['pool']}", head, facts,
+                             F.filter_figures(plan, read_table(folder / "curve.csv")), force=args.force)
+    elif (folder / "mixtures.csv").is_file():
+        frame = read_table(folder / "mixtures.csv")
+        pools = [str(c)[2:] for c in frame.columns if str(c).startswith("w_")]
+        figs = F.design_figures(frame, pools)
+        files = write_report(out, f"Proxy-run design: {len(frame)} runs", figs[0].title, [f"pools: {', '.join(pools)}"],
+                             figs, force=args.force)
+        note = " (without the caps: design --report knows the manifest)"
+    else:
+        raise ValidationError(f"{folder}: no result to report (plan.json, meta.json, filter.json + curve.csv, or "
+                              "mixtures.csv); give a --out folder of plan, fit, filter or design")
     emit(args, {"report": str(out), "files": [str(f) for f in files]}, f"written: {out}{note}")
     return 0

@@ -360,7 +360,7 @@ def fit_figures(model: Any) -> list[Figure]:
         figs.append(Figure(f"candidates_{len(figs)}", "scatter_panels",
                            f"{t.column}: the lowest held-out error is {best['model']}'s (RMSE {best['rmse']:.3g}, "
                            f"Spearman {best['spearman']:.3f}); used: "
-                           + ", ".join(f"{m} {w:.2f}" for m, w in t.regressor.components.items()),
+                           + _components(t.regressor.components),
                            f"One panel per candidate model: each proxy run's measured {t.column} against the "
                            "candidate's prediction for it when the run was held out (mean over the repeats); the "
                            "diagonal is a perfect prediction.", pd.DataFrame(rows), {"label": t.column}))
@@ -396,8 +396,12 @@ def fit_decision(model: Any) -> tuple[str, list[str]]:
     cv = model.cv
     head = (f"Model {cv['model']} for {model.objective.spec}: Spearman {cv['spearman']:.3f}, MAE {cv['mae']:.3g}, "
             f"RMSE {cv['rmse']:.3g} on {cv['n_runs']} proxy runs ({cv['n_splits']}-fold CV x {cv.get('n_repeats', 1)}).")
-    return head, [f"{t.column}: " + ", ".join(f"{m} {w:.2f}" for m, w in t.regressor.components.items())
-                  for t in model.targets]
+    return head, [f"{t.column}: " + _components(t.regressor.components) for t in model.targets]
+
+
+def _components(components: Mapping[str, float]) -> str:
+    """A stack's components, largest weight first (a loaded model's order is its file's, not the fit's)."""
+    return ", ".join(f"{m} {w:.2f}" for m, w in sorted(components.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
 def design_figures(frame: pd.DataFrame, pools: list[str], upper: Mapping[str, float] | None = None) -> list[Figure]:

@@ -151,8 +151,11 @@ def test_fit_and_design_reports(tmp_path):
     from mixplan.models.mixture_model import load_model
 
     reloaded = load_model(tmp_path / "model")  # the saved model keeps what the report drew
-    assert main(["report", str(tmp_path / "model")]) == 2  # not a plan folder: said in one line
     assert all("oof_mean" in r for r in reloaded.targets[0].regressor.selection_ if r.get("status") != "skipped")
+    assert main(["report", str(tmp_path / "model"), "--out", str(tmp_path / "again.html")]) == 0
+    assert (tmp_path / "again.html").read_text().replace("again_data/", "X/") == \
+        (tmp_path / "model" / "report.html").read_text().replace("report_data/", "X/")
+    assert main(["report", str(tmp_path)]) == 2  # no result there: said in one line
     assert main(["design", "--pools", str(REPO / "pools" / "demo.toml"), "--n", "32", "--tokens", "1e6", "--out",
                  str(tmp_path / "swarm"), "--report"]) == 0
     coverage = (tmp_path / "swarm" / "report_data" / "coverage.csv").read_text().splitlines()
