@@ -185,9 +185,10 @@ def run(args: argparse.Namespace) -> int:
         rows = [] if sweep is None else [_sweep_row(make_plan(model, pools, tokens=t, **options), t)
                                          for t in sweep]
     # The manifest (its sources: mixplan export's paths) and the model (export's cost of rounding) go with it.
-    # (relative to the plan's folder, so that the two move together; as given when printed)
-    doc = plan.to_dict() | ({"budget": budget} if budget else {}) | ({"manifest": os.path.relpath(
-        Path(args.pools).resolve(), Path(args.out).resolve()) if args.out else args.pools} if args.pools else {})
+    doc = plan.to_dict() | ({"budget": budget} if budget else {}) | ({"manifest": _beside(args.pools, args.out)}
+                                                                     if args.pools else {})
+    if args.ot:  # the OT study, so that mixplan report can draw its predictions again
+        doc["ot_study"] = _beside(args.ot, args.out)
     text = plan.report()
     if budget:  # the run shape the compute buys, with its learning rate and batch size (mixplan budget)
         text = (f"run shape for {budget['flops']:.4g} FLOPs ({budget['law']}): {budget['params']:.4g} parameters, "
@@ -211,10 +212,16 @@ def run(args: argparse.Namespace) -> int:
         from ..report.plan import plan_report
 
         plan_report(report, doc, model, frame if sweep is not None else None, scale=scale, unique_tokens=pools.tokens,
-                    force=args.force)
+                    ot=options.get("ot"), force=args.force)
         outs.append(report)
     emit(args, doc, text + (f"\n\nwritten: {', '.join(map(str, outs))}" if outs else ""))
     return 0
+
+
+def _beside(path: str, out: str | None) -> str:
+    """``path`` as plan.json records it: relative to the plan's folder (so that the two move together),
+    as given when the plan is only printed."""
+    return os.path.relpath(Path(path).resolve(), Path(out).resolve()) if out else path
 
 
 def _plan_budget(args: argparse.Namespace, pools: Any) -> tuple[float | None, dict[str, Any] | None]:

@@ -38,9 +38,14 @@ def run(args: argparse.Namespace) -> int:
         else:
             note = " (no model/ in the folder: without the held-out runs and response figures)"
         sweep = read_table(folder / "budget_sweep.csv") if (folder / "budget_sweep.csv").is_file() else None
+        ot = None
+        if plan.get("ot_study") and (folder / plan["ot_study"]).is_dir():
+            from ..transport.study import load_ot_study
+
+            ot = load_ot_study(folder / plan["ot_study"])
         from ..report.plan import plan_report
 
-        files = plan_report(out, plan, model, sweep, force=args.force)
+        files = plan_report(out, plan, model, sweep, ot=ot, force=args.force)
     elif (folder / "meta.json").is_file():
         from ..models.mixture_model import load_model
 

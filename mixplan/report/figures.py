@@ -29,8 +29,10 @@ class Figure:
 
 
 def _metric_label(plan: Mapping[str, Any]) -> str:
+    """The objective as an axis label: its spec, its unit when the name says it, and which way is better."""
     obj = plan["objective"]
-    return f"{obj['spec']} ({'higher' if obj['maximize'] else 'lower'} is better)"
+    unit = "bits per byte, " if "bpb" in obj["spec"].lower() else ""
+    return f"{obj['spec']} ({unit}{'higher' if obj['maximize'] else 'lower'} is better)"
 
 
 def _headline(entry: Mapping[str, Any]) -> tuple[float, float | None, float | None, str]:
@@ -169,15 +171,15 @@ def sweep_figure(plan: Mapping[str, Any], sweep: pd.DataFrame | None) -> Figure 
 
 
 def plan_figures(plan: Mapping[str, Any], model: Any = None, sweep: pd.DataFrame | None = None,
-                 predict: Predictor | None = None, where: str = "at the proxy scale") -> list[Figure]:
+                 predict: Predictor | None = None, where: str = "at the proxy scale", ot: Any = None) -> list[Figure]:
     """Every figure a plan's report shows, in order; those that need the model are left out without it.
     ``predict``/``where``: the plan's prediction at the target budget for the response figure (else the
-    model's at the proxy scale)."""
+    model's at the proxy scale); ``ot``: the plan's OT extrapolator (predictions against size)."""
     level = float(plan["mixtures"]["recommended"].get("level", 0.9))
     figs: list[Figure | None] = [mixtures_figure(plan)]
     if model is not None:
         figs += [cv_figure(model, level), response_figure(model, plan, level, predict=predict, where=where)]
-    figs += [optima_figure(plan), sweep_figure(plan, sweep)]
+    figs += [optima_figure(plan), sweep_figure(plan, sweep), None if ot is None else ot_figure(plan, ot)]
     return [f for f in figs if f is not None]
 
 
@@ -419,3 +421,33 @@ def design_figures(frame: pd.DataFrame, pools: list[str], upper: Mapping[str, fl
     alt = (f"One row per pool: the weight each of the {len(frame)} runs gives it (dots) with the quartiles (box)"
            + ("; the caps at the design's budget as marks" if upper else "") + ".")
     return [Figure("coverage", "coverage", title, alt, data, {"pools": pools, "upper": dict(upper or {})})]
+
+
+def ot_figure(plan: Mapping[str, Any], ot: Any, steps: int = 25) -> Figure | None:
+    """With ``--ot``: the OT extrapolator's prediction for the plan's main mixtures from its smallest
+    fitted size to the target, with its intervals; the fitted sizes and the target marked."""
+    anchors = [float(a) for a in getattr(ot, "anchors_", [])]
+    if len(anchors) < 2 or plan.get("ot") is None:
+        return None
+    target = float(plan["ot"].get("tokens") or plan.get("target_tokens") or anchors[-1])
+    names = [n for n in ("recommended", "ot_selected", "token_proportional", "uniform") if n in plan["mixtures"]]
+    W = np.array([[plan["mixtures"][n]["weights"][p] for p in plan["pools"]] for n in names], dtype=float)
+    sizes = np.geomspace(anchors[0], max(target, anchors[-1]), steps)
+    rows = []
+    for t in sizes:
+        pr = ot.predict(W, float(t))
+        rows += [{"panel": "ot", "series": n, "x": float(t), "y": float(m), "lower": float(lo), "upper": float(hi)}
+                 for n, m, lo, hi in zip(names, pr.mean, pr.lower, pr.upper)]
+    data = _long(rows)
+    end = data[data["x"] == data["x"].max()].set_index("series")["y"]
+    best = end.idxmax() if plan["objective"]["maximize"] else end.idxmin()
+    unit = plan.get("token_unit", "tokens")
+    title = (f"The OT extrapolator, fitted at {', '.join(f'{a:.3g}' for a in anchors)} {unit}, ranks {best} first at "
+             f"{target:.3g} {unit} ({end[best]:.4g})")
+    alt = (f"Lines: the OT extrapolator's predicted {plan['objective']['spec']} for {', '.join(names)} from "
+           f"{anchors[0]:.3g} to {sizes[-1]:.3g} {unit} (log axis), with its intervals as bands; dashed lines mark the "
+           "sizes it was fitted at and the target.")
+    spec = {"xlabel": f"training size ({unit}, log scale)", "ylabels": {"ot": f"predicted {plan['objective']['spec']}"},
+            "logx": True, "bold": ["recommended"],
+            "vlines": [{"x": a, "label": f"fitted {a:.3g}"} for a in anchors] + [{"x": target, "label": "target"}]}
+    return Figure("ot", "lines", title, alt, data, spec)

@@ -19,12 +19,13 @@ __all__ = ["plan_report"]
 
 def plan_report(path: str | os.PathLike[str], plan: Mapping[str, Any], model: Any = None,
                 sweep: pd.DataFrame | None = None, scale: Any = None, unique_tokens: Any = None,
-                force: bool = False) -> list[Path]:
+                ot: Any = None, force: bool = False) -> list[Path]:
     """Write the report of ``plan`` (its document, :meth:`mixplan.mixture.plan.Plan.to_dict`) to ``path``;
     ``model`` (the fitted :class:`~mixplan.models.mixture_model.MixtureModel`) adds the held-out runs and
     the response figures, ``sweep`` (the budget sweep's table) the mixture over budgets, ``scale`` (the
     plan's :class:`~mixplan.mixture.scale.AtScaleModel`, with the pools' ``unique_tokens``) the response
-    at the target budget, where the plan decides."""
+    at the target budget, where the plan decides; ``ot`` (the plan's OT extrapolator) its predictions
+    against size."""
     predict, where = None, "at the proxy scale"
     if scale is not None and plan.get("target_tokens") is not None:
         tokens = float(plan["target_tokens"])
@@ -36,4 +37,5 @@ def plan_report(path: str | os.PathLike[str], plan: Mapping[str, Any], model: An
         where = "at the target budget"
     decision, facts = decision_text(plan)
     title = f"Mixture plan: {plan['objective']['spec']}"
-    return write_report(path, title, decision, facts, plan_figures(plan, model, sweep, predict, where), force=force)
+    return write_report(path, title, decision, facts, plan_figures(plan, model, sweep, predict, where, ot),
+                        force=force)

@@ -2,11 +2,13 @@
 Chromium - no console error, nothing fetched, every figure drawn with alt text, a screenshot that is not
 blank - and the same bytes for the same inputs."""
 
+import importlib.util
 import json
 import shutil
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from mixplan.cli import main
@@ -161,3 +163,19 @@ def test_fit_and_design_reports(tmp_path):
     coverage = (tmp_path / "swarm" / "report_data" / "coverage.csv").read_text().splitlines()
     assert len(coverage) == 1 + 32 * 5
     _open_in_chromium(tmp_path / "swarm" / "report.html", {"coverage"}, tmp_path / "design.png")
+
+
+@pytest.mark.skipif(importlib.util.find_spec("gensim") is None, reason="the demo samples need gensim: '.[demo]'")
+def test_plan_with_an_ot_study_draws_its_predictions_against_size(tmp_path, capsys):
+    demo = REPO / "proxies" / "demo"
+    assert main(["ot", "fit", "--runs", str(demo / "runs_half.csv"), "--runs", str(demo / "runs.csv"), "--pools",
+                 str(REPO / "pools" / "demo.toml"), "--target", "bpb_reviews", "--samples", "demo", "--validation",
+                 "demo:reviews", "--out", str(tmp_path / "ot")]) == 0
+    assert main(["plan", str(REPO / "examples" / "demo_plan.toml"), "--tokens", "4e6", "--ot", str(tmp_path / "ot"),
+                 "--model", "ridge", "--candidates", "2000", "--out", str(tmp_path / "plan"), "--report"]) == 0
+    ot = pd.read_csv(tmp_path / "plan" / "report_data" / "ot.csv")
+    assert {"recommended", "ot_selected"} <= set(ot["series"]) and ot["x"].max() == pytest.approx(4e6)
+    assert (ot["lower"] <= ot["y"]).all() and (ot["y"] <= ot["upper"]).all()
+    # the plan records its OT study: mixplan report draws the same figure from the folder
+    assert main(["report", str(tmp_path / "plan"), "--out", str(tmp_path / "again.html")]) == 0
+    assert '<figure id="ot"' in (tmp_path / "again.html").read_text()
