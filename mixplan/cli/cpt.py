@@ -171,12 +171,9 @@ def _plan(args: argparse.Namespace) -> int:
         else:
             write_json_atomic(args.out, doc, force=args.force)
     if args.report:
-        from ..report.figures import cpt_decision, cpt_figures
-        from ..report.page import write_report
+        from ..report.results import cpt_report
 
-        decision, facts = cpt_decision(doc)
-        write_report(args.report, "Continual pretraining: the domain share", decision, facts, cpt_figures(doc),
-                     force=args.force)
+        cpt_report(args.report, doc, force=args.force)
     written = [p for p in (args.out, args.report) if p]
     emit(args, doc | {"out": args.out, "report": args.report},
          plan.report() + (f"\nwritten: {', '.join(written)}" if written else ""))

@@ -127,14 +127,11 @@ def run(args: argparse.Namespace) -> int:
         check_writable([report], args.force)
     write_design(out, frame, pools.names, seed=args.seed, tokens=args.tokens, force=args.force)
     if report:
-        from ..report.figures import design_figures
-        from ..report.page import write_report
+        from ..report.results import design_report
         from ..simplex import build_constraints
 
         caps = build_constraints(pools, args.tokens).upper
-        figs = design_figures(frame, pools.names, dict(zip(pools.names, map(float, caps))))
-        write_report(report, f"Proxy-run design: {len(frame)} runs", figs[0].title, [f"pools: {', '.join(pools.names)}"],
-                     figs, force=args.force)
+        design_report(report, frame, pools.names, dict(zip(pools.names, map(float, caps))), force=args.force)
         doc["report"] = str(report)
         lines.append(f"written: {report}")
     emit(args, doc, "\n".join(lines))

@@ -230,12 +230,9 @@ def run(args: argparse.Namespace) -> int:
         write_table_atomic(files["best"], plan.best_table(), force=args.force)
         write_table_atomic(files["curve"], plan.curve_table(), force=args.force)
     if "report" in files:
-        from ..report.figures import filter_decision, filter_figures
-        from ..report.page import write_report
+        from ..report.results import filter_report
 
-        decision, facts = filter_decision(doc["plan"])
-        write_report(files["report"], f"Quality filtering: pool {spec.pool}", decision, facts,
-                     filter_figures(doc["plan"], plan.curve_table()), force=args.force)
+        filter_report(files["report"], doc["plan"], plan.curve_table(), force=args.force)
     doc["outputs"] = {k: str(v) for k, v in files.items()}
     texts += [f"written: {v}" for v in files.values()]
 

@@ -36,11 +36,9 @@ def run(args: argparse.Namespace) -> int:
     doc = {"model_dir": str(args.out), "model": args.model} | model.to_dict()
     text = model.report() + f"; model written to {args.out}"
     if report:
-        from ..report.figures import fit_decision, fit_figures
-        from ..report.page import write_report
+        from ..report.results import fit_report
 
-        head, facts = fit_decision(model)
-        write_report(report, f"Model fit: {model.objective.spec}", head, facts, fit_figures(model), force=args.force)
+        fit_report(report, model, force=args.force)
         doc["report"], text = str(report), text + f"\nwritten: {report}"
     emit(args, doc, text)
     return 0

@@ -103,14 +103,10 @@ def run(args: argparse.Namespace) -> int:
     if args.report:
         import numpy as np
 
-        from ..report.figures import law_decision, law_figures
-        from ..report.page import write_report
+        from ..report.results import law_report
 
-        predicted = np.exp(law.log_predict(fit.theta, data))
-        head, facts, tables = law_decision(doc, args.target)
-        write_report(args.report, f"Law fit: {fit.law}", head, facts,
-                     law_figures(doc, frame[args.target].to_numpy(dtype=float), predicted, data, args.target),
-                     force=args.force, tables=tables)
+        law_report(args.report, doc, frame[args.target].to_numpy(dtype=float),
+                   np.exp(law.log_predict(fit.theta, data)), data, args.target, force=args.force)
     written = [p for p in (args.out, args.report) if p]
     emit(args, {k: v for k, v in doc.items() if k != "bootstrap"} | {"out": args.out, "report": args.report},
           fit.report() + (f"\nwritten: {', '.join(written)}" if written else ""))

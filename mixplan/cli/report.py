@@ -22,8 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from .._io import read_json, read_table
-    from ..report import figures as F
-    from ..report.page import write_report
+    from ..report import results
 
     folder = Path(args.result)
     out = Path(args.out) if args.out else folder / "report.html"
@@ -49,21 +48,14 @@ def run(args: argparse.Namespace) -> int:
     elif (folder / "meta.json").is_file():
         from ..models.mixture_model import load_model
 
-        model = load_model(folder)
-        head, facts = F.fit_decision(model)
-        files = write_report(out, f"Model fit: {model.objective.spec}", head, facts, F.fit_figures(model),
-                             force=args.force)
+        files = results.fit_report(out, load_model(folder), force=args.force)
     elif (folder / "filter.json").is_file() and (folder / "curve.csv").is_file():
         plan = read_json(folder / "filter.json", "a filter.json from mixplan filter --out", "not a filter plan")
-        head, facts = F.filter_decision(plan)
-        files = write_report(out, f"Quality filtering: pool {plan['pool']}", head, facts,
-                             F.filter_figures(plan, read_table(folder / "curve.csv")), force=args.force)
+        files = results.filter_report(out, plan, read_table(folder / "curve.csv"), force=args.force)
     elif (folder / "mixtures.csv").is_file():
         frame = read_table(folder / "mixtures.csv")
-        pools = [str(c)[2:] for c in frame.columns if str(c).startswith("w_")]
-        figs = F.design_figures(frame, pools)
-        files = write_report(out, f"Proxy-run design: {len(frame)} runs", figs[0].title, [f"pools: {', '.join(pools)}"],
-                             figs, force=args.force)
+        files = results.design_report(out, frame, [str(c)[2:] for c in frame.columns if str(c).startswith("w_")],
+                                      force=args.force)
         note = " (without the caps: design --report knows the manifest)"
     else:
         raise ValidationError(f"{folder}: no result to report (plan.json, meta.json, filter.json + curve.csv, or "

@@ -10,7 +10,8 @@ from __future__ import annotations
 from .._lazy import lazy_exports
 
 _EXPORTS = {"Figure": ".figures", "plan_figures": ".figures", "render_svg": ".render", "write_report": ".page",
-            "report_html": ".page", "plan_report": ".plan", "filter_figures": ".figures", "cpt_figures": ".figures"}
+            "report_html": ".page", "plan_report": ".plan", "fit_report": ".results", "filter_report": ".results",
+            "cpt_report": ".results", "law_report": ".results", "design_report": ".results"}
 
 __all__ = list(_EXPORTS)
 
