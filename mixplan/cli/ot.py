@@ -9,7 +9,7 @@ from typing import Any
 
 from .._io import check_writable, write_json_atomic, write_table_atomic
 from ..exceptions import ValidationError
-from .common import Parser, add_common, emit, load_pools, parse_named_numbers
+from .common import Parser, add_common, add_report_option, emit, load_pools, parse_named_numbers, report_path
 
 HELP = "optimal-transport extrapolator: ot fit | ot predict | ot select (Projektor)"
 
@@ -48,6 +48,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "error on a subsample reported), exact, sinkhorn")
     f.add_argument("--level", type=float, default=0.9, help="interval level (0.9)")
     f.add_argument("--out", required=True, metavar="DIR", help="write the study here")
+    add_report_option(f)
     f.add_argument("--force", action="store_true", help="overwrite an existing study")
     pr = sub.add_parser("predict", help="predict the metric at a training size for mixtures, with intervals")
     pr.add_argument("study", metavar="DIR")
@@ -123,7 +124,8 @@ def _ot_fit(args: argparse.Namespace) -> int:
     from ..data.objective import parse_objective
     from ..transport.study import fit_ot_study, save_ot_study, study_files
 
-    check_writable(study_files(args.out), args.force)
+    report = report_path(args, args.out)
+    check_writable(study_files(args.out) + ([report] if report else []), args.force)
     pools = load_pools(args.pools)
     runs = _ot_runs(args.runs, pools)
     objective = parse_objective(args.target, runs, maximize=args.maximize)
@@ -148,6 +150,11 @@ def _ot_fit(args: argparse.Namespace) -> int:
         est.calibrate(check.weights, check.frame["tokens"].to_numpy(dtype=float), objective.values(check),
                       run_ids=check.run_ids, source=check.source)
     paths = save_ot_study(args.out, feat, est, force=args.force)
+    if report:
+        from ..report.results import ot_fit_report
+
+        ot_fit_report(report, est, objective.spec, force=args.force)
+        paths = [*paths, report]
     emit(args, est.to_dict() | {"objective": objective.to_dict(), "out": [str(p) for p in paths]},
           est.report() + f"\nwritten: {', '.join(map(str, paths))}")
     return 0

@@ -49,6 +49,10 @@ def run(args: argparse.Namespace) -> int:
         from ..models.mixture_model import load_model
 
         files = results.fit_report(out, load_model(folder), force=args.force)
+    elif (folder / "ot_model.json").is_file():
+        from ..transport.study import load_ot_study
+
+        files = results.ot_fit_report(out, load_ot_study(folder), force=args.force)
     elif (folder / "filter.json").is_file() and (folder / "curve.csv").is_file():
         plan = read_json(folder / "filter.json", "a filter.json from mixplan filter --out", "not a filter plan")
         files = results.filter_report(out, plan, read_table(folder / "curve.csv"), force=args.force)
@@ -58,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
                                       force=args.force)
         note = " (without the caps: design --report knows the manifest)"
     else:
-        raise ValidationError(f"{folder}: no result to report (plan.json, meta.json, filter.json + curve.csv, or "
-                              "mixtures.csv); give a --out folder of plan, fit, filter or design")
+        raise ValidationError(f"{folder}: no result to report (plan.json, meta.json, ot_model.json, filter.json + "
+                              "curve.csv, or mixtures.csv); give a --out folder of plan, fit, ot fit, filter or design")
     emit(args, {"report": str(out), "files": [str(f) for f in files]}, f"written: {out}{note}")
     return 0

@@ -451,3 +451,47 @@ def ot_figure(plan: Mapping[str, Any], ot: Any, steps: int = 25) -> Figure | Non
             "logx": True, "bold": ["recommended"],
             "vlines": [{"x": a, "label": f"fitted {a:.3g}"} for a in anchors] + [{"x": target, "label": "target"}]}
     return Figure("ot", "lines", title, alt, data, spec)
+
+
+def ot_fit_figures(ot: Any, metric: str = "metric") -> list[Figure]:
+    """A fitted OT extrapolator: at each training size, stage 1's leave-one-out predictions against the
+    measured runs, and the measured ``metric`` (the objective's name) against each run's OT distance
+    (the relation it rests on)."""
+    rows, dist = [], []
+    for tokens, f in ot.stage1_.items():
+        y = np.asarray(f["y"], dtype=float)
+        pred = y - np.asarray(f["loo_residuals"], dtype=float)
+        label = f"{tokens:.3g} (LOO R² {f['loo_r2']:.3f})"
+        rows += [{"model": label, "measured": float(a), "predicted_out_of_fold": float(b)} for a, b in zip(y, pred)]
+        dist += [{"panel": "ot", "series": f"{tokens:.3g}", "x": float(d), "y": float(v), "point": True}
+                 for d, v in zip(np.asarray(f["ot"], dtype=float), y)]
+    worst = min(ot.stage1_.values(), key=lambda f: f["loo_r2"])
+    figs = [Figure("stage1", "scatter_panels",
+                   f"Stage 1 (metric from the OT distance) at {len(ot.stage1_)} sizes: leave-one-out R² at least "
+                   f"{worst['loo_r2']:.3f}",
+                   f"One panel per training size: each proxy run's measured {metric} against stage 1's prediction for "
+                   "it with the run left out; the diagonal is a perfect prediction.", pd.DataFrame(rows),
+                   {"label": metric})]
+    d = _long(dist)
+    rho = float(pd.Series(d["x"]).corr(pd.Series(d["y"]), method="spearman"))
+    figs.append(Figure("ot_distance", "residuals",
+                       f"The measured {metric} against the OT distance of each run's mixture to the validation set: "
+                       f"Spearman {rho:.2f} over all sizes",
+                       f"Each proxy run's measured {metric} against the optimal-transport distance between its "
+                       "re-weighted revealed samples and the validation set, one colour per training size.", d,
+                       {"xlabel": "OT distance to the validation set", "ylabel": f"measured {metric}",
+                        "percent": False}))
+    return figs
+
+
+def ot_fit_decision(ot: Any) -> tuple[str, list[str]]:
+    doc = ot.to_dict()
+    head = (f"OT extrapolator over {len(doc['pools'])} pools, fitted at {', '.join(f'{a:.3g}' for a in doc['anchors'])}; "
+            f"{doc['samples']['revealed']} revealed samples, {doc['samples']['validation']} validation samples.")
+    facts = [f"stage 1 at {s['tokens']:.3g}: {s['n_runs']} runs, LOO R² {s['loo_r2']:.3f}, MAE {s['loo_mae']:.3g}"
+             for s in doc["stage1"]]
+    if doc.get("curvature"):
+        c = doc["curvature"]
+        facts.append(f"curvature from {c['n_runs']} check runs at {c['tokens']:.3g}: mean residual of the line "
+                     f"{c['mean_residual']:+.4g}")
+    return head, facts

@@ -15,7 +15,7 @@ import pandas as pd
 from . import figures as F
 from .page import write_report
 
-__all__ = ["cpt_report", "design_report", "filter_report", "fit_report", "law_report"]
+__all__ = ["cpt_report", "design_report", "filter_report", "fit_report", "law_report", "ot_fit_report"]
 
 
 def fit_report(path: str | os.PathLike[str], model: Any, force: bool = False) -> list[Path]:
@@ -53,3 +53,10 @@ def design_report(path: str | os.PathLike[str], frame: pd.DataFrame, pools: Sequ
     figs = F.design_figures(frame, list(pools), upper)
     return write_report(path, f"Proxy-run design: {len(frame)} runs", figs[0].title, [f"pools: {', '.join(pools)}"],
                         figs, force=force)
+
+
+def ot_fit_report(path: str | os.PathLike[str], ot: Any, target: str = "metric", force: bool = False) -> list[Path]:
+    """A fitted :class:`~mixplan.transport.extrapolator.OTExtrapolator` of the objective ``target``: stage 1
+    per size, the metric against the OT distance."""
+    head, facts = F.ot_fit_decision(ot)
+    return write_report(path, f"OT extrapolator: {target}", head, facts, F.ot_fit_figures(ot, target), force=force)

@@ -166,11 +166,15 @@ def test_fit_and_design_reports(tmp_path):
 
 
 @pytest.mark.skipif(importlib.util.find_spec("gensim") is None, reason="the demo samples need gensim: '.[demo]'")
-def test_plan_with_an_ot_study_draws_its_predictions_against_size(tmp_path, capsys):
+def test_ot_fit_report_and_the_plan_with_an_ot_study(tmp_path, capsys):
     demo = REPO / "proxies" / "demo"
     assert main(["ot", "fit", "--runs", str(demo / "runs_half.csv"), "--runs", str(demo / "runs.csv"), "--pools",
                  str(REPO / "pools" / "demo.toml"), "--target", "bpb_reviews", "--samples", "demo", "--validation",
-                 "demo:reviews", "--out", str(tmp_path / "ot")]) == 0
+                 "demo:reviews", "--out", str(tmp_path / "ot"), "--report"]) == 0
+    stage1 = pd.read_csv(tmp_path / "ot" / "report_data" / "stage1.csv")
+    assert len(stage1) == 2 * 128 and stage1["model"].nunique() == 2  # 128 runs at each of the two sizes
+    assert "OT extrapolator: bpb_reviews" in (tmp_path / "ot" / "report.html").read_text()
+    _open_in_chromium(tmp_path / "ot" / "report.html", {"stage1", "ot_distance"}, tmp_path / "ot.png")
     assert main(["plan", str(REPO / "examples" / "demo_plan.toml"), "--tokens", "4e6", "--ot", str(tmp_path / "ot"),
                  "--model", "ridge", "--candidates", "2000", "--out", str(tmp_path / "plan"), "--report"]) == 0
     ot = pd.read_csv(tmp_path / "plan" / "report_data" / "ot.csv")
