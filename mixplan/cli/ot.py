@@ -66,6 +66,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     se.add_argument("--max-iter", type=int, default=100, help="projected-gradient iterations at most (100)")
     se.add_argument("--time-limit", type=float, metavar="S", help="stop the descent after S seconds")
     se.add_argument("--out", metavar="SELECTION.json")
+    se.add_argument("--report", metavar="FILE", help="also write an offline HTML report: the selected mixture against "
+                    "simple ones, and the search")
     se.add_argument("--force", action="store_true", help="overwrite an existing output")
     for q in (f, pr, se):
         add_common(q)
@@ -190,8 +192,7 @@ def _ot_select(args: argparse.Namespace) -> int:
     from ..simplex import active_constraints
 
     est = load_ot_study(args.study)
-    if args.out:
-        check_writable([args.out], args.force)
+    check_writable([p for p in (args.out, args.report) if p], args.force)
     c = _ot_constraints(args, est)
     sel = est.select(args.tokens, c.lower, c.upper, max_iter=args.max_iter, time_limit=args.time_limit)
     notes = extrapolation_notes(sel.prediction)
@@ -199,7 +200,15 @@ def _ot_select(args: argparse.Namespace) -> int:
                                      "constraints": c.to_dict(), "warnings": notes}
     if args.out:
         write_json_atomic(args.out, doc, force=args.force)
+    if args.report:
+        from ..report.results import ot_select_report
+
+        pools = load_pools(args.pools)
+        ot_select_report(args.report, est, sel, "the objective", maximize=bool(est.maximize),
+                         token_share=None if pools is None else dict(zip(pools.names, map(float, pools.token_share))),
+                         force=args.force)
+    written = [p for p in (args.out, args.report) if p]
     text = "\n".join([sel.report(est.pools_, doc["active_constraints"]), *(f"warning: {n}" for n in notes)]) + (
-        f"\nwritten: {args.out}" if args.out else "")
+        f"\nwritten: {', '.join(written)}" if written else "")
     emit(args, doc, text)
     return 0

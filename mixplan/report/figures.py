@@ -59,14 +59,16 @@ def mixtures_figure(plan: Mapping[str, Any]) -> Figure:
     sure = others.dropna(subset=["p_recommended_better"])
     weakest = sure.loc[sure["p_recommended_better"].idxmin()] if len(sure) else None
     interval = "" if rec["lower"] is None or pd.isna(rec["lower"]) else f" [{rec['lower']:.4g}, {rec['upper']:.4g}]"
-    title = (f"Recommended: {plan['objective']['spec']} {rec['prediction']:.4g}{interval} {rec['where']}"
+    first = {"ot_selected": "OT-selected"}.get(str(rec["mixture"]), str(rec["mixture"]).replace("_", " "))
+    title = (f"{first[:1].upper() + first[1:]}: {plan['objective']['spec']} {rec['prediction']:.4g}{interval} "
+             f"{rec['where']}"
              + ("" if weakest is None else f"; closest alternative {weakest['mixture']} "
                 f"(P(recommended better) {weakest['p_recommended_better']:.2f})"))
     top = ", ".join(f"{p} {rec['w_' + p]:.2f}" for p in sorted(pools, key=lambda p: -rec[f"w_{p}"])[:3])
     alt = (f"Left: each mixture's weights per pool as stacked bars ({len(data)} mixtures: {', '.join(data['mixture'])}). "
-           f"The recommended mixture puts most weight on {top}. "
-           f"Right: each mixture's predicted {plan['objective']['spec']} with its {plan['mixtures']['recommended']['level']:.0%} "
-           "interval.")
+           f"The {first} mixture puts most weight on {top}. "
+           f"Right: each mixture's predicted {plan['objective']['spec']} with its "
+           f"{next(iter(plan['mixtures'].values()))['level']:.0%} interval.")
     return Figure("mixtures", "mixtures", title, alt, data,
                   {"pools": pools, "metric": _metric_label(plan), "maximize": plan["objective"]["maximize"]})
 
@@ -495,3 +497,38 @@ def ot_fit_decision(ot: Any) -> tuple[str, list[str]]:
         facts.append(f"curvature from {c['n_runs']} check runs at {c['tokens']:.3g}: mean residual of the line "
                      f"{c['mean_residual']:+.4g}")
     return head, facts
+
+
+def ot_select_figures(ot: Any, selection: Any, target: str, maximize: bool,
+                      token_share: Mapping[str, float] | None = None) -> list[Figure]:
+    """An OT selection (:meth:`mixplan.transport.extrapolator.OTExtrapolator.select`): the selected mixture
+    beside the uniform (and token-share) mixture under the extrapolator at the same size, and the search's
+    objective per accepted step."""
+    pools = list(ot.pools_)
+    tokens = float(selection.prediction.tokens)
+    named = {"ot_selected": np.asarray(selection.weights, dtype=float), "uniform": np.full(len(pools), 1 / len(pools))}
+    if token_share:
+        named["token_proportional"] = np.array([token_share[p] for p in pools], dtype=float)
+    pred = ot.predict(np.vstack(list(named.values())), tokens)
+    # (as a plan's at-scale entries: the extrapolator predicts at the selection's size, not the proxies')
+    mixtures = {n: {"weights": dict(zip(pools, map(float, w))), "level": float(pred.level),
+                    "at_scale": {"prediction": float(m), "lower": float(lo), "upper": float(hi)}}
+                for n, w, m, lo, hi in zip(named, named.values(), pred.mean, pred.lower, pred.upper)}
+    doc = {"pools": pools, "mixtures": mixtures, "objective": {"spec": target, "maximize": maximize}}
+    figs = [mixtures_figure(doc)]
+    history = list(getattr(selection, "history", []) or [])
+    if history:
+        rows = [{"panel": "search", "series": "predicted objective", "x": float(i), "y": float(v)}
+                for i, v in enumerate(history)]
+        best = int(np.argmax(history) if maximize else np.argmin(history))
+        rows.append({"panel": "search", "series": "kept (the best step)", "x": float(best), "y": float(history[best]),
+                     "point": True})
+        figs.append(Figure("search", "lines",
+                           f"Projected gradient from {selection.start}: {selection.iterations} iterations, "
+                           f"{selection.ot_solves} OT solves, {'converged' if selection.converged else 'stopped early'}; "
+                           f"the best step ({best}) is kept",
+                           f"The predicted {target} at {tokens:.3g} after each accepted step of the search, from its "
+                           "starting point; the search is non-monotone, so the best point it visited (the dot) is the "
+                           "selection.", _long(rows),
+                           {"xlabel": "accepted step", "ylabels": {"search": f"predicted {target}"}}))
+    return figs

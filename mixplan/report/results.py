@@ -15,7 +15,8 @@ import pandas as pd
 from . import figures as F
 from .page import write_report
 
-__all__ = ["cpt_report", "design_report", "filter_report", "fit_report", "law_report", "ot_fit_report"]
+__all__ = ["cpt_report", "design_report", "filter_report", "fit_report", "law_report", "ot_fit_report",
+           "ot_select_report"]
 
 
 def fit_report(path: str | os.PathLike[str], model: Any, force: bool = False) -> list[Path]:
@@ -60,3 +61,18 @@ def ot_fit_report(path: str | os.PathLike[str], ot: Any, target: str = "metric",
     per size, the metric against the OT distance."""
     head, facts = F.ot_fit_decision(ot)
     return write_report(path, f"OT extrapolator: {target}", head, facts, F.ot_fit_figures(ot, target), force=force)
+
+
+def ot_select_report(path: str | os.PathLike[str], ot: Any, selection: Any, target: str = "metric",
+                     maximize: bool = False, token_share: Mapping[str, float] | None = None,
+                     force: bool = False) -> list[Path]:
+    """An OT selection: the chosen mixture against simple ones under the extrapolator, and the search."""
+    p = selection.prediction.row(0)
+    weights = ", ".join(f"{n} {w:.3g}" for n, w in sorted(zip(ot.pools_, selection.weights), key=lambda x: -x[1])
+                        if w >= 5e-4)
+    head = (f"Train on {weights}. The OT extrapolator predicts {target} {p['prediction']:.4g} "
+            f"({p['level']:.0%} interval {p['lower']:.4g} to {p['upper']:.4g}) at {selection.prediction.tokens:.3g}.")
+    facts = [f"nearest proxy run {p['nearest_run']} at total-variation distance {p['nearest_distance']:.3f}",
+             f"OT distance {p['ot']:.4g}"]
+    return write_report(path, f"OT selection: {target}", head, facts,
+                        F.ot_select_figures(ot, selection, target, maximize, token_share), force=force)

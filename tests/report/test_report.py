@@ -180,6 +180,12 @@ def test_ot_fit_report_and_the_plan_with_an_ot_study(tmp_path, capsys):
     ot = pd.read_csv(tmp_path / "plan" / "report_data" / "ot.csv")
     assert {"recommended", "ot_selected"} <= set(ot["series"]) and ot["x"].max() == pytest.approx(4e6)
     assert (ot["lower"] <= ot["y"]).all() and (ot["y"] <= ot["upper"]).all()
+    assert main(["ot", "select", str(tmp_path / "ot"), "--tokens", "4e6", "--pools", str(REPO / "pools" / "demo.toml"),
+                 "--report", str(tmp_path / "select.html")]) == 0
+    mix = pd.read_csv(tmp_path / "select_data" / "mixtures.csv")
+    assert mix["mixture"].tolist() == ["ot_selected", "uniform", "token_proportional"]
+    assert mix["prediction"].iloc[0] <= mix["prediction"].min() + 1e-12  # the selection is the best of the three
+    _open_in_chromium(tmp_path / "select.html", {"mixtures", "search"}, tmp_path / "select.png")
     # the plan records its OT study: mixplan report draws the same figure from the folder
     assert main(["report", str(tmp_path / "plan"), "--out", str(tmp_path / "again.html")]) == 0
     assert '<figure id="ot"' in (tmp_path / "again.html").read_text()
