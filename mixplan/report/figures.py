@@ -133,7 +133,9 @@ def response_figure(model: Any, plan: Mapping[str, Any], level: float, steps: in
            "that "
            "pool's weight goes from 0 to its cap with the other pools scaled in proportion; the dot marks the "
            "recommended weight.")
-    return Figure("response", "response", title, alt, data, {"metric": _metric_label(plan), "pools": pools})
+    # (the short name on the small panels' axes; the unit and direction are in the alt text)
+    alt += f" {_metric_label(plan)}."
+    return Figure("response", "response", title, alt, data, {"metric": plan["objective"]["spec"], "pools": pools})
 
 
 def optima_figure(plan: Mapping[str, Any]) -> Figure | None:

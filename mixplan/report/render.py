@@ -128,7 +128,7 @@ def _optima(fig: Figure, plt: Any) -> Any:
     a.set_ylabel("weight")
     b.set_ylabel("epochs at the target budget")
     b.set_xticks(x, pools)
-    a.legend(frameon=False, fontsize=8, ncol=min(len(names), 4))
+    a.legend(frameon=False, fontsize=8, ncol=min(len(names), 4), loc="lower left", bbox_to_anchor=(0.0, 1.0))
     return f
 
 
