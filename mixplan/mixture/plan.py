@@ -51,6 +51,7 @@ class Plan:
     ot: dict[str, Any] | None = None  # the OT extrapolator: mode, size, selection, fit report
     buckets: dict[str, Any] | None = None  # quality buckets as pools: per mixture, pool weights and keep-fractions
     rounding: dict[str, Any] | None = None  # the typed mixture (--round, --min-weight) and what it costs
+    identification: dict[str, Any] | None = None  # whether the runs price the repetition the plan asks for
     warnings: list[str] = field(default_factory=list)
     result: SearchResult | None = None
 
@@ -64,6 +65,7 @@ class Plan:
             "active_constraints": self.active, "constraints": self.constraints,
             "cv": self.cv, "models": self.models, "repetition": self.repetition, "scale": self.scale,
             "ot": self.ot, "buckets": self.buckets, "rounding": self.rounding,
+            "repetition_identification": self.identification,
             "search": self.search,
             "warnings": self.warnings,
         }
@@ -190,6 +192,47 @@ def rounding_text(r: Mapping[str, Any]) -> str:
             + f"weights moved by at most {r['max_weight_change']:.2g}; predicted {r['where']} {pred(r['after'])} vs "
             f"{pred(r['before'])} as searched (change {r['change']:+.4g}"
             + ("" if r.get("p_typed_better") is None else f", P(typed better) {r['p_typed_better']:.2f}") + ")")
+
+
+def _identify(mixtures: dict[str, dict[str, Any]], names: list[str], repetition: Any, scale: Any,
+              tokens: float | None) -> dict[str, Any] | None:
+    """Whether the runs behind the plan's repetition model (or its at-scale model) read the pools as often as
+    the recommended mixture does at the target budget (:func:`mixplan.mixture.repetition.identification`).
+    Where they do not, the mixtures that read a short pool that often get no repetition-aware interval at the
+    target budget (one computed from an R* the runs never measured would be printed as if it held); an
+    at-scale model's interval, chosen and calibrated on held-out budgets, stays and carries the caveat."""
+    from .repetition import identification, repeats_beyond
+
+    if tokens is None or (repetition is None and scale is None):
+        return None
+    rec = mixtures["recommended"]["epochs"]
+    needed = np.array([rec[n] for n in names], dtype=float)
+    if scale is None and repetition.reached is None:
+        return None  # R* given (--r-star), not fitted: nothing to identify
+    if scale is not None:
+        out = identification(names, needed, scale.max_epochs)
+    else:
+        out = identification(names, needed, repetition.reached, repetition.rmse, repetition.rmse_blind,
+                             repetition.r_star)
+    if out["identified"]:
+        return out
+    reached = scale.max_epochs if scale is not None else repetition.reached
+    for entry in mixtures.values():
+        e = [entry["epochs"][n] for n in names]
+        if out["no_better_than_ignoring"] or out["r_star_at_bound"]:  # R* unknown: every repeat is a guess
+            beyond = [n for n, x in zip(names, e) if x > 1.0]
+        else:
+            beyond = repeats_beyond(names, e, reached)
+        if not beyond:
+            continue
+        if "at_budget" in entry:  # priced by R* alone: no interval where the runs did not measure it
+            entry["at_budget"] = entry["at_budget"] | {
+                "lower": None, "upper": None, "prediction_interval": None,
+                "interval_withheld": f"repetition not identified ({', '.join(beyond)})"}
+        if "at_scale" in entry:  # the at-scale model was chosen on held-out budgets: its interval stays, flagged
+            entry["at_scale"] = entry["at_scale"] | {
+                "interval_caveat": f"repeats {', '.join(beyond)} beyond twice what any run read"}
+    return out
 
 
 def _uncapped(pools: PoolSet) -> PoolSet:
@@ -336,6 +379,8 @@ def _scale_table(info: dict[str, Any], mixtures: dict[str, dict[str, Any]], toke
                 p, r = max(beyond.items(), key=lambda kv: kv[1]["epochs"] / max(kv[1]["most_in_runs"], 1.0))
                 note += (f"; {len(beyond)} pool{'s' if len(beyond) > 1 else ''} repeated beyond the runs (most: {p} "
                          f"{r['epochs']:.3g}x, runs <= {max(r['most_in_runs'], 1.0):.3g}x)")
+        if "interval_caveat" in a:
+            note += "; repetition not identified"
         rows.append({"mixture": n, "predicted@budget": f"{a['prediction']:.4f}",
                      f"{int(round(a['level'] * 100))}% interval": f"[{a['lower']:.4f}, {a['upper']:.4f}]",
                      "one run": f"[{a['run_lower']:.4f}, {a['run_upper']:.4f}]",
@@ -529,6 +574,9 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
         notes.append(f"the manifest's epoch caps cannot be met at {tokens:.6g} tokens ({caps_unmet}); the {kind} plan "
                      "prices the repetition instead, and there is no hard-cap alternative")
     rec = mixtures["recommended"]
+    identified = _identify(mixtures, pools.names, repetition, scale, tokens)
+    if identified is not None and not identified["identified"]:
+        notes.append(identified["message"])
     rounding = None
     if unrounded is not None:
         rounding = _rounding_summary(mixtures, pools.names, decimals, min_weight)
@@ -568,6 +616,7 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
                     **({"hard_caps_unmet": caps_unmet} if caps_unmet else {})},
                 models=[{k: t[k] for k in ("column", "model", "components", "selection", "cv")}
                         for t in model.target_summaries()],
+                identification=identified,
                 repetition=None if repetition is None else repetition.to_dict() | {
                     "aware_search_caps": "manifest max_epochs" if combine_caps else "none",
                     **({"hard_caps_unmet": caps_unmet} if caps_unmet else {}),

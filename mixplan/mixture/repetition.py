@@ -47,7 +47,7 @@ not priced, which the report says).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,7 +58,15 @@ from ..exceptions import ValidationError
 from ..laws.data_constrained import DATABLATIONS
 from ..laws.mixture import pool_effective_tokens
 
-__all__ = ["fit_repetition_runs", "RepetitionModel", "effective_mixture", "fit_repetition"]
+__all__ = ["fit_repetition_runs", "RepetitionModel", "effective_mixture", "fit_repetition", "identification",
+           "repeats_beyond"]
+
+#: A pool's repetition is not identified when the plan reads it more than this many times the most any run
+#: read it (and more than :data:`IDENTIFY_FLOOR` times): the price of those repeats is extrapolated.
+IDENTIFY_FACTOR = 2.0
+IDENTIFY_FLOOR = 2.0
+#: The range R* is fitted in; a fit at either end has not found it.
+R_STAR_BOUNDS = (0.05, 1e4)
 
 #: Muennighoff et al.'s R_D* (C4; NeurIPS 2023, arXiv 2305.16264, ``huggingface/datablations``), the default
 #: without repeated proxy runs.
@@ -93,6 +101,7 @@ class RepetitionModel:
     rmse: float | None = None
     rmse_blind: float | None = None
     proxy_tokens: float | None = None  # the budget of the proxy-scale model (known when fitted)
+    reached: tuple[float, ...] | None = None  # per pool, the most epochs any run it was fitted on read
 
     def at_scale(self, objective: np.ndarray, tokens: float) -> np.ndarray | None:
         r"""The objective on the scale of runs at ``tokens``: :math:`+ s - \gamma \log(T / T_p)`
@@ -132,7 +141,8 @@ class RepetitionModel:
                 "gamma": self.gamma, "shift": self.shift,
                 "intervals": {k: list(v) for k, v in self.intervals.items()}, "n_runs": self.n_runs,
                 "source": self.source, "rmse": self.rmse, "rmse_ignoring_repetition": self.rmse_blind,
-                "proxy_tokens": self.proxy_tokens}
+                "proxy_tokens": self.proxy_tokens,
+                "epochs_reached_in_runs": None if self.reached is None else list(self.reached)}
 
 
 def _predict(f: Callable[[np.ndarray], np.ndarray], W: np.ndarray, tokens: np.ndarray, available: np.ndarray,
@@ -154,7 +164,7 @@ def _fit_once(f: Callable[[np.ndarray], np.ndarray], W: np.ndarray, tokens: np.n
 
     best = None
     for start in (x0, np.array([np.log(2.0), x0[1]]), np.array([np.log(100.0), x0[1]])):
-        r = minimize(sse, start, method="L-BFGS-B", bounds=[(np.log(0.05), np.log(1e4)), (None, None)])
+        r = minimize(sse, start, method="L-BFGS-B", bounds=[tuple(np.log(R_STAR_BOUNDS)), (None, None)])
         if best is None or r.fun < best.fun:
             best = r
     return best.x
@@ -203,7 +213,8 @@ def fit_repetition(f: Callable[[np.ndarray], np.ndarray], W: np.ndarray, tokens:
     res_blind = y - blind - np.polyval(gb, -np.log(tokens / proxy_tokens))
     return RepetitionModel(r_star=r_star, gamma=gamma, shift=shift, intervals=intervals, n_runs=len(W),
                            source=source, proxy_tokens=float(proxy_tokens), rmse=float(np.sqrt(np.mean((y - pred - shift) ** 2))),
-                           rmse_blind=float(np.sqrt(np.mean(res_blind ** 2))))
+                           rmse_blind=float(np.sqrt(np.mean(res_blind ** 2))),
+                           reached=tuple(map(float, (W * tokens[:, None] / available).max(axis=0))))
 
 
 def fit_repetition_runs(model: Any, runs: Any, more: Any, available: np.ndarray, *, seed: int = 0,
@@ -223,3 +234,51 @@ def fit_repetition_runs(model: Any, runs: Any, more: Any, available: np.ndarray,
     y = np.r_[objective.values(runs), objective.values(more)]
     return fit_repetition(model.predict_mean, W, T, y, available, float(proxy[0]), seed=seed, level=level,
                           source=f"fitted on {runs.source} and {more.source}")
+
+
+def repeats_beyond(names: Sequence[str], epochs: np.ndarray | Sequence[float],
+                   reached: np.ndarray | Sequence[float]) -> list[str]:
+    """The pools a mixture reads more than :data:`IDENTIFY_FLOOR` times and more than
+    :data:`IDENTIFY_FACTOR` times the most epochs any run read them (``reached``)."""
+    return [n for n, e, r in zip(names, np.asarray(epochs, dtype=float), np.asarray(reached, dtype=float))
+            if e > IDENTIFY_FLOOR and e > IDENTIFY_FACTOR * max(float(r), 1.0)]
+
+
+def identification(names: Sequence[str], needed: np.ndarray, reached: np.ndarray | Sequence[float] | None,
+                   rmse: float | None = None, rmse_blind: float | None = None,
+                   r_star: float | None = None) -> dict[str, Any]:
+    """Whether the runs can price the repetition a plan asks for.
+
+    ``needed``: the epochs the plan reads each pool at the target budget; ``reached``: the most epochs any run
+    read it. A pool is *short* when the plan reads it more than :data:`IDENTIFY_FLOOR` times and more than
+    :data:`IDENTIFY_FACTOR` times what any run showed: there the cost of a repeat is the model's extrapolation.
+    With the fit's RMSE and the RMSE of the same fit ignoring repetition, a fit that is no better (within 2%)
+    has not identified the repetition parameters either, nor one whose ``r_star`` sits at an end of
+    :data:`R_STAR_BOUNDS`. Returns ``{"identified", "short_pools" (pool -> needed, reached),
+    "no_better_than_ignoring", "r_star_at_bound", "message"}``.
+    """
+    short: dict[str, dict[str, float]] = {}
+    if reached is not None:
+        for n in repeats_beyond(names, needed, reached):
+            i = list(names).index(n)
+            short[n] = {"needed": float(needed[i]), "reached": float(reached[i])}
+    no_better = rmse is not None and rmse_blind is not None and rmse >= 0.98 * rmse_blind
+    at_bound = r_star is not None and not R_STAR_BOUNDS[0] * 1.01 < r_star < R_STAR_BOUNDS[1] * 0.99
+    parts = []
+    if short:
+        worst = max(short, key=lambda n: short[n]["needed"] / max(short[n]["reached"], 1.0))
+        reads = ", ".join(f"{n} {v['needed']:.3g}x" for n, v in short.items())
+        most = ", ".join(f"{v['reached']:.3g}x" for v in short.values())
+        parts.append(f"the plan reads {reads} but no run read {'them' if len(short) > 1 else 'it'} more than {most} "
+                     f"(furthest beyond: {worst})")
+    if no_better:
+        parts.append(f"the fit with repetition explains the runs no better than ignoring it (RMSE {rmse:.4g} vs "
+                     f"{rmse_blind:.4g})")
+    if at_bound:
+        parts.append(f"R* = {r_star:.4g} sits at the end of its range {R_STAR_BOUNDS}: the runs do not pin it down")
+    message = ("" if not parts else "repetition is not identified: " + "; ".join(parts) + ": the price of those repeats "
+               "is extrapolated and the intervals at the target budget do not hold there; train proxy runs that read "
+               "those pools as often (each pool subsampled to its unique tokens x proxy budget / target budget), or "
+               "lower the pools' max_epochs")
+    return {"identified": not parts, "short_pools": short, "no_better_than_ignoring": bool(no_better),
+            "r_star_at_bound": bool(at_bound), "message": message}

@@ -133,6 +133,7 @@ def world_results(seed: int, model_kind: str, r_star: float | None = None) -> di
             row["uniform"] = regret(np.full(len(pools), 1.0 / len(pools)))
             row["best observed run"] = regret(best_run)
             out[f"{T:g}"] = {"regret": row, "covered": cover, "repetition": rep.to_dict()["r_star"],
+                             "identified": None if plan.identification is None else plan.identification["identified"],
                              "law_r_star": (scale.fit.params.get("R_star") if scale.fit else None),
                              "level_error": level_error, "scale_model": scale.chosen,
                              "calibration_quantile": scale.quantile}

@@ -120,3 +120,62 @@ def test_manifest_r_star_overrides_the_model_for_its_pool(tmp_path):
     (tmp_path / "bad.toml").write_text("[pools.a]\ntokens = 1e5\nr_star = -1\n")
     with pytest.raises(ValidationError, match="r_star"):
         load(tmp_path / "bad.toml")
+
+
+def test_identification_names_the_pools_the_runs_never_repeated_as_often():
+    from mixplan.mixture.repetition import identification
+
+    names = ["a", "b", "c"]
+    out = identification(names, np.array([20.0, 3.0, 0.5]), np.array([2.0, 2.0, 0.1]))
+    assert not out["identified"] and list(out["short_pools"]) == ["a"]  # 3x is within 2 x 2 epochs: priced
+    assert "news" not in out["message"] and "a 20x" in out["message"] and "2x" in out["message"]
+    assert identification(names, np.array([3.9, 1.0, 1.0]), np.array([2.0, 0.5, 0.5]))["identified"]
+    same = identification(names, np.array([1.0, 1.0, 1.0]), np.array([1.0, 1.0, 1.0]), rmse=0.05, rmse_blind=0.05)
+    assert not same["identified"] and same["no_better_than_ignoring"] and "no better than ignoring" in same["message"]
+    edge = identification(names, np.array([1.0, 1.0, 1.0]), np.array([1.0, 1.0, 1.0]), r_star=1e4)
+    assert not edge["identified"] and edge["r_star_at_bound"] and "R* = 1e+04 sits at the end" in edge["message"]
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_known_truth_worlds_warn_when_the_larger_runs_never_repeat_as_the_plan_does(seed):
+    """Issue 11's worlds (8 pools of 20M-2B tokens, proxy runs at 1e8, 32 of them again at 4e8): the plan at
+    1e10 reads its most repeated pool far more often than any run did; the plan says so, names the pool and
+    withholds the intervals at the budget of every mixture that repeats it that far."""
+    import warnings
+
+    from mixplan.data.objective import parse_objective
+    from mixplan.data.pools import Pool, PoolSet
+    from mixplan.data.runs import validate_runs
+    from mixplan.demo.synthetic import make_budget_world
+    from mixplan.exceptions import MixplanWarning
+    from mixplan.mixture.design import design_swarm
+    from mixplan.mixture.plan import make_plan
+    from mixplan.mixture.repetition import fit_repetition_runs
+    from mixplan.models.mixture_model import fit_model
+
+    t0 = 1e8
+    world = make_budget_world(8, seed)
+    pools = PoolSet(tuple(Pool(n, tokens=float(u)) for n, u in zip(world.names, world.unique_tokens)))
+    design = design_swarm(pools, 96, seed=seed, tokens=t0).frame
+    W = design[[f"w_{p}" for p in world.names]].to_numpy()
+    runs = validate_runs(design.assign(tokens=t0, loss=world.measure(W, t0, seed=seed)), pools, source="proxy")
+    more = validate_runs(design.iloc[:32].assign(tokens=4 * t0, loss=world.measure(W[:32], 4 * t0, seed=seed + 1)),
+                         pools, source="4x")
+    model = fit_model(runs, parse_objective("loss", runs), "ridge", seed=seed)
+    rep = fit_repetition_runs(model, runs, more, pools.tokens, seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MixplanWarning)
+        plan = make_plan(model, pools, tokens=1e10, seed=seed, repetition=rep, n_candidates=3000)
+    epochs = plan.mixtures["recommended"]["epochs"]
+    most = max(epochs, key=epochs.get)
+    reached = dict(zip(world.names, rep.reached))  # over every run: the proxies at 1e8 and the 32 at 4e8
+    k = world.names.index(most)
+    assert reached[most] == pytest.approx(max((W[:, k] * t0).max(), (W[:32, k] * 4 * t0).max()) / pools.tokens[k])
+    ident = plan.identification
+    assert epochs[most] > 2 * max(reached[most], 1.0)  # in these worlds the plan repeats beyond every run (20-85x)
+    assert not ident["identified"] and most in ident["short_pools"]
+    assert any(w.startswith("repetition is not identified") for w in plan.warnings)
+    assert plan.mixtures["recommended"]["at_budget"]["lower"] is None
+    assert "repetition not identified" in plan.mixtures["recommended"]["at_budget"]["interval_withheld"]
+    assert "unknown" in plan.report()  # the at-budget table prints no interval for it
+    assert plan.to_dict()["repetition_identification"] == plan.identification
