@@ -354,7 +354,6 @@ def fit_figures(model: Any) -> list[Figure]:
     held-out predictions against the measured runs (for ``auto``), the stacking weights, and the
     objective's out-of-fold errors against each run's distance to its nearest other run."""
     figs = []
-    level = 0.9
     for t in model.targets:
         sel = [r for r in (getattr(t.regressor, "selection_", None) or []) if "oof_mean" in r]
         if not sel:

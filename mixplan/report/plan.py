@@ -30,11 +30,11 @@ def plan_report(path: str | os.PathLike[str], plan: Mapping[str, Any], model: An
     if scale is not None and plan.get("target_tokens") is not None:
         tokens = float(plan["target_tokens"])
 
-        def predict(W: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        def at_target(W: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
             rows = scale.predict(W, tokens, unique_tokens)
             return tuple(np.array([r[k] for r in rows]) for k in ("prediction", "lower", "upper"))  # type: ignore
 
-        where = "at the target budget"
+        predict, where = at_target, "at the target budget"
     decision, facts = decision_text(plan)
     title = f"Mixture plan: {plan['objective']['spec']}"
     return write_report(path, title, decision, facts, plan_figures(plan, model, sweep, predict, where, ot),
