@@ -32,6 +32,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --n: the manifest's quality buckets as pools (columns w_<pool>_<bucket>), half of the "
                         "mixtures threshold-shaped (each pool's top buckets, by size), so that plan can compare the "
                         "filtering policies")
+    p.add_argument("--match-budget", type=float, metavar="T",
+                   help="with --n and --tokens D: repetition-matched runs for a big run of T tokens - each pool "
+                        "subsampled to D/T of its unique tokens, so a run reads every pool as often as the big run "
+                        "would (run files carry the subsample sizes and the seeded rule choosing the documents)")
     p.add_argument("--temperature", type=float, default=0.5, help="prior temperature (0.5, as RegMix)")
     p.add_argument("--prefix", help="run id prefix (default 'run'; with --next 'next', numbered on from the "
                                     "<prefix>-<number> ids already in RUNS)")
@@ -77,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
         existing = load_runs(args, pools).weights if args.runs else None
         d = design_swarm(pools, args.n, seed=args.seed, tokens=args.tokens, temperature=args.temperature,
                          min_distance=args.min_distance, existing=existing, prefix=args.prefix or "run",
-                         buckets=layout)
+                         buckets=layout, match_budget=args.match_budget)
         frame = d.frame
         doc: dict[str, Any] = {"out": str(out)} | d.to_dict()
         lines = [f"{args.n} mixtures written to {out / 'mixtures.csv'} and {out / 'runs'}/", "", d.report()]
@@ -91,6 +95,8 @@ def run(args: argparse.Namespace) -> int:
         if not args.target:
             raise ValidationError("--next needs --target SPEC: the objective the next runs should improve (e.g. "
                                   "--target loss_pile_cc)")
+        if args.match_budget is not None:
+            raise ValidationError("--match-budget applies to --n (a swarm of repetition-matched runs) for now")
         if args.buckets:
             raise ValidationError("--buckets applies to --n (a first swarm); with --next the runs' own columns say "
                                   "whether the buckets are pools")

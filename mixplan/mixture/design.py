@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._checks import check_number
 from .._io import check_writable, write_table_atomic, write_text_atomic
 from ..data.pools import PoolSet
 from ..exceptions import ValidationError
@@ -27,7 +28,10 @@ from ..models.intervals import nearest_run
 from ..data.runs import coverage_table, pool_coverage
 from ..simplex import DEFAULT_STRENGTHS, build_constraints, cap_redistribute, sample_mixtures
 
-__all__ = ["Design", "design_swarm", "write_design"]
+__all__ = ["Design", "design_swarm", "write_design", "UNIQUE_PREFIX"]
+
+#: Columns of a repetition-matched design: each pool's unique tokens in the run (subsampled).
+UNIQUE_PREFIX = "unique_tokens_"
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ def design_swarm(pools: PoolSet, n: int, *, seed: int = 0, tokens: float | None 
                  temperature: float = 0.5, strengths: tuple[float, ...] = DEFAULT_STRENGTHS,
                  min_nonzero: float = 2e-4, decimals: int = 4, min_distance: float = 0.01,
                  existing: np.ndarray | None = None, prefix: str = "run", oversample: int = 20,
-                 buckets: Any = None, threshold_share: float = 0.5) -> Design:
+                 buckets: Any = None, threshold_share: float = 0.5, match_budget: float | None = None) -> Design:
     """Draw ``n`` distinct feasible proxy mixtures.
 
     Parameters
@@ -68,11 +72,20 @@ def design_swarm(pools: PoolSet, n: int, *, seed: int = 0, tokens: float | None 
         Weights are rounded to this many decimals (the row still sums to 1 exactly).
     min_distance : float
         Minimum total-variation distance between any two designed runs, and to ``existing`` runs.
+    match_budget : float, optional
+        Repetition-matched runs for a big run of ``match_budget`` tokens: every pool is subsampled to the
+        fraction ``tokens / match_budget`` of its unique tokens (``unique_tokens_<pool>`` columns), so that a
+        run at ``tokens`` reads each pool as many times as the big run would with the same weights. The
+        manifest's epoch caps are not applied (the runs must show the repetition the big run prices).
     """
     if n < 1:
         raise ValidationError(f"--n must be at least 1, got {n}")
     check_prefix(prefix)
-    c = build_constraints(pools, tokens)
+    if match_budget is not None:
+        if tokens is None:
+            raise ValidationError("--match-budget needs --tokens: the proxy runs' budget")
+        check_number(match_budget, "--match-budget", lo=tokens, why="the big run's budget is above the proxies'")
+    c = build_constraints(pools, tokens if match_budget is None else None)
     rng = np.random.default_rng(seed)
     if buckets is not None:
         if list(buckets.names) != pools.names:
@@ -112,11 +125,17 @@ def design_swarm(pools: PoolSet, n: int, *, seed: int = 0, tokens: float | None 
     frame.insert(0, "run_id", [f"{prefix}-{i + 1:0{width}d}" for i in range(n)])
     if tokens is not None:
         frame["tokens"] = tokens
+    if match_budget is not None:  # each pool subsampled: the proxy reads it as often as the big run
+        frame["subsample_fraction"] = tokens / match_budget
+        for p in pools:
+            frame[f"{UNIQUE_PREFIX}{p.name}"] = p.tokens * tokens / match_budget
     coverage = pool_coverage(W, pools.names)
     settings = {"seed": seed, "n": n, "tokens": tokens, "temperature": temperature, "strengths": list(strengths),
                 "min_nonzero": min_nonzero, "decimals": decimals, "min_distance": min_distance}
     if buckets is not None:
         settings |= {"buckets": True, "threshold_share": threshold_share}
+    if match_budget is not None:
+        settings |= {"match_budget": match_budget, "subsample_fraction": tokens / match_budget}
     return Design(frame=frame, coverage=coverage, settings=settings)
 
 
@@ -159,6 +178,12 @@ def write_design(out: str | os.PathLike[str], frame: pd.DataFrame, pools: Sequen
         cfg = {"run_id": row["run_id"], "seed": seed, "weights": {p: float(row[f"w_{p}"]) for p in pools}}
         if tokens is not None:
             cfg["tokens"] = float(tokens)
+        if f"{UNIQUE_PREFIX}{pools[0]}" in frame.columns:  # a repetition-matched run: what to train on, exactly
+            from ..data.subsample import SUBSAMPLE_RULE
+
+            cfg["subsample"] = {"fraction": float(row["subsample_fraction"]), "rule": SUBSAMPLE_RULE, "seed": seed,
+                                "pools": {
+                p: {"unique_tokens": float(row[f"{UNIQUE_PREFIX}{p}"])} for p in pools}}
         files[out / "runs" / f"{row['run_id']}.yaml"] = yaml.safe_dump(cfg, sort_keys=False)
     check_writable(files, force)
     stale = sorted(set((out / "runs").glob("*.yaml")) - set(files))

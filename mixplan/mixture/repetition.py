@@ -277,8 +277,8 @@ def identification(names: Sequence[str], needed: np.ndarray, reached: np.ndarray
     if at_bound:
         parts.append(f"R* = {r_star:.4g} sits at the end of its range {R_STAR_BOUNDS}: the runs do not pin it down")
     message = ("" if not parts else "repetition is not identified: " + "; ".join(parts) + ": the price of those repeats "
-               "is extrapolated and the intervals at the target budget do not hold there; train proxy runs that read "
-               "those pools as often (each pool subsampled to its unique tokens x proxy budget / target budget), or "
+               "is extrapolated and the intervals at the target budget do not hold there; train repetition-matched "
+               "proxy runs that read those pools as often (mixplan design --match-budget TARGET --tokens PROXY), or "
                "lower the pools' max_epochs")
     return {"identified": not parts, "short_pools": short, "no_better_than_ignoring": bool(no_better),
             "r_star_at_bound": bool(at_bound), "message": message}
