@@ -36,7 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --n and --tokens D: repetition-matched runs for a big run of T tokens - each pool "
                         "subsampled to D/T of its unique tokens, so a run reads every pool as often as the big run "
                         "would (run files carry the subsample sizes and the seeded rule choosing the documents)")
-    p.add_argument("--temperature", type=float, default=0.5, help="prior temperature (0.5, as RegMix)")
+    p.add_argument("--temperature", type=float, default=None,
+                   help="prior temperature (0.5, as RegMix; 0, the uniform prior, with --match-budget)")
     p.add_argument("--prefix", help="run id prefix (default 'run'; with --next 'next', numbered on from the "
                                     "<prefix>-<number> ids already in RUNS)")
     add_rounding_options(p)
@@ -95,8 +96,6 @@ def run(args: argparse.Namespace) -> int:
         if not args.target:
             raise ValidationError("--next needs --target SPEC: the objective the next runs should improve (e.g. "
                                   "--target loss_pile_cc)")
-        if args.match_budget is not None:
-            raise ValidationError("--match-budget applies to --n (a swarm of repetition-matched runs) for now")
         if args.buckets:
             raise ValidationError("--buckets applies to --n (a first swarm); with --next the runs' own columns say "
                                   "whether the buckets are pools")
@@ -105,16 +104,28 @@ def run(args: argparse.Namespace) -> int:
         from ..mixture.sequential import next_run_ids, propose_next
 
         pins = parse_named_numbers(args.pin)
-        build_constraints(pools, args.tokens, pins)  # refuse impossible constraints before fitting
+        if args.match_budget is not None and args.tokens is None:
+            raise ValidationError("--match-budget needs --tokens: the proxy runs' budget")
+        # refuse impossible constraints before fitting (matched runs have no epoch caps)
+        build_constraints(pools, args.tokens if args.match_budget is None else None, pins)
         check_writable([out / "mixtures.csv"], args.force)
         runs = load_runs(args, pools)
+        from ..mixture.repetition import check_whole_pools
+
+        check_whole_pools(runs)
         ids = next_run_ids(args.prefix or "next", runs.file_run_ids or runs.run_ids, args.next)
         fit_args = argparse.Namespace(**vars(args) | {"model": args.model or "auto", "cv_folds": args.cv_folds or 5,
                                                       "maximize": bool(args.maximize)})
         model = fit_from_args(fit_args, runs)
         nxt = propose_next(model, pools, args.next, tokens=args.tokens, pins=pins, seed=args.seed,
-                           min_distance=args.min_distance, temperature=args.temperature)
+                           min_distance=args.min_distance,
+                           temperature=0.5 if args.temperature is None else args.temperature,
+                           match_budget=args.match_budget)
         frame = nxt.frame(ids, args.tokens)
+        if args.match_budget is not None:
+            from ..mixture.design import matched_columns
+
+            frame = matched_columns(frame, pools, args.tokens, args.match_budget)
         proposals = nxt.to_dict()
         for rid, row in zip(ids, proposals["proposals"]):
             row["run_id"] = rid

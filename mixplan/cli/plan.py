@@ -311,6 +311,11 @@ def _scale_model(args: argparse.Namespace, tokens: float | None, size: float | N
     T = np.concatenate([t.frame["tokens"].to_numpy(dtype=float) for t in tables])
     y = np.concatenate([objective.values(t) for t in tables])
     proxy = tables[0].frame["tokens"].to_numpy(dtype=float)
+    from ..mixture.repetition import check_whole_pools
+
+    check_whole_pools(runs)
+    # each run's unique tokens of each pool: the whole pools, or a repetition-matched run's subsamples
+    available = np.vstack([t.unique_tokens(pools.tokens) for t in tables])
     if np.ptp(proxy) > 0:
         raise ValidationError(f"{runs.source}: the at-scale plan fits the regressor on the proxy runs, which must "
                               "share one budget (give the runs at other budgets with --scale-runs)")
@@ -327,7 +332,8 @@ def _scale_model(args: argparse.Namespace, tokens: float | None, size: float | N
     scale = fit_at_scale(model, W, T, y, pools.tokens, params=N, proxy_tokens=float(proxy[0]),
                          proxy_params=None if N is None else float(tables[0].frame["params"].iloc[0]),
                          level=args.level, seed=args.seed, groups=groups,
-                         r_star_pools=[p.r_star for p in pools])  # the manifest's own R* of a pool or bucket
+                         r_star_pools=[p.r_star for p in pools],  # the manifest's own R* of a pool or bucket
+                         available=available)
     return scale.at_params(size if N is not None else None)
 
 

@@ -5,6 +5,9 @@ The canonical layout is one table per study (CSV, TSV, Parquet or JSON lines) wi
 * ``run_id`` — unique identifier of the run;
 * ``w_<pool>`` — one column per pool: the run's mixture weight (finite, >= 0, summing to 1);
 * ``params``, ``tokens`` — optional: model size and tokens trained;
+* ``unique_tokens_<pool>`` / ``subsample_fraction`` — optional: the unique tokens of a pool the run could
+  read, when it trained on a subsample (repetition-matched runs, ``mixplan design --match-budget``):
+  the run read that pool ``w * tokens / unique_tokens`` times (see :meth:`RunTable.unique_tokens`);
 * any metric columns (losses, accuracies, ...). Other columns are kept but ignored unless named.
 
 Two peer layouts are read as well: RegMix's (a mixture CSV with ``index`` and one column per
@@ -27,13 +30,17 @@ from .._io import read_table
 from ..exceptions import ValidationError
 from .pools import PoolSet
 
-__all__ = ["RunTable", "read_runs", "select_rows", "pool_coverage", "coverage_table", "read_regmix_layout", "read_olmix_layout", "WEIGHT_PREFIX",
+__all__ = ["RunTable", "read_runs", "UNIQUE_PREFIX", "SUBSAMPLE_COLUMN", "select_rows", "pool_coverage", "coverage_table", "read_regmix_layout", "read_olmix_layout", "WEIGHT_PREFIX",
            "SUM_TOLERANCE"]
 
 WEIGHT_PREFIX = "w_"
 #: How far a row's weights may sum from 1 before it is an error (or renormalised on request).
 SUM_TOLERANCE = 1e-6
-_RESERVED = {"run_id", "params", "tokens"}
+#: A repetition-matched run's unique tokens of each pool (it trained on a subsample of the pool) ...
+UNIQUE_PREFIX = "unique_tokens_"
+#: ... or the one fraction of every pool it kept (for pools without their own column).
+SUBSAMPLE_COLUMN = "subsample_fraction"
+_RESERVED = {"run_id", "params", "tokens", SUBSAMPLE_COLUMN}
 
 
 @dataclass(frozen=True)
@@ -77,12 +84,47 @@ class RunTable:
     @property
     def metric_columns(self) -> list[str]:
         """Numeric columns that are neither weights nor reserved (run_id, params, tokens)."""
-        skip = set(self.weight_columns) | _RESERVED
+        skip = set(self.weight_columns) | _RESERVED | {UNIQUE_PREFIX + p for p in self.pools}
         return [c for c in self.frame.columns
                 if c not in skip and pd.api.types.is_numeric_dtype(self.frame[c])]
 
     def __len__(self) -> int:
         return len(self.frame)
+
+    @property
+    def subsampled(self) -> bool:
+        """Whether any run trained on a subsample of a pool (``unique_tokens_<pool>`` or ``subsample_fraction``)."""
+        return SUBSAMPLE_COLUMN in self.frame.columns or any(UNIQUE_PREFIX + p in self.frame.columns
+                                                             for p in self.pools)
+
+    def unique_tokens(self, pool_tokens: Sequence[float] | np.ndarray) -> np.ndarray:
+        """Each run's unique tokens of each pool, (n_runs, n_pools): the pool's ``unique_tokens_<pool>``
+        column where the table has one, else ``subsample_fraction`` x the pool's ``pool_tokens`` (the
+        manifest's), else the whole pool. A run read pool i ``w_i * tokens / unique_tokens_i`` times.
+        Values must be positive and at most the whole pool (a subsample, not more data)."""
+        full = np.asarray(pool_tokens, dtype=float)
+        if full.shape != (len(self.pools),):
+            raise ValidationError(f"{self.source}: {len(full)} pool sizes for {len(self.pools)} pools")
+        out = np.broadcast_to(full, (len(self), len(full))).copy()
+        cols = [(SUBSAMPLE_COLUMN, None)] + [(UNIQUE_PREFIX + p, j) for j, p in enumerate(self.pools)]
+        for col, j in cols:
+            if col not in self.frame.columns:
+                continue
+            v = pd.to_numeric(self.frame[col], errors="coerce").to_numpy(dtype=float)
+            limit = 1.0 if j is None else full[j]
+            bad = np.flatnonzero(~np.isfinite(v) | (v <= 0) | (v > limit * (1 + 1e-9)))
+            if bad.size:
+                i = int(bad[0])
+                what = "a fraction in (0, 1]" if j is None else f"in (0, {full[j]:.6g}] (the pool's tokens)"
+                raise ValidationError(f"{self.source}: row {self.row(i)} (run_id {self.run_ids[i]!r}), column {col!r}: "
+                                      f"{_show(self.frame[col].iloc[i])} must be {what}: the run's subsample of the "
+                                      "pool")
+            if j is None:
+                own = [UNIQUE_PREFIX + p in self.frame.columns for p in self.pools]
+                out[:, ~np.array(own)] = v[:, None] * full[~np.array(own)]
+            else:
+                out[:, j] = v
+        return out
 
     def metric(self, column: str) -> np.ndarray:
         """One metric column as floats, checked: present, numeric, finite in every row."""

@@ -450,7 +450,8 @@ class ProxyLM:
 # --------------------------------------------------------------------------- entry point
 
 
-def run_proxy(weights: Mapping[str, float], tokens: int, seed: int) -> dict[str, float]:
+def run_proxy(weights: Mapping[str, float], tokens: int, seed: int, subsample: float | None = None,
+              subsample_seed: int = 0) -> dict[str, float]:
     """Train one proxy model on a mixture and return held-out bits per byte.
 
     Parameters
@@ -463,6 +464,10 @@ def run_proxy(weights: Mapping[str, float], tokens: int, seed: int) -> dict[str,
     seed : int
         Seeds the stream sampling; the model has no other randomness, so the same arguments give
         identical floats.
+    subsample : float, optional
+        Train on every training pool subsampled to this fraction of its chunks
+        (:func:`subsampled_pools`, ``subsample_seed``): a repetition-matched run, which reads each pool
+        ``1 / subsample`` times as often as the same run on the whole pools.
 
     Returns
     -------
@@ -475,9 +480,31 @@ def run_proxy(weights: Mapping[str, float], tokens: int, seed: int) -> dict[str,
     if tokens < 1:
         raise _error(f"tokens must be >= 1, got {tokens}")
     pools = load_pools()
+    train = pools if subsample is None else subsampled_pools(pools, subsample, subsample_seed)
     rng = np.random.default_rng([int(seed), 0x6D78])
-    stream = sample_stream(pools, w, tokens, rng)
+    stream = sample_stream(train, w, tokens, rng)
     return heldout_bpb(ProxyLM().fit(stream), pools)
+
+
+def subsampled_pools(pools: Mapping[str, DemoPool], fraction: float, seed: int = 0) -> dict[str, DemoPool]:
+    """Every training pool cut to the chunks that :func:`mixplan.data.subsample.keep_document` keeps at
+    ``fraction`` (the key of a chunk is its position in the pool): the rule ``mixplan design
+    --match-budget`` writes into its run files. Held-out text and evaluation-only sets are unchanged."""
+    from ..data.subsample import subsample_mask
+
+    out = dict(pools)
+    for name in TRAIN_POOLS:
+        pool = pools[name]
+        keep = np.flatnonzero(subsample_mask(range(pool.n_chunks), name, fraction, seed))
+        if not len(keep):
+            raise _error(f"a subsample of {fraction:g} keeps none of pool {name!r}'s {pool.n_chunks} chunks; use a "
+                         "larger fraction")
+        off = pool.chunk_offsets
+        parts = [pool.train[off[i]:off[i + 1]] for i in keep]
+        offsets = np.concatenate([[0], np.cumsum([p.size for p in parts])]).astype(np.int64)
+        out[name] = DemoPool(name=name, train=np.concatenate(parts), chunk_offsets=offsets, heldout=pool.heldout,
+                             description=f"{fraction:g} subsample of {name} (seed {seed})")
+    return out
 
 
 def heldout_bpb(model: ProxyLM, pools: Mapping[str, DemoPool]) -> dict[str, float]:
@@ -488,9 +515,9 @@ def heldout_bpb(model: ProxyLM, pools: Mapping[str, DemoPool]) -> dict[str, floa
     return out
 
 
-def _run_job(job: tuple[Mapping[str, float], int, int]) -> dict[str, float]:
-    weights, tokens, seed = job
-    return run_proxy(weights, tokens, seed)
+def _run_job(job: tuple) -> dict[str, float]:
+    """(weights, tokens, seed) or (weights, tokens, seed, subsample fraction, subsample seed)."""
+    return run_proxy(*job)
 
 
 def run_jobs(fn: Callable[[Any], dict[str, float]], jobs: Sequence[Any], processes: int, progress: bool,
@@ -531,14 +558,15 @@ def run_proxies(
     processes: int = 2,
     progress: bool = True,
 ) -> list[dict[str, float]]:
-    """Run :func:`run_proxy` for many ``(weights, tokens, seed)`` jobs, in job order.
+    """Run :func:`run_proxy` for many ``(weights, tokens, seed)`` jobs (or ``(weights, tokens, seed,
+    subsample, subsample_seed)``), in job order.
 
     Uses ``processes`` spawned worker processes (each capped to one OpenMP/BLAS thread and loading
     the pools once); ``processes <= 1`` runs in this process. Results do not depend on the number
     of processes. ``progress`` shows a bar on a terminal (never in logs or pipes).
     """
-    jobs = [(dict(w), int(t), int(s)) for w, t, s in jobs]
-    for w, _, _ in jobs:  # fail before any worker starts
+    jobs = [(dict(w), int(t), int(s), *rest) for w, t, s, *rest in jobs]
+    for w, *_ in jobs:  # fail before any worker starts
         validate_weights(w)
     return run_jobs(_run_job, jobs, processes, progress, "proxy runs")
 

@@ -90,13 +90,14 @@ class BudgetWorld:
     r_star: float = DATABLATIONS["R_D_star"]  # Muennighoff et al.'s fitted R_D*
     reference: float = 1e8
 
-    def effective_tokens(self, W: np.ndarray, tokens: float) -> np.ndarray:
+    def effective_tokens(self, W: np.ndarray, tokens: float, available: np.ndarray | None = None) -> np.ndarray:
         """Each pool's effective tokens (:func:`mixplan.laws.pool_effective_tokens`; a pool read less than
-        once counts what was read)."""
-        return pool_effective_tokens(W, tokens, self.unique_tokens, self.r_star)
+        once counts what was read). ``available``: the unique tokens a run could read of each pool, (P,) or
+        per run (n, P), when it trained on subsamples (default: the whole pools)."""
+        return pool_effective_tokens(W, tokens, self.unique_tokens if available is None else available, self.r_star)
 
-    def true_loss(self, W: np.ndarray, tokens: float) -> np.ndarray:
-        Dp = self.effective_tokens(W, tokens) / self.reference
+    def true_loss(self, W: np.ndarray, tokens: float, available: np.ndarray | None = None) -> np.ndarray:
+        Dp = self.effective_tokens(W, tokens, available) / self.reference
         terms = np.where(Dp > 0, self.value * np.power(np.where(Dp > 0, Dp, 1.0), self.exponent), 0.0)
         return self.E + 1.0 / terms.sum(axis=1)
 
@@ -118,10 +119,11 @@ class BudgetWorld:
                 best_w, best = w, value
         return best_w, best
 
-    def measure(self, W: np.ndarray, tokens: float, seed: int = 0, noise: float = 0.005) -> np.ndarray:
+    def measure(self, W: np.ndarray, tokens: float, seed: int = 0, noise: float = 0.005,
+                available: np.ndarray | None = None) -> np.ndarray:
         """The true loss plus Gaussian noise of sd ``noise`` (a trained run's seed-to-seed spread)."""
         rng = np.random.default_rng(seed)
-        return self.true_loss(W, tokens) + noise * rng.normal(size=len(np.atleast_2d(W)))
+        return self.true_loss(W, tokens, available) + noise * rng.normal(size=len(np.atleast_2d(W)))
 
 
 def make_budget_world(n_pools: int = 8, seed: int = 0, r_star: float = DATABLATIONS["R_D_star"]) -> BudgetWorld:

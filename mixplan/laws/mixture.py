@@ -276,6 +276,12 @@ class _EffectiveLayout:
         return 1 + 2 * self.params + 2 * self.generic + 2 * self.G + self.n_quality + self.fit_r_star
 
 
+def _unique(data: Data, lay: _EffectiveLayout) -> np.ndarray:
+    """Each pool's unique tokens: per run (the ``unique`` column of runs on subsampled pools) or the law's."""
+    U = data.get("unique")
+    return lay.unique if U is None else np.asarray(U, dtype=float)
+
+
 def _effective_terms(theta: np.ndarray, data: Data, lay: _EffectiveLayout) -> dict[str, np.ndarray]:
     if len(theta) != lay.size or data["weights"].shape[1] != lay.K:
         raise ValidationError(f"the effective-data mixture law was built for {lay.K} pools but the runs have weights "
@@ -299,7 +305,7 @@ def _effective_terms(theta: np.ndarray, data: Data, lay: _EffectiveLayout) -> di
     shared = float(np.exp(theta[-1])) if lay.fit_r_star else lay.r_star
     R = np.where(np.isnan(lay.r_fixed), shared, lay.r_fixed)  # per pool
     D = data["weights"] * data["tokens"][:, None]
-    Dp = pool_effective_tokens(data["weights"], data["tokens"], lay.unique, R)
+    Dp = pool_effective_tokens(data["weights"], data["tokens"], _unique(data, lay), R)
     qu = np.exp(log_q) * Dp / lay.reference  # each column's quality-weighted effective tokens
     X = np.zeros((len(qu), G))
     np.add.at(X.T, lay.group, qu.T)  # each term's
@@ -337,7 +343,7 @@ def _effective_jacobian(theta: np.ndarray, data: Data, lay: _EffectiveLayout) ->
     if lay.n_quality:
         cols.append((per_x[:, lay.group] * t["qu"])[:, ~lay.lead])
     if lay.fit_r_star:
-        R, U = t["R"], lay.unique
+        R, U = t["R"], _unique(data, lay)
         x = np.maximum(t["D"] / U - 1.0, 0.0)
         e = np.exp(-x / R)
         dDp = np.where(np.isnan(lay.r_fixed), R * U * (1.0 - e - (x / R) * e), 0.0)  # d D'_k / d log R*
@@ -361,7 +367,7 @@ def mixture_effective_theta(names: Sequence[str], values: np.ndarray) -> np.ndar
 def mixture_effective_law(pools: Sequence[str], unique_tokens: Sequence[float], *, params: bool = False,
                           generic: bool = False, r_star: float | None = None, reference: float = 1e9,
                           start: Mapping[str, float] | None = None, groups: Sequence[str] | None = None,
-                          r_star_pools: Sequence[float | None] | None = None) -> Law:
+                          r_star_pools: Sequence[float | None] | None = None, per_run_unique: bool = False) -> Law:
     r"""A per-pool effective-data mixture law (mixplan's construction, after Sedova et al.'s
     repetition-aware mixture law, arXiv 2605.12715, whose exact form is not reproduced here):
 
@@ -393,6 +399,10 @@ def mixture_effective_law(pools: Sequence[str], unique_tokens: Sequence[float], 
     ``r_star_pools`` (one per pool, ``None`` where unknown): a pool's own fixed :math:`R^*` (e.g. from the
     manifest: a top-quality bucket whose repeats lose value sooner); the other pools share ``r_star`` (or
     the fitted one, which is then fitted on them alone; nothing is fitted when every pool has its own).
+
+    ``per_run_unique``: the data also hold ``unique``, each run's unique tokens of each pool (n, K), for runs
+    trained on subsamples of the pools (repetition-matched runs: the same epochs as a bigger run at a
+    smaller budget); data without it (e.g. a prediction for the whole pools) use ``unique_tokens``.
     """
     pools = [str(p) for p in pools]
     if len(pools) < 2:
@@ -461,5 +471,6 @@ def mixture_effective_law(pools: Sequence[str], unique_tokens: Sequence[float], 
         bounds += ((0.0, float(np.log(1e4))),)  # R* from 1 to 10,000 repetitions
     return Law(name="mixture-effective", theta_names=names,
                log_predict=lambda th, d: np.log(_effective_terms(th, d, lay)["L"]), named=named, bounds=bounds,
-               grid=grid, columns=("tokens", "weights") + (("params",) if params else ()), vectorized=False,
+               grid=grid, columns=("tokens", "weights") + (("params",) if params else ())
+               + (("unique",) if per_run_unique else ()), vectorized=False,
                jacobian=lambda th, d: _effective_jacobian(th, d, lay), weights="weights")

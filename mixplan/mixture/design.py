@@ -25,13 +25,11 @@ from .._io import check_writable, write_table_atomic, write_text_atomic
 from ..data.pools import PoolSet
 from ..exceptions import ValidationError
 from ..models.intervals import nearest_run
-from ..data.runs import coverage_table, pool_coverage
+from ..data.runs import SUBSAMPLE_COLUMN, UNIQUE_PREFIX, coverage_table, pool_coverage
 from ..simplex import DEFAULT_STRENGTHS, build_constraints, cap_redistribute, sample_mixtures
 
-__all__ = ["Design", "design_swarm", "write_design", "UNIQUE_PREFIX"]
+__all__ = ["Design", "design_swarm", "write_design", "matched_columns"]
 
-#: Columns of a repetition-matched design: each pool's unique tokens in the run (subsampled).
-UNIQUE_PREFIX = "unique_tokens_"
 
 
 @dataclass(frozen=True)
@@ -51,7 +49,7 @@ class Design:
 
 
 def design_swarm(pools: PoolSet, n: int, *, seed: int = 0, tokens: float | None = None,
-                 temperature: float = 0.5, strengths: tuple[float, ...] = DEFAULT_STRENGTHS,
+                 temperature: float | None = None, strengths: tuple[float, ...] = DEFAULT_STRENGTHS,
                  min_nonzero: float = 2e-4, decimals: int = 4, min_distance: float = 0.01,
                  existing: np.ndarray | None = None, prefix: str = "run", oversample: int = 20,
                  buckets: Any = None, threshold_share: float = 0.5, match_budget: float | None = None) -> Design:
@@ -77,7 +75,14 @@ def design_swarm(pools: PoolSet, n: int, *, seed: int = 0, tokens: float | None 
         fraction ``tokens / match_budget`` of its unique tokens (``unique_tokens_<pool>`` columns), so that a
         run at ``tokens`` reads each pool as many times as the big run would with the same weights. The
         manifest's epoch caps are not applied (the runs must show the repetition the big run prices).
+    temperature : float, optional
+        The prior's temperature (weights around the token shares to this power): 0.5 as RegMix, or 0 (the
+        uniform prior) for repetition-matched runs, so that the small pools - the ones the big run repeats -
+        get weights that read them from 0 to about ``T / (K U_i)`` times, not only the few percent their
+        token share gives them.
     """
+    if temperature is None:
+        temperature = 0.5 if match_budget is None else 0.0
     if n < 1:
         raise ValidationError(f"--n must be at least 1, got {n}")
     check_prefix(prefix)
@@ -125,10 +130,8 @@ def design_swarm(pools: PoolSet, n: int, *, seed: int = 0, tokens: float | None 
     frame.insert(0, "run_id", [f"{prefix}-{i + 1:0{width}d}" for i in range(n)])
     if tokens is not None:
         frame["tokens"] = tokens
-    if match_budget is not None:  # each pool subsampled: the proxy reads it as often as the big run
-        frame["subsample_fraction"] = tokens / match_budget
-        for p in pools:
-            frame[f"{UNIQUE_PREFIX}{p.name}"] = p.tokens * tokens / match_budget
+    if match_budget is not None:
+        frame = matched_columns(frame, pools, tokens, match_budget)
     coverage = pool_coverage(W, pools.names)
     settings = {"seed": seed, "n": n, "tokens": tokens, "temperature": temperature, "strengths": list(strengths),
                 "min_nonzero": min_nonzero, "decimals": decimals, "min_distance": min_distance}
@@ -137,6 +140,17 @@ def design_swarm(pools: PoolSet, n: int, *, seed: int = 0, tokens: float | None 
     if match_budget is not None:
         settings |= {"match_budget": match_budget, "subsample_fraction": tokens / match_budget}
     return Design(frame=frame, coverage=coverage, settings=settings)
+
+
+def matched_columns(frame: pd.DataFrame, pools: PoolSet, tokens: float, match_budget: float) -> pd.DataFrame:
+    """``frame`` with the columns of repetition-matched runs: ``subsample_fraction`` = ``tokens / match_budget``
+    and each pool's ``unique_tokens_<pool>`` at that fraction (each pool subsampled: a run at ``tokens`` reads
+    it as often as the big run at ``match_budget`` would)."""
+    frame = frame.copy()
+    frame[SUBSAMPLE_COLUMN] = tokens / match_budget
+    for p in pools:
+        frame[f"{UNIQUE_PREFIX}{p.name}"] = p.tokens * tokens / match_budget
+    return frame
 
 
 def check_prefix(prefix: str) -> None:
@@ -181,7 +195,7 @@ def write_design(out: str | os.PathLike[str], frame: pd.DataFrame, pools: Sequen
         if f"{UNIQUE_PREFIX}{pools[0]}" in frame.columns:  # a repetition-matched run: what to train on, exactly
             from ..data.subsample import SUBSAMPLE_RULE
 
-            cfg["subsample"] = {"fraction": float(row["subsample_fraction"]), "rule": SUBSAMPLE_RULE, "seed": seed,
+            cfg["subsample"] = {"fraction": float(row[SUBSAMPLE_COLUMN]), "rule": SUBSAMPLE_RULE, "seed": seed,
                                 "pools": {
                 p: {"unique_tokens": float(row[f"{UNIQUE_PREFIX}{p}"])} for p in pools}}
         files[out / "runs" / f"{row['run_id']}.yaml"] = yaml.safe_dump(cfg, sort_keys=False)

@@ -374,6 +374,8 @@ def _scale_table(info: dict[str, Any], mixtures: dict[str, dict[str, Any]], toke
             note += f": tokens x{ev['tokens_over_largest_run']:.3g} the largest run's"
             if "params_over_largest_run" in ev:
                 note += f", model size x{ev['params_over_largest_run']:.3g}"
+            if ev.get("repetition_matched"):
+                note += " (repetition shown by matched runs)"
             beyond = ev["repetition_beyond_runs"]
             if beyond:  # the pool repeated furthest beyond what any run showed
                 p, r = max(beyond.items(), key=lambda kv: kv[1]["epochs"] / max(kv[1]["most_in_runs"], 1.0))

@@ -59,7 +59,7 @@ from ..laws.data_constrained import DATABLATIONS
 from ..laws.mixture import pool_effective_tokens
 
 __all__ = ["fit_repetition_runs", "RepetitionModel", "effective_mixture", "fit_repetition", "identification",
-           "repeats_beyond"]
+           "repeats_beyond", "equivalent_tokens", "epochs_read", "check_whole_pools"]
 
 #: A pool's repetition is not identified when the plan reads it more than this many times the most any run
 #: read it (and more than :data:`IDENTIFY_FLOOR` times): the price of those repeats is extrapolated.
@@ -73,19 +73,38 @@ R_STAR_BOUNDS = (0.05, 1e4)
 DEFAULT_R_STAR = DATABLATIONS["R_D_star"]
 
 
-def effective_mixture(W: np.ndarray, tokens: float, available: np.ndarray,
+def effective_mixture(W: np.ndarray, tokens: float | np.ndarray, available: np.ndarray,
                       r_star: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Effective composition :math:`\\tilde w` (n, P) and effective fraction :math:`D_{eff}/T` (n,)."""
+    """Effective composition :math:`\\tilde w` (n, P) and effective fraction :math:`D_{eff}/T` (n,).
+    ``tokens``: one budget or one per row; ``available``: each pool's unique tokens (P,), or per row (n, P)
+    for runs on subsampled pools."""
     W = np.atleast_2d(np.asarray(W, dtype=float))
-    drawn = W * tokens
+    T = np.broadcast_to(np.asarray(tokens, dtype=float).reshape(-1), (len(W),))
+    U = np.broadcast_to(np.asarray(available, dtype=float), W.shape)
+    drawn = W * T[:, None]
     Wt, frac = W.copy(), np.ones(len(W))
     # Rows that read no pool more than once are returned as they are: exactly the proxy-scale input.
-    rep = (drawn > available).any(axis=1)
+    rep = (drawn > U).any(axis=1)
     if rep.any():
-        eff = pool_effective_tokens(W[rep], tokens, available, r_star)
+        eff = pool_effective_tokens(W[rep], T[rep], U[rep], r_star)
         total = eff.sum(axis=1)
-        Wt[rep], frac[rep] = eff / total[:, None], total / tokens
+        Wt[rep], frac[rep] = eff / total[:, None], total / T[rep]
     return Wt, frac
+
+
+def equivalent_tokens(tokens: np.ndarray, available: np.ndarray, unique: np.ndarray) -> np.ndarray:
+    """The budget each run stands in for: its tokens over the fraction of the pools it could read (the
+    geometric mean over pools of ``available / unique``). A run at :math:`D` on every pool subsampled to
+    :math:`D/T` reads each pool as often as a run at :math:`T` on the whole pools: it stands in for
+    :math:`T`. Runs on the whole pools stand in for their own budget."""
+    T = np.asarray(tokens, dtype=float)
+    ratio = np.asarray(available, dtype=float) / np.asarray(unique, dtype=float)
+    return T * np.exp(-np.log(np.broadcast_to(ratio, (len(T), ratio.shape[-1]))).mean(axis=1))
+
+
+def epochs_read(W: np.ndarray, tokens: np.ndarray, available: np.ndarray) -> np.ndarray:
+    """How many times each run read each pool (n, P): ``w * tokens / available``."""
+    return np.atleast_2d(W) * np.asarray(tokens, dtype=float).reshape(-1, 1) / available
 
 
 @dataclass(frozen=True)
@@ -116,12 +135,13 @@ class RepetitionModel:
             return self.r_star
         return np.where(np.isnan(manifest), self.r_star, manifest)
 
-    def objective(self, f: Callable[[np.ndarray], np.ndarray], W: np.ndarray, tokens: float,
+    def objective(self, f: Callable[[np.ndarray], np.ndarray], W: np.ndarray, tokens: float | np.ndarray,
                   available: np.ndarray, manifest_r_star: np.ndarray | None = None,
                   reference_tokens: float | None = None) -> np.ndarray:
         r""":math:`f(\tilde w) - \gamma \log(D_{eff}/T)` for every row of ``W`` (``manifest_r_star``:
         per-pool overrides of R*, NaN where the model's applies). With ``reference_tokens`` :math:`T_p`
-        the data term is :math:`\gamma \log(D_{eff}/T_p)` instead: runs at different budgets on one scale."""
+        the data term is :math:`\gamma \log(D_{eff}/T_p)` instead: runs at different budgets on one scale.
+        ``tokens`` and ``available`` may be per row (runs at several budgets, on subsampled pools)."""
         Wt, frac = effective_mixture(W, tokens, available, self.per_pool(manifest_r_star))
         if reference_tokens is not None:
             frac = frac * tokens / reference_tokens
@@ -148,12 +168,8 @@ class RepetitionModel:
 def _predict(f: Callable[[np.ndarray], np.ndarray], W: np.ndarray, tokens: np.ndarray, available: np.ndarray,
              r_star: float, gamma: float, proxy_tokens: float) -> np.ndarray:
     r""":math:`f(\tilde w) - \gamma \log(D_{eff} / T_p)` for runs at budgets ``tokens`` (without the shift)."""
-    model = RepetitionModel(r_star=r_star, gamma=gamma)
-    out = np.empty(len(W))
-    for t in np.unique(tokens):
-        idx = np.flatnonzero(tokens == t)
-        out[idx] = model.objective(f, W[idx], t, available, reference_tokens=proxy_tokens)
-    return out
+    return RepetitionModel(r_star=r_star, gamma=gamma).objective(f, W, tokens, available,
+                                                                 reference_tokens=proxy_tokens)
 
 
 def _fit_once(f: Callable[[np.ndarray], np.ndarray], W: np.ndarray, tokens: np.ndarray, y: np.ndarray,
@@ -172,37 +188,46 @@ def _fit_once(f: Callable[[np.ndarray], np.ndarray], W: np.ndarray, tokens: np.n
 
 def fit_repetition(f: Callable[[np.ndarray], np.ndarray], W: np.ndarray, tokens: np.ndarray, y: np.ndarray,
                    available: np.ndarray, proxy_tokens: float, *, n_bootstrap: int = 100, level: float = 0.9,
-                   seed: int = 0, source: str = "runs") -> RepetitionModel:
+                   seed: int = 0, source: str = "runs", unique: np.ndarray | None = None) -> RepetitionModel:
     r"""Fit :math:`R^*`, :math:`\gamma` and the shift on runs ``W`` trained on ``tokens`` (each run's
-    budget; at least two budgets, one of them may be ``proxy_tokens``, the budget ``f`` was fitted
-    at) with measured ``y``, given the proxy-scale regressor ``f``."""
+    budget) with measured ``y``, given the proxy-scale regressor ``f`` (fitted at ``proxy_tokens``).
+    ``available``: each pool's unique tokens (P,), or each run's (n, P) when runs trained on subsamples
+    of the pools (repetition-matched runs; ``unique`` is then the whole pools'). The runs must stand in
+    for two budgets or more (:func:`equivalent_tokens`: the proxy budget and a larger one, or
+    repetition-matched runs at the proxy budget) and some must repeat a pool."""
     W = np.atleast_2d(np.asarray(W, dtype=float))
     tokens = np.broadcast_to(np.asarray(tokens, dtype=float), (len(W),)).copy()
     y = np.asarray(y, dtype=float)
     available = np.asarray(available, dtype=float)
+    whole = available if unique is None else np.asarray(unique, dtype=float)
+    scales = np.round(equivalent_tokens(tokens, available, whole), 6)
     if len(W) < 6:
         raise ValidationError(f"{source}: {len(W)} runs are too few to fit the repetition model (R*, gamma, shift); "
                               "give at least 6 runs that repeat data")
-    if len(np.unique(tokens)) < 2:
-        raise ValidationError(f"{source}: every run has {tokens[0]:g} tokens; the repetition model needs runs at two "
-                              "budgets (e.g. the proxy runs and some of their mixtures at a larger budget)")
-    if ((W * tokens[:, None] / available).max(axis=1) <= 1).all():
+    if len(np.unique(scales)) < 2:
+        raise ValidationError(f"{source}: every run has {tokens[0]:g} tokens of the same pools; the repetition model "
+                              "needs runs at two budgets (e.g. the proxy runs and some of their mixtures at a larger "
+                              "budget) or repetition-matched runs (mixplan design --match-budget)")
+    epochs = epochs_read(W, tokens, available)
+    if (epochs.max(axis=1) <= 1).all():
         raise ValidationError(f"{source}: no run repeats any pool (every pool read at most once), so the cost of "
                               "repetition cannot be measured; use runs at a budget where small pools repeat")
     x = _fit_once(f, W, tokens, y, available, proxy_tokens, np.array([np.log(DEFAULT_R_STAR), 0.0]))
     r_star, gamma = float(np.exp(x[0])), float(x[1])
     pred = _predict(f, W, tokens, available, r_star, gamma, proxy_tokens)
     shift = float(np.mean(y - pred))
-    # Ignoring repetition: the same fit with every token fresh (R* -> infinity).
+    # Ignoring repetition: the same fit with every token fresh (R* -> infinity) and a slope in the
+    # budget each run stands in for.
     blind = _predict(f, W, tokens, available, 1e12, 0.0, proxy_tokens)
-    gb = np.polyfit(-np.log(tokens / proxy_tokens), y - blind, 1)
+    gb = np.polyfit(-np.log(scales / proxy_tokens), y - blind, 1)
     rng = np.random.default_rng(seed)
     boot = []
+    per_run = available.ndim == 2
     for _ in range(n_bootstrap):
         idx = rng.integers(0, len(W), len(W))
-        if len(np.unique(tokens[idx])) < 2:
+        if len(np.unique(scales[idx])) < 2:
             continue
-        xb = _fit_once(f, W[idx], tokens[idx], y[idx], available, proxy_tokens, x)
+        xb = _fit_once(f, W[idx], tokens[idx], y[idx], available[idx] if per_run else available, proxy_tokens, x)
         boot.append((float(np.exp(xb[0])), float(xb[1])))
     intervals = {}
     if boot:
@@ -210,17 +235,19 @@ def fit_repetition(f: Callable[[np.ndarray], np.ndarray], W: np.ndarray, tokens:
         q = [(1 - level) / 2, (1 + level) / 2]
         intervals = {"r_star": tuple(map(float, np.quantile(B[:, 0], q))),
                      "gamma": tuple(map(float, np.quantile(B[:, 1], q)))}
-    res_blind = y - blind - np.polyval(gb, -np.log(tokens / proxy_tokens))
+    res_blind = y - blind - np.polyval(gb, -np.log(scales / proxy_tokens))
     return RepetitionModel(r_star=r_star, gamma=gamma, shift=shift, intervals=intervals, n_runs=len(W),
-                           source=source, proxy_tokens=float(proxy_tokens), rmse=float(np.sqrt(np.mean((y - pred - shift) ** 2))),
+                           source=source, proxy_tokens=float(proxy_tokens),
+                           rmse=float(np.sqrt(np.mean((y - pred - shift) ** 2))),
                            rmse_blind=float(np.sqrt(np.mean(res_blind ** 2))),
-                           reached=tuple(map(float, (W * tokens[:, None] / available).max(axis=0))))
+                           reached=tuple(map(float, epochs.max(axis=0))))
 
 
 def fit_repetition_runs(model: Any, runs: Any, more: Any, available: np.ndarray, *, seed: int = 0,
                         level: float = 0.9) -> RepetitionModel:
     """:func:`fit_repetition` from run tables: the proxy ``runs`` the model was fitted on (one budget, in a
-    ``tokens`` column) and ``more`` runs at other budgets that repeat data, both scored by the model's
+    ``tokens`` column) and ``more`` runs at other budgets that repeat data, or repetition-matched runs on
+    subsampled pools (``unique_tokens_<pool>`` / ``subsample_fraction`` columns), both scored by the model's
     objective; ``available`` is each pool's unique tokens."""
     proxy = runs.frame["tokens"].to_numpy(dtype=float) if "tokens" in runs.frame else None
     if proxy is None or "tokens" not in more.frame:
@@ -228,12 +255,22 @@ def fit_repetition_runs(model: Any, runs: Any, more: Any, available: np.ndarray,
                               "tables (the budget each run was trained on)")
     if np.ptp(proxy) > 0:
         raise ValidationError(f"{runs.source}: the proxy runs have several budgets; fit the model on runs of one budget")
+    check_whole_pools(runs)
     objective = model.objective
     W = np.vstack([runs.weights, more.weights])
     T = np.r_[proxy, more.frame["tokens"].to_numpy(dtype=float)]
     y = np.r_[objective.values(runs), objective.values(more)]
-    return fit_repetition(model.predict_mean, W, T, y, available, float(proxy[0]), seed=seed, level=level,
-                          source=f"fitted on {runs.source} and {more.source}")
+    U = np.vstack([runs.unique_tokens(available), more.unique_tokens(available)])
+    return fit_repetition(model.predict_mean, W, T, y, U, float(proxy[0]), seed=seed, level=level,
+                          source=f"fitted on {runs.source} and {more.source}", unique=available)
+
+
+def check_whole_pools(runs: Any) -> None:
+    """The proxy runs a regressor is fitted on must read the whole pools (its input is the mixture alone)."""
+    if runs.subsampled:
+        raise ValidationError(f"{runs.source}: these runs trained on subsamples of the pools (unique_tokens_<pool> "
+                              "or subsample_fraction columns); the regressor is fitted on runs on the whole pools: "
+                              "give repetition-matched runs with --repetition-runs or --scale-runs")
 
 
 def repeats_beyond(names: Sequence[str], epochs: np.ndarray | Sequence[float],

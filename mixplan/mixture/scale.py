@@ -27,7 +27,8 @@ for the intervals.
 prediction's spread :math:`s(w, T)` from the parameters; it grows with the distance extrapolated. On
 the held-out folds the standardised errors :math:`z_j = (y_j - \hat y_j)/\sqrt{s_j^2 + \sigma^2}`
 (:math:`\sigma`: the runs' noise, the law's robust residual scale) say whether that spread is honest;
-their split-conformal quantile :math:`q` at ``level`` (1.645 at 90% when it is) multiplies it: the
+their split-conformal quantile :math:`q` at ``level`` (1.645 at 90% when it is; never less: held-out
+errors widen the spread, they do not narrow it) multiplies it: the
 expected loss of a mixture at :math:`T` lies in :math:`\hat y \pm q\, s(w, T)`, one trained run in
 :math:`\hat y \pm q \sqrt{s^2 + \sigma^2}`. With runs at one budget there is no such model and no
 interval at the target: :func:`fit_at_scale` refuses, and the plan says the level there is unknown.
@@ -53,14 +54,15 @@ from .._stats import conformal_quantile
 from ..exceptions import ValidationError
 from ..laws.fitting import LawFit, fit_law, robust_scale
 from ..laws.mixture import mixture_effective_law, mixture_effective_theta
-from .repetition import DEFAULT_R_STAR, effective_mixture, fit_repetition
+from .repetition import DEFAULT_R_STAR, effective_mixture, epochs_read, equivalent_tokens, fit_repetition
 
 __all__ = ["AtScaleModel", "fit_at_scale", "SCALE_MODELS"]
 
 SCALE_MODELS = ("effective-data law", "regressor + law change", "repetition-aware regressor")
 
-#: (W, T, N, spread) -> (mean, sd); N the model size, None when the runs do not vary it
-Predictor = Callable[[np.ndarray, float, float | None, bool], tuple[np.ndarray, np.ndarray]]
+#: (W, T, N, spread, U) -> (mean, sd); N the model size, None when the runs do not vary it; U each row's
+#: unique tokens of each pool (runs on subsampled pools), None for the whole pools
+Predictor = Callable[[np.ndarray, float, float | None, bool, np.ndarray | None], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass
@@ -88,19 +90,23 @@ R_STAR_FACTOR = 3.0
 
 def _fit_law(W: np.ndarray, T: np.ndarray, N: np.ndarray | None, y: np.ndarray, pools: list[str], unique: np.ndarray,
              reference: float, r_star: float | None, n_bootstrap: int, seed: int,
-             shape: Mapping[str, Any] | None = None) -> tuple[Any, LawFit, np.ndarray, float, list[Any]]:
+             shape: Mapping[str, Any] | None = None,
+             available: np.ndarray | None = None) -> tuple[Any, LawFit, np.ndarray, float, list[Any]]:
     """The law with R* fitted; when the runs do not identify it (its interval spans more than
     ``R_STAR_SPAN``x, or the fit ends at a bound: runs that read pools a few times cannot tell a
     half-life of 20 repetitions from one of 2,000), refitted with R* fixed at Muennighoff et al.'s
     R_D* = 15.39 -- the optimizer would otherwise buy the most repetition where the fit is most
     optimistic -- and the same law at R* / ``R_STAR_FACTOR`` and R* x ``R_STAR_FACTOR`` is returned, so
     that predictions can carry R*'s uncertainty. ``shape``: the law's ``groups`` and ``r_star_pools``
-    (:func:`mixplan.laws.mixture_effective_law`); pools with their own R* keep it throughout."""
-    data = {"tokens": T, "weights": W} | ({} if N is None else {"params": N})
+    (:func:`mixplan.laws.mixture_effective_law`); pools with their own R* keep it throughout. ``available``:
+    each run's unique tokens of each pool when some runs trained on subsampled pools."""
+    data = ({"tokens": T, "weights": W} | ({} if N is None else {"params": N})
+            | ({} if available is None else {"unique": available}))
     sized = N is not None  # runs at several model sizes: the law's A / N^alpha term
 
     def law_at(r: float | None) -> Any:
-        return mixture_effective_law(pools, unique, r_star=r, reference=reference, params=sized, **(shape or {}))
+        return mixture_effective_law(pools, unique, r_star=r, reference=reference, params=sized,
+                                     per_run_unique=available is not None, **(shape or {}))
 
     law = law_at(r_star)
     fit = fit_law(law, data, y, n_bootstrap=n_bootstrap, n_starts=3, seed=seed, delta="auto",
@@ -123,46 +129,53 @@ def _fit_law(W: np.ndarray, T: np.ndarray, N: np.ndarray | None, y: np.ndarray, 
     return law, fit, thetas, noise, alt
 
 
-def _law_values(law: Any, thetas: np.ndarray, W: np.ndarray, T: float, N: float | None = None) -> np.ndarray:
-    data = {"tokens": np.full(len(W), float(T)), "weights": W} | ({} if N is None else {"params": np.full(len(W), N)})
+def _law_values(law: Any, thetas: np.ndarray, W: np.ndarray, T: float, N: float | None = None,
+                U: np.ndarray | None = None) -> np.ndarray:
+    data = ({"tokens": np.full(len(W), float(T)), "weights": W} | ({} if N is None else {"params": np.full(len(W), N)})
+            | ({} if U is None else {"unique": U}))
     return np.array([np.exp(law.log_predict(t, data)) for t in thetas])  # (1 + B, n)
 
 
 def _fit_candidates(model: Any, W: np.ndarray, T: np.ndarray, N: np.ndarray | None, y: np.ndarray, pools: list[str],
                     unique: np.ndarray, T0: float, N0: float | None, r_star: float | None, n_bootstrap: int,
-                    seed: int, level: float, regressor: bool = True,
-                    shape: Mapping[str, Any] | None = None) -> tuple[dict[str, _Fitted], dict[str, str]]:
+                    seed: int, level: float, regressor: bool = True, shape: Mapping[str, Any] | None = None,
+                    available: np.ndarray | None = None) -> tuple[dict[str, _Fitted], dict[str, str]]:
     """Every model of the change that these runs can fit (without the regressor's when it was fitted
     on the runs to be predicted); the others with the reason. ``N``: the runs' model sizes when they
-    vary (``N0`` the proxy runs'), else None."""
+    vary (``N0`` the proxy runs'), else None. ``available``: each run's unique tokens of each pool when
+    some trained on subsampled pools (repetition-matched runs), else None."""
     skipped: dict[str, str] = {}
-    law, fit, thetas, noise, alt = _fit_law(W, T, N, y, pools, unique, T0, r_star, n_bootstrap, seed, shape)
+    law, fit, thetas, noise, alt = _fit_law(W, T, N, y, pools, unique, T0, r_star, n_bootstrap, seed, shape,
+                                            available)
     z = norm.ppf((1 + level) / 2)
 
-    def r_star_sd(Wq: np.ndarray, Tq: float, Nq: float | None, base: bool) -> np.ndarray:
+    def r_star_sd(Wq: np.ndarray, Tq: float, Nq: float | None, base: bool, Uq: np.ndarray | None) -> np.ndarray:
         """The spread from R*'s assumed range (0 when the runs measured R*), of L(T) or of L(T) - L(T0)."""
         if not alt:
             return np.zeros(len(Wq))
-        ends = [_law_values(a, thetas[:1], Wq, Tq, Nq)[0]
+        ends = [_law_values(a, thetas[:1], Wq, Tq, Nq, Uq)[0]
                 - (_law_values(a, thetas[:1], Wq, T0, N0)[0] if base else 0.0) for a in alt]
         return np.abs(ends[1] - ends[0]) / (2 * z)
 
-    def law_alone(Wq: np.ndarray, Tq: float, Nq: float | None, spread: bool) -> tuple[np.ndarray, np.ndarray]:
-        v = _law_values(law, thetas, Wq, Tq, Nq)
+    def law_alone(Wq: np.ndarray, Tq: float, Nq: float | None, spread: bool,
+                  Uq: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        v = _law_values(law, thetas, Wq, Tq, Nq, Uq)
         if not spread or len(v) <= 2:
             return v.mean(axis=0), np.zeros(len(Wq))
-        return v.mean(axis=0), np.hypot(v[1:].std(axis=0, ddof=1), r_star_sd(Wq, Tq, Nq, False))
+        return v.mean(axis=0), np.hypot(v[1:].std(axis=0, ddof=1), r_star_sd(Wq, Tq, Nq, False, Uq))
 
     def regressor_sd(Wq: np.ndarray) -> np.ndarray:
         return model.interval_scale(level) * model.predict_sd(Wq) / z
 
-    def with_change(Wq: np.ndarray, Tq: float, Nq: float | None, spread: bool) -> tuple[np.ndarray, np.ndarray]:
-        change = _law_values(law, thetas, Wq, Tq, Nq) - _law_values(law, thetas, Wq, T0, N0)
+    def with_change(Wq: np.ndarray, Tq: float, Nq: float | None, spread: bool,
+                    Uq: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        # from the proxy runs (the whole pools at T0, what the regressor was fitted on) to (T, N, U)
+        change = _law_values(law, thetas, Wq, Tq, Nq, Uq) - _law_values(law, thetas, Wq, T0, N0)
         mean = model.predict_mean(Wq) + change.mean(axis=0)
         if not spread or len(change) <= 2:
             return mean, np.zeros(len(Wq))
         return mean, np.sqrt(regressor_sd(Wq) ** 2 + change[1:].var(axis=0, ddof=1)
-                             + r_star_sd(Wq, Tq, Nq, True) ** 2)
+                             + r_star_sd(Wq, Tq, Nq, True, Uq) ** 2)
 
     # the R* the law's predictions use: fitted, Muennighoff's fallback, or given
     r_law = fit.params.get("R_star", DEFAULT_R_STAR if alt else r_star)  # None: every pool has its own
@@ -171,16 +184,20 @@ def _fit_candidates(model: Any, W: np.ndarray, T: np.ndarray, N: np.ndarray | No
         skipped |= {n: "the regressor was fitted on the runs held out" for n in SCALE_MODELS[1:]}
         return out, skipped
     out["regressor + law change"] = _Fitted("regressor + law change", with_change, noise, {"fit": fit, "r_star": r_law})
+    A = np.broadcast_to(unique, W.shape) if available is None else available
     if N is not None:
         skipped["repetition-aware regressor"] = "does not model the model size (the runs span several)"
-    elif len(np.unique(T)) >= 2 and (W * T[:, None] > unique).any():
-        rep = fit_repetition(model.predict_mean, W, T, y, unique, T0, n_bootstrap=0, seed=seed, level=level)
+    elif (len(np.unique(np.round(equivalent_tokens(T, A, unique), 6))) >= 2
+          and (epochs_read(W, T, A) > 1).any()):
+        rep = fit_repetition(model.predict_mean, W, T, y, A, T0, n_bootstrap=0, seed=seed, level=level, unique=unique)
 
-        def repetition(Wq: np.ndarray, Tq: float, Nq: float | None, spread: bool) -> tuple[np.ndarray, np.ndarray]:
-            obj = rep.at_scale(rep.objective(model.predict_mean, Wq, Tq, unique), Tq)
+        def repetition(Wq: np.ndarray, Tq: float, Nq: float | None, spread: bool,
+                       Uq: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+            Uq = unique if Uq is None else Uq
+            obj = rep.at_scale(rep.objective(model.predict_mean, Wq, Tq, Uq), Tq)
             if not spread:
                 return obj, np.zeros(len(Wq))
-            return obj, regressor_sd(effective_mixture(Wq, Tq, unique, rep.r_star)[0])
+            return obj, regressor_sd(effective_mixture(Wq, Tq, Uq, rep.r_star)[0])
 
         out["repetition-aware regressor"] = _Fitted("repetition-aware regressor", repetition, noise,
                                                     {"model": rep, "r_star": float(rep.r_star)})
@@ -215,6 +232,8 @@ class AtScaleModel:
     #: per pool its own R* (given) or None (``r_star`` applies); used by the law models, not by the
     #: repetition-aware regressor (one R*)
     r_star_pools: tuple[float | None, ...] | None = None
+    #: the budgets repetition-matched runs (on subsampled pools) stand in for (their held-out scale)
+    matched: tuple[float, ...] = ()
 
     def at_params(self, params: float | None) -> "AtScaleModel":
         """The same model, predicting for a big run of ``params`` parameters (needed when the runs span
@@ -232,7 +251,7 @@ class AtScaleModel:
         if self.sizes and self.target_params is None:
             raise ValidationError(f"the runs span model sizes {', '.join(f'{s:.4g}' for s in self.sizes)}: give the "
                                   "big run's size (--params, or --flops with --params)")
-        return self._predict(np.atleast_2d(W), tokens, self.target_params, spread)
+        return self._predict(np.atleast_2d(W), tokens, self.target_params, spread, None)
 
     def predict_mean(self, W: np.ndarray, tokens: float) -> np.ndarray:
         """The expected loss of every row of ``W`` at ``tokens`` (the search's objective)."""
@@ -274,6 +293,8 @@ class AtScaleModel:
                 "extrapolation in model size" if bigger else
                 "extrapolation below the runs' budgets" if tokens < lo else "extrapolation in repetition")
         out = {"class": kind, "tokens_over_largest_run": float(tokens / hi), "repetition_beyond_runs": beyond}
+        if self.matched:  # runs on subsampled pools read the pools as often as a run at these budgets
+            out["repetition_matched"] = bool(not beyond and tokens <= max(self.matched) * 1.01)
         if self.sizes:
             out["params_over_largest_run"] = float(self.target_params / max(self.sizes))  # type: ignore[operator]
         return out
@@ -283,7 +304,8 @@ class AtScaleModel:
                 "calibration_quantile": self.quantile, "noise_sd": self.noise, "budgets": list(self.budgets),
                 "proxy_tokens": self.proxy_tokens, "sizes": list(self.sizes), "proxy_params": self.proxy_params,
                 "target_params": self.target_params, "r_star": self.r_star,
-                "r_star_pools": None if self.r_star_pools is None else list(self.r_star_pools), "holdout": self.holdout,
+                "r_star_pools": None if self.r_star_pools is None else list(self.r_star_pools),
+                "matched_budgets": list(self.matched), "holdout": self.holdout,
                 "skipped": self.skipped,
                 "law": None if self.fit is None else self.fit.to_dict() | {"bootstrap": None}}
 
@@ -293,7 +315,9 @@ class AtScaleModel:
         sizes = f"; model sizes {', '.join(f'{s:.4g}' for s in self.sizes)}" if self.sizes else ""
         budgets = (', '.join(f'{b:.4g}' for b in self.budgets) if len(self.budgets) <= 6 else
                    f"{len(self.budgets)} from {self.budgets[0]:.4g} to {self.budgets[-1]:.4g}")
-        lines = [f"at-scale model: {self.chosen} ({how}; budgets {budgets}{sizes})"]
+        matched = (f"; repetition-matched runs standing in for {', '.join(f'{b:.4g}' for b in self.matched)}"
+                   if self.matched else "")
+        lines = [f"at-scale model: {self.chosen} ({how}; budgets {budgets}{sizes}{matched})"]
         for name, h in self.holdout.items():
             lines.append(f"  {name}: held-out error at {h['predicted']:.4g} (fitted below it): RMSE {h['rmse']:.4g}, "
                          f"between mixtures {h['centred_rmse']:.4g} (mean {h['mean_error']:+.3g}), "
@@ -317,7 +341,8 @@ def fit_at_scale(model: Any, W: np.ndarray, tokens: np.ndarray, y: np.ndarray, u
                  params: np.ndarray | None = None, proxy_tokens: float | None = None,
                  proxy_params: float | None = None, r_star: float | None = None, level: float = 0.9,
                  n_bootstrap: int = 60, seed: int = 0, groups: list[str] | None = None,
-                 r_star_pools: Sequence[float | None] | None = None) -> AtScaleModel:
+                 r_star_pools: Sequence[float | None] | None = None,
+                 available: np.ndarray | None = None) -> AtScaleModel:
     """Fit, choose and calibrate the at-scale model on runs ``W`` at budgets ``tokens`` with measured
     losses ``y``: the proxy runs the regressor ``model`` was fitted on (at ``proxy_tokens``, default
     the smallest budget) and runs at other budgets; ``unique``: each pool's unique tokens;
@@ -329,13 +354,27 @@ def fit_at_scale(model: Any, W: np.ndarray, tokens: np.ndarray, y: np.ndarray, u
     in their quality-weighted effective tokens (``mixture_effective_law(groups=...)``). ``r_star_pools``:
     per pool its own fixed R* or None (e.g. the manifest's ``r_star`` of a pool or a bucket); the others
     share ``r_star`` or the fitted one. The regressor's models are checked only on folds whose held-out
-    scale is above the proxy runs' (below it they would predict their own training runs)."""
+    scale is above the proxy runs' (below it they would predict their own training runs).
+
+    ``available``: each run's unique tokens of each pool (n, P) when some runs trained on subsampled pools
+    (repetition-matched runs, :func:`mixplan.design_swarm` with ``match_budget``): they read the pools as often
+    as a run at a larger budget would, and the held-out scale of a run is the budget it stands in for
+    (:func:`mixplan.mixture.repetition.equivalent_tokens`), so matched runs at the proxy budget are predicted
+    from the runs on the whole pools before they are fitted on."""
     W = np.atleast_2d(np.asarray(W, dtype=float))
     T = np.asarray(tokens, dtype=float)
     y = np.asarray(y, dtype=float)
     unique = np.asarray(unique, dtype=float)
     shape = {"groups": groups} | ({} if r_star_pools is None or all(r is None for r in r_star_pools)
                                  else {"r_star_pools": list(r_star_pools)})
+    A = None
+    if available is not None:
+        A = np.asarray(available, dtype=float)
+        if A.shape != W.shape or not np.all(np.isfinite(A) & (A > 0)) or np.any(A > unique * (1 + 1e-9)):
+            raise ValidationError("each run's unique tokens (available) must be positive, at most the pool's, one per "
+                                  "run and pool")
+        if np.allclose(A, unique):
+            A = None  # every run read the whole pools
     N = None if params is None else np.asarray(params, dtype=float)
     if N is not None and (N.shape != T.shape or not np.all(np.isfinite(N) & (N > 0))):
         raise ValidationError("the runs' model sizes (params) must be positive numbers, one per run")
@@ -343,9 +382,12 @@ def fit_at_scale(model: Any, W: np.ndarray, tokens: np.ndarray, y: np.ndarray, u
         N = None  # one size: nothing to learn about size
     budgets = tuple(float(b) for b in np.unique(T))
     sizes = () if N is None else tuple(float(v) for v in np.unique(N))
-    if len(budgets) < 2 and not sizes:
-        raise ValidationError(f"every run has {budgets[0]:g} tokens: the change of a mixture's loss with the budget "
-                              "needs runs at two budgets or more (add a few runs at a larger budget)")
+    # the budget each run stands in for: its own, or for a repetition-matched run the one it matches
+    T_eq = T if A is None else np.round(equivalent_tokens(T, A, unique), 6)
+    if len(np.unique(T_eq)) < 2 and not sizes:
+        raise ValidationError(f"every run has {budgets[0]:g} tokens of the same pools: the change of a mixture's loss "
+                              "with the budget needs runs at two budgets or more (add a few runs at a larger budget, "
+                              "or repetition-matched runs: mixplan design --match-budget)")
     if model.objective.maximize or not np.all(y > 0):
         raise ValidationError("the at-scale model fits a loss law: it needs a positive objective to minimise "
                               "(a loss or bits per byte), not a score to maximise")
@@ -356,11 +398,11 @@ def fit_at_scale(model: Any, W: np.ndarray, tokens: np.ndarray, y: np.ndarray, u
         raise ValidationError(f"no run at the proxy model size {N0:g}; the runs have "
                               f"{', '.join(f'{v:g}' for v in sizes)}")
     T0 = float(T[at_n0].min()) if proxy_tokens is None else float(proxy_tokens)
-    if not (at_n0 & (T == T0)).any():
-        raise ValidationError(f"no run at the proxy budget {T0:g}; the runs have "
+    if not (at_n0 & (T == T0) & (T_eq == T)).any():
+        raise ValidationError(f"no run at the proxy budget {T0:g} on the whole pools; the runs have "
                               f"{', '.join(f'{b:g}' for b in budgets)}")
-    # The held-out scales: model sizes when the runs span several, else budgets.
-    axis, s0, what = (T, T0, "budget") if N is None else (N, N0, "model size")
+    # The held-out scales: model sizes when the runs span several, else budgets (those the runs stand in for).
+    axis, s0, what = (T_eq, T0, "budget") if N is None else (N, N0, "model size")
     scales = np.unique(axis)
 
     def predict_rows(f: _Fitted, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -369,7 +411,7 @@ def fit_at_scale(model: Any, W: np.ndarray, tokens: np.ndarray, y: np.ndarray, u
         for t in np.unique(Tr):
             for n in [None] if Nr is None else np.unique(Nr[Tr == t]):
                 at = (Tr == t) if n is None else (Tr == t) & (Nr == n)
-                mean[at], sd[at] = f.predict(W[rows][at], float(t), n, True)
+                mean[at], sd[at] = f.predict(W[rows][at], float(t), n, True, None if A is None else A[rows][at])
         return mean, sd
 
     holdout: dict[str, dict[str, Any]] = {}
@@ -384,7 +426,8 @@ def fit_at_scale(model: Any, W: np.ndarray, tokens: np.ndarray, y: np.ndarray, u
         try:
             fitted, why = _fit_candidates(model, W[train], T[train], None if N is None else N[train], y[train], pools,
                                           unique, T0, N0, r_star, n_bootstrap, seed, level,
-                                          regressor=scales[k] > s0, shape=shape)
+                                          regressor=scales[k] > s0, shape=shape,
+                                          available=None if A is None else A[train])
         except ValidationError as exc:  # too few runs below this scale to fit the law on their own
             unchecked.append(f"below {scales[k]:g}: {exc}")
             continue
@@ -420,13 +463,20 @@ def fit_at_scale(model: Any, W: np.ndarray, tokens: np.ndarray, y: np.ndarray, u
         q = conformal_quantile(np.concatenate(z_all[law]), level)
         skipped[with_change] = (f"no held-out check: the proxy runs are at the largest {what}; the law's held-out "
                                 "errors calibrate its change")
+    # Held-out errors widen the spread, never narrow it below the bootstrap's own: a fold's model may be less
+    # sure than the final one (e.g. R* not identified below the largest scale, so its spread holds R*'s
+    # assumed range, which the final fit on repetition-matched runs has measured), and its small standardised
+    # errors say nothing of the final model's.
+    q = max(q, float(norm.ppf((1 + level) / 2)))
     final, _ = _fit_candidates(model, W, T, N, y, pools, unique, T0, N0, r_star, n_bootstrap, seed, level,
-                               shape=shape)
+                               shape=shape, available=A)
     if chosen not in final:  # pragma: no cover - every model fitted below the largest scale fits on all runs
         raise ValidationError(f"the at-scale model {chosen!r} cannot be fitted on every run")
     return AtScaleModel(chosen=chosen, level=level, quantile=float(q), noise=final[chosen].noise, budgets=budgets,
-                        proxy_tokens=T0, max_epochs=(W * T[:, None] / unique).max(axis=0), pools=pools,
+                        proxy_tokens=T0, max_epochs=epochs_read(W, T, unique if A is None else A).max(axis=0),
+                        pools=pools,
                         holdout=holdout, skipped=skipped, _predict=final[chosen].predict,
                         fit=final[chosen].details.get("fit"), sizes=sizes, proxy_params=N0,
                         r_star=final[chosen].details["r_star"],
-                        r_star_pools=tuple(shape["r_star_pools"]) if "r_star_pools" in shape else None)
+                        r_star_pools=tuple(shape["r_star_pools"]) if "r_star_pools" in shape else None,
+                        matched=() if A is None else tuple(float(b) for b in np.unique(T_eq[T_eq != T])))

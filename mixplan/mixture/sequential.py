@@ -191,7 +191,8 @@ def propose_next(model: MixtureModel, pools: PoolSet, k: int, *, tokens: float |
                  pins: Mapping[str, float] | None = None, seed: int = 0, n_candidates: int = 8192,
                  local_fraction: float = 0.25, radii: tuple[float, ...] = DEFAULT_RADII, n_centres: int = 8,
                  min_distance: float = 0.01, level: float = DEFAULT_LEVEL, temperature: float = 0.5,
-                 min_nonzero: float = 2e-4, decimals: int = 4) -> NextRuns:
+                 min_nonzero: float = 2e-4, decimals: int = 4, match_budget: float | None = None,
+                 repetition: Any = None) -> NextRuns:
     """Propose the ``k`` proxy mixtures with the largest batch Expected Improvement.
 
     Parameters
@@ -222,6 +223,17 @@ def propose_next(model: MixtureModel, pools: PoolSet, k: int, *, tokens: float |
     temperature, min_nonzero, decimals
         As :func:`mixplan.design_swarm`: prior temperature of the Dirichlet draws, smallest non-zero
         weight above a floor, and rounding of the proposed weights.
+    match_budget : float, optional
+        Propose repetition-matched runs for a big run of this many tokens (``design --next K
+        --match-budget T``): the acquisition is the expected improvement of the repetition-aware
+        objective at ``T`` (:class:`mixplan.mixture.repetition.RepetitionModel`: the regressor on the
+        mixture's *effective* composition at ``T``, where the small pools repeat), its uncertainty the GP's
+        at that effective composition, the promising region that objective's optima, and no epoch caps
+        (the runs must show the repetition the big run prices). The proposals are trained on pools
+        subsampled to ``tokens / T`` (:func:`mixplan.design_swarm` with ``match_budget``).
+    repetition : RepetitionModel, optional
+        With ``match_budget``: the repetition model (fitted on earlier repetition runs); default
+        Muennighoff et al.'s R* with no log-data term.
 
     Raises
     ------
@@ -244,19 +256,21 @@ def propose_next(model: MixtureModel, pools: PoolSet, k: int, *, tokens: float |
             raise ValidationError(f"--next needs a model with an uncertainty model (--model auto or gp); column "
                                   f"{t.column!r} is fitted with {t.regressor.model!r} and {why}")
         uncertainty.append(um)
-    c = build_constraints(pools, tokens, pins)
     rng = np.random.default_rng(seed)
     objective = model.objective
     coef = np.asarray(model.objective.coefficients, dtype=float)
     kappa = model.interval_scale(level) / float(norm.ppf(0.5 + level / 2))
-
-    # The plan says where the promising region is; its warnings (extrapolation) are not ours to print.
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        plan = make_plan(model, pools, tokens=tokens, pins=pins, seed=seed, level=level)
-    assert plan.result is not None
-    centres = best_distinct(plan.result.weights, plan.result.topk_weights, plan.result.candidates,
-                            plan.result.exact_scores, n_centres)
+    if match_budget is None:
+        c = build_constraints(pools, tokens, pins)
+        view, value = (lambda X: X), model.predict_mean
+        # The plan says where the promising region is; its warnings (extrapolation) are not ours to print.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            result = make_plan(model, pools, tokens=tokens, pins=pins, seed=seed, level=level).result
+        assert result is not None
+    else:
+        c, view, value, result = _matched_acquisition(model, pools, match_budget, tokens, repetition, pins, seed)
+    centres = best_distinct(result.weights, result.topk_weights, result.candidates, result.exact_scores, n_centres)
     n_local = int(round(local_fraction * n_candidates)) if len(np.flatnonzero(c.free)) >= 2 else 0
     C = np.vstack([sample_mixtures(n_candidates - n_local, pools.prior, c, rng, temperature),
                    _perturb(centres, c, rng, n_local, radii)])
@@ -266,11 +280,11 @@ def propose_next(model: MixtureModel, pools: PoolSet, k: int, *, tokens: float |
     existing = model.train_weights
     idx_near, dist = nearest_run(C, existing)
     alive = dist >= min_distance
-    f = objective.score(model.predict_mean(C))
-    f_train = objective.score(model.predict_mean(existing))
+    f = objective.score(value(C))
+    f_train = objective.score(value(existing))
     i_inc = int(np.argmin(f_train))
     f_star = float(f_train[i_inc])
-    feats = [fm(C) for _, fm in uncertainty]
+    feats = [fm(view(C)) for _, fm in uncertainty]
     gps = [gp for gp, _ in uncertainty]
     sd0 = kappa * np.sqrt(sum(a ** 2 * gp.predict_std(F, noise=False) ** 2 for a, gp, F in zip(coef, gps, feats)))
     sd = sd0.copy()
@@ -301,19 +315,48 @@ def propose_next(model: MixtureModel, pools: PoolSet, k: int, *, tokens: float |
             sd[live] = kappa * np.sqrt(var)
 
     P = np.asarray(picks, dtype=int)
-    rec_pred = float(model.predict_mean(plan.result.weights[None, :])[0])
+    rec_pred = float(value(result.weights[None, :])[0])
     settings = {"k": k, "seed": seed, "tokens": tokens, "pins": dict(pins or {}), "n_candidates": n_candidates,
                 "n_scored": int(len(C)), "local_fraction": local_fraction, "radii": list(radii),
                 "n_centres": int(len(centres)), "min_distance": min_distance, "level": level, "kappa": kappa,
                 "temperature": temperature, "min_nonzero": min_nonzero, "decimals": decimals,
                 "acquisition": "expected improvement, greedy kriging believer",
                 "incumbent": "best predicted objective among the existing runs"}
+    if match_budget is not None:
+        settings |= {"match_budget": match_budget, "objective": f"repetition-aware at {match_budget:g} tokens"}
     return NextRuns(pools=pools.names, weights=C[P], acquisition=np.asarray(ei_at_pick),
                     prediction=objective.unscore(f[P]), prediction_sd=sd0[P],
                     nearest_run=[model.train_ids[i] for i in idx_near[P]], nearest_distance=dist[P],
                     origin=origin[P].tolist(), incumbent=objective.unscore(float(f_train[i_inc])),
-                    incumbent_run=model.train_ids[i_inc], recommended=np.asarray(plan.result.weights, dtype=float),
+                    incumbent_run=model.train_ids[i_inc], recommended=np.asarray(result.weights, dtype=float),
                     recommended_prediction=rec_pred, settings=settings)
+
+
+def _matched_acquisition(model: MixtureModel, pools: PoolSet, match_budget: float, tokens: float | None,
+                         repetition: Any, pins: Mapping[str, float] | None, seed: int) -> tuple[Any, ...]:
+    """For repetition-matched proposals: the constraints (no epoch caps), the effective composition at
+    the big run's budget (where the GP's uncertainty is read), the repetition-aware objective there and
+    its optimum (the promising region)."""
+    from .._checks import check_number
+    from ..simplex import search
+    from .repetition import DEFAULT_R_STAR, RepetitionModel, effective_mixture
+
+    if tokens is None:
+        raise ValidationError("--match-budget needs --tokens: the proxy runs' budget")
+    check_number(match_budget, "--match-budget", lo=tokens, why="the big run's budget is above the proxies'")
+    rep = repetition or RepetitionModel(r_star=DEFAULT_R_STAR, gamma=0.0)
+    r_star = rep.per_pool(pools.r_star)
+    c = build_constraints(pools, None, pins)
+
+    def view(X: np.ndarray) -> np.ndarray:
+        return effective_mixture(X, match_budget, pools.tokens, r_star)[0]
+
+    def value(X: np.ndarray) -> np.ndarray:
+        return rep.objective(model.predict_mean, X, match_budget, pools.tokens, pools.r_star)
+
+    result = search(lambda W, fast: model.objective.score(value(W)), c, pools.prior, seed=seed,
+                    extra=model.train_weights)
+    return c, view, value, result
 
 
 def next_run_ids(prefix: str, existing: Sequence[str], k: int) -> list[str]:

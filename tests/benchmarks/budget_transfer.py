@@ -72,23 +72,37 @@ def additive_optimum(W: np.ndarray, T: np.ndarray, y: np.ndarray, pools: PoolSet
     return search(score, build_constraints(pools, None, None), pools.prior, seed=seed).weights
 
 
-def world_results(seed: int, model_kind: str, r_star: float | None = None) -> dict:
+def world_results(seed: int, model_kind: str, r_star: float | None = None, matched: float | None = None,
+                  matched_tokens: float = 4 * T0) -> dict:
+    """One world. ``matched``: the 32 runs beside the proxy runs are repetition-matched for a big run of
+    ``matched`` tokens (``design_swarm(match_budget=...)``: 32 new mixtures at ``matched_tokens`` on every pool
+    subsampled to ``matched_tokens / matched``) instead of 32 proxy mixtures at 4 x T0 on the whole pools."""
     world = make_budget_world(8, seed) if r_star is None else make_budget_world(8, seed, r_star=r_star)
     pools = PoolSet(tuple(Pool(n, tokens=float(u)) for n, u in zip(world.names, world.unique_tokens)))
     design = design_swarm(pools, 128, seed=seed, tokens=T0).frame
     W = design[[f"w_{p}" for p in world.names]].to_numpy()
     frame = design.assign(tokens=T0, loss=world.measure(W, T0, seed=seed))
-    more = design.iloc[:32].assign(tokens=4 * T0, loss=world.measure(W[:32], 4 * T0, seed=seed + 1000))
-    runs, more_runs = validate_runs(frame, pools, source="proxy"), validate_runs(more, pools, source="4x")
+    if matched is None:
+        more = design.iloc[:32].assign(tokens=4 * T0, loss=world.measure(W[:32], 4 * T0, seed=seed + 1000))
+    else:
+        more = design_swarm(pools, 32, seed=seed + 500, tokens=matched_tokens, match_budget=matched,
+                            prefix="matched").frame
+        W_more = more[[f"w_{p}" for p in world.names]].to_numpy()
+        more = more.assign(loss=world.measure(W_more, matched_tokens, seed=seed + 1000,
+                                              available=world.unique_tokens * matched_tokens / matched))
+    runs, more_runs = validate_runs(frame, pools, source="proxy"), validate_runs(more, pools, source="more")
     objective = parse_objective("loss", runs)
     model = fit_model(runs, objective, model_kind, seed=seed)
     regmix = fit_model(runs, objective, "regmix", seed=seed)
     rep = fit_repetition_runs(model, runs, more_runs, pools.tokens, seed=seed)
-    W_all, T_all = np.vstack([W, W[:32]]), np.r_[frame["tokens"], more["tokens"]].astype(float)
+    W_all, T_all = np.vstack([W, more_runs.weights]), np.r_[frame["tokens"], more["tokens"]].astype(float)
     y_all = np.r_[frame["loss"], more["loss"]]
-    scale = fit_at_scale(model, W_all, T_all, y_all, pools.tokens, proxy_tokens=T0, seed=seed)
-    blind_fit = fit_law(BLIND, {"tokens": T_all}, y_all, n_bootstrap=0, n_starts=3)
-    shukor_w = additive_optimum(W_all, T_all, y_all, pools, seed)
+    available = np.vstack([runs.unique_tokens(pools.tokens), more_runs.unique_tokens(pools.tokens)])
+    scale = fit_at_scale(model, W_all, T_all, y_all, pools.tokens, proxy_tokens=T0, seed=seed, available=available)
+    # (the mixture-blind law sees the budget each run stands in for)
+    T_eq = T_all * np.exp(-np.log(available / pools.tokens).mean(axis=1))
+    blind_fit = fit_law(BLIND, {"tokens": T_eq}, y_all, n_bootstrap=0, n_starts=3)
+    shukor_w = additive_optimum(W_all, T_eq, y_all, pools, seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MixplanWarning)
         regmix_w = np.array(list(make_plan(regmix, pools, seed=seed).mixtures["top_k_mean"]["weights"].values()))
@@ -147,10 +161,14 @@ def main() -> None:
     ap.add_argument("--world-r-star", type=float, default=None,
                     help="the worlds' R* (default Muennighoff's 15.39, the value the plan falls back on when the runs "
                          "do not identify R*: try 5 or 50 to see what a wrong fallback costs)")
+    ap.add_argument("--matched", type=float, default=None,
+                    help="repetition-matched runs for this big budget (e.g. 1e10) in place of the 4x runs")
+    ap.add_argument("--matched-tokens", type=float, default=4 * T0, help="the matched runs' budget (default 4 x T0)")
     ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "mixplan_budget_transfer.json")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    worlds = [world_results(seed, args.model, args.world_r_star) for seed in range(args.seeds)]
+    worlds = [world_results(seed, args.model, args.world_r_star, args.matched, args.matched_tokens)
+              for seed in range(args.seeds)]
     print(f"mean true regret over {args.seeds} worlds (refusals not counted; their number in brackets)")
     print(f"{'method':<28}" + "".join(f"{f'{T:g} tokens':>16}" for T in BUDGETS))
     summary = {}
@@ -191,7 +209,9 @@ def main() -> None:
             for T in BUDGETS}
     print("goal (regret <= half of uniform, proxy-scale optima, RegMix; the true one from 10x): "
           + ", ".join(f"{T}: {'met' if ok else 'NOT met'}" for T, ok in goal.items()))
-    args.out.write_text(json.dumps({"seeds": args.seeds, "model": args.model, "world_r_star": args.world_r_star, "summary": summary, "goal": goal,
+    args.out.write_text(json.dumps({"seeds": args.seeds, "model": args.model, "world_r_star": args.world_r_star,
+                                    "matched": args.matched, "matched_tokens": args.matched_tokens,
+                                    "summary": summary, "goal": goal,
                                     "worlds": worlds},
                                    indent=2) + "\n", encoding="utf-8")
     print(f"{time.perf_counter() - t0:.0f} s; results written to {args.out}")

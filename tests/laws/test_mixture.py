@@ -273,6 +273,47 @@ def test_effective_law_with_some_pools_own_r_star(fixed):
         mixture_effective_law(EFF_POOLS, UNIQUE, r_star_pools=[-1.0, None, None])
 
 
+def test_effective_law_with_each_runs_unique_tokens():
+    """Runs on subsampled pools (repetition-matched runs) carry their own unique tokens: the law with a
+    ``unique`` column is the pure loss with each run's U, its Jacobian matches finite differences (R* moves
+    each run's effective tokens by its own U), and R* is recovered from runs at one budget on pools cut to
+    1/100 - the epochs of a run at 100x - where the same runs on the whole pools cannot tell it."""
+    from mixplan.laws import fit_law, mixture_effective_law, mixture_effective_loss
+
+    data, _ = _effective_runs()
+    rng = np.random.default_rng(5)
+    U = UNIQUE * rng.uniform(0.01, 1.0, (len(data["tokens"]), 3))
+    d = dict(data, unique=U)
+    law = mixture_effective_law(EFF_POOLS, UNIQUE, generic=True, reference=1e8, per_run_unique=True)
+    assert law.columns[-1] == "unique"
+    theta = np.random.default_rng(6).uniform(-0.5, 0.8, len(law.theta_names))
+    h = 1e-6
+    num = np.column_stack([(law.log_predict(theta + h * e, d) - law.log_predict(theta - h * e, d)) / (2 * h)
+                           for e in np.eye(len(theta))])
+    assert np.max(np.abs(law.jacobian(theta, d) - num)) < 1e-7
+    truth = [EFF_TRUTH[k] for k in ("E", "C", "gamma", "R_star")]
+    want = np.array([mixture_effective_loss(data["weights"][i:i + 1], data["tokens"][i:i + 1], U[i], *truth,
+                                            reference=1e8)[0] for i in range(len(U))])
+    plain = mixture_effective_law(EFF_POOLS, UNIQUE, reference=1e8, per_run_unique=True)
+    t = np.array([np.log(EFF_TRUTH["E"]), *np.log(EFF_TRUTH["C"]), *EFF_TRUTH["gamma"], np.log(EFF_TRUTH["R_star"])])
+    assert np.exp(plain.log_predict(t, d)) == pytest.approx(want, rel=1e-12)
+    # without the column: the law's whole pools
+    assert np.exp(plain.log_predict(t, data)) == pytest.approx(
+        mixture_effective_loss(data["weights"], data["tokens"], UNIQUE, *truth, reference=1e8), rel=1e-12)
+    # R* from repetition-matched runs: 60 runs at 1e8 on the whole pools + 60 at 1e8 on pools cut to 1/100
+    W = rng.dirichlet(np.full(3, 0.7), 120)
+    Um = np.vstack([np.tile(UNIQUE, (60, 1)), np.tile(UNIQUE / 100, (60, 1))])
+    T = np.full(120, 1e8)
+    L = np.array([mixture_effective_loss(W[i:i + 1], T[i:i + 1], Um[i], *truth, reference=1e8)[0] for i in range(120)])
+    L = L * np.exp(0.002 * rng.normal(size=120))
+    fit = fit_law(plain, {"tokens": T, "weights": W, "unique": Um}, L, n_bootstrap=0, n_starts=3)
+    assert fit.params["R_star"] == pytest.approx(EFF_TRUTH["R_star"], rel=0.15)
+    with pytest.raises(ValidationError, match=r"column 'unique', row 3: .* is not a positive finite number in every"):
+        bad = Um.copy()
+        bad[2, 1] = 0.0
+        fit_law(plain, {"tokens": T, "weights": W, "unique": bad}, L, n_bootstrap=0, n_starts=1)
+
+
 def test_grouped_effective_law_recovers_the_bucketed_world():
     """The bucketed known-truth world (mixplan.demo.synthetic) is this law with groups: its bucket
     qualities are recovered from runs at two budgets."""

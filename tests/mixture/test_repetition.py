@@ -179,3 +179,80 @@ def test_known_truth_worlds_warn_when_the_larger_runs_never_repeat_as_the_plan_d
     assert "repetition not identified" in plan.mixtures["recommended"]["at_budget"]["interval_withheld"]
     assert "unknown" in plan.report()  # the at-budget table prints no interval for it
     assert plan.to_dict()["repetition_identification"] == plan.identification
+
+
+def _budget_world_runs(seed, matched=None):
+    """Issue 11's world: 96 proxy runs at 1e8, and 32 runs that show repetition - at 4e8 on the whole pools,
+    or repetition-matched for a big run of ``matched`` tokens (1e8 on pools subsampled to 1e8 / matched)."""
+    from mixplan.data.pools import Pool, PoolSet
+    from mixplan.data.runs import validate_runs
+    from mixplan.demo.synthetic import make_budget_world
+    from mixplan.mixture.design import design_swarm
+
+    t0 = 1e8
+    world = make_budget_world(8, seed)
+    pools = PoolSet(tuple(Pool(n, tokens=float(u)) for n, u in zip(world.names, world.unique_tokens)))
+    design = design_swarm(pools, 96, seed=seed, tokens=t0).frame
+    W = design[[f"w_{p}" for p in world.names]].to_numpy()
+    runs = validate_runs(design.assign(tokens=t0, loss=world.measure(W, t0, seed=seed)), pools, source="proxy")
+    if matched is None:
+        frame = design.iloc[:32].assign(tokens=4 * t0, loss=world.measure(W[:32], 4 * t0, seed=seed + 1))
+    else:
+        frame = design_swarm(pools, 32, seed=seed + 500, tokens=t0, match_budget=matched, prefix="m").frame
+        Wm = frame[[f"w_{p}" for p in world.names]].to_numpy()
+        frame = frame.assign(loss=world.measure(Wm, t0, seed=seed + 1, available=world.unique_tokens * t0 / matched))
+    return world, pools, runs, validate_runs(frame, pools, source="more")
+
+
+def test_repetition_matched_runs_identify_r_star_where_larger_runs_do_not():
+    """Issue 21 on a known-truth world (R* = 15.39): 32 runs at 1e8 on pools subsampled to 1/100 read the
+    pools as often as a run at 1e10 does, so the repetition fit measures R* (within 5%: measured 15.27-15.74
+    over 10 worlds), the at-scale law's R* too, and the plan at 1e10 says repetition is identified; the same
+    plan from 32 runs at 4e8 does not (its R* falls back or wanders: 10-25)."""
+    import warnings
+
+    from mixplan.exceptions import MixplanWarning
+    from mixplan.mixture.repetition import fit_repetition_runs
+    from mixplan.mixture.scale import fit_at_scale
+
+    world, pools, runs, more = _budget_world_runs(0, matched=1e10)
+    assert more.subsampled and not runs.subsampled
+    U = more.unique_tokens(pools.tokens)
+    assert np.allclose(U, pools.tokens * 1e8 / 1e10, rtol=1e-12)
+    epochs = more.weights * 1e8 / U
+    assert np.allclose(epochs, more.weights * 1e10 / pools.tokens, rtol=1e-9)  # the big run's epochs, exactly
+    model = fit_model(runs, parse_objective("loss", runs), "ridge", seed=0)
+    rep = fit_repetition_runs(model, runs, more, pools.tokens, seed=0)
+    available = np.vstack([runs.unique_tokens(pools.tokens), U])
+    W, T = np.vstack([runs.weights, more.weights]), np.r_[runs.frame["tokens"], more.frame["tokens"]]
+    y = np.r_[runs.frame["loss"], more.frame["loss"]]
+    scale = fit_at_scale(model, W, T, y, pools.tokens, proxy_tokens=1e8, seed=0, available=available)
+    assert scale.fit.params["R_star"] == pytest.approx(world.r_star, rel=0.05)
+    assert scale.max_epochs == pytest.approx(epochs.max(axis=0))
+    assert list(scale.holdout)  # the matched runs were predicted out of scale (as a budget of 1e10) first
+    assert all(h["predicted"] == pytest.approx(1e10) for h in scale.holdout.values())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MixplanWarning)
+        plan = make_plan(model, pools, tokens=1e10, seed=0, repetition=rep, scale=scale, n_candidates=3000)
+    assert plan.identification["identified"], plan.identification["message"]
+    truth = world.true_loss(np.array(list(plan.mixtures["recommended"]["weights"].values())), 1e10)[0]
+    assert truth - world.optimum(1e10)[1] < 1e-4  # true regret of the recommendation at 100x the proxy budget
+
+
+def test_subsampled_runs_are_checked_and_never_train_the_regressor(tmp_path):
+    from mixplan.mixture.repetition import check_whole_pools
+
+    _, pools, runs, more = _budget_world_runs(1, matched=1e10)
+    bad = more.frame.copy()
+    bad.loc[3, "unique_tokens_pool2"] = 2 * pools.tokens[2]
+    from mixplan.data.runs import validate_runs
+
+    with pytest.raises(ValidationError, match=r"row 4 \(run_id 'm-04'\), column 'unique_tokens_pool2': .* must be in "
+                                              r"\(0, .*\(the pool's tokens\)"):
+        validate_runs(bad, pools, source="more").unique_tokens(pools.tokens)
+    frac = more.frame.drop(columns=[c for c in more.frame if c.startswith("unique_tokens_")])
+    only = validate_runs(frac, pools, source="more")  # subsample_fraction alone: every pool at that fraction
+    assert np.allclose(only.unique_tokens(pools.tokens), more.unique_tokens(pools.tokens))
+    assert "subsample_fraction" not in only.metric_columns and "unique_tokens_pool0" not in more.metric_columns
+    with pytest.raises(ValidationError, match="trained on subsamples of the pools"):
+        check_whole_pools(more)

@@ -224,3 +224,38 @@ def test_cli_errors_are_one_line_exit_2(capsys, files, argv, message):
     lines = err.strip().splitlines()
     assert code == 2 and len(lines) == 1 and lines[0].startswith("mixplan") and message in lines[0], err
     assert not (tmp / "d").exists()
+
+
+def test_cli_next_proposes_repetition_matched_runs_where_the_target_is_unsure(capsys, files):
+    """design --next K --match-budget T: proposals for pools subsampled to D/T, chosen by the expected
+    improvement of the repetition-aware objective at T (the small pools repeat there), without epoch caps."""
+    from mixplan.data.pools import load_pools
+    from mixplan.mixture.repetition import RepetitionModel, effective_mixture
+
+    runs, manifest, tmp = files
+    args = ["design", "--pools", manifest, "--next", 3, "--runs", runs, "--target", "loss", "--model", "gp",
+            "--cv-repeats", 1, "--tokens", 1e6, "--seed", 7, "--match-budget", 2e7]
+    code, out, err = run_cli(capsys, *args, "--out", tmp / "m", "--json")
+    assert code == 0, err
+    doc = json.loads(out)
+    mix = pd.read_csv(tmp / "m" / "mixtures.csv")
+    pools = load_pools(manifest)
+    assert set(mix["subsample_fraction"]) == {1e6 / 2e7}
+    U = mix[[f"unique_tokens_{p}" for p in pools.names]].to_numpy()
+    assert np.allclose(U, pools.tokens / 20)
+    W = mix[[f"w_{p}" for p in pools.names]].to_numpy()
+    # the runs read the pools as the big run would: p0 (1e6 tokens) up to 20x its weight
+    assert np.allclose(W * 1e6 / U, W * 2e7 / pools.tokens)
+    assert doc["settings"]["match_budget"] == 2e7
+    # the prediction is the repetition-aware objective at T (default R*, no log-data term)
+    from mixplan import fit_model, parse_objective, read_runs
+
+    table = read_runs(runs, pools)
+    model = fit_model(table, parse_objective("loss", table), "gp", seed=7, cv_repeats=1)
+    rep = RepetitionModel(r_star=15.39, gamma=0.0)
+    want = model.predict_mean(effective_mixture(W, 2e7, pools.tokens, rep.r_star)[0])
+    assert mix["prediction"].to_numpy() == pytest.approx(want, abs=0.02)
+    cfg = (tmp / "m" / "runs" / f"{mix['run_id'][0]}.yaml").read_text()
+    assert "subsample:" in cfg and "blake2b" in cfg
+    code, out, err = run_cli(capsys, *[a for a in args if a not in ("--tokens", 1e6)], "--out", tmp / "x")
+    assert code == 2 and "--match-budget needs --tokens" in err
