@@ -144,23 +144,14 @@ def test_known_truth_worlds_warn_when_the_larger_runs_never_repeat_as_the_plan_d
     import warnings
 
     from mixplan.data.objective import parse_objective
-    from mixplan.data.pools import Pool, PoolSet
-    from mixplan.data.runs import validate_runs
-    from mixplan.demo.synthetic import make_budget_world
     from mixplan.exceptions import MixplanWarning
-    from mixplan.mixture.design import design_swarm
     from mixplan.mixture.plan import make_plan
     from mixplan.mixture.repetition import fit_repetition_runs
     from mixplan.models.mixture_model import fit_model
 
     t0 = 1e8
-    world = make_budget_world(8, seed)
-    pools = PoolSet(tuple(Pool(n, tokens=float(u)) for n, u in zip(world.names, world.unique_tokens)))
-    design = design_swarm(pools, 96, seed=seed, tokens=t0).frame
-    W = design[[f"w_{p}" for p in world.names]].to_numpy()
-    runs = validate_runs(design.assign(tokens=t0, loss=world.measure(W, t0, seed=seed)), pools, source="proxy")
-    more = validate_runs(design.iloc[:32].assign(tokens=4 * t0, loss=world.measure(W[:32], 4 * t0, seed=seed + 1)),
-                         pools, source="4x")
+    world, pools, runs, more = _budget_world_runs(seed)
+    W = runs.weights
     model = fit_model(runs, parse_objective("loss", runs), "ridge", seed=seed)
     rep = fit_repetition_runs(model, runs, more, pools.tokens, seed=seed)
     with warnings.catch_warnings():
