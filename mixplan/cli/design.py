@@ -104,8 +104,10 @@ def run(args: argparse.Namespace) -> int:
         from ..mixture.sequential import next_run_ids, propose_next
 
         pins = parse_named_numbers(args.pin)
-        if args.match_budget is not None and args.tokens is None:
-            raise ValidationError("--match-budget needs --tokens: the proxy runs' budget")
+        if args.match_budget is not None:
+            from ..mixture.design import check_match_budget
+
+            check_match_budget(args.tokens, args.match_budget)
         # refuse impossible constraints before fitting (matched runs have no epoch caps)
         build_constraints(pools, args.tokens if args.match_budget is None else None, pins)
         check_writable([out / "mixtures.csv"], args.force)

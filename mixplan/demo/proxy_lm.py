@@ -500,11 +500,17 @@ def subsampled_pools(pools: Mapping[str, DemoPool], fraction: float, seed: int =
             raise _error(f"a subsample of {fraction:g} keeps none of pool {name!r}'s {pool.n_chunks} chunks; use a "
                          "larger fraction")
         off = pool.chunk_offsets
-        parts = [pool.train[off[i]:off[i + 1]] for i in keep]
-        offsets = np.concatenate([[0], np.cumsum([p.size for p in parts])]).astype(np.int64)
-        out[name] = DemoPool(name=name, train=np.concatenate(parts), chunk_offsets=offsets, heldout=pool.heldout,
-                             description=f"{fraction:g} subsample of {name} (seed {seed})")
+        out[name] = _pool_of_chunks(pool, [pool.train[off[i]:off[i + 1]] for i in keep],
+                                    f"{fraction:g} subsample of {name} (seed {seed})")
     return out
+
+
+def _pool_of_chunks(pool: DemoPool, parts: Sequence[np.ndarray], description: str) -> DemoPool:
+    """A training pool made of ``parts`` (its chunks, in order), with ``pool``'s name and held-out text."""
+    lengths = np.array([p.size for p in parts], dtype=np.int64)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
+    return DemoPool(name=pool.name, train=np.concatenate(parts), chunk_offsets=offsets, heldout=pool.heldout,
+                    description=description)
 
 
 def heldout_bpb(model: ProxyLM, pools: Mapping[str, DemoPool]) -> dict[str, float]:
@@ -589,15 +595,7 @@ def subset_pool(pool: DemoPool, sub_bytes: int, rng: np.random.Generator) -> Dem
         piece = pool.train[off[i] : off[i + 1]][: sub_bytes - total]
         parts.append(piece)
         total += piece.size
-    lengths = np.array([p.size for p in parts], dtype=np.int64)
-    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)
-    return DemoPool(
-        name=pool.name,
-        train=np.concatenate(parts),
-        chunk_offsets=offsets,
-        heldout=pool.heldout,
-        description=f"{sub_bytes}-byte subset of {pool.name}",
-    )
+    return _pool_of_chunks(pool, parts, f"{sub_bytes}-byte subset of {pool.name}")
 
 
 def effective_multiple(rep: float, fresh: Sequence[float], es: Sequence[int] = REPETITION_EPOCHS) -> float:

@@ -173,8 +173,9 @@ def _check_data(law: Law, data: Data, loss: np.ndarray, where: str,
             continue
         bad = np.flatnonzero(~(np.isfinite(v) & (v > 0)).reshape(len(v), -1).all(axis=1))
         if len(bad):
-            raise ValidationError(f"{where}: column {col!r}, row {row(bad[0])}: {(v[bad[0]].tolist() if v.ndim > 1 else float(v[bad[0]]))!r} is "
-                                  "not a positive finite number" + (" in every pool" if v.ndim > 1 else ""))
+            shown = v[bad[0]].tolist() if v.ndim > 1 else float(v[bad[0]])
+            raise ValidationError(f"{where}: column {col!r}, row {row(bad[0])}: {shown!r} is not a positive finite "
+                                  "number" + (" in every pool" if v.ndim > 1 else ""))
         out[col] = v
     bad = np.flatnonzero(~np.isfinite(loss) | (loss <= 0))
     if len(bad):

@@ -28,7 +28,7 @@ from ..models.intervals import nearest_run
 from ..data.runs import SUBSAMPLE_COLUMN, UNIQUE_PREFIX, coverage_table, pool_coverage
 from ..simplex import DEFAULT_STRENGTHS, build_constraints, cap_redistribute, sample_mixtures
 
-__all__ = ["Design", "design_swarm", "write_design", "matched_columns"]
+__all__ = ["Design", "design_swarm", "write_design", "matched_columns", "check_match_budget"]
 
 
 
@@ -87,9 +87,7 @@ def design_swarm(pools: PoolSet, n: int, *, seed: int = 0, tokens: float | None 
         raise ValidationError(f"--n must be at least 1, got {n}")
     check_prefix(prefix)
     if match_budget is not None:
-        if tokens is None:
-            raise ValidationError("--match-budget needs --tokens: the proxy runs' budget")
-        check_number(match_budget, "--match-budget", lo=tokens, why="the big run's budget is above the proxies'")
+        check_match_budget(tokens, match_budget)
     c = build_constraints(pools, tokens if match_budget is None else None)
     rng = np.random.default_rng(seed)
     if buckets is not None:
@@ -140,6 +138,13 @@ def design_swarm(pools: PoolSet, n: int, *, seed: int = 0, tokens: float | None 
     if match_budget is not None:
         settings |= {"match_budget": match_budget, "subsample_fraction": tokens / match_budget}
     return Design(frame=frame, coverage=coverage, settings=settings)
+
+
+def check_match_budget(tokens: float | None, match_budget: float) -> None:
+    """Repetition-matched runs need the proxy budget ``tokens``, below the big run's ``match_budget``."""
+    if tokens is None:
+        raise ValidationError("--match-budget needs --tokens: the proxy runs' budget")
+    check_number(match_budget, "--match-budget", lo=tokens, why="the big run's budget is above the proxies'")
 
 
 def matched_columns(frame: pd.DataFrame, pools: PoolSet, tokens: float, match_budget: float) -> pd.DataFrame:

@@ -96,10 +96,11 @@ def equivalent_tokens(tokens: np.ndarray, available: np.ndarray, unique: np.ndar
     """The budget each run stands in for: its tokens over the fraction of the pools it could read (the
     geometric mean over pools of ``available / unique``). A run at :math:`D` on every pool subsampled to
     :math:`D/T` reads each pool as often as a run at :math:`T` on the whole pools: it stands in for
-    :math:`T`. Runs on the whole pools stand in for their own budget."""
+    :math:`T`. Runs on the whole pools stand in for their own budget. Rounded to 1e-6 tokens, so that runs
+    standing in for one budget compare equal (they are grouped by it)."""
     T = np.asarray(tokens, dtype=float)
     ratio = np.asarray(available, dtype=float) / np.asarray(unique, dtype=float)
-    return T * np.exp(-np.log(np.broadcast_to(ratio, (len(T), ratio.shape[-1]))).mean(axis=1))
+    return np.round(T * np.exp(-np.log(np.broadcast_to(ratio, (len(T), ratio.shape[-1]))).mean(axis=1)), 6)
 
 
 def epochs_read(W: np.ndarray, tokens: np.ndarray, available: np.ndarray) -> np.ndarray:
@@ -200,7 +201,7 @@ def fit_repetition(f: Callable[[np.ndarray], np.ndarray], W: np.ndarray, tokens:
     y = np.asarray(y, dtype=float)
     available = np.asarray(available, dtype=float)
     whole = available if unique is None else np.asarray(unique, dtype=float)
-    scales = np.round(equivalent_tokens(tokens, available, whole), 6)
+    scales = equivalent_tokens(tokens, available, whole)
     if len(W) < 6:
         raise ValidationError(f"{source}: {len(W)} runs are too few to fit the repetition model (R*, gamma, shift); "
                               "give at least 6 runs that repeat data")

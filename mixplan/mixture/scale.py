@@ -187,7 +187,7 @@ def _fit_candidates(model: Any, W: np.ndarray, T: np.ndarray, N: np.ndarray | No
     A = np.broadcast_to(unique, W.shape) if available is None else available
     if N is not None:
         skipped["repetition-aware regressor"] = "does not model the model size (the runs span several)"
-    elif (len(np.unique(np.round(equivalent_tokens(T, A, unique), 6))) >= 2
+    elif (len(np.unique(equivalent_tokens(T, A, unique))) >= 2
           and (epochs_read(W, T, A) > 1).any()):
         rep = fit_repetition(model.predict_mean, W, T, y, A, T0, n_bootstrap=0, seed=seed, level=level, unique=unique)
 
@@ -383,7 +383,7 @@ def fit_at_scale(model: Any, W: np.ndarray, tokens: np.ndarray, y: np.ndarray, u
     budgets = tuple(float(b) for b in np.unique(T))
     sizes = () if N is None else tuple(float(v) for v in np.unique(N))
     # the budget each run stands in for: its own, or for a repetition-matched run the one it matches
-    T_eq = T if A is None else np.round(equivalent_tokens(T, A, unique), 6)
+    T_eq = T if A is None else equivalent_tokens(T, A, unique)
     if len(np.unique(T_eq)) < 2 and not sizes:
         raise ValidationError(f"every run has {budgets[0]:g} tokens of the same pools: the change of a mixture's loss "
                               "with the budget needs runs at two budgets or more (add a few runs at a larger budget, "

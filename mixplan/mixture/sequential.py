@@ -79,7 +79,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import norm
 
-from .design import check_prefix, sparsify_round
+from .design import check_match_budget, check_prefix, sparsify_round
 from ..exceptions import ValidationError
 from ..models.mixture_model import DEFAULT_LEVEL, MixtureModel, nearest_run
 from .plan import make_plan
@@ -337,13 +337,10 @@ def _matched_acquisition(model: MixtureModel, pools: PoolSet, match_budget: floa
     """For repetition-matched proposals: the constraints (no epoch caps), the effective composition at
     the big run's budget (where the GP's uncertainty is read), the repetition-aware objective there and
     its optimum (the promising region)."""
-    from .._checks import check_number
     from ..simplex import search
     from .repetition import DEFAULT_R_STAR, RepetitionModel, effective_mixture
 
-    if tokens is None:
-        raise ValidationError("--match-budget needs --tokens: the proxy runs' budget")
-    check_number(match_budget, "--match-budget", lo=tokens, why="the big run's budget is above the proxies'")
+    check_match_budget(tokens, match_budget)
     rep = repetition or RepetitionModel(r_star=DEFAULT_R_STAR, gamma=0.0)
     r_star = rep.per_pool(pools.r_star)
     c = build_constraints(pools, None, pins)

@@ -43,7 +43,7 @@ from mixplan.data.runs import validate_runs
 from mixplan.demo.synthetic import make_budget_world
 from mixplan.laws import fit_law, mixture_additive_law
 from mixplan.laws.fitting import Law
-from mixplan.mixture.repetition import fit_repetition_runs
+from mixplan.mixture.repetition import equivalent_tokens, fit_repetition_runs
 from mixplan.mixture.scale import fit_at_scale
 from mixplan.simplex import build_constraints, search
 
@@ -100,7 +100,7 @@ def world_results(seed: int, model_kind: str, r_star: float | None = None, match
     available = np.vstack([runs.unique_tokens(pools.tokens), more_runs.unique_tokens(pools.tokens)])
     scale = fit_at_scale(model, W_all, T_all, y_all, pools.tokens, proxy_tokens=T0, seed=seed, available=available)
     # (the mixture-blind law sees the budget each run stands in for)
-    T_eq = T_all * np.exp(-np.log(available / pools.tokens).mean(axis=1))
+    T_eq = equivalent_tokens(T_all, available, pools.tokens)
     blind_fit = fit_law(BLIND, {"tokens": T_eq}, y_all, n_bootstrap=0, n_starts=3)
     shukor_w = additive_optimum(W_all, T_eq, y_all, pools, seed)
     with warnings.catch_warnings():
