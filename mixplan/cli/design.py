@@ -50,6 +50,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("with --next")
     add_fit_options(g)  # type: ignore[arg-type]  # an argument group has the same add_argument
     g.add_argument("--pin", action="append", default=[], metavar="POOL=W", help="fix a pool's weight (repeatable)")
+    g.add_argument("--repetition-runs", metavar="RUNS",
+                   help="with --match-budget: runs that repeat the pools (earlier repetition-matched runs, or runs at "
+                        "a larger budget); the repetition model fitted on --runs and these (R*, gamma) prices "
+                        "repetition at T (default: Muennighoff et al.'s R* = 15.39, no log-data term)")
     # None = not typed, so that --n can refuse the options only --next uses instead of ignoring them.
     p.set_defaults(model=None, maximize=None, cv_folds=None, metrics=None, layout="auto")
 
@@ -66,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     if args.n is not None:
         only_next = [f"--{k.replace('_', '-')}" for k in ("target", "model", "maximize", "cv_folds", "cv_repeats",
-                                                          "pin") if getattr(args, k) not in (None, [])]
+                                                          "pin", "repetition_runs")
+                     if getattr(args, k) not in (None, [])]
         if only_next:
             raise ValidationError(f"{', '.join(only_next)} only appl{'ies' if len(only_next) == 1 else 'y'} to "
                                   "--next K (proposals from a fitted model); drop it for a random swarm with --n")
@@ -104,6 +109,9 @@ def run(args: argparse.Namespace) -> int:
         from ..mixture.sequential import next_run_ids, propose_next
 
         pins = parse_named_numbers(args.pin)
+        if args.repetition_runs and args.match_budget is None:
+            raise ValidationError("--repetition-runs prices repetition at the big run's budget: it goes with "
+                                  "--match-budget T")
         if args.match_budget is not None:
             from ..mixture.design import check_match_budget
 
@@ -119,10 +127,18 @@ def run(args: argparse.Namespace) -> int:
         fit_args = argparse.Namespace(**vars(args) | {"model": args.model or "auto", "cv_folds": args.cv_folds or 5,
                                                       "maximize": bool(args.maximize)})
         model = fit_from_args(fit_args, runs)
+        repetition = None
+        if args.repetition_runs:
+            from ..data.runs import read_runs
+            from ..mixture.repetition import fit_repetition_runs
+
+            more = read_runs(args.repetition_runs, pools, renormalize=args.renormalize, metrics=args.metrics,
+                             layout=args.layout)
+            repetition = fit_repetition_runs(model, runs, more, pools.tokens, seed=args.seed)
         nxt = propose_next(model, pools, args.next, tokens=args.tokens, pins=pins, seed=args.seed,
                            min_distance=args.min_distance,
                            temperature=0.5 if args.temperature is None else args.temperature,
-                           match_budget=args.match_budget)
+                           match_budget=args.match_budget, repetition=repetition)
         frame = nxt.frame(ids, args.tokens)
         if args.match_budget is not None:
             from ..mixture.design import matched_columns
@@ -137,6 +153,9 @@ def run(args: argparse.Namespace) -> int:
         lines = [f"{args.next} proposals written to {out / 'mixtures.csv'} and {out / 'runs'}/: batch expected "
                  f"improvement ({sense} {model.objective.spec})",
                  f"model {model.cv['model']}: {cv_summary(model.cv)}", nxt.report(ids)]
+        if repetition is not None:
+            doc["repetition"] = repetition.to_dict()
+            lines.insert(2, repetition.report())
     if args.round is not None or args.min_weight:
         frame, note = _typed(frame, pools.names, args.round, args.min_weight or 0.0)
         doc["rounding"] = note

@@ -381,6 +381,8 @@ def _scale_table(info: dict[str, Any], mixtures: dict[str, dict[str, Any]], toke
                 p, r = max(beyond.items(), key=lambda kv: kv[1]["epochs"] / max(kv[1]["most_in_runs"], 1.0))
                 note += (f"; {len(beyond)} pool{'s' if len(beyond) > 1 else ''} repeated beyond the runs (most: {p} "
                          f"{r['epochs']:.3g}x, runs <= {max(r['most_in_runs'], 1.0):.3g}x)")
+        if ev.get("level_unchecked"):  # the interval spans these models' predictions too
+            note += "; level unchecked (" + ", ".join(f"{k}: {v:.4f}" for k, v in ev["level_unchecked"].items()) + ")"
         if "interval_caveat" in a:
             note += "; repetition not identified"
         rows.append({"mixture": n, "predicted@budget": f"{a['prediction']:.4f}",
@@ -579,6 +581,14 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
     identified = _identify(mixtures, pools.names, repetition, scale, tokens)
     if identified is not None and not identified["identified"]:
         notes.append(identified["message"])
+    level = rec.get("at_scale", {}).get("evidence", {}).get("level_unchecked")
+    if level:
+        others = ", ".join(f"{k} {v:.4f}" for k, v in level.items())
+        notes.append(f"the level at {tokens:.6g} {pools.token_unit} is not checked by any held-out run on the whole "
+                     f"pools above the proxy budget; the {scale.chosen} predicts {rec['at_scale']['prediction']:.4f} "
+                     f"for the recommended mixture, {others}: its interval spans them; train a few runs at a larger "
+                     "budget (--scale-runs) to check the level (the choice between mixtures is checked by the matched "
+                     "runs)")
     rounding = None
     if unrounded is not None:
         rounding = _rounding_summary(mixtures, pools.names, decimals, min_weight)

@@ -269,7 +269,8 @@ def propose_next(model: MixtureModel, pools: PoolSet, k: int, *, tokens: float |
             result = make_plan(model, pools, tokens=tokens, pins=pins, seed=seed, level=level).result
         assert result is not None
     else:
-        c, view, value, result = _matched_acquisition(model, pools, match_budget, tokens, repetition, pins, seed)
+        c, view, value, result, repetition = _matched_acquisition(model, pools, match_budget, tokens, repetition,
+                                                                  pins, seed)
     centres = best_distinct(result.weights, result.topk_weights, result.candidates, result.exact_scores, n_centres)
     n_local = int(round(local_fraction * n_candidates)) if len(np.flatnonzero(c.free)) >= 2 else 0
     C = np.vstack([sample_mixtures(n_candidates - n_local, pools.prior, c, rng, temperature),
@@ -323,7 +324,8 @@ def propose_next(model: MixtureModel, pools: PoolSet, k: int, *, tokens: float |
                 "acquisition": "expected improvement, greedy kriging believer",
                 "incumbent": "best predicted objective among the existing runs"}
     if match_budget is not None:
-        settings |= {"match_budget": match_budget, "objective": f"repetition-aware at {match_budget:g} tokens"}
+        settings |= {"match_budget": match_budget, "objective": f"repetition-aware at {match_budget:g} tokens",
+                     "r_star": repetition.r_star, "gamma": repetition.gamma, "repetition_source": repetition.source}
     return NextRuns(pools=pools.names, weights=C[P], acquisition=np.asarray(ei_at_pick),
                     prediction=objective.unscore(f[P]), prediction_sd=sd0[P],
                     nearest_run=[model.train_ids[i] for i in idx_near[P]], nearest_distance=dist[P],
@@ -336,7 +338,7 @@ def _matched_acquisition(model: MixtureModel, pools: PoolSet, match_budget: floa
                          repetition: Any, pins: Mapping[str, float] | None, seed: int) -> tuple[Any, ...]:
     """For repetition-matched proposals: the constraints (no epoch caps), the effective composition at
     the big run's budget (where the GP's uncertainty is read), the repetition-aware objective there and
-    its optimum (the promising region)."""
+    its optimum (the promising region), and the repetition model used."""
     from ..simplex import search
     from .repetition import DEFAULT_R_STAR, RepetitionModel, effective_mixture
 
@@ -353,7 +355,7 @@ def _matched_acquisition(model: MixtureModel, pools: PoolSet, match_budget: floa
 
     result = search(lambda W, fast: model.objective.score(value(W)), c, pools.prior, seed=seed,
                     extra=model.train_weights)
-    return c, view, value, result
+    return c, view, value, result, rep
 
 
 def next_run_ids(prefix: str, existing: Sequence[str], k: int) -> list[str]:

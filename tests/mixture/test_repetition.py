@@ -230,6 +230,50 @@ def test_repetition_matched_runs_identify_r_star_where_larger_runs_do_not():
     assert truth - world.optimum(1e10)[1] < 1e-4  # true regret of the recommendation at 100x the proxy budget
 
 
+def test_matched_runs_are_cross_validated_and_an_unchecked_level_is_said(monkeypatch):
+    """Repetition-matched runs stand in for the big run: the at-scale model is chosen by 5-fold
+    cross-validation over them (the other runs and folds in the fit), measured subsamples that differ a
+    little from run to run (+-5% here) are one held-out budget; with no run on the whole pools above the proxy
+    budget, nothing checked how the level falls with more fresh data, so the intervals span the level of every
+    model within LEVEL_WINDOW of the chosen one's error -- until runs at a larger real budget check it. Here the
+    law (the world's own form) predicts the matched runs 40x better than the regressor's models: none is
+    plausible beside it; with the window opened wide both are, and the intervals span their levels."""
+    from mixplan.mixture import scale as scale_module
+    from mixplan.mixture.scale import fit_at_scale
+
+    world, pools, runs, more = _budget_world_runs(0, matched=1e10)
+    model = fit_model(runs, parse_objective("loss", runs), "ridge", seed=0)
+    jitter = np.random.default_rng(0).uniform(0.95, 1.05, more.weights.shape)
+    available = np.vstack([runs.unique_tokens(pools.tokens), more.unique_tokens(pools.tokens) * jitter])
+    W, T = np.vstack([runs.weights, more.weights]), np.r_[runs.frame["tokens"], more.frame["tokens"]]
+    y = np.r_[runs.frame["loss"], more.frame["loss"]]
+    scale = fit_at_scale(model, W, T, y, pools.tokens, proxy_tokens=1e8, seed=0, available=available, n_bootstrap=20)
+    assert len(scale.matched) == 1 and scale.matched[0] == pytest.approx(1e10, rel=0.02)
+    assert {h["folds"] for h in scale.holdout.values()} == {5}
+    assert {h["n"] for h in scale.holdout.values()} == {32}
+    assert "cross-validation over the repetition-matched runs" in scale.report()
+    h = scale.holdout
+    assert scale.chosen == "effective-data law" == min(h, key=lambda n: h[n]["centred_rmse"])
+    assert min(v["centred_rmse"] for v in h.values() if v is not h[scale.chosen]) > 20 * h[scale.chosen]["centred_rmse"]
+    assert scale.level_models == {} and "level above" not in scale.report()
+    monkeypatch.setattr(scale_module, "LEVEL_WINDOW", 1e3)
+    scale = fit_at_scale(model, W, T, y, pools.tokens, proxy_tokens=1e8, seed=0, available=available, n_bootstrap=20)
+    assert set(scale.level_models) == {"regressor + law change", "repetition-aware regressor"}
+    assert "level above 1e+08: no held-out run on the whole pools" in scale.report()
+    Q = more.weights[:5]
+    for p, mean in zip(scale.predict(Q, 1e10, pools.tokens), scale.predict_mean(Q, 1e10)):
+        assert p["prediction"] == pytest.approx(mean)
+        assert len(p["evidence"]["level_unchecked"]) == 2
+        for other in p["evidence"]["level_unchecked"].values():
+            assert p["lower"] < other < p["upper"]
+    # 16 proxy mixtures at 4e8 on the whole pools: the level above the proxy budget is held out and checked
+    big = world.measure(runs.weights[:16], 4e8, seed=3)
+    checked = fit_at_scale(model, np.vstack([W, runs.weights[:16]]), np.r_[T, np.full(16, 4e8)], np.r_[y, big],
+                           pools.tokens, proxy_tokens=1e8, seed=0, n_bootstrap=20,
+                           available=np.vstack([available, np.broadcast_to(pools.tokens, (16, len(pools)))]))
+    assert checked.level_models == {} and "level above" not in checked.report()
+
+
 def test_subsampled_runs_are_checked_and_never_train_the_regressor(tmp_path):
     from mixplan.mixture.repetition import check_whole_pools
 
