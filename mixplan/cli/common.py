@@ -90,6 +90,14 @@ def load_runs(args: argparse.Namespace, pools: Any = None) -> Any:
                      where=parse_where(args.where))
 
 
+def read_other_runs(args: argparse.Namespace, path: str, pools: Any) -> Any:
+    """A runs table beside --runs (--repetition-runs, --scale-runs): one mixplan table, so --metrics, --layout
+    and --where (which describe --runs) do not apply to it."""
+    from ..data.runs import read_runs
+
+    return read_runs(path, pools, renormalize=args.renormalize)
+
+
 def bucket_space(args: argparse.Namespace, pools: Any) -> tuple[Any, Any]:
     """With a manifest of bucketed pools and runs (``--runs``) whose weight columns are their buckets
     (``w_wiki_top10``, ...: :func:`mixplan.mixture.buckets.bucket_column`), the buckets as pools and

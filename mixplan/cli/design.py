@@ -10,7 +10,7 @@ from typing import Any
 from .._io import check_writable
 from ..exceptions import ValidationError
 from .common import (add_fit_options, add_report_option, add_rounding_options, bucket_space, emit, fit_from_args,
-                     load_pools, load_runs, parse_named_numbers, report_path)
+                     load_pools, load_runs, parse_named_numbers, read_other_runs, report_path)
 
 HELP = ("design proxy runs: a RegMix-style swarm with floors and caps (--n), or the K runs that most "
         "improve the decision given the runs so far (--next)")
@@ -129,11 +129,9 @@ def run(args: argparse.Namespace) -> int:
         model = fit_from_args(fit_args, runs)
         repetition = None
         if args.repetition_runs:
-            from ..data.runs import read_runs
             from ..mixture.repetition import fit_repetition_runs
 
-            more = read_runs(args.repetition_runs, pools, renormalize=args.renormalize, metrics=args.metrics,
-                             layout=args.layout)
+            more = read_other_runs(args, args.repetition_runs, pools)
             repetition = fit_repetition_runs(model, runs, more, pools.tokens, seed=args.seed)
         nxt = propose_next(model, pools, args.next, tokens=args.tokens, pins=pins, seed=args.seed,
                            min_distance=args.min_distance,

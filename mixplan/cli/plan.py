@@ -14,7 +14,8 @@ from .._checks import check_number
 from .._io import check_writable, read_toml, write_json_atomic, write_table_atomic
 from ..exceptions import InfeasibleError, MixplanWarning, ValidationError
 from .common import (add_fit_options, add_report_option, add_rounding_options, add_runs_options, bucket_space, emit,
-                     fit_from_args, load_pools, load_runs, parse_budget_range, parse_named_numbers, report_path)
+                     fit_from_args, load_pools, load_runs, parse_budget_range, parse_named_numbers, read_other_runs,
+                     report_path)
 
 HELP = "recommend a mixture for the big run"
 
@@ -159,10 +160,8 @@ def run(args: argparse.Namespace) -> int:
     model = fit_from_args(args, runs)
     from functools import cache
 
-    from ..data.runs import read_runs
-
     # --repetition-runs feed both models below: each table is read once.
-    read = cache(lambda path: read_runs(path, pools, renormalize=args.renormalize))
+    read = cache(lambda path: read_other_runs(args, path, pools))
     repetition = _repetition_model(args, tokens, model, runs, pools, read)
     size = args.params if args.params is not None else (budget or {}).get("params")
     groups = None if layout is None else layout.groups

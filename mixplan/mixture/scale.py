@@ -507,7 +507,7 @@ def fit_at_scale(model: Any, W: np.ndarray, tokens: np.ndarray, y: np.ndarray, u
         # is how well a model that has seen runs at that repetition predicts other mixtures there, so they are
         # cross-validated (the other folds in the fit), not all held out (which would test models that never
         # saw the repetition they are chosen for).
-        folds = _matched_folds(test & (T_eq != T), seed) if last and N is None and (T_eq[test] != T[test]).all() else []
+        folds = _matched_folds(test, seed) if last and N is None and (T_eq[test] != T[test]).all() else []
         splits = [(train | (test & ~g), g) for g in folds] or [(train, test)]
         # out-of-fold mean, spread and noise of every model, per held-out run
         oof: dict[str, np.ndarray] = {}
@@ -523,6 +523,8 @@ def fit_at_scale(model: Any, W: np.ndarray, tokens: np.ndarray, y: np.ndarray, u
         except ValidationError as exc:  # too few runs below this scale to fit the law on their own
             unchecked.append(f"below {scales[k]:g}: {exc}")
             continue
+        # held-out runs on the whole pools above the proxy budget check how the level changes with more data
+        checks_level = N is not None or bool((test & (T_eq == T) & (T > T0)).any())
         for name, (mean, sd, noise) in oof.items():
             mean, sd, noise = mean[test], sd[test], noise[test]
             if np.isnan(mean).any():  # not fitted in every fold
@@ -530,7 +532,7 @@ def fit_at_scale(model: Any, W: np.ndarray, tokens: np.ndarray, y: np.ndarray, u
             err = y[test] - mean
             z = err / np.sqrt(sd ** 2 + noise ** 2)
             z_all.setdefault(name, []).append(z)
-            if N is not None or (test & (T_eq == T) & (T > T0)).any():
+            if checks_level:
                 level_checked.add(name)
             if last:  # the largest scale: the choice
                 holdout[name] = {"fitted_below": float(scales[k]), "predicted": float(scales[k]), "scale": what,
