@@ -122,8 +122,32 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any, force: bool = Fals
 
 
 def table_csv(frame: pd.DataFrame) -> str:
-    """A table as CSV text: 10 significant digits, "\\n" line ends (byte-stable outputs)."""
-    return frame.to_csv(index=False, float_format="%.10g", lineterminator="\n")
+    """A table as CSV text: 10 significant digits, "\\n" line ends (byte-stable outputs).
+
+    The text is pandas' ``to_csv(index=False, float_format="%.10g")``; frames of plain float, integer,
+    boolean and string columns are formatted here instead (10x faster: pandas formats every float
+    through several Python-level calls, 1.7 s for a plan's 350,000 candidate weights)."""
+    import csv
+
+    columns = []
+    for name in frame.columns if len(frame) else ():
+        values = frame[name].to_numpy()
+        kind = values.dtype.kind
+        if kind == "f":
+            columns.append(["" if v != v else "%.10g" % v for v in values.tolist()])
+        elif kind in "iub":
+            columns.append([str(v) for v in values.tolist()])
+        elif kind == "O" and all(isinstance(v, str) for v in values):
+            columns.append(values.tolist())
+        else:  # dates, categories, nullable or mixed columns: pandas' own formatting
+            break
+    if not len(frame) or len(columns) < len(frame.columns):
+        return frame.to_csv(index=False, float_format="%.10g", lineterminator="\n")
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow([str(c) for c in frame.columns])
+    writer.writerows(zip(*columns))
+    return out.getvalue()
 
 
 def write_table_atomic(path: str | os.PathLike[str], frame: pd.DataFrame, force: bool = False) -> None:

@@ -24,6 +24,11 @@ def _offline(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    # The commands' --jobs default (every core) is one worker in tests: the suite's timing stays that
+    # of one core per test; tests that pass --jobs get what they ask for.
+    import mixplan._parallel
+
+    monkeypatch.setattr(mixplan._parallel, "default_jobs", lambda: 1)
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from ..exceptions import ValidationError
 __all__ = ["EXIT_ERROR", "Parser", "UsageError", "add_common", "add_fit_options", "add_rounding_options",
            "add_report_option", "add_runs_options", "emit", "report_path",
            "fit_from_args", "load_pools", "load_runs", "parse_budget_range", "parse_named_numbers",
-           "parse_where", "progress", "read_table_where"]
+           "jobs_of", "parse_where", "progress", "read_table_where"]
 
 EXIT_ERROR = 2
 
@@ -64,6 +64,9 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--cv-folds", type=int, default=5, help="folds of the cross-validation (default 5)")
     p.add_argument("--cv-repeats", type=int, default=None,
                    help="repeats of the cross-validation (default: 3 below 128 runs, 2 below 256, else 1)")
+    p.add_argument("--jobs", type=int, default=None, metavar="N",
+                   help="parallel workers for fitting and searching (default: every core; the results are "
+                        "identical for any N)")
 
 
 def progress(total: int | None, desc: str, quiet: bool = False) -> Any:
@@ -196,4 +199,14 @@ def fit_from_args(args: argparse.Namespace, runs: Any) -> Any:
     objective = parse_objective(args.target, runs, maximize=args.maximize)
     with progress(None, f"fitting {args.model}") as bar:
         return fit_model(runs, objective, args.model, seed=args.seed, cv_folds=args.cv_folds,
-                         cv_repeats=args.cv_repeats, progress=bar)
+                         cv_repeats=args.cv_repeats, progress=bar, jobs=jobs_of(args))
+
+
+def jobs_of(args: argparse.Namespace) -> int:
+    """The workers ``--jobs`` asks for (every core by default)."""
+    from .._parallel import resolve_jobs
+
+    jobs = getattr(args, "jobs", None)
+    if jobs is not None and jobs < 1:
+        raise ValidationError(f"--jobs {jobs}: give 1 or more parallel workers (leave it out for every core)")
+    return resolve_jobs(jobs)

@@ -22,7 +22,7 @@ HELP = "recommend a mixture for the big run"
 
 _PLAN_KEYS = {"runs": str, "pools": str, "target": str, "tokens": float, "seed": int, "out": str, "model": str,
               "maximize": bool, "pins": dict, "candidates": int, "top_k": int, "level": float, "renormalize": bool,
-              "metrics": str, "layout": str, "cv_folds": int, "cv_repeats": int,
+              "metrics": str, "layout": str, "cv_folds": int, "cv_repeats": int, "jobs": int,
               "where": dict, "flops": float, "params": float, "law": str, "repetition_runs": str, "scale_runs": list,
               "r_star": float, "gamma": float, "repetition_caps": bool, "budget_range": str, "budget_steps": int,
               "ot": str, "ot_mode": str, "units_per_token": float,
@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> int:
     args = _settings(args)
     if not args.runs:
         raise ValidationError("no runs given; pass --runs RUNS or a CONFIG.toml with runs = '...'")
-    from ..mixture.plan import make_plan
+    from ..mixture.plan import CANDIDATE_WEIGHTS, make_plan
     from ..data.pools import PoolSet
 
     pools = load_pools(args.pools)
@@ -204,7 +204,11 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         model.save(Path(args.out) / "model", force=args.force)
         write_json_atomic(outs[0], doc, force=args.force)
-        write_table_atomic(outs[1], plan.candidates_frame(), force=args.force)
+        cands = plan.candidates_frame()
+        write_table_atomic(outs[1], cands, force=args.force)
+        if len(cands) < len(plan.result.candidates):
+            text += (f"\n\ncandidates.csv: the {len(cands)} candidates re-scored exactly, of {len(plan.result.candidates)} "
+                     f"scored (all of them are written up to {CANDIDATE_WEIGHTS:,} weights)")
         if sweep is not None:
             write_table_atomic(outs[2], frame, force=args.force)
     if report:

@@ -30,6 +30,9 @@ from ..simplex import Constraints, SearchResult, active_constraints, best_distin
 __all__ = ["Plan", "make_plan"]
 
 
+#: The most weights ``candidates.csv`` holds before it keeps only the candidates re-scored exactly.
+CANDIDATE_WEIGHTS = 2_000_000
+
 @dataclass
 class Plan:
     """A recommendation and everything needed to audit it (JSON-serialisable via :meth:`to_dict`)."""
@@ -70,17 +73,24 @@ class Plan:
             "warnings": self.warnings,
         }
 
-    def candidates_frame(self) -> pd.DataFrame:
-        """Every scored candidate: origin, weights, pre-filter score and exact prediction (or empty)."""
+    def candidates_frame(self, max_weights: int | None = CANDIDATE_WEIGHTS) -> pd.DataFrame:
+        """Every scored candidate: origin, weights, pre-filter score and exact prediction (or empty).
+
+        When candidates x pools exceed ``max_weights``, only the candidates re-scored exactly (those the
+        top-k and the recommendation come from): at 400 pools all of them are 9 million weights, a
+        134 MB table whose formatting alone took half a minute."""
         r = self.result
         if r is None:
             raise ValidationError("this plan carries no search result")
         objective = Objective.from_dict(self.objective)
-        frame = pd.DataFrame(r.candidates, columns=[f"w_{p}" for p in self.pools])
-        frame.insert(0, "origin", r.candidate_origin)
-        frame.insert(0, "candidate", np.arange(len(frame)))
-        frame["prefilter_score"] = objective.unscore(r.prefilter_scores)
-        frame["prediction"] = objective.unscore(r.exact_scores)
+        rows = np.arange(len(r.candidates))
+        if max_weights is not None and r.candidates.size > max_weights:
+            rows = np.flatnonzero(np.isfinite(r.exact_scores))
+        frame = pd.DataFrame(r.candidates[rows], columns=[f"w_{p}" for p in self.pools])
+        frame.insert(0, "origin", r.candidate_origin[rows])
+        frame.insert(0, "candidate", rows)
+        frame["prefilter_score"] = objective.unscore(r.prefilter_scores[rows])
+        frame["prediction"] = objective.unscore(r.exact_scores[rows])
         return frame
 
     def report(self) -> str:

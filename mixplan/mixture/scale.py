@@ -62,9 +62,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
-from scipy.stats import norm, spearmanr
 
-from .._stats import conformal_quantile
+from .._stats import conformal_quantile, normal_cdf, normal_ppf, spearman
 from ..exceptions import ValidationError
 from ..laws.fitting import LawFit, fit_law, robust_scale
 from ..laws.mixture import mixture_effective_law, mixture_effective_theta
@@ -161,7 +160,7 @@ def _fit_candidates(model: Any, W: np.ndarray, T: np.ndarray, N: np.ndarray | No
     skipped: dict[str, str] = {}
     law, fit, thetas, noise, alt = _fit_law(W, T, N, y, pools, unique, T0, r_star, n_bootstrap, seed, shape,
                                             available)
-    z = norm.ppf((1 + level) / 2)
+    z = normal_ppf((1 + level) / 2)
 
     def r_star_sd(Wq: np.ndarray, Tq: float, Nq: float | None, base: bool, Uq: np.ndarray | None) -> np.ndarray:
         """The spread from R*'s assumed range (0 when the runs measured R*), of L(T) or of L(T) - L(T0)."""
@@ -303,10 +302,10 @@ class AtScaleModel:
         taken as independent (the mixtures share the fit, so their errors are positively correlated and
         the true probabilities are further from 1/2: conservative)."""
         mean, sd = self._at(np.vstack([w, np.atleast_2d(others)]), tokens, True)
-        scale = self.quantile / norm.ppf((1 + self.level) / 2) * np.hypot(sd[0], sd[1:])
+        scale = self.quantile / normal_ppf((1 + self.level) / 2) * np.hypot(sd[0], sd[1:])
         gap = mean[1:] - mean[0]
         with np.errstate(divide="ignore", invalid="ignore"):
-            return np.where(scale > 0, norm.cdf(gap / scale), (gap > 0).astype(float))
+            return np.where(scale > 0, normal_cdf(gap / scale), (gap > 0).astype(float))
 
     def evidence(self, epochs: np.ndarray, tokens: float) -> dict[str, Any]:
         lo, hi = min(self.budgets), max(self.budgets)
@@ -369,7 +368,7 @@ class AtScaleModel:
                          f"{', '.join(self.level_models)} as well (held-out error within {LEVEL_WINDOW:g}x of the "
                          "chosen model's): add runs at a larger budget to check it")
         lines.append(f"  intervals: bootstrap spread x {self.quantile:.3g} (held-out calibration; "
-                     f"{norm.ppf((1 + self.level) / 2):.3g} if the spread were exact), run noise sd {self.noise:.3g}")
+                     f"{normal_ppf((1 + self.level) / 2):.3g} if the spread were exact), run noise sd {self.noise:.3g}")
         return "\n".join(lines)
 
 
@@ -539,9 +538,9 @@ def fit_at_scale(model: Any, W: np.ndarray, tokens: np.ndarray, y: np.ndarray, u
                                  "n": int(test.sum()), "folds": len(folds) or None,
                                  "rmse": float(np.sqrt(np.mean(err ** 2))),
                                  "mean_error": float(np.mean(err)), "centred_rmse": float(np.std(err)),
-                                 "spearman": (float(spearmanr(mean, y[test])[0])
+                                 "spearman": (spearman(mean, y[test])
                                               if test.sum() > 2 and np.ptp(mean) > 0 else None),
-                                 "coverage": float(np.mean(np.abs(z) <= norm.ppf((1 + level) / 2)))}
+                                 "coverage": float(np.mean(np.abs(z) <= normal_ppf((1 + level) / 2)))}
         if last:
             skipped = {n: r + f" below the largest {what}" for n, r in why.items()}
     law, with_change = SCALE_MODELS[:2]
@@ -566,7 +565,7 @@ def fit_at_scale(model: Any, W: np.ndarray, tokens: np.ndarray, y: np.ndarray, u
     # sure than the final one (e.g. R* not identified below the largest scale, so its spread holds R*'s
     # assumed range, which the final fit on repetition-matched runs has measured), and its small standardised
     # errors say nothing of the final model's.
-    q = max(q, float(norm.ppf((1 + level) / 2)))
+    q = max(q, float(normal_ppf((1 + level) / 2)))
     final, _ = _fit_candidates(model, W, T, N, y, pools, unique, T0, N0, r_star, n_bootstrap, seed, level,
                                shape=shape, available=A)
     if chosen not in final:  # pragma: no cover - every model fitted below the largest scale fits on all runs

@@ -74,22 +74,25 @@ class MixingLaw:
 
 
 def fit_mixing_law(W: np.ndarray, y: np.ndarray, *, delta: float = 0.1, l2: float = 1e-4,
-                   maxiter: int = 1000) -> MixingLaw:
+                   maxiter: int = 1000, start: MixingLaw | None = None) -> MixingLaw:
     """Fit :func:`mixing_law` to mixtures ``W`` (n, P) and targets ``y`` (n,).
 
     The targets are standardised for the fit (so ``delta`` is in standard deviations); starting
     point puts the asymptote ``c`` one standard deviation below (loss) or above (metric) every
-    observed value.
+    observed value, for each sign; with ``start`` (e.g. the fit on more runs, inside a
+    cross-validation) the one start is that law, with its sign.
     """
     W = np.asarray(W, dtype=float)
     y = np.asarray(y, dtype=float)
     mu, sd = float(y.mean()), float(y.std()) or 1.0
     z = (y - mu) / sd
     best: tuple[float, float, np.ndarray, bool] | None = None
-    for sign in (1.0, -1.0):
-        edge = z.min() if sign > 0 else z.max()
-        gap = 1.0
-        x0 = np.r_[edge - sign * gap, np.log(gap), np.zeros(W.shape[1])]
+    starts = [(s, None) for s in (1.0, -1.0)] if start is None else [
+        (start.sign, np.r_[(start.c - mu) / sd, start.b - np.log(sd), start.t])]
+    for sign, x0 in starts:
+        if x0 is None:
+            edge = z.min() if sign > 0 else z.max()
+            x0 = np.r_[edge - sign, 0.0, np.zeros(W.shape[1])]  # gap of one sd: log(gap) = 0
         res = minimize(_objective, x0, args=(W, z, sign, delta, l2), jac=True, method="L-BFGS-B",
                        options={"maxiter": maxiter})
         if best is None or res.fun < best[0]:

@@ -33,9 +33,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 
 from .._version import __version__
+from .._parallel import resolve_jobs
+from .._stats import normal_cdf, normal_ppf
 from .._io import read_json, check_writable, dumps_json, library_versions, read_table, table_csv, write_text_atomic
 from ..exceptions import ValidationError
 from ..data.objective import Objective
@@ -179,7 +180,7 @@ class MixtureModel:
         O = np.atleast_2d(np.asarray(others, dtype=float))
         W = np.vstack([np.asarray(w, dtype=float)[None, :], O])
         pred = self.predict_mean(W) + (0.0 if offsets is None else np.asarray(offsets, dtype=float))
-        kappa = self.interval_scale(level) / float(norm.ppf(0.5 + level / 2))
+        kappa = self.interval_scale(level) / float(normal_ppf(0.5 + level / 2))
         if self.adaptive:
             var = np.zeros(len(O))
             for c, t in zip(self.objective.coefficients, self.targets):
@@ -191,7 +192,7 @@ class MixtureModel:
             sd = np.full(len(O), kappa * np.sqrt(2.0))
         gain = self.objective.score(pred[1:] - pred[0])  # > 0: w is better
         with np.errstate(divide="ignore", invalid="ignore"):
-            p = norm.cdf(gain / sd)
+            p = normal_cdf(gain / sd)
         return np.where(sd > 0, p, np.where(gain > 0, 1.0, np.where(gain < 0, 0.0, 0.5)))
 
     def nearest(self, W: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -293,9 +294,10 @@ def cv_summary(cv: dict[str, Any]) -> str:
 
 def fit_model(runs: RunTable, objective: Objective, model: str = "auto", *, seed: int = 0,
               cv_folds: int = 5, params: dict[str, Any] | None = None, progress: Any = None,
-              cv_repeats: int | None = None) -> MixtureModel:
+              cv_repeats: int | None = None, jobs: int | None = 1) -> MixtureModel:
     """Fit ``model`` to every column of ``objective`` on ``runs``, each cross-validated on the same
-    folds (same seed, same repeats), so that the columns' out-of-fold errors can be combined."""
+    folds (same seed, same repeats), so that the columns' out-of-fold errors can be combined.
+    ``jobs``: parallel workers (None: every core); the result is the same for any number."""
     X = runs.weights
     y = objective.values(runs)
     if np.ptp(y) == 0:
@@ -305,7 +307,7 @@ def fit_model(runs: RunTable, objective: Objective, model: str = "auto", *, seed
     targets = []
     for column in objective.columns:
         yc = runs.metric(column)
-        reg = MixtureRegressor(model=model, params=params, random_state=seed, n_jobs=1, cv_folds=folds,
+        reg = MixtureRegressor(model=model, params=params, random_state=seed, n_jobs=resolve_jobs(jobs), cv_folds=folds,
                                cv_repeats=cv_repeats)
         if np.ptp(yc) == 0:
             raise ValidationError(f"{runs.source}: column {column!r} of the objective has the same value "
@@ -319,7 +321,7 @@ def fit_model(runs: RunTable, objective: Objective, model: str = "auto", *, seed
             cv = reg.cv_
         else:
             cv = cross_validate(reg, X, yc, n_splits=folds, seed=seed, progress=progress,
-                                n_repeats=reg._repeats(len(y)))
+                                n_repeats=reg._repeats(len(y)), n_jobs=reg.n_jobs)
         del reg._progress
         targets.append(TargetFit(column=column, regressor=reg, cv=cv))
     return MixtureModel(targets=targets, objective=objective, pools=list(runs.pools), train_ids=runs.run_ids,

@@ -122,9 +122,18 @@ def project(V: np.ndarray, lower: np.ndarray, upper: np.ndarray, iters: int = 60
     r"""Euclidean projection of each row of ``V`` onto :math:`\{\sum w = 1, \ell \le w \le u\}`.
 
     The projection is :math:`w = \mathrm{clip}(v - \tau, \ell, u)` with the scalar :math:`\tau`
-    solving :math:`\sum_i w_i = 1`; :math:`\tau` is found by bisection, vectorised over rows.
+    solving :math:`\sum_i w_i = 1`; :math:`\tau` is found by bisection, vectorised over rows. Rows
+    that are feasible already (to ``TOL``) are their own projection and are kept as they are.
     """
     V = np.atleast_2d(np.asarray(V, dtype=float))
+    inside = ((np.abs(V.sum(axis=1) - 1.0) <= TOL) & (V >= lower - TOL).all(axis=1)
+              & (V <= upper + TOL).all(axis=1))
+    if inside.all():
+        return _fix_sum(V.copy(), lower, upper)
+    if inside.any():
+        out = _fix_sum(V.copy(), lower, upper)
+        out[~inside] = project(V[~inside], lower, upper, iters)
+        return out
     lo_t = (V - upper).min(axis=1) - 1.0
     hi_t = (V - lower).max(axis=1) + 1.0
     for _ in range(iters):

@@ -10,7 +10,7 @@ import numpy as np
 
 from .constraints import TOL, Constraints, cap_redistribute, project
 
-__all__ = ["DEFAULT_STRENGTHS", "dirichlet", "sample_mixtures", "structural_points"]
+__all__ = ["DEFAULT_STRENGTHS", "MAX_EDGES", "dirichlet", "sample_mixtures", "structural_points"]
 
 #: RegMix's concentration grid: 15 values log-spaced from 0.1 (near one-hot) to 5 (near the prior).
 DEFAULT_STRENGTHS = tuple(float(s) for s in np.geomspace(0.1, 5.0, 15))
@@ -49,17 +49,32 @@ def sample_mixtures(n: int, prior: np.ndarray, c: Constraints, rng: np.random.Ge
     return cap_redistribute(W, c.lower, c.upper)
 
 
-def structural_points(c: Constraints) -> np.ndarray:
+#: The most edge mid-points :func:`structural_points` makes: all of them up to 64 free pools (2,016);
+#: beyond, a seeded random choice of this many pairs (400 pools have 79,800 pairs, four times the
+#: search's Dirichlet draws).
+MAX_EDGES = 2_016
+
+
+def structural_points(c: Constraints, max_edges: int = MAX_EDGES,
+                      rng: np.random.Generator | None = None) -> np.ndarray:
     """Vertices and edge mid-points of the simplex, projected onto the feasible set.
 
-    Dirichlet draws around a good point never reach one-hot or two-pool mixtures; these do.
+    Dirichlet draws around a good point never reach one-hot or two-pool mixtures; these do. With more
+    than ``max_edges`` pairs of free pools, ``max_edges`` of them drawn with ``rng`` (default seed 0).
     """
     idx = np.flatnonzero(c.free)
     P = len(c.names)
-    pts = [np.eye(P)[i] for i in idx]
-    pts += [0.5 * (np.eye(P)[i] + np.eye(P)[j]) for a, i in enumerate(idx) for j in idx[a + 1:]]
-    if not pts:
+    if not len(idx):
         return project(c.lower[None, :], c.lower, c.upper)
-    return project(np.array(pts), c.lower, c.upper)
+    a, b = np.triu_indices(len(idx), k=1)
+    if len(a) > max_edges:
+        pick = np.sort((rng or np.random.default_rng(0)).choice(len(a), max_edges, replace=False))
+        a, b = a[pick], b[pick]
+    pts = np.zeros((len(idx) + len(a), P))
+    pts[np.arange(len(idx)), idx] = 1.0
+    rows = len(idx) + np.arange(len(a))
+    pts[rows, idx[a]] = 0.5
+    pts[rows, idx[b]] = 0.5
+    return project(pts, c.lower, c.upper)
 
 

@@ -215,3 +215,32 @@ def test_plan_flops_budget_in_the_manifests_unit(capsys, files):
     assert plan["constraints"]["p0"]["upper"] == pytest.approx(min(1.0, 4e6 / plan["target_tokens"]))
     code, _, err = run(capsys, *args[:-2], "--pools", m, "--tokens", 1e6, "--units-per-token", 4)
     assert code == 2 and "--units-per-token goes with --flops" in err
+
+
+def test_jobs_change_nothing_but_the_speed(capsys, files):
+    _, runs, manifest, tmp = files
+    outs = {}
+    for jobs in (1, 2):
+        code, _, _ = run(capsys, "fit", runs, "--target", "loss", "--out", tmp / f"m{jobs}", "--jobs", jobs)
+        assert code == 0
+        outs[jobs] = {p.relative_to(tmp / f"m{jobs}"): p.read_bytes() for p in sorted((tmp / f"m{jobs}").rglob("*"))
+                      if p.is_file()}
+    assert outs[1] == outs[2] and len(outs[1]) > 3
+    code, _, err = run(capsys, "fit", runs, "--target", "loss", "--out", tmp / "m0", "--jobs", 0)
+    assert code == 2 and err.count("\n") == 1 and "--jobs 0: give 1 or more parallel workers" in err
+
+
+@pytest.mark.filterwarnings("ignore:the recommended mixture is")
+def test_candidates_table_keeps_the_exactly_scored_ones_beyond_its_size(capsys, files):
+    from mixplan import fit_model, load_pools, make_plan, parse_objective, read_runs
+
+    _, runs, manifest, _ = files
+    table = read_runs(runs)
+    plan = make_plan(fit_model(table, parse_objective("loss", table), "ridge"), load_pools(manifest),
+                     n_candidates=2000)
+    every = plan.candidates_frame()
+    assert len(every) == len(plan.result.candidates)
+    few = plan.candidates_frame(max_weights=1000)
+    assert len(few) == int(every["prediction"].notna().sum()) < len(every)
+    assert few["prediction"].notna().all() and list(few.columns) == list(every.columns)
+    assert few.equals(every[every["prediction"].notna()].reset_index(drop=True))

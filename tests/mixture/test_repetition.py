@@ -291,3 +291,23 @@ def test_subsampled_runs_are_checked_and_never_train_the_regressor(tmp_path):
     assert "subsample_fraction" not in only.metric_columns and "unique_tokens_pool0" not in more.metric_columns
     with pytest.raises(ValidationError, match="trained on subsamples of the pools"):
         check_whole_pools(more)
+
+
+def test_bootstrap_refits_profile_the_same_objective_as_the_fit():
+    from mixplan.mixture import repetition as rp
+
+    rng = np.random.default_rng(4)
+    available = np.array([2e5, 1e6, 5e6])
+    f = lambda V: 3.0 - 0.5 * V[:, 0] - 0.2 * np.log(V[:, 1] + 0.05) + 0.3 * V[:, 2] ** 2  # noqa: E731
+    W = rng.dirichlet(np.ones(3), 80)
+    T = np.repeat([1e6, 3e6, 8e6], [30, 25, 25]).astype(float)
+    truth = RepetitionModel(r_star=6.0, gamma=0.1)
+    y = truth.objective(f, W, T, available, reference_tokens=1e6) + 0.002 * rng.normal(size=80)
+    calls = []
+    counted = lambda V: calls.append(len(V)) or f(V)  # noqa: E731
+    profile = rp._profile_grid(counted, W, T, available, 1e6)
+    assert len(calls) == 1 and calls[0] == rp.PROFILE_GRID * 80  # the regressor is called once
+    for idx in (np.arange(80), rng.integers(0, 80, 80)):
+        r_star, gamma = rp._profile_fit(*profile, y, idx)
+        x = rp._fit_once(f, W[idx], T[idx], y[idx], available, 1e6, np.array([np.log(15.0), 0.0]))
+        assert r_star == pytest.approx(float(np.exp(x[0])), rel=0.03) and gamma == pytest.approx(float(x[1]), abs=0.005)

@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from mixplan.models.gp import fit_gp, neg_log_marginal_likelihood
+from mixplan.models import gp as gp_module
+from mixplan.models.gp import fit_gp, inverse_from_cholesky, length_groups, neg_log_marginal_likelihood
 
 
 def _data(n=40, p=5, seed=0):
@@ -24,6 +25,52 @@ def test_gradient_matches_central_differences(ard, prior):
                      - neg_log_marginal_likelihood(theta - h * e, F, y, ard, prior)[0]) / (2 * h)
                     for e in np.eye(len(theta))])
     assert np.max(np.abs(grad - num)) <= 1e-5 * max(1.0, np.max(np.abs(num)))
+
+
+def test_grouped_length_scales_gradient_and_special_cases():
+    F, y = _data(p=6)
+    groups = np.array([0, 1, 1, 2, 0, 2])
+    rng = np.random.default_rng(2)
+    theta = np.r_[0.1, rng.normal(0, 0.3, 3), np.log(0.03)]
+    f = lambda t: neg_log_marginal_likelihood(t, F, y, True, (0.2, 1.0), groups)  # noqa: E731
+    _, grad = f(theta)
+    h = 1e-6
+    num = np.array([(f(theta + h * e)[0] - f(theta - h * e)[0]) / (2 * h) for e in np.eye(len(theta))])
+    assert np.max(np.abs(grad - num)) <= 1e-5 * max(1.0, np.max(np.abs(num)))
+    # one group is the shared length scale; one group per feature is ARD
+    shared = np.r_[0.1, 0.4, np.log(0.03)]
+    assert neg_log_marginal_likelihood(shared, F, y, False)[0] == pytest.approx(
+        neg_log_marginal_likelihood(shared, F, y, True, None, np.zeros(6, dtype=int))[0], rel=1e-12)
+    assert np.array_equal(length_groups(6, True), np.arange(6))
+    with pytest.raises(ValueError, match="every group used"):
+        length_groups(3, True, np.array([0, 2, 2]))
+
+
+def test_inverse_from_cholesky_and_blocked_predictions_are_exact(monkeypatch):
+    F, y = _data(n=60)
+    gp = fit_gp(F, y)
+    K = gp.chol @ gp.chol.T
+    assert np.allclose(inverse_from_cholesky(gp.chol), np.linalg.inv(K), rtol=1e-8, atol=1e-8 * np.abs(np.linalg.inv(K)).max())
+    T = np.sqrt(np.random.default_rng(5).dirichlet(np.ones(5), 37))
+    mean, sd = gp.predict(T), gp.predict_std(T)
+    monkeypatch.setattr(gp_module, "PREDICT_BLOCK", 7 * len(y))  # blocks of 7 rows: 6 blocks, the last short
+    # other block sizes sum in another order: equal to rounding (3e-11 on predictions of size 3)
+    assert np.max(np.abs(gp.predict(T) - mean)) <= 1e-9 * np.abs(mean).max()
+    assert np.max(np.abs(gp.predict_std(T) - sd)) <= 1e-9 * sd.max()
+
+
+def test_hyper_parameters_from_a_subset_condition_on_every_run():
+    F, y = _data(n=80)
+    sub = np.arange(0, 80, 2)
+    gp = fit_gp(F, y, subset=sub)
+    # the hyper-parameters are those that maximise the subset's likelihood (targets standardised over all runs)
+    yn = (y - y.mean()) / y.std()
+    ref = fit_gp(F[sub], y[sub])
+    assert gp.F.shape[0] == 80 and len(gp.theta) == len(ref.theta)
+    assert -neg_log_marginal_likelihood(gp.theta, F[sub], yn[sub])[0] >= \
+        -neg_log_marginal_likelihood(ref.theta, F[sub], yn[sub])[0] - 1e-3
+    full = fit_gp(F, y, theta=gp.theta)  # the posterior conditions on every run with those hyper-parameters
+    assert np.array_equal(full.alpha, gp.alpha) and np.array_equal(full.chol, gp.chol)
 
 
 def test_marginal_likelihood_equals_scikit_learn():

@@ -113,3 +113,91 @@ def test_adaptive_intervals_widen_away_from_the_runs(synthetic):
     near = m.predict(runs.weights[:5])
     far = m.predict(np.eye(5)[:2] * 0.96 + 0.01)
     assert (far.upper - far.lower).min() > (near.upper - near.lower).max()
+
+
+def test_ridge_penalty_is_the_one_scikit_learn_chooses():
+    from sklearn.linear_model import RidgeCV
+
+    from mixplan.models.regressor import PRESETS, ridge_loo_alpha
+
+    alphas = PRESETS["ridge"]["alphas"]
+    rng = np.random.default_rng(0)
+    for _ in range(25):  # more runs than features and fewer, weak and strong signals
+        n, p = int(rng.integers(15, 200)), int(rng.integers(2, 60))
+        Z = rng.normal(size=(n, p))
+        Z = (Z - Z.mean(axis=0)) / Z.std(axis=0)
+        y = rng.normal() * Z[:, 0] + rng.uniform(0.01, 3) * rng.normal(size=n)
+        assert ridge_loo_alpha(Z, y, alphas) == RidgeCV(alphas=alphas).fit(Z, y).alpha_
+
+
+def test_auto_races_out_a_candidate_that_cannot_win_and_says_why():
+    rng = np.random.default_rng(0)
+    X = rng.dirichlet(np.ones(6), 300)
+    y = np.log(X[:, 0] + 0.01) + 0.5 * X[:, 1] ** 2 + 0.01 * rng.normal(size=300)
+    reg = MixtureRegressor("auto", params={"candidates": ["gp", "linear"]}).fit(X, y)
+    rows = {r["model"]: r for r in reg.selection_}
+    assert rows["linear"]["status"] == "skipped" and "it cannot win" in rows["linear"]["reason"]
+    assert "x gp's" in rows["linear"]["reason"] and set(reg.candidates_) == {"gp"}
+    # the race needs a first fold of 50 runs or more: with 200 runs (40 per fold) nobody is dropped
+    small = MixtureRegressor("auto", params={"candidates": ["gp", "linear"]}).fit(X[:200], y[:200])
+    assert set(small.candidates_) == {"gp", "linear"}
+    assert {r["model"]: r["status"] for r in small.selection_}["linear"] in ("used", "candidate")
+
+
+def test_gp_cross_validation_keeps_the_hyper_parameters_when_runs_are_many(monkeypatch):
+    from mixplan.models import regressor as rg
+
+    rng = np.random.default_rng(1)
+    X = rng.dirichlet(np.ones(4), 130)  # 6 hyper-parameters: 120 runs or more keep them fixed
+    y = np.sin(3 * X[:, 0]) + 0.01 * rng.normal(size=130)
+    est = MixtureRegressor("gp").fit(X, y)
+    train, test = np.arange(100), np.arange(100, 130)
+    pred, sd = rg.fold_prediction(est, X, y, train, test)
+    # a fixed-hyper-parameter fold model is the GP conditioned on the fold's runs with the full fit's theta
+    ref = rg.fit_gp(np.sqrt(X[train]), y[train], groups=est.gp_.groups, theta=est.gp_.theta)
+    assert np.allclose(pred, ref.predict(np.sqrt(X[test])), rtol=0, atol=1e-10)
+    assert np.allclose(sd, ref.predict_std(np.sqrt(X[test])), rtol=1e-10)
+    monkeypatch.setattr(rg, "FIXED_THETA_RUNS", 1000)  # too few runs per hyper-parameter: re-optimised
+    pred2, _ = rg.fold_prediction(est, X, y, train, test)
+    assert not np.allclose(pred2, pred, atol=1e-10)
+
+
+def test_hundreds_of_pools_share_one_length_scale():
+    rng = np.random.default_rng(2)
+    X = rng.dirichlet(np.ones(80), 120)
+    y = 3 * X[:, 0] + 2 * X[:, 1] + 0.01 * rng.normal(size=120)
+    est = MixtureRegressor("gp").fit(X, y)
+    groups = est.gp_.groups
+    assert len(est.gp_.theta) == 3 and not groups.any() and not est.gp_.ard
+    assert MixtureRegressor("gp").fit(X[:, :5] / X[:, :5].sum(axis=1, keepdims=True), y).gp_.ard  # 5 pools: ARD
+    files = est.to_files()
+    back = MixtureRegressor.from_files(files, "gp", None, 0, 80)
+    assert np.array_equal(back.gp_.groups, groups) and np.array_equal(back.predict(X[:5]), est.predict(X[:5]))
+    assert adaptive_lightgbm(500, 400) == {"min_child_samples": 20, "num_leaves": 31, "max_bin": 63,
+                                           "colsample_bytree": 0.16}
+
+
+def test_auto_gives_the_same_model_for_any_number_of_workers():
+    rng = np.random.default_rng(3)
+    X = rng.dirichlet(np.ones(5), 90)
+    y = np.log(X[:, 2] + 0.02) + 0.02 * rng.normal(size=90)
+    one = MixtureRegressor("auto", n_jobs=1).fit(X, y)
+    two = MixtureRegressor("auto", n_jobs=3).fit(X, y)
+    assert one.to_files() == two.to_files()
+    assert np.array_equal(one.cv_.oof, two.cv_.oof) and np.array_equal(one.predict(X), two.predict(X))
+
+
+def test_beyond_its_run_limit_the_gp_conditions_on_a_seeded_subset(monkeypatch):
+    from mixplan.models import regressor as rg
+
+    rng = np.random.default_rng(4)
+    X = rng.dirichlet(np.ones(4), 90)
+    y = np.sin(3 * X[:, 0]) + 0.01 * rng.normal(size=90)
+    monkeypatch.setattr(rg, "POSTERIOR_RUNS", 60)
+    monkeypatch.setattr(rg, "OPT_RUNS_ARD", 40)
+    est = MixtureRegressor("gp", random_state=3).fit(X, y)
+    keep = rg._seeded_subset(90, 60, 3)
+    assert est.gp_.F.shape == (60, 4) and np.array_equal(est.gp_.y, y[keep])
+    again = MixtureRegressor("gp", random_state=3).fit(X, y)
+    assert np.array_equal(again.predict(X), est.predict(X))
+    assert rg._seeded_subset(60, 60, 3) is None and len(rg._seeded_subset(61, 60, 0)) == 60

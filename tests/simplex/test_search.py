@@ -119,3 +119,26 @@ def test_search_is_deterministic():
     a = search(score, c, np.full(4, 0.25), seed=5, n_candidates=2000)
     b = search(score, c, np.full(4, 0.25), seed=5, n_candidates=2000)
     assert np.array_equal(a.weights, b.weights) and np.array_equal(a.candidates, b.candidates)
+
+
+def test_structural_points_scale_with_the_pools():
+    many = PoolSet(tuple(Pool(name=f"p{i}", tokens=1.0) for i in range(300)))
+    c = build_constraints(many)
+    S = structural_points(c)
+    from mixplan.simplex.sampling import MAX_EDGES
+
+    assert len(S) == 300 + MAX_EDGES and c.check(S).all()
+    assert np.array_equal(S[:300], np.eye(300))  # every vertex, then a seeded choice of edge mid-points
+    mids = S[300:]
+    assert np.all((mids == 0.5).sum(axis=1) == 2) and len(np.unique(mids, axis=0)) == MAX_EDGES
+    assert np.array_equal(structural_points(c), S)  # deterministic
+    few = build_constraints(pools())
+    assert len(structural_points(few)) == 4 + 6
+
+
+def test_projection_keeps_feasible_rows_and_projects_the_rest():
+    c = build_constraints(pools(a={"max_weight": 0.5}))
+    V = np.array([[0.25, 0.25, 0.25, 0.25], [0.9, 0.1, 0.0, 0.0], [0.3, 0.3, 0.3, 0.3]])
+    W = project(V, c.lower, c.upper)
+    assert np.array_equal(W[0], V[0]) and c.check(W).all()
+    assert np.allclose(W[1:], np.vstack([project(V[i:i + 1], c.lower, c.upper) for i in (1, 2)]), atol=1e-12)
