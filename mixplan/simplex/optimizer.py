@@ -76,7 +76,7 @@ def search(score: Score, c: Constraints, prior: np.ndarray, *, seed: int = 0, n_
         raise ValidationError(f"prefilter_keep must be in (0, 1], got {prefilter_keep}")
     t0 = time.perf_counter()
     rng = np.random.default_rng(seed)
-    parts = [sample_mixtures(n_candidates, prior, c, rng, temperature, strengths), structural_points(c)]
+    parts = [sample_mixtures(n_candidates, prior, c, rng, temperature, strengths), structural_points(c, rng=rng)]
     origin = [np.full(len(parts[0]), "dirichlet"), np.full(len(parts[1]), "vertex_or_edge")]
     if extra is not None and len(extra):
         parts.append(project(np.asarray(extra, dtype=float), c.lower, c.upper))

@@ -60,7 +60,8 @@ def structural_points(c: Constraints, max_edges: int = MAX_EDGES,
     """Vertices and edge mid-points of the simplex, projected onto the feasible set.
 
     Dirichlet draws around a good point never reach one-hot or two-pool mixtures; these do. With more
-    than ``max_edges`` pairs of free pools, ``max_edges`` of them drawn with ``rng`` (default seed 0).
+    than ``max_edges`` pairs of free pools, ``max_edges`` of them drawn with ``rng`` (the search's; default
+    seed 0).
     """
     idx = np.flatnonzero(c.free)
     P = len(c.names)
