@@ -7,23 +7,24 @@ import argparse
 
 from ..exceptions import ValidationError
 from .common import emit, load_pools, parse_named_numbers
+from .common import POSITIVE
 
 HELP = "what a compute budget buys: parameters, tokens, loss, learning rate, batch size, pool epochs"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--flops", type=float, required=True, metavar="C", help="training compute in FLOPs")
-    p.add_argument("--params", type=float, metavar="N", help="fix the model size (tokens follow from C)")
-    p.add_argument("--tokens", type=float, metavar="D", help="fix the training tokens (model size follows from C)")
-    p.add_argument("--unique-tokens", type=float, metavar="U", help="unique tokens available (data-constrained)")
+    p.add_argument("--flops", type=POSITIVE, required=True, metavar="C", help="training compute in FLOPs")
+    p.add_argument("--params", type=POSITIVE, metavar="N", help="fix the model size (tokens follow from C)")
+    p.add_argument("--tokens", type=POSITIVE, metavar="D", help="fix the training tokens (model size follows from C)")
+    p.add_argument("--unique-tokens", type=POSITIVE, metavar="U", help="unique tokens available (data-constrained)")
     p.add_argument("--law", default="epoch-replicate", metavar="FIT.json|NAME",
                    help="a fit from 'mixplan laws fit', or hoffmann, epoch, epoch-replicate (default), datablations")
-    p.add_argument("--flops-per-token-param", type=float, default=6.0,
+    p.add_argument("--flops-per-token-param", type=POSITIVE, default=6.0,
                    help="FLOPs per parameter per token, C = k N D (default 6)")
     p.add_argument("--pools", metavar="POOLS", help="pool manifest: report each pool's epochs and discount")
     p.add_argument("--mixture", action="append", default=[], metavar="POOL=W",
                    help="the mixture's weights (repeatable); default: the manifest's priors")
-    p.add_argument("--units-per-token", type=float, metavar="K",
+    p.add_argument("--units-per-token", type=POSITIVE, metavar="K",
                    help="with --pools counted in bytes, words or samples ([study] token_unit): that unit per model "
                         "token, e.g. 4.2 bytes per token; the pools' epochs use the budget's tokens times K")
 

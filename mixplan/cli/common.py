@@ -12,7 +12,8 @@ from typing import Any
 from .._io import dumps_json
 from ..exceptions import ValidationError
 
-__all__ = ["EXIT_ERROR", "Parser", "UsageError", "add_common", "add_fit_options", "add_rounding_options",
+__all__ = ["COUNT", "EXIT_ERROR", "FINITE", "LEVEL", "NONNEGATIVE_COUNT", "Number", "POSITIVE", "Parser", "SEED",
+           "UsageError", "state_ranges", "add_common", "add_fit_options", "add_rounding_options",
            "add_report_option", "add_runs_options", "emit", "report_path",
            "fit_from_args", "load_pools", "load_runs", "parse_budget_range", "parse_named_numbers",
            "jobs_of", "parse_where", "progress", "read_table_where"]
@@ -31,11 +32,78 @@ class UsageError(Exception):
     pass
 
 
+class Number:
+    """An option's or config key's number: finite, of ``kind`` (int or float), within a range that
+    ``--help`` states (:func:`state_ranges`). As an argparse ``type`` a bad value is a one-line usage
+    error; :meth:`check` validates a value read from a config file."""
+
+    def __init__(self, kind: type = float, low: float | None = None, high: float | None = None, *,
+                 low_open: bool = False, high_open: bool = False) -> None:
+        self.kind, self.low, self.high, self.low_open, self.high_open = kind, low, high, low_open, high_open
+
+    def describe(self) -> str:
+        what = "an integer" if self.kind is int else "a number"
+        lo, hi = (None if v is None else (str(int(v)) if float(v).is_integer() else f"{v:g}")
+                  for v in (self.low, self.high))
+        if lo is not None and hi is not None:
+            return f"{what} in {'(' if self.low_open else '['}{lo}, {hi}{')' if self.high_open else ']'}"
+        if lo is not None:
+            return f"{what} {'>' if self.low_open else '>='} {lo}"
+        if hi is not None:
+            return f"{what} {'<' if self.high_open else '<='} {hi}"
+        return f"a finite {'integer' if self.kind is int else 'number'}"
+
+    def __call__(self, text: str) -> int | float:
+        try:
+            value = float(text)
+        except (TypeError, ValueError):
+            raise argparse.ArgumentTypeError(f"'{text}' is not {self.describe()}") from None
+        return self._checked(value, repr(text) if not isinstance(text, str) else text)
+
+    def check(self, value: Any, where: str) -> int | float:
+        """``value`` from a config file (``where`` names the file and key)."""
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ValidationError(f"{where}: {value!r} should be {self.describe()}")
+        try:
+            return self._checked(float(value), repr(value))
+        except argparse.ArgumentTypeError as exc:
+            raise ValidationError(f"{where}: {exc}") from None
+
+    def _checked(self, value: float, shown: str) -> int | float:
+        bad = not math.isfinite(value) or (self.kind is int and value != int(value))
+        if not bad and self.low is not None:
+            bad = value <= self.low if self.low_open else value < self.low
+        if not bad and self.high is not None:
+            bad = value >= self.high if self.high_open else value > self.high
+        if bad:
+            raise argparse.ArgumentTypeError(f"{shown} is not {self.describe()}")
+        return int(value) if self.kind is int else value
+
+
+#: Shared ranges: a seed numpy accepts, an interval level, positive sizes and counts.
+SEED = Number(int, 0, 2 ** 32 - 1)
+LEVEL = Number(float, 0, 1, low_open=True, high_open=True)
+POSITIVE = Number(float, 0, low_open=True)
+COUNT = Number(int, 1)
+NONNEGATIVE_COUNT = Number(int, 0)
+FINITE = Number(float)
+
+
+def state_ranges(parser: argparse.ArgumentParser) -> None:
+    """Append every :class:`Number` option's range to its ``--help`` text (subcommands included)."""
+    for action in parser._actions:
+        if isinstance(action.type, Number) and action.help is not None and action.help != argparse.SUPPRESS:
+            action.help = f"{action.help} [{action.type.describe()}]"
+        for sub in (getattr(action, "choices", None) or {}).values() if isinstance(action, argparse._SubParsersAction) \
+                else ():
+            state_ranges(sub)
+
+
 
 
 def add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print the result as one JSON document on stdout")
-    p.add_argument("--seed", type=int, default=0, help="random seed (same inputs + seed => identical outputs)")
+    p.add_argument("--seed", type=SEED, default=0, help="random seed (same inputs + seed => identical outputs)")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
 
 
@@ -61,10 +129,10 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="auto",
                    help="regressor: auto (default: chooses and stacks the others by repeated CV), gp, gp-log, "
                         "lightgbm, regmix (LightGBM with RegMix's settings), ridge, linear, dml (Data Mixing Laws)")
-    p.add_argument("--cv-folds", type=int, default=5, help="folds of the cross-validation (default 5)")
-    p.add_argument("--cv-repeats", type=int, default=None,
+    p.add_argument("--cv-folds", type=Number(int, 2), default=5, help="folds of the cross-validation (default 5)")
+    p.add_argument("--cv-repeats", type=COUNT, default=None,
                    help="repeats of the cross-validation (default: 3 below 128 runs, 2 below 256, else 1)")
-    p.add_argument("--jobs", type=int, default=None, metavar="N",
+    p.add_argument("--jobs", type=COUNT, default=None, metavar="N",
                    help="parallel workers for fitting and searching (default: every core; the results are "
                         "identical for any N)")
 
@@ -118,9 +186,9 @@ def bucket_space(args: argparse.Namespace, pools: Any) -> tuple[Any, Any]:
 
 def add_rounding_options(p: argparse.ArgumentParser) -> None:
     """--round / --min-weight: mixtures a person would type (mixplan.simplex.rounding)."""
-    p.add_argument("--round", type=int, metavar="D",
+    p.add_argument("--round", type=Number(int, 0, 15), metavar="D",
                    help="round the weights to D decimals, summing to exactly 1 (largest remainder)")
-    p.add_argument("--min-weight", type=float, metavar="W",
+    p.add_argument("--min-weight", type=Number(float, 0, 1, high_open=True), metavar="W",
                    help="drop pools under weight W and renormalise the rest (pinned pools keep their weight)")
 
 
@@ -203,10 +271,7 @@ def fit_from_args(args: argparse.Namespace, runs: Any) -> Any:
 
 
 def jobs_of(args: argparse.Namespace) -> int:
-    """The workers ``--jobs`` asks for (every core by default)."""
+    """The workers ``--jobs`` asks for (every core by default; its type refuses fewer than 1)."""
     from .._parallel import resolve_jobs
 
-    jobs = getattr(args, "jobs", None)
-    if jobs is not None and jobs < 1:
-        raise ValidationError(f"--jobs {jobs}: give 1 or more parallel workers (leave it out for every core)")
-    return resolve_jobs(jobs)
+    return resolve_jobs(getattr(args, "jobs", None))

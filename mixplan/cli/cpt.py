@@ -31,6 +31,7 @@ from .._checks import check_number
 from .._io import check_writable, write_json_atomic, write_table_atomic
 from ..exceptions import ValidationError
 from .common import Parser, add_common, emit, read_table_where
+from .common import FINITE, LEVEL, NONNEGATIVE_COUNT, Number, POSITIVE
 
 __all__ = ["HELP", "add_arguments", "run"]
 
@@ -53,34 +54,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     f.add_argument("--k1", metavar="COL", help="cross-domain term: column of each run's domain's base-model initial "
                    "domain loss (with --k2; runs from 3 or more domains)")
     f.add_argument("--k2", metavar="COL", help="cross-domain term: column of each run's domain's early loss decline")
-    f.add_argument("--target-params", type=float, metavar="N",
+    f.add_argument("--target-params", type=POSITIVE, metavar="N",
                    help="the model size to plan for (stored as the default of 'cpt plan --params')")
     f.add_argument("--where", action="append", default=[], metavar="COL=VALUE", help="keep rows with COL == VALUE")
-    f.add_argument("--bootstrap", type=int, default=200, help="bootstrap refits per loss for the intervals (200)")
+    f.add_argument("--bootstrap", type=NONNEGATIVE_COUNT, default=200, help="bootstrap refits per loss for the intervals (200)")
     f.add_argument("--huber-delta", default="auto", metavar="DELTA|auto",
                    help="Huber threshold on log-loss (default auto: 1.345 x the residuals' robust scale; 1e-3 is "
                         "the Chinchilla recipe, a median fit when runs are noisier than ~0.1%%)")
-    f.add_argument("--level", type=float, default=0.95, help="interval level (0.95)")
+    f.add_argument("--level", type=LEVEL, default=0.95, help="interval level (0.95)")
     f.add_argument("--out", metavar="FIT.json", help="write the fit here")
     f.add_argument("--force", action="store_true", help="overwrite an existing output")
     add_common(f)
     q = sub.add_parser("plan", help="choose the domain share: Usage 1 (--max-general-rise) or 2 (--domain-tokens)")
     q.add_argument("fit", metavar="FIT.json", help="a fit from 'mixplan cpt fit'")
-    q.add_argument("--tokens", type=float, metavar="D", help="continual pre-training tokens (Usage 1: required; "
+    q.add_argument("--tokens", type=POSITIVE, metavar="D", help="continual pre-training tokens (Usage 1: required; "
                    "Usage 2: a cap on the total D_d / r)")
-    q.add_argument("--params", type=float, metavar="N", help="model size (default: the fit's --target-params, or its "
+    q.add_argument("--params", type=POSITIVE, metavar="N", help="model size (default: the fit's --target-params, or its "
                    "one size)")
-    q.add_argument("--max-general-rise", type=float, metavar="T",
+    q.add_argument("--max-general-rise", type=Number(float, 0), metavar="T",
                    help="Usage 1: largest domain share with L_g - L_g0 <= T (with --relative: <= T * L_g0)")
     q.add_argument("--relative", action="store_true", help="T is a fraction of the base general loss (0.03 = 3%%)")
-    q.add_argument("--base-general-loss", type=float, metavar="L_g0",
+    q.add_argument("--base-general-loss", type=POSITIVE, metavar="L_g0",
                    help="the base model's general loss before continual pre-training (default: the law's "
                         "prediction at general share 1, i.e. continuing on general data only)")
-    q.add_argument("--domain-tokens", type=float, metavar="D_d",
+    q.add_argument("--domain-tokens", type=POSITIVE, metavar="D_d",
                    help="Usage 2: domain tokens available; minimises the domain loss at total tokens D_d / r")
-    q.add_argument("--k1", type=float, metavar="K1", help="cross-domain fit: the target domain's base-model initial "
+    q.add_argument("--k1", type=FINITE, metavar="K1", help="cross-domain fit: the target domain's base-model initial "
                    "loss")
-    q.add_argument("--k2", type=float, metavar="K2", help="cross-domain fit: the target domain's early loss decline "
+    q.add_argument("--k2", type=FINITE, metavar="K2", help="cross-domain fit: the target domain's early loss decline "
                    "(measured on about 1%% of a run)")
     q.add_argument("--ratios", metavar="R1,R2,...", help="domain shares of the table (default: the paper's 9 and "
                    "every 0.05)")

@@ -11,6 +11,7 @@ from .._io import check_writable
 from ..exceptions import ValidationError
 from .common import (add_fit_options, add_report_option, add_rounding_options, bucket_space, emit, fit_from_args,
                      load_pools, load_runs, parse_named_numbers, read_other_runs, report_path)
+from .common import COUNT, Number, POSITIVE
 
 HELP = ("design proxy runs: a RegMix-style swarm with floors and caps (--n), or the K runs that most "
         "improve the decision given the runs so far (--next)")
@@ -18,25 +19,25 @@ HELP = ("design proxy runs: a RegMix-style swarm with floors and caps (--n), or 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pools", required=True, metavar="POOLS", help="pool manifest (TOML)")
-    p.add_argument("--n", type=int, metavar="N", help="design a random swarm of N proxy runs (RegMix-style)")
-    p.add_argument("--next", type=int, metavar="K",
+    p.add_argument("--n", type=COUNT, metavar="N", help="design a random swarm of N proxy runs (RegMix-style)")
+    p.add_argument("--next", type=Number(int), metavar="K",
                    help="propose the K runs with the largest batch expected improvement under a model fitted to "
                         "--runs (needs --runs and --target; see mixplan.mixture.sequential)")
     p.add_argument("--out", required=True, metavar="DIR", help="writes DIR/mixtures.csv and DIR/runs/<run_id>.yaml")
-    p.add_argument("--tokens", type=float, metavar="D", help="proxy runs' token budget (caps repetition)")
+    p.add_argument("--tokens", type=POSITIVE, metavar="D", help="proxy runs' token budget (caps repetition)")
     p.add_argument("--runs", metavar="RUNS",
                    help="existing proxy runs: new mixtures keep --min-distance from them; with --next also the runs "
                         "the model is fitted on")
-    p.add_argument("--min-distance", type=float, default=0.01, help="minimum total-variation distance (0.01)")
+    p.add_argument("--min-distance", type=Number(float, 0, 1), default=0.01, help="minimum total-variation distance (0.01)")
     p.add_argument("--buckets", action="store_true",
                    help="with --n: the manifest's quality buckets as pools (columns w_<pool>_<bucket>), half of the "
                         "mixtures threshold-shaped (each pool's top buckets, by size), so that plan can compare the "
                         "filtering policies")
-    p.add_argument("--match-budget", type=float, metavar="T",
+    p.add_argument("--match-budget", type=POSITIVE, metavar="T",
                    help="with --n and --tokens D: repetition-matched runs for a big run of T tokens - each pool "
                         "subsampled to D/T of its unique tokens, so a run reads every pool as often as the big run "
                         "would (run files carry the subsample sizes and the seeded rule choosing the documents)")
-    p.add_argument("--temperature", type=float, default=None,
+    p.add_argument("--temperature", type=POSITIVE, default=None,
                    help="prior temperature (0.5, as RegMix; 0, the uniform prior, with --match-budget)")
     p.add_argument("--prefix", help="run id prefix (default 'run'; with --next 'next', numbered on from the "
                                     "<prefix>-<number> ids already in RUNS)")

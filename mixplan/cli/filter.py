@@ -31,6 +31,7 @@ from .._io import check_writable, write_json_atomic, write_table_atomic, write_t
 from .._checks import check_number
 from ..exceptions import ValidationError
 from .common import add_report_option, emit, parse_budget_range, report_path
+from .common import LEVEL, NONNEGATIVE_COUNT, Number
 
 __all__ = ["HELP", "add_arguments", "run"]
 
@@ -47,14 +48,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--budget", metavar="N1,N2,...", help="budgets (samples or tokens seen, the law's unit), e.g. "
                    "1e8,1e9")
     g.add_argument("--budget-range", metavar="LO:HI", help="a log-spaced grid of budgets from LO to HI")
-    g.add_argument("--budget-steps", type=int, default=50, metavar="K", help="points of --budget-range (default 50)")
+    g.add_argument("--budget-steps", type=Number(int, 2), default=50, metavar="K", help="points of --budget-range (default 50)")
     g.add_argument("--objective", choices=["effective_utility", "effective_data"],
                    help="QQT law: repetition decays the utility (exponent) or the sample count (default: the "
                         "fit's, else the manifest's law.objective)")
     g.add_argument("--tau-scaling", action=argparse.BooleanOptionalAction, default=True,
                    help="multiply each bucket's half-life by the number of buckets in the union, as the authors' "
                         "driver does (default on; Goyal et al. 2024)")
-    g.add_argument("--level", type=float, default=0.95, help="interval level (0.95)")
+    g.add_argument("--level", type=LEVEL, default=0.95, help="interval level (0.95)")
     f = p.add_argument_group("fit (each bucket's b and tau from runs)")
     f.add_argument("--runs", metavar="RUNS", help="runs table: bucket (name or union such as top_20), samples (or "
                    "tokens) seen, epochs or pool_size (default: the manifest's bucket sizes), and --target")
@@ -62,7 +63,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "weighted sum such as 'mean(err_*)'")
     f.add_argument("--free", default="", metavar="a,d", help="also choose the shared a and/or d by a grid scan "
                    "(default: fixed, from the manifest's law table or the authors' values)")
-    f.add_argument("--bootstrap", type=int, default=200, help="bootstrap refits per bucket for the intervals (200)")
+    f.add_argument("--bootstrap", type=NONNEGATIVE_COUNT, default=200, help="bootstrap refits per bucket for the intervals (200)")
     s = p.add_argument_group("bucket real scores")
     s.add_argument("--bucket-scores", metavar="FILE", help="table of documents (CSV, TSV, Parquet, JSONL, or a "
                    "datasets .arrow file) with a score column")

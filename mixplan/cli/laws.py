@@ -7,6 +7,7 @@ import argparse
 from .._io import check_writable
 from ..exceptions import ValidationError
 from .common import Parser, add_common, emit, parse_named_numbers, read_table_where
+from .common import LEVEL, NONNEGATIVE_COUNT, POSITIVE
 
 HELP = "fit scaling laws to runs (laws fit)"
 
@@ -36,18 +37,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "share a and d across pools)")
     f.add_argument("--pools", metavar="POOLS.toml",
                    help="mixture-effective: the manifest whose pools' tokens are their unique tokens")
-    f.add_argument("--r-star", type=float, metavar="R",
+    f.add_argument("--r-star", type=POSITIVE, metavar="R",
                    help="mixture-effective: hold R* fixed (default: fitted; Muennighoff et al.'s R_D* is 15.4)")
     f.add_argument("--generic", action="store_true",
                    help="mixture-effective: add the generic data term B / (D'/D0)^beta on the total effective tokens "
                         "(needs runs at several budgets or sizes)")
-    f.add_argument("--reference", type=float, metavar="D0",
+    f.add_argument("--reference", type=POSITIVE, metavar="D0",
                    help="mixture-effective: the tokens the C_i are quoted at (default: the runs' smallest budget)")
     f.add_argument("--huber-delta", default="1e-3", metavar="DELTA|auto",
                    help="Huber threshold on log-loss (1e-3, the Chinchilla recipe); 'auto': 1.345 x the residuals' "
                         "robust scale (better when runs are noisier than ~0.1%%)")
-    f.add_argument("--bootstrap", type=int, default=200, help="bootstrap refits for the intervals (200)")
-    f.add_argument("--level", type=float, default=0.95, help="interval level (0.95)")
+    f.add_argument("--bootstrap", type=NONNEGATIVE_COUNT, default=200, help="bootstrap refits for the intervals (200)")
+    f.add_argument("--level", type=LEVEL, default=0.95, help="interval level (0.95)")
     f.add_argument("--out", metavar="FIT.json", help="write the fit here")
     f.add_argument("--report", metavar="FILE", help="also write an offline HTML report: the law against its data, "
                    "the residuals, the parameters with their intervals")

@@ -19,7 +19,7 @@ from types import ModuleType
 from .._version import __version__
 from ..exceptions import MixplanError
 from . import budget, cpt, design, export, filter, fit, laws, ot, plan, predict, report, runs, scan, validate
-from .common import EXIT_ERROR, Parser, UsageError, add_common
+from .common import EXIT_ERROR, Parser, UsageError, add_common, state_ranges
 
 __all__ = ["COMMANDS", "build_parser", "main"]
 
@@ -40,6 +40,7 @@ def build_parser() -> Parser:
         if getattr(command, "COMMON_OPTIONS", True):
             add_common(p)
         p.set_defaults(**getattr(command, "PARSER_DEFAULTS", {}))
+    state_ranges(parser)
     return parser
 
 

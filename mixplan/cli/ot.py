@@ -10,6 +10,7 @@ from typing import Any
 from .._io import check_writable, write_json_atomic, write_table_atomic
 from ..exceptions import ValidationError
 from .common import Parser, add_common, add_report_option, emit, load_pools, parse_named_numbers, report_path
+from .common import COUNT, LEVEL, POSITIVE
 
 HELP = "optimal-transport extrapolator: ot fit | ot predict | ot select (Projektor)"
 
@@ -34,8 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="text: hashing + TF-IDF + SVD (default); minilm: sentence embeddings (extra 'embeddings'); "
                         "vectors: the files hold vectors already")
     f.add_argument("--vector-column", metavar="COL", help="with --features vectors: the vector column (or 'v*')")
-    f.add_argument("--components", type=int, default=64, help="SVD dimensions of the text features (64)")
-    f.add_argument("--per-pool", type=int, metavar="N", help="at most N revealed samples per pool (demo: 200)")
+    f.add_argument("--components", type=COUNT, default=64, help="SVD dimensions of the text features (64)")
+    f.add_argument("--per-pool", type=COUNT, metavar="N", help="at most N revealed samples per pool (demo: 200)")
     f.add_argument("--check-runs", metavar="RUNS",
                    help="runs at one size above the fitted ones: calibrate stage 2 for curvature (shift + wider "
                         "intervals growing as s(s-1))")
@@ -46,25 +47,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     f.add_argument("--method", default="auto", choices=["auto", "exact", "sinkhorn"],
                    help="OT solver: auto (default: exact up to 4000 x 4000 sample pairs, else Sinkhorn with its "
                         "error on a subsample reported), exact, sinkhorn")
-    f.add_argument("--level", type=float, default=0.9, help="interval level (0.9)")
+    f.add_argument("--level", type=LEVEL, default=0.9, help="interval level (0.9)")
     f.add_argument("--out", required=True, metavar="DIR", help="write the study here")
     add_report_option(f)
     f.add_argument("--force", action="store_true", help="overwrite an existing study")
     pr = sub.add_parser("predict", help="predict the metric at a training size for mixtures, with intervals")
     pr.add_argument("study", metavar="DIR")
     pr.add_argument("runs", metavar="MIXTURES", help="table of mixtures (w_<pool> columns)")
-    pr.add_argument("--tokens", type=float, required=True, metavar="N", help="training size to predict at")
+    pr.add_argument("--tokens", type=POSITIVE, required=True, metavar="N", help="training size to predict at")
     pr.add_argument("--renormalize", action=argparse.BooleanOptionalAction, default=False,
                     help="divide each row's weights by their sum")
     pr.add_argument("--out", required=True, metavar="PRED.csv")
     pr.add_argument("--force", action="store_true", help="overwrite an existing output")
     se = sub.add_parser("select", help="the best mixture at a training size by projected gradient on OT duals")
     se.add_argument("study", metavar="DIR")
-    se.add_argument("--tokens", type=float, required=True, metavar="N", help="training size to select for")
+    se.add_argument("--tokens", type=POSITIVE, required=True, metavar="N", help="training size to select for")
     se.add_argument("--pools", metavar="POOLS", help="manifest: floors, caps and availability at --tokens")
     se.add_argument("--pin", action="append", default=[], metavar="POOL=W", help="fix a pool's weight")
-    se.add_argument("--max-iter", type=int, default=100, help="projected-gradient iterations at most (100)")
-    se.add_argument("--time-limit", type=float, metavar="S", help="stop the descent after S seconds")
+    se.add_argument("--max-iter", type=COUNT, default=100, help="projected-gradient iterations at most (100)")
+    se.add_argument("--time-limit", type=POSITIVE, metavar="S", help="stop the descent after S seconds")
     se.add_argument("--out", metavar="SELECTION.json")
     se.add_argument("--report", metavar="FILE", help="also write an offline HTML report: the selected mixture against "
                     "simple ones, and the search")

@@ -16,6 +16,7 @@ from ..exceptions import InfeasibleError, MixplanWarning, ValidationError
 from .common import (add_fit_options, add_report_option, add_rounding_options, add_runs_options, bucket_space, emit,
                      fit_from_args, load_pools, load_runs, parse_budget_range, parse_named_numbers, read_other_runs,
                      report_path)
+from .common import COUNT, FINITE, LEVEL, SEED, Number, POSITIVE
 
 HELP = "recommend a mixture for the big run"
 
@@ -36,14 +37,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", metavar="RUNS")
     add_runs_options(p, runs_required=False)
     add_fit_options(p)
-    p.add_argument("--tokens", type=float, metavar="D", help="the big run's token budget (enables availability caps)")
-    p.add_argument("--flops", type=float, metavar="C",
+    p.add_argument("--tokens", type=POSITIVE, metavar="D", help="the big run's token budget (enables availability caps)")
+    p.add_argument("--flops", type=POSITIVE, metavar="C",
                    help="the big run's compute instead of --tokens: tokens from --params, or compute-optimal by --law")
-    p.add_argument("--params", type=float, metavar="N",
+    p.add_argument("--params", type=POSITIVE, metavar="N",
                    help="the big run's model size: with --flops, what sets its tokens; with runs at several model "
                         "sizes (a params column), the size the at-scale plan predicts for")
     p.add_argument("--law", metavar="FIT.json|NAME", help="with --flops: the loss law (default epoch-replicate)")
-    p.add_argument("--units-per-token", type=float, metavar="K",
+    p.add_argument("--units-per-token", type=POSITIVE, metavar="K",
                    help="with --flops and a manifest counted in bytes, words or samples ([study] token_unit): that "
                         "unit per model token (e.g. 4.2 bytes per token); the plan's budget is the run's tokens times K")
     p.add_argument("--repetition-runs", metavar="RUNS",
@@ -53,15 +54,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="runs at other budgets (a tokens column; repeatable): predict every mixture at the target budget "
                         "with the model of the change with scale that held-out budgets choose, and recommend the best "
                         "there (--repetition-runs are used the same way)")
-    p.add_argument("--r-star", type=float, metavar="R",
+    p.add_argument("--r-star", type=POSITIVE, metavar="R",
                    help="repetition-aware objective with this R* (Muennighoff et al.: 15.4) instead of fitting it")
-    p.add_argument("--gamma", type=float, metavar="G",
+    p.add_argument("--gamma", type=FINITE, metavar="G",
                    help="with --r-star: the metric's change per log of effective data (default 0)")
     p.add_argument("--repetition-caps", action=argparse.BooleanOptionalAction, default=None,
                    help="also apply the manifest's max_epochs caps to the repetition-aware search")
     p.add_argument("--budget-range", metavar="LO:HI",
                    help="sweep the target budget (tokens) from LO to HI; writes budget_sweep.csv with --out")
-    p.add_argument("--budget-steps", type=int, metavar="K", help="budgets in the sweep, log-spaced (default 9)")
+    p.add_argument("--budget-steps", type=Number(int), metavar="K", help="budgets in the sweep, log-spaced (default 9)")
     add_rounding_options(p)
     add_report_option(p)
     p.add_argument("--ot", metavar="DIR", help="an OT extrapolator study (mixplan ot fit --out DIR): add its optimum "
@@ -71,11 +72,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "the OT optimum) or size (regressor + the OT extrapolator's change from the runs' size to "
                         "the target)")
     p.add_argument("--pin", action="append", default=[], metavar="POOL=W", help="fix a pool's weight (repeatable)")
-    p.add_argument("--candidates", type=int, default=20_000, help="Dirichlet candidates to score (default 20000)")
-    p.add_argument("--top-k", type=int, default=128, help="best candidates averaged (default 128, as RegMix)")
-    p.add_argument("--level", type=float, default=0.9, help="interval level (default 0.9)")
+    p.add_argument("--candidates", type=COUNT, default=20_000, help="Dirichlet candidates to score (default 20000)")
+    p.add_argument("--top-k", type=COUNT, default=128, help="best candidates averaged (default 128, as RegMix)")
+    p.add_argument("--level", type=LEVEL, default=0.9, help="interval level (default 0.9)")
     p.add_argument("--out", metavar="DIR", help="write plan.json and candidates.csv here")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    # A config file's numbers are checked by the same ranges as the flags.
+    _NUMBERS.update({a.dest: a.type for a in p._actions if isinstance(a.type, Number)} | {"seed": SEED})
+
+
+_NUMBERS: dict[str, Number] = {}
 
 
 # Defaults of `plan` are applied after CONFIG.toml, so that only flags actually typed override the file.
@@ -107,6 +113,8 @@ def _merge_file(settings: dict[str, Any], config: str | None) -> None:
             value = float(value)
         if not isinstance(value, typ) or (typ is int and isinstance(value, bool)):
             raise ValidationError(f"{path}, key {key!r}: {value!r} should be of type {typ.__name__}")
+        if key in _NUMBERS:
+            value = _NUMBERS[key].check(value, f"{path}, key {key!r}")
         if key == "scale_runs" and not all(isinstance(v, str) for v in value):
             raise ValidationError(f"{path}, key 'scale_runs': {value!r} should be a list of run tables (paths)")
         if key in _PATH_KEYS:

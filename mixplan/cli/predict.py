@@ -8,6 +8,7 @@ import argparse
 from .._io import check_writable, write_table_atomic
 from ..exceptions import ValidationError
 from .common import add_runs_options, emit, load_pools, load_runs
+from .common import LEVEL
 
 HELP = "predict the objective (with intervals) for mixtures"
 
@@ -16,7 +17,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("model_dir", metavar="MODEL_DIR")
     add_runs_options(p)
     p.add_argument("--out", required=True, metavar="PRED.csv")
-    p.add_argument("--level", type=float, default=0.9, help="interval level (default 0.9)")
+    p.add_argument("--level", type=LEVEL, default=0.9, help="interval level (default 0.9)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from .common import emit
+from .common import Number
 
 HELP = "read every pool's source: documents, tokens, duplicates, scores, buckets -> a new manifest"
 
@@ -26,14 +27,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dedup", action="store_true",
                    help="write each pool's unique tokens (exact duplicates removed) as its tokens: for pools that "
                         "are deduplicated before training (default: every document counts)")
-    p.add_argument("--samples", type=int, default=0, metavar="K",
+    p.add_argument("--samples", type=Number(int), default=0, metavar="K",
                    help="also write a seeded sample of K documents per pool (pool, doc, where, text) to "
                         "SCANNED.samples.parquet, for mixplan ot fit --samples (--seed chooses it)")
     p.add_argument("--per-document", action="store_true",
                    help="also write every document's location, tokens, bytes, duplicate flag and scores to "
                         "SCANNED.documents.parquet (for mixplan filter --bucket-scores)")
     p.add_argument("--only", action="append", default=[], metavar="POOL", help="scan only this pool (repeatable)")
-    p.add_argument("--workers", type=int, default=None,
+    p.add_argument("--workers", type=Number(int), default=None,
                    help="local processes, one shard (file) each at a time (default: all cores)")
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local processes (default), or Ray tasks (pip install 'mixplan[ray]'): the same steps, the "

@@ -33,6 +33,7 @@ __all__ = ["Plan", "make_plan"]
 #: The most weights ``candidates.csv`` holds before it keeps only the candidates re-scored exactly.
 CANDIDATE_WEIGHTS = 2_000_000
 
+
 @dataclass
 class Plan:
     """A recommendation and everything needed to audit it (JSON-serialisable via :meth:`to_dict`)."""

@@ -303,7 +303,10 @@ def fit_model(runs: RunTable, objective: Objective, model: str = "auto", *, seed
     if np.ptp(y) == 0:
         raise ValidationError(f"{runs.source}: the target {objective.spec!r} has the same value ({y[0]:g}) in all "
                               f"{len(y)} runs; there is nothing to learn - check the column")
-    folds = min(cv_folds, len(y))
+    if not 2 <= cv_folds <= len(y):
+        raise ValidationError(f"{runs.source}: {cv_folds} cross-validation folds for {len(y)} runs; use between 2 "
+                              f"and {len(y)} (--cv-folds; 5 is usual)")
+    folds = cv_folds
     targets = []
     for column in objective.columns:
         yc = runs.metric(column)

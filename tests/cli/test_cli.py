@@ -116,7 +116,28 @@ def test_design_writes_csv_and_one_file_per_run(capsys, files):
     (["fit", "{runs}", "--where", "split", "--target", "loss", "--out", "{tmp}/m"], "--where 'split'"),
     (["fit", "--bogus"], "the following arguments are required: RUNS, --out"),
     (["validate", "{runs}", "--bogus"], "unrecognized arguments: --bogus"),
-    (["design", "--pools", "{manifest}", "--n", "0", "--out", "{tmp}/d"], "--n must be at least 1"),
+    (["design", "--pools", "{manifest}", "--n", "0", "--out", "{tmp}/d"], "argument --n: 0 is not an integer >= 1"),
+    # numbers are range-checked where they are read (issue 23: these crashed or passed without a word)
+    (["fit", "{runs}", "--target", "loss", "--cv-folds", "0", "--out", "{tmp}/m"],
+     "argument --cv-folds: 0 is not an integer >= 2"),
+    (["fit", "{runs}", "--target", "loss", "--cv-folds", "1000", "--out", "{tmp}/m"],
+     "1000 cross-validation folds for 120 runs; use between 2 and 120"),
+    (["fit", "{runs}", "--target", "loss", "--cv-repeats", "-1", "--out", "{tmp}/m"], "--cv-repeats: -1 is not"),
+    (["fit", "{runs}", "--target", "loss", "--seed", "-1", "--out", "{tmp}/m"],
+     "argument --seed: -1 is not an integer in [0, 4294967295]"),
+    (["fit", "{runs}", "--target", "loss", "--seed", str(2 ** 70), "--out", "{tmp}/m"], "argument --seed:"),
+    (["fit", "{runs}", "--target", "loss", "--seed", "1.5", "--out", "{tmp}/m"], "1.5 is not an integer"),
+    (["laws", "fit", "{runs}", "--level", "1.5"], "argument --level: 1.5 is not a number in (0, 1)"),
+    (["laws", "fit", "{runs}", "--level", "nan"], "argument --level: nan is not a number in (0, 1)"),
+    (["plan", "--runs", "{runs}", "--r-star", "10", "--gamma", "inf"], "argument --gamma: inf is not a finite number"),
+    (["plan", "--runs", "{runs}", "--candidates", "0"], "argument --candidates: 0 is not an integer >= 1"),
+    (["design", "--pools", "{manifest}", "--n", "5", "--temperature", "nan", "--out", "{tmp}/d"],
+     "argument --temperature: nan is not a number > 0"),
+    (["design", "--pools", "{manifest}", "--n", "5", "--min-distance", "-1", "--out", "{tmp}/d"],
+     "argument --min-distance: -1 is not a number in [0, 1]"),
+    (["predict", "{tmp}", "{runs}", "--level", "0", "--out", "{tmp}/p.csv"], "argument --level: 0 is not"),
+    (["laws", "fit", "{runs}", "--bootstrap", "-1"], "argument --bootstrap: -1 is not an integer >= 0"),
+    (["budget", "--flops", "abc"], "argument --flops: 'abc' is not a number > 0"),
 ])
 def test_every_error_is_one_line_exit_2(capsys, files, argv, message):
     _, runs, manifest, tmp = files
@@ -227,7 +248,7 @@ def test_jobs_change_nothing_but_the_speed(capsys, files):
                       if p.is_file()}
     assert outs[1] == outs[2] and len(outs[1]) > 3
     code, _, err = run(capsys, "fit", runs, "--target", "loss", "--out", tmp / "m0", "--jobs", 0)
-    assert code == 2 and err.count("\n") == 1 and "--jobs 0: give 1 or more parallel workers" in err
+    assert code == 2 and err.count("\n") == 1 and "argument --jobs: 0 is not an integer >= 1" in err
 
 
 @pytest.mark.filterwarnings("ignore:the recommended mixture is")
@@ -244,3 +265,19 @@ def test_candidates_table_keeps_the_exactly_scored_ones_beyond_its_size(capsys, 
     assert len(few) == int(every["prediction"].notna().sum()) < len(every)
     assert few["prediction"].notna().all() and list(few.columns) == list(every.columns)
     assert few.equals(every[every["prediction"].notna()].reset_index(drop=True))
+
+
+def test_config_numbers_are_checked_like_the_flags(capsys, files):
+    _, runs, manifest, tmp = files
+    for line, message in (("level = 1.5", "key 'level': 1.5 is not a number in (0, 1)"),
+                          ("seed = -3", "key 'seed': -3 is not an integer in [0, 4294967295]"),
+                          ("candidates = 0", "key 'candidates': 0 is not an integer >= 1"),
+                          ("tokens = -1e9", "key 'tokens': -1000000000.0 is not a number > 0")):
+        cfg = tmp / "plan.toml"
+        cfg.write_text(f'runs = "{runs.name}"\ntarget = "loss"\n{line}\n')
+        code, _, err = run(capsys, "plan", cfg)
+        assert code == 2 and err.count("\n") == 1 and str(cfg) in err and message in err, err
+    with pytest.raises(SystemExit):
+        main(["plan", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(default 0.9) [a number in (0, 1)]" in text and "[an integer in [0, 4294967295]]" in text

@@ -82,7 +82,7 @@ def test_budget_refuses_to_mix_units(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["budget", "--flops", "-1"], "--flops: -1.0 must be > 0"),
+    (["budget", "--flops", "-1"], "argument --flops: -1 is not a number > 0"),
     (["budget", "--flops", "1e22", "--params", "1e9", "--tokens", "1e9"], "give --params or --tokens, not both"),
     (["budget", "--flops", "1e22", "--law", "kaplan"], "no such file"),
     (["budget", "--flops", "1e22", "--mixture", "a=1"], "--mixture needs --pools"),

@@ -215,7 +215,7 @@ def test_cli_next_writes_design_deterministically(capsys, files):
      "pinned weight of 'p0' is 2.0"),
     (["--next", "2", "--runs", "{runs}", "--target", "loss", "--prefix", "a/b", "--out", "{tmp}/d"],
      "prefix 'a/b' is not allowed"),
-    (["--next", "x", "--out", "{tmp}/d"], "argument --next: invalid int value: 'x'"),
+    (["--next", "x", "--out", "{tmp}/d"], "argument --next: 'x' is not a finite integer"),
 ])
 def test_cli_errors_are_one_line_exit_2(capsys, files, argv, message):
     runs, manifest, tmp = files

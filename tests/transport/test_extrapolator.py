@@ -276,7 +276,7 @@ def test_cli_plan_with_ot(cli_study, capsys):
       "--out", "OUT"], "missing.csv"),
     (["ot", "fit", "--runs", "RUNS", "--target", "nope", "--samples", "SAMPLES", "--validation", "VAL",
       "--features", "vectors", "--out", "OUT"], "nope"),
-    (["ot", "select", "OUT0", "--tokens", "-5"], "positive"),
+    (["ot", "select", "OUT0", "--tokens", "-5"], "argument --tokens: -5 is not a number > 0"),
     (["ot"], "choose a subcommand"),
 ])
 def test_cli_errors(cli_study, capsys, argv, message):
