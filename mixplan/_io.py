@@ -113,8 +113,41 @@ def write_text_atomic(path: str | os.PathLike[str], text: str, force: bool = Fal
 
 
 def dumps_json(obj: Any) -> str:
-    """JSON with sorted keys and a trailing newline: byte-identical for identical content."""
-    return json.dumps(obj, indent=2, sort_keys=True, allow_nan=False, default=_json_default) + "\n"
+    """JSON with sorted keys and a trailing newline: byte-identical for identical content. A NaN or
+    infinite number is refused, naming where in the document it is (JSON has no such numbers, and a
+    result that holds one came from inputs near the float limits or an undefined computation)."""
+    try:
+        return json.dumps(obj, indent=2, sort_keys=True, allow_nan=False, default=_json_default) + "\n"
+    except ValueError:
+        found = _nonfinite(obj, "")
+        if found is None:
+            raise
+        raise ValidationError(f"the result is not finite at {found[0] or 'the top'} ({found[1]}): an input near the "
+                              "float limits or an undefined step produced it; check the inputs' scale, or rerun "
+                              "with --debug") from None
+
+
+def _nonfinite(obj: Any, path: str) -> tuple[str, str] | None:
+    """The first NaN or infinite number in a JSON-bound document, as (key path, value)."""
+    import math
+
+    import numpy as np
+
+    if isinstance(obj, np.ndarray):
+        obj = obj.tolist()
+    if isinstance(obj, (float, np.floating)) and not math.isfinite(float(obj)):
+        return path, repr(float(obj))
+    if isinstance(obj, dict):
+        for key in sorted(obj, key=str):
+            found = _nonfinite(obj[key], f"{path}.{key}" if path else str(key))
+            if found:
+                return found
+    if isinstance(obj, (list, tuple)):
+        for i, item in enumerate(obj):
+            found = _nonfinite(item, f"{path}[{i}]")
+            if found:
+                return found
+    return None
 
 
 def write_json_atomic(path: str | os.PathLike[str], obj: Any, force: bool = False) -> None:

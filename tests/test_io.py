@@ -31,3 +31,14 @@ def test_csv_text_equals_pandas(seed):
     assert table_csv(mixed) == _pandas(mixed)
     dates = frame.assign(day=pd.date_range("2026-01-01", periods=n))
     assert table_csv(dates) == _pandas(dates)
+
+
+def test_json_refuses_a_non_finite_number_and_says_where():
+    from mixplan import ValidationError
+    from mixplan._io import dumps_json
+
+    assert dumps_json({"a": [1.0, 2]}) == '{\n  "a": [\n    1.0,\n    2\n  ]\n}\n'
+    with pytest.raises(ValidationError, match=r"not finite at mixtures.recommended.lower\[1\] \(inf\)"):
+        dumps_json({"mixtures": {"recommended": {"lower": np.array([0.5, np.inf]), "upper": 1.0}}})
+    with pytest.raises(ValidationError, match=r"not finite at the top \(nan\)"):
+        dumps_json(float("nan"))

@@ -25,7 +25,9 @@ class Parser(argparse.ArgumentParser):
     """argparse, but a usage error is one line (like every other error) and exit code 2."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+        # A subcommand names itself; the top-level parser's name is already the message's prefix.
+        where = f"{self.prog}: " if " " in self.prog else ""
+        raise UsageError(f"{where}{message} (see '{self.prog} --help')")
 
 
 class UsageError(Exception):

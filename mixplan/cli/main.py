@@ -51,8 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         args = parser.parse_args(argv)
         if not args.command:
-            parser.print_help()
-            return EXIT_ERROR
+            raise UsageError(f"no command given; choose one of {', '.join(COMMANDS)} (see 'mixplan --help')")
         return COMMANDS[args.command].run(args)
     except BrokenPipeError:  # stdout closed early (e.g. `| head`): not an error of the command
         import os

@@ -138,6 +138,8 @@ def test_design_writes_csv_and_one_file_per_run(capsys, files):
     (["predict", "{tmp}", "{runs}", "--level", "0", "--out", "{tmp}/p.csv"], "argument --level: 0 is not"),
     (["laws", "fit", "{runs}", "--bootstrap", "-1"], "argument --bootstrap: -1 is not an integer >= 0"),
     (["budget", "--flops", "abc"], "argument --flops: 'abc' is not a number > 0"),
+    ([], "mixplan: error: no command given; choose one of validate, fit, predict, plan"),
+    (["--bogus"], "mixplan: error: unrecognized arguments: --bogus (see 'mixplan --help')"),
 ])
 def test_every_error_is_one_line_exit_2(capsys, files, argv, message):
     _, runs, manifest, tmp = files
