@@ -60,7 +60,7 @@ class Number:
             value = float(text)
         except (TypeError, ValueError):
             raise argparse.ArgumentTypeError(f"'{text}' is not {self.describe()}") from None
-        return self._checked(value, repr(text) if not isinstance(text, str) else text)
+        return self._checked(value, text)
 
     def check(self, value: Any, where: str) -> int | float:
         """``value`` from a config file (``where`` names the file and key)."""
@@ -94,11 +94,11 @@ FINITE = Number(float)
 def state_ranges(parser: argparse.ArgumentParser) -> None:
     """Append every :class:`Number` option's range to its ``--help`` text (subcommands included)."""
     for action in parser._actions:
-        if isinstance(action.type, Number) and action.help is not None and action.help != argparse.SUPPRESS:
+        if isinstance(action.type, Number) and action.help not in (None, argparse.SUPPRESS):
             action.help = f"{action.help} [{action.type.describe()}]"
-        for sub in (getattr(action, "choices", None) or {}).values() if isinstance(action, argparse._SubParsersAction) \
-                else ():
-            state_ranges(sub)
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                state_ranges(sub)
 
 
 
