@@ -11,11 +11,12 @@ import json
 import os
 import tempfile
 import zipfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .exceptions import OutputExistsError, ValidationError
+from .exceptions import MixplanError, OutputExistsError, ValidationError
 
 if TYPE_CHECKING:  # pandas costs ~0.25 s to import: only the functions that read or write tables load it
     import numpy as np
@@ -40,7 +41,12 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     try:
         # Run ids are text: "007" must not become 7 (and collide with "7").
         if fmt in ("csv", "tsv"):
-            return pd.read_csv(path, sep="," if fmt == "csv" else "\t", dtype={"run_id": str})
+            frame = pd.read_csv(path, sep="," if fmt == "csv" else "\t", dtype={"run_id": str})
+            if not isinstance(frame.index, pd.RangeIndex):  # pandas' reading of data rows longer than the header
+                raise ValidationError(f"{path}: the data rows have more fields than the header's {len(frame.columns)} "
+                                      "column names; name every column in the first line (or remove the extra "
+                                      "separators at the ends of the rows)")
+            return frame
         if fmt == "parquet":
             return pd.read_parquet(path)
         with open(path, "rb") as fh:
@@ -50,6 +56,31 @@ def read_table(path: str | os.PathLike[str]) -> pd.DataFrame:
     except (ValueError, OSError, pd.errors.ParserError, ImportError) as exc:
         # The parsers' own messages are precise (line numbers); keep them, add the file.
         raise ValidationError(f"{path}: cannot be read as {fmt}: {exc}".splitlines()[0]) from exc
+
+
+def table_columns(path: str | os.PathLike[str]) -> list[str] | None:
+    """A table's column names from its header alone (the first line of a CSV, TSV or JSON-lines file, a
+    Parquet file's schema): a limit on the columns is checked before a large file is read. None when the
+    header cannot be read this way (:func:`read_table` then says why, or reads it)."""
+    import csv
+
+    path = Path(path)
+    fmt = TABLE_FORMATS.get(path.suffix.lower())
+    try:
+        if fmt in ("csv", "tsv"):
+            with open(path, encoding="utf-8", newline="") as fh:
+                return next(csv.reader(fh, delimiter="," if fmt == "csv" else "\t"), [])
+        if fmt == "parquet":
+            import pyarrow.parquet as pq
+
+            return list(pq.read_schema(path).names)
+        if fmt == "jsonl":
+            with open(path, encoding="utf-8") as fh:
+                first = json.loads(fh.readline())
+            return list(first) if isinstance(first, dict) else None
+    except Exception:  # noqa: BLE001 -- any trouble: the full read reports it properly
+        return None
+    return None
 
 
 def read_toml(path: str | os.PathLike[str], what: str) -> dict[str, Any]:
@@ -76,6 +107,27 @@ def read_json(path: str | os.PathLike[str], hint: str, what: str = "") -> Any:
         raise ValidationError(f"{path}: no such file ({hint})") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ValidationError(f"{path}: {what + ': ' if what else ''}not valid JSON ({exc})") from None
+
+
+@contextmanager
+def saved_artefact(path: str | os.PathLike[str], what: str, remedy: str) -> Iterator[None]:
+    """Decode a file mixplan wrote earlier: any failure inside the block becomes one
+    :class:`ValidationError` "PATH: not a mixplan WHAT (reason); REMEDY".
+
+    A saved artefact (meta.json, FIT.json, .npz, model files) is only ever read back, so whatever its
+    decoding trips over -- a missing key, a string where numbers belong, a binary file, a zip that is not
+    one, a model string LightGBM rejects -- is damage to the file, not a bug to show as a traceback.
+    MixplanErrors raised inside (already one line) pass through unchanged.
+    """
+    try:
+        yield
+    except MixplanError:
+        raise
+    except Exception as exc:  # noqa: BLE001 -- see the docstring: every decoding failure is damage
+        reason = " ".join(str(exc).split())[:200] or type(exc).__name__
+        if isinstance(exc, KeyError):
+            reason = f"missing {reason}"
+        raise ValidationError(f"{path}: not a mixplan {what} ({reason}); {remedy}") from exc
 
 
 def check_writable(paths: Iterable[str | os.PathLike[str]], force: bool) -> None:
@@ -154,8 +206,8 @@ def write_json_atomic(path: str | os.PathLike[str], obj: Any, force: bool = Fals
     write_text_atomic(path, dumps_json(obj), force=force)
 
 
-def table_csv(frame: pd.DataFrame) -> str:
-    """A table as CSV text: 10 significant digits, "\\n" line ends (byte-stable outputs).
+def table_csv(frame: pd.DataFrame, sep: str = ",") -> str:
+    """A table as CSV text (TSV with ``sep="\\t"``): 10 significant digits, "\\n" line ends (byte-stable outputs).
 
     The text is pandas' ``to_csv(index=False, float_format="%.10g")``; frames of plain float, integer,
     boolean and string columns are formatted here instead (10x faster: pandas formats every float
@@ -175,17 +227,67 @@ def table_csv(frame: pd.DataFrame) -> str:
         else:  # dates, categories, nullable or mixed columns: pandas' own formatting
             break
     if not len(frame) or len(columns) < len(frame.columns):
-        return frame.to_csv(index=False, float_format="%.10g", lineterminator="\n")
+        return frame.to_csv(index=False, sep=sep, float_format="%.10g", lineterminator="\n")
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csv.writer(out, delimiter=sep, lineterminator="\n")
     writer.writerow([str(c) for c in frame.columns])
     writer.writerows(zip(*columns))
     return out.getvalue()
 
 
+#: What a table is written as, by the output file's suffix (a .json file is one array of records, which
+#: :func:`read_table` reads back; .jsonl one record per line).
+TABLE_WRITERS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl",
+                 ".ndjson": "jsonl", ".json": "json"}
+
+
+def table_format_out(path: str | os.PathLike[str]) -> str:
+    """The format a table written to ``path`` takes, by its suffix: an unknown suffix, or Parquet without
+    pyarrow, is refused -- before the work, when a command calls this up front -- instead of CSV text
+    landing in a file whose name promises something else."""
+    suffix = Path(path).suffix.lower()
+    fmt = TABLE_WRITERS.get(suffix)
+    if fmt is None:
+        raise ValidationError(f"{path}: cannot write a table as {suffix or 'a file without a suffix'!r}; name the "
+                              f"file {', '.join(TABLE_WRITERS)}")
+    if fmt == "parquet":
+        import importlib.util
+
+        if importlib.util.find_spec("pyarrow") is None:
+            raise ValidationError(f"{path}: writing Parquet needs pyarrow (pip install pyarrow); or name the file .csv")
+    return fmt
+
+
+def check_table_writable(path: str | os.PathLike[str], force: bool) -> None:
+    """:func:`check_writable` for one table output, whose suffix must name a format (:func:`table_format_out`)."""
+    table_format_out(path)
+    check_writable([path], force)
+
+
+def table_bytes(frame: pd.DataFrame, fmt: str) -> bytes:
+    """``frame`` in ``fmt`` (a value of :data:`TABLE_WRITERS`), byte-stable for the same frame."""
+    if fmt in ("csv", "tsv"):
+        return table_csv(frame, sep="," if fmt == "csv" else "\t").encode("utf-8")
+    if fmt == "parquet":
+        buf = io.BytesIO()
+        frame.to_parquet(buf, index=False)
+        return buf.getvalue()
+    import numpy as np
+
+    # JSON has no infinity: pandas would write null, indistinguishable from a missing value.
+    for name in frame.columns:
+        values = frame[name].to_numpy()
+        if values.dtype.kind == "f" and np.isinf(values).any():
+            row = int(np.flatnonzero(np.isinf(values))[0]) + 1
+            raise ValidationError(f"column {name!r}, row {row}: {values[row - 1]} cannot be written as JSON; write "
+                                  "the table as .csv or .parquet")
+    text = frame.to_json(orient="records", lines=fmt == "jsonl", double_precision=15)
+    return (text if text.endswith("\n") or not text else text + "\n").encode("utf-8")
+
+
 def write_table_atomic(path: str | os.PathLike[str], frame: pd.DataFrame, force: bool = False) -> None:
-    """Write a table as CSV (see :func:`table_csv`)."""
-    write_text_atomic(path, table_csv(frame), force=force)
+    """Write a table in the format its suffix names (:data:`TABLE_WRITERS`; CSV as :func:`table_csv`)."""
+    write_bytes_atomic(path, table_bytes(frame, table_format_out(path)), force=force)
 
 
 def library_versions() -> dict[str, str]:

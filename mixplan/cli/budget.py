@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 
 
-from ..exceptions import ValidationError
+from ..exceptions import MixplanWarning, ValidationError
 from .common import emit, load_pools, parse_named_numbers
 from .common import POSITIVE
 
 HELP = "what a compute budget buys: parameters, tokens, loss, learning rate, batch size, pool epochs"
+SEEDED = False  # nothing random: no --seed
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -30,13 +31,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    import warnings
     from dataclasses import replace
 
     from ..data.tokens import in_manifest_unit
     from ..laws.budget import pool_repetition, run_shape
 
-    shape = run_shape(args.flops, params=args.params, tokens=args.tokens, unique_tokens=args.unique_tokens,
-                      law=args.law, flops_per_token_param=args.flops_per_token_param)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MixplanWarning)  # the shape carries its warnings; its report prints them
+        shape = run_shape(args.flops, params=args.params, tokens=args.tokens, unique_tokens=args.unique_tokens,
+                          law=args.law, flops_per_token_param=args.flops_per_token_param)
     if args.mixture and not args.pools:
         raise ValidationError("--mixture needs --pools (each pool's available tokens)")
     if args.units_per_token is not None and not args.pools:
@@ -45,8 +49,7 @@ def run(args: argparse.Namespace) -> int:
     if args.pools:
         pools = load_pools(args.pools)
         budget = in_manifest_unit(shape.tokens, pools.token_unit, args.units_per_token)
-        weights = (parse_named_numbers(args.mixture, "--mixture", "POOL=WEIGHT", "web=0.7") if args.mixture
-                   else dict(zip(pools.names, map(float, pools.prior))))
+        weights = (_mixture(args.mixture) if args.mixture else dict(zip(pools.names, map(float, pools.prior))))
         total = sum(weights.values())
         if abs(total - 1.0) > 1e-6:
             raise ValidationError(f"--mixture weights sum to {total:g}; they must sum to 1")
@@ -62,3 +65,19 @@ def run(args: argparse.Namespace) -> int:
                  f"{extra['pool_unit']} per token = {budget:.4g} {extra['pool_unit']})")
     emit(args, shape.to_dict() | extra, text)
     return 0
+
+
+def _mixture(items: list[str]) -> dict[str, float]:
+    """``--mixture POOL=W`` options: each weight finite and >= 0, not all 0 (the sum to 1 is checked by the
+    caller, for the manifest's priors too). A negative or NaN weight would otherwise print negative or
+    NaN tokens per pool."""
+    from .._checks import check_number
+
+    weights = parse_named_numbers(items, "--mixture", "POOL=WEIGHT", "web=0.7")
+    for pool, w in weights.items():
+        check_number(w, f"--mixture {pool}", lo=0.0, why="a pool's share of the tokens",
+                     fix="give each pool a weight >= 0, the weights summing to 1, e.g. --mixture web=0.7")
+    if not any(weights.values()):
+        raise ValidationError(f"--mixture gives every pool weight 0 ({', '.join(weights)}); give at least one pool a "
+                              "positive weight, the weights summing to 1")
+    return weights

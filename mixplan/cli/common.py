@@ -5,20 +5,25 @@ from __future__ import annotations
 import argparse
 import math
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from .._io import dumps_json
 from ..exceptions import ValidationError
 
-__all__ = ["COUNT", "EXIT_ERROR", "FINITE", "LEVEL", "NONNEGATIVE_COUNT", "Number", "POSITIVE", "Parser", "SEED",
-           "UsageError", "state_ranges", "add_common", "add_fit_options", "add_rounding_options",
-           "add_report_option", "add_runs_options", "emit", "report_path",
-           "fit_from_args", "load_pools", "load_runs", "parse_budget_range", "parse_named_numbers",
-           "jobs_of", "parse_where", "progress", "read_table_where"]
+__all__ = ["COUNT", "EXIT_ERROR", "EXIT_INFEASIBLE", "FINITE", "LEVEL", "NONNEGATIVE_COUNT", "Number", "WORKERS", "BOOTSTRAP",
+           "OUTPUT_OPTIONS", "POSITIVE", "Parser", "SEED", "UsageError", "non_empty", "output_path", "state_ranges",
+           "add_common", "add_fit_options", "add_rounding_options", "add_report_option", "add_runs_options", "emit",
+           "report_path", "fit_from_args", "load_pools", "load_runs", "parse_budget_range", "parse_named_numbers",
+           "jobs_of", "parse_where", "progress", "read_table_where", "working", "beside_bars"]
 
+#: Exit codes (README's table): 2 = the input is wrong; 3 = the input is valid but admits no plan (floors,
+#: caps, pins or the data available cannot be met together), so a script can tell "fix the call" from
+#: "loosen the constraints".
 EXIT_ERROR = 2
+EXIT_INFEASIBLE = 3
 
 
 class Parser(argparse.ArgumentParser):
@@ -88,24 +93,61 @@ LEVEL = Number(float, 0, 1, low_open=True, high_open=True)
 POSITIVE = Number(float, 0, low_open=True)
 COUNT = Number(int, 1)
 NONNEGATIVE_COUNT = Number(int, 0)
+#: Counts of work with an upper bound, so that a typo (an extra digit, 2**70) is refused at once instead of
+#: running for days or failing deep inside with an overflow: parallel workers, bootstrap refits.
+WORKERS = Number(int, 1, 1024)
+BOOTSTRAP = Number(int, 0, 100_000)
 FINITE = Number(float)
 
 
-def state_ranges(parser: argparse.ArgumentParser) -> None:
-    """Append every :class:`Number` option's range to its ``--help`` text (subcommands included)."""
+#: The options that name an output (their empty value gets :func:`output_path`'s message).
+OUTPUT_OPTIONS = ("--out", "--report")
+
+
+def output_path(text: str) -> str:
+    """An output option's path: never empty. ``--out ''`` once meant the current folder for some commands
+    and "no output" for others; refusing it makes every command read the same."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; name a file or folder (or leave the option out)")
+    return text
+
+
+def non_empty(text: str) -> str:
+    """Any other option's text: never empty (``--pools ''`` would otherwise read as no manifest at all)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty value; give one or leave the option out")
+    return text
+
+
+def _actions(parser: argparse.ArgumentParser) -> Any:
+    """Every action of ``parser`` and of its subcommands, depth first."""
     for action in parser._actions:
-        if isinstance(action.type, Number) and action.help not in (None, argparse.SUPPRESS):
-            action.help = f"{action.help} [{action.type.describe()}]"
+        yield action
         if isinstance(action, argparse._SubParsersAction):
             for sub in action.choices.values():
-                state_ranges(sub)
+                yield from _actions(sub)
+
+
+def state_ranges(parser: argparse.ArgumentParser) -> None:
+    """Append every :class:`Number` option's range to its ``--help`` text, and refuse an empty value for every
+    option taking text (:func:`output_path`, :func:`non_empty`), subcommands included."""
+    for action in _actions(parser):
+        if isinstance(action.type, Number) and action.help not in (None, argparse.SUPPRESS):
+            action.help = f"{action.help} [{action.type.describe()}]"
+        # Every option taking text refuses an empty one (--report alone has the const "": the report beside the
+        # --out folder, see report_path).
+        if action.option_strings and action.nargs != 0 and action.type is None and action.const is None:
+            action.type = output_path if set(action.option_strings) & set(OUTPUT_OPTIONS) else non_empty
 
 
 
 
-def add_common(p: argparse.ArgumentParser) -> None:
+def add_common(p: argparse.ArgumentParser, seeded: bool = True) -> None:
+    """--json and --debug; --seed only where something is random (``seeded``): offered where it changes
+    nothing, it would suggest a result depends on it."""
     p.add_argument("--json", action="store_true", help="print the result as one JSON document on stdout")
-    p.add_argument("--seed", type=SEED, default=0, help="random seed (same inputs + seed => identical outputs)")
+    if seeded:
+        p.add_argument("--seed", type=SEED, default=0, help="random seed (same inputs + seed => identical outputs)")
     p.add_argument("--debug", action="store_true", help="show tracebacks on errors")
 
 
@@ -116,11 +158,24 @@ def add_runs_options(p: argparse.ArgumentParser, runs_required: bool = True) -> 
     p.add_argument("--metrics", metavar="FILE",
                    help="metrics file of a two-file layout (RegMix loss CSV, olmix metrics.csv); RUNS is then "
                         "the mixture file")
-    p.add_argument("--layout", choices=["auto", "table", "regmix", "olmix"], default="auto")
+    p.add_argument("--layout", choices=["auto", "table", "regmix", "olmix"], default="auto",
+                   help="how the runs are stored: table (one table: w_<pool> weight columns and the metrics), regmix "
+                        "(RUNS a mixture CSV and --metrics a loss CSV, joined on their index column), olmix (RUNS "
+                        "ratios.csv and --metrics metrics.csv, joined on run); auto (default): table without "
+                        "--metrics, else olmix when both files have a run column, else regmix")
     p.add_argument("--renormalize", action=argparse.BooleanOptionalAction, default=False,
                    help="divide each run's weights by their sum instead of rejecting rows that do not sum to 1")
     p.add_argument("--where", action="append", default=[], metavar="COL=VALUE",
                    help="keep only rows whose COL equals VALUE (repeatable), e.g. --where split=train")
+    p.add_argument("--max-pools", type=COUNT, metavar="N",
+                   help="refuse (from its header, before reading it) a runs table mixing more than N pools "
+                        "(default 2000: beyond that the models need more runs than a proxy study has)")
+
+
+def _max_pools(args: argparse.Namespace) -> int:
+    from ..data.runs import MAX_POOLS
+
+    return getattr(args, "max_pools", None) or MAX_POOLS
 
 
 def add_fit_options(p: argparse.ArgumentParser) -> None:
@@ -132,17 +187,51 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    help="regressor: auto (default: chooses and stacks the others by repeated CV), gp, gp-log, "
                         "lightgbm, regmix (LightGBM with RegMix's settings), ridge, linear, dml (Data Mixing Laws)")
     p.add_argument("--cv-folds", type=Number(int, 2), default=5, help="folds of the cross-validation (default 5)")
-    p.add_argument("--cv-repeats", type=COUNT, default=None,
+    p.add_argument("--cv-repeats", type=Number(int, 1, 100), default=None,
                    help="repeats of the cross-validation (default: 3 below 128 runs, 2 below 256, else 1)")
-    p.add_argument("--jobs", type=COUNT, default=None, metavar="N",
+    p.add_argument("--jobs", type=WORKERS, default=None, metavar="N",
                    help="parallel workers for fitting and searching (default: every core; the results are "
                         "identical for any N)")
 
 
-def progress(total: int | None, desc: str, quiet: bool = False) -> Any:
+def progress(total: int | None, desc: str, quiet: bool = False, **options: Any) -> Any:
+    """A progress bar on stderr, only on a terminal (never in logs, pipes or tests); ``options`` go to tqdm."""
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, leave=False, disable=quiet or not sys.stderr.isatty(), file=sys.stderr)
+    return tqdm(total=total, desc=desc, leave=False, disable=quiet or not sys.stderr.isatty(), file=sys.stderr,
+                **options)
+
+
+#: A step running longer than this shows its elapsed time on a terminal (:func:`working`).
+SLOW_STEP_SECONDS = 2.0
+
+
+@contextmanager
+def working(desc: str) -> Iterator[Any]:
+    """A step that may be slow: on a terminal, after :data:`SLOW_STEP_SECONDS` a line ``DESC: elapsed``
+    appears and ticks every half second until the step ends (then it is cleared). Steps with a measurable
+    amount of work (fit's folds, scan's bytes) show their own bar beneath it."""
+    import threading
+
+    bar = progress(None, desc, bar_format="{desc}: {elapsed}", delay=SLOW_STEP_SECONDS)
+    stop = threading.Event()
+
+    def tick() -> None:  # tqdm redraws only when told: this thread tells it, so that the time moves on
+        if stop.wait(SLOW_STEP_SECONDS):
+            return  # a fast step shows nothing
+        while not stop.wait(0.5):
+            bar.refresh()
+
+    ticker = None if bar.disable else threading.Thread(target=tick, daemon=True)
+    if ticker is not None:
+        ticker.start()
+    try:
+        yield bar
+    finally:
+        stop.set()
+        if ticker is not None:
+            ticker.join()
+        bar.close()
 
 
 def parse_where(items: Sequence[str]) -> dict[str, str]:
@@ -160,7 +249,7 @@ def load_runs(args: argparse.Namespace, pools: Any = None) -> Any:
     from ..data.runs import read_runs
 
     return read_runs(args.runs, pools, renormalize=args.renormalize, metrics=args.metrics, layout=args.layout,
-                     where=parse_where(args.where))
+                     where=parse_where(args.where), max_pools=_max_pools(args))
 
 
 def read_other_runs(args: argparse.Namespace, path: str, pools: Any) -> Any:
@@ -168,7 +257,7 @@ def read_other_runs(args: argparse.Namespace, path: str, pools: Any) -> Any:
     and --where (which describe --runs) do not apply to it."""
     from ..data.runs import read_runs
 
-    return read_runs(path, pools, renormalize=args.renormalize)
+    return read_runs(path, pools, renormalize=args.renormalize, max_pools=_max_pools(args))
 
 
 def bucket_space(args: argparse.Namespace, pools: Any) -> tuple[Any, Any]:
@@ -218,10 +307,23 @@ def load_pools(path: str | None) -> Any:
 
 
 def emit(args: argparse.Namespace, doc: dict[str, Any], text: str) -> None:
-    if args.json:
-        sys.stdout.write(dumps_json(doc))
-    else:
-        print(text)
+    with beside_bars():
+        if args.json:
+            sys.stdout.write(dumps_json(doc))
+        else:
+            print(text)
+
+
+def beside_bars() -> Any:
+    """A context for writing to the terminal while :func:`working`'s line or a progress bar shows there: they
+    are cleared first and drawn again after, so that the text is not written over them."""
+    if not sys.stderr.isatty():
+        from contextlib import nullcontext
+
+        return nullcontext()
+    from tqdm import tqdm
+
+    return tqdm.external_write_mode()
 
 
 def parse_named_numbers(items: Sequence[str], flag: str = "--pin", form: str = "POOL=WEIGHT",
@@ -238,8 +340,8 @@ def parse_named_numbers(items: Sequence[str], flag: str = "--pin", form: str = "
     return pins
 
 
-def parse_budget_range(text: str, steps: int, example: str) -> tuple[float, float]:
-    """``--budget-range LO:HI`` (0 < LO < HI, finite) and ``--budget-steps`` (>= 2), checked."""
+def parse_budget_range(text: str, example: str) -> tuple[float, float]:
+    """``--budget-range LO:HI`` (0 < LO < HI, finite), checked (``--budget-steps``' type checks the steps)."""
     lo, sep, hi = text.partition(":")
     try:
         a, b = float(lo), float(hi)
@@ -247,8 +349,6 @@ def parse_budget_range(text: str, steps: int, example: str) -> tuple[float, floa
         sep = ""
     if not sep or not (0 < a < b < math.inf):
         raise ValidationError(f"--budget-range {text!r}: write LO:HI with 0 < LO < HI, e.g. {example}")
-    if steps < 2:
-        raise ValidationError(f"--budget-steps must be at least 2, got {steps}")
     return a, b
 
 
@@ -267,7 +367,7 @@ def fit_from_args(args: argparse.Namespace, runs: Any) -> Any:
     if not args.target:
         raise ValidationError("no target given; pass --target COLUMN (e.g. --target loss_pile_cc)")
     objective = parse_objective(args.target, runs, maximize=args.maximize)
-    with progress(None, f"fitting {args.model}") as bar:
+    with progress(None, f"fitting {args.model}", delay=SLOW_STEP_SECONDS) as bar:
         return fit_model(runs, objective, args.model, seed=args.seed, cv_folds=args.cv_folds,
                          cv_repeats=args.cv_repeats, progress=bar, jobs=jobs_of(args))
 

@@ -22,16 +22,16 @@ exit 2, via ``mixplan.cli.main``). Thin layer over :mod:`mixplan.cpt`.
 from __future__ import annotations
 
 import argparse
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from .._checks import check_number
-from .._io import check_writable, write_json_atomic, write_table_atomic
+from .._io import check_writable, table_format_out, write_json_atomic, write_table_atomic
 from ..exceptions import ValidationError
 from .common import Parser, add_common, emit, read_table_where
-from .common import FINITE, LEVEL, NONNEGATIVE_COUNT, Number, POSITIVE
+from .common import BOOTSTRAP, FINITE, LEVEL, Number, POSITIVE
 
 __all__ = ["HELP", "add_arguments", "run"]
 
@@ -44,7 +44,10 @@ HELP = "continual pretraining: fit the D-CPT law (cpt fit) and choose the domain
 def add_arguments(p: argparse.ArgumentParser) -> None:
 
     sub = p.add_subparsers(dest="cpt_command", metavar="fit|plan", parser_class=Parser)
-    f = sub.add_parser("fit", help="fit the D-CPT law to both losses (Huber on log-loss, L-BFGS-B, bootstrap)")
+    f = sub.add_parser("fit", help="fit the D-CPT law to both losses (Huber on log-loss, L-BFGS-B, bootstrap)",
+                       description="Fit the D-CPT law to the general and the domain loss of continual pre-training "
+                                   "runs (Huber on log-loss, L-BFGS-B, bootstrap intervals); the fit (--out FIT.json) "
+                                   "is what 'mixplan cpt plan' reads.")
     f.add_argument("runs", metavar="RUNS", help="runs table: tokens, the ratio column (domain share in [0, 1]), "
                    "the two loss columns, and params (model size; optional when every run has one size)")
     f.add_argument("--general", required=True, metavar="COL", help="the general validation loss column")
@@ -57,7 +60,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     f.add_argument("--target-params", type=POSITIVE, metavar="N",
                    help="the model size to plan for (stored as the default of 'cpt plan --params')")
     f.add_argument("--where", action="append", default=[], metavar="COL=VALUE", help="keep rows with COL == VALUE")
-    f.add_argument("--bootstrap", type=NONNEGATIVE_COUNT, default=200, help="bootstrap refits per loss for the intervals (200)")
+    f.add_argument("--bootstrap", type=BOOTSTRAP, default=200, help="bootstrap refits per loss for the intervals (200)")
     f.add_argument("--huber-delta", default="auto", metavar="DELTA|auto",
                    help="Huber threshold on log-loss (default auto: 1.345 x the residuals' robust scale; 1e-3 is "
                         "the Chinchilla recipe, a median fit when runs are noisier than ~0.1%%)")
@@ -65,7 +68,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     f.add_argument("--out", metavar="FIT.json", help="write the fit here")
     f.add_argument("--force", action="store_true", help="overwrite an existing output")
     add_common(f)
-    q = sub.add_parser("plan", help="choose the domain share: Usage 1 (--max-general-rise) or 2 (--domain-tokens)")
+    q = sub.add_parser("plan", help="choose the domain share: Usage 1 (--max-general-rise) or 2 (--domain-tokens)",
+                       description="Choose the domain share of continual pre-training from a D-CPT fit: Usage 1, the "
+                                   "largest share whose general-loss rise stays within --max-general-rise; Usage 2, "
+                                   "the share that minimises the domain loss with --domain-tokens of domain data.")
     q.add_argument("fit", metavar="FIT.json", help="a fit from 'mixplan cpt fit'")
     q.add_argument("--tokens", type=POSITIVE, metavar="D", help="continual pre-training tokens (Usage 1: required; "
                    "Usage 2: a cap on the total D_d / r)")
@@ -85,11 +91,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "(measured on about 1%% of a run)")
     q.add_argument("--ratios", metavar="R1,R2,...", help="domain shares of the table (default: the paper's 9 and "
                    "every 0.05)")
-    q.add_argument("--out", metavar="PLAN.json|PLAN.csv", help="write the plan (JSON) or its table (.csv)")
+    q.add_argument("--out", metavar="PLAN.json|PLAN.csv",
+                   help="write the plan (.json) or its table (.csv, .tsv, .parquet or .jsonl)")
     q.add_argument("--report", metavar="FILE", help="also write an offline HTML report: both losses against the "
                    "domain share, the limit, the chosen share and its interval, the nearest run")
     q.add_argument("--force", action="store_true", help="overwrite an existing output")
-    add_common(q)
+    add_common(q, seeded=False)  # the plan evaluates a saved fit: nothing random
 
 
 def run(args: argparse.Namespace) -> int:
@@ -115,8 +122,6 @@ def _column(frame: Any, col: str, source: str) -> np.ndarray:
 def _fit(args: argparse.Namespace) -> int:
     from ..cpt.planner import fit_cpt
 
-    check_number(args.bootstrap, "--bootstrap", lo=0, integer=True)
-    check_number(args.level, "--level", lo=0.0, hi=1.0, lo_open=True, hi_open=True, fix="e.g. 0.95")
     from ..laws import parse_delta
 
     delta = parse_delta(args.huber_delta, "--huber-delta")
@@ -158,14 +163,21 @@ def _plan(args: argparse.Namespace) -> int:
                                   "0,0.1,0.5") from None
         if any(not 0 <= r <= 1 for r in ratios):
             raise ValidationError(f"--ratios {args.ratios!r}: every domain share must be in [0, 1]")
+    # --out PLAN.json is the whole plan; any other name is its table, in the format its suffix names.
+    as_table = bool(args.out) and Path(args.out).suffix.lower() != ".json"
+    if as_table:
+        table_format_out(args.out)
     check_writable([p for p in (args.out, args.report) if p], args.force)
     fit = CPTFit.load(args.fit)
     plan = plan_cpt(fit, tokens=args.tokens, params=args.params, max_general_rise=args.max_general_rise,
                     relative=args.relative, base_general_loss=args.base_general_loss,
                     domain_tokens=args.domain_tokens, ratios=ratios, k1=args.k1, k2=args.k2)
+    # The fit's warnings are the general law's then the domain law's: a bound both laws hit (e.g. "parameter
+    # e = -5 is at its lower bound") reads the same twice. Each distinct warning once, in order.
+    plan = replace(plan, warnings=list(dict.fromkeys(plan.warnings)))
     doc = plan.to_dict() | {"fit": str(args.fit)}
     if args.out:
-        if Path(args.out).suffix.lower() == ".csv":
+        if as_table:
             import pandas as pd
 
             write_table_atomic(args.out, pd.DataFrame(plan.table), force=args.force)

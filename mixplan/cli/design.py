@@ -11,7 +11,7 @@ from .._io import check_writable
 from ..exceptions import ValidationError
 from .common import (add_fit_options, add_report_option, add_rounding_options, bucket_space, emit, fit_from_args,
                      load_pools, load_runs, parse_named_numbers, read_other_runs, report_path)
-from .common import COUNT, Number, POSITIVE
+from .common import Number, POSITIVE
 
 HELP = ("design proxy runs: a RegMix-style swarm with floors and caps (--n), or the K runs that most "
         "improve the decision given the runs so far (--next)")
@@ -19,8 +19,8 @@ HELP = ("design proxy runs: a RegMix-style swarm with floors and caps (--n), or 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pools", required=True, metavar="POOLS", help="pool manifest (TOML)")
-    p.add_argument("--n", type=COUNT, metavar="N", help="design a random swarm of N proxy runs (RegMix-style)")
-    p.add_argument("--next", type=Number(int), metavar="K",
+    p.add_argument("--n", type=Number(int, 1, 1_000_000), metavar="N", help="design a random swarm of N proxy runs (RegMix-style)")
+    p.add_argument("--next", type=Number(int, 1, 10_000), metavar="K",
                    help="propose the K runs with the largest batch expected improvement under a model fitted to "
                         "--runs (needs --runs and --target; see mixplan.mixture.sequential)")
     p.add_argument("--out", required=True, metavar="DIR", help="writes DIR/mixtures.csv and DIR/runs/<run_id>.yaml")
@@ -94,8 +94,6 @@ def run(args: argparse.Namespace) -> int:
         lines = [f"{args.n} mixtures written to {out / 'mixtures.csv'} and {out / 'runs'}/", "", d.report()]
     else:
         # Every cheap refusal comes before the (possibly minutes-long) fit.
-        if args.next < 1:
-            raise ValidationError(f"--next must be at least 1, got {args.next}")
         if not args.runs:
             raise ValidationError("--next needs --runs RUNS: the proxy runs whose fitted model says where to look "
                                   "next")

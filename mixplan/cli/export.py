@@ -48,12 +48,40 @@ def _read_plan(path: Path) -> tuple[str, dict[str, Any] | None, Path]:
                               "design folder or mixtures.csv (mixplan design --out)")
     if path.suffix == ".csv":
         return "design", None, path
-    from .._io import read_json
+    return "plan", read_plan_json(path), path
+
+
+def read_plan_json(path: Path) -> dict[str, Any]:
+    """A plan.json written by ``mixplan plan --out``, checked to hold what ``export`` and ``report`` read first:
+    the objective, the pools, each mixture's weight of every pool, the manifest and the constraints."""
+    from .._io import read_json, saved_artefact
 
     doc = read_json(path, "a plan.json from mixplan plan --out", "not a plan")
-    if not isinstance(doc, dict) or "mixtures" not in doc or "pools" not in doc:
-        raise ValidationError(f"{path}: not a plan written by mixplan plan (no 'mixtures' and 'pools')")
-    return "plan", doc, path
+    with saved_artefact(path, "plan", "write it again with 'mixplan plan --out'"):
+        if not isinstance(doc, dict):
+            raise TypeError("a JSON object is expected")
+        if not isinstance(doc["objective"]["spec"], str):
+            raise TypeError("'objective.spec' is not a text")
+        pools, mixtures = doc["pools"], doc["mixtures"]
+        if not (isinstance(pools, list) and all(isinstance(p, str) for p in pools)):
+            raise TypeError("'pools' is not a list of pool names")
+        if not (isinstance(mixtures, dict) and mixtures):
+            raise TypeError("'mixtures' is not an object of mixtures")
+        for name, mixture in mixtures.items():
+            weights = mixture["weights"]
+            if not isinstance(weights, dict):
+                raise TypeError(f"mixtures.{name}.weights is not an object of pool weights")
+            for pool in pools:
+                if pool not in weights:
+                    raise KeyError(f"mixtures.{name}.weights.{pool}")
+                float(weights[pool])
+        for key in ("manifest", "ot_study"):  # paths relative to the plan's folder
+            if not isinstance(doc.get(key) or "", str):
+                raise TypeError(f"'{key}' is not a path")
+        for pool, c in (doc.get("constraints") or {}).items():
+            if not isinstance(c, dict):
+                raise TypeError(f"constraints.{pool} is not an object")
+    return doc
 
 
 def _cost(folder: Path, names: list[str], before: np.ndarray, after: np.ndarray, level: float) -> dict[str, Any]:

@@ -7,7 +7,7 @@ import argparse
 from .._io import check_writable
 from ..exceptions import ValidationError
 from .common import Parser, add_common, emit, parse_named_numbers, read_table_where
-from .common import LEVEL, NONNEGATIVE_COUNT, POSITIVE
+from .common import BOOTSTRAP, LEVEL, POSITIVE
 
 HELP = "fit scaling laws to runs (laws fit)"
 
@@ -20,10 +20,18 @@ _LAWS = ("chinchilla", "data-constrained", "qqt", "mixture-additive", "mixture-j
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="laws_command", metavar="fit", parser_class=Parser)
-    f = sub.add_parser("fit", help="fit a law to runs (Huber on log-loss, L-BFGS-B, bootstrap intervals)")
+    f = sub.add_parser("fit", help="fit a law to runs (Huber on log-loss, L-BFGS-B, bootstrap intervals)",
+                       description="Fit a scaling law to proxy runs: minimise the Huber loss of log-loss by L-BFGS-B "
+                                   "from the law's grid of starts, polish to a stationary point, and give bootstrap "
+                                   "intervals. The report flags parameters the runs do not identify; --out writes a "
+                                   "FIT.json (with the runs' range) for 'mixplan budget --law'.")
     f.add_argument("runs", metavar="RUNS", help="table with params, tokens (and unique_tokens) columns and the target; "
                    "the mixture laws also read the weight columns w_<pool>")
-    f.add_argument("--law", required=True, choices=_LAWS)
+    f.add_argument("--law", required=True, choices=_LAWS, metavar="LAW",
+                   help="the law: chinchilla (E + A/N^alpha + B/D^beta; columns params, tokens), data-constrained "
+                        "(Muennighoff et al.: adds unique_tokens), qqt (quality-quantity trade-off: tokens, "
+                        "unique_tokens), mixture-additive, mixture-joint or mixture-effective (also the w_<pool> "
+                        "weights)")
     f.add_argument("--target", required=True, metavar="SPEC",
                    help="the loss (or error): a column, or a weighted sum such as 'mean(loss_*)' or '0.5*a + 0.5*b'")
     f.add_argument("--where", action="append", default=[], metavar="COL=VALUE", help="keep rows with COL == VALUE")
@@ -47,7 +55,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     f.add_argument("--huber-delta", default="1e-3", metavar="DELTA|auto",
                    help="Huber threshold on log-loss (1e-3, the Chinchilla recipe); 'auto': 1.345 x the residuals' "
                         "robust scale (better when runs are noisier than ~0.1%%)")
-    f.add_argument("--bootstrap", type=NONNEGATIVE_COUNT, default=200, help="bootstrap refits for the intervals (200)")
+    f.add_argument("--bootstrap", type=BOOTSTRAP, default=200, help="bootstrap refits for the intervals (200)")
     f.add_argument("--level", type=LEVEL, default=0.95, help="interval level (0.95)")
     f.add_argument("--out", metavar="FIT.json", help="write the fit here")
     f.add_argument("--report", metavar="FILE", help="also write an offline HTML report: the law against its data, "
@@ -94,10 +102,11 @@ def run(args: argparse.Namespace) -> int:
         raise ValidationError("--fix applies to --law qqt only")
     data = {c: frame[c].to_numpy() for c in law.columns if c in frame.columns}
     if law.weights:  # one (n, K) matrix from the w_<pool> columns
-        data[law.weights] = frame[weight_columns].to_numpy(dtype=float)
+        data[law.weights] = frame[weight_columns].to_numpy()  # text in a cell: fit_law names its row
     delta = laws.parse_delta(args.huber_delta, "--huber-delta")
     fit = laws.fit_law(law, data, frame[args.target].to_numpy(), delta=delta, n_bootstrap=args.bootstrap,
-                       level=args.level, seed=args.seed, where=str(args.runs), rows=(frame.index + 1).tolist())
+                       level=args.level, seed=args.seed, where=str(args.runs), rows=(frame.index + 1).tolist(),
+                       target=args.target)
     doc = fit.to_dict() | {"target": args.target, "source": str(args.runs)}
     if args.out:
         fit.save(args.out, force=args.force, target=args.target, source=str(args.runs))

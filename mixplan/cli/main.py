@@ -1,27 +1,32 @@
 """The ``mixplan`` command line: validate | fit | predict | plan | design | laws fit | budget | filter |
 cpt fit|plan | ot fit|predict|select | scan | export | runs import | report.
 
-Every command takes ``--json`` (one JSON document on stdout instead of the table) and ``--seed``.
-Errors are one line on stderr with exit code 2 (``--debug`` shows the traceback); outputs are
+Every command takes ``--json`` (one JSON document on stdout instead of the table); those with anything
+random take ``--seed``.
+Errors are one line on stderr with exit code 2 (3 when valid input admits no feasible plan: see
+:data:`EXIT_INFEASIBLE`; ``--debug`` shows the traceback), warnings one line each (``mixplan: warning: ...``); outputs are
 written atomically and never replace an existing file without ``--force``.
 
 Each command is a module of this package with ``HELP``, ``add_arguments(parser)`` and ``run(args)``
-(optionally ``COMMON_OPTIONS = False`` when its options live on subcommands, and
-``PARSER_DEFAULTS``); :data:`COMMANDS` lists them in the order ``--help`` shows.
+(optionally ``COMMON_OPTIONS = False`` when its options live on subcommands, ``SEEDED = False`` when
+nothing in it is random, so it offers no ``--seed``, and ``PARSER_DEFAULTS``); :data:`COMMANDS` lists them in the order ``--help`` shows.
 """
 
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from .._version import __version__
-from ..exceptions import MixplanError
+from ..exceptions import InfeasibleError, MixplanError, MixplanWarning
 from . import budget, cpt, design, export, filter, fit, laws, ot, plan, predict, report, runs, scan, validate
-from .common import EXIT_ERROR, Parser, UsageError, add_common, state_ranges
+from .common import EXIT_ERROR, EXIT_INFEASIBLE, Parser, UsageError, add_common, beside_bars, state_ranges, working
 
-__all__ = ["COMMANDS", "build_parser", "main"]
+__all__ = ["COMMANDS", "build_parser", "format_warning", "main"]
 
 COMMANDS: dict[str, ModuleType] = {
     "validate": validate, "fit": fit, "predict": predict, "plan": plan, "laws": laws, "budget": budget,
@@ -38,21 +43,51 @@ def build_parser() -> Parser:
         p = sub.add_parser(name, help=command.HELP, description=command.HELP)
         command.add_arguments(p)
         if getattr(command, "COMMON_OPTIONS", True):
-            add_common(p)
+            add_common(p, seeded=getattr(command, "SEEDED", True))
         p.set_defaults(**getattr(command, "PARSER_DEFAULTS", {}))
     state_ranges(parser)
     return parser
 
 
+def format_warning(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                   line: str | None = None) -> str:
+    """A warning as one line on stderr, like an error: ``mixplan: warning: ...`` (a library's own warnings
+    name their kind and origin; ``--debug`` keeps Python's format with the source line). Replacing
+    ``formatwarning``, not ``showwarning``, leaves recording warnings (``catch_warnings(record=True)``) as is."""
+    text = " ".join(str(message).split())
+    if not issubclass(category, MixplanWarning):
+        text = f"{category.__name__}: {text} ({Path(filename).name}:{lineno})"
+    return f"mixplan: warning: {text}\n"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
+    with warnings.catch_warnings():
+        if not debug:
+            warnings.formatwarning = format_warning
+            if sys.stderr.isatty():  # a warning printed while a progress line shows: beside it, not over it
+                warnings.showwarning = _show_beside_bars
+        return _main(argv, debug)
+
+
+def _show_beside_bars(message: Warning | str, category: type[Warning], filename: str, lineno: int,
+                      file: Any = None, line: str | None = None) -> None:
+    with beside_bars():
+        (file or sys.stderr).write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
+def _main(argv: list[str], debug: bool) -> int:
+    parser = build_parser()
     try:
+        nul = next((a for a in argv if "\x00" in a), None)
+        if nul is not None:  # no file name or value holds one; the operating system would refuse it deep inside
+            raise UsageError(f"argument {nul!r} contains a NUL character (\\x00); remove it")
         args = parser.parse_args(argv)
         if not args.command:
             raise UsageError(f"no command given; choose one of {', '.join(COMMANDS)} (see 'mixplan --help')")
-        return COMMANDS[args.command].run(args)
+        with working(f"mixplan {args.command}"):
+            return COMMANDS[args.command].run(args)
     except BrokenPipeError:  # stdout closed early (e.g. `| head`): not an error of the command
         import os
 
@@ -64,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         msg = " ".join(str(exc).split()) if not isinstance(exc, OSError) or not exc.filename else \
             f"{exc.filename}: {exc.strerror}"
         print(f"mixplan: error: {msg}", file=sys.stderr)
-        return EXIT_ERROR
+        return EXIT_INFEASIBLE if isinstance(exc, InfeasibleError) else EXIT_ERROR
     except KeyboardInterrupt:
         print("mixplan: interrupted", file=sys.stderr)
         return 130

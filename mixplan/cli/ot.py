@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from typing import Any
 
 
-from .._io import check_writable, write_json_atomic, write_table_atomic
+from .._io import check_table_writable, check_writable, write_json_atomic, write_table_atomic
 from ..exceptions import ValidationError
 from .common import Parser, add_common, add_report_option, emit, load_pools, parse_named_numbers, report_path
-from .common import COUNT, LEVEL, POSITIVE
+from .common import LEVEL, Number, POSITIVE
 
 HELP = "optimal-transport extrapolator: ot fit | ot predict | ot select (Projektor)"
 
@@ -21,7 +21,11 @@ COMMON_OPTIONS = False
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="ot_command", metavar="fit|predict|select", parser_class=Parser)
     f = sub.add_parser("fit", help="embed revealed pool samples and a validation set; fit stage 1 at each training "
-                                   "size of the runs and stage 2 (ln-size line) between two of them")
+                                   "size of the runs and stage 2 (ln-size line) between two of them",
+                       description="Fit the optimal-transport extrapolator (Projektor): embed the pools' revealed "
+                                   "samples and a validation set, fit stage 1 (the metric against each mixture's OT "
+                                   "distance to the validation set) at each training size of the runs and stage 2 (a "
+                                   "line in ln size) between two of them; write the study to --out DIR.")
     f.add_argument("--runs", action="append", required=True, metavar="RUNS",
                    help="proxy-run table with a tokens column (repeatable: e.g. runs at two sizes)")
     f.add_argument("--pools", metavar="POOLS", help="pool manifest (weight columns must match it)")
@@ -35,8 +39,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="text: hashing + TF-IDF + SVD (default); minilm: sentence embeddings (extra 'embeddings'); "
                         "vectors: the files hold vectors already")
     f.add_argument("--vector-column", metavar="COL", help="with --features vectors: the vector column (or 'v*')")
-    f.add_argument("--components", type=COUNT, default=64, help="SVD dimensions of the text features (64)")
-    f.add_argument("--per-pool", type=COUNT, metavar="N", help="at most N revealed samples per pool (demo: 200)")
+    f.add_argument("--components", type=Number(int, 1, 4096), default=64, help="SVD dimensions of the text features (64)")
+    f.add_argument("--per-pool", type=Number(int, 1, 10_000_000), metavar="N", help="at most N revealed samples per pool (demo: 200)")
     f.add_argument("--check-runs", metavar="RUNS",
                    help="runs at one size above the fitted ones: calibrate stage 2 for curvature (shift + wider "
                         "intervals growing as s(s-1))")
@@ -51,27 +55,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     f.add_argument("--out", required=True, metavar="DIR", help="write the study here")
     add_report_option(f)
     f.add_argument("--force", action="store_true", help="overwrite an existing study")
-    pr = sub.add_parser("predict", help="predict the metric at a training size for mixtures, with intervals")
-    pr.add_argument("study", metavar="DIR")
+    pr = sub.add_parser("predict", help="predict the metric at a training size for mixtures, with intervals",
+                        description="Predict the metric of each mixture of a table at a training size (--tokens) "
+                                    "from a study written by 'mixplan ot fit', with intervals, its OT distance and "
+                                    "whether the proxy runs cover it.")
+    pr.add_argument("study", metavar="DIR", help="a study written by 'mixplan ot fit --out DIR'")
     pr.add_argument("runs", metavar="MIXTURES", help="table of mixtures (w_<pool> columns)")
     pr.add_argument("--tokens", type=POSITIVE, required=True, metavar="N", help="training size to predict at")
     pr.add_argument("--renormalize", action=argparse.BooleanOptionalAction, default=False,
                     help="divide each row's weights by their sum")
-    pr.add_argument("--out", required=True, metavar="PRED.csv")
+    pr.add_argument("--out", required=True, metavar="PRED.csv",
+                    help="the predictions table; its suffix chooses the format (.csv, .tsv, .parquet, .json, .jsonl)")
     pr.add_argument("--force", action="store_true", help="overwrite an existing output")
-    se = sub.add_parser("select", help="the best mixture at a training size by projected gradient on OT duals")
-    se.add_argument("study", metavar="DIR")
+    se = sub.add_parser("select", help="the best mixture at a training size by projected gradient on OT duals",
+                        description="Select the best mixture at a training size (--tokens) from a study written by "
+                                    "'mixplan ot fit': projected gradient descent on the OT duals, within the "
+                                    "manifest's floors and caps and the pinned weights.")
+    se.add_argument("study", metavar="DIR", help="a study written by 'mixplan ot fit --out DIR'")
     se.add_argument("--tokens", type=POSITIVE, required=True, metavar="N", help="training size to select for")
     se.add_argument("--pools", metavar="POOLS", help="manifest: floors, caps and availability at --tokens")
     se.add_argument("--pin", action="append", default=[], metavar="POOL=W", help="fix a pool's weight")
-    se.add_argument("--max-iter", type=COUNT, default=100, help="projected-gradient iterations at most (100)")
+    se.add_argument("--max-iter", type=Number(int, 1, 1_000_000), default=100, help="projected-gradient iterations at most (100)")
     se.add_argument("--time-limit", type=POSITIVE, metavar="S", help="stop the descent after S seconds")
     se.add_argument("--out", metavar="SELECTION.json")
     se.add_argument("--report", metavar="FILE", help="also write an offline HTML report: the selected mixture against "
                     "simple ones, and the search")
     se.add_argument("--force", action="store_true", help="overwrite an existing output")
-    for q in (f, pr, se):
-        add_common(q)
+    add_common(f)
+    for q in (pr, se):  # predicting and the descent are deterministic
+        add_common(q, seeded=False)
 
 
 def _ot_runs(paths: Sequence[str], pools: Any) -> Any:
@@ -172,7 +184,7 @@ def _ot_predict(args: argparse.Namespace) -> int:
     from ..data.runs import read_runs
 
     est = load_ot_study(args.study)
-    check_writable([args.out], args.force)
+    check_table_writable(args.out, args.force)
     runs = read_runs(args.runs, PoolSet.from_names(est.pools_), renormalize=args.renormalize)
     pred = est.predict(runs.weights, args.tokens)
     notes = extrapolation_notes(pred)

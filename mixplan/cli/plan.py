@@ -16,7 +16,7 @@ from ..exceptions import InfeasibleError, MixplanWarning, ValidationError
 from .common import (add_fit_options, add_report_option, add_rounding_options, add_runs_options, bucket_space, emit,
                      fit_from_args, load_pools, load_runs, parse_budget_range, parse_named_numbers, read_other_runs,
                      report_path)
-from .common import COUNT, FINITE, LEVEL, SEED, Number, POSITIVE
+from .common import FINITE, LEVEL, SEED, Number, POSITIVE
 
 HELP = "recommend a mixture for the big run"
 
@@ -34,7 +34,9 @@ _PATH_KEYS = {"runs", "pools", "out", "metrics", "repetition_runs", "scale_runs"
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", nargs="?", metavar="CONFIG.toml",
                    help="plan settings (keys as the long options, e.g. runs, pools, target, tokens); flags override")
-    p.add_argument("--runs", metavar="RUNS")
+    p.add_argument("--runs", metavar="RUNS",
+                   help="the proxy runs: a table (CSV, TSV, Parquet or JSONL) of w_<pool> weights and metric columns "
+                        "(or a two-file layout's mixture file, see --metrics); required here or in CONFIG.toml")
     add_runs_options(p, runs_required=False)
     add_fit_options(p)
     p.add_argument("--tokens", type=POSITIVE, metavar="D", help="the big run's token budget (enables availability caps)")
@@ -62,7 +64,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also apply the manifest's max_epochs caps to the repetition-aware search")
     p.add_argument("--budget-range", metavar="LO:HI",
                    help="sweep the target budget (tokens) from LO to HI; writes budget_sweep.csv with --out")
-    p.add_argument("--budget-steps", type=Number(int), metavar="K", help="budgets in the sweep, log-spaced (default 9)")
+    p.add_argument("--budget-steps", type=Number(int, 2, 10_000), metavar="K", help="budgets in the sweep, log-spaced (default 9)")
     add_rounding_options(p)
     add_report_option(p)
     p.add_argument("--ot", metavar="DIR", help="an OT extrapolator study (mixplan ot fit --out DIR): add its optimum "
@@ -72,8 +74,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "the OT optimum) or size (regressor + the OT extrapolator's change from the runs' size to "
                         "the target)")
     p.add_argument("--pin", action="append", default=[], metavar="POOL=W", help="fix a pool's weight (repeatable)")
-    p.add_argument("--candidates", type=COUNT, default=20_000, help="Dirichlet candidates to score (default 20000)")
-    p.add_argument("--top-k", type=COUNT, default=128, help="best candidates averaged (default 128, as RegMix)")
+    p.add_argument("--candidates", type=Number(int, 1, 2_000_000), default=20_000, help="Dirichlet candidates to score (default 20000)")
+    p.add_argument("--top-k", type=Number(int, 1, 2_000_000), default=128, help="best candidates averaged (default 128, as RegMix)")
     p.add_argument("--level", type=LEVEL, default=0.9, help="interval level (default 0.9)")
     p.add_argument("--out", metavar="DIR", help="write plan.json and candidates.csv here")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
@@ -117,6 +119,8 @@ def _merge_file(settings: dict[str, Any], config: str | None) -> None:
             value = _NUMBERS[key].check(value, f"{path}, key {key!r}")
         if key == "scale_runs" and not all(isinstance(v, str) for v in value):
             raise ValidationError(f"{path}, key 'scale_runs': {value!r} should be a list of run tables (paths)")
+        if key in _PATH_KEYS and not all(str(v).strip() for v in (value if isinstance(value, list) else [value])):
+            raise ValidationError(f"{path}, key {key!r}: an empty path; name a file or folder (or leave the key out)")
         if key in _PATH_KEYS:
             value = ([_relative(path, v) for v in value] if isinstance(value, list) else _relative(path, value))
         dest = "pin" if key == "pins" else key
@@ -263,7 +267,7 @@ def _budget_sweep(args: argparse.Namespace) -> list[float] | None:
     if not args.budget_range:
         return None
     steps = args.budget_steps or 9
-    a, b = parse_budget_range(args.budget_range, steps, "1e6:1e8")
+    a, b = parse_budget_range(args.budget_range, "1e6:1e8")
     return [float(t) for t in np.geomspace(a, b, steps)]
 
 

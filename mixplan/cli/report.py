@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 from ..exceptions import ValidationError
@@ -10,6 +11,7 @@ from .common import emit
 
 HELP = ("write an offline HTML report (figures, their data as CSV) of a result folder: a plan's, a fitted "
         "model's, a filter plan's or a design's --out folder")
+SEEDED = False  # nothing random: no --seed
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -20,15 +22,29 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing report")
 
 
+def _built_from(path: Path, what: str, remedy: str, build: Callable[[], list[Path]]) -> list[Path]:
+    """``build()``: a report of the saved document ``path``. What it trips over in the document is damage to
+    that file (:func:`mixplan._io.saved_artefact`); failing to write the report (OSError) is not."""
+    from .._io import saved_artefact
+
+    with saved_artefact(path, what, remedy):
+        try:
+            return build()
+        except OSError as exc:
+            failure = exc
+    raise failure
+
+
 def run(args: argparse.Namespace) -> int:
     from .._io import read_json, read_table
     from ..report import results
+    from .export import read_plan_json
 
     folder = Path(args.result)
     out = Path(args.out) if args.out else folder / "report.html"
     note = ""
     if (folder / "plan.json").is_file():
-        plan = read_json(folder / "plan.json", "a plan.json from mixplan plan --out", "not a plan")
+        plan = read_plan_json(folder / "plan.json")
         model = None
         if (folder / "model" / "meta.json").is_file():
             from ..models.mixture_model import load_model
@@ -44,7 +60,8 @@ def run(args: argparse.Namespace) -> int:
             ot = load_ot_study(folder / plan["ot_study"])
         from ..report.plan import plan_report
 
-        files = plan_report(out, plan, model, sweep, ot=ot, force=args.force)
+        files = _built_from(folder / "plan.json", "plan", "write it again with 'mixplan plan --out'",
+                            lambda: plan_report(out, plan, model, sweep, ot=ot, force=args.force))
     elif (folder / "meta.json").is_file():
         from ..models.mixture_model import load_model
 
@@ -55,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
         files = results.ot_fit_report(out, load_ot_study(folder), force=args.force)
     elif (folder / "filter.json").is_file() and (folder / "curve.csv").is_file():
         plan = read_json(folder / "filter.json", "a filter.json from mixplan filter --out", "not a filter plan")
-        files = results.filter_report(out, plan, read_table(folder / "curve.csv"), force=args.force)
+        curve = read_table(folder / "curve.csv")
+        files = _built_from(folder / "filter.json", "filter plan", "write it again with 'mixplan filter --out'",
+                            lambda: results.filter_report(out, plan, curve, force=args.force))
     elif (folder / "mixtures.csv").is_file():
         frame = read_table(folder / "mixtures.csv")
         files = results.design_report(out, frame, [str(c)[2:] for c in frame.columns if str(c).startswith("w_")],

@@ -47,13 +47,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --wandb: keep runs whose State is not 'finished' (their metrics may be partial)")
     i.add_argument("--pools", metavar="POOLS.toml", help="check the weight columns against this manifest")
     i.add_argument("--renormalize", action="store_true", help="divide each run's weights by their sum")
-    i.add_argument("--out", required=True, metavar="RUNS.csv", help="the runs table to write (csv, tsv, parquet)")
+    i.add_argument("--out", required=True, metavar="RUNS.csv", help="the runs table to write; its suffix chooses "
+                   "the format (.csv, .tsv, .parquet, .json, .jsonl)")
     i.add_argument("--force", action="store_true", help="replace an existing output")
-    add_common(i)
+    add_common(i, seeded=False)
 
 
 def run(args: argparse.Namespace) -> int:
-    from .._io import check_writable, write_table_atomic
+    from .._io import check_table_writable, write_table_atomic
     from ..data.evaluations import ImportReport, read_lm_eval, read_mixtures, read_wandb_csv
     from ..data.runs import read_runs, validate_runs
     from .common import load_pools
@@ -61,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     if args.runs_command != "import":
         raise ValidationError("use: mixplan runs import (--lm-eval DIR | --wandb CSV | --olmix RATIOS | --regmix MIX) "
                               "--out RUNS.csv")
-    check_writable([args.out], args.force)
+    check_table_writable(args.out, args.force)
     if (args.olmix or args.regmix) and not args.metrics:
         raise ValidationError(f"--{'olmix' if args.olmix else 'regmix'} needs --metrics (the file of each run's metrics)")
     if args.metrics and not (args.olmix or args.regmix):

@@ -8,8 +8,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from .common import emit
-from .common import Number
+from .common import WORKERS, Number, emit
 
 HELP = "read every pool's source: documents, tokens, duplicates, scores, buckets -> a new manifest"
 
@@ -27,14 +26,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dedup", action="store_true",
                    help="write each pool's unique tokens (exact duplicates removed) as its tokens: for pools that "
                         "are deduplicated before training (default: every document counts)")
-    p.add_argument("--samples", type=Number(int), default=0, metavar="K",
+    p.add_argument("--samples", type=Number(int, 0, 1_000_000), default=0, metavar="K",
                    help="also write a seeded sample of K documents per pool (pool, doc, where, text) to "
                         "SCANNED.samples.parquet, for mixplan ot fit --samples (--seed chooses it)")
     p.add_argument("--per-document", action="store_true",
                    help="also write every document's location, tokens, bytes, duplicate flag and scores to "
                         "SCANNED.documents.parquet (for mixplan filter --bucket-scores)")
     p.add_argument("--only", action="append", default=[], metavar="POOL", help="scan only this pool (repeatable)")
-    p.add_argument("--workers", type=Number(int), default=None,
+    p.add_argument("--workers", type=WORKERS, default=None,
                    help="local processes, one shard (file) each at a time (default: all cores)")
     p.add_argument("--engine", choices=["local", "ray"], default="local",
                    help="local processes (default), or Ray tasks (pip install 'mixplan[ray]'): the same steps, the "
@@ -77,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
 
     src = Path(args.pools)
     out = Path(args.out)
+    if not out.name or out.is_dir():  # its report and samples are named after it: --out is the new file
+        raise ValidationError(f"--out {args.out} is a folder; name the new manifest, e.g. --out {out / 'scanned.toml'}")
     report = Path(args.report) if args.report else out.with_suffix(".scan.json")
     if out.resolve() == src.resolve():
         raise ValidationError(f"--out {out} is the input manifest; scan never modifies its input: write a new file")
@@ -92,8 +93,6 @@ def run(args: argparse.Namespace) -> int:
         if parent is not None and not parent.is_dir():
             raise ValidationError(f"{path}: {parent} is a file, not a folder; choose another output path")
     workers = args.workers if args.workers is not None else (os.cpu_count() or 1)
-    if workers < 1:
-        raise ValidationError(f"--workers must be at least 1, got {workers}")
     pools = load_pools(src, measured=False)  # sizes may be left out: the scan measures them
     raw = read_toml(src, "pool manifest")
     unknown = sorted(set(args.only) - set(pools.names))

@@ -9,6 +9,7 @@ from typing import Any
 from .common import add_runs_options, emit, load_pools, load_runs
 
 HELP = "check a proxy-run table (and its pool manifest)"
+SEEDED = False  # nothing random: no --seed
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -31,16 +32,29 @@ def run(args: argparse.Namespace) -> int:
         "nonzero_pools_per_run": {"min": int((W > 0).sum(1).min()), "mean": float((W > 0).sum(1).mean()),
                                   "max": int((W > 0).sum(1).max())},
     }
+    notes: list[str] = []
     if args.target:
-        from ..data.objective import parse_objective
+        import warnings
 
-        obj = parse_objective(args.target, runs)
+        from ..data.objective import parse_objective
+        from ..exceptions import MixplanWarning
+
+        with warnings.catch_warnings(record=True) as caught:  # shown with the result (text and JSON) instead
+            warnings.simplefilter("always", MixplanWarning)
+            obj = parse_objective(args.target, runs)
+        notes = [str(w.message) for w in caught if issubclass(w.category, MixplanWarning)]
+        for w in caught:
+            if not issubclass(w.category, MixplanWarning):  # not ours to hold back
+                warnings.showwarning(w.message, w.category, w.filename, w.lineno)
         y = obj.values(runs)
         doc["target"] = obj.to_dict() | {"min": float(np.min(y)), "max": float(np.max(y)), "mean": float(np.mean(y))}
+    doc["warnings"] = notes
     lines = [f"{runs.source}: OK - {len(runs)} runs over {len(runs.pools)} pools, "
              f"{len(runs.metric_columns)} metric columns", "", *coverage_table(doc["coverage"])]
     if "target" in doc:
         t = doc["target"]
-        lines += ["", f"target {t['spec']}: min {t['min']:.6g}, mean {t['mean']:.6g}, max {t['max']:.6g}"]
+        lines += ["", f"target {t['spec']}: min {t['min']:.6g}, mean {t['mean']:.6g}, max {t['max']:.6g}",
+                  *obj.matched_lines()]
+    lines += [f"warning: {n}" for n in notes]
     emit(args, doc, "\n".join(lines))
     return 0

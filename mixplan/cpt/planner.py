@@ -43,7 +43,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import brentq, minimize_scalar
 
-from .._io import read_json, write_json_atomic
+from .._io import read_json, saved_artefact, write_json_atomic
 from ..exceptions import ValidationError
 from ..laws.dcpt import DCPT_RATIOS, dcpt_loss, fit_dcpt, own_ratio, validate_cpt_design
 from ..laws.fitting import LawFit, robust_scale
@@ -51,6 +51,7 @@ from ..laws.fitting import LawFit, robust_scale
 __all__ = ["LossFit", "CPTFit", "fit_cpt", "predict_losses", "usage1_ratio", "usage2_ratio", "CPTPlan", "plan_cpt",
            "plan_evidence", "measured_crossing"]
 
+_REFIT = "refit with 'mixplan cpt fit'"
 _GRID = 2001  # ratio grid for both usages; the crossing / minimum is then refined (brentq / bounded Brent)
 
 
@@ -98,18 +99,20 @@ class LossFit:
 
     @classmethod
     def from_dict(cls, loss: str, doc: Mapping[str, Any], where: str) -> LossFit:
-        try:
+        with saved_artefact(where, f"D-CPT fit of the {loss} loss", _REFIT):
             names = tuple(doc["bootstrap_names"])
             boot = np.asarray(doc["bootstrap"], dtype=float).reshape(-1, len(names))
-            return cls(loss=loss, column=str(doc["column"]), params={k: float(v) for k, v in doc["params"].items()},
+            params = {k: float(v) for k, v in doc["params"].items()}
+            # the refits are of every parameter (from_lawfit): a parameter lost from one is lost from the law
+            lost = sorted(set(names) ^ set(params))
+            if lost:
+                raise KeyError(f"{'params' if lost[0] in names else 'bootstrap_names'}.{lost[0]}")
+            return cls(loss=loss, column=str(doc["column"]), params=params,
                        boot_names=names, bootstrap=boot, n_points=int(doc["n_points"]), n_params=int(doc["n_params"]),
                        level=float(doc["level"]), report=str(doc.get("report", "")),
                        warnings=tuple(doc.get("warnings", ())),
                        intervals={k: tuple(v) for k, v in doc.get("intervals", {}).items()},
                        holdout=dict(doc.get("holdout") or {}))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValidationError(f"{where}: the {loss} fit is incomplete or malformed ({exc}); refit with "
-                                  "'mixplan cpt fit'") from None
 
 
 @dataclass(frozen=True)
@@ -151,17 +154,17 @@ class CPTFit:
         if not isinstance(doc, Mapping) or doc.get("kind") != "dcpt":
             raise ValidationError(f"{where}: not a D-CPT fit (expected \"kind\": \"dcpt\"; write one with "
                                   "'mixplan cpt fit')")
-        try:
-            return cls(general=LossFit.from_dict("general", doc["general"], where),
-                       domain=LossFit.from_dict("domain", doc["domain"], where), form=str(doc["form"]),
-                       model_params=tuple(float(v) for v in doc["model_params"]),
-                       tokens_range=(float(doc["tokens_range"][0]), float(doc["tokens_range"][1])),
-                       ratios=tuple(float(v) for v in doc["ratios"]),
-                       target_params=None if doc.get("target_params") is None else float(doc["target_params"]),
-                       source=str(doc.get("source", "")),
-                       runs=_runs_from_doc(doc.get("runs")))
-        except (KeyError, TypeError, ValueError, IndexError) as exc:
-            raise ValidationError(f"{where}: malformed D-CPT fit ({exc}); refit with 'mixplan cpt fit'") from None
+        with saved_artefact(where, "D-CPT fit", _REFIT):
+            fit = cls(general=LossFit.from_dict("general", doc["general"], where),
+                      domain=LossFit.from_dict("domain", doc["domain"], where), form=str(doc["form"]),
+                      model_params=tuple(float(v) for v in doc["model_params"]),
+                      tokens_range=(float(doc["tokens_range"][0]), float(doc["tokens_range"][1])),
+                      ratios=tuple(float(v) for v in doc["ratios"]),
+                      target_params=None if doc.get("target_params") is None else float(doc["target_params"]),
+                      source=str(doc.get("source", "")),
+                      runs=_runs_from_doc(doc.get("runs")))
+            _check_usable(fit)
+            return fit
 
     def save(self, path: str | Path, *, force: bool = False, **extra: Any) -> Path:
         """Write the fit as JSON (``extra`` keys after the fit's own, e.g. ``seed``); read by :meth:`load`."""
@@ -188,14 +191,29 @@ class CPTFit:
         return list(self.general.warnings) + list(self.domain.warnings)
 
 
+def _check_usable(fit: CPTFit) -> None:
+    """Raise ValueError unless both laws give finite losses over the fitted tokens and ratios: parameters
+    that decode (a 0, a 1e308) may still make every plan divide by zero, deep inside and much later."""
+    if fit.cross_domain:  # the cross-domain term needs a target domain's (k1, k2): checked when planning
+        return
+    N = fit.model_params[0] if fit.model_params else None
+    D, r = np.asarray(fit.tokens_range, dtype=float)[:, None], np.asarray(fit.ratios, dtype=float)[None, :]
+    with np.errstate(all="ignore"):
+        losses = predict_losses(fit.general.params, fit.domain.params, N, D, r)
+    for loss, values in zip(("general", "domain"), losses):
+        if not np.all(np.isfinite(values)):
+            raise ValueError(f"its {loss} law is not finite over the fitted tokens and ratios")
+
+
 def _runs_from_doc(runs: Any) -> dict[str, list[float]] | None:
     if runs is None:
         return None
     if not isinstance(runs, Mapping):
         raise ValueError("runs: a mapping of columns expected")
     cols = {k: [float(v) for v in vals] for k, vals in runs.items()}
-    if len({len(v) for v in cols.values()}) != 1 or not {"row", "tokens", "ratio", "general", "domain"} <= set(cols):
-        raise ValueError("runs: columns row, tokens, ratio, general, domain of equal length expected")
+    if len({len(v) for v in cols.values()}) != 1 or not {"row", "tokens", "ratio", "general", "domain"} <= set(cols) \
+            or not cols["row"]:
+        raise ValueError("runs: columns row, tokens, ratio, general, domain of equal, non-zero length expected")
     return cols
 
 

@@ -97,6 +97,12 @@ def read_mixtures(path: str | os.PathLike[str]) -> pd.DataFrame:
     frame = read_table(path)
     if "run_id" not in frame.columns or not any(str(c).startswith(WEIGHT_PREFIX) for c in frame.columns):
         raise ValidationError(f"{path}: a mixtures table needs run_id and w_<pool> columns (a design's mixtures.csv)")
+    ids = frame["run_id"]
+    for bad, what in ((ids.isna(), "empty run id"), (ids.astype(str).duplicated(), "run id repeats an earlier row")):
+        if bad.any():  # results are matched to mixtures by run id: a missing or shared one matches wrongly
+            i = int(bad.to_numpy().argmax())
+            raise ValidationError(f"{path}: row {i + 1}, column 'run_id': {what} ({ids.iloc[i]!r}); each mixture "
+                                  "needs its own run id")
     return frame[["run_id"] + [c for c in frame.columns if str(c).startswith(WEIGHT_PREFIX)]].astype({"run_id": str})
 
 

@@ -7,6 +7,12 @@ Spec grammar (no ``eval``): terms joined by ``+`` or ``-``, each ``[coefficient*
     mean(loss_*)
     0.7*bpb_news + 0.3*mean(bpb_*)
     mean(acc_*) - 0.5*loss_pile_cc          # with --maximize: accuracies up, the loss down
+    mean(bpb_*, !bpb_mean)                  # a glob list: '!pattern' leaves columns out
+
+The columns each ``mean(...)`` matched are recorded (:attr:`Objective.matched`) and shown by ``fit``,
+``plan`` and ``validate``. A matched column that is an aggregate of the others (their mean or sum, or a
+``*_mean``/``*_avg``/``*_sum``/``*_total`` column that follows their mean) is warned about: averaging
+it in counts the others twice.
 
 A ``-`` between terms needs a space or a closing parenthesis before it (``a - b``, ``mean(x_*)-b``):
 column names may hold hyphens (``acc_arc-easy``). The sign of each term is its direction within the
@@ -14,23 +20,28 @@ objective; the objective's own direction is ``maximize``. A term whose name says
 (``loss``, ``bpb``, ``ppl``: lower; ``acc``, ``f1``, ``exact_match``: higher) and that counts the wrong
 way is warned about (:class:`~mixplan.exceptions.MixplanWarning`): a mixed objective's sign error would
 otherwise silently optimise a metric the wrong way.
+
+A coefficient that is not a finite number (``1e400*x``), or an objective that overflows a float on some
+run (columns near 1e308), is an error naming the term or the row.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import re
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from ..exceptions import ValidationError
+from ..exceptions import MixplanWarning, ValidationError
 from .runs import RunTable
 
-__all__ = ["Objective", "direction", "metric_sense", "parse_objective", "with_objective_column"]
+__all__ = ["Objective", "direction", "metric_sense", "objective_warnings", "parse_objective",
+           "with_objective_column"]
 
 _TERM = re.compile(r"^\s*(?:(?P<coef>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*\*\s*)?"
                    r"(?:mean\((?P<glob>[^()]+)\)|(?P<col>[^*()+\s][^*()+]*?))\s*$")
@@ -52,6 +63,8 @@ class Objective:
     columns: tuple[str, ...]
     coefficients: tuple[float, ...]
     maximize: bool = False
+    #: Each ``mean(...)`` pattern of the spec and the columns it matched (a glob can catch more than meant).
+    matched: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def sense(self) -> float:
@@ -83,11 +96,20 @@ class Objective:
     def from_dict(cls, doc: Mapping[str, Any]) -> "Objective":
         """Inverse of :meth:`to_dict` (as stored in meta.json and plan.json)."""
         return cls(spec=str(doc["spec"]), columns=tuple(doc["columns"]),
-                   coefficients=tuple(float(c) for c in doc["coefficients"]), maximize=bool(doc["maximize"]))
+                   coefficients=tuple(float(c) for c in doc["coefficients"]), maximize=bool(doc["maximize"]),
+                   matched=tuple((str(p), tuple(map(str, cols))) for p, cols in doc.get("matched", {}).items()))
 
     def to_dict(self) -> dict[str, object]:
         return {"spec": self.spec, "columns": list(self.columns),
-                "coefficients": list(self.coefficients), "maximize": self.maximize}
+                "coefficients": list(self.coefficients), "maximize": self.maximize,
+                "matched": {p: list(cols) for p, cols in self.matched}}
+
+    def matched_lines(self) -> list[str]:
+        """One line per ``mean(...)`` of the spec naming the columns it matched (empty without globs)."""
+        whole = len(self.matched) == 1 and self.spec == f"mean({self.matched[0][0]})"
+        return [(f"target {self.spec}" if whole else f"target {self.spec}: mean({p})")
+                + f" matched {len(cols)} column{'s' if len(cols) > 1 else ''}: {', '.join(cols)}"
+                for p, cols in self.matched]
 
 
 def parse_objective(spec: str, runs: RunTable, maximize: bool = False) -> Objective:
@@ -95,6 +117,7 @@ def parse_objective(spec: str, runs: RunTable, maximize: bool = False) -> Object
     if not spec or not spec.strip():
         raise ValidationError("the target is empty; name a metric column, e.g. --target loss_pile_cc")
     coefs: dict[str, float] = {}
+    globs: dict[str, tuple[str, ...]] = {}
     available = runs.metric_columns
     for raw in _split_terms(spec):
         m = _TERM.match(raw)
@@ -102,22 +125,117 @@ def parse_objective(spec: str, runs: RunTable, maximize: bool = False) -> Object
             raise ValidationError(f"target {spec!r}: cannot read the term {raw.strip()!r}; write "
                                   "'column', 'coef*column' or 'coef*mean(glob)'")
         coef = float(m["coef"]) if m["coef"] else 1.0
+        if not np.isfinite(coef):  # '1e400' reads as inf: every value of the objective would be inf or nan
+            raise ValidationError(f"target {spec!r}: the coefficient {m['coef']} of the term {raw.strip()!r} is not "
+                                  "a finite number (beyond the largest float, about 1.8e308); use a smaller one")
         if m["glob"]:
-            matched = [c for c in available if fnmatch.fnmatchcase(c, m["glob"].strip())]
+            pattern = m["glob"].strip()
+            matched = _glob_columns(spec, pattern, available)
             if not matched:
                 raise ValidationError(f"target {spec!r}: mean({m['glob']}) matches no metric column of "
                                       f"{runs.source}; metric columns are {available[:12]}")
+            globs[pattern] = tuple(matched)
             for c in matched:
                 coefs[c] = coefs.get(c, 0.0) + coef / len(matched)
         else:
             col = m["col"].strip()
             runs.metric(col)  # raises a precise error when missing or not numeric
             coefs[col] = coefs.get(col, 0.0) + coef
-    for col in coefs:
-        runs.metric(col)
-    _warn_wrong_way(spec, coefs, maximize)
-    return Objective(spec=spec.strip(), columns=tuple(coefs), coefficients=tuple(coefs.values()),
-                     maximize=maximize)
+    values = {col: runs.metric(col) for col in coefs}
+    _check_magnitude(spec, coefs, values, runs)
+    objective = Objective(spec=spec.strip(), columns=tuple(coefs), coefficients=tuple(coefs.values()),
+                          maximize=maximize, matched=tuple(globs.items()))
+    for note in objective_warnings(objective, values.__getitem__):
+        warnings.warn(note, MixplanWarning, stacklevel=2)
+    return objective
+
+
+def _glob_columns(spec: str, pattern: str, available: list[str]) -> list[str]:
+    """The columns a ``mean(...)`` pattern matches: a comma-separated list of shell-style globs, where
+    ``!glob`` leaves the columns it matches out (``bpb_*, !bpb_mean``)."""
+    parts = [p.strip() for p in pattern.split(",")]
+    if any(p in ("", "!") for p in parts) or all(p.startswith("!") for p in parts):
+        raise ValidationError(f"target {spec!r}: mean({pattern}) needs at least one pattern and no empty one, "
+                              "e.g. mean(bpb_*, !bpb_mean)")
+    keep = [p for p in parts if not p.startswith("!")]
+    drop = [p[1:].strip() for p in parts if p.startswith("!")]
+    return [c for c in available if any(fnmatch.fnmatchcase(c, p) for p in keep)
+            and not any(fnmatch.fnmatchcase(c, p) for p in drop)]
+
+
+#: The largest objective (or column) magnitude a fit can use: beyond it squared errors overflow a float (~1.8e308).
+MAX_MAGNITUDE = 1e150
+
+
+def _check_magnitude(spec: str, coefs: Mapping[str, float], values: Mapping[str, np.ndarray], runs: Any) -> None:
+    """Refuse an objective that overflows a float on some run (each column is finite by now, but a large
+    coefficient or columns near 1e308 add up to inf), or whose columns or value exceed :data:`MAX_MAGNITUDE`:
+    its CV, intervals and JSON would be inf or nan."""
+    for col, v in values.items():  # each column is fitted on its own
+        big = np.flatnonzero(np.abs(v) > MAX_MAGNITUDE)
+        if big.size:
+            i = int(big[0])
+            raise ValidationError(f"target {spec!r}: column {col!r} is {v[i]:.4g} on {runs.describe_row(i)}: beyond "
+                                  f"{MAX_MAGNITUDE:g} a fit's squared errors overflow a float; rescale the column")
+    with np.errstate(over="ignore", invalid="ignore"):
+        terms = {col: c * values[col] for col, c in coefs.items()}
+        total = np.asarray(sum(terms.values()), dtype=float)
+    bad = np.flatnonzero(~(np.abs(total) <= MAX_MAGNITUDE))
+    if bad.size:
+        i = int(bad[0])
+        col = max(terms, key=lambda k: abs(terms[k][i]) if np.isfinite(terms[k][i]) else np.inf)
+        finite = bool(np.isfinite(total[i]))
+        why = (f"beyond {MAX_MAGNITUDE:g} a fit's squared errors overflow a float" if finite
+               else "the sum of the terms is beyond the largest float (about 1.8e308)")
+        more = f" and {bad.size - 1} more row{'s' if bad.size > 2 else ''}" if bad.size > 1 else ""
+        raise ValidationError(
+            f"target {spec!r}: the objective {f'is {total[i]:.4g}' if finite else 'overflows'} on "
+            f"{runs.describe_row(i)}{more} (its term {'' if coefs[col] == 1 else f'{coefs[col]:g}*'}{col} is "
+            f"{terms[col][i]:.4g}): {why}; "
+            f"rescale column {col!r} or its coefficient")
+
+
+#: Name parts of a column that holds an aggregate (mean, sum) of other columns.
+_AGGREGATE_NAMES = {"mean", "avg", "average", "sum", "total", "overall", "aggregate", "macro", "micro"}
+#: Correlation with the others' mean above which an aggregate-named matched column is taken for one.
+_AGGREGATE_CORRELATION = 0.95
+
+
+def objective_warnings(objective: Objective, metric: Callable[[str], np.ndarray]) -> list[str]:
+    """What to warn about ``objective`` (``metric(column)``: a column's values): a term counted the wrong way
+    for its name, and a ``mean(...)`` that matched an aggregate of its other columns."""
+    notes = [] if (n := _wrong_way(objective)) is None else [n]
+    for pattern, cols in objective.matched:
+        if len(cols) < 2:
+            continue
+        V = np.column_stack([metric(c) for c in cols])
+        for j, col in enumerate(cols):
+            how = _aggregate_of(col, V[:, j], np.delete(V, j, axis=1))
+            if how:
+                others = [c for c in cols if c != col]
+                notes.append(f"target {objective.spec!r}: mean({pattern}) matched {col!r}, which {how} of the other "
+                             f"{len(others)} matched column{'s' if len(others) > 1 else ''} "
+                             f"({', '.join(others[:6])}{', ...' if len(others) > 6 else ''}): the mean counts them "
+                             f"twice; leave it out with mean({pattern}, !{col}) unless that is meant")
+    return notes
+
+
+def _aggregate_of(name: str, v: np.ndarray, others: np.ndarray) -> str | None:
+    """How column ``v`` is an aggregate of the columns ``others`` (n, k), or None: their mean or sum to 1e-6
+    (relative) on every row, or a name saying so and a correlation of at least 0.95 with their mean."""
+    if np.ptp(v) == 0:  # a constant column is refused by the fit with its own message
+        return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        for what, agg in (("mean", others.mean(axis=1)), ("sum", others.sum(axis=1))):
+            if np.all(np.abs(v - agg) <= 1e-6 * np.maximum(np.abs(v), np.abs(agg))):
+                return f"equals the {what}"
+        mean = others.mean(axis=1)
+        named = bool(set(re.split(r"[^a-z0-9]+", name.lower())) & _AGGREGATE_NAMES)
+        if not named or len(v) < 3 or np.ptp(v) == 0 or np.ptp(mean) == 0:
+            return None
+        r = float(np.corrcoef(v, mean)[0, 1])
+    return f"looks like an aggregate (its name; correlation {r:.3f} with the mean)" if r >= _AGGREGATE_CORRELATION \
+        else None
 
 
 #: Name fragments that say which way a metric is better (as tokens of the column name).
@@ -132,19 +250,18 @@ def metric_sense(column: str) -> int:
     return 0 if lower == higher else (-1 if lower else 1)
 
 
-def _warn_wrong_way(spec: str, coefs: Mapping[str, float], maximize: bool) -> None:
-    import warnings
-
-    from ..exceptions import MixplanWarning
-
+def _wrong_way(objective: Objective) -> str | None:
+    """The warning for terms whose names say they count the wrong way, or None."""
+    maximize = objective.maximize
     goal = 1 if maximize else -1
-    wrong = [c for c, k in coefs.items() if metric_sense(c) * goal * np.sign(k) < 0]
-    if wrong:
-        kind = "a loss" if metric_sense(wrong[0]) < 0 else "a score"
-        warnings.warn(f"target {spec!r}: {wrong[0]!r} looks like {kind} but the objective "
-                      f"{'maximizes' if maximize else 'minimizes'} it{' (and ' + str(len(wrong) - 1) + ' more)' if len(wrong) > 1 else ''}; "
-                      f"flip its sign or {'drop' if maximize else 'add'} --maximize if that is not meant",
-                      MixplanWarning, stacklevel=3)
+    wrong = [c for c, k in zip(objective.columns, objective.coefficients) if metric_sense(c) * goal * np.sign(k) < 0]
+    if not wrong:
+        return None
+    kind = "a loss" if metric_sense(wrong[0]) < 0 else "a score"
+    more = f" (and {len(wrong) - 1} more)" if len(wrong) > 1 else ""
+    return (f"target {objective.spec!r}: {wrong[0]!r} looks like {kind} but the objective "
+            f"{'maximizes' if maximize else 'minimizes'} it{more}; "
+            f"flip its sign or {'drop' if maximize else 'add'} --maximize if that is not meant")
 
 
 def _split_terms(spec: str) -> list[str]:
@@ -185,6 +302,10 @@ class _TableMetrics:
     def __init__(self, frame: pd.DataFrame, source: str) -> None:
         self.frame, self.source = frame, source
         self.metric_columns = [c for c in frame.columns if pd.api.types.is_numeric_dtype(frame[c])]
+
+    def describe_row(self, i: int) -> str:
+        """Row ``i`` as messages name it (1-based data row)."""
+        return f"row {i + 1}"
 
     def metric(self, column: str) -> np.ndarray:
         if column not in self.frame.columns:

@@ -7,7 +7,7 @@ A pool manifest is a TOML file with one table per pool::
     token_unit = "bytes"            # what a "token" is in this study (informational)
 
     [pools.wiki]
-    tokens = 5_290_000              # unique tokens available (required, > 0)
+    tokens = 5_290_000              # unique tokens available (required, > 0 and < 1e16)
     description = "English Wikipedia extract"
     max_epochs = 4                  # at most this many passes at the target budget (default 4)
     min_weight = 0.0                # floor on the mixture weight (default 0)
@@ -43,11 +43,14 @@ from .._checks import NAME_PATTERN, check_number
 from .buckets import BUCKET_POOL_KEYS, BucketSpec, parse_buckets
 from ..exceptions import ValidationError
 
-__all__ = ["Pool", "PoolSet", "load_pools", "DEFAULT_MAX_EPOCHS"]
+__all__ = ["Pool", "PoolSet", "load_pools", "DEFAULT_MAX_EPOCHS", "MAX_POOL_SIZE"]
 
 #: Default repetition limit: about four epochs are nearly as good as fresh data
 #: (Muennighoff et al. 2023, "Scaling Data-Constrained Language Models").
 DEFAULT_MAX_EPOCHS = 4.0
+#: A pool's ``tokens`` (and ``samples``) are below this: some 100x the largest text corpora known (~1e14 tokens),
+#: so a larger value is a typo, and one near 1e308 would overflow the sums of pool sizes into inf.
+MAX_POOL_SIZE = 1e16
 
 _POOL_KEYS = {"tokens", "description", "source", "max_epochs", "min_weight", "max_weight", "prior",
               "group", "r_star", "samples", "scan"} | BUCKET_POOL_KEYS
@@ -84,6 +87,9 @@ class Pool:
                 f"pool name {self.name!r} is not allowed: use letters, digits, '_', '-', '.' "
                 "(it becomes the column name w_<pool> in run tables)")
         check_number(self.tokens, f"{where}, field 'tokens'", lo=0.0, lo_open=True)
+        check_number(self.tokens, f"{where}, field 'tokens'", hi=MAX_POOL_SIZE, hi_open=True,
+                     why="more than any corpus holds, the largest about 1e14; sizes near 1e308 overflow sums",
+                     fix="check the value for a typo")
         check_number(self.max_epochs, f"{where}, field 'max_epochs'", lo=0.0, lo_open=True,
                       allow_inf=True)
         check_number(self.min_weight, f"{where}, field 'min_weight'", lo=0.0, hi=1.0)
@@ -98,6 +104,8 @@ class Pool:
             check_number(self.r_star, f"{where}, field 'r_star'", lo=0.0, lo_open=True)
         if self.samples is not None:
             check_number(self.samples, f"{where}, field 'samples'", lo=0.0, lo_open=True)
+            check_number(self.samples, f"{where}, field 'samples'", hi=MAX_POOL_SIZE, hi_open=True,
+                         why="more documents than any corpus holds", fix="check the value for a typo")
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "tokens": self.tokens, "description": self.description,
@@ -260,7 +268,7 @@ def _check_source(source: Any, where: str) -> None:
     if not isinstance(source, dict):
         raise ValidationError(f"{where}, field 'source': must be a table")
     kind = source.get("type")
-    if kind not in _SOURCE_KEYS:
+    if not isinstance(kind, str) or kind not in _SOURCE_KEYS:
         raise ValidationError(f"{where}, field 'source.type': {kind!r} is not one of {sorted(_SOURCE_KEYS)}")
     required, optional = _SOURCE_KEYS[kind]
     missing = required - set(source)

@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 
 from .._checks import check_number
-from .._io import read_json, write_json_atomic
+from .._io import read_json, saved_artefact, write_json_atomic
 from ..data.buckets import LAW_DEFAULTS, BucketSpec
 from ..data.objective import with_objective_column
 from ..exceptions import ValidationError
@@ -145,7 +145,8 @@ class FilterFit:
         if not isinstance(doc, Mapping) or doc.get("kind") != FIT_KIND:
             raise ValidationError(f"{where}: not a filter fit (expected \"kind\": \"{FIT_KIND}\"); write one with "
                                   "'mixplan filter --pools POOLS --runs RUNS --target COL --out DIR'")
-        try:
+        with saved_artefact(where, "filter fit", "rewrite it with 'mixplan filter --runs' (a fit holds pool, "
+                            "objective, a, d and buckets with name, b, tau)"):
             buckets = tuple(BucketFit(
                 name=str(b["name"]), b=float(b["b"]), tau=float(b["tau"]),
                 intervals={k: (float(v[0]), float(v[1])) for k, v in b.get("intervals", {}).items()},
@@ -159,9 +160,6 @@ class FilterFit:
                       level=float(doc.get("level", 0.95)), warnings=list(doc.get("warnings", [])),
                       union_checks=list(doc.get("union_checks", [])), metric=str(doc.get("metric", "")),
                       source=str(doc.get("source", "")))
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValidationError(f"{where}: a filter fit needs pool, objective, a, d and buckets with name, b, tau "
-                                  f"({exc!r}); rewrite it with 'mixplan filter --runs'") from None
         if fit.objective not in QQT_OBJECTIVES:
             raise ValidationError(f"{where}: objective {fit.objective!r} is not one of {list(QQT_OBJECTIVES)}")
         return fit
@@ -174,7 +172,7 @@ class FilterFit:
     @classmethod
     def load(cls, path: str | Path) -> FilterFit:
         """A fit written by :meth:`save`."""
-        doc = read_json(path, "a FIT.json from 'mixplan filter --runs ... --out DIR'")
+        doc = read_json(path, "a FIT.json from 'mixplan filter --runs ... --out DIR'", "not a filter fit")
         return cls.from_dict(doc, str(path))
 
     def report(self) -> str:

@@ -43,7 +43,9 @@ def effective_data(D: np.ndarray, U: np.ndarray, R_D_star: float) -> np.ndarray:
     D, U = np.asarray(D, dtype=float), np.asarray(U, dtype=float)
     D, U = np.broadcast_arrays(D, U)
     R = np.maximum(np.divide(D, U, out=np.ones_like(D), where=U > 0) - 1.0, 0.0)
-    return U + U * R_D_star * (1.0 - np.exp(-R / R_D_star))
+    # R* (1 - e^{-R/R*}) grouped so that a huge R* (no decay: the term tends to R) neither overflows nor
+    # turns into inf * 0 = nan; expm1 keeps its digits when R/R* is small.
+    return U + U * (R_D_star * -np.expm1(-R / R_D_star))
 
 
 def effective_params(N: np.ndarray, U: np.ndarray, p: Mapping[str, float]) -> np.ndarray:
@@ -53,7 +55,7 @@ def effective_params(N: np.ndarray, U: np.ndarray, p: Mapping[str, float]) -> np
     n_opt = G * (G * np.asarray(U, dtype=float)) ** (beta / alpha)
     UN = np.minimum(np.asarray(N, dtype=float), n_opt)
     R = np.maximum(np.asarray(N, dtype=float) / UN - 1.0, 0.0)
-    return UN + UN * p["R_N_star"] * (1.0 - np.exp(-R / p["R_N_star"]))
+    return UN + UN * (p["R_N_star"] * -np.expm1(-R / p["R_N_star"]))  # grouped as in effective_data
 
 
 def data_constrained_loss(N: np.ndarray, D: np.ndarray, U: np.ndarray, params: Mapping[str, float]) -> np.ndarray:

@@ -51,7 +51,7 @@ from typing import Any
 import numpy as np
 
 from .._checks import check_number
-from .._io import read_json, write_json_atomic
+from .._io import read_json, saved_artefact, write_json_atomic
 from ..exceptions import ValidationError
 
 __all__ = ["Law", "LawFit", "fit_law", "read_law_fit", "huber", "grid_points", "parse_delta", "robust_delta", "robust_scale"]
@@ -108,11 +108,21 @@ class LawFit:
     warnings: list[str] = field(default_factory=list)
     bootstrap: np.ndarray | None = None  # (n_bootstrap, P) named parameters of the refits
     delta_rule: str = "fixed"  # or "auto": 1.345 x the residuals' robust scale (see the module docstring)
+    #: False when the runs leave a parameter free (collinear design, other equally good optima, unbounded
+    #: intervals): the minimum is then one of many, and the report does not call the fit converged.
+    identified: bool = True
+    #: Each scalar input column's [min, max] over the runs (and ``params_x_tokens``, N D): what a
+    #: prediction from the fit compares itself with to say how far it extrapolates.
+    fitted_range: dict[str, tuple[float, float]] = field(default_factory=dict)
+    #: Parameters (by their names in ``params``) at a bound of the search range: flagged in ``warnings``.
+    at_bound: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {"law": self.law, "params": self.params, "fixed": list(self.fixed),
                 "intervals": {k: list(v) for k, v in self.intervals.items()}, "level": self.level,
-                "objective": self.objective, "converged": self.converged, "n_points": self.n_points,
+                "objective": self.objective, "converged": self.converged, "identified": self.identified,
+                "n_points": self.n_points, "fitted_range": {k: list(v) for k, v in self.fitted_range.items()},
+                "at_bound": list(self.at_bound),
                 "huber_delta": self.delta, "huber_delta_rule": self.delta_rule, "warnings": self.warnings,
                 # refits in the order of "params": what intervals of derived quantities are computed from
                 "bootstrap": None if self.bootstrap is None else self.bootstrap.tolist()}
@@ -126,15 +136,23 @@ class LawFit:
     def report(self) -> str:
         rule = ", auto: 1.345 x robust residual scale" if self.delta_rule == "auto" else ""
         w = max([10, *map(len, self.params)])  # names of mixture laws' per-pool parameters run longer
+        status = ("NOT converged" if not self.converged else "converged" if self.identified else
+                  "a minimum, but the runs do NOT identify the parameters (see the warnings)")
         lines = [f"{self.law} law fitted to {self.n_points} points: Huber(delta={self.delta:.3g}{rule}) objective "
-                 f"{self.objective:.6g}, {'converged' if self.converged else 'NOT converged'}",
+                 f"{self.objective:.6g}, {status}",
                  f"{'parameter':>{w}} {'value':>14}  {int(round(self.level * 100))}% bootstrap interval"]
         for k, v in self.params.items():
             if k in self.fixed:
                 lines.append(f"{k:>{w}} {v:>14.6g}  (fixed)")
-                continue
-            lo, hi = self.intervals.get(k, (float("nan"), float("nan")))
-            lines.append(f"{k:>{w}} {v:>14.6g}  [{lo:.6g}, {hi:.6g}]")
+            elif k not in self.intervals:
+                lines.append(f"{k:>{w}} {v:>14.6g}  (none: no bootstrap refits)")
+            else:
+                lo, hi = self.intervals[k]
+                lines.append(f"{k:>{w}} {v:>14.6g}  [{lo:.6g}, {hi:.6g}]")
+        if self.fitted_range:
+            lines.append("runs span " + ", ".join(f"{k} [{lo:.3g}, {hi:.3g}]"
+                                                  for k, (lo, hi) in self.fitted_range.items()
+                                                  if k != "params_x_tokens"))
         lines += [f"warning: {w}" for w in self.warnings]
         return "\n".join(lines)
 
@@ -142,10 +160,33 @@ class LawFit:
 def read_law_fit(path: str | os.PathLike[str]) -> dict[str, Any]:
     """A fitted law written by :meth:`LawFit.save`, as its JSON document (``law``, ``params``, ``bootstrap``,
     ``level``, ...)."""
-    doc = read_json(path, "a FIT.json from 'mixplan laws fit', or a law name")
+    doc = read_json(path, "a FIT.json from 'mixplan laws fit', or a law name", "not a fitted law")
     if not isinstance(doc, dict) or "law" not in doc or "params" not in doc:
         raise ValidationError(f"{path}: not a fitted law (expected the keys 'law' and 'params')")
+    # Checked here, whole, so that a damaged file is named now and not a KeyError deep in a budget later.
+    with saved_artefact(path, "fitted law", "refit it with 'mixplan laws fit'"):
+        if not isinstance(doc["params"], dict):
+            raise TypeError("'params' is not an object of named numbers")
+        params = {str(k): float(v) for k, v in doc["params"].items()}
+        bad = [k for k, v in params.items() if not np.isfinite(v)]
+        if bad:
+            raise ValueError(f"params.{bad[0]} is {params[bad[0]]}")
+        for k in _LAW_PARAMS.get(str(doc["law"]), ()):
+            if k not in params:
+                raise KeyError(f"params.{k}")
+        if doc.get("bootstrap"):
+            boot = np.asarray(doc["bootstrap"], dtype=float)
+            if boot.ndim != 2 or boot.shape[1] != len(params):
+                raise ValueError(f"'bootstrap' is not one row of {len(params)} parameters per refit")
+        level = float(doc.get("level", 0.95))
+        if not 0 < level < 1:
+            raise ValueError(f"level {level} is not in (0, 1)")
     return doc
+
+
+#: The parameters of the laws that ``mixplan budget --law`` and ``laws fit --base`` read from a FIT.json.
+_LAW_PARAMS = {"chinchilla": ("A", "B", "E", "alpha", "beta"),
+               "data-constrained": ("A", "B", "E", "alpha", "beta", "R_D_star", "R_N_star")}
 
 
 def _check_weights(W: np.ndarray, col: str, where: str, row: Callable[[int], int]) -> np.ndarray:
@@ -159,15 +200,34 @@ def _check_weights(W: np.ndarray, col: str, where: str, row: Callable[[int], int
     return W
 
 
-def _check_data(law: Law, data: Data, loss: np.ndarray, where: str,
-                rows: list[int] | None) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    loss = np.asarray(loss, dtype=float)
+def _floats(values: Any, what: str, where: str, row: Callable[[int], int]) -> np.ndarray:
+    """``values`` (a column, or an (n, K) block) as floats; a cell that is not a number (text in a CSV
+    column) is an error naming ``what`` and the first such row, not numpy's bare ValueError."""
+    try:
+        return np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        cells = np.asarray(values, dtype=object)
+    for i, cell in enumerate(cells.reshape(len(cells), -1)):
+        try:
+            np.asarray(cell, dtype=float)
+        except (TypeError, ValueError):
+            shown = repr(cell[0]) if len(cell) == 1 else f"{cell.tolist()!r} holds a cell that"
+            raise ValidationError(f"{where}: {what}, row {row(i)}: {shown} is not a number; fix that cell or "
+                                  "leave the row out") from None
+    raise ValidationError(f"{where}: {what} is not a column of numbers")  # e.g. ragged lists
+
+
+def _check_data(law: Law, data: Data, loss: np.ndarray, where: str, rows: list[int] | None,
+                target: str | None = None) -> tuple[dict[str, np.ndarray], np.ndarray]:
     row = (lambda i: rows[i]) if rows is not None else (lambda i: i + 1)
+    loss = _floats(loss, f"column {target!r}" if target else "the loss", where, row)
+    if not len(loss):
+        raise ValidationError(f"{where}: no runs to fit (the table has no rows)")
     out = {}
     for col in law.columns:
         if col not in data:
             raise ValidationError(f"{where}: the {law.name} law needs a {col!r} column")
-        v = np.asarray(data[col], dtype=float)
+        v = _floats(data[col], f"column {col!r}", where, row)
         if col == law.weights:
             out[col] = _check_weights(v, col, where, row)
             continue
@@ -179,12 +239,21 @@ def _check_data(law: Law, data: Data, loss: np.ndarray, where: str,
         out[col] = v
     bad = np.flatnonzero(~np.isfinite(loss) | (loss <= 0))
     if len(bad):
-        raise ValidationError(f"{where}: the loss in row {row(bad[0])} is {float(loss[bad[0]])!r}; losses must be positive "
-                              "and finite (they are fitted on the log scale)")
+        raise ValidationError(f"{where}: the loss in row {row(bad[0])} is {float(loss[bad[0]])!r}; losses must be "
+                              "positive and finite (they are fitted on the log scale)")
     n_theta = len(law.theta_names)
     if len(loss) < 2 * n_theta:
         raise ValidationError(f"{where}: {len(loss)} points are too few to fit the {law.name} law's {n_theta} "
                               f"parameters (at least {2 * n_theta}); add runs")
+    # Copies of one run add rows, not information: a P-parameter law through fewer than P distinct
+    # points has a continuum of exact fits, whatever the optimizer reports (refused, not warned: no
+    # setting of the fit can make such runs identify the law).
+    distinct = len(np.unique(np.column_stack([v.reshape(len(loss), -1) for v in out.values()]), axis=0))
+    if distinct < n_theta:
+        names = ", ".join(out)
+        raise ValidationError(f"{where}: the {len(loss)} runs hold {distinct} distinct ({names}) "
+                              f"point{'s' if distinct != 1 else ''}; the {law.name} law's {n_theta} parameters need "
+                              f"at least {n_theta} distinct points: add runs at other values of {names}")
     return out, loss
 
 
@@ -319,6 +388,10 @@ _HUBER_K = 1.345
 _DELTA_START = 1e-3  # the Chinchilla recipe's delta; also the first pass of delta="auto"
 
 
+#: The largest Huber threshold :func:`parse_delta` accepts (losses' residuals are far below it).
+MAX_DELTA = 1e6
+
+
 def parse_delta(value: float | str, name: str = "huber delta") -> float | str:
     """A positive number or ``"auto"``; anything else is a :class:`ValidationError`."""
     if isinstance(value, str):
@@ -330,6 +403,9 @@ def parse_delta(value: float | str, name: str = "huber delta") -> float | str:
             raise ValidationError(f"{name} {value!r}: give a positive number (e.g. 1e-3) or 'auto'") from None
     if not (np.isfinite(value) and value > 0):
         raise ValidationError(f"{name} must be a positive number or 'auto', got {value!r}")
+    if value > MAX_DELTA:  # the Huber loss squares delta: past ~1e154 it overflows, and long before that it is L2
+        raise ValidationError(f"{name} {value!r} is above {MAX_DELTA:g}: with residuals of losses any threshold that "
+                              "large is plain least squares; give a smaller one or 'auto'")
     return float(value)
 
 
@@ -347,11 +423,12 @@ def robust_delta(residuals: np.ndarray, n_params: int) -> float:
 
 def fit_law(law: Law, data: Data, loss: np.ndarray, *, delta: float | str = 1e-3, n_starts: int = 20,
             n_bootstrap: int = 200, level: float = 0.95, seed: int = 0, maxiter: int = 2000,
-            where: str = "runs", rows: list[int] | None = None) -> LawFit:
+            where: str = "runs", rows: list[int] | None = None, target: str | None = None) -> LawFit:
     """Fit ``law`` to ``loss`` at the points ``data`` (columns named by ``law.columns``); errors name
-    ``where`` and the row (``rows[i]`` for point ``i``, default ``i + 1``). ``delta``: the Huber
-    threshold on log-loss, or ``"auto"`` (see the module docstring)."""
-    data, loss = _check_data(law, data, loss, where, rows)
+    ``where``, the row (``rows[i]`` for point ``i``, default ``i + 1``) and, for the loss, its column
+    ``target`` when given. ``delta``: the Huber threshold on log-loss, or ``"auto"`` (see the module
+    docstring)."""
+    data, loss = _check_data(law, data, loss, where, rows, target)
     check_number(level, "interval level", lo=0.0, hi=1.0, lo_open=True, hi_open=True, fix="e.g. 0.95")
     check_number(n_bootstrap, "bootstrap refits", lo=0, integer=True)
     delta = parse_delta(delta)
@@ -389,11 +466,18 @@ def fit_law(law: Law, data: Data, loss: np.ndarray, *, delta: float | str = 1e-3
         warnings.append(f"the fit did not reach a minimum (largest gradient cosine {best.cosine:.2g}, "
                         f"needs <= {_STATIONARY_COSINE:g}); raise maxiter or check the data")
     at_lo, at_hi = _at_bound(theta, lo, hi)
-    for i, name in enumerate(law.theta_names):
+    for i in range(len(theta)):
         if at_lo[i] or at_hi[i]:
-            warnings.append(f"parameter {name} = {theta[i]:.6g} is at its {'lower' if at_lo[i] else 'upper'} bound; "
+            warnings.append(f"parameter {_shown(law, theta, i)} is at its {'lower' if at_lo[i] else 'upper'} bound; "
                             "the data do not pin it down: add runs over a wider range, or fix it (pass a published "
                             "value)")
+    free = _free_directions(theta, law, data)
+    if free:
+        same = [f"{c} = {v[0]:.4g}" for c, v in data.items() if c != law.weights and np.all(v == v[0])]
+        why = f"every run has {' and '.join(same)}" if same else "their inputs vary together"
+        warnings.append(f"not identifiable from these runs: they leave {', '.join(free)} free ({why}, so the "
+                        "law's derivatives in these are collinear over the runs); add runs that vary each input, or "
+                        "fix a parameter")
     others = _distinct_optima(optima, best, law, n)
     if others:
         ref, alt = law.named(theta), law.named(others[0].theta)
@@ -421,9 +505,9 @@ def fit_law(law: Law, data: Data, loss: np.ndarray, *, delta: float | str = 1e-3
     for i in np.flatnonzero(open_side.any(axis=0)):
         sides = " and ".join(f"its {side} bound in {bound_hits[k, i]}" for k, side in enumerate(("lower", "upper"))
                              if open_side[k, i])
-        warnings.append(f"parameter {law.theta_names[i]} ends at {sides} of {len(boot)} bootstrap refits: the runs "
-                        "do not bound it there (its interval stops at the search range); add runs that constrain "
-                        "it, or fix it")
+        warnings.append(f"parameter {_shown(law, theta, i, value=False)} ends at {sides} of {len(boot)} bootstrap "
+                        "refits: the runs do not bound it there (its interval stops at the search range); add runs "
+                        "that constrain it, or fix it")
     params = law.named(theta)
     intervals = {}
     B = np.array(boot) if boot else None
@@ -441,7 +525,77 @@ def fit_law(law: Law, data: Data, loss: np.ndarray, *, delta: float | str = 1e-3
                     # the linear widening would cross zero (e.g. a half-life of 1000 with refits down to 200)
                     lo_end = value * (a / value) ** widen
                 intervals[name] = (float(lo_end), float(hi_end))
+    unbounded = [k for k, (a, b) in intervals.items() if not (np.isfinite(a) and np.isfinite(b))]
+    if unbounded:
+        warnings.append(f"the intervals of {', '.join(unbounded)} are not finite (refits where the law breaks down): "
+                        "the runs do not bound them; add runs that constrain them, or fix them")
+    # Equal refits are what noise-free runs give, and then right; with measured losses they mean the
+    # resamples all held the same few points. Either way the interval says nothing about the uncertainty.
+    at_bound = tuple(_reported(law, theta, i)[0] for i in np.flatnonzero(at_lo | at_hi))  # flagged above
+    flat = [k for k, (a, b) in intervals.items()
+            if k not in unbounded and k not in at_bound and b - a <= 1e-12 * max(abs(a), abs(b))]
+    if flat:
+        warnings.append(f"the {level:.0%} intervals of {', '.join(flat)} have zero width: every bootstrap refit gave "
+                        "the same value (runs without noise, or copies of too few points); they do not measure the "
+                        "uncertainty: add independent runs")
+    identified = not (free or others or unbounded)
+    ranges = {c: (float(v.min()), float(v.max())) for c, v in data.items() if c != law.weights and v.ndim == 1}
+    if "params" in ranges and "tokens" in ranges:  # the runs' compute is k N D: its range is not the ranges' product
+        nd = data["params"] * data["tokens"]
+        ranges["params_x_tokens"] = (float(nd.min()), float(nd.max()))
     return LawFit(law=law.name, params=params, fixed=law.fixed, theta=theta, objective=best.objective,
                   converged=best.converged,
                   n_points=n, intervals=intervals, level=level, delta=delta, warnings=warnings, bootstrap=B,
-                  delta_rule=rule)
+                  delta_rule=rule, identified=identified, fitted_range=ranges, at_bound=at_bound)
+
+
+def _reported(law: Law, theta: np.ndarray, i: int) -> tuple[str, str | None]:
+    """The report's name of fitted parameter ``i`` and, when it is fitted in another form, that form
+    (``("E", "e = log E")``; ``("alpha", None)``)."""
+    name, t = law.theta_names[i], float(theta[i])
+    named = law.named(theta)
+    if named.get(name) == t:
+        return name, None
+    # The reported parameter is the one that moves with theta[i] (the same letter first: D-CPT's A moves
+    # with its a and its alpha).
+    step = np.array(theta, dtype=float)
+    step[i] += 1e-6 * max(1.0, abs(t))
+    moved = law.named(step)
+    changed = [k for k in named if moved[k] != named[k]]
+    key = next((k for k in changed if k.lower() == name.lower()), changed[0] if changed else None)
+    if key is None:
+        return name, None
+    return key, f"{name} = log {key}" if np.isclose(named[key], np.exp(t), rtol=1e-9, atol=0) else f"fitted as {name}"
+
+
+def _shown(law: Law, theta: np.ndarray, i: int, value: bool = True) -> str:
+    """Fitted parameter ``i`` as the report's table names it: ``alpha = 0.3``, or, for one fitted in another
+    form, ``E = 0.00673795 (e = log E = -5)``, so that a warning and the table speak of the same number."""
+    key, form = _reported(law, theta, i)
+    if not value:
+        return key if form is None else f"{key} ({form})"
+    shown = f"{key} = {law.named(theta)[key]:.6g}"
+    return shown if form is None else f"{shown} ({form} = {float(theta[i]):.6g})"
+
+
+#: Singular-value ratio below which the (column-scaled) Jacobian is rank-deficient: exact collinearity
+#: from the design shows up at ~1e-15, real but ill-conditioned designs stay far above.
+_COLLINEAR = 1e-8
+
+
+def _free_directions(theta: np.ndarray, law: Law, data: Data) -> list[str]:
+    """Parameters (as :func:`_shown` names them) that the runs leave free at ``theta``: no effect on any
+    run's loss, or a combination of them along which every run's loss is unchanged to first order
+    (e.g. E, B and beta when every run has the same tokens). Empty when the design identifies the law."""
+    with np.errstate(all="ignore"):
+        J = _jacobian(theta, law, data)
+    if not np.all(np.isfinite(J)):
+        return []
+    norms = np.linalg.norm(J, axis=0)
+    involved = set(np.flatnonzero(norms == 0))
+    live = np.flatnonzero(norms > 0)
+    if len(live) > 1:
+        s, v = np.linalg.svd(J[:, live] / norms[live], full_matrices=False)[1:]
+        null = v[s < _COLLINEAR * s[0]]  # the directions the runs do not see (one D: e, b and beta)
+        involved |= set(live[np.linalg.norm(null, axis=0) > 0.1])
+    return [_shown(law, theta, i, value=False) for i in sorted(involved)]

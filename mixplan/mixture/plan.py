@@ -5,7 +5,9 @@ returns a :class:`Plan`: the recommended mixture, its predicted objective with a
 nearest proxy run and whether the mixture is inside the region the runs cover, the active
 constraints, per-pool epochs at the target budget, and the same predictions for the
 token-proportional mixture, the uniform mixture and the best observed proxy run, each with the
-probability that the recommended mixture is better than it (:meth:`MixtureModel.prob_better`).
+probability that the recommended mixture is better than it (:meth:`MixtureModel.prob_better`; at
+the target budget when the plan decides there, and then also at the proxy scale, beside the proxy-scale
+prediction). Weights under :data:`NUMERICAL_ZERO` are stored as 0.
 """
 
 from __future__ import annotations
@@ -94,33 +96,37 @@ class Plan:
         frame["prediction"] = objective.unscore(r.exact_scores[rows])
         return frame
 
+    def _pool_tables(self) -> list[str]:
+        """Per pool, every mixture's weight and (with a budget) its epochs at the budget, then the bounds the
+        recommended mixture sits on: each column of a table describes the mixture it is named after."""
+        def table(value: Any) -> str:
+            return pd.DataFrame([{"pool": p} | {n: value(m, p) for n, m in self.mixtures.items()}
+                                 for p in self.pools]).to_string(index=False)
+
+        lines = ["weights:", table(lambda m, p: f"{m['weights'][p]:.4f}")]
+        if self.tokens is not None:
+            lines += [f"epochs at the target budget ({self.tokens:.6g} {self.token_unit}):",
+                      table(lambda m, p: f"{m['epochs'][p]:.2f}")]
+        active = ", ".join(f"{p} {self.active[p]}" for p in self.pools if p in self.active)
+        return lines + [f"active constraints of the recommended mixture: {active or 'none'}"]
+
     def report(self) -> str:
         """A human-readable summary: weights and epochs per pool, then predictions."""
-        names = list(self.mixtures)
-        rows = []
-        for i, p in enumerate(self.pools):
-            row = {"pool": p}
-            for n in names:
-                row[n] = f"{self.mixtures[n]['weights'][p]:.4f}"
-            if self.tokens is not None:
-                row["epochs@budget"] = f"{self.mixtures['recommended']['epochs'][p]:.2f}"
-            row["constraint"] = self.active.get(p, "")
-            rows.append(row)
-        frame = pd.DataFrame(rows)
         lines = [f"objective: {'maximize' if self.objective['maximize'] else 'minimize'} "
                  f"{self.objective['spec']}" + (f"   target budget: {self.tokens:.6g} {self.token_unit}"
                                                 if self.tokens is not None else ""),
+                 *Objective.from_dict(self.objective).matched_lines(),
                  f"model {self.cv['model']}: {cv_summary(self.cv)}",
                  *(f"  {m['column']}: " + " + ".join(f"{w:.2f} {c}" for c, w in m["components"].items())
                    for m in self.models),
-                 "", frame.to_string(index=False), ""]
+                 "", *self._pool_tables(), ""]
         pred = pd.DataFrame([{
             "mixture": n, "predicted": f"{m['prediction']:.4f}",
             f"{int(round(m['level'] * 100))}% interval": f"[{m['lower']:.4f}, {m['upper']:.4f}]",
             "measured": "" if m.get("measured") is None else f"{m['measured']:.4f}",
             "nearest run (TV dist)": f"{m['nearest_run']} ({m['nearest_distance']:.3f})",
             "covered": "yes" if m["covered"] else "NO", "feasible": "yes" if m["feasible"] else "no",
-            "P(recommended better)": "" if "p_recommended_better" not in m else f"{m['p_recommended_better']:.2f}",
+            "P(recommended better)": _p_text(m.get("p_recommended_better_proxy", m.get("p_recommended_better"))),
         } for n, m in self.mixtures.items()])
         lines.append(pred.to_string(index=False))
         if self.repetition is not None:
@@ -138,7 +144,8 @@ class Plan:
                 "predicted run@budget": "" if m["at_budget"]["prediction"] is None else
                 f"{m['at_budget']['prediction']:.4f}",
                 "effective data": f"{m['at_budget']['effective_fraction']:.3f}",
-                "max epochs": f"{max(m['epochs'].values()):.2f}"} for n, m in self.mixtures.items()])
+                "max epochs": f"{max(m['epochs'].values()):.2f}",
+                "P(recommended better)": _p_text(m.get("p_recommended_better"))} for n, m in self.mixtures.items()])
             lines.append(at.to_string(index=False))
         if self.scale is not None:
             lines += ["", _scale_table(self.scale, self.mixtures, self.tokens, self.token_unit)]
@@ -155,11 +162,53 @@ class Plan:
         elif self.scale is not None:
             lines.append("note: 'predicted' is at the proxy runs' scale; the at-scale table is at the target budget")
         if self.result is not None:
-            lines.append(f"search: {self.result.n_prefilter} candidates pre-filtered, {self.result.n_exact} scored "
-                         f"exactly, {self.result.refine_steps} refinement moves")
+            lines.append(_search_text(self.result))
         for w in self.warnings:
             lines.append(f"warning: {w}")
         return "\n".join(lines)
+
+
+#: Weights below this are numerical zero: the search's floating-point residue (e.g. the last 1e-16 of a
+#: projection's sum put on an empty pool), not a share of the run.
+NUMERICAL_ZERO = 1e-9
+
+
+def _clean_zeros(w: np.ndarray, fixed: np.ndarray) -> np.ndarray:
+    """``w`` with its non-``fixed`` weights under :data:`NUMERICAL_ZERO` set to 0 and their sum handed to
+    the largest non-fixed weight, so that it still sums to 1 (pins keep their exact value)."""
+    w = np.asarray(w, dtype=float)
+    tiny = (np.abs(w) < NUMERICAL_ZERO) & (w != 0) & ~fixed
+    if not tiny.any() or fixed.all():
+        return w
+    out = np.where(tiny, 0.0, w)
+    out[np.argmax(np.where(fixed, -np.inf, out))] += w[tiny].sum()
+    return out
+
+
+def _p_text(p: float | None) -> str:
+    """A probability that the recommended mixture is better, as the tables print it (blank for itself)."""
+    return "" if p is None else f"{p:.2f}"
+
+
+#: What each origin of :attr:`SearchResult.candidate_origin` is, as the search line names it.
+_ORIGINS = {"dirichlet": "sampled", "vertex_or_edge": "vertices and edge mid-points", "proxy_run": "proxy runs"}
+
+
+def _candidate_origins(result: SearchResult) -> dict[str, int]:
+    """How many candidates of each origin the search scored: the Dirichlet draws (``--candidates``) plus the
+    feasible set's vertices and edge mid-points and the proxy runs (why the total exceeds ``--candidates``)."""
+    origin, counts = np.unique(result.candidate_origin, return_counts=True)
+    return {str(o): int(c) for o, c in zip(origin, counts)}
+
+
+def _search_text(result: SearchResult) -> str:
+    """The search in one line; its counts add up: the candidates by origin, the best of them re-scored
+    exactly, the top-k mean, and the refinement's trial mixtures."""
+    origins = _candidate_origins(result)
+    parts = ", ".join(f"{origins[o]} {what}" for o, what in _ORIGINS.items() if origins.get(o))
+    kept = int(np.isfinite(result.exact_scores).sum())
+    return (f"search: {result.n_prefilter} candidates ({parts}) pre-filtered; the best {kept} scored exactly, then "
+            f"the top-k mean and {result.n_exact - kept - 1} refinement trials ({result.refine_steps} moves accepted)")
 
 
 def headline(entry: Mapping[str, Any]) -> dict[str, Any]:
@@ -399,8 +448,7 @@ def _scale_table(info: dict[str, Any], mixtures: dict[str, dict[str, Any]], toke
         rows.append({"mixture": n, "predicted@budget": f"{a['prediction']:.4f}",
                      f"{int(round(a['level'] * 100))}% interval": f"[{a['lower']:.4f}, {a['upper']:.4f}]",
                      "one run": f"[{a['run_lower']:.4f}, {a['run_upper']:.4f}]",
-                     "P(recommended better)": "" if "p_recommended_better" not in m
-                     else f"{m['p_recommended_better']:.2f}", "evidence": note})
+                     "P(recommended better)": _p_text(m.get("p_recommended_better")), "evidence": note})
     lines.append(pd.DataFrame(rows).to_string(index=False))
     return "\n".join(lines)
 
@@ -545,6 +593,11 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
     }
     if not pools.tokens_known:  # without a manifest the token share is unknown, not uniform
         del named["token_proportional"]
+    # The searched mixtures without the projection's rounding residue (a pool at 1e-16 is a pool not read); a
+    # measured run's weights stay as recorded.
+    pinned = np.array([n in (pins or {}) for n in pools.names])
+    named = {k: w if k == "best_observed" else _clean_zeros(w, pinned) for k, w in named.items()}
+    recommended_w = named["recommended"]
     W = np.vstack(list(named.values()))
     pred = model.predict(W, level=level)
     # Feasible: within the manifest's constraints (none is, when its epoch caps cannot be met at all).
@@ -564,20 +617,24 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
     if ot_info is not None:
         _ot_entries(ot, ot_info, mixtures, W, pred)
     # How sure is "recommended beats X"? (GP posterior of the difference, calibrated on the CV errors.)
+    # p_recommended_better is of the prediction the decision rests on (headline()); when that is at the
+    # target budget, p_recommended_better_proxy is of the proxy-scale 'prediction' printed beside it: a
+    # mixture the proxy scale prefers may be worse at the budget, and a probability beside a prediction
+    # must be of that prediction.
     others = [n for n in named if n != "recommended"]
+    p_proxy = model.prob_better(W[0], W[1:], level=level)
+    p_better = p_proxy
     if scale is not None:  # at the target budget, from the at-scale model's calibrated spread
         p_better = scale.prob_better(W[0], W[1:], tokens)
-    elif repetition is None:
-        p_better = model.prob_better(named["recommended"], np.vstack([named[n] for n in others]), level=level)
-    else:  # compare at the target budget: effective mixtures plus the data term
+    elif repetition is not None:  # compare at the target budget: effective mixtures plus the data term
         from .repetition import effective_mixture
 
-        order = ["recommended", *others]
-        Wt, frac = effective_mixture(np.vstack([named[n] for n in order]), tokens, pools.tokens,
-                                     repetition.per_pool(pools.r_star))
+        Wt, frac = effective_mixture(W, tokens, pools.tokens, repetition.per_pool(pools.r_star))
         p_better = model.prob_better(Wt[0], Wt[1:], level=level, offsets=-repetition.gamma * np.log(frac))
-    for n, p in zip(others, p_better):
+    for n, p, q in zip(others, p_better, p_proxy):
         mixtures[n]["p_recommended_better"] = float(p)
+        if p_better is not p_proxy:
+            mixtures[n]["p_recommended_better_proxy"] = float(q)
     mixtures["best_observed"]["run_id"] = best_run[0]
     mixtures["best_observed"]["measured"] = best_run[2]
     for name, value in (measured or {}).items():
@@ -619,7 +676,8 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
         warnings.warn(n, ExtrapolationWarning, stacklevel=2)
 
     search_info = dict(result.settings) | {
-        "n_prefilter_scored": result.n_prefilter, "n_exact_scored": result.n_exact,
+        "n_prefilter_scored": result.n_prefilter, "candidates_by_origin": _candidate_origins(result),
+        "n_exact_scored": result.n_exact,
         "prefilter_trees": fast_trees, "refine_moves": result.refine_steps,
         "best_candidate_prediction": objective.unscore(result.best_candidate_score),
         "top_k_mean_prediction": objective.unscore(result.topk_score),

@@ -127,8 +127,7 @@ def _fit_law(W: np.ndarray, T: np.ndarray, N: np.ndarray | None, y: np.ndarray, 
     alt: list[Any] = []
     if r_star is None and "log_r_star" in law.theta_names:  # not when every pool has its own R*
         lo, hi = fit.intervals.get("R_star", (0.0, np.inf))
-        at_bound = any(w.startswith("parameter log_r_star") for w in fit.warnings)
-        if at_bound or not (lo > 0 and hi / lo <= R_STAR_SPAN):
+        if "R_star" in fit.at_bound or not (lo > 0 and hi / lo <= R_STAR_SPAN):
             law = law_at(DEFAULT_R_STAR)
             fit = fit_law(law, data, y, n_bootstrap=n_bootstrap, n_starts=3, seed=seed, delta="auto",
                           where="runs at several budgets")

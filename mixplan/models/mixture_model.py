@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,10 +38,11 @@ import pandas as pd
 from .._version import __version__
 from .._parallel import resolve_jobs
 from .._stats import normal_cdf, normal_ppf
-from .._io import read_json, check_writable, dumps_json, library_versions, read_table, table_csv, write_text_atomic
-from ..exceptions import ValidationError
-from ..data.objective import Objective
-from .regressor import PRESETS, CVReport, MixtureRegressor, cross_validate, cv_report
+from .._io import (check_writable, dumps_json, library_versions, read_json, read_table, saved_artefact, table_csv,
+                  write_text_atomic)
+from ..exceptions import MixplanWarning, ValidationError
+from ..data.objective import Objective, objective_warnings
+from .regressor import PRESETS, CVReport, MixtureRegressor, cross_validate, cv_report, fold_tasks
 from ..data.runs import RunTable
 from .intervals import DEFAULT_LEVEL, conformal_quantile, coverage_radius_of, nearest_run
 
@@ -200,15 +202,42 @@ class MixtureModel:
         return nearest_run(W, self.train_weights)
 
     # -- reports ----------------------------------------------------------------------------------
+    def baseline_warnings(self) -> list[str]:
+        """A warning when the model's out-of-fold error is worse than predicting, for every held-out run, the
+        mean of its fold's training runs (the same folds): then the model has learnt nothing usable."""
+        first = self.targets[0].cv
+        y = self.train_y
+        base = np.empty((first.n_repeats, len(y)))
+        for r, train, test in fold_tasks(len(y), first.n_splits, first.n_repeats, first.seed):
+            base[r, test] = y[train].mean()
+        res = y[None, :] - base
+        mae, rmse = float(np.mean(np.abs(res))), float(np.sqrt(np.mean(res ** 2)))
+        if self.cv["mae"] <= mae and self.cv["rmse"] <= rmse:
+            return []
+        r2 = 1 - self.cv["rmse"] ** 2 / rmse ** 2
+        return [f"the {self.cv['model']} fit of {self.objective.spec!r} predicts held-out runs worse than their "
+                f"mean does: CV MAE {self.cv['mae']:.4g} vs {mae:.4g} and RMSE {self.cv['rmse']:.4g} vs {rmse:.4g} "
+                f"for predicting the mean (CV R^2 {r2:.3g} relative to it); add runs, use fewer pools or try "
+                "another --model before trusting its predictions"]
+
+    @property
+    def fit_warnings(self) -> list[str]:
+        """Everything to warn about the fit: the objective's (a term counted the wrong way, a glob that matched
+        an aggregate of its columns) and a cross-validation worse than predicting the mean."""
+        columns = {t.column: t.cv.y for t in self.targets}
+        return objective_warnings(self.objective, columns.__getitem__) + self.baseline_warnings()
+
     def to_dict(self) -> dict[str, Any]:
-        """The fit, JSON-ready: objective, the objective's CV (without per-run residuals), each column's model."""
+        """The fit, JSON-ready: objective, the objective's CV (without per-run residuals), each column's model,
+        the fit's warnings."""
         return {"objective": self.objective.to_dict(),
                 "cv": {k: v for k, v in self.cv.items() if k not in ("residuals", "scores")},
-                "targets": self.target_summaries()}
+                "targets": self.target_summaries(), "warnings": self.fit_warnings}
 
     def report(self, level: float = 0.9) -> str:
-        """Per column the chosen components and every candidate's CV; the objective's CV; the intervals."""
-        lines = []
+        """The columns each glob of the objective matched; per column the chosen components and every
+        candidate's CV; the objective's CV; the intervals; the fit's warnings."""
+        lines = self.objective.matched_lines()
         for t in self.targets:
             comps = " + ".join(f"{w:.2f} {m}" for m, w in t.regressor.components.items())
             lines.append(f"{t.column}: {t.regressor.model} -> {comps}; {cv_summary(t.cv.to_dict())}")
@@ -221,7 +250,8 @@ class MixtureModel:
                                  f"RMSE {row['rmse']:.4g}  MAE {row['mae']:.4g}")
         if len(self.targets) > 1:
             lines.append(f"objective {self.objective.spec}: {cv_summary(self.cv)}")
-        q = self.interval_scale(level)
+        lines += [f"warning: {w}" for w in self.fit_warnings]
+        q = self.interval_scale(level)  # last: 'mixplan fit' ends this line with where the model went
         lines.append(f"{level:.0%} intervals: prediction +- {q:.3g} x GP predictive sd" if self.adaptive
                      else f"{level:.0%} intervals: prediction +- {q:.4g}")
         return "\n".join(lines)
@@ -327,9 +357,15 @@ def fit_model(runs: RunTable, objective: Objective, model: str = "auto", *, seed
                                 n_repeats=reg._repeats(len(y)), n_jobs=reg.n_jobs)
         del reg._progress
         targets.append(TargetFit(column=column, regressor=reg, cv=cv))
-    return MixtureModel(targets=targets, objective=objective, pools=list(runs.pools), train_ids=runs.run_ids,
-                        train_weights=X, train_y=y, seed=seed, coverage_radius=coverage_radius_of(X),
-                        source=runs.source)
+    model = MixtureModel(targets=targets, objective=objective, pools=list(runs.pools), train_ids=runs.run_ids,
+                         train_weights=X, train_y=y, seed=seed, coverage_radius=coverage_radius_of(X),
+                         source=runs.source)
+    for note in model.baseline_warnings():  # (the objective's own warnings came when it was parsed)
+        warnings.warn(note, MixplanWarning, stacklevel=2)
+    return model
+
+
+_REFIT = "refit the model with 'mixplan fit'"
 
 
 def load_model(directory: str | os.PathLike[str]) -> MixtureModel:
@@ -338,16 +374,11 @@ def load_model(directory: str | os.PathLike[str]) -> MixtureModel:
     meta_path = d / "meta.json"
     if not meta_path.is_file():
         raise ValidationError(f"{d}: not a mixplan model directory (no meta.json); create one with 'mixplan fit'")
-    meta = read_json(meta_path, "a model directory from 'mixplan fit'")
+    meta = read_json(meta_path, "a model directory from 'mixplan fit'", "not a mixplan model description")
     if not isinstance(meta, dict):
         raise ValidationError(f"{meta_path}: not a mixplan model description (a JSON object is expected)")
-    try:
+    with saved_artefact(meta_path, "model description", _REFIT):
         return _model_from_meta(d, meta_path, meta)
-    except ValidationError:
-        raise
-    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-        raise ValidationError(f"{meta_path}: damaged or incomplete ({type(exc).__name__}: {exc}); refit the "
-                              "model with mixplan fit") from exc
 
 
 def _model_from_meta(d: Path, meta_path: Path, meta: dict[str, Any]) -> MixtureModel:
@@ -361,24 +392,33 @@ def _model_from_meta(d: Path, meta_path: Path, meta: dict[str, Any]) -> MixtureM
     for t in meta["targets"]:
         if t["model"] not in PRESETS:
             raise ValidationError(f"{meta_path}: unknown model {t['model']!r}; known: {sorted(PRESETS)}")
-        files = {}
         for name in t["files"]:
             path = d / t["dir"] / name
             if not path.is_file():
                 raise ValidationError(f"{d}: {t['dir']}/{name} is missing; the model directory is incomplete "
                                       "(refit with mixplan fit)")
-            files[name] = path.read_text(encoding="utf-8")
-        reg = MixtureRegressor.from_files(files, t["model"], t.get("params"), meta["random_state"], len(pools))
+        # a damaged regressor file is named (an 'auto' column's several files: their folder)
+        where = d / t["dir"] / (t["files"][0] if len(t["files"]) == 1 else "")
+        with saved_artefact(where, f"{t['model']} regressor", _REFIT):
+            files = {name: (d / t["dir"] / name).read_text(encoding="utf-8") for name in t["files"]}
+            reg = MixtureRegressor.from_files(files, t["model"], t.get("params"), meta["random_state"], len(pools))
+            # Decoded is not usable: arrays of the wrong length or non-finite numbers would only fail (or
+            # answer NaN) at the first prediction, so predict once here, at the uniform mixture.
+            probe = reg.predict(np.full((1, len(pools)), 1.0 / len(pools)))
+            if not np.all(np.isfinite(probe)):
+                raise ValueError(f"it predicts {probe[0]} at the uniform mixture")
         cvd = t["cv"]
-        y = table[t["column"]].to_numpy(dtype=float)
+        with saved_artefact(d / "train_runs.csv", "table of a model's training runs", _REFIT):
+            y = table[t["column"]].to_numpy(dtype=float)
         oof = np.asarray(t["cv_oof"], dtype=float)
         cv = cv_report(oof, y, cvd["n_splits"], cvd["n_repeats"], cvd["seed"],
                      None if t["cv_oof_std"] is None else np.asarray(t["cv_oof_std"], dtype=float))
         targets.append(TargetFit(column=t["column"], regressor=reg, cv=cv))
     y_obj = sum(c * t.cv.y for c, t in zip(objective.coefficients, targets))
+    with saved_artefact(d / "train_runs.csv", "table of a model's training runs", _REFIT):
+        train_ids = table["run_id"].astype(str).tolist()
+        train_weights = table[[f"w_{p}" for p in pools]].to_numpy(dtype=float)
     return MixtureModel(
-        targets=targets, objective=objective, pools=pools,
-        train_ids=table["run_id"].astype(str).tolist(),
-        train_weights=table[[f"w_{p}" for p in pools]].to_numpy(dtype=float),
+        targets=targets, objective=objective, pools=pools, train_ids=train_ids, train_weights=train_weights,
         train_y=np.asarray(y_obj, dtype=float), seed=int(meta["seed"]),
         coverage_radius=float(meta["coverage_radius"]), source=str(meta.get("source", "")))

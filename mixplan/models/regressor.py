@@ -43,7 +43,11 @@ Models are saved without pickle: LightGBM's own text format, JSON for everything
 from __future__ import annotations
 
 import json
+import os
+import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -519,26 +523,32 @@ class MixtureRegressor(RegressorMixin, BaseEstimator):
     @classmethod
     def from_files(cls, files: dict[str, str], model: str, params: dict[str, Any] | None,
                    random_state: int, n_features: int) -> "MixtureRegressor":
-        """Rebuild a fitted regressor from :meth:`to_files` output (raises KeyError for a missing file)."""
+        """Rebuild a fitted regressor from :meth:`to_files` output. Damaged files raise what decoding them
+        trips over (KeyError, ValueError, ...): the reader names the file (``mixplan._io.saved_artefact``)."""
         est = cls(model=model, params=params, random_state=random_state)
         kind = est.kind
         text = files[MODEL_FILES[kind]]
         if kind == "auto":
             doc = json.loads(text)
+            names = doc["candidates"]
+            if not (isinstance(names, list) and all(n in PRESETS and n != "auto" for n in map(str, names))):
+                raise ValueError(f"candidates {names!r} are not a list of models")
             est.candidates_ = {
                 name: cls.from_files({k[len(name) + 1:]: v for k, v in files.items() if k.startswith(name + ".")},
                                      name, None, random_state, n_features)
-                for name in doc["candidates"]}
+                for name in names}
             est.weights_ = {k: float(v) for k, v in doc["weights"].items()}
             est.selection_ = doc["selection"]
         elif kind == "lightgbm":
             import lightgbm as lgb
 
-            est.booster_ = lgb.Booster(model_str=text)
+            _check_tree_offsets(text)
+            with _native_stderr_silenced():
+                est.booster_ = lgb.Booster(model_str=text)
         elif kind == "gp":
             doc = json.loads(text)
-            est.gp_ = fit_gp(np.asarray(doc["F"]), np.asarray(doc["y"]), ard=bool(doc["ard"]),
-                             groups=doc.get("groups"), theta=np.asarray(doc["theta"]))
+            F, y, theta = (np.asarray(doc[k], dtype=float) for k in ("F", "y", "theta"))
+            est.gp_ = fit_gp(F, y, ard=bool(doc["ard"]), groups=doc.get("groups"), theta=theta)
         elif kind == "dml":
             est.law_ = MixingLaw.from_dict(json.loads(text))
         else:
@@ -573,6 +583,42 @@ class MixtureRegressor(RegressorMixin, BaseEstimator):
         if not np.all(np.isfinite(y_arr)):
             raise ValidationError("the target has NaN or infinite values")
         return X_arr, y_arr
+
+
+def _check_tree_offsets(text: str) -> None:
+    """Raise ValueError unless every tree of a LightGBM model string starts where its header's ``tree_sizes`` say.
+
+    LightGBM parses the trees in parallel at those offsets; in a file cut short, or with a byte added or lost,
+    a worker thread fails and aborts the whole process (std::terminate: no exception to catch)."""
+    start = text.find("\nTree=") + 1
+    sizes = re.search(r"^tree_sizes=(.*)$", text[:start] if start else text, re.M)
+    if sizes is None:
+        return  # no offsets: LightGBM reads the trees one after the other, and raises on a bad one
+    pos = start
+    for k, size in enumerate(int(v) for v in sizes.group(1).split()):
+        if not start or not text.startswith(f"Tree={k}\n", pos):
+            raise ValueError(f"tree {k} is not where the header's tree_sizes put it (the file was cut short or "
+                             "edited)")
+        pos += size
+
+
+@contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """LightGBM's C++ core prints "[LightGBM] [Fatal] MSG" to file descriptor 2 before raising MSG as an
+    exception: silenced, so that a rejected model file is said once, in mixplan's one-line error."""
+    try:
+        saved = os.dup(2)
+    except OSError:  # no descriptor 2 (a service without stderr): nothing to silence
+        yield
+        return
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -339,9 +339,11 @@ def _size_labels(sizes: np.ndarray | None, n: int, most: int = 6) -> list[str]:
 
 def law_decision(fit: Mapping[str, Any], target: str) -> tuple[str, list[str], list[tuple[str, pd.DataFrame]]]:
     """The opening of a law fit's report, and its parameter table (value, interval, fixed or at a bound)."""
-    head = (f"The {fit['law']} law fitted to {fit['n_points']} points of {target}: "
-            f"{'converged' if fit['converged'] else 'NOT converged'}.")
-    at_bound = {w.split(" ")[2] for w in fit.get("warnings", []) if " is at its " in w and w.startswith("parameter")}
+    status = ("NOT converged" if not fit["converged"] else
+              "converged, but the runs do not identify its parameters" if fit.get("identified") is False else
+              "converged")
+    head = f"The {fit['law']} law fitted to {fit['n_points']} points of {target}: {status}."
+    at_bound = set(fit.get("at_bound", []))
     table = pd.DataFrame([{"parameter": k, "value": f"{v:.6g}",
                            f"{fit['level']:.0%} interval": "fixed" if k in fit["fixed"] else
                            ("[{:.4g}, {:.4g}]".format(*fit["intervals"][k]) if k in fit["intervals"] else ""),

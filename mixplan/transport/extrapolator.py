@@ -55,7 +55,9 @@ stage-1 half-width. ``OTPrediction.bracketed`` says which predictions carry such
 
 from __future__ import annotations
 
+import io
 import time
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,7 +66,8 @@ from typing import Any
 import numpy as np
 from scipy.stats import spearmanr
 
-from .._io import check_writable, read_json, dumps_json, npz_bytes, write_bytes_atomic, write_text_atomic
+from .._io import (check_writable, dumps_json, npz_bytes, read_json, saved_artefact, write_bytes_atomic,
+                  write_text_atomic)
 from ..data.objective import direction
 from ..exceptions import NotFittedError, ValidationError
 from ..models.intervals import DEFAULT_LEVEL, conformal_quantile, coverage_radius_of, nearest_run
@@ -836,19 +839,29 @@ def load_extrapolator(directory: str | Path) -> OTExtrapolator:
     for p in (meta_path, space_path):
         if not p.is_file():
             raise ValidationError(f"{p} not found: {d} is not a saved OT extrapolator (mixplan ot fit --out DIR)")
-    doc = read_json(meta_path, "a saved OT extrapolator (mixplan ot fit --out DIR)")
-    if not isinstance(doc, dict) or doc.get("format") != "mixplan-ot-extrapolator" or doc.get("format_version") != FORMAT_VERSION:
+    refit = "refit it with 'mixplan ot fit --out DIR'"
+    doc = read_json(meta_path, "a saved OT extrapolator (mixplan ot fit --out DIR)", "not a mixplan OT extrapolator")
+    if not isinstance(doc, dict):
+        raise ValidationError(f"{meta_path}: not a mixplan OT extrapolator (a JSON object is expected); {refit}")
+    if doc.get("format") != "mixplan-ot-extrapolator" or doc.get("format_version") != FORMAT_VERSION:
         raise ValidationError(f"{meta_path}: not a mixplan OT extrapolator of format version {FORMAT_VERSION} "
-                              f"(found {doc.get('format')!r} version {doc.get('format_version')!r}); refit it")
-    try:
-        with np.load(space_path, allow_pickle=False) as z:
+                              f"(found {doc.get('format')!r} version {doc.get('format_version')!r}); {refit}")
+    with saved_artefact(space_path, "OT study's embeddings", refit):
+        if not zipfile.is_zipfile(space_path):  # np.load would take it for a pickle it may not open
+            raise ValueError("not a zip archive of arrays")
+        # from bytes: a damaged archive makes np.load fail with the file it opened left open (a ResourceWarning)
+        with np.load(io.BytesIO(space_path.read_bytes()), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
-    except (OSError, ValueError) as exc:
-        raise ValidationError(f"{space_path}: cannot read the saved embeddings ({exc}); refit") from None
+        X, Y, pool_index = arrays["X"], arrays["Y"], arrays["pool_index"]
+    with saved_artefact(meta_path, "OT extrapolator", refit):
+        return _extrapolator_from(doc, X, Y, pool_index, arrays.get("b"))
+
+
+def _extrapolator_from(doc: dict[str, Any], X: np.ndarray, Y: np.ndarray, pool_index: np.ndarray,
+                       b: np.ndarray | None) -> OTExtrapolator:
     est = OTExtrapolator(**doc["params"], alphas=tuple(doc["alphas"]))
     est.pools_ = list(doc["pools"])
-    est.X_, est.Y_, est.pool_index_ = arrays["X"], arrays["Y"], arrays["pool_index"]
-    est.b_ = arrays.get("b")
+    est.X_, est.Y_, est.pool_index_, est.b_ = X, Y, pool_index, b
     est._prepare_space()
     # measured at fit time and saved in the report (an exact 1,000 x 1,000 solve); only a file without it
     # pays for the measurement again
@@ -862,6 +875,10 @@ def load_extrapolator(directory: str | Path) -> OTExtrapolator:
             np.asarray(f["loo_residuals"], dtype=float), np.asarray(f["weights"], dtype=float),
             np.asarray(f["y"], dtype=float), list(f["run_ids"]),
             np.asarray(f["ot"], dtype=float))  # OT values stored: re-solving every run would cost minutes
+    for size, f in est.stage1_.items():  # decoded is not usable: arrays of mismatched lengths fail only when used
+        fitted = est._stage1(size, f["weights"], f["ot"])
+        if fitted.shape != f["y"].shape or not np.all(np.isfinite(fitted)):
+            raise ValueError(f"its stage-1 fit at {size:g} tokens does not reproduce its own runs")
     est.anchors_ = tuple(float(a) for a in doc["anchors"])
     est.skipped_sizes_ = {float(k): int(v) for k, v in doc.get("skipped_sizes", {}).items()}
     est._derive_from_stage1()

@@ -70,7 +70,8 @@ import numpy as np
 import scipy.sparse as sp
 
 from .._checks import check_number
-from .._io import TABLE_FORMATS, read_json, check_writable, dumps_json, npz_bytes, read_table, write_bytes_atomic, write_text_atomic
+from .._io import (TABLE_FORMATS, check_writable, dumps_json, npz_bytes, read_json, read_table, saved_artefact,
+                  write_bytes_atomic, write_text_atomic)
 from ..exceptions import MixplanError, MixplanWarning, NotFittedError, ValidationError
 
 __all__ = [
@@ -360,14 +361,19 @@ class TextFeaturizer:
     def load(cls, path: str | os.PathLike[str]) -> TextFeaturizer:
         """Read what :meth:`save` wrote (directory, prefix or either file); checks hash, keys, shapes."""
         json_path, meta = _read_meta(path, cls.kind)
+        with saved_artefact(json_path, "saved featurizer", "fit and save the featurizer again"):
+            return cls._from_meta(json_path, meta)
+
+    @classmethod
+    def _from_meta(cls, json_path: Path, meta: dict[str, Any]) -> TextFeaturizer:
         params = meta.get("params")
         if not isinstance(params, dict):
             raise ValidationError(f"{json_path}: missing \"params\"; the file is damaged, save the featurizer again")
         try:
             obj = cls(**params)
-        except TypeError as exc:
+            k, f, _ = obj._validated_params()
+        except (TypeError, ValidationError) as exc:
             raise ValidationError(f"{json_path}: bad \"params\" {params!r}: {exc}") from None
-        k, f, _ = obj._validated_params()
         npz_path = json_path.with_name(str(meta.get("arrays", "")))
         if not meta.get("arrays") or not npz_path.is_file():
             raise ValidationError(f"{npz_path}: the arrays file named in {json_path} is missing; copy both files "
@@ -572,8 +578,14 @@ def _pools_array(values: Any, n: int, where: str) -> np.ndarray:
 
 
 def _np_load(path: Path):
+    with open(path, "rb") as fh:
+        head = fh.read(len(np.lib.format.MAGIC_PREFIX))
+    if head != np.lib.format.MAGIC_PREFIX and not zipfile.is_zipfile(path):  # np.load would try it as a pickle
+        raise ValidationError(f"{path}: not a valid {path.suffix} file (neither a NumPy array nor a zip of arrays); "
+                              "write it with np.save or np.savez")
     try:
-        return np.load(path, allow_pickle=False)
+        # from bytes: a damaged archive makes np.load fail with the file it opened left open (a ResourceWarning)
+        return np.load(io.BytesIO(path.read_bytes()), allow_pickle=False)
     except ValueError as exc:
         raise ValidationError(f"{path}: cannot be read without pickle ({exc}); save plain numeric arrays "
                               "(and pool names as np.array(names, dtype=str))") from exc

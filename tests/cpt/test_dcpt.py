@@ -274,7 +274,7 @@ def test_plan_shows_the_runs_near_the_choice_and_flags_a_law_that_misses_them():
     # the runs travel with the fit; a fit without them plans without evidence
     doc = json.loads(json.dumps(fit.to_dict()))
     assert CPTFit.from_dict(doc).runs == fit.runs
-    with pytest.raises(ValidationError, match="malformed D-CPT fit"):
+    with pytest.raises(ValidationError, match="not a mixplan D-CPT fit"):
         CPTFit.from_dict(doc | {"runs": [1, 2]})
     doc.pop("runs")
     assert plan_cpt(CPTFit.from_dict(doc), tokens=D_plan, max_general_rise=0.03, relative=True).evidence == {}

@@ -77,3 +77,57 @@ def test_objective_column_of_a_plain_table():
     bad = frame.assign(err_b=[0.4, float("nan")])
     with pytest.raises(ValidationError, match=r"t.csv: row 2, column 'err_b': nan is not a finite number"):
         with_objective_column(bad, "err_a + err_b", "t.csv")
+
+
+def _bpb_runs(n=8):
+    """Three bpb columns and their mean as a fourth (as an evaluation harness writes it)."""
+    rng = np.random.default_rng(0)
+    w = rng.dirichlet([1.0, 1.0], size=n)
+    cols = {f"bpb_{k}": 1.0 + rng.random(n) for k in ("code", "news", "reviews")}
+    frame = pd.DataFrame({"run_id": [f"r{i}" for i in range(n)], "w_x": w[:, 0], "w_y": w[:, 1], **cols})
+    return validate_runs(frame.assign(bpb_mean=frame[list(cols)].mean(axis=1)))
+
+
+def test_glob_records_its_columns_and_warns_about_an_aggregate_among_them():
+    import warnings
+
+    from mixplan.data.objective import Objective
+    from mixplan.exceptions import MixplanWarning
+
+    runs = _bpb_runs()
+    with pytest.warns(MixplanWarning, match=r"mean\(bpb_\*\) matched 'bpb_mean', which equals the mean of the other 3 "
+                                            r"matched columns .* leave it out with mean\(bpb_\*, !bpb_mean\)"):
+        obj = parse_objective("mean(bpb_*)", runs)
+    assert obj.matched == (("bpb_*", ("bpb_code", "bpb_news", "bpb_reviews", "bpb_mean")),)
+    assert obj.to_dict()["matched"] == {"bpb_*": ["bpb_code", "bpb_news", "bpb_reviews", "bpb_mean"]}
+    assert Objective.from_dict(obj.to_dict()) == obj
+    assert obj.matched_lines() == ["target mean(bpb_*) matched 4 columns: bpb_code, bpb_news, bpb_reviews, bpb_mean"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", MixplanWarning)  # the exclusion the warning suggests: no warning
+        clean = parse_objective("mean(bpb_*, !bpb_mean)", runs)
+    assert clean.columns == ("bpb_code", "bpb_news", "bpb_reviews")
+    assert np.allclose(clean.values(runs), runs.metric("bpb_mean"))
+    # a sum is an aggregate too; a name saying so with a close correlation is enough
+    summed = runs.frame.assign(bpb_mean=runs.frame[["bpb_code", "bpb_news", "bpb_reviews"]].sum(axis=1))
+    with pytest.warns(MixplanWarning, match="'bpb_mean', which equals the sum of the other 3"):
+        parse_objective("mean(bpb_*)", validate_runs(summed))
+    noisy = runs.frame.assign(bpb_mean=runs.frame["bpb_mean"] * (1 + 1e-3 * np.arange(len(runs))))
+    with pytest.warns(MixplanWarning, match=r"'bpb_mean', which looks like an aggregate \(its name; correlation 0.9"):
+        parse_objective("mean(bpb_*)", validate_runs(noisy))
+    with pytest.raises(ValidationError, match=r"mean\(!bpb_mean\) needs at least one pattern"):
+        parse_objective("mean(!bpb_mean)", runs)
+
+
+def test_objective_that_overflows_is_refused_naming_term_and_row(runs):
+    with pytest.raises(ValidationError, match=r"target '1e400\*loss_a': the coefficient 1e400 of the term "
+                                              r"'1e400\*loss_a' is not a finite number"):
+        parse_objective("1e400*loss_a", runs)
+    with pytest.raises(ValidationError, match=r"the objective overflows on row 1 \(run_id 'a'\) and 1 more row "
+                                              r"\(its term 1e\+308\*loss_b is inf\): the sum of the terms is beyond"):
+        parse_objective("1e308*loss_a + 1e308*loss_b", runs)
+    big = validate_runs(runs.frame.assign(loss_b=[3.0, 1.7e308]))
+    with pytest.raises(ValidationError, match=r"column 'loss_b' is 1.7e\+308 on row 2 \(run_id 'b'\): beyond 1e\+150"):
+        parse_objective("0.5*loss_a + 0.5*loss_b", big)
+    inf = runs.frame.assign(loss_b=[3.0, np.inf])  # a non-finite column is refused as it is read
+    with pytest.raises(ValidationError, match=r"row 2 \(run_id 'b'\), column 'loss_b': inf is not a finite number"):
+        parse_objective("loss_a + loss_b", validate_runs(inf))

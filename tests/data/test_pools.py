@@ -94,3 +94,17 @@ def test_from_names_marks_token_counts_unknown():
     pools = PoolSet.from_names(["a", "b"])
     assert not pools.tokens_known
     assert pools.names == ["a", "b"]
+
+
+@pytest.mark.parametrize("value, message", [
+    ("1e308", r"field 'tokens': 1e\+308 must be < 1e\+16 \(more than any corpus holds"),
+    ("1e16", r"field 'tokens': 1e\+16 must be < 1e\+16"),
+    ("inf", r"field 'tokens': inf is not a finite number"),
+    ("-inf", r"field 'tokens': -inf is not a finite number"),
+])
+def test_pool_size_beyond_any_corpus_is_refused(tmp_path, value, message):
+    path = write(tmp_path, f"[pools.a]\ntokens = 1\n[pools.web]\ntokens = {value}\n")
+    with pytest.raises(ValidationError, match=message) as info:
+        load_pools(path)
+    assert f"{path}: pool 'web'" in str(info.value)
+    assert load_pools(write(tmp_path, "[pools.a]\ntokens = 9.9e15\n")).tokens.tolist() == [9.9e15]

@@ -189,3 +189,19 @@ def test_olmix_layout(tmp_path):
     assert runs.pools == ["web", "code"]
     assert runs.run_ids == ["exp-0000", "exp-0001"]
     assert runs.metric("arc:rc::olmes").tolist() == [1.0, 1.5]
+
+
+@pytest.mark.parametrize("rows, renormalize, message", [
+    ([dict(BASE[0], w_a=1e308), BASE[1]], False,
+     r"row 1 \(run_id 'r1'\), column 'w_a': weight 1e\+308 is above 1; weights are shares in \[0, 1\]"),
+    ([dict(BASE[0], w_a=1e308, w_b=1e308), BASE[1]], True,
+     r"row 1 \(run_id 'r1'\), column 'w_a': weight 1e\+308 makes the row's sum overflow"),
+    ([BASE[0], dict(BASE[1], w_a=0.0, w_b=0.0)], True,
+     r"row 2 \(run_id 'r2'\): all weights are 0 \(columns w_a, w_b\)"),
+])
+def test_weights_beyond_a_share_or_summing_to_nothing_are_refused(tmp_path, rows, renormalize, message):
+    with pytest.raises(ValidationError, match=message) as info:
+        read_runs(table(tmp_path, rows), renormalize=renormalize)
+    assert str(tmp_path / "runs.csv") in str(info.value) and "\n" not in str(info.value)
+    assert read_runs(table(tmp_path, [dict(BASE[0], w_a=30, w_b=70), BASE[1]]), renormalize=True).weights[0].tolist() \
+        == pytest.approx([0.3, 0.7])  # counts or percentages are fine with --renormalize

@@ -26,3 +26,17 @@ def test_value_of_repeated_data_table():
     epochs = np.array([2, 4, 8, 16, 40, 100.0])
     ratio = effective_data(epochs, 1.0, DATABLATIONS["R_D_star"]) / epochs
     assert np.round(ratio, 3).tolist() == [0.984, 0.931, 0.828, 0.661, 0.379, 0.164]
+
+
+def test_effective_data_with_a_huge_r_star_is_the_data_itself():
+    """R* -> infinity: repeated tokens lose nothing, D' = D; R* = 1e308 once overflowed to nan (the fuzz
+    corpus found it through a plan config's r_star)."""
+    import numpy as np
+
+    from mixplan.laws.data_constrained import effective_data
+
+    D, U = np.array([1e6, 4e6, 1e9]), np.full(3, 1e6)
+    with np.errstate(all="raise"):
+        huge = effective_data(D, U, 1e308)
+    assert np.allclose(huge, D, rtol=1e-12)
+    assert np.allclose(effective_data(D, U, 1e12), D, rtol=1e-5)  # continuous in R*

@@ -205,3 +205,46 @@ def test_starts_where_the_law_is_undefined_are_skipped():
             fit_law(nowhere, {"x": x}, 4 - 0.5 * x, n_bootstrap=0)
     with pytest.raises(ValidationError, match=r"interval level: 1.5 must be in \(0, 1\)"):
         fit_law(law, {"x": x}, 4 - 0.5 * x, level=1.5)
+
+
+def test_what_the_runs_support_is_part_of_the_fit():
+    # Issue 23: text cells name their column and row; copies of too few points are refused; a fit
+    # records the runs' range and whether the runs identify it; warnings name parameters as the table does.
+    N, D, L = _sampled(lambda N, D: chinchilla_loss(N, D, **PUBLISHED["hoffmann"]), 3, 0)
+    text = L.astype(object)
+    text[6] = "n/a"
+    with pytest.raises(ValidationError, match=r"runs: column 'bpb', row 7: 'n/a' is not a number"):
+        fit_law(CHINCHILLA, {"params": N, "tokens": D}, text, target="bpb")
+    with pytest.raises(ValidationError, match=r"runs: the loss, row 7: 'n/a' is not a number"):
+        fit_law(CHINCHILLA, {"params": N, "tokens": D}, text)
+    two = np.arange(24) % 2  # 24 runs that are copies of 2 points
+    with pytest.raises(ValidationError, match=r"the 24 runs hold 2 distinct \(params, tokens\) points; the "
+                                              r"chinchilla law's 5 parameters need at least 5 distinct points"):
+        fit_law(CHINCHILLA, {"params": N[two], "tokens": D[two]}, L[two])
+    fit = fit_law(CHINCHILLA, {"params": N, "tokens": D}, L, n_bootstrap=0)
+    assert fit.identified and fit.at_bound == () and not fit.warnings
+    assert fit.fitted_range["params"] == pytest.approx((N.min(), N.max()))
+    assert fit.fitted_range["params_x_tokens"] == pytest.approx(((N * D).min(), (N * D).max()))
+    sizes = np.geomspace(1e7, 3e9, 24)  # every run at one budget
+    one_budget = fit_law(CHINCHILLA, {"params": sizes, "tokens": np.full(24, 1e10)},
+                         chinchilla_loss(sizes, 1e10, **PUBLISHED["hoffmann"]) * (1 + 1e-3 * np.sin(np.arange(24))),
+                         n_bootstrap=0)
+    assert not one_budget.identified and "NOT identify" in one_budget.report()
+    assert any("they leave B (b = log B), E (e = log E), beta free" in w for w in one_budget.warnings)
+
+
+def test_budget_extrapolation_sentences():
+    from mixplan.laws.budget import extrapolation
+
+    doc = {"law": "chinchilla", "params": {}, "fitted_range": {"params": [2.6e5, 4e6], "tokens": [1e7, 1e9],
+                                                               "params_x_tokens": [2.6e12, 4e15]}}
+    notes = extrapolation(doc, params=3.1e9, tokens=5e8, flops=1e22)
+    assert notes == ["extrapolation: N = 3.1e+09 is 775x the largest fitted N (4e+06)",
+                     "extrapolation: C = 1e+22 is 4.17e+05x the largest fitted run's compute 6 N D (2.4e+16)"]
+    assert extrapolation(doc, params=1e5, tokens=5e8) == [
+        "extrapolation: N = 1e+05 is 2.6x below the smallest fitted N (2.6e+05)"]
+    assert extrapolation("hoffmann", params=1e12, tokens=1e12) == []  # published: its paper's range
+    old = {"law": "chinchilla", "params": {}}
+    assert "range of runs is unknown" in extrapolation(old, params=1e9, tokens=1e9)[0]
+    with pytest.raises(ValidationError, match=r"fit.json: fitted_range for D is \[0, 1\], not \[min, max\]"):
+        extrapolation(doc | {"fitted_range": {"tokens": [0, 1]}}, params=1.0, tokens=1.0, where="fit.json")

@@ -102,7 +102,7 @@ def test_the_cli_plans_with_repetition_where_the_caps_cannot_be_met(synthetic, t
     _, runs, manifest = synthetic
     argv = ["plan", "--runs", str(runs), "--pools", str(manifest), "--target", "loss", "--model", "ridge",
             "--tokens", "1e8", "--candidates", "2000"]
-    assert main(argv) == 2 and "the caps add up to 0.6 < 1" in capsys.readouterr().err
+    assert main(argv) == 3 and "the caps add up to 0.6 < 1" in capsys.readouterr().err
     assert main(argv + ["--r-star", "15.4", "--json"]) == 0
     doc = json.loads(capsys.readouterr().out)
     assert "hard_cap" not in doc["mixtures"] and "the caps add up" in doc["repetition"]["hard_caps_unmet"]

@@ -203,7 +203,8 @@ def test_cli_next_writes_design_deterministically(capsys, files):
 @pytest.mark.parametrize("argv, message", [
     (["--out", "{tmp}/d"], "give exactly one of --n N"),
     (["--n", "4", "--next", "2", "--out", "{tmp}/d"], "give exactly one of --n N"),
-    (["--next", "0", "--runs", "{runs}", "--target", "loss", "--out", "{tmp}/d"], "--next must be at least 1, got 0"),
+    (["--next", "0", "--runs", "{runs}", "--target", "loss", "--out", "{tmp}/d"],
+     "argument --next: 0 is not an integer in [1, 10000]"),
     (["--next", "2", "--target", "loss", "--out", "{tmp}/d"], "--next needs --runs RUNS"),
     (["--next", "2", "--runs", "{runs}", "--out", "{tmp}/d"], "--next needs --target SPEC"),
     (["--n", "4", "--target", "loss", "--model", "gp", "--out", "{tmp}/d"],
@@ -215,7 +216,7 @@ def test_cli_next_writes_design_deterministically(capsys, files):
      "pinned weight of 'p0' is 2.0"),
     (["--next", "2", "--runs", "{runs}", "--target", "loss", "--prefix", "a/b", "--out", "{tmp}/d"],
      "prefix 'a/b' is not allowed"),
-    (["--next", "x", "--out", "{tmp}/d"], "argument --next: 'x' is not a finite integer"),
+    (["--next", "x", "--out", "{tmp}/d"], "argument --next: 'x' is not an integer in [1, 10000]"),
 ])
 def test_cli_errors_are_one_line_exit_2(capsys, files, argv, message):
     runs, manifest, tmp = files

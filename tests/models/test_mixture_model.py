@@ -140,7 +140,7 @@ def test_load_errors(tmp_path, synthetic):
     with pytest.raises(ValidationError, match="format_version 99 is not 2; refit"):
         load_model(tmp_path / "m")
     (tmp_path / "m" / "meta.json").write_text(json.dumps({k: v for k, v in meta.items() if k != "pools"}))
-    with pytest.raises(ValidationError, match=r"damaged or incomplete \(KeyError: 'pools'\)"):
+    with pytest.raises(ValidationError, match=r"not a mixplan model description \(missing 'pools'\)"):
         load_model(tmp_path / "m")
     (tmp_path / "m" / "meta.json").write_text(json.dumps(meta))
     (tmp_path / "m" / "target0" / "ridge.json").unlink()
