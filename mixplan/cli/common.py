@@ -13,11 +13,12 @@ from typing import Any
 from .._io import dumps_json
 from ..exceptions import ValidationError
 
-__all__ = ["COUNT", "EXIT_ERROR", "EXIT_INFEASIBLE", "FINITE", "LEVEL", "NONNEGATIVE_COUNT", "Number", "WORKERS", "BOOTSTRAP",
-           "OUTPUT_OPTIONS", "POSITIVE", "Parser", "SEED", "UsageError", "non_empty", "output_path", "state_ranges",
-           "add_common", "add_fit_options", "add_rounding_options", "add_report_option", "add_runs_options", "emit",
-           "report_path", "fit_from_args", "load_pools", "load_runs", "parse_budget_range", "parse_named_numbers",
-           "jobs_of", "parse_where", "progress", "read_table_where", "working", "beside_bars"]
+__all__ = ["BOOTSTRAP", "COUNT", "EXIT_ERROR", "EXIT_INFEASIBLE", "FINITE", "LEVEL", "MAX_WEIGHTS",
+           "NONNEGATIVE_COUNT", "Number", "OUTPUT_OPTIONS", "POSITIVE", "Parser", "SEED", "UsageError", "WORKERS",
+           "add_common", "add_fit_options", "add_report_option", "add_rounding_options", "add_runs_options",
+           "beside_bars", "check_weights_size", "emit", "fit_from_args", "jobs_of", "load_pools", "load_runs",
+           "non_empty", "output_path", "parse_budget_range", "parse_named_numbers", "parse_where", "progress",
+           "read_table_where", "report_path", "state_ranges", "working"]
 
 #: Exit codes (README's table): 2 = the input is wrong; 3 = the input is valid but admits no plan (floors,
 #: caps, pins or the data available cannot be met together), so a script can tell "fix the call" from
@@ -96,7 +97,17 @@ NONNEGATIVE_COUNT = Number(int, 0)
 #: Counts of work with an upper bound, so that a typo (an extra digit, 2**70) is refused at once instead of
 #: running for days or failing deep inside with an overflow: parallel workers, bootstrap refits.
 WORKERS = Number(int, 1, 1024)
-BOOTSTRAP = Number(int, 0, 100_000)
+BOOTSTRAP = Number(int, 0, 10_000)  # percentile intervals are stable well before 10,000 refits
+#: Mixture weights a search holds at once at most (candidates x pools): 2e8 floats, 1.6 GB.
+MAX_WEIGHTS = 200_000_000
+
+
+def check_weights_size(rows: int, n_pools: int, flag: str) -> None:
+    """Refuse ``rows`` mixtures of ``n_pools`` pools beyond :data:`MAX_WEIGHTS`, before the memory is asked for."""
+    if rows * n_pools > MAX_WEIGHTS:
+        raise ValidationError(f"{flag} {rows} x {n_pools} pools is {rows * n_pools:.3g} weights "
+                              f"({rows * n_pools * 8 / 1e9:.3g} GB), beyond the {MAX_WEIGHTS:.0e} a search holds at "
+                              f"once; use {flag} {MAX_WEIGHTS // n_pools} or fewer")
 FINITE = Number(float)
 
 

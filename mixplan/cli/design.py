@@ -19,7 +19,9 @@ HELP = ("design proxy runs: a RegMix-style swarm with floors and caps (--n), or 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--pools", required=True, metavar="POOLS", help="pool manifest (TOML)")
-    p.add_argument("--n", type=Number(int, 1, 1_000_000), metavar="N", help="design a random swarm of N proxy runs (RegMix-style)")
+    # At most 10,000: every run is a file to write and, at 20,000, design takes ~20 s (proxy swarms are hundreds)
+    p.add_argument("--n", type=Number(int, 1, 10_000), metavar="N",
+                   help="design a random swarm of N proxy runs (RegMix-style)")
     p.add_argument("--next", type=Number(int, 1, 10_000), metavar="K",
                    help="propose the K runs with the largest batch expected improvement under a model fitted to "
                         "--runs (needs --runs and --target; see mixplan.mixture.sequential)")

@@ -47,7 +47,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--budget", metavar="N1,N2,...", help="budgets (samples or tokens seen, the law's unit), e.g. "
                    "1e8,1e9")
     g.add_argument("--budget-range", metavar="LO:HI", help="a log-spaced grid of budgets from LO to HI")
-    g.add_argument("--budget-steps", type=Number(int, 2, 10_000), default=50, metavar="K", help="points of --budget-range (default 50)")
+    g.add_argument("--budget-steps", type=Number(int, 2, 10_000), default=50, metavar="K",
+                   help="points of --budget-range (default 50)")
     g.add_argument("--objective", choices=["effective_utility", "effective_data"],
                    help="QQT law: repetition decays the utility (exponent) or the sample count (default: the "
                         "fit's, else the manifest's law.objective)")
@@ -62,7 +63,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "weighted sum such as 'mean(err_*)'")
     f.add_argument("--free", metavar="a,d", help="also choose the shared a and/or d by a grid scan "
                    "(default: fixed, from the manifest's law table or the authors' values)")
-    f.add_argument("--bootstrap", type=BOOTSTRAP, default=200, help="bootstrap refits per bucket for the intervals (200)")
+    f.add_argument("--bootstrap", type=BOOTSTRAP, default=200,
+                   help="bootstrap refits per bucket for the intervals (200)")
     s = p.add_argument_group("bucket real scores")
     s.add_argument("--bucket-scores", metavar="FILE", help="table of documents (CSV, TSV, Parquet, JSONL, or a "
                    "datasets .arrow file) with a score column")

@@ -4,12 +4,14 @@ cpt fit|plan | ot fit|predict|select | scan | export | runs import | report.
 Every command takes ``--json`` (one JSON document on stdout instead of the table); those with anything
 random take ``--seed``.
 Errors are one line on stderr with exit code 2 (3 when valid input admits no feasible plan: see
-:data:`EXIT_INFEASIBLE`; ``--debug`` shows the traceback), warnings one line each (``mixplan: warning: ...``); outputs are
-written atomically and never replace an existing file without ``--force``.
+:data:`EXIT_INFEASIBLE`; ``--debug`` shows the traceback); warnings are one line each (``mixplan: warning:
+...``), shown once the command has finished (a failed one shows only its error); outputs are written
+atomically and never replace an existing file without ``--force``.
 
 Each command is a module of this package with ``HELP``, ``add_arguments(parser)`` and ``run(args)``
 (optionally ``COMMON_OPTIONS = False`` when its options live on subcommands, ``SEEDED = False`` when
-nothing in it is random, so it offers no ``--seed``, and ``PARSER_DEFAULTS``); :data:`COMMANDS` lists them in the order ``--help`` shows.
+nothing in it is random, so it offers no ``--seed``, and ``PARSER_DEFAULTS``); :data:`COMMANDS` lists
+them in the order ``--help`` shows.
 """
 
 from __future__ import annotations
@@ -19,14 +21,13 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
-from typing import Any
 
 from .._version import __version__
 from ..exceptions import InfeasibleError, MixplanError, MixplanWarning
 from . import budget, cpt, design, export, filter, fit, laws, ot, plan, predict, report, runs, scan, validate
-from .common import EXIT_ERROR, EXIT_INFEASIBLE, Parser, UsageError, add_common, beside_bars, state_ranges, working
+from .common import EXIT_ERROR, EXIT_INFEASIBLE, Parser, UsageError, add_common, state_ranges, working
 
-__all__ = ["COMMANDS", "build_parser", "format_warning", "main"]
+__all__ = ["COMMANDS", "build_parser", "format_warning", "main", "show_warnings"]
 
 COMMANDS: dict[str, ModuleType] = {
     "validate": validate, "fit": fit, "predict": predict, "plan": plan, "laws": laws, "budget": budget,
@@ -63,18 +64,32 @@ def format_warning(message: Warning | str, category: type[Warning], filename: st
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
-    with warnings.catch_warnings():
-        if not debug:
+    # Warnings are held until the command ends: a failed command says one line, its error (a warning on the
+    # way there would only be a second line, often about the same fault); a finished one shows each once.
+    with warnings.catch_warnings(record=True) as caught:
+        # Each distinct one once per place (a loop's thousand overflows is one); the filters in force at the
+        # caller choose among them when they are issued again.
+        warnings.simplefilter("default")
+        code = _main(argv, debug)
+    if code == 0 or debug:
+        show_warnings(caught, one_line=not debug)
+    return code
+
+
+def show_warnings(caught: Sequence[warnings.WarningMessage], one_line: bool = True) -> None:
+    """Issue ``caught`` again, each distinct one once, under the filters in force (so that a caller recording
+    warnings, like pytest, still sees them), printed by :func:`format_warning` when ``one_line``."""
+    formatwarning = warnings.formatwarning  # catch_warnings puts back showwarning, not formatwarning
+    try:
+        if one_line:
             warnings.formatwarning = format_warning
-            if sys.stderr.isatty():  # a warning printed while a progress line shows: beside it, not over it
-                warnings.showwarning = _show_beside_bars
-        return _main(argv, debug)
-
-
-def _show_beside_bars(message: Warning | str, category: type[Warning], filename: str, lineno: int,
-                      file: Any = None, line: str | None = None) -> None:
-    with beside_bars():
-        (file or sys.stderr).write(warnings.formatwarning(message, category, filename, lineno, line))
+        seen = set()
+        for w in caught:
+            if (w.category, str(w.message)) not in seen:
+                seen.add((w.category, str(w.message)))
+                warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    finally:
+        warnings.formatwarning = formatwarning
 
 
 def _main(argv: list[str], debug: bool) -> int:

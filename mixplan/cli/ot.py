@@ -39,8 +39,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="text: hashing + TF-IDF + SVD (default); minilm: sentence embeddings (extra 'embeddings'); "
                         "vectors: the files hold vectors already")
     f.add_argument("--vector-column", metavar="COL", help="with --features vectors: the vector column (or 'v*')")
-    f.add_argument("--components", type=Number(int, 1, 4096), default=64, help="SVD dimensions of the text features (64)")
-    f.add_argument("--per-pool", type=Number(int, 1, 10_000_000), metavar="N", help="at most N revealed samples per pool (demo: 200)")
+    f.add_argument("--components", type=Number(int, 1, 4096), default=64,
+                   help="SVD dimensions of the text features (64)")
+    f.add_argument("--per-pool", type=Number(int, 1, 10_000_000), metavar="N",
+                   help="at most N revealed samples per pool (demo: 200)")
     f.add_argument("--check-runs", metavar="RUNS",
                    help="runs at one size above the fitted ones: calibrate stage 2 for curvature (shift + wider "
                         "intervals growing as s(s-1))")
@@ -75,7 +77,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     se.add_argument("--tokens", type=POSITIVE, required=True, metavar="N", help="training size to select for")
     se.add_argument("--pools", metavar="POOLS", help="manifest: floors, caps and availability at --tokens")
     se.add_argument("--pin", action="append", default=[], metavar="POOL=W", help="fix a pool's weight")
-    se.add_argument("--max-iter", type=Number(int, 1, 1_000_000), default=100, help="projected-gradient iterations at most (100)")
+    se.add_argument("--max-iter", type=Number(int, 1, 1_000_000), default=100,
+                    help="projected-gradient iterations at most (100)")
     se.add_argument("--time-limit", type=POSITIVE, metavar="S", help="stop the descent after S seconds")
     se.add_argument("--out", metavar="SELECTION.json")
     se.add_argument("--report", metavar="FILE", help="also write an offline HTML report: the selected mixture against "

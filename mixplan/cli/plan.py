@@ -16,7 +16,7 @@ from ..exceptions import InfeasibleError, MixplanWarning, ValidationError
 from .common import (add_fit_options, add_report_option, add_rounding_options, add_runs_options, bucket_space, emit,
                      fit_from_args, load_pools, load_runs, parse_budget_range, parse_named_numbers, read_other_runs,
                      report_path)
-from .common import FINITE, LEVEL, SEED, Number, POSITIVE
+from .common import FINITE, LEVEL, SEED, Number, POSITIVE, check_weights_size
 
 HELP = "recommend a mixture for the big run"
 
@@ -64,7 +64,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also apply the manifest's max_epochs caps to the repetition-aware search")
     p.add_argument("--budget-range", metavar="LO:HI",
                    help="sweep the target budget (tokens) from LO to HI; writes budget_sweep.csv with --out")
-    p.add_argument("--budget-steps", type=Number(int, 2, 10_000), metavar="K", help="budgets in the sweep, log-spaced (default 9)")
+    p.add_argument("--budget-steps", type=Number(int, 2, 10_000), metavar="K",
+                   help="budgets in the sweep, log-spaced (default 9)")
     add_rounding_options(p)
     add_report_option(p)
     p.add_argument("--ot", metavar="DIR", help="an OT extrapolator study (mixplan ot fit --out DIR): add its optimum "
@@ -74,8 +75,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "the OT optimum) or size (regressor + the OT extrapolator's change from the runs' size to "
                         "the target)")
     p.add_argument("--pin", action="append", default=[], metavar="POOL=W", help="fix a pool's weight (repeatable)")
-    p.add_argument("--candidates", type=Number(int, 1, 2_000_000), default=20_000, help="Dirichlet candidates to score (default 20000)")
-    p.add_argument("--top-k", type=Number(int, 1, 2_000_000), default=128, help="best candidates averaged (default 128, as RegMix)")
+    p.add_argument("--candidates", type=Number(int, 1, 2_000_000), default=20_000,
+                   help="Dirichlet candidates to score (default 20000)")
+    p.add_argument("--top-k", type=Number(int, 1, 2_000_000), default=128,
+                   help="best candidates averaged (default 128, as RegMix)")
     p.add_argument("--level", type=LEVEL, default=0.9, help="interval level (default 0.9)")
     p.add_argument("--out", metavar="DIR", help="write plan.json and candidates.csv here")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
@@ -159,6 +162,7 @@ def run(args: argparse.Namespace) -> int:
     pools, layout = bucket_space(args, pools)
     runs, other_budgets = _split_budgets(load_runs(args, pools))
     pools = pools or PoolSet.from_names(runs.pools)
+    check_weights_size(args.candidates, len(pools), "--candidates")
     from ..simplex import build_constraints
 
     pins = parse_named_numbers(args.pin)

@@ -214,6 +214,12 @@ def _runs_from_doc(runs: Any) -> dict[str, list[float]] | None:
     if len({len(v) for v in cols.values()}) != 1 or not {"row", "tokens", "ratio", "general", "domain"} <= set(cols) \
             or not cols["row"]:
         raise ValueError("runs: columns row, tokens, ratio, general, domain of equal, non-zero length expected")
+    bad = next((k for k, v in cols.items() if not np.all(np.isfinite(v))), None)
+    if bad is not None:  # the nearest run is found by distances (on log sizes): a NaN matches nothing
+        raise ValueError(f"runs: column {bad!r} holds a value that is not a finite number")
+    bad = next((k for k in ("params", "tokens") if k in cols and min(cols[k]) <= 0), None)
+    if bad is not None or not all(0 <= r <= 1 for r in cols["ratio"]):
+        raise ValueError(f"runs: column {bad or 'ratio'!r} holds a value out of range (sizes > 0, ratios in [0, 1])")
     return cols
 
 

@@ -313,9 +313,9 @@ def validate_runs(frame: pd.DataFrame, pools: PoolSet | None = None, *, renormal
     zero = np.flatnonzero(sums <= 0)
     if zero.size:
         i = int(zero[0])
+        shown = ", ".join(cols) if len(cols) <= 6 else f"{cols[0]}, ..., {cols[-1]}"
         raise ValidationError(f"{source}: row {rownum[i]} (run_id {frame['run_id'].iloc[i]!r}): all weights are 0 "
-                              f"(columns {', '.join(cols) if len(cols) <= 6 else f'{cols[0]}, ..., {cols[-1]}'}); a run trains on some pool: fix its weights or drop "
-                              "the run")
+                              f"(columns {shown}); a run trains on some pool: fix its weights or drop the run")
     off = np.flatnonzero(np.abs(sums - 1.0) > SUM_TOLERANCE)
     if off.size and not renormalize:
         i = int(off[0])

@@ -404,7 +404,8 @@ def _model_from_meta(d: Path, meta_path: Path, meta: dict[str, Any]) -> MixtureM
             reg = MixtureRegressor.from_files(files, t["model"], t.get("params"), meta["random_state"], len(pools))
             # Decoded is not usable: arrays of the wrong length or non-finite numbers would only fail (or
             # answer NaN) at the first prediction, so predict once here, at the uniform mixture.
-            probe = reg.predict(np.full((1, len(pools)), 1.0 / len(pools)))
+            with np.errstate(all="ignore"):  # a damaged number's overflow is reported as the line below, once
+                probe = reg.predict(np.full((1, len(pools)), 1.0 / len(pools)))
             if not np.all(np.isfinite(probe)):
                 raise ValueError(f"it predicts {probe[0]} at the uniform mixture")
         cvd = t["cv"]

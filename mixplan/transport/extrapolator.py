@@ -808,7 +808,6 @@ class OTExtrapolator:
         d = Path(directory)
         paths = [d / MODEL_FILE, d / SPACE_FILE]
         check_writable(paths, force)
-        d.mkdir(parents=True, exist_ok=True)
         params = {k: getattr(self, k) for k in ("method", "reg", "metric", "offset_squares", "size_space", "level",
                                                 "max_extrapolation", "maximize", "numItermax")}
         doc = {"format": "mixplan-ot-extrapolator", "format_version": FORMAT_VERSION, "params": params,
@@ -825,9 +824,12 @@ class OTExtrapolator:
         arrays = {"X": self.X_, "Y": self.Y_, "pool_index": self.pool_index_.astype(np.int64)}
         if self.b_ is not None:
             arrays["b"] = self.b_
-        # fixed zip timestamps (np.savez stamps the current time): the same fit gives byte-identical files
-        write_bytes_atomic(paths[1], npz_bytes(arrays), force=force)
-        write_text_atomic(paths[0], dumps_json(doc), force=force)
+        # Both files' contents first (dumps_json refuses a non-finite number): a refusal leaves no folder behind.
+        # Fixed zip timestamps (np.savez stamps the current time): the same fit gives byte-identical files.
+        text, data = dumps_json(doc), npz_bytes(arrays)
+        d.mkdir(parents=True, exist_ok=True)
+        write_bytes_atomic(paths[1], data, force=force)
+        write_text_atomic(paths[0], text, force=force)
         return paths
 
 

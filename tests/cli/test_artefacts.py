@@ -121,6 +121,7 @@ CASES = {
     "law-bootstrap-string": (".", "law.json", key("bootstrap", "x"), LAW),
     "law-bootstrap-ragged": (".", "law.json", key("bootstrap", [[1, 2], [3]]), LAW),
     "law-level-string": (".", "law.json", key("level", "high"), LAW),
+    "law-alpha-zero": (".", "law.json", key("params.alpha", 0), LAW),  # decodes, then divides by zero
     # a D-CPT fit (cpt fit --out) read by cpt plan
     "cpt-binary": (".", "cpt.json", binary, CPT),
     "cpt-list": (".", "cpt.json", edit(lambda doc: [doc]), CPT),
@@ -130,6 +131,9 @@ CASES = {
     "cpt-no-domain": (".", "cpt.json", key("domain"), CPT),
     "cpt-epsilon-zero": (".", "cpt.json", key("domain.params.epsilon", 0), CPT),  # decodes, then divides by 0
     "cpt-runs-empty": (".", "cpt.json", edit(lambda doc: doc | {"runs": {k: [] for k in doc["runs"]}}), CPT),
+    "cpt-runs-negative-size": (".", "cpt.json", key("runs.tokens.0", -1e308), CPT),
+    "cpt-runs-nan": (".", "cpt.json", edit(lambda doc: doc | {"runs": doc["runs"] | {"ratio": [float("nan")] * len(
+        doc["runs"]["ratio"])}}), CPT),
     "cpt-params-list": (".", "cpt.json", key("domain.params", [1, 2]), CPT),
     # a filter fit (filter --runs --out) read by filter --fit
     "filter-fit-binary": ("filter", "FIT.json", binary, FILTER),
@@ -204,7 +208,8 @@ def test_lightgbm_rejecting_a_model_file_is_said_once(made, tmp_path, capfd, dam
     capfd.readouterr()
     code = main(MODEL[:1] + [str(tmp_path / "m")] + [a.format(tmp=tmp_path) for a in MODEL[2:]])
     err = capfd.readouterr().err
-    assert code == 2 and err.count("\n") == 1 and err.startswith(f"mixplan: error: {model}: not a mixplan lightgbm"), err
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"mixplan: error: {model}: not a mixplan lightgbm"), err
 
 
 @pytest.mark.parametrize("change", [{"n_used": "many"}, {"idf_unseen": [1]}, {"params": {"n_components": "x"}}])

@@ -111,8 +111,8 @@ def study(tmp_path_factory) -> Path:
     docs.mkdir()
     for pool, words in {"alpha": "one two three", "beta": "four five six seven"}.items():
         (docs / f"{pool}.jsonl").write_text("".join(json.dumps({"text": f"{words} {i}"}) + "\n" for i in range(20)))
-    (s / "scan.toml").write_text("".join(f'[pools.{p}]\n[pools.{p}.source]\ntype = "files"\npaths = ["docs/{p}.jsonl"]\n'
-                                         for p in ("alpha", "beta")))
+    (s / "scan.toml").write_text("".join(f'[pools.{p}]\n[pools.{p}.source]\ntype = "files"\n'
+                                         f'paths = ["docs/{p}.jsonl"]\n' for p in ("alpha", "beta")))
     PRISTINE[s] = _snapshot(s)
     return s
 
@@ -156,7 +156,7 @@ def check_case(kind: str, command: str, argv: list[str], case: Path, outcomes) -
             warnings.showwarning = _print_warning
             code = main(argv)
     except _Hung:
-        problem = "hung"
+        problem, detail = "hung", f"still running after {CASE_SECONDS} s"
     except SystemExit as exc:  # argparse's --help or --version: exit 0
         code = exc.code
     except BaseException:  # noqa: BLE001 -- any exception escaping main() is the failure this corpus hunts
@@ -223,8 +223,10 @@ def _options(command: str) -> list[tuple[str, int]]:
 
 
 OPTIONS = {c: _options(c) for c in BASE}
+#: Integers from 101 to 100,000 are left out: valid counts of work there (--bootstrap 1307) are slow, not
+#: malformed, and would read as hangs; NASTY holds the edges of every range.
 values = st.one_of(st.sampled_from(NASTY), st.text(max_size=6), st.floats().map(repr),
-                   st.integers(-2 ** 40, 2 ** 40).map(str))
+                   st.integers(-2 ** 40, 2 ** 40).filter(lambda v: not 100 < v <= 100_000).map(str))
 
 
 @fuzz_settings(220)
@@ -369,7 +371,8 @@ def test_damaged_plan_configs(study, outcomes, data):
     with _case_dir() as case:
         config = case / "plan.toml"
         text = (study / "plan.toml").read_text()
-        text = text.replace('"runs.csv"', f'"{study / "runs.csv"}"').replace('"pools.toml"', f'"{study / "pools.toml"}"')
+        for name in ("runs.csv", "pools.toml"):  # the config is in the case's folder, the files in the study
+            text = text.replace(f'"{name}"', f'"{study / name}"')
         for _ in range(data.draw(st.integers(1, 2), label="keys")):
             key = data.draw(st.sampled_from(PLAN_KEYS), label="key")
             value = data.draw(st.sampled_from(TOML_VALUES + ["{ wiki = -1 }", "{ wiki = nan }", '{ split = 1 }']),
