@@ -19,6 +19,9 @@ A pool manifest is a TOML file with one table per pool::
     type = "files"                  # "files", "datasets" or "package"
     paths = ["data/wiki/*.jsonl"]
 
+A pool may be made from another pool's text (``kind = "rewritten"`` or ``"synthetic"``, ``derived_from``,
+``from_buckets`` / ``from_fraction`` / ``from_tokens``): see :mod:`mixplan.data.derived`.
+
 A pool may also be cut into quality buckets by a document score (``score``, ``buckets`` or
 ``cutoffs`` or ``[[pools.NAME.bucket]]`` tables, ``[pools.NAME.law]``, and ``samples``, the pool's
 document count); see :mod:`mixplan.data.buckets` for the form and :mod:`mixplan.filtering` for what
@@ -41,6 +44,7 @@ import numpy as np
 from .._io import read_toml
 from .._checks import NAME_PATTERN, check_number
 from .buckets import BUCKET_POOL_KEYS, BucketSpec, parse_buckets
+from .derived import DERIVED_KEYS, Derivation, check_derivations, parse_derivation
 from ..exceptions import ValidationError
 
 __all__ = ["Pool", "PoolSet", "load_pools", "DEFAULT_MAX_EPOCHS", "MAX_POOL_SIZE"]
@@ -53,7 +57,7 @@ DEFAULT_MAX_EPOCHS = 4.0
 MAX_POOL_SIZE = 1e16
 
 _POOL_KEYS = {"tokens", "description", "source", "max_epochs", "min_weight", "max_weight", "prior",
-              "group", "r_star", "samples", "scan"} | BUCKET_POOL_KEYS
+              "group", "r_star", "samples", "scan"} | BUCKET_POOL_KEYS | DERIVED_KEYS
 _SOURCE_KEYS = {
     "files": ({"paths"}, {"format", "text_field", "scorers"}),
     "datasets": (set(), {"builder", "path", "data_files", "split", "text_field", "scorers"}),
@@ -79,6 +83,8 @@ class Pool:
     samples: float | None = None
     #: Quality buckets of the pool (:mod:`mixplan.data.buckets`), or None.
     buckets: BucketSpec | None = None
+    #: Where the pool's text comes from if it was made from another pool's (:mod:`mixplan.data.derived`).
+    derivation: Derivation | None = None
 
     def __post_init__(self) -> None:
         where = f"pool {self.name!r}"
@@ -113,7 +119,8 @@ class Pool:
                 "min_weight": self.min_weight, "max_weight": self.max_weight,
                 "prior": self.prior, "group": self.group, "source": dict(self.source), "r_star": self.r_star} | (
                     {} if self.samples is None else {"samples": self.samples}) | (
-                    {} if self.buckets is None else {"buckets": self.buckets.to_dict()})
+                    {} if self.buckets is None else {"buckets": self.buckets.to_dict()}) | (
+                    {} if self.derivation is None else {"derivation": self.derivation.to_dict()})
 
 
 @dataclass(frozen=True)
@@ -135,6 +142,7 @@ class PoolSet(Sequence[Pool]):
             if p.name in seen:
                 raise ValidationError(f"{self.path or 'pool set'}: pool {p.name!r} is defined twice")
             seen.add(p.name)
+        check_derivations(self.pools, self.path or "pool set")
         if sum(p.min_weight for p in self.pools) > 1 + 1e-12:
             raise ValidationError(
                 f"{self.path or 'pool set'}: the min_weight floors add up to "
@@ -245,13 +253,14 @@ def load_pools(path: str | os.PathLike[str], *, measured: bool = True) -> PoolSe
         for key in ("description", "group"):
             if key in spec and not isinstance(spec[key], str):
                 raise ValidationError(f"{where}, field {key!r}: must be a string")
+        derivation = parse_derivation(spec, where)  # its errors name the file already
         try:
             pool = Pool(
                 name=name, tokens=spec.get("tokens", 1.0), description=spec.get("description", ""),
                 max_epochs=spec.get("max_epochs", DEFAULT_MAX_EPOCHS),
                 min_weight=spec.get("min_weight", 0.0), max_weight=spec.get("max_weight", 1.0),
                 prior=spec.get("prior"), group=spec.get("group", ""), source=source, r_star=spec.get("r_star"),
-                samples=spec.get("samples"))
+                samples=spec.get("samples"), derivation=derivation)
         except ValidationError as exc:
             raise ValidationError(f"{path}: {exc}") from None
         # Bucket errors name the file themselves; the pool's tokens and samples are checked by now.
