@@ -15,7 +15,8 @@ HELP = "fit scaling laws to runs (laws fit)"
 COMMON_OPTIONS = False
 
 
-_LAWS = ("chinchilla", "data-constrained", "qqt", "mixture-additive", "mixture-joint", "mixture-effective")
+_LAWS = ("chinchilla", "data-constrained", "qqt", "mixture-additive", "mixture-joint", "mixture-effective",
+         "synthetic")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -31,7 +32,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="the law: chinchilla (E + A/N^alpha + B/D^beta; columns params, tokens), data-constrained "
                         "(Muennighoff et al.: adds unique_tokens), qqt (quality-quantity trade-off: tokens, "
                         "unique_tokens), mixture-additive, mixture-joint or mixture-effective (also the w_<pool> "
-                        "weights)")
+                        "weights), synthetic (SynthLLM's rectified E + B/(D_l + D)^beta of a synthetic pool: tokens)")
     f.add_argument("--target", required=True, metavar="SPEC",
                    help="the loss (or error): a column, or a weighted sum such as 'mean(loss_*)' or '0.5*a + 0.5*b'")
     f.add_argument("--where", action="append", default=[], metavar="COL=VALUE", help="keep rows with COL == VALUE")
@@ -75,6 +76,8 @@ def run(args: argparse.Namespace) -> int:
     check_writable([p for p in (args.out, args.report) if p], args.force)
     if args.law == "chinchilla":
         law = laws.CHINCHILLA
+    elif args.law == "synthetic":
+        law = laws.SYNTHETIC
     elif args.law == "data-constrained":
         from ..laws.budget import resolve_law
 
