@@ -24,7 +24,7 @@ from types import ModuleType
 
 from .._version import __version__
 from ..exceptions import InfeasibleError, MixplanError, MixplanWarning
-from . import budget, cpt, design, export, filter, fit, laws, ot, plan, predict, report, runs, scan, validate
+from . import budget, compare, cpt, design, export, filter, fit, laws, ot, plan, predict, report, runs, scan, validate
 from .common import EXIT_ERROR, EXIT_INFEASIBLE, Parser, UsageError, add_common, state_ranges, working
 
 __all__ = ["COMMANDS", "build_parser", "format_warning", "main", "show_warnings"]
@@ -32,7 +32,7 @@ __all__ = ["COMMANDS", "build_parser", "format_warning", "main", "show_warnings"
 COMMANDS: dict[str, ModuleType] = {
     "validate": validate, "fit": fit, "predict": predict, "plan": plan, "laws": laws, "budget": budget,
     "filter": filter, "cpt": cpt, "ot": ot, "design": design, "scan": scan, "export": export,
-    "runs": runs, "report": report,
+    "runs": runs, "report": report, "compare": compare,
 }
 
 

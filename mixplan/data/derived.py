@@ -4,7 +4,7 @@ A manifest pool may say where its text comes from::
 
     [pools.wiki_rw]
     tokens = 2_100_000            # the derived text's own tokens: new text, its own unique tokens
-    kind = "rewritten"            # "raw" (default), "rewritten" or "synthetic"
+    kind = "rewritten"            # "raw", "rewritten" or "synthetic" (default: rewritten with derived_from)
     derived_from = "wiki"         # the parent pool (required for "rewritten", optional for "synthetic")
     from_buckets = ["q4", "q5"]   # the parent's part it was made from: buckets of a bucketed parent,
     # from_fraction = 0.4         # or that share of the parent's tokens, in (0, 1],
@@ -26,12 +26,9 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..exceptions import ValidationError
-
-if TYPE_CHECKING:
-    from .pools import Pool
 
 __all__ = ["DERIVED_KEYS", "KINDS", "Derivation", "check_derivations", "parse_derivation", "source_part"]
 
@@ -106,7 +103,8 @@ def _number(spec: Mapping[str, Any], key: str, where: str, high: float | None = 
     return float(v)
 
 
-def source_part(pool: Pool, pools: Mapping[str, Pool]) -> float:
+# The pools are mixplan.data.pools.Pool objects, typed Any here: that module imports this one.
+def source_part(pool: Any, pools: Mapping[str, Any]) -> float:
     """The tokens of the parent's part ``pool`` was made from (its buckets, its fraction, or all of it)."""
     d = pool.derivation
     parent = pools[d.parent]
@@ -115,7 +113,7 @@ def source_part(pool: Pool, pools: Mapping[str, Pool]) -> float:
     return parent.tokens * (d.fraction if d.fraction is not None else 1.0)
 
 
-def check_derivations(pools: Sequence[Pool], where: str) -> None:
+def check_derivations(pools: Sequence[Any], where: str) -> None:
     """What needs the whole manifest: each parent exists and is another pool, derivations form no cycle,
     ``from_buckets`` are buckets of the parent, and ``from_tokens`` fits in the part it names."""
     by_name = {p.name: p for p in pools}

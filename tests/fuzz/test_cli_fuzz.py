@@ -83,12 +83,15 @@ BASE = {
     "runs import": ["runs", "import", "--lm-eval", "{R}/tests/fixtures/evaluations/lm_eval", "--mixtures",
                     "{mixtures}", "--out", "{O}/runs.csv"],
     "report": ["report", "{plan}", "--out", "{O}/report.html"],
+    "compare": ["compare", "{compare_runs}", "--by", "dataset", "--params", "1e9", "--tokens", "2e10", "--bootstrap",
+                "2", "--out", "{O}/compare.json"],
 }
 #: The pristine inputs, relative to {S} (files, or folders copied whole when a case damages one of their files).
 INPUTS = {"runs": "runs.csv", "pools": "pools.toml", "model": "plan/model", "config": "plan.toml",
           "law_runs": "law_runs.csv", "law": "law.json", "bucket_pools": "demo_buckets.toml",
           "filter_fit": "filter/FIT.json", "cpt_runs": "cpt_runs.csv", "cpt": "cpt.json", "ot_runs": "ot_runs.csv",
-          "ot": "ot", "scan_pools": "scan.toml", "plan": "plan", "mixtures": "mixtures.csv"}
+          "ot": "ot", "scan_pools": "scan.toml", "plan": "plan", "mixtures": "mixtures.csv",
+          "compare_runs": "compare_runs.csv"}
 #: Values a person (or a script) types by mistake, and values at the edges of every range.
 NASTY = ["", " ", "-1", "0", "1", "2", "0.5", "1.5", "-0", "nan", "NaN", "inf", "-inf", "1e400", "-1e400",
          "1e308", "1e-320", "4294967296", str(2 ** 70), "1e30", "abc", "é", "1,2", ",", "a=b", "=", "a=nan",
@@ -113,6 +116,15 @@ def study(tmp_path_factory) -> Path:
         (docs / f"{pool}.jsonl").write_text("".join(json.dumps({"text": f"{words} {i}"}) + "\n" for i in range(20)))
     (s / "scan.toml").write_text("".join(f'[pools.{p}]\n[pools.{p}.source]\ntype = "files"\n'
                                          f'paths = ["docs/{p}.jsonl"]\n' for p in ("alpha", "beta")))
+    # two datasets' runs at 4 sizes x 4 token counts, their Chinchilla laws crossing near 1e9 parameters
+    import numpy as np
+
+    N, D = np.repeat([1e7, 3e7, 1e8, 3e8], 4), np.tile([1e9, 3e9, 1e10, 3e10], 4)
+    noise = np.exp(0.002 * np.random.default_rng(0).normal(size=(2, 16)))
+    (s / "compare_runs.csv").write_text("dataset,params,tokens,loss\n" + "".join(
+        f"{g},{n:g},{d:g},{(e + a / n ** 0.34 + 410 / d ** 0.28) * z:.6f}\n"
+        for g, a, e, row in (("web", 200, 2.0, noise[0]), ("books", 600, 1.7, noise[1]))
+        for n, d, z in zip(N, D, row)))
     PRISTINE[s] = _snapshot(s)
     return s
 
@@ -260,7 +272,7 @@ def test_bad_arguments(study, outcomes, data):
 
 #: Each table input and the commands that read it.
 TABLES = {"runs": ["validate", "fit", "predict", "plan"], "law_runs": ["laws fit"], "cpt_runs": ["cpt fit"],
-          "ot_runs": ["ot predict", "ot fit"], "mixtures": ["runs import"]}
+          "ot_runs": ["ot predict", "ot fit"], "mixtures": ["runs import"], "compare_runs": ["compare"]}
 
 
 def _damage_table(text: str, data) -> str:

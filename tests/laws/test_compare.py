@@ -1,0 +1,189 @@
+"""mixplan compare (issue 24, item 4): a law per group, P(better) at a target scale, crossings, ranking flips."""
+
+from __future__ import annotations
+
+import json
+import sys
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mixplan.cli.main import main
+from mixplan.exceptions import ExtrapolationWarning, MixplanWarning, ValidationError
+from mixplan.laws import chinchilla_loss
+from mixplan.laws.compare import compare_groups, crossings, p_better
+
+# Known truth: "a" learns faster at small N (smaller A), "b" has the lower floor E. Along D = 20 N the gap
+# is (A_b - A_a) / N^alpha - (E_a - E_b) (the data terms are equal), zero at N* = (400 / 0.3)^(1 / 0.34).
+TRUE = {"a": dict(A=200.0, B=410.0, E=2.0, alpha=0.34, beta=0.28),
+        "b": dict(A=600.0, B=410.0, E=1.7, alpha=0.34, beta=0.28)}
+CROSSING = (400 / 0.3) ** (1 / 0.34)  # 1.55e9
+N_RUNS = np.repeat([1e7, 2e7, 4e7, 8e7, 1.6e8], 4)
+D_RUNS = N_RUNS * np.tile([10, 20, 40, 80], 5)
+
+
+def synthetic(noise: float = 0.002, seed: int = 0, groups=("a", "b")) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    rows = []
+    for g in groups:
+        loss = chinchilla_loss(N_RUNS, D_RUNS, **TRUE[g]) * np.exp(noise * rng.normal(size=len(N_RUNS)))
+        rows += [{"dataset": g, "params": n, "tokens": d, "loss": v} for n, d, v in zip(N_RUNS, D_RUNS, loss)]
+    return pd.DataFrame(rows)
+
+
+def compare(frame: pd.DataFrame, **options):
+    options = {"n_bootstrap": 40, "by": "dataset"} | options
+    return compare_groups({"params": frame.params.to_numpy(), "tokens": frame.tokens.to_numpy()},
+                          frame.loss.to_numpy(), frame.dataset.to_numpy(), **options)
+
+
+@pytest.mark.slow  # two fits with 30 refits each: ~3 s
+def test_crossing_interval_covers_the_true_crossing_and_p_better_is_right_on_each_side():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        far = compare(synthetic(), params=3e10, tokens=6e11, n_bootstrap=30)
+    pair = far.pairs[0]
+    assert (pair["better"], pair["other"]) == ("b", "a") and pair["p_better"] > 0.9
+    [cross] = pair["crossings"]
+    lo, hi = cross["interval"]
+    assert lo <= CROSSING <= hi and hi / lo < 10, cross
+    assert cross["params"] == pytest.approx(CROSSING, rel=0.5) and cross["better_after"] == "b"
+    assert pair["refits_crossing"] > 0.9
+    # Measured at 1.6e8, a is ahead there: the decision at the largest measured scale is the wrong one.
+    assert pair["better_largest"] == "a" and pair["flips_largest"]
+    flips = [str(w.message) for w in caught if "ranking at the largest measured scale" in str(w.message)]
+    assert len(flips) == 1 and issubclass(caught[0].category, MixplanWarning)
+    extrapolated = [w for w in caught if w.category is ExtrapolationWarning]
+    assert any("N = 3e+10 is 188x the largest fitted N" in str(w.message) for w in extrapolated)
+    assert far.groups[0]["prediction"]["extrapolation"]  # each prediction says how far beyond it lies
+    assert far.ranking == ["b", "a"]
+
+
+def test_before_the_crossing_the_early_leader_is_sure_and_nothing_is_warned():
+    # Before the crossing (inside the runs' range) a is better, and sure of it; no flip, so no warning.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        near = compare(synthetic(), params=1e8, tokens=2e9, n_bootstrap=20)
+    assert (near.pairs[0]["better"], near.pairs[0]["p_better"] > 0.9) == ("a", True)
+    assert not near.pairs[0]["flips_largest"]
+    assert not [w for w in caught if "ranking" in str(w.message)]
+    assert not [w for w in caught if w.category is ExtrapolationWarning]
+
+
+def test_compute_target_puts_each_group_at_its_own_optimum_and_the_result_is_json_ready():
+    result = compare(synthetic(), flops=1e21, n_bootstrap=10)
+    shapes = {(g["params"], g["tokens"]) for g in result.groups}
+    assert len(shapes) == 2  # the two laws split C differently
+    for g in result.groups:
+        assert 6 * g["params"] * g["tokens"] == pytest.approx(1e21, rel=1e-9)
+    doc = json.loads(json.dumps(result.to_dict(), allow_nan=False))
+    assert doc["scale"]["allocation"] == "compute-optimal per group" and doc["ranking"] == result.ranking
+    assert "2 groups by 'dataset'" in result.report()
+
+
+def test_pure_helpers():
+    x = np.geomspace(1, 1e4, 5)
+    gap = np.array([[1.0, 0.5, -0.5, -1.0, 1.0], [1.0, 1.0, 1.0, 1.0, 1.0]])
+    c = crossings(x, gap)
+    assert np.isnan(c[1]).all() and np.isfinite(c[0]).sum() == 2
+    assert c[0, 1] == pytest.approx(np.sqrt(10 * 100))  # halfway in log N between 10 and 100
+    a = np.log(np.array([[1.0], [2.0], [3.0], [4.0]]))
+    b = np.log(np.array([[2.0], [2.0], [1.0]]))  # one refit fewer: paired on the first three
+    assert p_better(a, b)[0] == pytest.approx((1 + 0.5 + 0) / 3)
+
+
+def test_errors_name_the_group_and_what_to_do():
+    frame = synthetic()
+    with pytest.raises(ValidationError, match="names 1 group .a.; a comparison needs two or more"):
+        compare(frame[frame.dataset == "a"], params=1e9)
+    few = pd.concat([frame[frame.dataset == "a"], frame[frame.dataset == "b"].head(3)])
+    with pytest.raises(ValidationError, match=r"runs \(dataset = b\): 3 points are too few"):
+        compare(few, params=1e9)
+    with pytest.raises(ValidationError, match="no target scale"):
+        compare(frame)
+
+
+# -- the command line --------------------------------------------------------------------------------------------
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_json_and_out(capsys, tmp_path):
+    runs = tmp_path / "runs.csv"
+    synthetic().to_csv(runs, index=False)
+    out = tmp_path / "cmp.json"
+    with pytest.warns(MixplanWarning, match="the ranking at the largest measured scale"):
+        code, stdout, err = run(capsys, "compare", runs, "--by", "dataset", "--params", "3e10", "--tokens", "6e11",
+                                "--bootstrap", "10", "--json", "--out", out)
+    assert code == 0, err
+    doc = json.loads(stdout)
+    assert doc["ranking"] == ["b", "a"] and doc["pairs"][0]["better"] == "b"
+    assert doc["pairs"][0]["crossings"] and doc["measured"]["largest"]["params"] == 1.6e8
+    assert json.loads(out.read_text())["ranking"] == ["b", "a"]
+
+
+def test_cli_text_with_params_alone_uses_the_path_ratio(capsys, tmp_path):
+    runs = tmp_path / "runs.csv"
+    synthetic().to_csv(runs, index=False)
+    code, stdout, err = run(capsys, "compare", runs, "--by", "dataset", "--params", "1e8", "--bootstrap", "0",
+                            "--tokens-per-param", "runs")
+    assert code == 0, err
+    assert "target: params 1e+08, tokens 2.828e+09" in stdout  # the runs' geometric-mean ratio, 28.3
+    assert "pairs at the target" in stdout and " n/a " in stdout  # no refits, no P(better)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--by", "nope", "--params", "1e9"], "no column 'nope' to group the runs by (--by)"),
+    (["--by", "dataset"], "no target scale: give --params N (and --tokens D), or --flops C"),
+    (["--by", "dataset", "--params", "1e9", "--flops", "1e20"], "not both"),
+    (["--by", "dataset", "--params", "1e9", "--law", "data-constrained"], "needs the column unique_tokens"),
+    (["--by", "dataset", "--params", "1e9", "--where", "dataset=a"], "a comparison needs two or more"),
+    (["--by", "dataset", "--params", "1e9", "--tokens-per-param", "abc"], "--tokens-per-param: 'abc'"),
+    (["--by", "dataset", "--params", "1e9", "--target", "nope"], "no column 'nope'"),
+])
+def test_cli_errors_are_one_line(capsys, tmp_path, args, message):
+    runs = tmp_path / "runs.csv"
+    synthetic().to_csv(runs, index=False)
+    code, out, err = run(capsys, "compare", runs, *args, "--bootstrap", "2")
+    lines = err.strip().splitlines()
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("mixplan: error: ") and message in lines[0], err
+
+
+def test_cli_text_cell_and_missing_group_name_the_row(capsys, tmp_path):
+    frame = synthetic()
+    frame["loss"] = frame["loss"].astype(object)
+    frame.loc[5, "loss"] = "n/a"
+    runs = tmp_path / "runs.csv"
+    frame.to_csv(runs, index=False)
+    code, out, err = run(capsys, "compare", runs, "--by", "dataset", "--params", "1e9", "--bootstrap", "2")
+    assert code == 2 and err.count("\n") == 1 and "dataset = a" in err and "row 6" in err, err
+    frame = synthetic()
+    frame.loc[3, "dataset"] = None
+    frame.to_csv(runs, index=False)
+    code, out, err = run(capsys, "compare", runs, "--by", "dataset", "--params", "1e9", "--bootstrap", "2")
+    assert code == 2 and "row 4 has no 'dataset' value" in err, err
+
+
+# -- Shukor et al.'s SlimPajama mixtures (issue 24's acceptance, reduced; the full check is
+#    tests/benchmarks/compare_dmsl.py) ----------------------------------------------------------------------
+
+@pytest.mark.slow  # four mixtures' fits: ~10 s
+def test_dmsl_pairs_sure_at_937m_are_confirmed(anchors):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    try:
+        from compare_dmsl import check, load
+    finally:
+        sys.path.pop(0)
+    # The first 4 mixtures (by id). On all 40 (the benchmark, 200 refits) 500 of the 506 sure pairs are confirmed:
+    # the 6 others differ by <= 0.0061 at 937M, so this reduced check does not stand for the full rule.
+    df, col = load(anchors / "dmsl" / "dmsl_llm_slimpajama_fit.csv", mixtures=4)
+    r = check(df, col, n_bootstrap=30)
+    assert r["mixtures"] == 4 and r["pairs"] == 6 and r["mre_937"] < 0.03
+    assert r["sure"] >= 3, r  # the test says something only if some pairs are sure
+    assert r["sure_confirmed"] == r["sure"], r["sure_wrong"]
