@@ -153,8 +153,9 @@ def extrapolation(law: str | Mapping[str, Any], *, params: float, tokens: float,
                                   "0 < min <= max; refit with 'mixplan laws fit --out'")
         if value > hi * (1 + 1e-9):
             how = f"{value / hi:.3g}x the largest fitted {what} ({hi:.3g})"
-        elif value < lo * (1 - 1e-9):
-            how = f"{lo / value:.3g}x below the smallest fitted {what} ({lo:.3g})"
+        elif value < lo * (1 - 1e-9):  # a compute or size that underflowed to 0 has no ratio to give
+            how = (f"{lo / value:.3g}x below the smallest fitted {what} ({lo:.3g})" if value > 0 else
+                   f"not positive, below the smallest fitted {what} ({lo:.3g})")
         else:
             continue
         notes.append(f"extrapolation: {symbol} = {value:.3g} is {how}")

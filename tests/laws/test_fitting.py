@@ -243,6 +243,8 @@ def test_budget_extrapolation_sentences():
                      "extrapolation: C = 1e+22 is 4.17e+05x the largest fitted run's compute 6 N D (2.4e+16)"]
     assert extrapolation(doc, params=1e5, tokens=5e8) == [
         "extrapolation: N = 1e+05 is 2.6x below the smallest fitted N (2.6e+05)"]
+    assert extrapolation(doc, params=1e6, tokens=5e8, flops=0.0) == [  # an underflowed compute: no ratio to give
+        "extrapolation: C = 0 is not positive, below the smallest fitted run's compute 6 N D (1.56e+13)"]
     assert extrapolation("hoffmann", params=1e12, tokens=1e12) == []  # published: its paper's range
     old = {"law": "chinchilla", "params": {}}
     assert "range of runs is unknown" in extrapolation(old, params=1e9, tokens=1e9)[0]
