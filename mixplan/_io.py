@@ -237,8 +237,7 @@ def table_csv(frame: pd.DataFrame, sep: str = ",") -> str:
 
 #: What a table is written as, by the output file's suffix (a .json file is one array of records, which
 #: :func:`read_table` reads back; .jsonl one record per line).
-TABLE_WRITERS = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet", ".jsonl": "jsonl",
-                 ".ndjson": "jsonl", ".json": "json"}
+TABLE_WRITERS = TABLE_FORMATS | {".json": "json"}
 
 
 def table_format_out(path: str | os.PathLike[str]) -> str:

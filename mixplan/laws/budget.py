@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from .._checks import check_numbers
+from .._io import saved_artefact
 from ..exceptions import ExtrapolationWarning, MixplanWarning, ValidationError
 from .chinchilla import PUBLISHED, chinchilla_loss, compute_optimal
 from .data_constrained import DATABLATIONS, data_constrained_loss, effective_data, optimal_allocation
@@ -115,7 +116,15 @@ def _law_document(law: str | os.PathLike[str] | Mapping[str, Any]) -> str | Mapp
         if not Path(law).exists():
             raise ValidationError(f"{law}: no such file, and no published law of that name; use a FIT.json from "
                                   f"'mixplan laws fit' or one of {', '.join(sorted(PUBLISHED))}")
-        return read_law_fit(law)
+        doc = read_law_fit(law)
+        if all(k in doc["params"] for k in ("A", "B", "alpha", "beta")):
+            # Parameters that decode (an alpha of 0, a B of 1e-320) may still make the compute-optimal split
+            # divide by zero or overflow: tried once here, so that the file is named, not a traceback later.
+            with saved_artefact(law, "fitted law", "refit it with 'mixplan laws fit'"), np.errstate(all="ignore"):
+                N, D = compute_optimal(1e21, doc["params"])
+                if not (np.isfinite(N) and np.isfinite(D) and N > 0 and D > 0):
+                    raise ValueError("its compute-optimal split of parameters and tokens is not a finite number")
+        return doc
     return str(law) if isinstance(law, os.PathLike) else law
 
 

@@ -174,14 +174,9 @@ def read_law_fit(path: str | os.PathLike[str]) -> dict[str, Any]:
         for k in _LAW_PARAMS.get(str(doc["law"]), ()):
             if k not in params:
                 raise KeyError(f"params.{k}")
-        if str(doc["law"]) in _LAW_PARAMS:  # the compute-optimal split divides by them and takes their powers
-            A, B, a, b = (np.float64(params[k]) for k in ("A", "B", "alpha", "beta"))
-            if min(A, B, a, b) <= 0:
-                raise ValueError(f"A, B, alpha and beta must be > 0, not {[float(v) for v in (A, B, a, b)]}")
-            with np.errstate(all="ignore"):
-                G = (a * A / (b * B)) ** (1.0 / (a + b))
-            if not (np.isfinite(G) and G > 0):
-                raise ValueError("its compute-optimal split of parameters and tokens is not a finite number")
+        shape = [params[k] for k in ("A", "B", "alpha", "beta")] if str(doc["law"]) in _LAW_PARAMS else []
+        if shape and min(shape) <= 0:  # the budget's compute-optimal split is tried on them (laws.budget)
+            raise ValueError(f"A, B, alpha and beta must be > 0, not {shape}")
         if doc.get("bootstrap"):
             boot = np.asarray(doc["bootstrap"], dtype=float)
             if boot.ndim != 2 or boot.shape[1] != len(params):
