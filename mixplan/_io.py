@@ -117,11 +117,13 @@ def saved_artefact(path: str | os.PathLike[str], what: str, remedy: str) -> Iter
     A saved artefact (meta.json, FIT.json, .npz, model files) is only ever read back, so whatever its
     decoding trips over -- a missing key, a string where numbers belong, a binary file, a zip that is not
     one, a model string LightGBM rejects -- is damage to the file, not a bug to show as a traceback.
-    MixplanErrors raised inside (already one line) pass through unchanged.
+    MixplanErrors raised inside (already one line) pass through unchanged, and so do OSErrors: a file that
+    cannot be opened, or an output that cannot be written inside the block, is not damage to this one (the
+    CLI names the file the OSError is about).
     """
     try:
         yield
-    except MixplanError:
+    except (MixplanError, OSError):
         raise
     except Exception as exc:  # noqa: BLE001 -- see the docstring: every decoding failure is damage
         reason = " ".join(str(exc).split())[:200] or type(exc).__name__

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 from pathlib import Path
 
 from ..exceptions import ValidationError
@@ -22,21 +21,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing report")
 
 
-def _built_from(path: Path, what: str, remedy: str, build: Callable[[], list[Path]]) -> list[Path]:
-    """``build()``: a report of the saved document ``path``. What it trips over in the document is damage to
-    that file (:func:`mixplan._io.saved_artefact`); failing to write the report (OSError) is not."""
-    from .._io import saved_artefact
-
-    with saved_artefact(path, what, remedy):
-        try:
-            return build()
-        except OSError as exc:
-            failure = exc
-    raise failure
-
-
 def run(args: argparse.Namespace) -> int:
-    from .._io import read_json, read_table
+    from .._io import read_json, read_table, saved_artefact
     from ..report import results
     from .export import read_plan_json
 
@@ -60,8 +46,9 @@ def run(args: argparse.Namespace) -> int:
             ot = load_ot_study(folder / plan["ot_study"])
         from ..report.plan import plan_report
 
-        files = _built_from(folder / "plan.json", "plan", "write it again with 'mixplan plan --out'",
-                            lambda: plan_report(out, plan, model, sweep, ot=ot, force=args.force))
+        # what the report trips over in plan.json is damage to it
+        with saved_artefact(folder / "plan.json", "plan", "write it again with 'mixplan plan --out'"):
+            files = plan_report(out, plan, model, sweep, ot=ot, force=args.force)
     elif (folder / "meta.json").is_file():
         from ..models.mixture_model import load_model
 
@@ -73,8 +60,8 @@ def run(args: argparse.Namespace) -> int:
     elif (folder / "filter.json").is_file() and (folder / "curve.csv").is_file():
         plan = read_json(folder / "filter.json", "a filter.json from mixplan filter --out", "not a filter plan")
         curve = read_table(folder / "curve.csv")
-        files = _built_from(folder / "filter.json", "filter plan", "write it again with 'mixplan filter --out'",
-                            lambda: results.filter_report(out, plan, curve, force=args.force))
+        with saved_artefact(folder / "filter.json", "filter plan", "write it again with 'mixplan filter --out'"):
+            files = results.filter_report(out, plan, curve, force=args.force)
     elif (folder / "mixtures.csv").is_file():
         frame = read_table(folder / "mixtures.csv")
         files = results.design_report(out, frame, [str(c)[2:] for c in frame.columns if str(c).startswith("w_")],

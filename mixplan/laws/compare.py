@@ -166,8 +166,12 @@ def refit_predictions(comparable: _Comparable, fit: LawFit, data: Data, n_params
     names = list(fit.params)
     with np.errstate(all="ignore"):
         boot = np.array([np.log(comparable.loss(dict(zip(names, row)), data)) for row in fit.bootstrap])
-    widen = np.sqrt(fit.n_points / max(fit.n_points - n_params, 1))
-    return log_hat, log_hat + widen * (boot - log_hat)
+    return log_hat, _widened(fit, n_params, log_hat, boot)
+
+
+def _widened(fit: LawFit, n_params: int, log_hat: np.ndarray | float, boot: np.ndarray) -> np.ndarray:
+    """Refits' log-predictions ``boot`` spread about the fit's ``log_hat`` by :math:`\sqrt{n/(n-P)}`."""
+    return log_hat + np.sqrt(fit.n_points / max(fit.n_points - n_params, 1)) * (boot - log_hat)
 
 
 def p_better(log_a: np.ndarray, log_b: np.ndarray) -> np.ndarray:
@@ -340,11 +344,10 @@ def compare_groups(data: Mapping[str, np.ndarray], loss: np.ndarray, groups: Seq
                                   f"params {N:.4g}, tokens {D:.4g}; give a target nearer the runs' ({_span(fit)})")
         boot = np.empty(0)
         if fit.bootstrap is not None and len(fit.bootstrap):
-            widen = np.sqrt(fit.n_points / max(fit.n_points - P, 1))
             with np.errstate(all="ignore"):
                 raw = np.array([np.log(comparable.loss(q, at(q)))[0]
                                 for q in (dict(zip(fit.params, row)) for row in fit.bootstrap)])
-            boot = log_hat + widen * (raw - log_hat)
+            boot = _widened(fit, P, log_hat, raw)
         preds[g] = (log_hat, boot)
         notes[g] = extrapolation({"fitted_range": fit.fitted_range, "identified": fit.identified}, params=N,
                                  tokens=D, unique_tokens=unique_tokens, flops=k * N * D, flops_per_token_param=k,
