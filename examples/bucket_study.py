@@ -48,7 +48,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from mixplan._io import check_writable, write_table_atomic, write_text_atomic  # noqa: E402
+from mixplan._io import write_table_atomic, write_text_atomic  # noqa: E402
 from mixplan.demo import corpora, quality  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -88,10 +88,6 @@ def manifest_text(fit) -> str:
     return "\n".join(lines)
 
 
-def weights_of(row: pd.Series, names: tuple[str, ...]) -> dict[str, float]:
-    # Train on the weights exactly as the table prints them, so rows re-train bit for bit.
-    return {p: float(f"{row[f'w_{p}']:.10g}") for p in names}
-
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -103,11 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     from mixplan import design_swarm
-    from mixplan.data.pools import load_pools
     from mixplan.demo.proxy_lm import limit_threads
+    from mixplan.demo.studies import check_outputs, layout_from_text, printed_weights
     from mixplan.filtering import fit_buckets
     from mixplan.laws.qqt import QQT_NORMALIZER
-    from mixplan.mixture.buckets import BucketLayout
 
     limit_threads(1)
     folder = args.out / "proxies" / "demo_buckets"
@@ -115,9 +110,7 @@ def main(argv: list[str] | None = None) -> int:
              "scale": folder / "runs_4x.csv", "half": folder / "runs_half.csv", "filter": folder / "filter_runs.csv",
              "evaluation": folder / "evaluation.csv", "card": folder / "README.md"}
     trained = ("runs", "scale", "half", "filter")
-    if args.reuse and not all(files[k].is_file() for k in trained):
-        raise SystemExit(f"--reuse needs {', '.join(str(files[k]) for k in trained)}; run once without --reuse")
-    check_writable([f for k, f in files.items() if not (args.reuse and k in trained)], args.force)
+    check_outputs(files, trained, reuse=args.reuse, force=args.force)
     t0 = time.perf_counter()
     names = quality.bucket_names()
     table = quality.bucket_table()
@@ -125,10 +118,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # 1-2. The swarm over the buckets (from a manifest without b, tau: the design does not need them) and
     # the filter runs.
-    with tempfile.TemporaryDirectory() as tmp:
-        bare = Path(tmp) / "pools.toml"
-        bare.write_text(manifest_text(None))
-        layout = BucketLayout.from_pools(load_pools(bare))
+    layout = layout_from_text(manifest_text(None))
     design = design_swarm(layout.bucket_pools(), N_RUNS, seed=DESIGN_SEED, tokens=B, prefix="bucket", buckets=layout)
     frame = design.frame.drop(columns=["tokens"])
     filter_rows = [{"run_id": f"filter-{b}-{e}x", "bucket": b, "tokens": int(round(e * s)), "pool_size": int(s),
@@ -142,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         jobs = {}
         for i, row in frame.iterrows():
-            w = weights_of(row, names)
+            w = printed_weights(row, names)
             jobs[row["run_id"]] = (w, B, RUN_SEED + i)
             jobs[f"{row['run_id']}-half"] = (w, B // 2, RUN_SEED + i)
             if i < N_SCALE:

@@ -7,7 +7,7 @@ import argparse
 
 from .._io import check_writable, write_json_atomic
 from ..exceptions import ValidationError
-from .common import BOOTSTRAP, LEVEL, POSITIVE, emit, read_table_where
+from .common import BOOTSTRAP, LEVEL, POSITIVE, Number, emit, read_table_where
 
 HELP = "compare datasets or recipes across scale: a law per group, P(better) at a target, crossings"
 
@@ -44,6 +44,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="Huber threshold on log-loss (1e-3); 'auto': 1.345 x the residuals' robust scale")
     p.add_argument("--bootstrap", type=BOOTSTRAP, default=200, help="bootstrap refits per group (200)")
     p.add_argument("--level", type=LEVEL, default=0.95, help="interval level (0.95)")
+    p.add_argument("--run-column", metavar="COL", help="the column naming each row's training run (rows of one run "
+                   "share its noise: checkpoints); default: a group's rows of one size are one run")
+    p.add_argument("--run-noise", type=Number(float, 0), metavar="SD", help="one run's noise, sd of log-loss (from "
+                   "seed replicates); default: measured one size out (each law refitted below its largest size)")
     p.add_argument("--out", metavar="FILE.json", help="also write the comparison as JSON here")
     p.add_argument("--force", action="store_true", help="overwrite an existing output")
 
@@ -61,6 +65,9 @@ def run(args: argparse.Namespace) -> int:
     if empty.any():
         raise ValidationError(f"{args.runs}: row {int(frame.index[empty.argmax()]) + 1} has no {args.by!r} value; name "
                               "its dataset or leave the row out")
+    if args.run_column is not None and args.run_column not in frame.columns:
+        raise ValidationError(f"{args.runs}: no column {args.run_column!r} naming the runs (--run-column); the columns "
+                              f"are {', '.join(map(str, frame.columns))}")
     frame = with_objective_column(frame, args.target, str(args.runs))
     check_writable([args.out] if args.out else [], args.force)
     columns = COMPARE_LAWS[args.law].law().columns
@@ -70,7 +77,9 @@ def run(args: argparse.Namespace) -> int:
                             unique_tokens=args.unique_tokens, tokens_per_param=args.tokens_per_param,
                             n_bootstrap=args.bootstrap, level=args.level, seed=args.seed,
                             delta=parse_delta(args.huber_delta, "--huber-delta"), where=str(args.runs), by=args.by,
-                            target=args.target, rows=(frame.index + 1).tolist())
+                            target=args.target, rows=(frame.index + 1).tolist(),
+                            runs=None if args.run_column is None else frame[args.run_column].astype(str).to_numpy(),
+                            run_sd=args.run_noise)
     doc = result.to_dict() | {"source": str(args.runs), "out": args.out}
     if args.out:
         write_json_atomic(args.out, doc, force=args.force)

@@ -1,6 +1,6 @@
 """``mixplan filter``: the best keep-fraction of a quality-bucketed pool per budget; fits; bucketing.
 
-Three uses of one command (thin layer over :mod:`mixplan.filtering` and :mod:`mixplan.data.buckets`)::
+Four uses of one command (thin layer over :mod:`mixplan.filtering` and :mod:`mixplan.data.buckets`)::
 
     # plan from the manifest's (b, tau) or a fit: best keep-fraction per budget, crossovers, curve
     mixplan filter --pools pools.toml --budget-range 2e7:1e10 --budget-steps 400 --out filter/
@@ -12,6 +12,10 @@ Three uses of one command (thin layer over :mod:`mixplan.filtering` and :mod:`mi
     # bucket real scores: cut-offs and sizes (documents, tokens) for top fractions + a manifest snippet
     mixplan filter --bucket-scores docs.parquet --score fasttext_hq --fractions 0.1,0.2,0.3 \\
         --text-column text --pool-name web --out buckets/
+    mixplan filter --bucket-scores docs.parquet --score '0.7*dclm + 0.3*fasttext_hq' --fractions 0.1,0.2
+
+    # which rating to filter by: runs (score, keep, [tokens], metric) -> ratings.json, ratings.csv
+    mixplan filter --runs rating_runs.csv --target error [--documents docs.parquet] --out ratings/
 
 ``add_arguments`` declares the options (``--json``, ``--seed``, ``--debug`` come from ``mixplan.cli``'s
 ``add_common``, which ``build_parser`` adds to every command); ``run`` runs it and returns 0.
@@ -27,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from .._io import check_writable, write_json_atomic, write_table_atomic, write_text_atomic
+from .._io import check_writable, table_columns, write_json_atomic, write_table_atomic, write_text_atomic
 from ..exceptions import ValidationError
 from .common import add_report_option, emit, parse_budget_range, report_path
 from .common import BOOTSTRAP, LEVEL, Number
@@ -58,7 +62,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--level", type=LEVEL, default=0.95, help="interval level (0.95)")
     f = p.add_argument_group("fit (each bucket's b and tau from runs)")
     f.add_argument("--runs", metavar="RUNS", help="runs table: bucket (name or union such as top_20), samples (or "
-                   "tokens) seen, epochs or pool_size (default: the manifest's bucket sizes), and --target")
+                   "tokens) seen, epochs or pool_size (default: the manifest's bucket sizes), and --target; or, to "
+                   "choose the rating to filter by (no --pools), score (the spec a run filtered by), keep (the "
+                   "fraction kept), optional tokens, and --target")
+    f.add_argument("--documents", metavar="FILE", help="with ratings runs (score, keep): the pool's documents with "
+                   "every score column (CSV, TSV, Parquet, JSONL, datasets .arrow); models the target from the kept "
+                   "sets' scores and learns a weighted composite")
     f.add_argument("--target", metavar="SPEC", help="the metric (an error or loss: lower is better): a column, or a "
                    "weighted sum such as 'mean(err_*)'")
     f.add_argument("--free", metavar="a,d", help="also choose the shared a and/or d by a grid scan "
@@ -68,7 +77,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s = p.add_argument_group("bucket real scores")
     s.add_argument("--bucket-scores", metavar="FILE", help="table of documents (CSV, TSV, Parquet, JSONL, or a "
                    "datasets .arrow file) with a score column")
-    s.add_argument("--score", metavar="COL", help="the score column to bucket by (one of several is fine)")
+    s.add_argument("--score", metavar="SPEC", help="the score column to bucket by (one of several is fine), or a "
+                   "weighted composite such as '0.7*dclm + 0.3*fasttext' (of the columns' rank-based normal scores)")
     s.add_argument("--fractions", metavar="F1,F2,...", help="cumulative top fractions, e.g. 0.1,0.2,0.3,0.4")
     s.add_argument("--tokens-column", metavar="COL", help="token count per document")
     s.add_argument("--text-column", metavar="COL", help="count tokens from this text column instead (see --count)")
@@ -78,7 +88,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--pool-name", default="POOL", metavar="NAME", help="pool name in the manifest snippet")
     add_report_option(p)
     p.add_argument("--out", metavar="DIR", help="write the outputs here (filter.json, best.csv, curve.csv; FIT.json "
-                   "when fitting; buckets.csv and pool_snippet.toml when bucketing)")
+                   "when fitting; buckets.csv and pool_snippet.toml when bucketing; ratings.json and ratings.csv "
+                   "when choosing a rating)")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
 
 
@@ -139,7 +150,8 @@ def _bucket_scores(args: argparse.Namespace) -> int:
         raise ValidationError("--bucket-scores needs --score COL (the score to bucket by) and --fractions, e.g. "
                               "--fractions 0.1,0.2,0.3")
     other = [f for f, v in (("--pools", args.pools), ("--runs", args.runs), ("--fit", args.fit),
-                            ("--budget", args.budget), ("--budget-range", args.budget_range)) if v]
+                            ("--budget", args.budget), ("--budget-range", args.budget_range),
+                            ("--documents", args.documents)) if v]
     if other:
         raise ValidationError(f"{other[0]} does not go with --bucket-scores: bucket the scores first, put the "
                               "snippet in the manifest, then plan with --pools")
@@ -154,21 +166,76 @@ def _bucket_scores(args: argparse.Namespace) -> int:
     scores, tokens = read_scores(args.bucket_scores, args.score, tokens_column=args.tokens_column,
                                  text_column=args.text_column, count=args.count)
     table = bucket_scores(scores, fractions, tokens=tokens, higher_is_better=not args.lower_is_better)
-    snippet = manifest_snippet(table, pool=args.pool_name, score=args.score,
+    from ..filtering.ratings import parse_composite
+
+    try:
+        spec = parse_composite(args.score)
+    except ValidationError:  # a column whose name is no spec (read_scores found it)
+        spec = None
+    composite = spec is not None and not spec.single and args.score not in (table_columns(args.bucket_scores) or ())
+    score = spec.spec if composite else args.score  # canonical: the manifest's score label and the JSON's
+    note = ("a composite: the weighted sum of each column's rank-based normal scores over these "
+            f"{len(scores)} documents (mixplan.filtering.ratings.composite_scores)") if composite else None
+    snippet = manifest_snippet(table, pool=args.pool_name, score=score, score_note=note,
                                total_tokens=None if tokens is None else float(tokens.sum()),
                                total_documents=len(scores), higher_is_better=not args.lower_is_better)
     if files:
         write_table_atomic(files[0], table, force=args.force)
         write_text_atomic(files[1], snippet, force=args.force)
-    doc = {"source": str(args.bucket_scores), "score": args.score, "documents": int(len(scores)),
+    doc = {"source": str(args.bucket_scores), "score": score, "documents": int(len(scores)),
            "tokens": None if tokens is None else float(tokens.sum()), "buckets": table.to_dict(orient="records"),
            "snippet": snippet, "outputs": [str(f) for f in files]}
     from .._io import table_csv
 
-    text = (f"{args.bucket_scores}: {len(scores)} documents bucketed by {args.score!r}\n" + table_csv(table)
+    text = (f"{args.bucket_scores}: {len(scores)} documents bucketed by {score!r}\n" + table_csv(table)
             + "\n" + snippet + "".join(f"written: {f}\n" for f in files)).rstrip("\n")
 
     emit(args, doc, text)
+    return 0
+
+
+def _is_ratings_runs(path: str) -> bool:
+    """RUNS is a ratings table (score and keep columns, no bucket): read from its header when possible."""
+    from ..filtering.ratings import is_ratings_table
+
+    columns = table_columns(path)
+    if columns is None:
+        from .._io import read_table
+
+        columns = [str(c) for c in read_table(path).columns]
+    return is_ratings_table(columns)
+
+
+def _ratings(args: argparse.Namespace) -> int:
+    """Which rating (score spec) to filter by, from runs filtered by different ones (mixplan.filtering.ratings)."""
+    from .._io import read_table
+    from ..filtering.ratings import fit_ratings
+    from ..filtering.scores import read_documents
+
+    if args.pools:
+        raise ValidationError(f"{args.runs} has 'score' and 'keep' columns: a ratings fit (which score to filter by), "
+                              "which needs no --pools; drop --pools, or give a bucket fit's runs a 'bucket' column")
+    other = [f for f, v in (("--pool", args.pool), ("--fit", args.fit), ("--budget", args.budget),
+                            ("--budget-range", args.budget_range), ("--objective", args.objective),
+                            ("--free", args.free), ("--fractions", args.fractions), ("--score", args.score),
+                            ("--tokens-column", args.tokens_column), ("--text-column", args.text_column),
+                            ("--lower-is-better", args.lower_is_better), ("--report", args.report is not None)) if v]
+    if other:
+        raise ValidationError(f"{other[0]} does not go with a ratings fit (runs with score and keep columns); it "
+                              "takes --target, --documents, --bootstrap, --seed and --out")
+    files = []
+    if args.out:
+        files = [Path(args.out) / "ratings.json", Path(args.out) / "ratings.csv"]
+        check_writable(files, args.force)  # before any work: nothing is half-written
+    documents = read_documents(args.documents) if args.documents else None
+    fit = fit_ratings(read_table(args.runs), args.target, documents, seed=args.seed, n_bootstrap=args.bootstrap,
+                      where=str(args.runs), documents_where=str(args.documents) if args.documents else "documents")
+    doc = fit.to_dict()
+    if files:
+        write_json_atomic(files[0], doc, force=args.force)
+        write_table_atomic(files[1], fit.candidates_table(), force=args.force)
+    doc["outputs"] = [str(f) for f in files]
+    emit(args, doc, fit.report() + "".join(f"\nwritten: {f}" for f in files))
     return 0
 
 
@@ -176,6 +243,13 @@ def run(args: argparse.Namespace) -> int:
     """Run ``mixplan filter`` (see the module docstring); returns the exit code 0 or raises MixplanError."""
     if args.bucket_scores:
         return _bucket_scores(args)
+    if args.runs and not args.target:
+        raise ValidationError("--runs needs --target COL: the metric column (an error or loss, lower is better)")
+    if args.runs and _is_ratings_runs(args.runs):
+        return _ratings(args)
+    if args.documents:
+        raise ValidationError("--documents goes with ratings runs (--runs RUNS with score and keep columns): the "
+                              "pool's documents, to model the target from the kept sets' scores")
     from .._io import read_table
     from ..filtering.planner import FilterFit, fit_buckets, plan_filter
 

@@ -352,7 +352,7 @@ def _scale_model(args: argparse.Namespace, tokens: float | None, size: float | N
                          proxy_params=None if N is None else float(tables[0].frame["params"].iloc[0]),
                          level=args.level, seed=args.seed, groups=groups,
                          r_star_pools=[p.r_star for p in pools],  # the manifest's own R* of a pool or bucket
-                         available=available)
+                         available=available, synthetic=pools.synthetic)
     return scale.at_params(size if N is not None else None)
 
 
@@ -366,7 +366,8 @@ def _repetition_model(args: argparse.Namespace, tokens: float | None, model: Any
         raise ValidationError("give --repetition-runs (fit R*) or --r-star (set it), not both")
     if args.r_star is not None:
         check_number(args.r_star, "--r-star", lo=0.0, lo_open=True, fix="Muennighoff et al.'s R_D* is 15.4")
-        return RepetitionModel(r_star=args.r_star, gamma=args.gamma or 0.0, source="given (--r-star, --gamma)")
+        return RepetitionModel(r_star=args.r_star, gamma=args.gamma or 0.0, source="given (--r-star, --gamma)",
+                               synthetic=pools.synthetic)
     if args.gamma is not None:
         raise ValidationError("--gamma goes with --r-star")
     if not args.repetition_runs:
@@ -376,7 +377,7 @@ def _repetition_model(args: argparse.Namespace, tokens: float | None, model: Any
     if tokens is None:
         raise ValidationError("the repetition-aware objective needs the target budget (--tokens or --flops)")
     return fit_repetition_runs(model, runs, read(args.repetition_runs), pools.tokens, seed=args.seed,
-                               level=args.level)
+                               level=args.level, synthetic=pools.synthetic)
 
 
 #: Unset options are None, so that a config file can fill them (see _settings).

@@ -106,8 +106,14 @@ def run(args: argparse.Namespace) -> int:
         # abspath, not resolve: the sources were read relative to the folder the manifest path names (a
         # symlinked manifest's own folder, not its target's)
         _relocate(spec, Path(os.path.abspath(src.parent)), Path(os.path.abspath(out.parent)))
+    # A composite score is no field of the documents (the pool's scores are): its units need saying.
+    composites = [(n, pools.by_name(n).buckets.score) for n, p in result.pools.items()
+                  if p.buckets is not None and pools.by_name(n).buckets.score not in p.scores]
     text = (f"# Written by mixplan scan from {src} (tokens: {result.token_unit}"
             f"{', exact duplicates removed' if args.dedup else ''}); the counts are measured, see {report.name}.\n"
+            + "".join(f"# pool {n}: buckets cut by the composite {s!r} (weighted sum of its scores' rank-based "
+                      f"normal scores over the pool's {'unique ' if args.dedup else ''}documents); its cut-offs are in "
+                      "composite units\n" for n, s in composites)
             + tomli_w.dumps(tables))
     # The new manifest must load before anything is written (nothing half-written).
     import tempfile

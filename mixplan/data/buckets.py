@@ -11,8 +11,10 @@ Manifest form (a pool table of ``pools.toml``)::
     [pools.web]
     tokens = 2.0e12                   # the whole pool (every scored document), as for any pool
     samples = 1.6e9                   # optional: documents in the whole pool
-    score = "fasttext_hq"             # the score the buckets are cut by (higher = better)
+    score = "fasttext_hq"             # the score the buckets are cut by (higher = better), or a
+                                      # composite of the scores, e.g. "0.7*fasttext_hq + 0.3*dclm"
     scores = ["fasttext_hq", "dclm"]  # optional: the scores each document carries; `score` must be one
+                                      # (or a composite of them only)
     buckets = [0.1, 0.2, 0.3, 0.4]    # short form: cumulative top fractions (sizes = share x pool)
 
     [pools.web.law]                   # optional: the QQT law the buckets share (mixplan.laws.qqt)
@@ -39,6 +41,12 @@ Manifest form (a pool table of ``pools.toml``)::
 pool-level count that does not apply. Cut-offs are scores (higher is better unless
 ``higher_is_better = false``); buckets given by cut-offs need explicit sizes.
 
+A composite ``score`` (:mod:`mixplan.data.composite`: the weighted sum of each column's rank-based
+normal scores) is computed by ``mixplan scan`` over the pool's documents; its cut-offs are in composite
+units. Without ``scores``, the columns a composite names are the pool's scores (the fields scan reads);
+a ``score`` that reads as no spec and has no ``*`` is then a field name (with spaces, say). A field whose
+name reads as a composite (``a+b``) must be listed in ``scores``.
+
 Rewritten or synthetic pools (REWIRE, SynthLLM) are ordinary pools with their own parameters: they
 are not buckets of another pool.
 """
@@ -56,11 +64,13 @@ import numpy as np
 from .._checks import NAME_PATTERN, check_number
 from ..exceptions import ValidationError
 from ..laws.qqt import QQT_PUBLISHED
+from .composite import Composite, parse_composite
 
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["Bucket", "BucketSpec", "SIZE_TOLERANCE", "LAW_DEFAULTS", "parse_buckets", "percent_label", "bucket_scores"]
+__all__ = ["Bucket", "BucketSpec", "SIZE_TOLERANCE", "LAW_DEFAULTS", "parse_buckets", "percent_label", "bucket_scores",
+           "score_spec"]
 
 #: Relative mismatch allowed between a bucket's declared size and its share of the pool: rounding of
 #: document counts and tokenizer differences, not a different cut.
@@ -229,9 +239,9 @@ def parse_buckets(spec: Mapping[str, Any], pool: str, tokens: float, samples: fl
     if not isinstance(scores, list) or not all(isinstance(s, str) for s in scores):
         raise ValidationError(f"{where}, field 'scores': must be a list of score names, e.g. "
                               "[\"fasttext_hq\", \"dclm\"]")
-    if scores and score not in scores:
-        raise ValidationError(f"{where}, field 'score': {score!r} is not one of the pool's scores {scores}; name one "
-                              "of them or add it to 'scores'")
+    comp = score_spec(score, scores, where)
+    score = comp.spec
+    scores = scores or ([] if comp.single else comp.columns)  # a composite's columns are then the pool's scores
     hib = spec.get("higher_is_better", True)
     if not isinstance(hib, bool):
         raise ValidationError(f"{where}, field 'higher_is_better': must be true or false")
@@ -384,6 +394,34 @@ def parse_buckets(spec: Mapping[str, Any], pool: str, tokens: float, samples: fl
     # (mixplan filter: BucketSpec.units), not here: the joint planner reads each bucket as a pool of its
     # own size, and cut-off buckets measured by a scan rarely come out as multiples.
     return out
+
+
+def score_spec(score: str, scores: Sequence[str] = (), where: str = "") -> Composite:
+    """The spec a pool's buckets are cut by (``where``: ``"FILE: pool 'NAME'"``, for the errors): one of the
+    pool's ``scores`` (any name), or a composite of them (:func:`mixplan.data.composite.parse_composite`;
+    canonical text). Without ``scores`` any column is accepted: a composite's columns, or a ``score`` that
+    reads as no spec and has no ``*``, taken as one field's name."""
+    if score in scores:
+        return Composite(score, ((score, 1.0),))
+    fix = "name one of them, add it to 'scores', or write a weighted sum of them such as \"0.7*dclm + 0.3*fasttext\""
+    try:
+        comp = parse_composite(score, None, f"{where}, field 'score': ")
+    except ValidationError:
+        if scores:
+            raise ValidationError(f"{where}, field 'score': {score!r} is not one of the pool's scores {list(scores)} "
+                                  f"nor a weighted sum of them; {fix}") from None
+        if "*" in score:  # meant as a composite: say what cannot be read
+            raise
+        return Composite(score, ((score, 1.0),))  # a field whose name no spec reads (spaces, brackets)
+    missing = [c for c in comp.columns if c not in scores]
+    if scores and missing:
+        if comp.single:
+            raise ValidationError(f"{where}, field 'score': {score!r} is not one of the pool's scores "
+                                  f"{list(scores)}; {fix}")
+        raise ValidationError(f"{where}, field 'score': the composite {comp.spec!r} names {missing[0]!r}, which is "
+                              f"not one of the pool's scores {list(scores)}; add it to 'scores' or drop it from the "
+                              "composite")
+    return comp
 
 
 def bucket_scores(scores: Any, fractions: Sequence[float], *, tokens: Any = None,

@@ -30,7 +30,8 @@ from typing import Any
 
 from ..exceptions import ValidationError
 
-__all__ = ["DERIVED_KEYS", "KINDS", "Derivation", "check_derivations", "parse_derivation", "source_part"]
+__all__ = ["DERIVED_KEYS", "KINDS", "POOL_LAW_FORMS", "Derivation", "check_derivations", "parse_derivation",
+           "is_pool_law", "parse_pool_law", "source_part"]
 
 #: What a pool's text is: as collected, rewritten from another pool's documents, or generated.
 KINDS = ("raw", "rewritten", "synthetic")
@@ -85,6 +86,59 @@ def parse_derivation(spec: Mapping[str, Any], where: str) -> Derivation | None:
     fraction = _number(spec, "from_fraction", where, high=1.0)
     tokens = _number(spec, "from_tokens", where)
     return Derivation(kind=kind, parent=parent, buckets=tuple(buckets), fraction=fraction, tokens=tokens)
+
+
+#: The per-pool data laws a manifest may give a pool (beyond repetition): SynthLLM's rectified law.
+POOL_LAW_FORMS = ("synthetic",)
+_POOL_LAW_PARAMS = {"D_l": True, "beta": True, "B": False, "E": False}  # name: required
+
+
+def is_pool_law(law: Any) -> bool:
+    """Whether a pool's ``law`` field is a per-pool data law (a path to a fitted law, or a table with a
+    ``form``) rather than a bucketed pool's QQT law table."""
+    return isinstance(law, str) or (isinstance(law, Mapping) and "form" in law)
+
+
+def parse_pool_law(law: Any, where: str, base: Any = None) -> dict[str, float]:
+    r"""A pool's own data law: ``[pools.NAME.law]`` with ``form = "synthetic"`` and the rectified law's ``D_l``
+    and ``beta`` (``B``, ``E`` optional: they do not change what the tokens are worth), or the path (relative
+    to the manifest's folder ``base``) of a ``FIT.json`` from ``mixplan laws fit --law synthetic``. Returns
+    the parameters by name with ``form``. ``where`` names the file and the pool."""
+    from pathlib import Path
+
+    if isinstance(law, str):
+        from ..laws.fitting import read_law_fit
+
+        path = Path(law) if base is None or Path(law).is_absolute() else Path(base) / law
+        try:
+            doc = read_law_fit(path)
+        except ValidationError as exc:
+            raise ValidationError(f"{where}, field 'law': {exc}") from None
+        if doc["law"] != "synthetic":
+            raise ValidationError(f"{where}, field 'law': {law} is a fitted {doc['law']!r} law; a pool's own law is "
+                                  "SynthLLM's rectified law (mixplan laws fit --law synthetic)")
+        law = {"form": "synthetic"} | {k: doc["params"][k] for k in _POOL_LAW_PARAMS}
+    form = law.get("form")
+    if form not in POOL_LAW_FORMS:
+        raise ValidationError(f"{where}, field 'law.form': {form!r} is not one of {', '.join(POOL_LAW_FORMS)}")
+    extra = sorted(set(law) - set(_POOL_LAW_PARAMS) - {"form"})
+    if extra:
+        raise ValidationError(f"{where}, field 'law': unknown key(s) {extra}; a synthetic law has "
+                              f"{', '.join(_POOL_LAW_PARAMS)}")
+    out: dict[str, Any] = {"form": form}
+    for key, required in _POOL_LAW_PARAMS.items():
+        if key not in law:
+            if required:
+                raise ValidationError(f"{where}, field 'law.{key}': required for the rectified law L(D) = E + "
+                                      "B/(D_l + D)^beta (fit it with mixplan laws fit --law synthetic)")
+            continue
+        v = law[key]
+        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+        if not ok or v < 0 or (v == 0 and key in ("D_l", "beta", "B")):
+            raise ValidationError(f"{where}, field 'law.{key}': {v!r} should be a {'' if key == 'E' else 'positive '}"
+                                  f"finite number{' >= 0' if key == 'E' else ''}")
+        out[key] = float(v)
+    return out
 
 
 def _distinct_names(v: Any) -> bool:

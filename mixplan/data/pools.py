@@ -44,7 +44,7 @@ import numpy as np
 from .._io import read_toml
 from .._checks import NAME_PATTERN, check_number
 from .buckets import BUCKET_POOL_KEYS, BucketSpec, parse_buckets
-from .derived import DERIVED_KEYS, Derivation, check_derivations, parse_derivation
+from .derived import DERIVED_KEYS, Derivation, check_derivations, is_pool_law, parse_derivation, parse_pool_law
 from ..exceptions import ValidationError
 
 __all__ = ["Pool", "PoolSet", "load_pools", "DEFAULT_MAX_EPOCHS", "MAX_POOL_SIZE"]
@@ -85,6 +85,9 @@ class Pool:
     buckets: BucketSpec | None = None
     #: Where the pool's text comes from if it was made from another pool's (:mod:`mixplan.data.derived`).
     derivation: Derivation | None = None
+    #: The pool's own data law (:func:`mixplan.data.derived.parse_pool_law`: SynthLLM's rectified law of a
+    #: synthetic pool, ``form``, ``D_l``, ``beta``, ...), priced by the budget-aware objective; or None.
+    law: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         where = f"pool {self.name!r}"
@@ -120,7 +123,8 @@ class Pool:
                 "prior": self.prior, "group": self.group, "source": dict(self.source), "r_star": self.r_star} | (
                     {} if self.samples is None else {"samples": self.samples}) | (
                     {} if self.buckets is None else {"buckets": self.buckets.to_dict()}) | (
-                    {} if self.derivation is None else {"derivation": self.derivation.to_dict()})
+                    {} if self.derivation is None else {"derivation": self.derivation.to_dict()}) | (
+                    {} if self.law is None else {"law": dict(self.law)})
 
 
 @dataclass(frozen=True)
@@ -203,6 +207,15 @@ class PoolSet(Sequence[Pool]):
         return np.array([np.nan if p.r_star is None else p.r_star for p in self.pools], dtype=float)
 
     @property
+    def synthetic(self) -> np.ndarray | None:
+        """Each pool's rectified law ``(D_l, beta)`` (P, 2), NaN for pools without one; None when no pool has one
+        (what :func:`mixplan.mixture.repetition.effective_mixture` takes)."""
+        if all(p.law is None for p in self.pools):
+            return None
+        return np.array([[p.law["D_l"], p.law["beta"]] if p.law is not None else [np.nan, np.nan]
+                         for p in self.pools], dtype=float)
+
+    @property
     def bucketed(self) -> list[Pool]:
         """The pools cut into quality buckets (``pool.buckets`` is set), in manifest order."""
         return [p for p in self.pools if p.buckets is not None]
@@ -254,13 +267,21 @@ def load_pools(path: str | os.PathLike[str], *, measured: bool = True) -> PoolSe
             if key in spec and not isinstance(spec[key], str):
                 raise ValidationError(f"{where}, field {key!r}: must be a string")
         derivation = parse_derivation(spec, where)  # its errors name the file already
+        law = None
+        if is_pool_law(spec.get("law")):
+            if any(k in spec for k in ("buckets", "cutoffs", "bucket")):
+                raise ValidationError(f"{where}, field 'law': a bucketed pool's law is its buckets' QQT law "
+                                      "(objective, a, d); a per-pool law (form = \"synthetic\") belongs to a pool "
+                                      "without buckets")
+            law = parse_pool_law(spec["law"], where, path.parent)
+            spec = {k: v for k, v in spec.items() if k != "law"}
         try:
             pool = Pool(
                 name=name, tokens=spec.get("tokens", 1.0), description=spec.get("description", ""),
                 max_epochs=spec.get("max_epochs", DEFAULT_MAX_EPOCHS),
                 min_weight=spec.get("min_weight", 0.0), max_weight=spec.get("max_weight", 1.0),
                 prior=spec.get("prior"), group=spec.get("group", ""), source=source, r_star=spec.get("r_star"),
-                samples=spec.get("samples"), derivation=derivation)
+                samples=spec.get("samples"), derivation=derivation, law=law)
         except ValidationError as exc:
             raise ValidationError(f"{path}: {exc}") from None
         # Bucket errors name the file themselves; the pool's tokens and samples are checked by now.

@@ -11,6 +11,8 @@ A scan is two small steps, as a data pipeline would run them (datatrove-style), 
    and ``unique_tokens = tokens - duplicate tokens`` is what the repetition laws call :math:`U`
    -- score quantiles (over the unique documents) and the buckets the pool's ``buckets``/``cutoffs``
    ask for (:func:`mixplan.data.buckets.bucket_scores`; over the documents the pool's tokens count).
+   A composite ``score`` (``0.7*dclm + 0.3*fasttext``) is computed here, from its columns' values over
+   those same documents (:func:`mixplan.data.composite.composite_values`); the shards read the columns.
 
 Results do not depend on the number of workers or on the engine: the merge is in shard order and
 every count is exact. :func:`scan_pools` runs the steps on local processes; :func:`manifest_with`
@@ -32,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import ValidationError
+from .composite import composite_values, parse_composite
 from .sources import Shard, list_shards, read_shard
 from .tokens import token_counter, token_unit_name, tokenizer_digest
 
@@ -230,7 +233,12 @@ def merge_pool(name: str, parts: Sequence[ShardScan], *, score: str | None = Non
     """Merge a pool's shard scans (in shard order): duplicates, score quantiles, buckets (``fractions``:
     cumulative top fractions, or ``cutoffs``: score cut-offs, of ``score``; over every document, or with
     ``dedup`` over the unique ones, as the pool's tokens are counted), the ``samples`` documents with the
-    smallest keys over all shards, and the per-document table when the shards kept locations."""
+    smallest keys over all shards, and the per-document table when the shards kept locations.
+
+    ``score`` is a field of the shards, or a composite of them (``0.7*dclm + 0.3*fasttext``): each
+    document's ``sum_j w_j z_j``, ``z_j`` the rank-based normal scores of field ``j`` over the documents
+    bucketed (:func:`mixplan.data.composite.composite_values`). Its buckets' cut-offs (given or measured)
+    are then in composite units; the quantiles and the per-document table keep the fields themselves."""
     h = np.concatenate([p.hashes for p in parts]) if parts else np.zeros(0, np.uint64)
     t = np.concatenate([p.tokens for p in parts]) if parts else np.zeros(0, np.int64)
     b = np.concatenate([p.nbytes for p in parts]) if parts else np.zeros(0, np.int64)
@@ -268,16 +276,29 @@ def merge_pool(name: str, parts: Sequence[ShardScan], *, score: str | None = Non
                           "quantiles": {f"{q:g}": float(x) for q, x in zip(QUANTILES, np.quantile(v[ok], QUANTILES))},
                           "mean": mean if np.isfinite(mean) else None}  # None: the values overflow a float's sum
     if score is not None and (fractions is not None or cutoffs is not None):
-        if score not in pool.scores:
-            raise ValidationError(f"pool {name!r}: its buckets are cut by score {score!r}, which the scan did not "
-                                  "read; name it in the pool's score/scores")
+        comp = None
+        if score not in values:  # a field (any name the shards read), else a composite of fields
+            try:
+                comp = parse_composite(score, None, f"pool {name!r}: ")
+            except ValidationError:  # no spec: a field the scan did not read, said below
+                pass
+            if comp is not None and comp.single:  # '1*q' is the field q itself (its own units)
+                score, comp = comp.spec, None
+        columns = [score] if comp is None else comp.columns
+        for f in columns:
+            if f not in pool.scores:
+                raise ValidationError(f"pool {name!r}: its buckets are cut by score {f!r}, which the scan did not "
+                                      "read; name it in the pool's score/scores")
         counted = first if dedup else np.ones(len(h), dtype=bool)
-        v = values[score][counted]
-        ok = np.isfinite(v)
-        if not ok.all():
-            raise ValidationError(f"pool {name!r}: its buckets are cut by score {score!r}, which {int((~ok).sum())} of "
-                                  f"its documents lack (first: {pool.scores[score]['first_not_numeric'][0]}); every "
-                                  "document of a bucketed pool needs a numeric score")
+        for f in columns:
+            ok = np.isfinite(values[f][counted])
+            if not ok.all():
+                raise ValidationError(f"pool {name!r}: its buckets are cut by score {f!r}, which {int((~ok).sum())} of "
+                                      f"its documents lack (first: {pool.scores[f]['first_not_numeric'][0]}); every "
+                                      "document of a bucketed pool needs a numeric score")
+        # a composite's normal scores are over the documents bucketed: those the pool's tokens count
+        v = values[score][counted] if comp is None else composite_values({f: values[f][counted] for f in columns},
+                                                                            comp)
         pool.buckets = _buckets(v, t[counted], fractions, cutoffs, higher_is_better, name)
     return pool
 
@@ -439,7 +460,7 @@ def scan_pools(pools: Any, raw: Mapping[str, Any], root: str | Path, *, tokenize
             skipped[pool.name] = "no source table"
             continue
         spec = raw.get("pools", {}).get(pool.name, {})
-        fields = _score_fields(spec)
+        fields = _score_fields(spec, pool.name)
         shards = list_shards(pool.name, pool.source, root, fields=fields)
         plan[pool.name] = (shards, pool.buckets)
     if not plan:
@@ -468,10 +489,15 @@ def scan_pools(pools: Any, raw: Mapping[str, Any], root: str | Path, *, tokenize
                       tokenizer_sha256=tokenizer_digest(tokenizer))
 
 
-def _score_fields(spec: Mapping[str, Any]) -> tuple[str, ...]:
+def _score_fields(spec: Mapping[str, Any], pool: str = "") -> tuple[str, ...]:
+    """The fields the shards read for pool table ``spec``: its ``scores`` and the columns of its ``score`` (a
+    field, or each field a composite names: the composite itself is computed by :func:`merge_pool`)."""
+    from .buckets import score_spec
+
     names = [str(s) for s in spec.get("scores", [])]
-    if "score" in spec and str(spec["score"]) not in names:
-        names.insert(0, str(spec["score"]))
+    if "score" in spec:
+        comp = score_spec(str(spec["score"]), names, f"pool {pool!r}")
+        names = [c for c in comp.columns if c not in names] + names
     return tuple(names)
 
 
@@ -481,7 +507,10 @@ def manifest_with(raw: Mapping[str, Any], result: ScanResult, source: str = "", 
     readable document's, or with ``dedup`` the unique ones': for a pool deduplicated before training), a
     ``[pools.NAME.scan]`` table with every count, and its buckets written out (top fraction or cut-off,
     tokens, documents) when it asks for them; ``[study] token_unit`` = the scan's unit. ``raw`` is not
-    modified."""
+    modified. A pool bucketed by a composite ``score`` keeps it as written: its cut-offs (written for
+    cut-off buckets; the report's for every bucket) are in composite units, the weighted normal scores
+    over the documents scanned (the unique ones with ``dedup``), not in any one score's units
+    (``mixplan scan`` says so in a comment at the top of the manifest it writes)."""
     out = copy.deepcopy(dict(raw))
     study = dict(out.get("study", {}))
     old = study.get("token_unit")

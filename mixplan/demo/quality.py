@@ -26,7 +26,7 @@ from mixplan.data.scorers import prose_score
 from mixplan.demo.corpora import EVAL_ONLY, TRAIN_POOLS, DemoPool, load_pools
 
 __all__ = ["BUCKET_TOPS", "PROSE_POOL", "bucket_names", "bucket_table", "bucket_pools", "chunk_subset", "prose_score",
-           "chunk_scores", "run_bucket_proxy", "run_bucket_proxies"]
+           "chunk_scores", "run_bucket_proxy", "run_bucket_proxies", "train_and_score"]
 
 #: The pool cut into buckets.
 PROSE_POOL = "wiki"
@@ -105,16 +105,23 @@ def run_bucket_proxy(weights: Mapping[str, float], tokens: int, seed: int,
     ``reviews``), ``bpb_mean`` over the five training pools' sets and ``prose_bpb`` = mean of
     ``bpb_news`` and ``bpb_reviews``. Deterministic: the same arguments give identical floats.
     """
+    tops = tuple(float(t) for t in tops)
+    return train_and_score(_cached_pools(tops), bucket_names(tops), weights, tokens, seed)
+
+
+def train_and_score(pools: Mapping[str, DemoPool], names: Sequence[str], weights: Mapping[str, float],
+                    tokens: int, seed: int) -> dict[str, float]:
+    """Train the proxy LM on a mixture over ``names`` (pools from ``pools``) and score it on the demo's
+    held-out sets: the body of :func:`run_bucket_proxy`, shared by every study over pools built from the
+    demo's (:mod:`mixplan.demo.derived`)."""
     from mixplan.demo.proxy_lm import ProxyLM, heldout_bpb, sample_stream, validate_weights
     from mixplan.exceptions import ValidationError
 
-    tops = tuple(float(t) for t in tops)
-    names = bucket_names(tops)
     w = validate_weights(weights, names)
     if int(tokens) < 1:
         raise ValidationError(f"tokens must be >= 1, got {tokens}")
     rng = np.random.default_rng([int(seed), 0x6D78])
-    model = ProxyLM().fit(sample_stream(_cached_pools(tops), w, int(tokens), rng, names))
+    model = ProxyLM().fit(sample_stream(pools, w, int(tokens), rng, names))
     out = heldout_bpb(model, load_pools())
     out["prose_bpb"] = 0.5 * (out["bpb_news"] + out["bpb_reviews"])
     return out

@@ -17,7 +17,7 @@ import pandas as pd
 from ..data.buckets import SIZE_TOLERANCE, bucket_scores
 from ..exceptions import ValidationError
 
-__all__ = ["bucket_scores", "manifest_snippet", "read_scores", "count_tokens"]
+__all__ = ["bucket_scores", "manifest_snippet", "read_documents", "read_scores", "count_tokens"]
 
 
 def count_tokens(texts: Sequence[Any], how: str = "bytes") -> np.ndarray:
@@ -30,14 +30,16 @@ def count_tokens(texts: Sequence[Any], how: str = "bytes") -> np.ndarray:
 
 
 def manifest_snippet(table: pd.DataFrame, *, pool: str, score: str, total_tokens: float | None = None,
-                     total_documents: int | None = None, higher_is_better: bool = True, fit: Any = None) -> str:
+                     total_documents: int | None = None, higher_is_better: bool = True, fit: Any = None,
+                     score_note: str | None = None) -> str:
     """The ``[pools.POOL]`` TOML of a :func:`bucket_scores` table, ready to paste into a manifest.
 
     Bucket sizes are written as measured; ``size_tolerance`` is set just above the largest gap between
     a bucket's token share and its document share, so the manifest loads (the loader checks them).
     ``fit`` (a :class:`mixplan.filtering.planner.FilterFit` of these buckets) adds its law (``objective``,
     ``a``, ``d``, ``unit``) and each bucket's fitted ``b`` and ``tau``, which the planner's "plan, then
-    filter" baseline and ``mixplan filter`` without ``--runs`` read.
+    filter" baseline and ``mixplan filter`` without ``--runs`` read. ``score_note`` is written as a comment
+    under ``score`` (e.g. what a composite score is).
     """
     lines = [f"[pools.{pool}]"]
     if total_tokens is not None:
@@ -45,6 +47,8 @@ def manifest_snippet(table: pd.DataFrame, *, pool: str, score: str, total_tokens
     if total_documents is not None:
         lines.append(f"samples = {int(total_documents)}")
     lines.append(f'score = "{score}"')
+    if score_note:
+        lines.append(f"# {score}: {score_note}")
     if not higher_is_better:
         lines.append("higher_is_better = false")
     if "token_share" in table and total_tokens:
@@ -71,32 +75,52 @@ def manifest_snippet(table: pd.DataFrame, *, pool: str, score: str, total_tokens
     return "\n".join(lines) + "\n"
 
 
-def read_scores(path: str | Path, score: str, *, tokens_column: str | None = None, text_column: str | None = None,
-                count: str = "bytes") -> tuple[np.ndarray, np.ndarray | None]:
-    """Scores (and token counts) of the documents in a table (CSV, TSV, Parquet, JSONL; or an Arrow file
-    written by ``datasets``). Token counts come from ``tokens_column``, or are counted from ``text_column``
-    (:func:`count_tokens`), or are ``None``."""
+def read_documents(path: str | Path) -> pd.DataFrame:
+    """A table of documents (CSV, TSV, Parquet, JSONL; or an Arrow file written by ``datasets``)."""
     from .._io import read_table
 
     path = Path(path)
-    if path.suffix.lower() == ".arrow":
-        try:
-            import datasets
-        except ImportError:
-            raise ValidationError(f"{path}: reading a datasets Arrow file needs the 'datasets' package "
-                                  "(pip install datasets), or export the table to Parquet") from None
-        frame = datasets.Dataset.from_file(str(path)).to_pandas()
-    else:
-        frame = read_table(path)
+    if path.suffix.lower() != ".arrow":
+        return read_table(path)
+    try:
+        import datasets
+    except ImportError:
+        raise ValidationError(f"{path}: reading a datasets Arrow file needs the 'datasets' package "
+                              "(pip install datasets), or export the table to Parquet") from None
+    if not path.is_file():
+        raise ValidationError(f"{path}: no such file")
+    try:
+        return datasets.Dataset.from_file(str(path)).to_pandas()
+    except Exception as exc:  # noqa: BLE001 -- any reader failure is a file that is not a datasets Arrow table
+        raise ValidationError(f"{path}: cannot be read as a datasets Arrow file: {exc}".splitlines()[0]) from None
+
+
+def read_scores(path: str | Path, score: str, *, tokens_column: str | None = None, text_column: str | None = None,
+                count: str = "bytes") -> tuple[np.ndarray, np.ndarray | None]:
+    """Scores (and token counts) of the documents in a table (CSV, TSV, Parquet, JSONL; or an Arrow file
+    written by ``datasets``). ``score`` is a column, or a composite spec such as ``0.7*dclm + 0.3*fasttext``
+    (:func:`mixplan.filtering.ratings.composite_scores`: a weighted sum of the columns' rank-based normal
+    scores over these documents). Token counts come from ``tokens_column``, or are counted from
+    ``text_column`` (:func:`count_tokens`), or are ``None``."""
+    from .ratings import composite_scores, parse_composite
+
+    path = Path(path)
+    frame = read_documents(path)
     cols = [str(c) for c in frame.columns]
-    for flag, col in (("--score", score), ("--tokens-column", tokens_column), ("--text-column", text_column)):
+    plain = score in cols or parse_composite(score, None, "--score: ").single
+    for flag, col in (("--score", score if plain else None), ("--tokens-column", tokens_column),
+                      ("--text-column", text_column)):
         if col is not None and col not in frame.columns:
             raise ValidationError(f"{path}: no column {col!r} ({flag}); columns are {cols}")
-    values = pd.to_numeric(frame[score], errors="coerce").to_numpy(dtype=float)
-    bad = np.flatnonzero(~np.isfinite(values))
-    if len(bad):
-        raise ValidationError(f"{path}: row {int(bad[0]) + 1}, column {score!r}: {frame[score].iloc[bad[0]]!r} is "
-                              "not a finite number; every document needs a numeric score (drop unscored rows first)")
+    if score in frame.columns:
+        values = pd.to_numeric(frame[score], errors="coerce").to_numpy(dtype=float)
+        bad = np.flatnonzero(~np.isfinite(values))
+        if len(bad):
+            raise ValidationError(f"{path}: row {int(bad[0]) + 1}, column {score!r}: {frame[score].iloc[bad[0]]!r} is "
+                                  "not a finite number; every document needs a numeric score (drop unscored rows "
+                                  "first)")
+    else:
+        values = composite_scores(frame, score, f"{path}: ")  # names the unknown column and the known ones
     tokens = None
     if tokens_column is not None:
         tokens = pd.to_numeric(frame[tokens_column], errors="coerce").to_numpy(dtype=float)

@@ -20,8 +20,34 @@ groups are compared by their laws' predictions.
   groups run on the same design (same :math:`(N, D)` in the same order) then resample the same
   design points (common random numbers: the design's share of the variance cancels in the
   difference), and groups on different designs are paired independent draws, which is what the
-  difference of two independent bootstrap distributions needs. A refit the engine drops (no finite
+  difference of two independent bootstrap distributions needs. The runs' offsets (below) are drawn
+  independently per group: other runs, other noise. A refit the engine drops (no finite
   loss) shortens the pairing to the shorter group's refits.
+* **Runs' noise.** Checkpoints of one run (a group's rows of one size, or ``runs``) share that run's
+  noise, which a bootstrap over rows treats as independent: its refits then agree with each other more
+  than the laws fitted to other runs would, and P(better) is over-confident exactly where a decision is
+  close. So the refits are a bootstrap over rows *and* of run-level noise: every refit moves each run's
+  points together by one offset :math:`u_r \sim N(0, \sigma^2)` in log-loss
+  (:func:`~mixplan.laws.fitting.bootstrap_refits`), which passes one run's noise through the law's fit
+  -- its exponents too -- into the prediction at the target. :math:`\sigma` is given (``run_sd``: from
+  seed replicates) or measured one size out: each group's law is refitted on its runs below its
+  largest size (the whole law where those sizes identify it, else with its exponents held at the full
+  fit's -- only the scales refitted, which two sizes identify) and predicts its largest size at that
+  size's largest token count; :math:`e_g`, the log-error there, is that run's noise plus the law's
+  error one size out, and :math:`\sigma` is the standard deviation of :math:`e_g` across groups (an
+  error every group shares cancels in a gap, so it is taken about their mean). It therefore errs
+  large. Groups with fewer than two sizes below their largest are left out; with fewer than two groups
+  left :math:`\sigma` is not measured and the refits are the row bootstrap alone (the report says so).
+* **P(a's run better)**: P(better) compares the groups' *expected* losses; one run of each at the
+  target (the run a team will train, or the one that checks the prediction) also carries that run's
+  own noise. Over paired refits :math:`i`,
+
+  .. math::
+
+      P_\text{run}(a \text{ better than } b) = \frac{1}{B} \sum_i
+      \Phi\Big(\frac{\log \hat L_{b,i} - \log \hat L_{a,i}}{\sqrt{2}\,\sigma}\Big)
+
+  (:math:`\sigma = 0` gives P(better)).
 * **Crossings.** Along a path of fixed tokens per parameter :math:`D = r N` (``r = 20`` by default,
   or the runs' own geometric-mean ratio), :math:`N` is scanned on a log grid from the smallest
   measured size to ``beyond`` (100) times the target size; a crossing is a sign change of
@@ -42,18 +68,20 @@ from __future__ import annotations
 import itertools
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
+from .._stats import normal_cdf
 from ..exceptions import ExtrapolationWarning, MixplanWarning, ValidationError
 from .budget import extrapolation
 from .chinchilla import CHINCHILLA, chinchilla_loss, compute_optimal
 from .data_constrained import data_constrained_law, data_constrained_loss, optimal_allocation
-from .fitting import Data, Law, LawFit, fit_law
+from .fitting import Data, Law, LawFit, bootstrap_refits, fit_law, refit_intervals
 
-__all__ = ["COMPARE_LAWS", "Comparison", "compare_groups", "crossings", "p_better", "refit_predictions"]
+__all__ = ["COMPARE_LAWS", "Comparison", "compare_groups", "crossings", "p_better", "p_better_run", "refit_predictions",
+           "run_noise"]
 
 
 @dataclass(frozen=True)
@@ -106,6 +134,8 @@ class Comparison:
     pairs: list[dict[str, Any]]
     fits: dict[str, LawFit] = field(repr=False, default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: one run's noise at the target (see the module docstring): sd_log, the groups it was read from, where
+    run_noise: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ranking(self) -> list[str]:
@@ -117,7 +147,7 @@ class Comparison:
                 "bootstrap": self.n_bootstrap, "scale": self.scale, "measured": self.measured, "path": self.path,
                 "ranking": self.ranking, "groups": self.groups, "pairs": self.pairs,
                 "fits": {g: {k: v for k, v in f.to_dict().items() if k != "bootstrap"} for g, f in self.fits.items()},
-                "warnings": self.warnings}
+                "run_noise": self.run_noise, "warnings": self.warnings}
 
     def report(self) -> str:
         pct = f"{self.level:.0%}"
@@ -130,6 +160,17 @@ class Comparison:
                  f"target: {at}",
                  f"largest measured scale: params {big['params']:.4g}, tokens {big['tokens']:.4g} ({big['source']}); "
                  f"smallest: params {small['params']:.4g}, tokens {small['tokens']:.4g} ({small['source']})"]
+        noise = self.run_noise
+        if noise.get("sd_log") is not None:
+            how = ("given" if noise["given"] else f"measured one size out (each law refitted below its largest size "
+                   f"predicts it) across {noise['groups']} {self.by}s")
+            lines.append(f"one run's noise: sd {noise['sd_log']:.4g} in log-loss, {how}; every refit carries it "
+                         "per run, and P(run) is the chance one run of the better beats one of the other at the "
+                         "target")
+        elif noise:
+            lines.append("one run's noise: not measured one size out (" + "; ".join(_grouped_notes(
+                {g: [r] for g, r in noise["left_out"].items()}, self.by)) + "): the refits resample rows alone, "
+                "P(better) may be over-confident; give --run-noise SD from seed replicates")
         w = max(8, *(len(g["group"]) for g in self.groups))
         lines.append(f"{'group':>{w}} {'points':>6}  {'loss at target':>14} {pct + ' interval':>20} {'rank':>4} "
                      f"{'@largest':>8} {'@smallest':>9}  beyond the fitted range")
@@ -142,19 +183,29 @@ class Comparison:
         lines.append(f"pairs at the target (better first; P from paired refits; crossings along D = "
                      f"{self.path['tokens_per_param']:.4g} N, N in [{self.path['params'][0]:.3g}, "
                      f"{self.path['params'][1]:.3g}]):")
-        lines.append(f"{'better':>{w}} {'other':>{w}} {'P(better)':>9} {'loss gap':>9} {'@largest':>{w}} "
-                     f"{'@smallest':>{w}}  crossing N [{pct}] (refits crossing)")
+        lines.append(f"{'better':>{w}} {'other':>{w}} {'P(better)':>9} {'P(run)':>6} {'loss gap':>9} "
+                     f"{'@largest':>{w}} {'@smallest':>{w}}  crossing N [{pct}] (refits crossing)")
         for q in self.pairs:
             cross = "; ".join(f"{c['params']:.3g}" + (f" [{c['interval'][0]:.3g}, {c['interval'][1]:.3g}]"
                                                        if c["interval"] else "") + f" then {c['better_after']}"
                               for c in q["crossings"]) or "none"
             p = "n/a" if q["p_better"] is None else f"{q['p_better']:.3f}"  # no refits (--bootstrap 0)
-            lines.append(f"{q['better']:>{w}} {q['other']:>{w}} {p:>9} {q['loss_gap']:>9.4f} "
+            pr = "n/a" if q["p_run"] is None else f"{q['p_run']:.3f}"
+            lines.append(f"{q['better']:>{w}} {q['other']:>{w}} {p:>9} {pr:>6} {q['loss_gap']:>9.4f} "
                          f"{q['better_largest']:>{w}} {q['better_smallest']:>{w}}  {cross} "
                          + ("(no refits)" if q["refits_crossing"] is None else f"({q['refits_crossing']:.0%})")
-                         + ("  <- ranking flips" if q["flips_largest"] else ""))
+                         + _flip_mark(q))
+        lines.append(f"{sum(q['flips_smallest'] for q in self.pairs)} of {len(self.pairs)} pairs rank otherwise at "
+                     f"the smallest measured scale than predicted at the target, "
+                     f"{sum(q['flips_largest'] for q in self.pairs)} at the largest (marked)")
         lines += [f"warning: {m}" for m in self.warnings]
         return "\n".join(lines)
+
+
+def _flip_mark(pair: Mapping[str, Any]) -> str:
+    """The report's mark of a pair ranked otherwise at the measured scales than at the target."""
+    where = [w for w in ("largest", "smallest") if pair[f"flips_{w}"]]
+    return f"  <- ranking flips vs {' and '.join(where)}" if where else ""
 
 
 def refit_predictions(comparable: _Comparable, fit: LawFit, data: Data, n_params: int) -> tuple[np.ndarray, np.ndarray]:
@@ -170,7 +221,7 @@ def refit_predictions(comparable: _Comparable, fit: LawFit, data: Data, n_params
 
 
 def _widened(fit: LawFit, n_params: int, log_hat: np.ndarray | float, boot: np.ndarray) -> np.ndarray:
-    """Refits' log-predictions ``boot`` spread about the fit's ``log_hat`` by :math:`\sqrt{n/(n-P)}`."""
+    r"""Refits' log-predictions ``boot`` spread about the fit's ``log_hat`` by :math:`\sqrt{n/(n-P)}`."""
     return log_hat + np.sqrt(fit.n_points / max(fit.n_points - n_params, 1)) * (boot - log_hat)
 
 
@@ -182,6 +233,77 @@ def p_better(log_a: np.ndarray, log_b: np.ndarray) -> np.ndarray:
         return np.full(np.shape(log_a)[1:], np.nan)
     a, b = log_a[:m], log_b[:m]
     return np.mean((a < b) + 0.5 * (a == b), axis=0)
+
+
+def p_better_run(log_a: np.ndarray, log_b: np.ndarray, sigma: float) -> np.ndarray:
+    r"""P(one run of a has a lower loss than one run of b) from paired refits (B, ...) each, every run's
+    log-loss off its law's by an independent :math:`N(0, \sigma^2)`: the mean over refit indices of
+    :math:`\Phi((b_i - a_i) / (\sqrt 2 \sigma))`. ``sigma = 0`` is :func:`p_better`."""
+    if sigma <= 0:
+        return p_better(log_a, log_b)
+    m = min(len(log_a), len(log_b))
+    if m == 0:
+        return np.full(np.shape(log_a)[1:], np.nan)
+    with np.errstate(invalid="ignore"):
+        z = (log_b[:m] - log_a[:m]) / (np.sqrt(2.0) * sigma)
+    return np.mean(np.where(np.isnan(z), 0.5, normal_cdf(z)), axis=0)
+
+
+def run_noise(errors: Mapping[str, float]) -> float | None:
+    r""":math:`\sigma` of the module docstring from each group's log-error one size out: their standard
+    deviation across groups (about their mean: an error all groups share cancels in a gap). None for fewer
+    than two finite errors."""
+    e = np.array([v for v in errors.values() if np.isfinite(v)])
+    return float(np.std(e, ddof=1)) if len(e) >= 2 else None
+
+
+#: The fit-space parameters held at the full fit's in the one-size-out refit (the law's shape).
+SHAPE = ("alpha", "beta", "R_D_star", "R_N_star")
+
+
+def _holding(law: Law, theta: np.ndarray, held: Sequence[str]) -> Law:
+    """``law`` with the fit-space parameters ``held`` fixed at their values in ``theta``."""
+    free = [i for i, n in enumerate(law.theta_names) if n not in held]
+
+    def full(t: np.ndarray) -> np.ndarray:
+        t = np.asarray(t, dtype=float)  # (P_free,) or a (P_free, G) block
+        base = np.reshape(np.asarray(theta, dtype=float), (-1,) + (1,) * (t.ndim - 1))
+        out = np.broadcast_to(base, (len(base),) + t.shape[1:]).copy()
+        out[free] = t
+        return out
+
+    return replace(law, theta_names=tuple(law.theta_names[i] for i in free),
+                   log_predict=lambda t, d: law.log_predict(full(t), d), named=lambda t: law.named(full(t)),
+                   bounds=tuple(law.bounds[i] for i in free), grid=tuple(law.grid[i] for i in free),
+                   jacobian=None if law.jacobian is None else lambda t, d: law.jacobian(full(t), d)[:, free])
+
+
+def size_out_error(comparable: _Comparable, engine: Law, fit: LawFit, data: Mapping[str, np.ndarray],
+                   loss: np.ndarray, **fit_options: Any) -> float | str:
+    """One group's log-error one size out (module docstring): the law refitted on the runs below the largest
+    size with its shape held at ``fit``'s, at the largest size's largest token count; or why not."""
+    N, D = data["params"], data["tokens"]
+    keep = N < N.max()
+    if len(np.unique(N[keep])) < 2:
+        return f"fewer than two sizes below its largest ({len(np.unique(N[keep]))})"
+    below = None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for law in (engine, _holding(engine, fit.theta, SHAPE)):  # the whole law where the sizes below identify it
+            try:
+                below = fit_law(law, {c: v[keep] for c, v in data.items()}, loss[keep],
+                                **(fit_options | {"n_bootstrap": 0}))
+            except ValidationError as e:
+                below = str(e)
+                continue
+            if below.identified:
+                break
+    if isinstance(below, str):
+        return below
+    at = (N == N.max()) & (D == D[N == N.max()].max())
+    point = {c: v[at][:1] for c, v in data.items()}
+    with np.errstate(all="ignore"):
+        return float(np.log(loss[at].mean()) - np.log(comparable.loss(below.params, point))[0])
 
 
 def crossings(x: np.ndarray, gap: np.ndarray) -> np.ndarray:
@@ -254,11 +376,15 @@ def compare_groups(data: Mapping[str, np.ndarray], loss: np.ndarray, groups: Seq
                    tokens_per_param: float | str = 20.0, n_bootstrap: int = 200, level: float = 0.95, seed: int = 0,
                    delta: float | str = 1e-3, beyond: float = 100.0, grid: int = 240,
                    flops_per_token_param: float = 6.0, where: str = "runs", by: str = "group",
-                   target: str = "loss", rows: Sequence[int] | None = None) -> Comparison:
+                   target: str = "loss", rows: Sequence[int] | None = None, runs: Sequence[Any] | None = None,
+                   run_sd: float | None = None) -> Comparison:
     """Fit ``law`` (a :data:`COMPARE_LAWS` name) to each group's runs and compare the groups at the target
     scale: ``params`` and ``tokens``, ``params`` alone (tokens at ``tokens_per_param``), or ``flops`` (each
     group at its compute-optimal split). ``data`` holds the law's columns for every run, ``groups`` each
-    run's group, ``rows`` each run's row number for errors (default 1, 2, ...). See the module docstring."""
+    run's group, ``rows`` each run's row number for errors (default 1, 2, ...), ``runs`` each row's run (rows
+    of one run share its noise: checkpoints; default: a group's rows of one size are one run); ``run_sd``
+    one run's noise in log-loss when known (seed replicates), else it is measured one size out. See the
+    module docstring."""
     if law not in COMPARE_LAWS:
         raise ValidationError(f"law {law!r}: choose one of {', '.join(COMPARE_LAWS)}")
     comparable = COMPARE_LAWS[law]
@@ -292,10 +418,14 @@ def compare_groups(data: Mapping[str, np.ndarray], loss: np.ndarray, groups: Seq
     fits: dict[str, LawFit] = {}
     group_data: dict[str, dict[str, np.ndarray]] = {}
     group_loss: dict[str, np.ndarray] = {}
+    if runs is not None and len(runs) != len(loss):
+        raise ValidationError(f"{where}: {len(runs)} run labels for {len(loss)} rows; give one per row")
+    run_labels = np.asarray(runs if runs is not None else np.asarray(data["params"]), dtype=object)
     for g in names:
         idx = np.flatnonzero(labels == g)
+        # the refits come below, once the runs' noise is known
         fit = fit_law(engine, {c: np.asarray(data[c])[idx] for c in engine.columns}, loss[idx], delta=delta,
-                      n_bootstrap=n_bootstrap, level=level, seed=seed, where=f"{where} ({by} = {g})",
+                      n_bootstrap=0, level=level, seed=seed, where=f"{where} ({by} = {g})",
                       rows=[rows[i] for i in idx], target=target)
         fits[g] = fit
         # this group's rows only: fit_law checked them (a text cell in a later group's rows is its fit's error)
@@ -309,6 +439,27 @@ def compare_groups(data: Mapping[str, np.ndarray], loss: np.ndarray, groups: Seq
                                   "units of that row")
     P = len(engine.theta_names) - len(engine.fixed)
     k = flops_per_token_param
+
+    # One run's noise, measured one size out (or given), then every group's refits with it.
+    size_out = {g: size_out_error(comparable, engine, fits[g], group_data[g], group_loss[g], delta=delta, seed=seed)
+                for g in names}
+    errors = {g: e for g, e in size_out.items() if not isinstance(e, str)}
+    if run_sd is not None and not (np.isfinite(run_sd) and run_sd >= 0):
+        raise ValidationError(f"one run's noise (--run-noise) must be a finite number >= 0 (sd in log-loss), got "
+                              f"{run_sd!r}")
+    sigma = run_noise(errors) if run_sd is None else float(run_sd)
+    for j, g in enumerate(names):
+        idx = np.flatnonzero(labels == g)
+        # the same resampling for every group (paired refits), each group's runs their own noise
+        boot, failed, _ = bootstrap_refits(engine, fits[g].theta, group_data[g], np.log(group_loss[g]),
+                                           delta=fits[g].delta, n_bootstrap=n_bootstrap, seed=seed,
+                                           runs=run_labels[idx], run_sd=sigma or 0.0, noise_seed=[seed, 1, j])
+        extra = ([f"{failed} of {n_bootstrap} bootstrap refits did not reach a minimum; P(better) and intervals may "
+                  "be too narrow"] if failed > 0.1 * max(n_bootstrap, 1) else [])
+        B = np.array(boot) if boot else None
+        fits[g] = replace(fits[g], bootstrap=B, warnings=fits[g].warnings + extra,
+                          intervals=refit_intervals(fits[g].params, B, level, fits[g].n_points, len(engine.theta_names),
+                                                    engine.fixed))
 
     if tokens_per_param == "runs":
         allN = np.concatenate([d["params"] for d in group_data.values()])
@@ -394,6 +545,9 @@ def compare_groups(data: Mapping[str, np.ndarray], loss: np.ndarray, groups: Seq
         if target_loss[b] < target_loss[a]:
             a, b = b, a  # the better one first
         p = float(p_better(preds[a][1][:, None], preds[b][1][:, None])[0]) if len(preds[a][1]) else None
+        # without refits the fit alone, with one run's noise when known
+        ra, rb = (preds[a][1], preds[b][1]) if p is not None else (np.array([preds[a][0]]), np.array([preds[b][0]]))
+        p_run = None if sigma is None else float(p_better_run(ra[:, None], rb[:, None], sigma)[0])
         gap_hat = curves[a][0] - curves[b][0]
         m = min(len(curves[a][1]), len(curves[b][1]))
         gap_boot = curves[a][1][:m] - curves[b][1][:m]
@@ -414,7 +568,8 @@ def compare_groups(data: Mapping[str, np.ndarray], loss: np.ndarray, groups: Seq
                           "better_after": after, "beyond_fitted": float(c / top) if np.isfinite(top) else None})
         better = {w: a if measured_loss[w][a] < measured_loss[w][b] else b if measured_loss[w][b] < measured_loss[w][a]
                   else "tie" for w in ("largest", "smallest")}
-        pairs.append({"better": a, "other": b, "p_better": p, "loss_gap": target_loss[b] - target_loss[a],
+        pairs.append({"better": a, "other": b, "p_better": p, "p_run": p_run,
+                      "loss_gap": target_loss[b] - target_loss[a],
                       "better_largest": better["largest"], "better_smallest": better["smallest"],
                       "flips_largest": better["largest"] != a, "flips_smallest": better["smallest"] != a,
                       "crossings": found,
@@ -443,4 +598,7 @@ def compare_groups(data: Mapping[str, np.ndarray], loss: np.ndarray, groups: Seq
     return Comparison(by=by, target=target, law=engine.name, level=level, n_bootstrap=n_bootstrap, scale=scale,
                       measured=measured, path={"tokens_per_param": ratio, "params": [float(x[0]), float(x[-1])],
                                                "points": grid},
-                      groups=[group_rows[g] for g in names], pairs=pairs, fits=fits, warnings=extrap + messages)
+                      groups=[group_rows[g] for g in names], pairs=pairs, fits=fits, warnings=extrap + messages,
+                      run_noise={"sd_log": sigma, "given": run_sd is not None, "groups": len(errors),
+                                 "errors": errors,
+                                 "left_out": {g: e for g, e in size_out.items() if isinstance(e, str)}})

@@ -43,7 +43,7 @@ refits that are not, and too few points per parameter.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -54,7 +54,8 @@ from .._checks import check_number
 from .._io import read_json, saved_artefact, write_json_atomic
 from ..exceptions import ValidationError
 
-__all__ = ["Law", "LawFit", "fit_law", "read_law_fit", "huber", "grid_points", "parse_delta", "robust_delta", "robust_scale"]
+__all__ = ["Law", "LawFit", "bootstrap_refits", "fit_law", "read_law_fit", "refit_intervals", "huber", "grid_points",
+           "parse_delta", "robust_delta", "robust_scale"]
 
 Data = Mapping[str, np.ndarray]
 
@@ -488,17 +489,8 @@ def fit_law(law: Law, data: Data, loss: np.ndarray, *, delta: float | str = 1e-3
         warnings.append(f"not identifiable from these runs: {len(others)} of {len(optima)} starts ended at "
                         f"other parameters that fit as well (objective within {_similar_objective(best, n, len(theta)):.2g}: "
                         f"{differ}); add runs that separate them, or fix a parameter")
-    boot, failed, bound_hits = [], 0, np.zeros((2, len(theta)), dtype=int)
-    rng = np.random.default_rng(seed)
-    for _ in range(n_bootstrap):
-        idx = rng.integers(0, n, n)
-        res = _optimum(theta, law, {k: v[idx] for k, v in data.items()}, log_loss[idx], delta, maxiter,
-                       descend=False)
-        if np.isfinite(res.objective):
-            boot.append(list(law.named(res.theta).values()))
-            bound_hits += np.array(_at_bound(res.theta, lo, hi))
-        if not res.converged:
-            failed += 1
+    boot, failed, bound_hits = bootstrap_refits(law, theta, data, log_loss, delta=delta,
+                                                n_bootstrap=n_bootstrap, seed=seed, maxiter=maxiter)
     if failed > 0.1 * max(n_bootstrap, 1):
         warnings.append(f"{failed} of {n_bootstrap} bootstrap refits did not reach a minimum; intervals may be "
                         "too narrow (raise maxiter)")
@@ -512,22 +504,8 @@ def fit_law(law: Law, data: Data, loss: np.ndarray, *, delta: float | str = 1e-3
                         "refits: the runs do not bound it there (its interval stops at the search range); add runs "
                         "that constrain it, or fix it")
     params = law.named(theta)
-    intervals = {}
     B = np.array(boot) if boot else None
-    if B is not None and len(B) > 1:
-        q = [(1 - level) / 2, (1 + level) / 2]
-        # A bootstrap of n points under-states the spread of a P-parameter fit by about
-        # sqrt((n - P) / n), as the residual variance does: widen the percentile interval about the fit.
-        widen = np.sqrt(n / max(n - len(law.theta_names), 1))
-        for j, (name, value) in enumerate(params.items()):
-            if name not in law.fixed:
-                a, b = np.quantile(B[:, j], q)
-                lo_end, hi_end = value - widen * (value - a), value + widen * (b - value)
-                if lo_end <= 0 < a and value > 0:
-                    # a positive quantity (every refit > 0) is widened on the log scale, where it was fitted:
-                    # the linear widening would cross zero (e.g. a half-life of 1000 with refits down to 200)
-                    lo_end = value * (a / value) ** widen
-                intervals[name] = (float(lo_end), float(hi_end))
+    intervals = refit_intervals(params, B, level, n, len(law.theta_names), law.fixed)
     unbounded = [k for k, (a, b) in intervals.items() if not (np.isfinite(a) and np.isfinite(b))]
     if unbounded:
         warnings.append(f"the intervals of {', '.join(unbounded)} are not finite (refits where the law breaks down): "
@@ -550,6 +528,62 @@ def fit_law(law: Law, data: Data, loss: np.ndarray, *, delta: float | str = 1e-3
                   converged=best.converged,
                   n_points=n, intervals=intervals, level=level, delta=delta, warnings=warnings, bootstrap=B,
                   delta_rule=rule, identified=identified, fitted_range=ranges, at_bound=at_bound)
+
+
+def bootstrap_refits(law: Law, theta: np.ndarray, data: Data, log_loss: np.ndarray, *, delta: float,
+                     n_bootstrap: int, seed: int = 0, maxiter: int = 2000, runs: np.ndarray | None = None,
+                     run_sd: float = 0.0, noise_seed: Any = None) -> tuple[list[list[float]], int, np.ndarray]:
+    r"""Bootstrap refits of ``law`` warm-started at ``theta``: each on the points resampled with replacement;
+    with ``runs`` (a label per point) and ``run_sd`` > 0 every run's points also move together by one
+    offset :math:`u_r \sim N(0, \text{run\_sd}^2)` in log-loss -- a parametric bootstrap of run-level noise,
+    which points resampled one by one do not carry when they share their run's noise (checkpoints of one
+    run). The resampling draws from ``seed``, the offsets from ``noise_seed`` (default: ``seed``'s stream
+    after the resampling's): fits of other runs on the same design can share the resampling (common random
+    numbers) while their runs' noise stays independent. Returns the refits' named parameters (those with a
+    finite objective), the number that did not converge, and per parameter how many ended at its lower / upper
+    bound (2, P)."""
+    lo, hi = _bounds(law)
+    n = len(log_loss)
+    boot, failed, bound_hits = [], 0, np.zeros((2, len(theta)), dtype=int)
+    rng = np.random.default_rng(seed)
+    if runs is not None and run_sd > 0:
+        _, run_of = np.unique(np.asarray(runs).astype(str), return_inverse=True)
+        noise = np.random.default_rng(noise_seed) if noise_seed is not None else rng
+    for _ in range(n_bootstrap):
+        idx = rng.integers(0, n, n)
+        y = log_loss[idx]
+        if runs is not None and run_sd > 0:
+            y = y + noise.normal(0.0, run_sd, run_of.max() + 1)[run_of[idx]]
+        res = _optimum(theta, law, {k: v[idx] for k, v in data.items()}, y, delta, maxiter, descend=False)
+        if np.isfinite(res.objective):
+            boot.append(list(law.named(res.theta).values()))
+            bound_hits += np.array(_at_bound(res.theta, lo, hi))
+        if not res.converged:
+            failed += 1
+    return boot, failed, bound_hits
+
+
+def refit_intervals(params: Mapping[str, float], B: np.ndarray | None, level: float, n: int, n_theta: int,
+                    fixed: Sequence[str] = ()) -> dict[str, tuple[float, float]]:
+    r"""Each parameter's ``level`` percentile interval over the refits ``B`` (rows in the order of ``params``),
+    widened about the fit's value by :math:`\sqrt{n/(n-P)}`; none for ``fixed`` ones or fewer than 2 refits."""
+    intervals: dict[str, tuple[float, float]] = {}
+    if B is None or len(B) < 2:
+        return intervals
+    q = [(1 - level) / 2, (1 + level) / 2]
+    # A bootstrap of n points under-states the spread of a P-parameter fit by about
+    # sqrt((n - P) / n), as the residual variance does: widen the percentile interval about the fit.
+    widen = np.sqrt(n / max(n - n_theta, 1))
+    for j, (name, value) in enumerate(params.items()):
+        if name not in fixed:
+            a, b = np.quantile(B[:, j], q)
+            lo_end, hi_end = value - widen * (value - a), value + widen * (b - value)
+            if lo_end <= 0 < a and value > 0:
+                # a positive quantity (every refit > 0) is widened on the log scale, where it was fitted:
+                # the linear widening would cross zero (e.g. a half-life of 1000 with refits down to 200)
+                lo_end = value * (a / value) ** widen
+            intervals[name] = (float(lo_end), float(hi_end))
+    return intervals
 
 
 def _reported(law: Law, theta: np.ndarray, i: int) -> tuple[str, str | None]:

@@ -23,7 +23,7 @@ import numpy as np
 
 from .fitting import Law
 
-__all__ = ["SYNTHETIC", "doubling_gain", "plateau_tokens", "rectified_loss"]
+__all__ = ["SYNTHETIC", "doubling_gain", "plateau_tokens", "rectified_loss", "synthetic_value", "value_ratio"]
 
 
 def rectified_loss(D: np.ndarray | float, params: Mapping[str, float]) -> np.ndarray:
@@ -36,6 +36,37 @@ def doubling_gain(D: np.ndarray | float, params: Mapping[str, float]) -> np.ndar
     """How much the loss falls when the tokens read double from ``D``: :math:`L(D) - L(2D)` (>= 0)."""
     D = np.asarray(D, dtype=float)
     return rectified_loss(D, params) - rectified_loss(2.0 * D, params)
+
+
+def synthetic_value(D: np.ndarray | float, D_l: np.ndarray | float, beta: np.ndarray | float) -> np.ndarray:
+    r"""What :math:`D` tokens of a pool under the rectified law are worth, in first tokens:
+
+    .. math::  V(D) = \int_0^D \frac{L'(x)}{L'(0)}\,dx = \frac{D_l}{\beta}\left(1 - (1 + D/D_l)^{-\beta}\right),
+
+    the loss the pool's tokens buy, divided by what its first token buys. :math:`V(D) \approx D` while
+    :math:`D \ll D_l`, and :math:`V \to D_l/\beta` (the pool's ceiling, whatever is read): past the plateau a
+    token is worth :math:`(1 + D/D_l)^{-(1+\beta)}` of a first one. Only :math:`D_l` and :math:`\beta` matter
+    (:math:`B` and :math:`E` scale and shift the loss). :math:`\beta \to 0` gives :math:`D_l \log(1 + D/D_l)`.
+    """
+    D, D_l, beta = (np.asarray(v, dtype=float) for v in (D, D_l, beta))
+    x = np.log1p(D / D_l)
+    small = np.abs(beta * x) < 1e-8  # -expm1(-b x)/b -> x as b -> 0, without 0/0
+    safe = np.where(small, 1.0, beta)
+    return D_l * np.where(small, x, -np.expm1(-safe * x) / safe)
+
+
+def value_ratio(D: np.ndarray | float, D_l: np.ndarray | float, beta: np.ndarray | float,
+                reference: np.ndarray | float | None = None) -> np.ndarray:
+    """:func:`synthetic_value` per token at ``D`` -- :math:`V(D)/D`, 1 at :math:`D = 0` -- divided by the same at
+    ``reference`` tokens (None: at 0). With ``reference`` the tokens a proxy run read, a run at the proxy budget
+    keeps its value exactly (ratio 1) and a larger one is discounted by how much further up the curve it is."""
+    def per_token(x):
+        x = np.asarray(x, dtype=float)
+        pos = x > 0
+        return np.where(pos, synthetic_value(np.where(pos, x, 1.0), D_l, beta) / np.where(pos, x, 1.0), 1.0)
+
+    out = per_token(D)
+    return out if reference is None else out / per_token(reference)
 
 
 def plateau_tokens(params: Mapping[str, float], tol: float = 1e-3, low: float = 1.0, high: float = 1e16) -> float:

@@ -113,6 +113,11 @@ class BucketLayout:
         for name, i, j, size in zip(self.names, self.parent, self.rank, self.sizes):
             p: Pool = self.pools[int(i)]
             if p.buckets is None:
+                d = p.derivation
+                if d is not None and d.parent is not None and self.pools.by_name(d.parent).buckets is not None:
+                    # Its parent is split into bucket columns here: the link (parent, part) is the manifest's
+                    # (self.pools); the column keeps its kind.
+                    p = replace(p, derivation=replace(d, parent=None, buckets=(), fraction=None, tokens=None))
                 out.append(p)
                 continue
             own = p.buckets.buckets[int(j)].r_star

@@ -58,6 +58,7 @@ class Plan:
     buckets: dict[str, Any] | None = None  # quality buckets as pools: per mixture, pool weights and keep-fractions
     rounding: dict[str, Any] | None = None  # the typed mixture (--round, --min-weight) and what it costs
     identification: dict[str, Any] | None = None  # whether the runs price the repetition the plan asks for
+    derived: dict[str, Any] | None = None  # derived pools: per mixture the raw : derived split of each family
     warnings: list[str] = field(default_factory=list)
     result: SearchResult | None = None
 
@@ -72,6 +73,7 @@ class Plan:
             "cv": self.cv, "models": self.models, "repetition": self.repetition, "scale": self.scale,
             "ot": self.ot, "buckets": self.buckets, "rounding": self.rounding,
             "repetition_identification": self.identification,
+            "derived_pools": self.derived,
             "search": self.search,
             "warnings": self.warnings,
         }
@@ -151,6 +153,10 @@ class Plan:
             lines += ["", _scale_table(self.scale, self.mixtures, self.tokens, self.token_unit)]
         if self.buckets is not None:
             lines += ["", _bucket_table(self.buckets)]
+        if self.derived:
+            from .derived import derived_table
+
+            lines += ["", derived_table(self.derived)]
         if self.ot is not None:
             lines += ["", _ot_table(self.ot, self.mixtures)]
         if self.rounding is not None:
@@ -320,9 +326,7 @@ def _repetition_optima(model: MixtureModel, pools: PoolSet, tokens: float, pins:
 def _at_budget(model: MixtureModel, rep: RepetitionModel, w: np.ndarray,
                tokens: float, pools: PoolSet, level: float) -> dict[str, Any]:
     """The repetition-aware prediction of one mixture at the target budget, with per-pool discounts."""
-    from .repetition import effective_mixture
-
-    wt, frac = effective_mixture(w, tokens, pools.tokens, rep.per_pool(pools.r_star))
+    wt, frac = rep.effective(w, tokens, pools.tokens, pools.r_star)
     objective = float(rep.objective(model.predict_mean, w[None, :], tokens, pools.tokens, pools.r_star)[0])
     drawn = w * tokens
     eff = wt[0] * frac[0] * tokens
@@ -627,9 +631,7 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
     if scale is not None:  # at the target budget, from the at-scale model's calibrated spread
         p_better = scale.prob_better(W[0], W[1:], tokens)
     elif repetition is not None:  # compare at the target budget: effective mixtures plus the data term
-        from .repetition import effective_mixture
-
-        Wt, frac = effective_mixture(W, tokens, pools.tokens, repetition.per_pool(pools.r_star))
+        Wt, frac = repetition.effective(W, tokens, pools.tokens, pools.r_star)
         p_better = model.prob_better(Wt[0], Wt[1:], level=level, offsets=-repetition.gamma * np.log(frac))
     for n, p, q in zip(others, p_better, p_proxy):
         mixtures[n]["p_recommended_better"] = float(p)
@@ -641,6 +643,10 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
         mixtures[name]["measured"] = float(value)
 
     notes = []
+    from .derived import derived_notes, derived_summary
+
+    derived = derived_summary(buckets.pools if buckets is not None else pools, pools.names, W, list(named), tokens)
+    notes += derived_notes(derived)
     if caps_unmet:
         kind = "at-scale" if scale is not None else "repetition-aware"
         notes.append(f"the manifest's epoch caps cannot be met at {tokens:.6g} tokens ({caps_unmet}); the {kind} plan "
@@ -697,7 +703,7 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
                     **({"hard_caps_unmet": caps_unmet} if caps_unmet else {})},
                 models=[{k: t[k] for k in ("column", "model", "components", "selection", "cv")}
                         for t in model.target_summaries()],
-                identification=identified,
+                identification=identified, derived=derived,
                 repetition=None if repetition is None else repetition.to_dict() | {
                     "aware_search_caps": "manifest max_epochs" if combine_caps else "none",
                     **({"hard_caps_unmet": caps_unmet} if caps_unmet else {}),

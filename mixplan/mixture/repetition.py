@@ -57,6 +57,7 @@ from scipy.optimize import minimize
 from ..exceptions import ValidationError
 from ..laws.data_constrained import DATABLATIONS
 from ..laws.mixture import pool_effective_tokens
+from ..laws.synthetic import value_ratio
 
 __all__ = ["fit_repetition_runs", "RepetitionModel", "effective_mixture", "fit_repetition", "identification",
            "repeats_beyond", "equivalent_tokens", "epochs_read", "check_whole_pools"]
@@ -79,19 +80,32 @@ DEFAULT_R_STAR = DATABLATIONS["R_D_star"]
 
 
 def effective_mixture(W: np.ndarray, tokens: float | np.ndarray, available: np.ndarray,
-                      r_star: float | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+                      r_star: float | np.ndarray, synthetic: np.ndarray | None = None,
+                      reference: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Effective composition :math:`\\tilde w` (n, P) and effective fraction :math:`D_{eff}/T` (n,).
     ``tokens``: one budget or one per row; ``available``: each pool's unique tokens (P,), or per row (n, P)
-    for runs on subsampled pools."""
+    for runs on subsampled pools. ``synthetic``: each pool's rectified law ``(D_l, beta)`` (P, 2), NaN rows for
+    pools without one (:attr:`mixplan.data.pools.PoolSet.synthetic`): such a pool's effective tokens are further
+    discounted by :func:`mixplan.laws.synthetic.value_ratio` relative to what a run at ``reference`` tokens
+    (the proxy budget) read of it -- at the proxy budget nothing changes, at a larger one its tokens are worth
+    what its own law says they add."""
     W = np.atleast_2d(np.asarray(W, dtype=float))
     T = np.broadcast_to(np.asarray(tokens, dtype=float).reshape(-1), (len(W),))
     U = np.broadcast_to(np.asarray(available, dtype=float), W.shape)
     drawn = W * T[:, None]
     Wt, frac = W.copy(), np.ones(len(W))
-    # Rows that read no pool more than once are returned as they are: exactly the proxy-scale input.
+    # Rows that read no pool more than once (and no pool with a law of its own) are returned as they are:
+    # exactly the proxy-scale input.
     rep = (drawn > U).any(axis=1)
+    lawful = None if synthetic is None else np.flatnonzero(~np.isnan(np.asarray(synthetic, dtype=float)[:, 0]))
+    if lawful is not None and lawful.size:
+        rep |= (W[:, lawful] > 0).any(axis=1)
     if rep.any():
         eff = pool_effective_tokens(W[rep], T[rep], U[rep], r_star)
+        if lawful is not None and lawful.size:
+            D_l, beta = np.asarray(synthetic, dtype=float)[lawful].T
+            ref = None if reference is None else W[rep][:, lawful] * reference
+            eff[:, lawful] *= value_ratio(eff[:, lawful], D_l, beta, ref)
         total = eff.sum(axis=1)
         Wt[rep], frac[rep] = eff / total[:, None], total / T[rep]
     return Wt, frac
@@ -127,6 +141,8 @@ class RepetitionModel:
     rmse_blind: float | None = None
     proxy_tokens: float | None = None  # the budget of the proxy-scale model (known when fitted)
     reached: tuple[float, ...] | None = None  # per pool, the most epochs any run it was fitted on read
+    #: per pool its rectified law (D_l, beta), NaN rows for the others, or None (see :func:`effective_mixture`)
+    synthetic: np.ndarray | None = field(default=None, compare=False)
 
     def at_scale(self, objective: np.ndarray, tokens: float) -> np.ndarray | None:
         r"""The objective on the scale of runs at ``tokens``: :math:`+ s - \gamma \log(T / T_p)`
@@ -148,10 +164,18 @@ class RepetitionModel:
         per-pool overrides of R*, NaN where the model's applies). With ``reference_tokens`` :math:`T_p`
         the data term is :math:`\gamma \log(D_{eff}/T_p)` instead: runs at different budgets on one scale.
         ``tokens`` and ``available`` may be per row (runs at several budgets, on subsampled pools)."""
-        Wt, frac = effective_mixture(W, tokens, available, self.per_pool(manifest_r_star))
+        Wt, frac = self.effective(W, tokens, available, manifest_r_star, reference_tokens)
         if reference_tokens is not None:
             frac = frac * tokens / reference_tokens
         return f(Wt) - self.gamma * np.log(frac)
+
+    def effective(self, W: np.ndarray, tokens: float | np.ndarray, available: np.ndarray,
+                  manifest_r_star: np.ndarray | None = None,
+                  reference_tokens: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """:func:`effective_mixture` with this model's R* (per pool: ``manifest_r_star`` where set) and pool laws,
+        synthetic tokens valued relative to the proxy budget (``reference_tokens``, else the fitted one's)."""
+        ref = self.proxy_tokens if reference_tokens is None else reference_tokens
+        return effective_mixture(W, tokens, available, self.per_pool(manifest_r_star), self.synthetic, ref)
 
     def report(self) -> str:
         iv = {k: f" [{lo:.4g}, {hi:.4g}]" for k, (lo, hi) in self.intervals.items()}
@@ -159,7 +183,9 @@ class RepetitionModel:
                                             f"{self.rmse_blind:.4g})")
         return (f"repetition-aware objective: R* = {self.r_star:.4g}{iv.get('r_star', '')} (half-life "
                 f"{self.r_star * np.log(2):.3g} repetitions), gamma = {self.gamma:.4g}{iv.get('gamma', '')}, "
-                f"shift {self.shift:+.4g}{fit}; {self.source}")
+                f"shift {self.shift:+.4g}{fit}; {self.source}" + (
+                    "" if self.synthetic is None else
+                    f"; {int((~np.isnan(self.synthetic[:, 0])).sum())} pool(s) valued by their own rectified law"))
 
     def to_dict(self) -> dict[str, Any]:
         return {"model": "effective mixture + log effective data (mixplan.mixture.repetition)",
@@ -168,20 +194,23 @@ class RepetitionModel:
                 "intervals": {k: list(v) for k, v in self.intervals.items()}, "n_runs": self.n_runs,
                 "source": self.source, "rmse": self.rmse, "rmse_ignoring_repetition": self.rmse_blind,
                 "proxy_tokens": self.proxy_tokens,
-                "epochs_reached_in_runs": None if self.reached is None else list(self.reached)}
+                "epochs_reached_in_runs": None if self.reached is None else list(self.reached),
+                "pool_laws": None if self.synthetic is None else [
+                    None if np.isnan(d) else {"D_l": float(d), "beta": float(b)} for d, b in self.synthetic]}
 
 
 def _predict(f: Callable[[np.ndarray], np.ndarray], W: np.ndarray, tokens: np.ndarray, available: np.ndarray,
-             r_star: float, gamma: float, proxy_tokens: float) -> np.ndarray:
+             r_star: float, gamma: float, proxy_tokens: float, synthetic: np.ndarray | None = None) -> np.ndarray:
     r""":math:`f(\tilde w) - \gamma \log(D_{eff} / T_p)` for runs at budgets ``tokens`` (without the shift)."""
-    return RepetitionModel(r_star=r_star, gamma=gamma).objective(f, W, tokens, available,
-                                                                 reference_tokens=proxy_tokens)
+    return RepetitionModel(r_star=r_star, gamma=gamma, synthetic=synthetic).objective(
+        f, W, tokens, available, reference_tokens=proxy_tokens)
 
 
 def _fit_once(f: Callable[[np.ndarray], np.ndarray], W: np.ndarray, tokens: np.ndarray, y: np.ndarray,
-              available: np.ndarray, proxy_tokens: float, x0: np.ndarray) -> np.ndarray:
+              available: np.ndarray, proxy_tokens: float, x0: np.ndarray,
+              synthetic: np.ndarray | None = None) -> np.ndarray:
     def sse(x: np.ndarray) -> float:
-        res = y - _predict(f, W, tokens, available, float(np.exp(x[0])), float(x[1]), proxy_tokens)
+        res = y - _predict(f, W, tokens, available, float(np.exp(x[0])), float(x[1]), proxy_tokens, synthetic)
         return float(((res - res.mean()) ** 2).sum())  # the shift s absorbs the mean
 
     best = None
@@ -193,13 +222,14 @@ def _fit_once(f: Callable[[np.ndarray], np.ndarray], W: np.ndarray, tokens: np.n
 
 
 def _profile_grid(f: Callable[[np.ndarray], np.ndarray], W: np.ndarray, tokens: np.ndarray, available: np.ndarray,
-                  proxy_tokens: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  proxy_tokens: float,
+                  synthetic: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The regressor at every run's effective mixture for ``PROFILE_GRID`` values of R* (log-spaced over
     ``R_STAR_BOUNDS``), in one call of ``f``; and every run's log effective data over the proxy budget."""
     log_r = np.linspace(*np.log(R_STAR_BOUNDS), PROFILE_GRID)
     mixes, x = [], []
     for r in np.exp(log_r):
-        Wt, frac = effective_mixture(W, tokens, available, float(r))
+        Wt, frac = effective_mixture(W, tokens, available, float(r), synthetic, proxy_tokens)
         mixes.append(Wt)
         x.append(np.log(frac * tokens / proxy_tokens))
     F = np.asarray(f(np.vstack(mixes)), dtype=float).reshape(len(log_r), len(W))
@@ -230,13 +260,15 @@ def _profile_fit(log_r: np.ndarray, F: np.ndarray, x: np.ndarray, y: np.ndarray,
 
 def fit_repetition(f: Callable[[np.ndarray], np.ndarray], W: np.ndarray, tokens: np.ndarray, y: np.ndarray,
                    available: np.ndarray, proxy_tokens: float, *, n_bootstrap: int = 100, level: float = 0.9,
-                   seed: int = 0, source: str = "runs", unique: np.ndarray | None = None) -> RepetitionModel:
+                   seed: int = 0, source: str = "runs", unique: np.ndarray | None = None,
+                   synthetic: np.ndarray | None = None) -> RepetitionModel:
     r"""Fit :math:`R^*`, :math:`\gamma` and the shift on runs ``W`` trained on ``tokens`` (each run's
     budget) with measured ``y``, given the proxy-scale regressor ``f`` (fitted at ``proxy_tokens``).
     ``available``: each pool's unique tokens (P,), or each run's (n, P) when runs trained on subsamples
     of the pools (repetition-matched runs; ``unique`` is then the whole pools'). The runs must stand in
     for two budgets or more (:func:`equivalent_tokens`: the proxy budget and a larger one, or
-    repetition-matched runs at the proxy budget) and some must repeat a pool."""
+    repetition-matched runs at the proxy budget) and some must repeat a pool. ``synthetic``: the pools'
+    rectified laws (see :func:`effective_mixture`), priced in the fit and kept by the model."""
     W = np.atleast_2d(np.asarray(W, dtype=float))
     tokens = np.broadcast_to(np.asarray(tokens, dtype=float), (len(W),)).copy()
     y = np.asarray(y, dtype=float)
@@ -254,9 +286,9 @@ def fit_repetition(f: Callable[[np.ndarray], np.ndarray], W: np.ndarray, tokens:
     if (epochs.max(axis=1) <= 1).all():
         raise ValidationError(f"{source}: no run repeats any pool (every pool read at most once), so the cost of "
                               "repetition cannot be measured; use runs at a budget where small pools repeat")
-    x = _fit_once(f, W, tokens, y, available, proxy_tokens, np.array([np.log(DEFAULT_R_STAR), 0.0]))
+    x = _fit_once(f, W, tokens, y, available, proxy_tokens, np.array([np.log(DEFAULT_R_STAR), 0.0]), synthetic)
     r_star, gamma = float(np.exp(x[0])), float(x[1])
-    pred = _predict(f, W, tokens, available, r_star, gamma, proxy_tokens)
+    pred = _predict(f, W, tokens, available, r_star, gamma, proxy_tokens, synthetic)
     shift = float(np.mean(y - pred))
     # Ignoring repetition: the same fit with every token fresh (R* -> infinity) and a slope in the
     # budget each run stands in for.
@@ -264,7 +296,7 @@ def fit_repetition(f: Callable[[np.ndarray], np.ndarray], W: np.ndarray, tokens:
     gb = np.polyfit(-np.log(scales / proxy_tokens), y - blind, 1)
     rng = np.random.default_rng(seed)
     boot = []
-    profile = _profile_grid(f, W, tokens, available, proxy_tokens) if n_bootstrap > 0 else None
+    profile = _profile_grid(f, W, tokens, available, proxy_tokens, synthetic) if n_bootstrap > 0 else None
     for _ in range(n_bootstrap):
         idx = rng.integers(0, len(W), len(W))
         if len(np.unique(scales[idx])) < 2:
@@ -281,11 +313,11 @@ def fit_repetition(f: Callable[[np.ndarray], np.ndarray], W: np.ndarray, tokens:
                            source=source, proxy_tokens=float(proxy_tokens),
                            rmse=float(np.sqrt(np.mean((y - pred - shift) ** 2))),
                            rmse_blind=float(np.sqrt(np.mean(res_blind ** 2))),
-                           reached=tuple(map(float, epochs.max(axis=0))))
+                           reached=tuple(map(float, epochs.max(axis=0))), synthetic=synthetic)
 
 
 def fit_repetition_runs(model: Any, runs: Any, more: Any, available: np.ndarray, *, seed: int = 0,
-                        level: float = 0.9) -> RepetitionModel:
+                        level: float = 0.9, synthetic: np.ndarray | None = None) -> RepetitionModel:
     """:func:`fit_repetition` from run tables: the proxy ``runs`` the model was fitted on (one budget, in a
     ``tokens`` column) and ``more`` runs at other budgets that repeat data, or repetition-matched runs on
     subsampled pools (``unique_tokens_<pool>`` / ``subsample_fraction`` columns), both scored by the model's
@@ -303,7 +335,7 @@ def fit_repetition_runs(model: Any, runs: Any, more: Any, available: np.ndarray,
     y = np.r_[objective.values(runs), objective.values(more)]
     U = np.vstack([runs.unique_tokens(available), more.unique_tokens(available)])
     return fit_repetition(model.predict_mean, W, T, y, U, float(proxy[0]), seed=seed, level=level,
-                          source=f"fitted on {runs.source} and {more.source}", unique=available)
+                          source=f"fitted on {runs.source} and {more.source}", unique=available, synthetic=synthetic)
 
 
 def check_whole_pools(runs: Any) -> None:

@@ -67,7 +67,7 @@ from .._stats import conformal_quantile, normal_cdf, normal_ppf, spearman
 from ..exceptions import ValidationError
 from ..laws.fitting import LawFit, fit_law, robust_scale
 from ..laws.mixture import mixture_effective_law, mixture_effective_theta
-from .repetition import DEFAULT_R_STAR, effective_mixture, epochs_read, equivalent_tokens, fit_repetition
+from .repetition import DEFAULT_R_STAR, epochs_read, equivalent_tokens, fit_repetition
 
 __all__ = ["AtScaleModel", "fit_at_scale", "SCALE_MODELS"]
 
@@ -151,7 +151,8 @@ def _law_values(law: Any, thetas: np.ndarray, W: np.ndarray, T: float, N: float 
 def _fit_candidates(model: Any, W: np.ndarray, T: np.ndarray, N: np.ndarray | None, y: np.ndarray, pools: list[str],
                     unique: np.ndarray, T0: float, N0: float | None, r_star: float | None, n_bootstrap: int,
                     seed: int, level: float, regressor: bool = True, shape: Mapping[str, Any] | None = None,
-                    available: np.ndarray | None = None) -> tuple[dict[str, _Fitted], dict[str, str]]:
+                    available: np.ndarray | None = None,
+                    synthetic: np.ndarray | None = None) -> tuple[dict[str, _Fitted], dict[str, str]]:
     """Every model of the change that these runs can fit (without the regressor's when it was fitted
     on the runs to be predicted); the others with the reason. ``N``: the runs' model sizes when they
     vary (``N0`` the proxy runs'), else None. ``available``: each run's unique tokens of each pool when
@@ -201,7 +202,8 @@ def _fit_candidates(model: Any, W: np.ndarray, T: np.ndarray, N: np.ndarray | No
         skipped["repetition-aware regressor"] = "does not model the model size (the runs span several)"
     elif (len(np.unique(equivalent_tokens(T, A, unique))) >= 2
           and (epochs_read(W, T, A) > 1).any()):
-        rep = fit_repetition(model.predict_mean, W, T, y, A, T0, n_bootstrap=0, seed=seed, level=level, unique=unique)
+        rep = fit_repetition(model.predict_mean, W, T, y, A, T0, n_bootstrap=0, seed=seed, level=level, unique=unique,
+                             synthetic=synthetic)
 
         def repetition(Wq: np.ndarray, Tq: float, Nq: float | None, spread: bool,
                        Uq: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -209,7 +211,7 @@ def _fit_candidates(model: Any, W: np.ndarray, T: np.ndarray, N: np.ndarray | No
             obj = rep.at_scale(rep.objective(model.predict_mean, Wq, Tq, Uq), Tq)
             if not spread:
                 return obj, np.zeros(len(Wq))
-            return obj, regressor_sd(effective_mixture(Wq, Tq, Uq, rep.r_star)[0])
+            return obj, regressor_sd(rep.effective(Wq, Tq, Uq)[0])
 
         out["repetition-aware regressor"] = _Fitted("repetition-aware regressor", repetition, noise,
                                                     {"model": rep, "r_star": float(rep.r_star)})
@@ -250,6 +252,8 @@ class AtScaleModel:
     #: the other models that predicted the held-out runs about as well (see ``LEVEL_WINDOW``); the intervals
     #: span their predictions as well as the chosen model's
     level_models: dict[str, Predictor] = field(default_factory=dict)
+    #: the pools valued by their own rectified law (synthetic pools), by the repetition-aware regressor only
+    pool_laws: tuple[str, ...] = ()
 
     def at_params(self, params: float | None) -> "AtScaleModel":
         """The same model, predicting for a big run of ``params`` parameters (needed when the runs span
@@ -329,6 +333,7 @@ class AtScaleModel:
                 "target_params": self.target_params, "r_star": self.r_star,
                 "r_star_pools": None if self.r_star_pools is None else list(self.r_star_pools),
                 "matched_budgets": list(self.matched), "level_unchecked_models": list(self.level_models),
+                "pool_laws": list(self.pool_laws),
                 "holdout": self.holdout,
                 "skipped": self.skipped,
                 "law": None if self.fit is None else self.fit.to_dict() | {"bootstrap": None}}
@@ -360,6 +365,12 @@ class AtScaleModel:
             lines.append(f"  R* given for {len(own)} pool{'s' if len(own) > 1 else ''} ({', '.join(own)}): "
                          + ("the law uses them, the others share one" if self.chosen in SCALE_MODELS[:2] else
                             f"not used by the {self.chosen} (one R* for every pool)"))
+        if self.pool_laws:
+            used = self.chosen == "repetition-aware regressor"
+            lines.append(f"  own data law (rectified, synthetic) of {', '.join(self.pool_laws)}: "
+                         + ("its tokens are valued by it" if used else
+                            f"not used by the {self.chosen}, which prices every pool by repetition alone; at a "
+                            "budget past its plateau that pool's weight is over-valued"))
         if self.level_models:
             lines.append(f"  level above {self.proxy_tokens:.4g}: no held-out run on the whole pools above the proxy "
                          f"budget checks it (the matched runs check the differences between mixtures at their "
@@ -417,7 +428,7 @@ def fit_at_scale(model: Any, W: np.ndarray, tokens: np.ndarray, y: np.ndarray, u
                  proxy_params: float | None = None, r_star: float | None = None, level: float = 0.9,
                  n_bootstrap: int = 60, seed: int = 0, groups: list[str] | None = None,
                  r_star_pools: Sequence[float | None] | None = None,
-                 available: np.ndarray | None = None) -> AtScaleModel:
+                 available: np.ndarray | None = None, synthetic: np.ndarray | None = None) -> AtScaleModel:
     """Fit, choose and calibrate the at-scale model on runs ``W`` at budgets ``tokens`` with measured
     losses ``y``: the proxy runs the regressor ``model`` was fitted on (at ``proxy_tokens``, default
     the smallest budget) and runs at other budgets; ``unique``: each pool's unique tokens;
@@ -435,7 +446,12 @@ def fit_at_scale(model: Any, W: np.ndarray, tokens: np.ndarray, y: np.ndarray, u
     (repetition-matched runs, :func:`mixplan.design_swarm` with ``match_budget``): they read the pools as often
     as a run at a larger budget would, and the held-out scale of a run is the budget it stands in for
     (:func:`mixplan.mixture.repetition.equivalent_tokens`), so matched runs at the proxy budget are predicted
-    from the runs on the whole pools before they are fitted on."""
+    from the runs on the whole pools before they are fitted on.
+
+    ``synthetic``: per pool its rectified law ``(D_l, beta)``, NaN rows for the others
+    (:attr:`mixplan.data.pools.PoolSet.synthetic`): the repetition-aware regressor values such a pool's tokens
+    by its own law (:func:`mixplan.mixture.repetition.effective_mixture`); the law models price every pool by
+    repetition alone (the report says so)."""
     W = np.atleast_2d(np.asarray(W, dtype=float))
     T = np.asarray(tokens, dtype=float)
     y = np.asarray(y, dtype=float)
@@ -513,7 +529,8 @@ def fit_at_scale(model: Any, W: np.ndarray, tokens: np.ndarray, y: np.ndarray, u
             for tr, te in splits:
                 fitted, why = _fit_candidates(model, W[tr], T[tr], None if N is None else N[tr], y[tr], pools, unique,
                                               T0, N0, r_star, n_bootstrap, seed, level, regressor=scales[k] > s0,
-                                              shape=shape, available=None if A is None else A[tr])
+                                              shape=shape, available=None if A is None else A[tr],
+                                              synthetic=synthetic)
                 for name, f in fitted.items():
                     rec = oof.setdefault(name, np.full((3, len(T)), np.nan))
                     rec[0, te], rec[1, te] = predict_rows(f, te)
@@ -566,7 +583,7 @@ def fit_at_scale(model: Any, W: np.ndarray, tokens: np.ndarray, y: np.ndarray, u
     # errors say nothing of the final model's.
     q = max(q, float(normal_ppf((1 + level) / 2)))
     final, _ = _fit_candidates(model, W, T, N, y, pools, unique, T0, N0, r_star, n_bootstrap, seed, level,
-                               shape=shape, available=A)
+                               shape=shape, available=A, synthetic=synthetic)
     if chosen not in final:  # pragma: no cover - every model fitted below the largest scale fits on all runs
         raise ValidationError(f"the at-scale model {chosen!r} cannot be fitted on every run")
     # No held-out run on the whole pools above the proxy budget (e.g. only repetition-matched runs there): the
@@ -583,4 +600,6 @@ def fit_at_scale(model: Any, W: np.ndarray, tokens: np.ndarray, y: np.ndarray, u
                         r_star=final[chosen].details["r_star"],
                         r_star_pools=tuple(shape["r_star_pools"]) if "r_star_pools" in shape else None,
                         matched=() if A is None else tuple(float(b) for b in np.unique(stand_in[T_eq != T])),
-                        level_models=level_models)
+                        level_models=level_models,
+                        pool_laws=() if synthetic is None else tuple(
+                            p for p, d in zip(pools, np.asarray(synthetic, dtype=float)[:, 0]) if not np.isnan(d)))

@@ -340,15 +340,14 @@ def _matched_acquisition(model: MixtureModel, pools: PoolSet, match_budget: floa
     the big run's budget (where the GP's uncertainty is read), the repetition-aware objective there and
     its optimum (the promising region), and the repetition model used."""
     from ..simplex import search
-    from .repetition import DEFAULT_R_STAR, RepetitionModel, effective_mixture
+    from .repetition import DEFAULT_R_STAR, RepetitionModel
 
     check_match_budget(tokens, match_budget)
-    rep = repetition or RepetitionModel(r_star=DEFAULT_R_STAR, gamma=0.0)
-    r_star = rep.per_pool(pools.r_star)
+    rep = repetition or RepetitionModel(r_star=DEFAULT_R_STAR, gamma=0.0, synthetic=pools.synthetic)
     c = build_constraints(pools, None, pins)
 
     def view(X: np.ndarray) -> np.ndarray:
-        return effective_mixture(X, match_budget, pools.tokens, r_star)[0]
+        return rep.effective(X, match_budget, pools.tokens, pools.r_star)[0]
 
     def value(X: np.ndarray) -> np.ndarray:
         return rep.objective(model.predict_mean, X, match_budget, pools.tokens, pools.r_star)

@@ -81,3 +81,34 @@ def test_a_bucket_may_carry_its_own_r_star_which_its_bucket_pool_keeps(tmp_path)
     assert [p.r_star for p in cols] == [5.0, 20.0, None]  # its own, else its pool's
     with pytest.raises(ValidationError, match=r"bucket 'top50', field 'r_star'.*e\.g\. 15\.4"):
         load(tmp_path, text.replace("r_star = 5.0", "r_star = -2"))
+
+
+def test_a_composite_of_the_pools_scores_may_cut_its_buckets(tmp_path):
+    text = '[pools.web]\ntokens = 1e6\nscore = "{score}"\n{scores}buckets = [0.5, 1.0]\n'
+    listed = 'scores = ["dclm", "fasttext"]\n'
+    spec = load(tmp_path, text.format(score="0.7*dclm+0.3*fasttext", scores=listed)).by_name("web").buckets
+    assert spec.score == "0.7*dclm + 0.3*fasttext" and spec.scores == ("dclm", "fasttext")  # canonical text
+    assert spec.union_label(1) == "top_50"
+    # without 'scores' the composite's columns are the pool's scores (what scan reads)
+    spec = load(tmp_path, text.format(score="0.7*dclm - 0.3*fasttext", scores="")).by_name("web").buckets
+    assert spec.score == "0.7*dclm - 0.3*fasttext" and spec.scores == ("dclm", "fasttext")
+    # a plain score without 'scores' stays as it was: any field name, no scores implied
+    spec = load(tmp_path, text.format(score="quality score", scores="")).by_name("web").buckets
+    assert spec.score == "quality score" and spec.scores == ()
+
+
+@pytest.mark.parametrize("score, scores, message", [
+    ("0.7*dclm + 0.3*nope", 'scores = ["dclm", "fasttext"]\n',
+     "pools.toml: pool 'web', field 'score': the composite '0.7*dclm + 0.3*nope' names 'nope', which is not one of "
+     "the pool's scores ['dclm', 'fasttext']; add it to 'scores'"),
+    ("0.7*dclm +", 'scores = ["dclm"]\n',
+     "pools.toml: pool 'web', field 'score': '0.7*dclm +' is not one of the pool's scores ['dclm'] nor a weighted "
+     "sum of them"),
+    ("0.7*dclm +", "", "pools.toml: pool 'web', field 'score': score spec '0.7*dclm +': cannot read an empty term"),
+])
+def test_a_composite_naming_no_score_of_the_pool_is_one_line_naming_the_pool_and_field(tmp_path, score, scores,
+                                                                                         message):
+    with pytest.raises(ValidationError) as err:
+        load(tmp_path, f'[pools.web]\ntokens = 1e6\nscore = "{score}"\n{scores}buckets = [0.5, 1.0]\n')
+    assert len(str(err.value).splitlines()) == 1 and message in str(err.value)
+    assert str(err.value).startswith(str(tmp_path / "pools.toml"))

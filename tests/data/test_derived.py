@@ -60,6 +60,15 @@ def test_a_rewritten_pool_names_its_parent_and_part(repo, tmp_path):
     ('[pools.rw]\ntokens = 1e6\nfrom_fraction = 0.5\n', "field 'from_fraction': says which part of the parent"),
     ('[pools.rw]\ntokens = 1e6\nderived_from = "wiki"\nfrom_buckets = "top10"\n',
      "field 'from_buckets': 'top10' should be a list of distinct bucket names"),
+    ('[pools.syn]\ntokens = 1e6\nkind = "synthetic"\n[pools.syn.law]\nform = "rectified"\nD_l = 1e5\nbeta = 0.5\n',
+     "pool 'syn', field 'law.form': 'rectified' is not one of synthetic"),
+    ('[pools.syn]\ntokens = 1e6\nkind = "synthetic"\n[pools.syn.law]\nform = "synthetic"\nbeta = 0.5\n',
+     "pool 'syn', field 'law.D_l': required for the rectified law"),
+    ('[pools.syn]\ntokens = 1e6\n[pools.syn.law]\nform = "synthetic"\nD_l = 1e5\nbeta = -1\n',
+     "pool 'syn', field 'law.beta': -1 should be a positive finite number"),
+    ('[pools.syn]\ntokens = 1e6\n[pools.syn.law]\nform = "synthetic"\nD_l = 1e5\nbeta = 1\nalpha = 2\n',
+     "pool 'syn', field 'law': unknown key(s) ['alpha']"),
+    ('[pools.syn]\ntokens = 1e6\nlaw = "missing.json"\n', "pool 'syn', field 'law': "),
 ])
 def test_derived_pool_errors_are_one_line_naming_file_pool_and_field(repo, tmp_path, capsys, extra, message):
     path = _manifest(repo, tmp_path, extra)
@@ -69,3 +78,32 @@ def test_derived_pool_errors_are_one_line_naming_file_pool_and_field(repo, tmp_p
     assert main(["validate", str(repo / "proxies" / "demo" / "runs.csv"), "--pools", str(path)]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and message in lines[0]
+
+
+def test_a_synthetic_pool_carries_its_own_law_given_or_fitted(repo, tmp_path):
+    """[pools.NAME.law] with form = "synthetic" (or the path of a FIT.json from mixplan laws fit --law synthetic)
+    is the pool's rectified law, which the budget-aware objective reads as PoolSet.synthetic."""
+    import json
+
+    import numpy as np
+
+    path = _manifest(repo, tmp_path, '[pools.syn]\ntokens = 1e7\nkind = "synthetic"\n[pools.syn.law]\n'
+                                     'form = "synthetic"\nD_l = 2e5\nbeta = 0.4\nE = 1.5\n')
+    pools = load_pools(path)
+    assert pools.by_name("syn").law == {"form": "synthetic", "D_l": 2e5, "beta": 0.4, "E": 1.5}
+    table = pools.synthetic
+    assert table.shape == (len(pools), 2) and np.isnan(table[:-1]).all() and table[-1].tolist() == [2e5, 0.4]
+    assert load_pools(repo / BUCKETS).synthetic is None  # no pool with a law: nothing to price
+    fit = tmp_path / "FIT.json"
+    fit.write_text(json.dumps({"law": "synthetic", "params": {"B": 30.0, "E": 1.2, "D_l": 3e5, "beta": 0.7}}))
+    path.write_text((repo / BUCKETS).read_text() + '\n[pools.syn]\ntokens = 1e7\nlaw = "FIT.json"\n')
+    assert load_pools(path).by_name("syn").law == {"form": "synthetic", "D_l": 3e5, "beta": 0.7, "B": 30.0, "E": 1.2}
+    fit.write_text(json.dumps({"law": "chinchilla", "params": {"A": 1.0, "B": 1.0, "E": 1.0, "alpha": 0.3,
+                                                               "beta": 0.3}}))
+    with pytest.raises(ValidationError, match="is a fitted 'chinchilla' law; a pool's own law is SynthLLM's"):
+        load_pools(path)
+    # a bucketed pool's law table is its buckets' QQT law; a per-pool law there is refused
+    bucketed = (repo / BUCKETS).read_text().replace('objective = "effective_data"', 'form = "synthetic"')
+    path.write_text(bucketed)
+    with pytest.raises(ValidationError, match="pool 'wiki', field 'law': a bucketed pool's law is its buckets'"):
+        load_pools(path)

@@ -331,3 +331,50 @@ def test_scorers_samples_and_per_document_scores(tmp_path, capsys):
                  "--samples", "7", "--seed", "9", "--json"]) == 0
     capsys.readouterr()
     assert not pd.read_parquet(tmp_path / "9" / "x.samples.parquet")["where"].equals(samples["1"]["where"])
+
+
+@pytest.mark.parametrize("dedup", [False, True])
+def test_buckets_by_a_composite_score_are_the_composite_of_normal_scores_cut(tmp_path, capsys, dedup):
+    """score = "0.7*a + 0.3*b": scan reads the fields a and b, and cuts the weighted sum of their rank-based
+    normal scores over the documents the pool counts (every one, or the unique ones with --dedup) -- by top
+    fractions and by cut-offs in composite units; the reports keep the fields themselves."""
+    import pandas as pd
+
+    from mixplan.data.composite import normal_scores
+
+    rng = np.random.default_rng(7)
+    texts = [f"document {i} " + "w" * int(k) for i, k in enumerate(rng.integers(1, 60, 80))]
+    # a on a normal scale, b heavily skewed (its raw values would dominate a raw weighted sum); 8 exact duplicates
+    rows = [{"text": t, "a": float(rng.normal()), "b": float(rng.exponential() ** 3)} for t in texts]
+    rows += [dict(rows[i], a=float(rng.normal()), b=float(rng.exponential())) for i in range(0, 80, 10)]
+    _write_jsonl(tmp_path / "w.jsonl", rows[:50])
+    _write_jsonl(tmp_path / "v.jsonl", rows[50:])
+    source = '[pools.{0}.source]\ntype = "files"\npaths = ["w.jsonl", "v.jsonl"]\n'
+    manifest = ('[pools.top]\nscore = "0.7*a + 0.3*b"\nscores = ["a", "b"]\nbuckets = [0.2, 0.5, 1.0]\n'
+                'size_tolerance = 0.9\n' + source.format("top")
+                + '[pools.cut]\nscore = "0.7*a+0.3*b"\ncutoffs = [0.5, -0.4]\n' + source.format("cut"))
+    extra = ["--per-document"] + (["--dedup"] if dedup else [])
+    assert _scan(tmp_path, manifest, *extra, name=f"s{dedup}.toml") == 0
+    out = json.loads(capsys.readouterr().out)["pools"]
+    counted = [r for i, r in enumerate(rows) if not (dedup and i >= 80)]  # the copies come after their originals
+    z = 0.7 * normal_scores([r["a"] for r in counted]) + 0.3 * normal_scores([r["b"] for r in counted])
+    size = np.array([len(r["text"].encode()) for r in counted])
+    order = np.argsort(-z, kind="stable")
+    top = pd.DataFrame(out["top"]["buckets"])
+    ends = [round(f * len(counted)) for f in (0.2, 0.5, 1.0)]
+    assert top["documents"].tolist() == np.diff([0, *ends]).tolist()
+    assert top["tokens"].tolist() == [size[order[lo:hi]].sum() for lo, hi in zip([0, *ends[:-1]], ends)]
+    assert top["cutoff"].tolist() == pytest.approx([z[order[e - 1]] for e in ends])  # composite units
+    cut = pd.DataFrame(out["cut"]["buckets"])
+    inside = [z >= 0.5, (z >= -0.4) & (z < 0.5)]
+    assert cut["documents"].tolist() == [int(m.sum()) for m in inside] and min(cut["documents"]) > 10
+    assert cut["tokens"].tolist() == [size[m].sum() for m in inside]
+    # the fields, not the composite, are the scores reported and the per-document table's columns
+    assert set(out["cut"]["scores"]) == {"a", "b"}
+    per = pd.read_parquet(tmp_path / "out" / f"s{dedup}.documents.parquet")
+    assert {"a", "b"} <= set(per.columns) and not any("*" in c for c in per.columns)
+    text = (tmp_path / "out" / f"s{dedup}.toml").read_text()
+    assert "# pool cut: buckets cut by the composite '0.7*a + 0.3*b'" in text and "composite units" in text
+    scanned = load_pools(tmp_path / "out" / f"s{dedup}.toml")
+    assert scanned.by_name("cut").buckets.score == "0.7*a + 0.3*b"
+    assert [b.samples for b in scanned.by_name("cut").buckets.buckets] == cut["documents"].tolist()

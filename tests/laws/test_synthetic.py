@@ -41,3 +41,22 @@ def test_the_plateau_is_where_a_doubling_gains_less_than_the_tolerance():
     assert plateau_tokens(TRUE | {"D_l": 1e-9}, tol=1e-3) == pytest.approx(D, rel=0.2)
     assert plateau_tokens(TRUE, tol=1e3) == 1.0  # no doubling ever gains that much
     assert plateau_tokens(TRUE | {"beta": 0.01, "B": 1e4}, tol=1e-6) == float("inf")
+
+
+def test_a_synthetic_token_is_worth_what_the_law_says_it_adds():
+    """V(D) = D_l/beta (1 - (1 + D/D_l)^-beta): its slope is L'(D)/L'(0) (finite differences), it starts at one
+    token per token, saturates at D_l/beta, and is continuous at beta -> 0 (D_l log(1 + D/D_l))."""
+    from mixplan.laws.synthetic import synthetic_value, value_ratio
+
+    D_l, beta = TRUE["D_l"], TRUE["beta"]
+    D = np.geomspace(1e4, 1e12, 9)
+    h = D * 1e-6
+    slope = (synthetic_value(D + h, D_l, beta) - synthetic_value(D - h, D_l, beta)) / (2 * h)
+    dL = lambda x: -beta * TRUE["B"] * (D_l + x) ** (-beta - 1)  # noqa: E731 - the law's derivative
+    assert np.allclose(slope, dL(D) / dL(0.0), rtol=1e-5)
+    assert synthetic_value(1.0, D_l, beta) == pytest.approx(1.0, rel=1e-6)
+    assert synthetic_value(1e20, D_l, beta) == pytest.approx(D_l / beta, rel=1e-4)
+    assert synthetic_value(D, D_l, 1e-12) == pytest.approx(D_l * np.log1p(D / D_l), rel=1e-9)
+    # relative to a reference read: 1 there, less further up the curve, more below it
+    r = value_ratio(np.array([1e6, 1e7, 1e9]), D_l, beta, reference=1e7)
+    assert r[1] == pytest.approx(1.0) and r[2] < 1 < r[0]

@@ -32,6 +32,34 @@ def test_more_epochs_never_add_effective_data():
         assert np.all(eff_small <= drawn + 1e-6) and np.all(frac <= 1 + 1e-12)
 
 
+def test_a_synthetic_pool_is_valued_by_its_own_law_relative_to_the_proxy_budget():
+    """A pool with a rectified law (D_l, beta): at the proxy budget the objective is the proxy prediction
+    exactly; at 100x its tokens count as V(wT)/V(w T_p) * T_p/T of what they did (value_ratio), never
+    more than they were, so the optimum moves weight off it as the budget grows."""
+    from mixplan.laws.synthetic import value_ratio
+
+    available = np.array([1e12, 1e12, 1e12])  # nothing repeats: only the law discounts
+    law = np.array([[np.nan, np.nan], [np.nan, np.nan], [2e5, 0.5]])
+    rng = np.random.default_rng(1)
+    W = rng.dirichlet(np.ones(3), 40)
+    f = lambda V: 3.0 - V @ np.array([0.5, 0.6, 0.9])  # noqa: E731 - the synthetic pool looks best at proxy scale
+    Tp = 1e6
+    rep = RepetitionModel(r_star=15.0, gamma=0.2, proxy_tokens=Tp, synthetic=law)
+    assert np.allclose(rep.objective(f, W, Tp, available), f(W), rtol=0, atol=1e-12)
+    T = 100 * Tp
+    Wt, frac = rep.effective(W, T, available)
+    eff = W * T
+    eff[:, 2] *= value_ratio(W[:, 2] * T, 2e5, 0.5, W[:, 2] * Tp)
+    assert np.allclose(Wt, eff / eff.sum(axis=1, keepdims=True)) and np.allclose(frac, eff.sum(axis=1) / T)
+    assert np.all(Wt[:, 2] <= W[:, 2] + 1e-12) and np.all(frac <= 1 + 1e-12)
+    # without its law the synthetic pool wins everything at 100x; with it, the plateaued pool loses its lead
+    shares = np.linspace(0.0, 1.0, 101)
+    grid = np.column_stack([0.5 * (1 - shares), 0.5 * (1 - shares), shares])
+    blind = RepetitionModel(r_star=15.0, gamma=0.2, proxy_tokens=Tp).objective(f, grid, T, available)
+    priced = rep.objective(f, grid, T, available)
+    assert shares[np.argmin(blind)] == 1.0 and shares[np.argmin(priced)] <= 0.5
+
+
 def test_fit_recovers_a_known_repetition_model():
     rng = np.random.default_rng(1)
     available = np.array([2e5, 1e6, 5e6])
