@@ -366,8 +366,10 @@ def _repetition_model(args: argparse.Namespace, tokens: float | None, model: Any
         raise ValidationError("give --repetition-runs (fit R*) or --r-star (set it), not both")
     if args.r_star is not None:
         check_number(args.r_star, "--r-star", lo=0.0, lo_open=True, fix="Muennighoff et al.'s R_D* is 15.4")
+        budgets = runs.frame["tokens"].to_numpy(dtype=float) if "tokens" in runs.frame else np.empty(0)
         return RepetitionModel(r_star=args.r_star, gamma=args.gamma or 0.0, source="given (--r-star, --gamma)",
-                               synthetic=pools.synthetic)
+                               synthetic=pools.synthetic,
+                               law_reference=float(np.median(budgets)) if len(budgets) else None)
     if args.gamma is not None:
         raise ValidationError("--gamma goes with --r-star")
     if not args.repetition_runs:

@@ -69,13 +69,23 @@ class Composite:
 
 
 def canonical_spec(terms: Sequence[tuple[str, float]]) -> str:
-    """The canonical text of ``(column, weight)`` terms: ``0.6*dclm + 0.4*fasttext``, ``-perplexity``."""
+    """The canonical text of ``(column, weight)`` terms: ``0.6*dclm + 0.4*fasttext``, ``-perplexity``.
+
+    A weight is written as the shortest text that reads back as the same float (``repr``: ``0.6``,
+    ``0.1234567``, ``1e-07``; ``5`` for ``5.0``), because the text is what a manifest stores and scan
+    re-reads: rounding it would cut by other weights than the ones given."""
     out = ""
     for i, (col, w) in enumerate(terms):
-        mag = "" if abs(w) == 1 else f"{abs(w):.6g}*"
+        mag = "" if abs(w) == 1 else f"{_weight_text(abs(w))}*"
         sign = ("-" if w < 0 else "") if i == 0 else (" - " if w < 0 else " + ")
         out += f"{sign}{mag}{col}"
     return out
+
+
+def _weight_text(w: float) -> str:
+    """``repr(w)`` (round-trip exact) without a trailing ``.0``: ``5`` for 5.0, ``1e+20`` for 1e20."""
+    text = repr(float(w))
+    return text[:-2] if text.endswith(".0") else text
 
 
 def _split_terms(spec: str) -> list[str]:

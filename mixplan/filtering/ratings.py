@@ -364,6 +364,23 @@ class RatingsFit:
 # Level (i): a curve per spec
 # ----------------------------------------------------------------------------------------------------
 
+def _few_runs_warning(label: str, n: int, distinct: int, degree: int, coefficients: int) -> str:
+    """Why a spec's curve from ``n`` runs at ``distinct`` keeps (polynomial ``degree`` in log keep, plus a
+    log-budget term when ``coefficients`` counts one) is weak evidence, and what runs would fix it."""
+    shape = ("a constant", "a line", "a quadratic")[degree]
+    why, need = [], []
+    if degree < 2:  # a line or a constant has its minimum at an edge: it cannot show a best keep inside
+        why.append("it cannot bend to show a best keep")
+        need.append("runs at >= 3 keep fractions")
+    if n < _FEW_RUNS:
+        why.append(f"{n} run{'s' if n != 1 else ''} for its {coefficients} coefficients leave "
+                   f"{max(n - coefficients, 0)} to check it")
+        need.append(f">= {_FEW_RUNS} runs")
+    return (f"score spec {label!r}: {n} run{'s' if n != 1 else ''} at {distinct} keep fraction"
+            f"{'s' if distinct != 1 else ''} (counting the unfiltered ones): its curve is {shape} in log keep, and "
+            f"{' and '.join(why)}; give it {' and '.join(need)} (an unfiltered run, keep = 1, counts for every spec)")
+
+
 def _fit_curves(runs: _Runs, n_bootstrap: int, rng: np.random.Generator, warnings: list[str]):
     """Per spec: its curve, nested-LOO CV, predicted best (keep) and residual-bootstrap P(best)."""
     u = np.log(runs.keep)
@@ -384,9 +401,7 @@ def _fit_curves(runs: _Runs, n_bootstrap: int, rng: np.random.Generator, warning
         lt = log_t[idx] if use_t else None
         X, y = _keep_terms(u[idx], lt, degree), runs.y[idx]
         if len(idx) < _FEW_RUNS or distinct < 3:
-            warnings.append(f"score spec {label!r}: {len(idx)} runs at {distinct} keep fractions (counting the "
-                            "unfiltered ones): its curve is " + ("a line" if degree == 1 else "a constant")
-                            + "; give every score >= 3 keep fractions below 1")
+            warnings.append(_few_runs_warning(label, len(idx), distinct, degree, degree + 1 + use_t))
         model = _ridge(X, y)
         loo = (_cv_errors(X, y, [np.array([i]) for i in range(len(idx))]) if len(idx) >= 3
                else (np.full(len(idx), np.nan),) * 3)
@@ -418,7 +433,7 @@ def _fit_curves(runs: _Runs, n_bootstrap: int, rng: np.random.Generator, warning
         sq, fold, _ = f["loo"]
         rmse, sd = _cv_summary(fold)
         cands.append(RatingCandidate(
-            name=f["label"], kind="score" if runs.specs[f["label"]].single else "composite", level="curves",
+            name=f["label"], kind="score" if len(runs.specs[f["label"]].terms) == 1 else "composite", level="curves",
             runs=len(f["idx"]), cv_rmse=rmse, cv_rmse_sd=sd, folds=len(fold), cv_mse=float(np.mean(sq)),
             predicted_best=float(best[j]),
             best_keep=float(f["grid"][np.argmin(f["curve"])]), p_best=float(p_best[j])))
@@ -600,12 +615,23 @@ def _fit_documents(runs: _Runs, documents: pd.DataFrame, where: str, folds: int,
             cv_mse=mse[name], predicted_best=best, best_keep=at, p_best=p_best.get(name, math.nan),
             weights=None if w is None or kind == "score" else {j: float(x * s_) for j, x, s_ in zip(J, w, sign)
                                                                 if x != 0}))
-    return out, chosen[0], chosen[1], runner, margin, pd.concat(curves, ignore_index=True), N, K
+    chosen_weights = {j: float(x * s_) for j, x, s_ in zip(J, chosen[2], sign) if x != 0}
+    return out, chosen[0], chosen[1], chosen_weights, runner, margin, pd.concat(curves, ignore_index=True), N, K
 
 
 # ----------------------------------------------------------------------------------------------------
 # The fit
 # ----------------------------------------------------------------------------------------------------
+
+def _same_filter(a: dict[str, float], b: dict[str, float]) -> bool:
+    r"""Whether weights ``a`` and ``b`` (column -> weight) make the same filter: :math:`a = c\,b` for some
+    :math:`c > 0` (a positive multiple of a composite orders the documents as it does), up to float noise."""
+    if set(a) != set(b) or not a:
+        return False
+    cols = sorted(a)
+    x, y = np.array([a[c] for c in cols]), np.array([b[c] for c in cols])
+    return bool(np.allclose(x / np.abs(x).max(), y / np.abs(y).max(), rtol=1e-9, atol=1e-12))
+
 
 def fit_ratings(runs: pd.DataFrame, target: str, documents: pd.DataFrame | None = None, *, seed: int = 0,
                 n_bootstrap: int = 200, folds: int = 5, repeats: int = 10, where: str = "runs",
@@ -634,13 +660,13 @@ def fit_ratings(runs: pd.DataFrame, target: str, documents: pd.DataFrame | None 
     chosen_name, chosen_kind, runner, margin = chosen.name, chosen.kind, c_runner, c_margin
     K = None
     if documents is not None:
-        d_cands, d_name, d_kind, d_runner, d_margin, d_curve, n_docs, K = _fit_documents(
+        d_cands, d_name, d_kind, d_weights, d_runner, d_margin, d_curve, n_docs, K = _fit_documents(
             data, documents, documents_where, folds, repeats, n_bootstrap, rng, warnings, notes)
         cands = d_cands + cands
         curve = pd.concat([d_curve, c_curve], ignore_index=True)
         level, chosen_name, chosen_kind, runner, margin = "documents", d_name, d_kind, d_runner, d_margin
         chosen = next(c for c in d_cands if c.name == d_name)
-        if d_name != c_cands[c_best].name:
+        if not _same_filter(d_weights, data.specs[c_cands[c_best].name].weights):  # '0.5*dclm' is 'dclm'
             warnings.append(f"the curves per spec favour {c_cands[c_best].name!r}, the document model {d_name!r}: the "
                             "document model is chosen (it uses every run for every score); confirm with a run filtered "
                             "by each at the best keep")

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from ..data.buckets import SIZE_TOLERANCE, bucket_scores
+from ..data.composite import composite_scores, numeric_column, parse_composite
 from ..exceptions import ValidationError
 
 __all__ = ["bucket_scores", "manifest_snippet", "read_documents", "read_scores", "count_tokens"]
@@ -99,26 +100,24 @@ def read_scores(path: str | Path, score: str, *, tokens_column: str | None = Non
                 count: str = "bytes") -> tuple[np.ndarray, np.ndarray | None]:
     """Scores (and token counts) of the documents in a table (CSV, TSV, Parquet, JSONL; or an Arrow file
     written by ``datasets``). ``score`` is a column, or a composite spec such as ``0.7*dclm + 0.3*fasttext``
-    (:func:`mixplan.filtering.ratings.composite_scores`: a weighted sum of the columns' rank-based normal
+    (:func:`mixplan.data.composite.composite_scores`: a weighted sum of the columns' rank-based normal
     scores over these documents). Token counts come from ``tokens_column``, or are counted from
     ``text_column`` (:func:`count_tokens`), or are ``None``."""
-    from .ratings import composite_scores, parse_composite
-
     path = Path(path)
     frame = read_documents(path)
     cols = [str(c) for c in frame.columns]
-    plain = score in cols or parse_composite(score, None, "--score: ").single
+    try:
+        plain = score in cols or parse_composite(score, None, "--score: ").single
+    except ValidationError:
+        if "*" in score:  # meant as a composite: say what cannot be read
+            raise
+        plain = True  # no spec reads it (spaces, brackets): a column's name, and no column has it
     for flag, col in (("--score", score if plain else None), ("--tokens-column", tokens_column),
                       ("--text-column", text_column)):
         if col is not None and col not in frame.columns:
             raise ValidationError(f"{path}: no column {col!r} ({flag}); columns are {cols}")
     if score in frame.columns:
-        values = pd.to_numeric(frame[score], errors="coerce").to_numpy(dtype=float)
-        bad = np.flatnonzero(~np.isfinite(values))
-        if len(bad):
-            raise ValidationError(f"{path}: row {int(bad[0]) + 1}, column {score!r}: {frame[score].iloc[bad[0]]!r} is "
-                                  "not a finite number; every document needs a numeric score (drop unscored rows "
-                                  "first)")
+        values = numeric_column(frame, score, f"{path}: ")
     else:
         values = composite_scores(frame, score, f"{path}: ")  # names the unknown column and the known ones
     tokens = None

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -54,8 +54,8 @@ from .._checks import check_number
 from .._io import read_json, saved_artefact, write_json_atomic
 from ..exceptions import ValidationError
 
-__all__ = ["Law", "LawFit", "bootstrap_refits", "fit_law", "read_law_fit", "refit_intervals", "huber", "grid_points",
-           "parse_delta", "robust_delta", "robust_scale"]
+__all__ = ["Law", "LawFit", "bootstrap_refits", "fit_law", "read_law_fit", "refit_intervals", "with_refits", "huber",
+           "grid_points", "parse_delta", "robust_delta", "robust_scale"]
 
 Data = Mapping[str, np.ndarray]
 
@@ -489,8 +489,31 @@ def fit_law(law: Law, data: Data, loss: np.ndarray, *, delta: float | str = 1e-3
         warnings.append(f"not identifiable from these runs: {len(others)} of {len(optima)} starts ended at "
                         f"other parameters that fit as well (objective within {_similar_objective(best, n, len(theta)):.2g}: "
                         f"{differ}); add runs that separate them, or fix a parameter")
-    boot, failed, bound_hits = bootstrap_refits(law, theta, data, log_loss, delta=delta,
-                                                n_bootstrap=n_bootstrap, seed=seed, maxiter=maxiter)
+    ranges = {c: (float(v.min()), float(v.max())) for c, v in data.items() if c != law.weights and v.ndim == 1}
+    if "params" in ranges and "tokens" in ranges:  # the runs' compute is k N D: its range is not the ranges' product
+        nd = data["params"] * data["tokens"]
+        ranges["params_x_tokens"] = (float(nd.min()), float(nd.max()))
+    at_bound = tuple(_reported(law, theta, i)[0] for i in np.flatnonzero(at_lo | at_hi))  # flagged above
+    fit = LawFit(law=law.name, params=law.named(theta), fixed=law.fixed, theta=theta, objective=best.objective,
+                 converged=best.converged, n_points=n, intervals={}, level=level, delta=delta, warnings=warnings,
+                 bootstrap=None, delta_rule=rule, identified=not (free or others), fitted_range=ranges,
+                 at_bound=at_bound)
+    return with_refits(fit, law, data, loss, n_bootstrap=n_bootstrap, seed=seed, maxiter=maxiter)
+
+
+def with_refits(fit: LawFit, law: Law, data: Data, loss: np.ndarray, *, n_bootstrap: int, seed: int = 0,
+                maxiter: int = 2000, **noise: Any) -> LawFit:
+    """``fit`` (of ``law`` to ``loss`` at ``data``, checked) with ``n_bootstrap`` refits
+    (:func:`bootstrap_refits`; ``noise``: its ``runs``, ``run_sd``, ``noise_seed``), the parameters'
+    intervals from them (:func:`refit_intervals`) and what the refits say of the fit: refits that did not
+    converge, parameters the refits push to a bound of the search range, intervals that are not finite (then
+    the fit is not ``identified``) or have zero width."""
+    theta, level, n = fit.theta, fit.level, fit.n_points
+    lo, hi = _bounds(law)
+    at_lo, at_hi = _at_bound(theta, lo, hi)
+    boot, failed, bound_hits = bootstrap_refits(law, theta, data, np.log(loss), delta=fit.delta,
+                                                n_bootstrap=n_bootstrap, seed=seed, maxiter=maxiter, **noise)
+    warnings = list(fit.warnings)
     if failed > 0.1 * max(n_bootstrap, 1):
         warnings.append(f"{failed} of {n_bootstrap} bootstrap refits did not reach a minimum; intervals may be "
                         "too narrow (raise maxiter)")
@@ -503,31 +526,22 @@ def fit_law(law: Law, data: Data, loss: np.ndarray, *, delta: float | str = 1e-3
         warnings.append(f"parameter {_shown(law, theta, i, value=False)} ends at {sides} of {len(boot)} bootstrap "
                         "refits: the runs do not bound it there (its interval stops at the search range); add runs "
                         "that constrain it, or fix it")
-    params = law.named(theta)
     B = np.array(boot) if boot else None
-    intervals = refit_intervals(params, B, level, n, len(law.theta_names), law.fixed)
+    intervals = refit_intervals(fit.params, B, level, n, len(law.theta_names), law.fixed)
     unbounded = [k for k, (a, b) in intervals.items() if not (np.isfinite(a) and np.isfinite(b))]
     if unbounded:
         warnings.append(f"the intervals of {', '.join(unbounded)} are not finite (refits where the law breaks down): "
                         "the runs do not bound them; add runs that constrain them, or fix them")
     # Equal refits are what noise-free runs give, and then right; with measured losses they mean the
     # resamples all held the same few points. Either way the interval says nothing about the uncertainty.
-    at_bound = tuple(_reported(law, theta, i)[0] for i in np.flatnonzero(at_lo | at_hi))  # flagged above
     flat = [k for k, (a, b) in intervals.items()
-            if k not in unbounded and k not in at_bound and b - a <= 1e-12 * max(abs(a), abs(b))]
+            if k not in unbounded and k not in fit.at_bound and b - a <= 1e-12 * max(abs(a), abs(b))]
     if flat:
         warnings.append(f"the {level:.0%} intervals of {', '.join(flat)} have zero width: every bootstrap refit gave "
                         "the same value (runs without noise, or copies of too few points); they do not measure the "
                         "uncertainty: add independent runs")
-    identified = not (free or others or unbounded)
-    ranges = {c: (float(v.min()), float(v.max())) for c, v in data.items() if c != law.weights and v.ndim == 1}
-    if "params" in ranges and "tokens" in ranges:  # the runs' compute is k N D: its range is not the ranges' product
-        nd = data["params"] * data["tokens"]
-        ranges["params_x_tokens"] = (float(nd.min()), float(nd.max()))
-    return LawFit(law=law.name, params=params, fixed=law.fixed, theta=theta, objective=best.objective,
-                  converged=best.converged,
-                  n_points=n, intervals=intervals, level=level, delta=delta, warnings=warnings, bootstrap=B,
-                  delta_rule=rule, identified=identified, fitted_range=ranges, at_bound=at_bound)
+    return replace(fit, intervals=intervals, warnings=warnings, bootstrap=B,
+                   identified=fit.identified and not unbounded)
 
 
 def bootstrap_refits(law: Law, theta: np.ndarray, data: Data, log_loss: np.ndarray, *, delta: float,
@@ -537,8 +551,8 @@ def bootstrap_refits(law: Law, theta: np.ndarray, data: Data, log_loss: np.ndarr
     with ``runs`` (a label per point) and ``run_sd`` > 0 every run's points also move together by one
     offset :math:`u_r \sim N(0, \text{run\_sd}^2)` in log-loss -- a parametric bootstrap of run-level noise,
     which points resampled one by one do not carry when they share their run's noise (checkpoints of one
-    run). The resampling draws from ``seed``, the offsets from ``noise_seed`` (default: ``seed``'s stream
-    after the resampling's): fits of other runs on the same design can share the resampling (common random
+    run). The resampling draws from ``seed``, the offsets from ``noise_seed`` (default: the resampling's own
+    stream, its draws interleaved): fits of other runs on the same design can share the resampling (common random
     numbers) while their runs' noise stays independent. Returns the refits' named parameters (those with a
     finite objective), the number that did not converge, and per parameter how many ended at its lower / upper
     bound (2, P)."""

@@ -104,7 +104,8 @@ def effective_mixture(W: np.ndarray, tokens: float | np.ndarray, available: np.n
         eff = pool_effective_tokens(W[rep], T[rep], U[rep], r_star)
         if lawful is not None and lawful.size:
             D_l, beta = np.asarray(synthetic, dtype=float)[lawful].T
-            ref = None if reference is None else W[rep][:, lawful] * reference
+            # against what a proxy run's mixture made of it, repetition included: at the proxy budget exactly 1
+            ref = None if reference is None else pool_effective_tokens(W[rep], reference, U[rep], r_star)[:, lawful]
             eff[:, lawful] *= value_ratio(eff[:, lawful], D_l, beta, ref)
         total = eff.sum(axis=1)
         Wt[rep], frac[rep] = eff / total[:, None], total / T[rep]
@@ -143,6 +144,9 @@ class RepetitionModel:
     reached: tuple[float, ...] | None = None  # per pool, the most epochs any run it was fitted on read
     #: per pool its rectified law (D_l, beta), NaN rows for the others, or None (see :func:`effective_mixture`)
     synthetic: np.ndarray | None = field(default=None, compare=False)
+    #: the proxy budget the pool laws value tokens against, for a model given rather than fitted (a fitted one's
+    #: is ``proxy_tokens``; this one does not make the shift known)
+    law_reference: float | None = None
 
     def at_scale(self, objective: np.ndarray, tokens: float) -> np.ndarray | None:
         r"""The objective on the scale of runs at ``tokens``: :math:`+ s - \gamma \log(T / T_p)`
@@ -174,7 +178,10 @@ class RepetitionModel:
                   reference_tokens: float | None = None) -> tuple[np.ndarray, np.ndarray]:
         """:func:`effective_mixture` with this model's R* (per pool: ``manifest_r_star`` where set) and pool laws,
         synthetic tokens valued relative to the proxy budget (``reference_tokens``, else the fitted one's)."""
-        ref = self.proxy_tokens if reference_tokens is None else reference_tokens
+        ref = next((t for t in (reference_tokens, self.proxy_tokens, self.law_reference) if t is not None), None)
+        if ref is None and self.synthetic is not None and not np.isnan(self.synthetic[:, 0]).all():
+            raise ValidationError("a pool's own data law values its tokens relative to the proxy runs' budget, which "
+                                  "is not known here: give the runs a tokens column (the budget each was trained on)")
         return effective_mixture(W, tokens, available, self.per_pool(manifest_r_star), self.synthetic, ref)
 
     def report(self) -> str:

@@ -343,7 +343,8 @@ def _matched_acquisition(model: MixtureModel, pools: PoolSet, match_budget: floa
     from .repetition import DEFAULT_R_STAR, RepetitionModel
 
     check_match_budget(tokens, match_budget)
-    rep = repetition or RepetitionModel(r_star=DEFAULT_R_STAR, gamma=0.0, synthetic=pools.synthetic)
+    rep = repetition or RepetitionModel(r_star=DEFAULT_R_STAR, gamma=0.0, synthetic=pools.synthetic,
+                                        law_reference=tokens)
     c = build_constraints(pools, None, pins)
 
     def view(X: np.ndarray) -> np.ndarray:

@@ -92,6 +92,9 @@ def test_a_composite_of_the_pools_scores_may_cut_its_buckets(tmp_path):
     # without 'scores' the composite's columns are the pool's scores (what scan reads)
     spec = load(tmp_path, text.format(score="0.7*dclm - 0.3*fasttext", scores="")).by_name("web").buckets
     assert spec.score == "0.7*dclm - 0.3*fasttext" and spec.scores == ("dclm", "fasttext")
+    # the canonical text keeps every digit of a weight (it is the score scan re-reads), and simple ones simple
+    spec = load(tmp_path, text.format(score="0.1234567*dclm + 0.6*fasttext", scores="")).by_name("web").buckets
+    assert spec.score == "0.1234567*dclm + 0.6*fasttext"
     # a plain score without 'scores' stays as it was: any field name, no scores implied
     spec = load(tmp_path, text.format(score="quality score", scores="")).by_name("web").buckets
     assert spec.score == "quality score" and spec.scores == ()

@@ -1,6 +1,7 @@
 """Issue 24, item 1 (ratings): which score (or composite) to filter by, from runs that filtered by different ones."""
 
 import json
+import re
 
 import numpy as np
 import pandas as pd
@@ -131,6 +132,37 @@ def test_few_runs_are_warned_about():
     assert any("runs at 2 keep fractions" in w and "its curve is a line" in w for w in fit.warnings)
 
 
+def test_the_few_runs_warning_names_the_curve_it_fits():
+    # one spec, 3 runs at 3 keeps: a quadratic through 3 points (nothing left to check it), not a constant
+    runs = pd.DataFrame({"score": ["a", "a", "a"], "keep": [0.2, 0.5, 1.0], "loss": [3.1, 3.0, 3.2]})
+    (warning,) = [w for w in fit_ratings(runs, "loss", n_bootstrap=0).warnings if "keep fractions" in w]
+    assert "3 runs at 3 keep fractions" in warning and "its curve is a quadratic in log keep" in warning, warning
+    assert "3 runs for its 3 coefficients leave 0 to check it" in warning and "constant" not in warning, warning
+    assert "give it >= 4 runs" in warning and "keep fractions below 1" not in warning, warning
+    # all runs at one keep: a constant, which cannot show a best keep
+    runs = pd.DataFrame({"score": ["a"] * 4, "keep": [0.2] * 4, "loss": [3.1, 3.0, 3.2, 3.1]})
+    (warning,) = [w for w in fit_ratings(runs, "loss", n_bootstrap=0).warnings if "keep fraction" in w]
+    assert "4 runs at 1 keep fraction " in warning and "its curve is a constant" in warning, warning
+    assert "give it runs at >= 3 keep fractions" in warning, warning
+
+
+def test_a_positive_multiple_of_a_score_is_the_same_filter_at_both_levels():
+    # '0.5*informative' orders the documents as 'informative': the levels agree although the names differ
+    runs, docs = rated_corpus(3)
+    runs["score"] = runs["score"].replace({"informative": "0.5*informative"})
+    fit = fit_ratings(runs, "loss", docs, seed=3)
+    curves = {c.name: c for c in fit.candidates if c.level == "curves"}
+    assert fit.chosen == "informative" and min(curves.values(), key=lambda c: c.predicted_best).name == \
+        "0.5*informative"
+    assert curves["0.5*informative"].kind == "score"  # one column: a score at both levels, not a composite
+    assert not any("the curves per spec favour" in w for w in fit.warnings), fit.warnings
+    # a filter is its columns and their weights up to a positive scale
+    from mixplan.filtering.ratings import _same_filter
+    assert _same_filter({"a": 0.6, "b": 0.4}, {"b": 2.0, "a": 3.0}) and _same_filter({"a": -1.0}, {"a": -0.25})
+    assert not _same_filter({"a": 1.0}, {"a": -1.0}) and not _same_filter({"a": 1.0}, {"a": 1.0, "b": 0.1})
+    assert not _same_filter({"a": 0.6, "b": 0.4}, {"a": 0.4, "b": 0.6})
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Specs, normal scores, errors
 # ---------------------------------------------------------------------------------------------------------------
@@ -143,6 +175,8 @@ def test_few_runs_are_warned_about():
     ("acc_arc-easy + 2e-1*x", "acc_arc-easy + 0.2*x", {"acc_arc-easy": 1.0, "x": 0.2}),
     ("a + a", "2*a", {"a": 2.0}),
     ("1e+1*a", "10*a", {"a": 10.0}),
+    ("0.1234567*a + 0.6*b", "0.1234567*a + 0.6*b", {"a": 0.1234567, "b": 0.6}),  # every digit: it is re-read
+    (f"{1 / 3!r}*a - 2.5*b", "0.3333333333333333*a - 2.5*b", {"a": 1 / 3, "b": -2.5}),
 ])
 def test_parse_composite(spec, canonical, terms):
     comp = parse_composite(spec)
@@ -259,6 +293,23 @@ def test_cli_bucket_scores_by_a_composite(tmp_path, capsys):
         assert main(argv[:-3] + ["--score", bad]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert len(err) == 1 and message in err[0], err
+
+
+def test_read_scores_names_a_missing_column_whatever_its_name(tmp_path):
+    from mixplan.filtering.scores import read_scores
+
+    path = tmp_path / "docs.csv"
+    pd.DataFrame({"quality score": [1.0, 2.0, 3.0], "dclm": [0.1, "x", 0.3]}).to_csv(path, index=False)
+    assert read_scores(path, "quality score")[0].tolist() == [1.0, 2.0, 3.0]  # a column, though no spec reads it
+    for score in ("quality  score", "mean(dclm)", "fasttext"):  # no column, and (but the last) no spec either
+        with pytest.raises(ValidationError, match=rf"docs.csv: no column '{re.escape(score)}' \(--score\); columns "
+                                                  r"are \['quality score', 'dclm'\]"):
+            read_scores(path, score)
+    with pytest.raises(ValidationError, match=r"--score: score spec '0.5\*dclm \+\* x': cannot read the term"):
+        read_scores(path, "0.5*dclm +* x")  # meant as a composite: what cannot be read is said
+    with pytest.raises(ValidationError, match=r"docs.csv: row 2, column 'dclm': 'x' is not a finite number; every "
+                                              r"document needs a numeric score"):
+        read_scores(path, "dclm")
 
 
 def test_cli_documents_need_ratings_runs(tmp_path, capsys):

@@ -131,9 +131,41 @@ def test_pure_helpers():
     assert p_better(a, b)[0] == pytest.approx((1 + 0.5 + 0) / 3)
     # One refit, a 0.01 lower in log-loss, each run off by sd 0.01 / sqrt 2: the gap's sd is 0.01, P = Phi(1).
     assert p_better_run(np.array([[0.0]]), np.array([[0.01]]), 0.01 / np.sqrt(2))[0] == pytest.approx(0.841345, 1e-5)
-    assert p_better_run(a, b, 0.0)[0] == p_better(a, b)[0]
+    assert p_better_run(np.array([[0.0], [np.nan]]), np.array([[0.01], [0.0]]), 0.01)[0] == pytest.approx(
+        0.5 * 0.760250, 1e-5)  # a lost refit counts as not better, as in p_better
     assert run_noise({"x": 0.01, "y": -0.01, "z": 0.0, "w": float("nan")}) == pytest.approx(0.01)  # sd, ddof 1
     assert run_noise({"x": 0.01}) is None
+
+
+def test_run_noise_moves_a_runs_rows_together_in_the_refits():
+    # A constant law fitted to 2 runs x 3 rows of log-loss 0: resampling rows alone gives refits of 0; an offset
+    # of sd 0.1 per run gives refits spread as the mean of the runs' offsets over the resample (about 0.1^2 / 2),
+    # where an offset per row would give 0.1^2 / 6.
+    from mixplan.laws.fitting import Law, bootstrap_refits
+
+    law = Law(name="constant", theta_names=("c",), log_predict=lambda t, d: np.asarray(t)[0] + 0 * d["x"],
+              named=lambda t: {"c": float(np.asarray(t)[0])}, bounds=((-5.0, 5.0),), grid=((0.0,),), columns=("x",))
+    data, y, runs = {"x": np.arange(6.0)}, np.zeros(6), np.array([0, 0, 0, 1, 1, 1])
+
+    def boot(**noise):
+        return np.array(bootstrap_refits(law, np.array([0.0]), data, y, delta=10.0, n_bootstrap=400, seed=3,
+                                         runs=runs, **noise)[0])[:, 0]
+
+    assert np.all(boot(run_sd=0.0) == 0.0)
+    spread = boot(run_sd=0.1, noise_seed=[3, 7])
+    assert 0.0035 < spread.var() < 0.0075, spread.var()
+    assert np.array_equal(spread, boot(run_sd=0.1, noise_seed=[3, 7]))  # deterministic
+    assert not np.array_equal(spread, boot(run_sd=0.1, noise_seed=[3, 8]))  # another group: other noise
+
+
+def test_without_refits_nothing_is_called_sure():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        plain = compare(synthetic(), params=1e8, n_bootstrap=0, run_sd=0.0)
+        noisy = compare(synthetic(), params=1e8, n_bootstrap=0, run_sd=0.01)
+    assert plain.pairs[0]["p_better"] is None and plain.pairs[0]["p_run"] is None
+    # with a given noise, P(run) rests on the fits and the runs' noise alone
+    assert noisy.pairs[0]["p_better"] is None and 0.5 <= noisy.pairs[0]["p_run"] <= 1.0
 
 
 def test_errors_name_the_group_and_what_to_do():
@@ -231,7 +263,7 @@ def test_dmsl_pairs_sure_at_937m_are_confirmed(anchors):
         from compare_dmsl import check, load
     finally:
         sys.path.pop(0)
-    # The first 4 mixtures (by id). On all 40 (the benchmark, 200 refits) the 937M runs confirm all 358 pairs with
+    # The first 4 mixtures (by id). On all 40 (the benchmark, 200 refits) the 937M runs confirm all 337 pairs with
     # P(better) >= 0.9 (resampling rows alone, without the runs' noise: 500 of 506).
     df, col = load(anchors / "dmsl" / "dmsl_llm_slimpajama_fit.csv", mixtures=4)
     r = check(df, col, n_bootstrap=30)

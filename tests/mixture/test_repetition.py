@@ -58,6 +58,19 @@ def test_a_synthetic_pool_is_valued_by_its_own_law_relative_to_the_proxy_budget(
     blind = RepetitionModel(r_star=15.0, gamma=0.2, proxy_tokens=Tp).objective(f, grid, T, available)
     priced = rep.objective(f, grid, T, available)
     assert shares[np.argmin(blind)] == 1.0 and shares[np.argmin(priced)] <= 0.5
+    # A synthetic pool small enough to repeat at the proxy budget: its law still changes nothing there (it is
+    # valued against what the proxy runs made of it, repetition included), and discounts it further above.
+    small = np.array([1e12, 1e12, 2e5])
+    without = RepetitionModel(r_star=15.0, gamma=0.2, proxy_tokens=Tp)
+    assert (W[:, 2] * Tp > small[2]).any()
+    assert np.allclose(rep.objective(f, W, Tp, small), without.objective(f, W, Tp, small), rtol=0, atol=1e-12)
+    assert np.all(rep.effective(W, T, small)[0][:, 2] <= without.effective(W, T, small)[0][:, 2] + 1e-12)
+    # A model given rather than fitted knows no proxy budget: it needs one to value the pool by its law.
+    with pytest.raises(ValidationError, match="relative to the proxy runs' budget"):
+        RepetitionModel(r_star=15.0, gamma=0.0, synthetic=law).effective(W, T, available)
+    given = RepetitionModel(r_star=15.0, gamma=0.0, synthetic=law, law_reference=Tp)
+    assert given.at_scale(np.zeros(3), T) is None  # the reference does not make the shift known
+    assert np.allclose(given.effective(W, T, available)[0], rep.effective(W, T, available)[0])
 
 
 def test_fit_recovers_a_known_repetition_model():
