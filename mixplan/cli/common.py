@@ -196,7 +196,9 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                    help="larger target values are better (default: smaller)")
     p.add_argument("--model", default="auto",
                    help="regressor: auto (default: chooses and stacks the others by repeated CV), gp, gp-log, "
-                        "lightgbm, regmix (LightGBM with RegMix's settings), ridge, linear, dml (Data Mixing Laws)")
+                        "lightgbm, regmix (LightGBM with RegMix's settings), ridge, linear, dml (Data Mixing Laws), "
+                        "bimix (BiMix's per-pool power law), autoscale (AutoScale's law; needs a tokens column), "
+                        "auto-wide (auto with bimix and autoscale among the candidates)")
     p.add_argument("--cv-folds", type=Number(int, 2), default=5, help="folds of the cross-validation (default 5)")
     p.add_argument("--cv-repeats", type=Number(int, 1, 100), default=None,
                    help="repeats of the cross-validation (default: 3 below 128 runs, 2 below 256, else 1)")

@@ -24,7 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="design a random swarm of N proxy runs (RegMix-style)")
     p.add_argument("--next", type=Number(int, 1, 10_000), metavar="K",
                    help="propose the K runs with the largest batch expected improvement under a model fitted to "
-                        "--runs (needs --runs and --target; see mixplan.mixture.sequential)")
+                        "--runs (needs --runs and --target; see mixplan.mixture.sequential); pools no run in --runs "
+                        "used (e.g. added since, see mixplan runs reuse) get weight in the first half of them")
     p.add_argument("--out", required=True, metavar="DIR", help="writes DIR/mixtures.csv and DIR/runs/<run_id>.yaml")
     p.add_argument("--tokens", type=POSITIVE, metavar="D", help="proxy runs' token budget (caps repetition)")
     p.add_argument("--runs", metavar="RUNS",

@@ -1,5 +1,5 @@
 """The ``mixplan`` command line: validate | fit | predict | plan | design | laws fit | budget | filter |
-cpt fit|plan | ot fit|predict|select | scan | export | runs import | report.
+cpt fit|plan | ot fit|predict|select | scan | export | runs import|reuse | report.
 
 Every command takes ``--json`` (one JSON document on stdout instead of the table); those with anything
 random take ``--seed``.

@@ -14,8 +14,8 @@ from .._checks import check_number
 from .._io import check_writable, read_toml, write_json_atomic, write_table_atomic
 from ..exceptions import InfeasibleError, MixplanWarning, ValidationError
 from .common import (add_fit_options, add_report_option, add_rounding_options, add_runs_options, bucket_space, emit,
-                     fit_from_args, load_pools, load_runs, parse_budget_range, parse_named_numbers, read_other_runs,
-                     report_path)
+                     fit_from_args, jobs_of, load_pools, load_runs, parse_budget_range, parse_named_numbers,
+                     read_other_runs, report_path, working)
 from .common import FINITE, LEVEL, SEED, Number, POSITIVE, check_weights_size
 
 HELP = "recommend a mixture for the big run"
@@ -27,7 +27,7 @@ _PLAN_KEYS = {"runs": str, "pools": str, "target": str, "tokens": float, "seed":
               "where": dict, "flops": float, "params": float, "law": str, "repetition_runs": str, "scale_runs": list,
               "r_star": float, "gamma": float, "repetition_caps": bool, "budget_range": str, "budget_steps": int,
               "ot": str, "ot_mode": str, "units_per_token": float,
-              "round": int, "min_weight": float, "report": str}
+              "round": int, "min_weight": float, "report": str, "prior_strength": object}
 _PATH_KEYS = {"runs", "pools", "out", "metrics", "repetition_runs", "scale_runs", "ot", "report"}
 
 
@@ -75,6 +75,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "the OT optimum) or size (regressor + the OT extrapolator's change from the runs' size to "
                         "the target)")
     p.add_argument("--pin", action="append", default=[], metavar="POOL=W", help="fix a pool's weight (repeatable)")
+    p.add_argument("--prior-strength", type=_strength, metavar="LAMBDA|auto",
+                   help="regularise the search toward the prior (the manifest's per-pool prior, else the token "
+                        "share): minimise the prediction + LAMBDA x KL(w || prior); 'auto' chooses LAMBDA by "
+                        "cross-validated regret (2 folds x 3 repeats) and reports the curve")
     p.add_argument("--candidates", type=Number(int, 1, 2_000_000), default=20_000,
                    help="Dirichlet candidates to score (default 20000)")
     p.add_argument("--top-k", type=Number(int, 1, 2_000_000), default=128,
@@ -87,6 +91,16 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 _NUMBERS: dict[str, Number] = {}
+
+
+def _strength(text: str) -> float | str:
+    """--prior-strength: 'auto' or a number >= 0 (a bad value is argparse's one-line usage error)."""
+    from ..mixture.prior import parse_strength
+
+    try:
+        return parse_strength(text, "")
+    except ValidationError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not 'auto' or a number >= 0 (e.g. 0.01)") from None
 
 
 # Defaults of `plan` are applied after CONFIG.toml, so that only flags actually typed override the file.
@@ -120,6 +134,10 @@ def _merge_file(settings: dict[str, Any], config: str | None) -> None:
             raise ValidationError(f"{path}, key {key!r}: {value!r} should be of type {typ.__name__}")
         if key in _NUMBERS:
             value = _NUMBERS[key].check(value, f"{path}, key {key!r}")
+        if key == "prior_strength":
+            from ..mixture.prior import parse_strength
+
+            value = parse_strength(value, f"{path}, key 'prior_strength'")
         if key == "scale_runs" and not all(isinstance(v, str) for v in value):
             raise ValidationError(f"{path}, key 'scale_runs': {value!r} should be a list of run tables (paths)")
         if key in _PATH_KEYS and not all(str(v).strip() for v in (value if isinstance(value, list) else [value])):
@@ -194,9 +212,17 @@ def run(args: argparse.Namespace) -> int:
         sizes = np.unique(runs.frame["tokens"].to_numpy(dtype=float)) if "tokens" in runs.frame.columns else []
         options |= {"ot": load_ot_study(args.ot), "ot_mode": args.ot_mode or "compare",
                     "ot_base_tokens": float(sizes[0]) if len(sizes) == 1 else None}
+    selection = None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MixplanWarning)  # the plan carries its warnings; printed below
+        if args.prior_strength == "auto":
+            selection = _choose_prior_strength(args, runs, model, pools, tokens, options)
+            options["prior_strength"] = selection.chosen
+        elif args.prior_strength is not None:
+            options["prior_strength"] = args.prior_strength
         plan = make_plan(model, pools, tokens=tokens, constraints=constraints, **options)
+        if selection is not None:
+            plan.prior["selection"] = selection.to_dict()
         rows = [] if sweep is None else [_sweep_row(make_plan(model, pools, tokens=t, **options), t)
                                          for t in sweep]
     # The manifest (its sources: mixplan export's paths) and the model (export's cost of rounding) go with it.
@@ -235,6 +261,43 @@ def run(args: argparse.Namespace) -> int:
         outs.append(report)
     emit(args, doc, text + (f"\n\nwritten: {', '.join(map(str, outs))}" if outs else ""))
     return 0
+
+
+def _choose_prior_strength(args: argparse.Namespace, runs: Any, model: Any, pools: Any, tokens: float | None,
+                           options: dict[str, Any]) -> Any:
+    """--prior-strength auto (:func:`mixplan.mixture.prior.choose_strength`): on each fold (two folds, three
+    times over), the model refitted without the fold gives the plan's optimum for each strength of the grid,
+    judged by the same kind of model fitted on the fold's runs alone."""
+    from ..mixture.plan import make_plan
+    from ..mixture.prior import CV_FOLDS, CV_REPEATS, choose_strength
+    from ..models.mixture_model import fit_model
+    from ..models.regressor import fold_tasks
+
+    objective = model.objective
+    # The OT extrapolator's optimum does not depend on the strength: the folds compare the regressor's.
+    fold_options = {k: v for k, v in options.items() if not k.startswith("ot")}
+
+    def fit(idx: np.ndarray, what: str) -> Any:
+        mask = np.zeros(len(runs), dtype=bool)
+        mask[idx] = True
+        try:
+            return fit_model(runs.subset(mask), objective, args.model, seed=args.seed, cv_folds=args.cv_folds,
+                             cv_repeats=args.cv_repeats, jobs=jobs_of(args))
+        except ValidationError as exc:
+            raise ValidationError(f"--prior-strength auto: {what} ({len(idx)} runs) cannot be fitted: {exc}; add "
+                                  "runs, use another --model, or give a fixed --prior-strength") from None
+
+    def optimise(train: np.ndarray, grid: np.ndarray) -> np.ndarray:
+        refit = fit(train, "the model without a fold")
+        plans = (make_plan(refit, pools, tokens=tokens, prior_strength=float(g), **fold_options) for g in grid)
+        return np.array([[p.recommended[n] for n in pools.names] for p in plans])
+
+    def judge(test: np.ndarray, W: np.ndarray) -> np.ndarray:
+        return objective.score(fit(test, "the judge of a fold, fitted on its runs").predict_mean(W))
+
+    folds = [(train, test) for _, train, test in fold_tasks(len(runs), CV_FOLDS, CV_REPEATS, args.seed)]
+    with working("choosing --prior-strength by cross-validated regret"):
+        return choose_strength(folds, objective.score(model.train_y), optimise, judge)
 
 
 def _beside(path: str, out: str | None) -> str:

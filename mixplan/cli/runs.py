@@ -6,10 +6,15 @@
     mixplan runs import --wandb wandb_export.csv [--weight-prefix mixture.] --out runs.csv
     mixplan runs import --olmix ratios.csv --metrics metrics.csv --out runs.csv
     mixplan runs import --regmix train_mixture.csv --metrics train_loss.csv --out runs.csv
+    mixplan runs reuse OLD_RUNS.csv --pools NEW.toml [--map old=new1+new2] [--removed drop|keep|keep-below=T] \
+        --out runs.csv
 
 Every import reports what it matched and what it could not (results with no mixture, runs with no
 results, per metric the runs without it) and checks the table as ``fit`` reads it (``--pools``: against
 the manifest too). Thin layer over :mod:`mixplan.data.evaluations`.
+
+``reuse`` maps an earlier study's runs onto a new pool manifest (pools removed, added, renamed or split;
+:mod:`mixplan.data.reuse`) and reports every decision.
 """
 
 from __future__ import annotations
@@ -24,12 +29,15 @@ __all__ = ["HELP", "add_arguments", "run"]
 
 COMMON_OPTIONS = False
 
-HELP = "bring evaluations in: lm-evaluation-harness results, a W&B runs export, olmix or RegMix files -> a runs table"
+HELP = ("bring evaluations in (lm-evaluation-harness results, a W&B runs export, olmix or RegMix files -> a runs "
+        "table), or reuse an earlier study's runs on a new pool set")
+IMPORT_HELP = ("bring evaluations in: lm-evaluation-harness results, a W&B runs export, olmix or RegMix files -> a "
+               "runs table")
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    sub = p.add_subparsers(dest="runs_command", metavar="import", parser_class=Parser)
-    i = sub.add_parser("import", help=HELP, description=HELP)
+    sub = p.add_subparsers(dest="runs_command", metavar="{import,reuse}", parser_class=Parser)
+    i = sub.add_parser("import", help=IMPORT_HELP, description=IMPORT_HELP)
     src = i.add_mutually_exclusive_group(required=True)
     src.add_argument("--lm-eval", metavar="DIR", help="a folder of lm_eval results JSONs (searched recursively)")
     src.add_argument("--wandb", metavar="CSV", help="a W&B runs table exported as CSV")
@@ -51,6 +59,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "the format (.csv, .tsv, .parquet, .json, .jsonl)")
     i.add_argument("--force", action="store_true", help="replace an existing output")
     add_common(i, seeded=False)
+    r = sub.add_parser("reuse", help=REUSE_HELP, description=REUSE_HELP)
+    r.add_argument("runs", metavar="OLD_RUNS", help="the old study's runs table (w_<pool> columns of its pools)")
+    r.add_argument("--pools", required=True, metavar="NEW.toml", help="the new study's pool manifest")
+    r.add_argument("--map", action="append", default=[], metavar="OLD=NEW1+NEW2",
+                   help="an old pool renamed (OLD=NEW) or split (OLD=NEW1+NEW2: its weight shared by the new pools' "
+                        "token shares); repeatable. Old pools of the same name carry over; other old pools are removed")
+    r.add_argument("--removed", default="drop", metavar="POLICY",
+                   help="runs with weight on removed pools: drop (default), keep-below=T (keep a run with at most T of "
+                        "its weight there, renormalising the rest, flagged in column 'reuse'), or keep")
+    r.add_argument("--renormalize", action="store_true", help="divide each old run's weights by their sum first")
+    r.add_argument("--where", action="append", default=[], metavar="COL=VALUE",
+                   help="keep only the old rows whose COL equals VALUE (repeatable)")
+    r.add_argument("--out", required=True, metavar="RUNS.csv", help="the new runs table (.csv, .tsv, .parquet, "
+                   ".json, .jsonl)")
+    r.add_argument("--force", action="store_true", help="replace an existing output")
+    add_common(r, seeded=False)
+
+
+REUSE_HELP = ("map an earlier study's runs onto a new pool manifest (pools removed, added, renamed or split), "
+              "counting every decision")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,9 +87,11 @@ def run(args: argparse.Namespace) -> int:
     from ..data.runs import read_runs, validate_runs
     from .common import load_pools
 
+    if args.runs_command == "reuse":
+        return _reuse(args)
     if args.runs_command != "import":
         raise ValidationError("use: mixplan runs import (--lm-eval DIR | --wandb CSV | --olmix RATIOS | --regmix MIX) "
-                              "--out RUNS.csv")
+                              "--out RUNS.csv, or mixplan runs reuse OLD_RUNS --pools NEW.toml --out RUNS.csv")
     check_table_writable(args.out, args.force)
     if (args.olmix or args.regmix) and not args.metrics:
         raise ValidationError(f"--{'olmix' if args.olmix else 'regmix'} needs --metrics (the file of each run's metrics)")
@@ -93,4 +123,23 @@ def run(args: argparse.Namespace) -> int:
     doc = report.to_dict() | {"out": str(args.out), "pools": table.pools, "metrics": table.metric_columns}
     emit(args, doc, report.text() + f"\n{len(table)} runs x {len(table.pools)} pools, {len(table.metric_columns)} "
          f"metric columns written to {args.out}")
+    return 0
+
+
+def _reuse(args: argparse.Namespace) -> int:
+    from .._io import check_table_writable, write_table_atomic
+    from ..data.reuse import map_runs, parse_mapping, parse_removed_policy
+    from ..data.runs import read_runs, validate_runs
+    from .common import load_pools, parse_where
+
+    check_table_writable(args.out, args.force)
+    parse_removed_policy(args.removed)  # a typo is refused before any file is read
+    mapping = parse_mapping(args.map)
+    pools = load_pools(args.pools)
+    old = read_runs(args.runs, None, renormalize=args.renormalize, where=parse_where(args.where))
+    frame, report = map_runs(old, pools, mapping, args.removed)
+    table = validate_runs(frame, pools, source=f"{old.source} (reused)")
+    write_table_atomic(args.out, table.frame, force=args.force)
+    doc = report.to_dict() | {"out": str(args.out), "pools": table.pools, "runs": len(table)}
+    emit(args, doc, report.text() + f"\n{len(table)} runs x {len(table.pools)} pools written to {args.out}")
     return 0

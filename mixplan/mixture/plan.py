@@ -59,6 +59,7 @@ class Plan:
     rounding: dict[str, Any] | None = None  # the typed mixture (--round, --min-weight) and what it costs
     identification: dict[str, Any] | None = None  # whether the runs price the repetition the plan asks for
     derived: dict[str, Any] | None = None  # derived pools: per mixture the raw : derived split of each family
+    prior: dict[str, Any] | None = None  # --prior-strength: the prior, the strength, its CV curve (auto)
     warnings: list[str] = field(default_factory=list)
     result: SearchResult | None = None
 
@@ -74,6 +75,7 @@ class Plan:
             "ot": self.ot, "buckets": self.buckets, "rounding": self.rounding,
             "repetition_identification": self.identification,
             "derived_pools": self.derived,
+            **({} if self.prior is None else {"prior_regularisation": self.prior}),
             "search": self.search,
             "warnings": self.warnings,
         }
@@ -161,6 +163,8 @@ class Plan:
             lines += ["", _ot_table(self.ot, self.mixtures)]
         if self.rounding is not None:
             lines += ["", rounding_text(self.rounding)]
+        if self.prior is not None:
+            lines += ["", prior_text(self.prior)]
         if self.tokens is not None and self.scale is None:
             lines.append(f"note: 'predicted' is at the scale of the proxy runs the model was fitted on; the loss at "
                          f"{self.tokens:.6g} {self.token_unit} is unknown (runs at one budget: add runs at a second "
@@ -189,6 +193,24 @@ def _clean_zeros(w: np.ndarray, fixed: np.ndarray) -> np.ndarray:
     out = np.where(tiny, 0.0, w)
     out[np.argmax(np.where(fixed, -np.inf, out))] += w[tiny].sum()
     return out
+
+
+def prior_text(info: Mapping[str, Any]) -> str:
+    """The regularisation toward the prior: strength (and how it was chosen, with the CV curve), the prior,
+    and each mixture's KL to it."""
+    sel = info.get("selection")
+    how = "given" if sel is None else "chosen by cross-validated regret (--prior-strength auto)"
+    lines = [f"search regularised toward the prior ({info['source']}): + {info['strength']:g} x KL(w || prior), "
+             f"strength {how}"]
+    if sel is not None:
+        lines.append(f"  rule: {sel['rule']}")
+        lines.append("  strength   CV regret (mean +- se, sd over folds)")
+        for row in sel["curve"]:
+            mark = "  <- chosen" if row["strength"] == sel["chosen"] else ""
+            lines.append(f"  {row['strength']:8.4g}   {row['mean_regret']:+.4f} +- {row['se']:.4f} "
+                         f"(sd {row['sd']:.4f}){mark}")
+    lines.append("  KL(w || prior) in nats: " + ", ".join(f"{n} {v:.4f}" for n, v in info["kl"].items()))
+    return "\n".join(lines)
 
 
 def _p_text(p: float | None) -> str:
@@ -463,7 +485,8 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
               measured: Mapping[str, float] | None = None, best_run: tuple[str, np.ndarray, float] | None = None,
               ot: Any = None, ot_mode: str = "compare", ot_base_tokens: float | None = None,
               constraints: Constraints | None = None, scale: Any = None, buckets: Any = None,
-              decimals: int | None = None, min_weight: float = 0.0, **search_options: Any) -> Plan:
+              decimals: int | None = None, min_weight: float = 0.0, prior_strength: float | None = None,
+              **search_options: Any) -> Plan:
     """Search the best feasible mixture for ``model`` and compare it with simple baselines.
 
     Parameters
@@ -511,6 +534,10 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
         (the rest renormalised, pins kept) and rounded to ``decimals`` so that they sum to exactly 1
         (:func:`mixplan.simplex.rounding.round_mixture`). The searched optimum stays beside it as
         ``recommended_unrounded``, predicted the same way, so the plan states what typing it costs.
+    prior_strength : float >= 0, optional
+        lambda: every search of the plan (and the bucket policies) minimises the score plus
+        lambda * KL(w || prior) toward ``pools.prior`` (:mod:`mixplan.mixture.prior`); the plan
+        then reports the prior and each mixture's KL to it. None: no regularisation (0 gives the same mixture).
     search_options
         Passed to :func:`mixplan.simplex.search` (``n_candidates``, ``top_k``, ...).
     """
@@ -528,6 +555,19 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
         caps_unmet = str(exc)
         c = build_constraints(_uncapped(pools), tokens, pins)
     objective = model.objective
+    prior_info = None
+    if prior_strength is not None:
+        from .prior import prior_penalty
+
+        if not pools.tokens_known and all(p.prior is None for p in pools):
+            raise ValidationError("--prior-strength needs a prior: a pool manifest (--pools) with each pool's tokens "
+                                  "(the prior is the token share) or a per-pool 'prior'")
+        # Pinned pools are left out of the KL (a constant there); one penalty for every search below.
+        pinned = np.array([n in (pins or {}) for n in pools.names])
+        search_options = dict(search_options) | {"penalty": prior_penalty(prior_strength, pools.prior, ~pinned)}
+        prior_info = {"strength": float(prior_strength), "prior": dict(zip(pools.names, map(float, pools.prior))),
+                      "source": "the manifest's per-pool prior" if any(p.prior is not None for p in pools)
+                      else "token share", "pinned_excluded": [n for n in pools.names if n in (pins or {})]}
 
     # The first tenth of the trees (at least 100) ranks candidates almost like the full model
     # at a fraction of the cost; the survivors are re-scored exactly (LightGBM-only models).
@@ -615,6 +655,11 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
             entry["at_budget"] = _at_budget(model, repetition, w, tokens, pools, level)
         entry["measured"] = None
         mixtures[name] = entry
+    if prior_info is not None:
+        from .prior import kl_divergence
+
+        kl = kl_divergence(W, pools.prior, ~pinned)
+        prior_info["kl"] = {name: float(v) for name, v in zip(named, kl)}
     if scale is not None:
         for entry, at_scale in zip(mixtures.values(), scale.predict(W, tokens, pools.tokens)):
             entry["at_scale"] = at_scale
@@ -703,7 +748,7 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
                     **({"hard_caps_unmet": caps_unmet} if caps_unmet else {})},
                 models=[{k: t[k] for k in ("column", "model", "components", "selection", "cv")}
                         for t in model.target_summaries()],
-                identification=identified, derived=derived,
+                identification=identified, derived=derived, prior=prior_info,
                 repetition=None if repetition is None else repetition.to_dict() | {
                     "aware_search_caps": "manifest max_epochs" if combine_caps else "none",
                     **({"hard_caps_unmet": caps_unmet} if caps_unmet else {}),
@@ -722,9 +767,11 @@ def _bucket_policies(layout: Any, pools: PoolSet, model: MixtureModel, scale: An
         raise ValidationError(f"the bucket layout's pools {list(layout.names)} are not the plan's {pools.names}")
     objective = model.objective
 
+    penalty = search_options.get("penalty")  # --prior-strength: the policies minimise what the search minimises
+
     def loss(W: np.ndarray) -> np.ndarray:
         pred = scale.predict_mean(W, tokens) if scale is not None else model.predict_mean(W)
-        return objective.score(pred)
+        return objective.score(pred) + (0.0 if penalty is None else penalty(W))
 
     policies = plan_policies(loss, layout, seed=seed, n_candidates=int(search_options.get("n_candidates", 4000)))
     policies["plan_then_filter"] = _plan_then_filter(layout, policies["whole pools"].pool_weights, tokens)

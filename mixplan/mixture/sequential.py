@@ -62,6 +62,13 @@ exactly the one written out. A candidate must lie at least ``min_distance`` (tot
 every existing run and every mixture already picked: EI alone would accept near-copies whose
 difference is below the run-to-run noise.
 
+Pools no existing run used (a pool added since the runs were made, e.g. by ``mixplan runs reuse``) are
+*uncovered*: the model has no evidence about them, and EI need not send a run there. The first
+:math:`m = \min(K, \max(|U|, \lceil K/2 \rceil))` picks are therefore restricted, round-robin over the
+uncovered pools :math:`U`, to candidates giving that pool at least :math:`\max(l_u, \tfrac12 \min(\pi_u, c_u))`
+(floor :math:`l_u`, prior :math:`\pi_u`, cap :math:`c_u`); within that set EI chooses as usual, and the
+remaining picks are free. ``cover=False`` turns this off.
+
 EI rather than a confidence bound: it has no exploration weight to tune and is invariant to the
 objective's units once :math:`\sigma` is calibrated; its "improvement over the best predicted run"
 is the decision the plan makes.
@@ -113,6 +120,8 @@ class NextRuns:
     recommended : (P,) the current plan's recommended mixture, centre of the local candidates
     recommended_prediction : its predicted objective
     settings : everything that determines the result (seed, candidate counts, distances, kappa)
+    uncovered : pools no existing run used -> the weight each covering proposal gave it at least
+        (empty when every pool has runs, or with ``cover=False``)
     """
 
     pools: list[str]
@@ -128,6 +137,7 @@ class NextRuns:
     recommended: np.ndarray
     recommended_prediction: float
     settings: dict[str, Any] = field(default_factory=dict)
+    uncovered: dict[str, float] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.weights)
@@ -156,8 +166,12 @@ class NextRuns:
                "predicted": [f"{m:.4f} +- {sd:.4f}" for m, sd in zip(self.prediction, self.prediction_sd)],
                "nearest run (TV dist)": [f"{r} ({dist:.3f})" for r, dist in zip(self.nearest_run, self.nearest_distance)],
                "origin": self.origin})
+        cover = [] if not self.uncovered else [
+            "pools no existing run used: " + ", ".join(f"{p} (proposals covering it give it >= {w:.4g})"
+                                                       for p, w in self.uncovered.items())]
         return "\n".join([f"best predicted proxy run {self.incumbent_run}: {self.incumbent:.4f}; the plan's "
-                          f"recommendation: {self.recommended_prediction:.4f}", "", table.to_string(index=False), "",
+                          f"recommendation: {self.recommended_prediction:.4f}", *cover, "",
+                          table.to_string(index=False), "",
                           "predicted: the model's objective +- its calibrated sd; measure these runs, add them to RUNS "
                           "and run 'mixplan plan' (or another round of --next)"])
 
@@ -171,7 +185,8 @@ class NextRuns:
         return {"pools": self.pools, "proposals": rows, "incumbent": self.incumbent,
                 "incumbent_run": self.incumbent_run,
                 "recommended": dict(zip(self.pools, map(float, self.recommended))),
-                "recommended_prediction": self.recommended_prediction, "settings": self.settings}
+                "recommended_prediction": self.recommended_prediction, "settings": self.settings} | (
+                    {"uncovered": self.uncovered} if self.uncovered else {})
 
 
 def expected_improvement(gain: np.ndarray, sd: np.ndarray) -> np.ndarray:
@@ -192,7 +207,7 @@ def propose_next(model: MixtureModel, pools: PoolSet, k: int, *, tokens: float |
                  local_fraction: float = 0.25, radii: tuple[float, ...] = DEFAULT_RADII, n_centres: int = 8,
                  min_distance: float = 0.01, level: float = DEFAULT_LEVEL, temperature: float = 0.5,
                  min_nonzero: float = 2e-4, decimals: int = 4, match_budget: float | None = None,
-                 repetition: Any = None) -> NextRuns:
+                 repetition: Any = None, cover: bool = True) -> NextRuns:
     """Propose the ``k`` proxy mixtures with the largest batch Expected Improvement.
 
     Parameters
@@ -234,6 +249,8 @@ def propose_next(model: MixtureModel, pools: PoolSet, k: int, *, tokens: float |
     repetition : RepetitionModel, optional
         With ``match_budget``: the repetition model (fitted on earlier repetition runs); default
         Muennighoff et al.'s R* with no log-data term.
+    cover : bool
+        Make the first picks use the pools no existing run used (module docstring); default True.
 
     Raises
     ------
@@ -290,6 +307,9 @@ def propose_next(model: MixtureModel, pools: PoolSet, k: int, *, tokens: float |
     sd0 = kappa * np.sqrt(sum(a ** 2 * gp.predict_std(F, noise=False) ** 2 for a, gp, F in zip(coef, gps, feats)))
     sd = sd0.copy()
 
+    uncovered = _uncovered(existing, pools, c) if cover else {}
+    U = list(uncovered)
+    n_cover = min(k, max(len(U), -(-k // 2))) if U else 0
     picks: list[int] = []
     ei_at_pick: list[float] = []
     for j in range(k):
@@ -298,6 +318,14 @@ def propose_next(model: MixtureModel, pools: PoolSet, k: int, *, tokens: float |
             raise ValidationError(
                 f"only {j} of {k} candidate mixtures are at least {min_distance:g} (total variation) from the "
                 f"{len(existing)} existing runs and from each other; lower --min-distance or ask for fewer")
+        if j < n_cover:
+            u = U[j % len(U)]
+            live = live[C[live, u] >= uncovered[u] - 1e-12]
+            if len(live) == 0:
+                raise ValidationError(
+                    f"pool {pools.names[u]!r} is used by none of the {len(existing)} runs, and no candidate mixture "
+                    f"{min_distance:g} apart from the runs and the picks so far gives it {uncovered[u]:.4g}: lower "
+                    "--min-distance, or raise the pool's max_weight or prior")
         ei = expected_improvement(f_star - f[live], sd[live])
         b = int(live[int(np.argmax(ei))])  # first maximum: ties broken by candidate order (deterministic)
         picks.append(b)
@@ -323,6 +351,8 @@ def propose_next(model: MixtureModel, pools: PoolSet, k: int, *, tokens: float |
                 "temperature": temperature, "min_nonzero": min_nonzero, "decimals": decimals,
                 "acquisition": "expected improvement, greedy kriging believer",
                 "incumbent": "best predicted objective among the existing runs"}
+    if n_cover:  # (absent otherwise: a design whose runs cover every pool is described as before)
+        settings["covering_picks"] = n_cover
     if match_budget is not None:
         settings |= {"match_budget": match_budget, "objective": f"repetition-aware at {match_budget:g} tokens",
                      "r_star": repetition.r_star, "gamma": repetition.gamma, "repetition_source": repetition.source}
@@ -331,7 +361,8 @@ def propose_next(model: MixtureModel, pools: PoolSet, k: int, *, tokens: float |
                     nearest_run=[model.train_ids[i] for i in idx_near[P]], nearest_distance=dist[P],
                     origin=origin[P].tolist(), incumbent=objective.unscore(float(f_train[i_inc])),
                     incumbent_run=model.train_ids[i_inc], recommended=np.asarray(result.weights, dtype=float),
-                    recommended_prediction=rec_pred, settings=settings)
+                    recommended_prediction=rec_pred, settings=settings,
+                    uncovered={pools.names[u]: float(w) for u, w in uncovered.items()})
 
 
 def _matched_acquisition(model: MixtureModel, pools: PoolSet, match_budget: float, tokens: float | None,
@@ -374,6 +405,14 @@ def next_run_ids(prefix: str, existing: Sequence[str], k: int) -> list[str]:
 
 
 # ------------------------------------------------------------------------------------------------
+
+
+def _uncovered(existing: np.ndarray, pools: PoolSet, c: Constraints) -> dict[int, float]:
+    """Free pools with weight 0 in every existing run -> the weight a covering proposal gives at least:
+    half of min(prior, cap), and at least the floor (module docstring)."""
+    prior = pools.prior
+    return {j: float(max(c.lower[j], 0.5 * min(prior[j], c.upper[j])))
+            for j in range(len(pools)) if c.free[j] and c.upper[j] > 0 and not (existing[:, j] > 0).any()}
 
 
 def _check_settings(k: int, n_candidates: int, local_fraction: float, radii: tuple[float, ...], n_centres: int,

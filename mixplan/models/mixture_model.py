@@ -42,7 +42,7 @@ from .._io import (check_writable, dumps_json, library_versions, read_json, read
                   write_text_atomic)
 from ..exceptions import MixplanWarning, ValidationError
 from ..data.objective import Objective, objective_warnings
-from .regressor import PRESETS, CVReport, MixtureRegressor, cross_validate, cv_report, fold_tasks
+from .regressor import PRESETS, TOKEN_MODELS, CVReport, MixtureRegressor, cross_validate, cv_report, fold_tasks
 from ..data.runs import RunTable
 from .intervals import DEFAULT_LEVEL, conformal_quantile, coverage_radius_of, nearest_run
 
@@ -337,6 +337,7 @@ def fit_model(runs: RunTable, objective: Objective, model: str = "auto", *, seed
         raise ValidationError(f"{runs.source}: {cv_folds} cross-validation folds for {len(y)} runs; use between 2 "
                               f"and {len(y)} (--cv-folds; 5 is usual)")
     folds = cv_folds
+    params = _with_budget(runs, model, params)
     targets = []
     for column in objective.columns:
         yc = runs.metric(column)
@@ -363,6 +364,25 @@ def fit_model(runs: RunTable, objective: Objective, model: str = "auto", *, seed
     for note in model.baseline_warnings():  # (the objective's own warnings came when it was parsed)
         warnings.warn(note, MixplanWarning, stacklevel=2)
     return model
+
+
+def _with_budget(runs: RunTable, model: str, params: dict[str, Any] | None) -> dict[str, Any] | None:
+    """``params`` with ``tokens`` = the runs' one training budget (their ``tokens`` column) when ``model`` is,
+    or ``auto`` has a candidate that is, a law in the training tokens (``autoscale``); unchanged otherwise."""
+    settings = PRESETS.get(model, {}) | (params or {})
+    wanted = [model] if settings.get("kind") != "auto" else list(settings.get("candidates", []))
+    if not set(wanted) & set(TOKEN_MODELS) or "tokens" in settings and settings["tokens"] is not None:
+        return params
+    if "tokens" not in runs.frame.columns:
+        return params  # the law's check says what is missing (auto: it skips the candidate with that reason)
+    budgets = np.unique(runs.frame["tokens"].to_numpy(dtype=float))
+    if len(budgets) != 1:
+        if settings.get("kind") == "auto":
+            return params
+        raise ValidationError(f"{runs.source}: the runs trained on {len(budgets)} different token budgets "
+                              f"({budgets.min():g} to {budgets.max():g}); the {model!r} model is fitted within one "
+                              "budget: select one with --where tokens=VALUE")
+    return (params or {}) | {"tokens": float(budgets[0])}
 
 
 _REFIT = "refit the model with 'mixplan fit'"

@@ -36,6 +36,20 @@ Presets (``MixtureRegressor(model=...)``):
 ``dml``
     The Data Mixing Laws form :math:`c + k e^{t^\top w}` (:mod:`mixplan.models.mixing_law`), Huber loss,
     L-BFGS.
+``bimix``
+    BiMix's proportion law :math:`\sum_i F_i \max(w_i, 0.01)^{-\alpha_i}` as olmix ships it
+    (:mod:`mixplan.models.power_laws`) plus a constant (``constant``: off in olmix), Huber loss,
+    bounded L-BFGS-B.
+``autoscale``
+    AutoScale's law :math:`L + \sum_i (N_{0,i} + N w_i)^{-\gamma_i}` as olmix ships it, with :math:`N`
+    fixed to the runs' training tokens (``tokens``: ``fit_model`` takes it from the runs table's
+    ``tokens`` column); same fit.
+``auto-wide``
+    ``auto`` with ``bimix`` and ``autoscale`` among the candidates (``autoscale`` only when the runs have
+    one training budget). They are not in ``auto``: on RegMix's runs they rank held-out runs worse than
+    every default candidate, and cross-validating them slowed ``auto`` from 4.4-4.9 s to 8.0-8.5 s at
+    100 runs (no race: every fold is fitted) and from 6.1-6.4 s to 7.5-7.9 s at 512 runs, where the race
+    drops both after one fold (2.8x and 5.6x the best first-fold error); the stack was the same.
 
 Models are saved without pickle: LightGBM's own text format, JSON for everything else.
 """
@@ -59,6 +73,7 @@ from .._parallel import map_ordered, resolve_jobs
 from .._stats import pearson, spearman
 from .gp import GaussianProcess, fit_gp
 from .mixing_law import MixingLaw, fit_mixing_law
+from .power_laws import AutoScale, BiMix, fit_autoscale, fit_bimix
 from ..data.runs import check_enough_runs
 
 __all__ = ["MixtureRegressor", "PRESETS", "CVReport", "cross_validate", "stack_weights", "cv_report"]
@@ -67,6 +82,7 @@ _RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-4, 3, 29))
 
 PRESETS: dict[str, dict[str, Any]] = {
     "auto": {"kind": "auto", "candidates": ["gp", "gp-log", "ridge", "dml", "lightgbm"]},
+    "auto-wide": {"kind": "auto", "candidates": ["gp", "gp-log", "ridge", "dml", "lightgbm", "bimix", "autoscale"]},
     "gp": {"kind": "gp", "features": "sqrt", "eps": 0.01, "ard": True, "prior_scale": 3.0, "prior_width": 1.0,
            "maxiter": 200, "opt_runs": None},
     "gp-log": {"kind": "gp", "features": "log", "eps": 0.01, "ard": True, "prior_scale": 3.0, "prior_width": 1.0,
@@ -79,11 +95,15 @@ PRESETS: dict[str, dict[str, Any]] = {
     "ridge": {"kind": "ridge", "features": "log+raw", "pairwise": False, "eps": 0.01, "alphas": list(_RIDGE_ALPHAS)},
     "linear": {"kind": "ridge", "features": "raw", "pairwise": False, "alpha": 0.01},
     "dml": {"kind": "dml", "delta": 0.1, "l2": 1e-4},
+    "bimix": {"kind": "bimix", "constant": True, "eps": 0.01, "delta": 0.1},
+    "autoscale": {"kind": "autoscale", "tokens": None, "delta": 0.1},
 }
+#: Presets that take the runs' training tokens (``tokens``) from ``fit_model``.
+TOKEN_MODELS = ("autoscale",)
 
 #: The file a fitted model of each kind is saved as.
 MODEL_FILES = {"lightgbm": "model.txt", "ridge": "ridge.json", "gp": "gp.json", "dml": "dml.json",
-               "auto": "auto.json"}
+               "bimix": "bimix.json", "autoscale": "autoscale.json", "auto": "auto.json"}
 
 #: Inside cross-validation each fold model sees (k-1)/k of the runs: more folds, more runs per fold.
 _CV_HINT = " (inside cross-validation, more --cv-folds give each fold model more runs)"
@@ -121,7 +141,7 @@ FIXED_THETA_RUNS = 20
 RACE_MIN_FOLD = 50
 RACE_RATIO = 2.0
 #: Kinds whose fold models start from the fit on all runs (which auto therefore makes first).
-WARM_STARTED = ("gp", "dml")
+WARM_STARTED = ("gp", "dml", "bimix", "autoscale")
 
 
 def _features(X: np.ndarray, kind: str, eps: float) -> np.ndarray:
@@ -201,7 +221,9 @@ class MixtureRegressor(RegressorMixin, BaseEstimator):
         A preset name (see the module docstring); ``"auto"`` chooses and stacks by CV.
     params : dict, optional
         Overrides of the preset's settings (LightGBM keyword names; ``alpha``/``alphas``/``pairwise``
-        for ridge; ``prior_scale``/``prior_width``/``ard``/``features`` for gp; ``candidates`` for auto).
+        for ridge; ``prior_scale``/``prior_width``/``ard``/``features`` for gp; ``constant``/``eps`` for bimix;
+        ``tokens`` (the runs' training tokens N) for autoscale, and auto hands it to its autoscale candidate;
+        ``candidates`` for auto).
     random_state : int
         Seed for LightGBM and the CV folds of ``auto``.
     n_jobs : int
@@ -276,6 +298,14 @@ class MixtureRegressor(RegressorMixin, BaseEstimator):
             full = getattr(self, "_cv_from", None)  # inside cross-validation: start from the full fit
             self.law_ = fit_mixing_law(X_arr, y_arr, delta=float(settings["delta"]), l2=float(settings["l2"]),
                                        start=None if full is None else full.law_)
+        elif kind == "bimix":
+            full = getattr(self, "_cv_from", None)
+            self.law_ = fit_bimix(X_arr, y_arr, constant=bool(settings["constant"]), eps=float(settings["eps"]),
+                                  delta=float(settings["delta"]), start=None if full is None else full.law_)
+        elif kind == "autoscale":
+            full = getattr(self, "_cv_from", None)
+            self.law_ = fit_autoscale(X_arr, y_arr, float(settings["tokens"]), delta=float(settings["delta"]),
+                                      start=None if full is None else full.law_)
         else:
             self._fit_ridge(X_arr, y_arr, settings)
         return self
@@ -333,10 +363,11 @@ class MixtureRegressor(RegressorMixin, BaseEstimator):
         tasks = fold_tasks(n, folds, repeats, self.random_state)
         ests: dict[str, MixtureRegressor] = {}
         for name in settings["candidates"]:
-            if name == "auto" or name not in PRESETS:
+            if name not in PRESETS or PRESETS[name]["kind"] == "auto":
                 raise ValidationError(f"auto: unknown candidate {name!r}; choose from "
-                                      f"{', '.join(sorted(set(PRESETS) - {'auto'}))}")
-            est = MixtureRegressor(name, random_state=self.random_state, n_jobs=1)
+                                      f"{', '.join(sorted(m for m in PRESETS if PRESETS[m]['kind'] != 'auto'))}")
+            tokens = {"tokens": settings["tokens"]} if name in TOKEN_MODELS and settings.get("tokens") else None
+            est = MixtureRegressor(name, params=tokens, random_state=self.random_state, n_jobs=1)
             try:
                 est.check_run_count(fold_runs, p, f"{folds}-fold cross-validation trains each fold model on")
             except ValidationError as exc:
@@ -429,8 +460,16 @@ class MixtureRegressor(RegressorMixin, BaseEstimator):
                     f"{where} {n} runs: too few for the {self.model!r} model: LightGBM needs at least "
                     f"{2 * min_leaf} runs (2 x min_child_samples = {min_leaf}) to make a single split "
                     f"and would predict a constant; add runs or use --model auto, gp or lightgbm{_CV_HINT}")
-        elif kind in ("dml",) or (kind == "ridge" and "alpha" in settings):
-            n_params = p + (2 if kind == "dml" else 1)
+        elif kind in ("dml", "bimix", "autoscale") or (kind == "ridge" and "alpha" in settings):
+            tokens = settings.get("tokens")
+            if kind == "autoscale" and not (isinstance(tokens, (int, float, np.number)) and not isinstance(tokens, bool)
+                                            and np.isfinite(tokens) and tokens > 0):
+                raise ValidationError(
+                    f"{where} runs without one training budget: the 'autoscale' model needs the tokens N every run "
+                    f"trained on (got {tokens!r}); give the runs table a 'tokens' column with one positive value, "
+                    "or use another --model")
+            n_params = {"dml": p + 2, "bimix": 2 * p + bool(settings.get("constant")), "autoscale": 2 * p + 1,
+                        "ridge": p + 1}[kind]
             check_enough_runs(n, n_params, RUNS_PER_PARAMETER, f"the {self.model!r} model on {p} pools",
                               where, hint=f"add proxy runs or use --model auto or gp{_CV_HINT}")
         elif n < MIN_RUNS:
@@ -531,7 +570,8 @@ class MixtureRegressor(RegressorMixin, BaseEstimator):
         if kind == "auto":
             doc = json.loads(text)
             names = doc["candidates"]
-            if not (isinstance(names, list) and all(n in PRESETS and n != "auto" for n in map(str, names))):
+            single = {m for m in PRESETS if PRESETS[m]["kind"] != "auto"}
+            if not (isinstance(names, list) and all(n in single for n in map(str, names))):
                 raise ValueError(f"candidates {names!r} are not a list of models")
             est.candidates_ = {
                 name: cls.from_files({k[len(name) + 1:]: v for k, v in files.items() if k.startswith(name + ".")},
@@ -551,6 +591,10 @@ class MixtureRegressor(RegressorMixin, BaseEstimator):
             est.gp_ = fit_gp(F, y, ard=bool(doc["ard"]), groups=doc.get("groups"), theta=theta)
         elif kind == "dml":
             est.law_ = MixingLaw.from_dict(json.loads(text))
+        elif kind == "bimix":
+            est.law_ = BiMix.from_dict(json.loads(text))
+        elif kind == "autoscale":
+            est.law_ = AutoScale.from_dict(json.loads(text))
         else:
             doc = json.loads(text)
             est.coef_ = np.asarray(doc["coef"], dtype=float)

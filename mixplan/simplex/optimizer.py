@@ -10,6 +10,10 @@ smaller is better) over the feasible set :math:`\mathcal{W}` of :mod:`mixplan.si
 4. a local refinement from that mean: random pair transfers and Gaussian moves projected onto
    :math:`\mathcal{W}`, accepted only when the exact score improves, inside a trust region
    (total-variation radius) around the top-k mean.
+
+An optional ``penalty`` :math:`\rho(w)` (e.g. :math:`\lambda\,\mathrm{KL}(w \| p)`, :mod:`mixplan.mixture.prior`)
+is added to both the pre-filter and the exact score wherever the search ranks or accepts mixtures, so it
+minimises :math:`s(w) + \rho(w)`; the scores it records stay the model's own :math:`s`.
 """
 
 from __future__ import annotations
@@ -53,7 +57,8 @@ class SearchResult:
 def search(score: Score, c: Constraints, prior: np.ndarray, *, seed: int = 0, n_candidates: int = 20_000,
            top_k: int = 128, prefilter_keep: float = 0.05, extra: np.ndarray | None = None,
            temperature: float = 0.5, strengths: tuple[float, ...] = DEFAULT_STRENGTHS,
-           refine_rounds: int = 16, refine_batch: int = 256, trust_radius: float = 0.25) -> SearchResult:
+           refine_rounds: int = 16, refine_batch: int = 256, trust_radius: float = 0.25,
+           penalty: Callable[[np.ndarray], np.ndarray] | None = None) -> SearchResult:
     """Minimise ``score`` over the feasible set (see the module docstring for the algorithm).
 
     Parameters
@@ -69,6 +74,8 @@ def search(score: Score, c: Constraints, prior: np.ndarray, *, seed: int = 0, n_
         More candidates (e.g. the proxy runs); projected onto the feasible set first.
     refine_rounds, refine_batch, trust_radius
         Local refinement budget and the total-variation radius it may move from the top-k mean.
+    penalty : callable ``W -> penalties``, optional
+        Added to every score the search ranks by (module docstring); the recorded scores exclude it.
     """
     if top_k < 1:
         raise ValidationError(f"top_k must be >= 1, got {top_k}")
@@ -83,17 +90,24 @@ def search(score: Score, c: Constraints, prior: np.ndarray, *, seed: int = 0, n_
         origin.append(np.full(len(extra), "proxy_run"))
     C = np.vstack(parts)
     org = np.concatenate(origin)
+    def pen(W: np.ndarray) -> np.ndarray:
+        return np.zeros(len(W)) if penalty is None else np.asarray(penalty(W), dtype=float)
+
     pre = np.asarray(score(C, True), dtype=float)
+    pen_c = pen(C)
     n_keep = min(len(C), max(top_k * 4, int(np.ceil(prefilter_keep * len(C)))))
-    keep = np.argpartition(pre, n_keep - 1)[:n_keep] if n_keep < len(C) else np.arange(len(C))
+    keep = np.argpartition(pre + pen_c, n_keep - 1)[:n_keep] if n_keep < len(C) else np.arange(len(C))
     exact = np.full(len(C), np.nan)
     exact[keep] = score(C[keep], False)
     k = min(top_k, n_keep)
-    top = keep[np.argsort(exact[keep], kind="stable")[:k]]
+    top = keep[np.argsort(exact[keep] + pen_c[keep], kind="stable")[:k]]
     topk_w = project(C[top].mean(axis=0)[None, :], c.lower, c.upper)[0]
     topk_s = float(score(topk_w[None, :], False)[0])
     best_i = int(top[0])
-    w, s, steps, n_exact = _refine(score, topk_w, topk_s, c, rng, refine_rounds, refine_batch, trust_radius)
+    total = score if penalty is None else (lambda W, fast: np.asarray(score(W, fast), dtype=float) + pen(W))
+    w, s, steps, n_exact = _refine(total, topk_w, topk_s + float(pen(topk_w[None, :])[0]), c, rng, refine_rounds,
+                                   refine_batch, trust_radius)
+    s -= float(pen(w[None, :])[0])  # the model's own score of the optimum, as recorded for every other mixture
     return SearchResult(
         weights=w, score=s, topk_weights=topk_w, topk_score=topk_s, best_candidate=C[best_i],
         best_candidate_score=float(exact[best_i]), candidates=C, candidate_origin=org, prefilter_scores=pre,

@@ -8,19 +8,12 @@ import numpy as np
 import pytest
 from scipy.optimize import minimize
 
-from mixplan import ExtrapolationWarning, Pool, PoolSet, ValidationError, fit_model, make_plan, parse_objective, read_runs
-from mixplan.demo.synthetic import make_study
+from mixplan import ExtrapolationWarning, Pool, PoolSet, ValidationError, make_plan
 
 
 @pytest.fixture(scope="module")
-def study_and_model(tmp_path_factory):
-    study = make_study(5, seed=1)
-    path = tmp_path_factory.mktemp("plan") / "runs.csv"
-    study.runs(120, seed=2, noise=0.005).to_csv(path, index=False)
-    pools = PoolSet(tuple(Pool(n, tokens=1e6 * (i + 1)) for i, n in enumerate(study.names)))
-    runs = read_runs(path, pools)
-    model = fit_model(runs, parse_objective("loss", runs), "gp", seed=0)
-    return study, pools, model
+def study_and_model(tmp_path_factory, synthetic_study):
+    return synthetic_study(tmp_path_factory.mktemp("plan"), 120, "gp")
 
 
 def _true_optimum(study, lower, upper):
