@@ -16,7 +16,8 @@ from ..exceptions import ValidationError
 __all__ = ["BOOTSTRAP", "COUNT", "EXIT_ERROR", "EXIT_INFEASIBLE", "FINITE", "LEVEL", "MAX_WEIGHTS",
            "NONNEGATIVE_COUNT", "Number", "OUTPUT_OPTIONS", "POSITIVE", "Parser", "SEED", "UsageError", "WORKERS",
            "add_common", "add_fit_options", "add_report_option", "add_rounding_options", "add_runs_options",
-           "beside_bars", "check_weights_size", "emit", "fit_from_args", "jobs_of", "load_pools", "load_runs",
+           "beside_bars", "check_weights_size", "emit", "fit_from_args", "fit_objective", "jobs_of", "load_pools",
+           "load_runs",
            "non_empty", "output_path", "parse_budget_range", "parse_named_numbers", "parse_where", "progress",
            "read_table_where", "report_path", "state_ranges", "working"]
 
@@ -191,7 +192,8 @@ def _max_pools(args: argparse.Namespace) -> int:
 
 def add_fit_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", metavar="SPEC",
-                   help="metric column, or a weighted sum such as 'mean(loss_*)' or '0.5*a + 0.5*b'")
+                   help="metric column, or a weighted sum such as 'mean(loss_*)', '0.5*a + 0.5*b' or "
+                        "'family(mmlu_*, !mmlu_avg; higher):0.5 + mean(bpb_*)' (README: Targets)")
     p.add_argument("--maximize", action=argparse.BooleanOptionalAction, default=False,
                    help="larger target values are better (default: smaller)")
     p.add_argument("--model", default="auto",
@@ -199,6 +201,9 @@ def add_fit_options(p: argparse.ArgumentParser) -> None:
                         "lightgbm, regmix (LightGBM with RegMix's settings), ridge, linear, dml (Data Mixing Laws), "
                         "bimix (BiMix's per-pool power law), autoscale (AutoScale's law; needs a tokens column), "
                         "auto-wide (auto with bimix and autoscale among the candidates)")
+    p.add_argument("--family-model", choices=("per-column", "shared", "auto"), default="per-column",
+                   help="a family(...) term of --target: a model per column (default), one shared model of the "
+                        "family's weighted sum, or auto: both, the better by CV RMSE (both scores reported)")
     p.add_argument("--cv-folds", type=Number(int, 2), default=5, help="folds of the cross-validation (default 5)")
     p.add_argument("--cv-repeats", type=Number(int, 1, 100), default=None,
                    help="repeats of the cross-validation (default: 3 below 128 runs, 2 below 256, else 1)")
@@ -374,15 +379,22 @@ def read_table_where(path: str, where: Sequence[str]) -> Any:
 
 
 def fit_from_args(args: argparse.Namespace, runs: Any) -> Any:
-    from ..models.mixture_model import fit_model
     from ..data.objective import parse_objective
 
     if not args.target:
         raise ValidationError("no target given; pass --target COLUMN (e.g. --target loss_pile_cc)")
-    objective = parse_objective(args.target, runs, maximize=args.maximize)
+    return fit_objective(args, runs, parse_objective(args.target, runs, maximize=args.maximize))
+
+
+def fit_objective(args: argparse.Namespace, runs: Any, objective: Any) -> Any:
+    """The model the options ask for (--model, --seed, --cv-folds, --cv-repeats, --jobs, ...) of ``objective``
+    on ``runs``."""
+    from ..models.mixture_model import fit_model
+
     with progress(None, f"fitting {args.model}", delay=SLOW_STEP_SECONDS) as bar:
         return fit_model(runs, objective, args.model, seed=args.seed, cv_folds=args.cv_folds,
-                         cv_repeats=args.cv_repeats, progress=bar, jobs=jobs_of(args))
+                         cv_repeats=args.cv_repeats, progress=bar, jobs=jobs_of(args),
+                         family_model=getattr(args, "family_model", "per-column"))
 
 
 def jobs_of(args: argparse.Namespace) -> int:

@@ -42,6 +42,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "would (run files carry the subsample sizes and the seeded rule choosing the documents)")
     p.add_argument("--temperature", type=POSITIVE, default=None,
                    help="prior temperature (0.5, as RegMix; 0, the uniform prior, with --match-budget)")
+    p.add_argument("--strengths", type=_strength_range, metavar="LO:HI",
+                   help="Dirichlet strengths of the draws, 15 log-spaced from LO to HI (default 0.1:5, RegMix's); "
+                        "with groups of pools, of the leaves inside their groups")
+    p.add_argument("--group-strengths", type=_strength_range, metavar="LO:HI",
+                   help="with groups of pools (parent keys in the manifest): strengths of the draws of the groups' "
+                        "shares (default: --strengths)")
+    p.add_argument("--require", action="append", default=[], metavar="POOL",
+                   help="a pool or group every designed run reads (repeatable)")
     p.add_argument("--prefix", help="run id prefix (default 'run'; with --next 'next', numbered on from the "
                                     "<prefix>-<number> ids already in RUNS)")
     add_rounding_options(p)
@@ -60,6 +68,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "repetition at T (default: Muennighoff et al.'s R* = 15.39, no log-data term)")
     # None = not typed, so that --n can refuse the options only --next uses instead of ignoring them.
     p.set_defaults(model=None, maximize=None, cv_folds=None, metrics=None, layout="auto")
+
+
+def _strength_range(text: str) -> tuple[float, ...]:
+    """``LO:HI`` -> 15 strengths log-spaced from LO to HI (RegMix's grid is 0.1:5)."""
+    import numpy as np
+
+    try:
+        lo, hi = (float(x) for x in text.split(":"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not LO:HI (e.g. 0.1:5)") from None
+    if not (0 < lo <= hi < float("inf")):
+        raise argparse.ArgumentTypeError(f"{text!r}: strengths must satisfy 0 < LO <= HI (e.g. 0.1:5)")
+    return tuple(float(v) for v in np.geomspace(lo, hi, 15))
 
 
 def run(args: argparse.Namespace) -> int:
@@ -91,12 +112,19 @@ def run(args: argparse.Namespace) -> int:
         existing = load_runs(args, pools).weights if args.runs else None
         d = design_swarm(pools, args.n, seed=args.seed, tokens=args.tokens, temperature=args.temperature,
                          min_distance=args.min_distance, existing=existing, prefix=args.prefix or "run",
-                         buckets=layout, match_budget=args.match_budget)
+                         buckets=layout, match_budget=args.match_budget,
+                         **({} if args.strengths is None else {"strengths": args.strengths}),
+                         group_strengths=args.group_strengths, required=args.require)
         frame = d.frame
         doc: dict[str, Any] = {"out": str(out)} | d.to_dict()
         lines = [f"{args.n} mixtures written to {out / 'mixtures.csv'} and {out / 'runs'}/", "", d.report()]
     else:
         # Every cheap refusal comes before the (possibly minutes-long) fit.
+        only_n = [f for f, v in (("--strengths", args.strengths), ("--group-strengths", args.group_strengths),
+                                 ("--require", args.require)) if v]
+        if only_n:
+            raise ValidationError(f"{', '.join(only_n)}: options of a random swarm (--n N); --next K proposes runs "
+                                  "from a fitted model")
         if not args.runs:
             raise ValidationError("--next needs --runs RUNS: the proxy runs whose fitted model says where to look "
                                   "next")

@@ -14,7 +14,7 @@ from .._checks import check_number
 from .._io import check_writable, read_toml, write_json_atomic, write_table_atomic
 from ..exceptions import InfeasibleError, MixplanWarning, ValidationError
 from .common import (add_fit_options, add_report_option, add_rounding_options, add_runs_options, bucket_space, emit,
-                     fit_from_args, jobs_of, load_pools, load_runs, parse_budget_range, parse_named_numbers,
+                     fit_from_args, fit_objective, load_pools, load_runs, parse_budget_range, parse_named_numbers,
                      read_other_runs, report_path, working)
 from .common import FINITE, LEVEL, SEED, Number, POSITIVE, check_weights_size
 
@@ -74,7 +74,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --ot: compare (default; the regressor's optimum stays recommended), alone (recommend "
                         "the OT optimum) or size (regressor + the OT extrapolator's change from the runs' size to "
                         "the target)")
-    p.add_argument("--pin", action="append", default=[], metavar="POOL=W", help="fix a pool's weight (repeatable)")
+    p.add_argument("--pin", action="append", default=[], metavar="POOL=W",
+                   help="fix a pool's weight, or a group's total (the sum of its leaves, searched freely inside; "
+                        "repeatable)")
     p.add_argument("--prior-strength", type=_strength, metavar="LAMBDA|auto",
                    help="regularise the search toward the prior (the manifest's per-pool prior, else the token "
                         "share): minimise the prediction + LAMBDA x KL(w || prior); 'auto' chooses LAMBDA by "
@@ -213,6 +215,10 @@ def run(args: argparse.Namespace) -> int:
         options |= {"ot": load_ot_study(args.ot), "ot_mode": args.ot_mode or "compare",
                     "ot_base_tokens": float(sizes[0]) if len(sizes) == 1 else None}
     selection = None
+    if args.prior_strength is not None and args.ot and options["ot_mode"] in ("alone", "size"):
+        raise ValidationError(f"--prior-strength regularises the regressor's search; --ot-mode {options['ot_mode']} "
+                              "replaces or re-ranks its optimum by the OT extrapolator without the prior: use "
+                              "--ot-mode compare, or leave --prior-strength out")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", MixplanWarning)  # the plan carries its warnings; printed below
         if args.prior_strength == "auto":
@@ -270,10 +276,15 @@ def _choose_prior_strength(args: argparse.Namespace, runs: Any, model: Any, pool
     judged by the same kind of model fitted on the fold's runs alone."""
     from ..mixture.plan import make_plan
     from ..mixture.prior import CV_FOLDS, CV_REPEATS, choose_strength
-    from ..models.mixture_model import fit_model
     from ..models.regressor import fold_tasks
 
     objective = model.objective
+    if options.get("scale") is not None or options.get("repetition") is not None:
+        # those models were fitted on every run: a fold's optimum would not be the refit's without the fold
+        raise ValidationError("--prior-strength auto refits the proxy-scale model per fold; an at-scale or "
+                              "repetition-aware model (--scale-runs, runs at several budgets, --repetition-runs, "
+                              "--r-star) is fitted on every run, so its folds would not be held out: give a fixed "
+                              "--prior-strength")
     # The OT extrapolator's optimum does not depend on the strength: the folds compare the regressor's.
     fold_options = {k: v for k, v in options.items() if not k.startswith("ot")}
 
@@ -281,8 +292,7 @@ def _choose_prior_strength(args: argparse.Namespace, runs: Any, model: Any, pool
         mask = np.zeros(len(runs), dtype=bool)
         mask[idx] = True
         try:
-            return fit_model(runs.subset(mask), objective, args.model, seed=args.seed, cv_folds=args.cv_folds,
-                             cv_repeats=args.cv_repeats, jobs=jobs_of(args))
+            return fit_objective(args, runs.subset(mask), objective)
         except ValidationError as exc:
             raise ValidationError(f"--prior-strength auto: {what} ({len(idx)} runs) cannot be fitted: {exc}; add "
                                   "runs, use another --model, or give a fixed --prior-strength") from None

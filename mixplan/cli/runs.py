@@ -130,6 +130,7 @@ def _reuse(args: argparse.Namespace) -> int:
     from .._io import check_table_writable, write_table_atomic
     from ..data.reuse import map_runs, parse_mapping, parse_removed_policy
     from ..data.runs import read_runs, validate_runs
+    from ..mixture.buckets import BucketLayout
     from .common import load_pools, parse_where
 
     check_table_writable(args.out, args.force)
@@ -137,6 +138,8 @@ def _reuse(args: argparse.Namespace) -> int:
     mapping = parse_mapping(args.map)
     pools = load_pools(args.pools)
     old = read_runs(args.runs, None, renormalize=args.renormalize, where=parse_where(args.where))
+    if pools.bucketed and set(old.pools) & (set(BucketLayout.from_pools(pools).names) - set(pools.names)):
+        pools = BucketLayout.from_pools(pools).bucket_pools()  # old runs of a bucketed study: its buckets are pools
     frame, report = map_runs(old, pools, mapping, args.removed)
     table = validate_runs(frame, pools, source=f"{old.source} (reused)")
     write_table_atomic(args.out, table.frame, force=args.force)

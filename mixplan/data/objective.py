@@ -1,13 +1,31 @@
 """The quantity a plan optimises: one metric column or a weighted sum of several.
 
-Spec grammar (no ``eval``): terms joined by ``+`` or ``-``, each ``[coefficient*]column`` or
-``[coefficient*]mean(pattern)``, where ``pattern`` is a shell-style glob over column names::
+Spec grammar (no ``eval``): terms joined by ``+`` or ``-``, each ``[coefficient*]ITEM[:weight]`` where ITEM is
+``column``, ``mean(patterns)`` or ``family(patterns[; higher|lower])`` and ``patterns`` is a comma-separated list
+of shell-style globs over column names, ``!glob`` leaving the columns it matches out::
 
     loss_pile_cc
     mean(loss_*)
     0.7*bpb_news + 0.3*mean(bpb_*)
     mean(acc_*) - 0.5*loss_pile_cc          # with --maximize: accuracies up, the loss down
-    mean(bpb_*, !bpb_mean)                  # a glob list: '!pattern' leaves columns out
+    mean(bpb_*, !bpb_mean)                  # '!pattern' leaves columns out
+    family(mmlu_*; higher):0.5 + mean(bpb_*)
+
+A term's weight is its coefficient times its ``:weight`` (``0.5*x`` and ``x:0.5`` are the same; a term that is
+itself a column name, ``x:0.5``, stays that column). ``mean(p)`` gives each of its ``n`` columns ``c/n``: the
+glob's columns count as one term however many there are. ``family(p)`` does the same, and also turns each member
+toward "better": its weight is an importance (> 0) and a member counts with the sign that makes the objective
+better when the member gets better - ``+`` when it is better in the objective's own direction (lower, or higher
+with ``--maximize``), ``-`` otherwise. A member's direction is ``; higher`` / ``; lower`` when given, else its
+name's (:func:`metric_sense`: ``acc``/``f1``/... higher, ``loss``/``bpb``/... lower), else the objective's own
+(warned about when the objective has other terms: ``mmlu_*`` says neither). So under the default (minimise),
+``family(mmlu_*; higher):0.5 + mean(bpb_*)`` is ``mean(bpb_*) - 0.5*mean(mmlu_*)``; with ``--maximize`` the
+same spec is ``0.5*mean(mmlu_*) - mean(bpb_*)``: the same mixtures are best either way. Values stay in the
+metrics' units (no standardisation: the objective is a fixed linear combination of columns, reproducible
+from its coefficients alone).
+
+A ``!glob`` that leaves out none of the columns its term's globs match (a misspelt or absent metric) is an error
+naming the columns it could have left out.
 
 The columns each ``mean(...)`` matched are recorded (:attr:`Objective.matched`) and shown by ``fit``,
 ``plan`` and ``validate``. A matched column that is an aggregate of the others (their mean or sum, or a
@@ -43,8 +61,12 @@ from .runs import RunTable
 __all__ = ["Objective", "direction", "metric_sense", "objective_warnings", "parse_objective",
            "with_objective_column"]
 
-_TERM = re.compile(r"^\s*(?:(?P<coef>[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*\*\s*)?"
-                   r"(?:mean\((?P<glob>[^()]+)\)|(?P<col>[^*()+\s][^*()+]*?))\s*$")
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?"
+_TERM = re.compile(rf"^\s*(?:(?P<coef>{_NUMBER})\s*\*\s*)?"
+                   rf"(?:(?P<kind>mean|family)\((?P<glob>[^()]+)\)|(?P<col>[^*()+\s][^*()+]*?))"
+                   rf"(?:\s*:\s*(?P<weight>{_NUMBER}))?\s*$")
+#: The directions a ``family(...; DIRECTION)`` can state, as :func:`metric_sense` values.
+_FAMILY_DIRECTIONS = {"higher": 1, "lower": -1}
 
 
 def direction(maximize: bool) -> float:
@@ -63,7 +85,8 @@ class Objective:
     columns: tuple[str, ...]
     coefficients: tuple[float, ...]
     maximize: bool = False
-    #: Each ``mean(...)`` pattern of the spec and the columns it matched (a glob can catch more than meant).
+    #: Each ``mean(...)`` pattern of the spec and the columns it matched (a glob can catch more than meant);
+    #: a ``family(...)`` term is recorded under its whole text, ``family(mmlu_*; higher)``.
     matched: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
@@ -104,12 +127,36 @@ class Objective:
                 "coefficients": list(self.coefficients), "maximize": self.maximize,
                 "matched": {p: list(cols) for p, cols in self.matched}}
 
+    @property
+    def families(self) -> tuple[tuple[str, tuple[str, ...]], ...]:
+        """Each ``family(...)`` term (its text) and its member columns."""
+        return tuple((p, cols) for p, cols in self.matched if _is_family(p))
+
     def matched_lines(self) -> list[str]:
-        """One line per ``mean(...)`` of the spec naming the columns it matched (empty without globs)."""
-        whole = len(self.matched) == 1 and self.spec == f"mean({self.matched[0][0]})"
-        return [(f"target {self.spec}" if whole else f"target {self.spec}: mean({p})")
+        """One line per ``mean(...)``/``family(...)`` of the spec naming the columns it matched (empty without
+        globs)."""
+        whole = len(self.matched) == 1 and self.spec == _label(self.matched[0][0])
+        return [(f"target {self.spec}" if whole else f"target {self.spec}: {_label(p)}")
                 + f" matched {len(cols)} column{'s' if len(cols) > 1 else ''}: {', '.join(cols)}"
                 for p, cols in self.matched]
+
+
+def _is_family(key: str) -> bool:
+    """A :attr:`Objective.matched` key of a ``family(...)`` term (a bare pattern holds no parenthesis)."""
+    return key.startswith("family(")
+
+
+def _label(key: str) -> str:
+    """A :attr:`Objective.matched` key as the term it came from."""
+    return key if _is_family(key) else f"mean({key})"
+
+
+def _with_drop(key: str, column: str) -> str:
+    """The term of ``key`` with ``!column`` added to its globs (before a family's direction)."""
+    if not _is_family(key):
+        return f"mean({key}, !{column})"
+    globs, semi, how = key[len("family("):-1].partition(";")
+    return f"family({globs.strip()}, !{column}{'; ' + how.strip() if semi else ''})"
 
 
 def parse_objective(spec: str, runs: RunTable, maximize: bool = False) -> Objective:
@@ -122,15 +169,24 @@ def parse_objective(spec: str, runs: RunTable, maximize: bool = False) -> Object
     for raw in _split_terms(spec):
         m = _TERM.match(raw)
         if not m:
-            raise ValidationError(f"target {spec!r}: cannot read the term {raw.strip()!r}; write "
-                                  "'column', 'coef*column' or 'coef*mean(glob)'")
-        coef = float(m["coef"]) if m["coef"] else 1.0
+            raise ValidationError(f"target {spec!r}: cannot read the term {raw.strip()!r}; write 'column', "
+                                  "'coef*column', 'coef*mean(glob)' or 'family(glob[; higher|lower])[:weight]'")
+        col, weight = (m["col"] or "").strip(), m["weight"]
+        if col and weight is not None and raw[m.start("col"):m.end("weight")] in available:
+            col, weight = raw[m.start("col"):m.end("weight")], None  # a column named 'x:0.5' is that column
+        coef = (float(m["coef"]) if m["coef"] else 1.0) * (float(weight) if weight is not None else 1.0)
         if not np.isfinite(coef):  # '1e400' reads as inf: every value of the objective would be inf or nan
-            raise ValidationError(f"target {spec!r}: the coefficient {m['coef']} of the term {raw.strip()!r} is not "
+            what = m["coef"] if m["coef"] and not np.isfinite(float(m["coef"])) else weight
+            raise ValidationError(f"target {spec!r}: the coefficient {what} of the term {raw.strip()!r} is not "
                                   "a finite number (beyond the largest float, about 1.8e308); use a smaller one")
-        if m["glob"]:
+        if m["kind"] == "family":
+            key, members = _family(spec, raw, m["glob"], coef, maximize, available, runs.source)
+            globs[key] = tuple(members)
+            for c, sign in members.items():
+                coefs[c] = coefs.get(c, 0.0) + sign * coef / len(members)
+        elif m["glob"]:
             pattern = m["glob"].strip()
-            matched = _glob_columns(spec, pattern, available)
+            matched = _glob_columns(spec, pattern, available, "mean")
             if not matched:
                 raise ValidationError(f"target {spec!r}: mean({m['glob']}) matches no metric column of "
                                       f"{runs.source}; metric columns are {available[:12]}")
@@ -138,7 +194,6 @@ def parse_objective(spec: str, runs: RunTable, maximize: bool = False) -> Object
             for c in matched:
                 coefs[c] = coefs.get(c, 0.0) + coef / len(matched)
         else:
-            col = m["col"].strip()
             runs.metric(col)  # raises a precise error when missing or not numeric
             coefs[col] = coefs.get(col, 0.0) + coef
     values = {col: runs.metric(col) for col in coefs}
@@ -150,17 +205,47 @@ def parse_objective(spec: str, runs: RunTable, maximize: bool = False) -> Object
     return objective
 
 
-def _glob_columns(spec: str, pattern: str, available: list[str]) -> list[str]:
-    """The columns a ``mean(...)`` pattern matches: a comma-separated list of shell-style globs, where
-    ``!glob`` leaves the columns it matches out (``bpb_*, !bpb_mean``)."""
+def _family(spec: str, raw: str, inner: str, weight: float, maximize: bool, available: list[str],
+            source: str) -> tuple[str, dict[str, int]]:
+    """A ``family(globs[; higher|lower])`` term: its key (its text) and each member's sign, +1 when the member
+    is better in the objective's direction (``maximize``), -1 when it is better the other way (see the module's
+    docstring); a member whose direction is unknown counts +1."""
+    globs, semi, how = inner.partition(";")
+    globs, how = globs.strip(), how.strip().lower()
+    if semi and how not in _FAMILY_DIRECTIONS:
+        raise ValidationError(f"target {spec!r}: family({inner}) states the direction {how!r}; write "
+                              f"'; higher' or '; lower' after the globs (larger or smaller is better)")
+    key = f"family({globs}{'; ' + how if semi else ''})"
+    if not weight > 0:
+        raise ValidationError(f"target {spec!r}: the term {raw.strip()!r} gives {key} the weight {weight:g}; a "
+                              "family's weight is how much it counts (> 0): its sign comes from its direction "
+                              "('; higher' or '; lower', else its columns' names)")
+    matched = _glob_columns(spec, globs, available, "family")
+    if not matched:
+        raise ValidationError(f"target {spec!r}: {key} matches no metric column of {source}; metric columns are "
+                              f"{available[:12]}")
+    goal = 1 if maximize else -1
+    stated = _FAMILY_DIRECTIONS.get(how, 0)
+    return key, {c: -1 if (stated or metric_sense(c)) * goal < 0 else 1 for c in matched}
+
+
+def _glob_columns(spec: str, pattern: str, available: list[str], kind: str = "mean") -> list[str]:
+    """The columns a ``mean(...)``/``family(...)`` pattern matches: a comma-separated list of shell-style globs,
+    where ``!glob`` leaves the columns it matches out (``bpb_*, !bpb_mean``); a ``!glob`` that leaves nothing
+    out is an error naming the columns it could have."""
     parts = [p.strip() for p in pattern.split(",")]
     if any(p in ("", "!") for p in parts) or all(p.startswith("!") for p in parts):
-        raise ValidationError(f"target {spec!r}: mean({pattern}) needs at least one pattern and no empty one, "
-                              "e.g. mean(bpb_*, !bpb_mean)")
+        raise ValidationError(f"target {spec!r}: {kind}({pattern}) needs at least one pattern and no empty one, "
+                              f"e.g. {kind}(bpb_*, !bpb_mean)")
     keep = [p for p in parts if not p.startswith("!")]
     drop = [p[1:].strip() for p in parts if p.startswith("!")]
-    return [c for c in available if any(fnmatch.fnmatchcase(c, p) for p in keep)
-            and not any(fnmatch.fnmatchcase(c, p) for p in drop)]
+    kept = [c for c in available if any(fnmatch.fnmatchcase(c, p) for p in keep)]
+    for p in drop:
+        if kept and not any(fnmatch.fnmatchcase(c, p) for c in kept):
+            raise ValidationError(f"target {spec!r}: {kind}({pattern}) drops !{p}, which matches none of the "
+                                  f"{len(kept)} columns {', '.join(keep)} matches ({', '.join(kept[:12])}"
+                                  f"{', ...' if len(kept) > 12 else ''}); correct the name or remove !{p}")
+    return [c for c in kept if not any(fnmatch.fnmatchcase(c, p) for p in drop)]
 
 
 #: The largest objective (or column) magnitude a fit can use: beyond it squared errors overflow a float (~1.8e308).
@@ -205,6 +290,7 @@ def objective_warnings(objective: Objective, metric: Callable[[str], np.ndarray]
     """What to warn about ``objective`` (``metric(column)``: a column's values): a term counted the wrong way
     for its name, and a ``mean(...)`` that matched an aggregate of its other columns."""
     notes = [] if (n := _wrong_way(objective)) is None else [n]
+    notes += _undirected(objective)
     for pattern, cols in objective.matched:
         if len(cols) < 2:
             continue
@@ -213,10 +299,10 @@ def objective_warnings(objective: Objective, metric: Callable[[str], np.ndarray]
             how = _aggregate_of(col, V[:, j], np.delete(V, j, axis=1))
             if how:
                 others = [c for c in cols if c != col]
-                notes.append(f"target {objective.spec!r}: mean({pattern}) matched {col!r}, which {how} of the other "
-                             f"{len(others)} matched column{'s' if len(others) > 1 else ''} "
+                notes.append(f"target {objective.spec!r}: {_label(pattern)} matched {col!r}, which {how} of the "
+                             f"other {len(others)} matched column{'s' if len(others) > 1 else ''} "
                              f"({', '.join(others[:6])}{', ...' if len(others) > 6 else ''}): the mean counts them "
-                             f"twice; leave it out with mean({pattern}, !{col}) unless that is meant")
+                             f"twice; leave it out with {_with_drop(pattern, col)} unless that is meant")
     return notes
 
 
@@ -264,6 +350,23 @@ def _wrong_way(objective: Objective) -> str | None:
             f"flip its sign or {'drop' if maximize else 'add'} --maximize if that is not meant")
 
 
+def _undirected(objective: Objective) -> list[str]:
+    """A warning per ``family(...)`` without a stated direction, beside other terms, whose members' names say
+    neither way: they count in the objective's direction, which the other terms may not share (``mmlu_*``
+    minimised beside ``bpb_*``)."""
+    notes = []
+    for key, cols in objective.families:
+        unknown = [c for c in cols if metric_sense(c) == 0]
+        if ";" in key or not unknown or set(objective.columns) <= set(cols):
+            continue
+        other, way = ("lower", "maximized") if objective.maximize else ("higher", "minimized")
+        notes.append(f"target {objective.spec!r}: {key}: {len(unknown)} of its columns ({', '.join(unknown[:4])}"
+                     f"{', ...' if len(unknown) > 4 else ''}) have names that say neither higher nor lower is "
+                     f"better, so they count as the objective does ({way}); write {key[:-1]}; {other}) if {other} "
+                     "is better for them")
+    return notes
+
+
 def _split_terms(spec: str) -> list[str]:
     """Split on '+' and '-' outside parentheses, not inside a number's exponent (1e+3, 1e-3) and, for '-',
     only after a space or ')' (a hyphen inside a column name is part of it); a '-' term is negated."""
@@ -291,8 +394,8 @@ def _negate(term: str) -> str:
     if not m:
         return "-" + body  # the caller reports the unreadable term
     coef = -(float(m["coef"]) if m["coef"] else 1.0)
-    rest = f"mean({m['glob']})" if m["glob"] else m["col"].strip()
-    return f"{coef!r}*{rest}"
+    rest = f"{m['kind']}({m['glob']})" if m["glob"] else m["col"].strip()
+    return f"{coef!r}*{rest}" + (f":{m['weight']}" if m["weight"] is not None else "")
 
 
 class _TableMetrics:

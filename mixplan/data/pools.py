@@ -22,6 +22,9 @@ A pool manifest is a TOML file with one table per pool::
 A pool may be made from another pool's text (``kind = "rewritten"`` or ``"synthetic"``, ``derived_from``,
 ``from_buckets`` / ``from_fraction`` / ``from_tokens``): see :mod:`mixplan.data.derived`.
 
+Pools may be nested into groups (a ``parent = "web"`` key, or nested tables ``[pools.web.topics.science]``):
+a group is the sum of its leaves, with its own floor, cap and prior; see :mod:`mixplan.data.hierarchy`.
+
 A pool may also be cut into quality buckets by a document score (``score``, ``buckets`` or
 ``cutoffs`` or ``[[pools.NAME.bucket]]`` tables, ``[pools.NAME.law]``, and ``samples``, the pool's
 document count); see :mod:`mixplan.data.buckets` for the form and :mod:`mixplan.filtering` for what
@@ -44,10 +47,11 @@ import numpy as np
 from .._io import read_toml
 from .._checks import NAME_PATTERN, check_number
 from .buckets import BUCKET_POOL_KEYS, BucketSpec, parse_buckets
+from .hierarchy import PoolGroup, check_groups, flatten_nested, hierarchical_prior, make_groups, resolve_parents
 from .derived import DERIVED_KEYS, Derivation, check_derivations, is_pool_law, parse_derivation, parse_pool_law
 from ..exceptions import ValidationError
 
-__all__ = ["Pool", "PoolSet", "load_pools", "DEFAULT_MAX_EPOCHS", "MAX_POOL_SIZE"]
+__all__ = ["Pool", "PoolSet", "load_pools", "DEFAULT_MAX_EPOCHS", "MAX_POOL_SIZE", "POOL_KEYS"]
 
 #: Default repetition limit: about four epochs are nearly as good as fresh data
 #: (Muennighoff et al. 2023, "Scaling Data-Constrained Language Models").
@@ -56,8 +60,9 @@ DEFAULT_MAX_EPOCHS = 4.0
 #: so a larger value is a typo, and one near 1e308 would overflow the sums of pool sizes into inf.
 MAX_POOL_SIZE = 1e16
 
-_POOL_KEYS = {"tokens", "description", "source", "max_epochs", "min_weight", "max_weight", "prior",
-              "group", "r_star", "samples", "scan"} | BUCKET_POOL_KEYS | DERIVED_KEYS
+#: Fields of a pool table (a nested table of tables under any other key is a level of child pools).
+POOL_KEYS = {"tokens", "description", "source", "max_epochs", "min_weight", "max_weight", "prior",
+             "group", "r_star", "samples", "scan", "parent"} | BUCKET_POOL_KEYS | DERIVED_KEYS
 _SOURCE_KEYS = {
     "files": ({"paths"}, {"format", "text_field", "scorers"}),
     "datasets": (set(), {"builder", "path", "data_files", "split", "text_field", "scorers"}),
@@ -88,6 +93,8 @@ class Pool:
     #: The pool's own data law (:func:`mixplan.data.derived.parse_pool_law`: SynthLLM's rectified law of a
     #: synthetic pool, ``form``, ``D_l``, ``beta``, ...), priced by the budget-aware objective; or None.
     law: Mapping[str, Any] | None = None
+    #: The group this pool belongs to (:mod:`mixplan.data.hierarchy`), "" at the top level.
+    parent: str = ""
 
     def __post_init__(self) -> None:
         where = f"pool {self.name!r}"
@@ -124,7 +131,8 @@ class Pool:
                     {} if self.samples is None else {"samples": self.samples}) | (
                     {} if self.buckets is None else {"buckets": self.buckets.to_dict()}) | (
                     {} if self.derivation is None else {"derivation": self.derivation.to_dict()}) | (
-                    {} if self.law is None else {"law": dict(self.law)})
+                    {} if self.law is None else {"law": dict(self.law)}) | (
+                    {"parent": self.parent} if self.parent else {})
 
 
 @dataclass(frozen=True)
@@ -137,6 +145,8 @@ class PoolSet(Sequence[Pool]):
     path: str | None = None
     #: False for pools known only by name (no manifest): token shares are then unknown.
     tokens_known: bool = True
+    #: Groups of pools (:mod:`mixplan.data.hierarchy`), parents before their children; () for a flat set.
+    groups: tuple[PoolGroup, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.pools:
@@ -151,6 +161,8 @@ class PoolSet(Sequence[Pool]):
             raise ValidationError(
                 f"{self.path or 'pool set'}: the min_weight floors add up to "
                 f"{sum(p.min_weight for p in self.pools):.6g} > 1; lower some floors")
+        if self.groups:
+            check_groups(self.groups, self.names, self.min_weight, self.max_weight, self.path or "pool set")
 
     def __len__(self) -> int:
         return len(self.pools)
@@ -183,11 +195,29 @@ class PoolSet(Sequence[Pool]):
     @property
     def prior(self) -> np.ndarray:
         """Pool priors (the manifest's, else the token share), normalised to sum to 1."""
+        if self.groups:  # the product of shares down each leaf's path (mixplan.data.hierarchy)
+            return hierarchical_prior(self.names, self.tokens, [p.prior for p in self.pools],
+                                      [p.parent for p in self.pools], self.groups, self.path or "pool set")
         share = self.token_share
         raw = np.array([share[i] if p.prior is None else p.prior for i, p in enumerate(self.pools)])
         if raw.sum() <= 0:
             raise ValidationError(f"{self.path or 'pool set'}: all priors are 0; give at least one pool a positive prior")
         return raw / raw.sum()
+
+    def group_by_name(self, name: str) -> PoolGroup:
+        for g in self.groups:
+            if g.name == name:
+                return g
+        raise ValidationError(f"{self.path or 'pool set'}: no group named {name!r}; groups are "
+                              f"{[g.name for g in self.groups]}")
+
+    def group_matrix(self) -> np.ndarray:
+        """(groups, pools) 0/1: which leaves each group sums; ``W @ M.T`` are the groups' totals."""
+        index = {n: i for i, n in enumerate(self.names)}
+        M = np.zeros((len(self.groups), len(self.pools)))
+        for k, g in enumerate(self.groups):
+            M[k, [index[m] for m in g.members]] = 1.0
+        return M
 
     @property
     def min_weight(self) -> np.ndarray:
@@ -222,7 +252,8 @@ class PoolSet(Sequence[Pool]):
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "token_unit": self.token_unit, "path": self.path,
-                "pools": [p.to_dict() for p in self.pools]}
+                "pools": [p.to_dict() for p in self.pools]} | (
+                    {"groups": [g.to_dict() for g in self.groups]} if self.groups else {})
 
     @classmethod
     def from_names(cls, names: Sequence[str], tokens: Sequence[float] | None = None) -> "PoolSet":
@@ -251,14 +282,19 @@ def load_pools(path: str | os.PathLike[str], *, measured: bool = True) -> PoolSe
     raw_pools = doc.get("pools")
     if not isinstance(raw_pools, dict) or not raw_pools:
         raise ValidationError(f"{path}: no pools defined; add one [pools.NAME] table per pool")
+    raw_pools = flatten_nested(raw_pools, str(path), POOL_KEYS)
+    parents = resolve_parents({k: v for k, v in raw_pools.items() if isinstance(v, dict)}, str(path))
+    group_names = set(parents.values())
     pools = []
     for name, spec in raw_pools.items():
         where = f"{path}: pool {name!r}"
         if not isinstance(spec, dict):
             raise ValidationError(f"{where}: must be a table ([pools.{name}])")
-        extra = set(spec) - _POOL_KEYS
+        if name in group_names:
+            continue  # a group: its leaves are the columns (make_groups below checks its table)
+        extra = set(spec) - POOL_KEYS
         if extra:
-            raise ValidationError(f"{where}: unknown field(s) {sorted(extra)}; allowed: {sorted(_POOL_KEYS)}")
+            raise ValidationError(f"{where}: unknown field(s) {sorted(extra)}; allowed: {sorted(POOL_KEYS)}")
         if "tokens" not in spec and measured:
             raise ValidationError(f"{where}: field 'tokens' (unique tokens available) is required")
         source = spec.get("source", {})
@@ -281,15 +317,16 @@ def load_pools(path: str | os.PathLike[str], *, measured: bool = True) -> PoolSe
                 max_epochs=spec.get("max_epochs", DEFAULT_MAX_EPOCHS),
                 min_weight=spec.get("min_weight", 0.0), max_weight=spec.get("max_weight", 1.0),
                 prior=spec.get("prior"), group=spec.get("group", ""), source=source, r_star=spec.get("r_star"),
-                samples=spec.get("samples"), derivation=derivation, law=law)
+                samples=spec.get("samples"), derivation=derivation, law=law, parent=parents.get(name, ""))
         except ValidationError as exc:
             raise ValidationError(f"{path}: {exc}") from None
         # Bucket errors name the file themselves; the pool's tokens and samples are checked by now.
         buckets = parse_buckets(spec, name, float(pool.tokens), None if pool.samples is None else float(pool.samples),
                                 path, measured=measured)
         pools.append(pool if buckets is None else replace(pool, buckets=buckets))
+    groups = make_groups(raw_pools, parents, {p.name: float(p.tokens) for p in pools}, str(path), measured)
     return PoolSet(tuple(pools), name=str(study.get("name", path.stem)),
-                   token_unit=str(study.get("token_unit", "tokens")), path=str(path))
+                   token_unit=str(study.get("token_unit", "tokens")), path=str(path), groups=groups)
 
 
 def _check_source(source: Any, where: str) -> None:

@@ -187,11 +187,14 @@ def map_runs(old: RunTable, pools: PoolSet, mapping: Mapping[str, Sequence[str]]
     for o, r in route.items():
         for j, _ in r:
             sources.setdefault(j, []).append(o)
+    # a pool that also receives other old pools' weight (--map b=a) is not the old pool unchanged
+    carried = [o for o in carried if len(sources[new_names.index(o)]) == 1]
     for o in old.pools:
         col = UNIQUE_PREFIX + o
         if col in old.frame.columns and o not in carried:
             raise ValidationError(f"{src}: column {col!r}: the runs trained on a subsample of {o!r}, which does not "
-                                  "carry over unchanged (removed, renamed or split); reuse of such runs is not "
+                                  "carry over unchanged (removed, renamed, split or merged with another); reuse of "
+                                  "such runs is not "
                                   "supported: drop the column (and the repetition model) or keep the pool")
 
     W = old.weights

@@ -512,9 +512,15 @@ def manifest_with(raw: Mapping[str, Any], result: ScanResult, source: str = "", 
     over the documents scanned (the unique ones with ``dedup``), not in any one score's units
     (``mixplan scan`` says so in a comment at the top of the manifest it writes)."""
     out = copy.deepcopy(dict(raw))
+    if isinstance(out.get("pools"), dict):  # nested groups written in the parent form (the same meaning)
+        from .hierarchy import flatten_nested
+        from .pools import POOL_KEYS
+
+        out["pools"] = flatten_nested(out["pools"], "pool manifest", POOL_KEYS)
+    groups = {v.get("parent") for v in out.get("pools", {}).values() if isinstance(v, dict)}
     study = dict(out.get("study", {}))
     old = study.get("token_unit")
-    kept = [n for n in out.get("pools", {}) if n not in result.pools]
+    kept = [n for n in out.get("pools", {}) if n not in result.pools and n not in groups]
     sizeless = [n for n in kept if "tokens" not in out["pools"][n]]
     if sizeless:
         raise ValidationError(f"pool {sizeless[0]!r} has no 'tokens' and this scan does not read it (it has no "

@@ -6,6 +6,11 @@ rejection sampling accept nothing (RegMix issue #10). Here the floors are reserv
 free mass is drawn, caps are enforced by redistribution (:mod:`mixplan.simplex`), weights below
 ``min_nonzero`` are moved to the pool's floor, and near-duplicates (of each other and of runs that
 already exist) are dropped. The report counts, per pool, how many designed runs exercise it.
+
+With groups of pools (:mod:`mixplan.data.hierarchy`) the draws are hierarchical
+(:func:`mixplan.simplex.sample_hierarchical`): group shares first, at strengths ``group_strengths``, then the
+leaves inside each group at ``strengths``; the groups' floors and caps hold in every run. ``required`` pools
+or groups get at least ``2 * min_nonzero`` in every run (never zeroed).
 """
 
 from __future__ import annotations
@@ -52,7 +57,8 @@ def design_swarm(pools: PoolSet, n: int, *, seed: int = 0, tokens: float | None 
                  temperature: float | None = None, strengths: tuple[float, ...] = DEFAULT_STRENGTHS,
                  min_nonzero: float = 2e-4, decimals: int = 4, min_distance: float = 0.01,
                  existing: np.ndarray | None = None, prefix: str = "run", oversample: int = 20,
-                 buckets: Any = None, threshold_share: float = 0.5, match_budget: float | None = None) -> Design:
+                 buckets: Any = None, threshold_share: float = 0.5, match_budget: float | None = None,
+                 group_strengths: tuple[float, ...] | None = None, required: Sequence[str] = ()) -> Design:
     """Draw ``n`` distinct feasible proxy mixtures.
 
     Parameters
@@ -62,6 +68,11 @@ def design_swarm(pools: PoolSet, n: int, *, seed: int = 0, tokens: float | None 
         ``threshold_share`` of the draws is threshold-shaped (pool weights drawn as for whole pools, then
         each bucketed pool's top buckets, a random count of them, in proportion to their sizes), the
         rest free over the buckets, so that the runs show both policies the plan compares.
+    strengths, group_strengths : tuple of float
+        Dirichlet strengths drawn from, per run: of the leaves (inside their groups), and of the levels
+        above them (default: ``strengths``). Small values give runs concentrated on few pools (or groups).
+    required : sequence of str
+        Pools or groups that every run reads: their floor becomes at least ``2 * min_nonzero``.
     tokens : float, optional
         The proxy runs' token budget: caps each pool at ``max_epochs * pool tokens / tokens``.
     min_nonzero : float
@@ -88,7 +99,15 @@ def design_swarm(pools: PoolSet, n: int, *, seed: int = 0, tokens: float | None 
     check_prefix(prefix)
     if match_budget is not None:
         check_match_budget(tokens, match_budget)
-    c = build_constraints(pools, tokens if match_budget is None else None)
+    floors = {r: 2 * min_nonzero for r in required}  # above the zeroing threshold, whatever the rounding
+    c = build_constraints(pools, tokens if match_budget is None else None, floors=floors)
+    if buckets is not None and pools.groups:
+        raise ValidationError("--buckets with groups of pools: not supported yet; plan the bucketed pools whole or "
+                              "drop the manifest's parent keys")
+    index = {n: i for i, n in enumerate(pools.names)}
+    reads = np.zeros((len(required), len(pools)))
+    for k, r in enumerate(required):
+        reads[k, [index[m] for m in (pools.group_by_name(r).members if r not in index else (r,))]] = 1.0
     rng = np.random.default_rng(seed)
     if buckets is not None:
         if list(buckets.names) != pools.names:
@@ -102,13 +121,17 @@ def design_swarm(pools: PoolSet, n: int, *, seed: int = 0, tokens: float | None 
     accepted[:len(ref)] = ref
     m = len(ref)
     for _ in range(8):  # a few rounds of oversampling; only tight constraints need more than one
-        W = sample_mixtures(n * oversample, pools.prior, c, rng, temperature, strengths)
+        W = sample_mixtures(n * oversample, pools.prior, c, rng, temperature, strengths, group_strengths)
         if buckets is not None:  # threshold-shaped draws, interleaved with the free ones
             shaped = rng.random(len(W)) < threshold_share
             V = sample_mixtures(int(shaped.sum()), buckets.pools.prior, c_pools, rng, temperature, strengths)
             keep = rng.integers(1, buckets.n_buckets[None, :] + 1, size=(len(V), len(buckets.pools)))
             W[shaped] = cap_redistribute(buckets.threshold(V, keep), c.lower, c.upper)
         W = sparsify_round(W, c.lower, c.upper, min_nonzero, decimals)
+        if c.group_names:  # zeroing and rounding move a group's total by a few units of the last decimal
+            W = W[c.check(W, tol=1e-9, group_tol=min(len(pools) * 10.0 ** -decimals, 1e-3))]
+        if required:  # every run reads the required pools and groups (at least one leaf of each)
+            W = W[(W @ reads.T > 0).all(axis=1)]
         for w in W:
             if m and nearest_run(w[None, :], accepted[:m])[1][0] < min_distance:
                 continue
@@ -133,6 +156,11 @@ def design_swarm(pools: PoolSet, n: int, *, seed: int = 0, tokens: float | None 
     coverage = pool_coverage(W, pools.names)
     settings = {"seed": seed, "n": n, "tokens": tokens, "temperature": temperature, "strengths": list(strengths),
                 "min_nonzero": min_nonzero, "decimals": decimals, "min_distance": min_distance}
+    if pools.groups:
+        settings |= {"groups": [g.name for g in pools.groups],
+                     "group_strengths": list(strengths if group_strengths is None else group_strengths)}
+    if required:
+        settings |= {"required": list(required)}
     if buckets is not None:
         settings |= {"buckets": True, "threshold_share": threshold_share}
     if match_budget is not None:

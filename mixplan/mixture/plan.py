@@ -60,6 +60,7 @@ class Plan:
     identification: dict[str, Any] | None = None  # whether the runs price the repetition the plan asks for
     derived: dict[str, Any] | None = None  # derived pools: per mixture the raw : derived split of each family
     prior: dict[str, Any] | None = None  # --prior-strength: the prior, the strength, its CV curve (auto)
+    hierarchy: dict[str, Any] | None = None  # groups of pools: their bounds and each mixture's group totals
     warnings: list[str] = field(default_factory=list)
     result: SearchResult | None = None
 
@@ -76,6 +77,7 @@ class Plan:
             "repetition_identification": self.identification,
             "derived_pools": self.derived,
             **({} if self.prior is None else {"prior_regularisation": self.prior}),
+            **({} if self.hierarchy is None else {"hierarchy": self.hierarchy}),
             "search": self.search,
             "warnings": self.warnings,
         }
@@ -114,6 +116,24 @@ class Plan:
         active = ", ".join(f"{p} {self.active[p]}" for p in self.pools if p in self.active)
         return lines + [f"active constraints of the recommended mixture: {active or 'none'}"]
 
+    def _group_tables(self) -> list[str]:
+        """Groups of pools: every mixture's total of each group (the sum of its leaves), the group's bounds, and
+        which of them the recommended mixture sits on."""
+        if self.hierarchy is None:
+            return []
+        groups, totals = self.hierarchy["groups"], self.hierarchy["totals"]
+
+        def bound(g: Mapping[str, Any]) -> str:
+            if g["lower_reason"] == "pinned":
+                return f"pinned {g['lower']:.4g}"
+            return f"[{g['lower']:.4g}, {g['upper']:.4g}]"
+
+        frame = pd.DataFrame([{"group": g, "leaves": len(info["members"]), "bounds": bound(info)}
+                              | {n: f"{totals[n][g]:.4f}" for n in self.mixtures} for g, info in groups.items()])
+        active = ", ".join(f"{g} {a}" for g, a in self.hierarchy["active"].items())
+        return ["group totals (sums of their leaves):", frame.to_string(index=False),
+                f"active group constraints of the recommended mixture: {active or 'none'}"]
+
     def report(self) -> str:
         """A human-readable summary: weights and epochs per pool, then predictions."""
         lines = [f"objective: {'maximize' if self.objective['maximize'] else 'minimize'} "
@@ -123,7 +143,7 @@ class Plan:
                  f"model {self.cv['model']}: {cv_summary(self.cv)}",
                  *(f"  {m['column']}: " + " + ".join(f"{w:.2f} {c}" for c, w in m["components"].items())
                    for m in self.models),
-                 "", *self._pool_tables(), ""]
+                 "", *self._pool_tables(), *self._group_tables(), ""]
         pred = pd.DataFrame([{
             "mixture": n, "predicted": f"{m['prediction']:.4f}",
             f"{int(round(m['level'] * 100))}% interval": f"[{m['lower']:.4f}, {m['upper']:.4f}]",
@@ -209,7 +229,9 @@ def prior_text(info: Mapping[str, Any]) -> str:
             mark = "  <- chosen" if row["strength"] == sel["chosen"] else ""
             lines.append(f"  {row['strength']:8.4g}   {row['mean_regret']:+.4f} +- {row['se']:.4f} "
                          f"(sd {row['sd']:.4f}){mark}")
-    lines.append("  KL(w || prior) in nats: " + ", ".join(f"{n} {v:.4f}" for n, v in info["kl"].items()))
+    lines.append("  KL(w || prior) in nats: " + ", ".join(
+        f"{n} {v:.4f}" if v is not None else f"{n} infinite (weight on a pool of prior 0)"
+        for n, v in info["kl"].items()))
     return "\n".join(lines)
 
 
@@ -326,7 +348,7 @@ def _identify(mixtures: dict[str, dict[str, Any]], names: list[str], repetition:
 def _uncapped(pools: PoolSet) -> PoolSet:
     """The pools without their epoch caps (``max_epochs``): what a repetition-aware search may use."""
     return PoolSet(tuple(replace(p, max_epochs=float("inf")) for p in pools), name=pools.name,
-                   token_unit=pools.token_unit, path=pools.path, tokens_known=pools.tokens_known)
+                   token_unit=pools.token_unit, path=pools.path, tokens_known=pools.tokens_known, groups=pools.groups)
 
 
 def _repetition_optima(model: MixtureModel, pools: PoolSet, tokens: float, pins: Mapping[str, float] | None,
@@ -564,10 +586,20 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
                                   "(the prior is the token share) or a per-pool 'prior'")
         # Pinned pools are left out of the KL (a constant there); one penalty for every search below.
         pinned = np.array([n in (pins or {}) for n in pools.names])
+        # KL(w || prior) is infinite wherever w > 0 on a pool of prior 0: a floor there leaves no finite mixture
+        forced = [n for n, p, lo, pin in zip(pools.names, pools.prior, c.lower, pinned)
+                  if p <= 0 and lo > 0 and not pin]
+        if forced:
+            raise ValidationError(f"--prior-strength: pool {forced[0]!r} has prior 0 but must get weight (a floor of "
+                                  f"{c.lower[pools.names.index(forced[0])]:g}): the KL to the prior is infinite for "
+                                  "every allowed mixture; give it a prior > 0 or drop its floor")
         search_options = dict(search_options) | {"penalty": prior_penalty(prior_strength, pools.prior, ~pinned)}
+        given = sum(p.prior is not None for p in pools)
         prior_info = {"strength": float(prior_strength), "prior": dict(zip(pools.names, map(float, pools.prior))),
-                      "source": "the manifest's per-pool prior" if any(p.prior is not None for p in pools)
-                      else "token share", "pinned_excluded": [n for n in pools.names if n in (pins or {})]}
+                      "source": ("token share" if not given else "the manifest's per-pool prior" if given == len(pools)
+                                 else f"the manifest's prior for {given} of {len(pools)} pools, token share for "
+                                      "the rest"),
+                      "pinned_excluded": [n for n in pools.names if n in (pins or {})]}
 
     # The first tenth of the trees (at least 100) ranks candidates almost like the full model
     # at a fraction of the cost; the survivors are re-scored exactly (LightGBM-only models).
@@ -659,7 +691,8 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
         from .prior import kl_divergence
 
         kl = kl_divergence(W, pools.prior, ~pinned)
-        prior_info["kl"] = {name: float(v) for name, v in zip(named, kl)}
+        # None: weight on a pool of prior 0, outside the prior's support (JSON has no infinity)
+        prior_info["kl"] = {name: float(v) if np.isfinite(v) else None for name, v in zip(named, kl)}
     if scale is not None:
         for entry, at_scale in zip(mixtures.values(), scale.predict(W, tokens, pools.tokens)):
             entry["at_scale"] = at_scale
@@ -749,10 +782,29 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
                 models=[{k: t[k] for k in ("column", "model", "components", "selection", "cv")}
                         for t in model.target_summaries()],
                 identification=identified, derived=derived, prior=prior_info,
+                hierarchy=_hierarchy(c, named, recommended_w),
                 repetition=None if repetition is None else repetition.to_dict() | {
                     "aware_search_caps": "manifest max_epochs" if combine_caps else "none",
                     **({"hard_caps_unmet": caps_unmet} if caps_unmet else {}),
                     "r_star_from_manifest": {p.name: p.r_star for p in pools if p.r_star is not None}})
+
+
+def _hierarchy(c: Constraints, named: Mapping[str, np.ndarray], w: np.ndarray) -> dict[str, Any] | None:
+    """Groups of pools in the plan: bounds, each mixture's group totals, the bounds the recommended mixture's
+    totals sit on."""
+    if not c.group_names:
+        return None
+    totals = {n: dict(zip(c.group_names, map(float, c.group_totals(v)[0]))) for n, v in named.items()}
+    t = c.group_totals(w)[0]
+    active = {}
+    for k, g in enumerate(c.group_names):
+        if c.group_lower_reason[k] == "pinned":
+            active[g] = "pinned"
+        elif c.group_upper[k] < 1 and t[k] >= c.group_upper[k] - 1e-6:
+            active[g] = f"cap ({c.group_upper_reason[k]})"
+        elif c.group_lower[k] > 0 and t[k] <= c.group_lower[k] + 1e-6:
+            active[g] = f"floor ({c.group_lower_reason[k]})"
+    return {"groups": c.groups_dict(), "totals": totals, "active": active}
 
 
 def _bucket_policies(layout: Any, pools: PoolSet, model: MixtureModel, scale: Any, tokens: float | None,

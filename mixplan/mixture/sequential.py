@@ -92,7 +92,7 @@ from ..models.mixture_model import DEFAULT_LEVEL, MixtureModel, nearest_run
 from .plan import make_plan
 from ..data.pools import PoolSet
 from ..models.regressor import MIN_RUNS
-from ..simplex import Constraints, best_distinct, build_constraints, project, sample_mixtures
+from ..simplex import Constraints, best_distinct, build_constraints, sample_mixtures
 
 __all__ = ["NextRuns", "propose_next", "expected_improvement", "next_run_ids"]
 
@@ -409,9 +409,11 @@ def next_run_ids(prefix: str, existing: Sequence[str], k: int) -> list[str]:
 
 def _uncovered(existing: np.ndarray, pools: PoolSet, c: Constraints) -> dict[int, float]:
     """Free pools with weight 0 in every existing run -> the weight a covering proposal gives at least:
-    half of min(prior, cap), and at least the floor (module docstring)."""
+    half of min(prior, cap), and at least the floor (module docstring); a pool of prior 0 is given half of
+    min(1/P, cap) instead, so that covering it still means weight on it."""
     prior = pools.prior
-    return {j: float(max(c.lower[j], 0.5 * min(prior[j], c.upper[j])))
+    share = np.where(prior > 0, prior, 1.0 / len(pools))
+    return {j: float(max(c.lower[j], 0.5 * min(share[j], c.upper[j])))
             for j in range(len(pools)) if c.free[j] and c.upper[j] > 0 and not (existing[:, j] > 0).any()}
 
 
@@ -456,7 +458,7 @@ def _perturb(centres: np.ndarray, c: Constraints, rng: np.random.Generator, n: i
     noise = rng.normal(size=(int(g.sum()), len(free))) * (2 * r[g] / (len(free) * np.sqrt(2 / np.pi)))[:, None]
     noise -= noise.mean(axis=1, keepdims=True)
     V[np.ix_(np.flatnonzero(g), free)] += noise
-    return project(V, c.lower, c.upper)
+    return c.project(V)
 
 
 def _round_unique(C: np.ndarray, origin: np.ndarray, c: Constraints, min_nonzero: float,

@@ -3,7 +3,11 @@ r"""A fitted study model: one regressor per objective column + objective + pools
 This is what ``mixplan fit`` writes to a model directory and ``mixplan predict`` / ``mixplan plan``
 use. An objective such as ``0.5*loss_a + 0.5*loss_b`` (or ``mean(loss_*)``) is fitted one column at
 a time - every column has its own model choice - and the predictions are combined with the
-objective's coefficients. Every prediction comes with an interval and the evidence behind it: the
+objective's coefficients. With ``family_model="auto"`` a ``family(...)`` term of the objective may instead be
+fitted by one shared model of its coefficient-weighted sum :math:`\sum_{j \in F} c_j y_j` (one mapping from the
+mixture for all its columns), when that predicts the family's sum better in cross-validation on the same folds
+than the per-column models' combined out-of-fold predictions (lower RMSE); both CV scores are reported
+(``family_fits``). Every prediction comes with an interval and the evidence behind it: the
 nearest proxy run and whether the mixture lies in the region the proxy runs cover.
 
 Intervals are split-conformal on the repeated cross-validation's out-of-fold residuals *of the
@@ -28,7 +32,7 @@ from __future__ import annotations
 import os
 import shutil
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -73,11 +77,15 @@ class Prediction:
 
 @dataclass
 class TargetFit:
-    """The regressor of one objective column and its cross-validation on the shared folds."""
+    """The regressor of one objective column and its cross-validation on the shared folds.
+
+    ``coefficient`` None: the objective's coefficient of ``column``; a shared family model (``column`` the
+    family's term, its values the family's weighted sum already) has 1."""
 
     column: str
     regressor: MixtureRegressor
     cv: CVReport
+    coefficient: float | None = None
 
 
 @dataclass
@@ -93,8 +101,15 @@ class MixtureModel:
     seed: int
     coverage_radius: float
     source: str = ""
+    #: Per ``family(...)`` term fitted both ways: both CV scores and the choice (see :func:`fit_model`).
+    family_fits: list[dict[str, Any]] = field(default_factory=list)
+    #: Every objective column's values in the training runs (a shared family model keeps no column of its own).
+    column_values: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        coef = dict(zip(self.objective.columns, self.objective.coefficients))
+        self.coefficients = tuple(coef[t.column] if t.coefficient is None else t.coefficient for t in self.targets)
+        self.column_values = {t.column: t.cv.y for t in self.targets if t.coefficient is None} | self.column_values
         self.cv = self._objective_cv()
 
     # -- the objective's out-of-fold evidence ------------------------------------------------------
@@ -109,7 +124,7 @@ class MixtureModel:
         return all(t.cv.oof_std is not None and t.regressor.uncertainty_model() is not None for t in self.targets)
 
     def _objective_cv(self) -> dict[str, Any]:
-        coef = self.objective.coefficients
+        coef = self.coefficients
         oof = sum(c * t.cv.oof for c, t in zip(coef, self.targets))
         first = self.targets[0].cv
         rep = cv_report(np.asarray(oof), self.train_y, first.n_splits, first.n_repeats, first.seed)
@@ -141,7 +156,7 @@ class MixtureModel:
 
     def combine(self, columns: dict[str, np.ndarray]) -> np.ndarray:
         """The objective from its columns' predictions: the coefficient-weighted sum."""
-        return np.asarray(sum(c * columns[t.column] for c, t in zip(self.objective.coefficients, self.targets)))
+        return np.asarray(sum(c * columns[t.column] for c, t in zip(self.coefficients, self.targets)))
 
     def predict_mean(self, W: np.ndarray, num_iteration: int | None = None) -> np.ndarray:
         """The objective's predicted mean alone (no interval, no evidence): what searches score."""
@@ -152,7 +167,7 @@ class MixtureModel:
         if not self.adaptive:
             return np.ones(len(W))
         var = np.zeros(len(W))
-        for c, t in zip(self.objective.coefficients, self.targets):
+        for c, t in zip(self.coefficients, self.targets):
             gp, feats = t.regressor.uncertainty_model()  # type: ignore[misc]
             var += c ** 2 * gp.predict_std(feats(W)) ** 2
         return np.sqrt(var)
@@ -185,7 +200,7 @@ class MixtureModel:
         kappa = self.interval_scale(level) / float(normal_ppf(0.5 + level / 2))
         if self.adaptive:
             var = np.zeros(len(O))
-            for c, t in zip(self.objective.coefficients, self.targets):
+            for c, t in zip(self.coefficients, self.targets):
                 gp, feats = t.regressor.uncertainty_model()  # type: ignore[misc]
                 C = gp.predict_cov(feats(W))
                 var += c ** 2 * (C[0, 0] + np.diag(C)[1:] - 2 * C[0, 1:])
@@ -224,15 +239,14 @@ class MixtureModel:
     def fit_warnings(self) -> list[str]:
         """Everything to warn about the fit: the objective's (a term counted the wrong way, a glob that matched
         an aggregate of its columns) and a cross-validation worse than predicting the mean."""
-        columns = {t.column: t.cv.y for t in self.targets}
-        return objective_warnings(self.objective, columns.__getitem__) + self.baseline_warnings()
+        return objective_warnings(self.objective, self.column_values.__getitem__) + self.baseline_warnings()
 
     def to_dict(self) -> dict[str, Any]:
         """The fit, JSON-ready: objective, the objective's CV (without per-run residuals), each column's model,
         the fit's warnings."""
         return {"objective": self.objective.to_dict(),
                 "cv": {k: v for k, v in self.cv.items() if k not in ("residuals", "scores")},
-                "targets": self.target_summaries(), "warnings": self.fit_warnings}
+                "targets": self.target_summaries(), "family_fits": self.family_fits, "warnings": self.fit_warnings}
 
     def report(self, level: float = 0.9) -> str:
         """The columns each glob of the objective matched; per column the chosen components and every
@@ -248,7 +262,11 @@ class MixtureModel:
                     spearman = "  n/a " if row["spearman"] is None else f"{row['spearman']:.4f}"
                     lines.append(f"    {row['model']:<30} {row['status']:<9} Spearman {spearman}  "
                                  f"RMSE {row['rmse']:.4g}  MAE {row['mae']:.4g}")
-        if len(self.targets) > 1:
+        for f in self.family_fits:
+            lines.append(f"{f['family']}: {f['chosen']} model ({f['reason']}); CV RMSE of the family's weighted sum: "
+                         f"per-column {f['per_column']['rmse']:.4g} (Spearman {_corr(f['per_column']['spearman'])}), "
+                         f"shared {f['shared']['rmse']:.4g} (Spearman {_corr(f['shared']['spearman'])})")
+        if len(self.targets) > 1 or self.family_fits:
             lines.append(f"objective {self.objective.spec}: {cv_summary(self.cv)}")
         lines += [f"warning: {w}" for w in self.fit_warnings]
         q = self.interval_scale(level)  # last: 'mixplan fit' ends this line with where the model went
@@ -269,7 +287,8 @@ class MixtureModel:
             return None if selection is None else [{k: v for k, v in row.items() if k != "oof_mean"}
                                                    for row in selection]
 
-        return [{"column": t.column, "dir": f"target{k}", "model": t.regressor.model, "params": t.regressor.params,
+        return [{"column": t.column, "coefficient": t.coefficient, "dir": f"target{k}", "model": t.regressor.model,
+                 "params": t.regressor.params,
                  "components": t.regressor.components, "files": sorted(t.regressor.file_names()),
                  "selection": scores(getattr(t.regressor, "selection_", None)), "cv": t.cv.to_dict()}
                 for k, t in enumerate(self.targets)]
@@ -285,7 +304,7 @@ class MixtureModel:
             "random_state": self.regressor.random_state, "seed": self.seed,
             "pools": self.pools, "objective": self.objective.to_dict(), "targets": targets,
             "cv": self.to_dict()["cv"],
-            "coverage_radius": self.coverage_radius, "source": self.source,
+            "coverage_radius": self.coverage_radius, "source": self.source, "family_fits": self.family_fits,
         }
 
     def save(self, directory: str | os.PathLike[str], force: bool = False) -> list[Path]:
@@ -295,6 +314,8 @@ class MixtureModel:
         table.insert(0, "run_id", self.train_ids)
         for t in self.targets:
             table[t.column] = t.cv.y
+        for col, v in self.column_values.items():  # the columns a shared family model sums
+            table[col] = v
         texts = {"meta.json": dumps_json(self.meta()), "train_runs.csv": table_csv(table)}
         for k, t in enumerate(self.targets):
             texts |= {f"target{k}/{name}": text for name, text in t.regressor.to_files().items()}
@@ -311,11 +332,13 @@ def _target_dirs(d: Path) -> list[Path]:
     return sorted(p for p in d.glob("target*") if p.is_dir()) if d.is_dir() else []
 
 
+def _corr(v: float | None) -> str:
+    return "n/a" if v is None or np.isnan(v) else f"{v:.4f}"
+
+
 def cv_summary(cv: dict[str, Any]) -> str:
     """One line: the cross-validation scores of a model (an undefined correlation shows as n/a)."""
-    def corr(v: float | None) -> str:
-        return "n/a" if v is None or np.isnan(v) else f"{v:.4f}"
-
+    corr = _corr
     reps = cv.get("n_repeats", 1)
     folds = f"{cv['n_splits']}-fold CV" + (f" x {reps} repeats" if reps > 1 else "")
     return (f"{folds} on {cv['n_runs']} runs: Spearman {corr(cv['spearman'])}, "
@@ -324,10 +347,19 @@ def cv_summary(cv: dict[str, Any]) -> str:
 
 def fit_model(runs: RunTable, objective: Objective, model: str = "auto", *, seed: int = 0,
               cv_folds: int = 5, params: dict[str, Any] | None = None, progress: Any = None,
-              cv_repeats: int | None = None, jobs: int | None = 1) -> MixtureModel:
-    """Fit ``model`` to every column of ``objective`` on ``runs``, each cross-validated on the same
+              cv_repeats: int | None = None, jobs: int | None = 1, family_model: str = "per-column") -> MixtureModel:
+    r"""Fit ``model`` to every column of ``objective`` on ``runs``, each cross-validated on the same
     folds (same seed, same repeats), so that the columns' out-of-fold errors can be combined.
-    ``jobs``: parallel workers (None: every core); the result is the same for any number."""
+    ``jobs``: parallel workers (None: every core); the result is the same for any number.
+
+    ``family_model``: how a ``family(...)`` term whose columns no other term uses is fitted - ``per-column``
+    (a model per column, as any term), ``shared`` (one model of the family's weighted sum
+    :math:`s = \sum_{j \in F} c_j y_j`) or ``auto`` (both, on the same folds; the shared model when its
+    out-of-fold RMSE on :math:`s` is below that of the per-column models' combined out-of-fold predictions
+    :math:`\sum_j c_j \hat y_j^{oof}`). Both CV scores are kept in :attr:`MixtureModel.family_fits`."""
+    if family_model not in _FAMILY_MODELS:
+        raise ValidationError(f"family model {family_model!r} is not one of {', '.join(_FAMILY_MODELS)} "
+                              "(--family-model)")
     X = runs.weights
     y = objective.values(runs)
     if np.ptp(y) == 0:
@@ -338,9 +370,8 @@ def fit_model(runs: RunTable, objective: Objective, model: str = "auto", *, seed
                               f"and {len(y)} (--cv-folds; 5 is usual)")
     folds = cv_folds
     params = _with_budget(runs, model, params)
-    targets = []
-    for column in objective.columns:
-        yc = runs.metric(column)
+
+    def fit_one(column: str, yc: np.ndarray, coefficient: float | None = None) -> TargetFit:
         reg = MixtureRegressor(model=model, params=params, random_state=seed, n_jobs=resolve_jobs(jobs), cv_folds=folds,
                                cv_repeats=cv_repeats)
         if np.ptp(yc) == 0:
@@ -357,13 +388,57 @@ def fit_model(runs: RunTable, objective: Objective, model: str = "auto", *, seed
             cv = cross_validate(reg, X, yc, n_splits=folds, seed=seed, progress=progress,
                                 n_repeats=reg._repeats(len(y)), n_jobs=reg.n_jobs)
         del reg._progress
-        targets.append(TargetFit(column=column, regressor=reg, cv=cv))
+        return TargetFit(column=column, regressor=reg, cv=cv, coefficient=coefficient)
+
+    values = {column: runs.metric(column) for column in objective.columns}
+    coef = dict(zip(objective.columns, objective.coefficients))
+    targets = [] if family_model == "shared" else [fit_one(column, values[column]) for column in objective.columns]
+    family_fits = []
+    for key, members in _separate_families(objective) if family_model != "per-column" else []:
+        s = np.asarray(sum(coef[c] * values[c] for c in members), dtype=float)
+        if np.ptp(s) == 0:
+            continue  # (a family that cancels out; its columns are fitted one by one)
+        shared = fit_one(key, s, coefficient=1.0)
+        if family_model == "shared":
+            targets.append(shared)
+            continue
+        own = [t for t in targets if t.column in members]
+        first = own[0].cv
+        combined = cv_report(np.asarray(sum(coef[t.column] * t.cv.oof for t in own)), s, first.n_splits,
+                             first.n_repeats, first.seed)
+        better = shared.cv.rmse < combined.rmse
+        family_fits.append({"family": key, "columns": list(members), "chosen": "shared" if better else "per-column",
+                            "reason": "lower CV RMSE" if better else "shared CV RMSE not lower",
+                            "per_column": {k: v for k, v in combined.to_dict().items() if k in _SCORES},
+                            "shared": {k: v for k, v in shared.cv.to_dict().items() if k in _SCORES}})
+        if better:
+            targets = [t for t in targets if t.column not in members] + [shared]
+    if family_model == "shared":  # the columns outside any separate family, one by one
+        inside = {c for t in targets for c in dict(objective.families)[t.column]}
+        targets = [fit_one(c, values[c]) for c in objective.columns if c not in inside] + targets
     model = MixtureModel(targets=targets, objective=objective, pools=list(runs.pools), train_ids=runs.run_ids,
                          train_weights=X, train_y=y, seed=seed, coverage_radius=coverage_radius_of(X),
-                         source=runs.source)
+                         source=runs.source, family_fits=family_fits, column_values=values)
     for note in model.baseline_warnings():  # (the objective's own warnings came when it was parsed)
         warnings.warn(note, MixplanWarning, stacklevel=2)
     return model
+
+
+#: The ways :func:`fit_model` can fit a ``family(...)`` term.
+_FAMILY_MODELS = ("per-column", "shared", "auto")
+_SCORES = ("spearman", "pearson", "mae", "rmse")
+
+
+def _separate_families(objective: Objective) -> list[tuple[str, tuple[str, ...]]]:
+    r"""The ``family(...)`` terms of ``objective`` with at least 2 columns and none in an earlier family: the
+    objective is :math:`\sum_c k_c y_c` over its columns, so any columns that no two groups share can be summed
+    (with their whole coefficients :math:`k_c`, a column term's included) and modelled as one."""
+    out, seen = [], set()
+    for key, members in objective.families:
+        if len(members) >= 2 and not set(members) & seen:
+            out.append((key, members))
+        seen |= set(members)
+    return out
 
 
 def _with_budget(runs: RunTable, model: str, params: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -434,12 +509,17 @@ def _model_from_meta(d: Path, meta_path: Path, meta: dict[str, Any]) -> MixtureM
         oof = np.asarray(t["cv_oof"], dtype=float)
         cv = cv_report(oof, y, cvd["n_splits"], cvd["n_repeats"], cvd["seed"],
                      None if t["cv_oof_std"] is None else np.asarray(t["cv_oof_std"], dtype=float))
-        targets.append(TargetFit(column=t["column"], regressor=reg, cv=cv))
-    y_obj = sum(c * t.cv.y for c, t in zip(objective.coefficients, targets))
+        coefficient = t.get("coefficient")
+        targets.append(TargetFit(column=t["column"], regressor=reg, cv=cv,
+                                 coefficient=None if coefficient is None else float(coefficient)))
+    coef = dict(zip(objective.columns, objective.coefficients))
+    y_obj = sum((coef[t.column] if t.coefficient is None else t.coefficient) * t.cv.y for t in targets)
     with saved_artefact(d / "train_runs.csv", "table of a model's training runs", _REFIT):
         train_ids = table["run_id"].astype(str).tolist()
         train_weights = table[[f"w_{p}" for p in pools]].to_numpy(dtype=float)
+        columns = {c: table[c].to_numpy(dtype=float) for c in objective.columns}
     return MixtureModel(
         targets=targets, objective=objective, pools=pools, train_ids=train_ids, train_weights=train_weights,
         train_y=np.asarray(y_obj, dtype=float), seed=int(meta["seed"]),
-        coverage_radius=float(meta["coverage_radius"]), source=str(meta.get("source", "")))
+        coverage_radius=float(meta["coverage_radius"]), source=str(meta.get("source", "")),
+        family_fits=list(meta.get("family_fits", [])), column_values=columns)

@@ -37,7 +37,7 @@ Presets (``MixtureRegressor(model=...)``):
     The Data Mixing Laws form :math:`c + k e^{t^\top w}` (:mod:`mixplan.models.mixing_law`), Huber loss,
     L-BFGS.
 ``bimix``
-    BiMix's proportion law :math:`\sum_i F_i \max(w_i, 0.01)^{-\alpha_i}` as olmix ships it
+    BiMix's proportion law :math:`\sum_i F_i \max(w_i, 0.01)^{-\alpha_i}` (olmix's form, floored at 0.01)
     (:mod:`mixplan.models.power_laws`) plus a constant (``constant``: off in olmix), Huber loss,
     bounded L-BFGS-B.
 ``autoscale``

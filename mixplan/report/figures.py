@@ -77,7 +77,7 @@ def cv_figure(model: Any, level: float) -> Figure:
     """Out-of-fold predictions against the measured objective of every proxy run, with the band that
     holds ``level`` of them (the conformal half-width of the residuals)."""
     y = np.asarray(model.train_y, dtype=float)
-    oof = np.asarray(sum(c * t.cv.oof for c, t in zip(model.objective.coefficients, model.targets)), dtype=float)
+    oof = np.asarray(sum(c * t.cv.oof for c, t in zip(model.coefficients, model.targets)), dtype=float)
     pred = oof.mean(axis=0) if oof.ndim == 2 else oof
     half = float(np.quantile(np.abs(y[None, :] - np.atleast_2d(oof)).ravel(), level))
     inside = float(np.mean(np.abs(y - pred) <= half))
@@ -380,7 +380,7 @@ def fit_figures(model: Any) -> list[Figure]:
                            "stacking; 0 = not used), with its held-out RMSE written beside it.", weights,
                            {"x": "weight", "y": "model", "note": "rmse"}))
     y = np.asarray(model.train_y, dtype=float)
-    oof = np.atleast_2d(np.asarray(sum(c * t.cv.oof for c, t in zip(model.objective.coefficients, model.targets)),
+    oof = np.atleast_2d(np.asarray(sum(c * t.cv.oof for c, t in zip(model.coefficients, model.targets)),
                                    dtype=float)).mean(axis=0)
     W = np.asarray(model.train_weights, dtype=float)
     tv = 0.5 * np.abs(W[:, None, :] - W[None, :, :]).sum(axis=2)

@@ -7,8 +7,8 @@ budget; the projection), :mod:`~mixplan.simplex.sampling` (Dirichlet draws, stru
 
 from .constraints import TOL, Constraints, active_constraints, build_constraints, cap_redistribute, project
 from .optimizer import Score, SearchResult, best_distinct, search
-from .sampling import DEFAULT_STRENGTHS, dirichlet, sample_mixtures, structural_points
+from .sampling import DEFAULT_STRENGTHS, dirichlet, sample_hierarchical, sample_mixtures, structural_points
 
 __all__ = ["Constraints", "build_constraints", "active_constraints", "project", "cap_redistribute", "TOL",
-           "DEFAULT_STRENGTHS", "dirichlet", "sample_mixtures", "structural_points",
+           "DEFAULT_STRENGTHS", "dirichlet", "sample_mixtures", "sample_hierarchical", "structural_points",
            "Score", "SearchResult", "search", "best_distinct"]

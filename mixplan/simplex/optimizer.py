@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..exceptions import ValidationError
-from .constraints import Constraints, project
+from .constraints import Constraints
 from .sampling import DEFAULT_STRENGTHS, sample_mixtures, structural_points
 
 __all__ = ["Score", "SearchResult", "search", "best_distinct"]
@@ -86,7 +86,7 @@ def search(score: Score, c: Constraints, prior: np.ndarray, *, seed: int = 0, n_
     parts = [sample_mixtures(n_candidates, prior, c, rng, temperature, strengths), structural_points(c, rng=rng)]
     origin = [np.full(len(parts[0]), "dirichlet"), np.full(len(parts[1]), "vertex_or_edge")]
     if extra is not None and len(extra):
-        parts.append(project(np.asarray(extra, dtype=float), c.lower, c.upper))
+        parts.append(c.project(np.asarray(extra, dtype=float)))
         origin.append(np.full(len(extra), "proxy_run"))
     C = np.vstack(parts)
     org = np.concatenate(origin)
@@ -101,7 +101,7 @@ def search(score: Score, c: Constraints, prior: np.ndarray, *, seed: int = 0, n_
     exact[keep] = score(C[keep], False)
     k = min(top_k, n_keep)
     top = keep[np.argsort(exact[keep] + pen_c[keep], kind="stable")[:k]]
-    topk_w = project(C[top].mean(axis=0)[None, :], c.lower, c.upper)[0]
+    topk_w = c.project(C[top].mean(axis=0)[None, :])[0]
     topk_s = float(score(topk_w[None, :], False)[0])
     best_i = int(top[0])
     total = score if penalty is None else (lambda W, fast: np.asarray(score(W, fast), dtype=float) + pen(W))
@@ -137,7 +137,7 @@ def _refine(score: Score, w0: np.ndarray, s0: float, c: Constraints, rng: np.ran
         noise = rng.normal(size=(batch - half, len(free))) * step / np.sqrt(len(free))
         noise -= noise.mean(axis=1, keepdims=True)
         V[half:, free] += noise
-        V = project(V, c.lower, c.upper)
+        V = c.project(V)
         tv = 0.5 * np.abs(V - w0).sum(axis=1)
         V = V[tv <= radius + 1e-12]
         if len(V) == 0:

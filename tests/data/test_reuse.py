@@ -98,6 +98,9 @@ def test_errors_name_file_row_and_pool():
         map_runs(table, NEW, SPLIT, "keep")
     with pytest.raises(ValidationError, match="old.csv: column 'unique_tokens_b': .* does not carry over unchanged"):
         map_runs(old_table(OLD.assign(unique_tokens_b=5.0)), NEW, SPLIT)
+    # a kept pool that also receives another's weight is not the pool its subsample column counted
+    with pytest.raises(ValidationError, match="column 'unique_tokens_a': .* merged with another"):
+        map_runs(old_table(OLD.assign(unique_tokens_a=5.0)), NEW, {"b": ("a",)}, "keep")
     with pytest.raises(ValidationError,
                        match=r"no old run is left: 2 have more than 0 of their weight on removed pools "
                              r"\['d'\], 1 only"):
@@ -165,3 +168,19 @@ def test_design_next_covers_the_added_pool(capsys, tmp_path):
     p4 = [p["weights"]["p4"] for p in doc["proposals"]]
     assert all(v >= 0.1 for v in p4[:2]), p4  # the first ceil(4/2) picks cover it
     assert doc["settings"]["covering_picks"] == 2
+
+
+def test_cli_reuses_a_bucketed_study_on_its_buckets(capsys, tmp_path):
+    # The old runs' columns are the buckets of 'web' (w_web_top50, w_web_rest): they are the new study's pools too.
+    manifest = tmp_path / "b.toml"
+    manifest.write_text('[pools.web]\ntokens = 100\nscore = "q"\n[[pools.web.bucket]]\nname = "top50"\ntop = 0.5\n'
+                        'tokens = 50\n[[pools.web.bucket]]\nname = "rest"\ntop = 1.0\ntokens = 50\n'
+                        '[pools.code]\ntokens = 40\n[pools.math]\ntokens = 10\n')
+    old = tmp_path / "old.csv"
+    pd.DataFrame({"run_id": ["r1", "r2"], "w_web_top50": [0.5, 0.2], "w_web_rest": [0.3, 0.2], "w_code": [0.2, 0.6],
+                  "loss": [3.0, 3.1]}).to_csv(old, index=False)
+    out = tmp_path / "runs.csv"
+    code, stdout, err = run_cli(capsys, "runs", "reuse", old, "--pools", manifest, "--out", out)
+    assert code == 0, err
+    frame = pd.read_csv(out)
+    assert len(frame) == 2 and frame["w_math"].tolist() == [0.0, 0.0] and frame["w_web_top50"].tolist() == [0.5, 0.2]

@@ -131,6 +131,22 @@ def test_plan_with_a_large_strength_recommends_the_prior(plan_inputs):
     assert "KL(w || prior)" in plan.report()
 
 
+def test_a_pool_of_prior_zero(plan_inputs):
+    from dataclasses import replace
+
+    pools, model = plan_inputs
+    zero = PoolSet(tuple(replace(p, prior=0.0 if i == 1 else 1.0) for i, p in enumerate(pools)))
+    plan = make_plan(model, zero, seed=0, n_candidates=500, prior_strength=0.1)
+    # the uniform mixture reads the pool of prior 0: its KL is infinite, written as null (plan.json stays valid)
+    assert plan.prior["kl"]["uniform"] is None and plan.recommended[pools.names[1]] == 0.0
+    json.dumps(plan.to_dict(), allow_nan=False)
+    assert "uniform infinite (weight on a pool of prior 0)" in plan.report()
+    assert "the manifest's per-pool prior" in plan.report()
+    floored = PoolSet(tuple(replace(p, min_weight=0.05) if i == 1 else p for i, p in enumerate(zero)))
+    with pytest.raises(ValidationError, match=f"pool '{pools.names[1]}' has prior 0 but must get weight"):
+        make_plan(model, floored, seed=0, n_candidates=500, prior_strength=0.1)
+
+
 def test_plan_refuses_a_strength_without_a_prior(plan_inputs):
     _, model = plan_inputs
     with pytest.raises(ValidationError, match="needs a prior"):
