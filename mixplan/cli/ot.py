@@ -118,7 +118,11 @@ def _ot_constraints(args: argparse.Namespace, est: Any) -> Any:
         pools = PoolSet.from_names(est.pools_)
     if pools.names != est.pools_:
         raise ValidationError(f"{args.pools}: pools {pools.names} differ from the study's {est.pools_} (same order)")
-    return build_constraints(pools, args.tokens if args.pools else None, parse_named_numbers(args.pin))
+    c = build_constraints(pools, args.tokens if args.pools else None, parse_named_numbers(args.pin))
+    if c.group_names:  # the OT selection bounds each pool, not sums of pools
+        raise ValidationError(f"{args.pools}: the manifest groups pools ({', '.join(c.group_names)}); the OT "
+                              "extrapolator's selection bounds each pool only: use a manifest without groups")
+    return c
 
 
 def run(args: argparse.Namespace) -> int:

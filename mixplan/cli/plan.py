@@ -211,6 +211,10 @@ def run(args: argparse.Namespace) -> int:
     if args.ot:
         from ..transport.study import load_ot_study
 
+        if pools is not None and pools.groups:  # its selection bounds each pool, not sums of pools
+            raise ValidationError(f"{args.pools}: --ot with a manifest that groups pools is not supported (the OT "
+                                  "extrapolator's selection bounds each pool only); leave --ot out or the groups")
+
         sizes = np.unique(runs.frame["tokens"].to_numpy(dtype=float)) if "tokens" in runs.frame.columns else []
         options |= {"ot": load_ot_study(args.ot), "ot_mode": args.ot_mode or "compare",
                     "ot_base_tokens": float(sizes[0]) if len(sizes) == 1 else None}

@@ -11,7 +11,7 @@ runs table); a group is the sum of its leaves, :math:`w_g = \sum_{i \in g} w_i`,
     tokens = 4e9
     parent = "web"                  # primary form: a `parent` key
 
-    [pools.web.topics.science]      # nested form: any sub-table of tables is a level of children,
+    [pools.web.topics.science]      # nested form: a sub-table named as in LEVEL_KEYS is a level of children,
     tokens = 4e9                    # named PARENT_CHILD (here web_science) as bucket columns are
 
 A group may give ``tokens``: it must then be its leaves' sum (within :data:`GROUP_TOKENS_TOLERANCE`).
@@ -30,9 +30,13 @@ import numpy as np
 from .._checks import check_number
 from ..exceptions import ValidationError
 
-__all__ = ["PoolGroup", "GROUP_KEYS", "GROUP_TOKENS_TOLERANCE", "flatten_nested", "resolve_parents", "make_groups",
-           "check_groups", "hierarchical_prior"]
+__all__ = ["PoolGroup", "GROUP_KEYS", "LEVEL_KEYS", "GROUP_TOKENS_TOLERANCE", "flatten_nested", "resolve_parents",
+           "make_groups", "check_groups", "hierarchical_prior"]
 
+#: The names a sub-table of a pool may take to hold a level of children (``[pools.web.topics.science]``): only
+#: these, so that a mistyped field holding tables (``[pools.web.sorce.files]``) is named as the unknown field it
+#: is instead of becoming a pool.
+LEVEL_KEYS = ("children", "topics", "sources", "levels", "quality", "qualities", "pools")
 #: Fields a group table may have: the rest (source, buckets, laws, ...) belong to its leaves.
 GROUP_KEYS = {"tokens", "description", "min_weight", "max_weight", "prior", "parent", "group"}
 #: Relative mismatch allowed between a group's declared ``tokens`` and its leaves' sum (counting noise).
@@ -63,15 +67,15 @@ class PoolGroup:
 def flatten_nested(raw: Mapping[str, Any], where: str, pool_keys: set[str]) -> dict[str, dict[str, Any]]:
     """The manifest's pool tables with nested children (``[pools.web.topics.science]``) made flat
     (``web_science`` with ``parent = "web"``), parents before their children, in manifest order. A sub-table
-    is a level of children when it is not a pool field and every value in it is a table."""
+    is a level of children when it is named as in :data:`LEVEL_KEYS` and every value in it is a table."""
     out: dict[str, dict[str, Any]] = {}
 
     def add(name: str, spec: Any, parent: str | None) -> None:
         if not isinstance(spec, dict):
             out[name] = spec  # load_pools names the error
             return
-        levels = {k: v for k, v in spec.items() if k not in pool_keys and isinstance(v, dict) and v
-                  and all(isinstance(c, dict) for c in v.values())}
+        levels = {k: v for k, v in spec.items() if k in LEVEL_KEYS and k not in pool_keys and isinstance(v, dict)
+                  and v and all(isinstance(c, dict) for c in v.values())}
         own = {k: v for k, v in spec.items() if k not in levels}
         if parent is not None:
             if "parent" in own and own["parent"] != parent:
@@ -191,12 +195,23 @@ def check_groups(groups: Sequence[PoolGroup], names: Sequence[str], min_weight: 
 def hierarchical_prior(names: Sequence[str], tokens: np.ndarray, priors: Sequence[float | None],
                        parents: Sequence[str], groups: Sequence[PoolGroup], where: str) -> np.ndarray:
     r"""Each leaf's prior: the product down its path of each node's share among its siblings, a node's raw
-    share being its ``prior`` if given, else its tokens over all tokens (normalised among the siblings).
-    Without groups: the manifest's prior, else the token share, normalised (the flat prior)."""
+    share being its ``prior`` if given; else a leaf's tokens over all tokens, and a group's the sum of its
+    members' raw shares (its token share when no member has a prior: wrapping pools in a group does not
+    change their priors). Normalised among the siblings. Without groups: the manifest's prior, else the token
+    share, normalised (the flat prior)."""
     total = float(tokens.sum())
     node_raw = {n: (t / total if p is None else p) for n, t, p in zip(names, tokens, priors)}
-    node_raw |= {g.name: (g.tokens / total if g.prior is None else g.prior) for g in groups}
     node_parent = dict(zip(names, parents)) | {g.name: g.parent for g in groups}
+    given = {g.name: g.prior for g in groups}
+
+    def raw(node: str) -> float:
+        if node not in node_raw:
+            node_raw[node] = (given[node] if given[node] is not None else
+                              sum(raw(m) for m, p in node_parent.items() if p == node))
+        return node_raw[node]
+
+    for g in groups:
+        raw(g.name)
     share: dict[str, float] = {}
     for parent in {""} | {g.name for g in groups}:
         sib = [n for n, p in node_parent.items() if p == parent]

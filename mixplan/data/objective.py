@@ -19,8 +19,10 @@ better when the member gets better - ``+`` when it is better in the objective's 
 with ``--maximize``), ``-`` otherwise. A member's direction is ``; higher`` / ``; lower`` when given, else its
 name's (:func:`metric_sense`: ``acc``/``f1``/... higher, ``loss``/``bpb``/... lower), else the objective's own
 (warned about when the objective has other terms: ``mmlu_*`` says neither). So under the default (minimise),
-``family(mmlu_*; higher):0.5 + mean(bpb_*)`` is ``mean(bpb_*) - 0.5*mean(mmlu_*)``; with ``--maximize`` the
-same spec is ``0.5*mean(mmlu_*) - mean(bpb_*)``: the same mixtures are best either way. Values stay in the
+``family(mmlu_*; higher):0.5 + mean(bpb_*)`` is ``mean(bpb_*) - 0.5*mean(mmlu_*)``. Under ``--maximize`` a
+family keeps its members' directions but a plain term (a column, ``mean(...)``) is taken as written, so
+``family(mmlu_*; higher):0.5 + family(bpb_*)`` (every term a family) is the spec whose best mixtures do not
+depend on the flag. Values stay in the
 metrics' units (no standardisation: the objective is a fixed linear combination of columns, reproducible
 from its coefficients alone).
 
@@ -232,7 +234,8 @@ def _family(spec: str, raw: str, inner: str, weight: float, maximize: bool, avai
 def _glob_columns(spec: str, pattern: str, available: list[str], kind: str = "mean") -> list[str]:
     """The columns a ``mean(...)``/``family(...)`` pattern matches: a comma-separated list of shell-style globs,
     where ``!glob`` leaves the columns it matches out (``bpb_*, !bpb_mean``); a ``!glob`` that leaves nothing
-    out is an error naming the columns it could have."""
+    out is warned about, naming the columns it could have (a warning, not an error: one spec serves tables with
+    and without the aggregate column, as ``mean(bpb_*, !bpb_mean)`` always has)."""
     parts = [p.strip() for p in pattern.split(",")]
     if any(p in ("", "!") for p in parts) or all(p.startswith("!") for p in parts):
         raise ValidationError(f"target {spec!r}: {kind}({pattern}) needs at least one pattern and no empty one, "
@@ -242,9 +245,9 @@ def _glob_columns(spec: str, pattern: str, available: list[str], kind: str = "me
     kept = [c for c in available if any(fnmatch.fnmatchcase(c, p) for p in keep)]
     for p in drop:
         if kept and not any(fnmatch.fnmatchcase(c, p) for c in kept):
-            raise ValidationError(f"target {spec!r}: {kind}({pattern}) drops !{p}, which matches none of the "
-                                  f"{len(kept)} columns {', '.join(keep)} matches ({', '.join(kept[:12])}"
-                                  f"{', ...' if len(kept) > 12 else ''}); correct the name or remove !{p}")
+            warnings.warn(f"target {spec!r}: {kind}({pattern}) drops !{p}, which matches none of the "
+                          f"{len(kept)} columns {', '.join(keep)} matches ({', '.join(kept[:12])}"
+                          f"{', ...' if len(kept) > 12 else ''}); check the name", MixplanWarning, stacklevel=3)
     return [c for c in kept if not any(fnmatch.fnmatchcase(c, p) for p in drop)]
 
 

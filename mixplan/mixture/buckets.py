@@ -122,7 +122,7 @@ class BucketLayout:
                 continue
             own = p.buckets.buckets[int(j)].r_star
             out.append(Pool(name, tokens=float(size), description=f"{p.name}: quality bucket", max_epochs=p.max_epochs,
-                            group=p.group or p.name, r_star=p.r_star if own is None else own))
+                            group=p.group or p.name, r_star=p.r_star if own is None else own, parent=p.parent))
         # A group sums its pools' bucket columns (the groups of pools stay groups of columns).
         cols = {p.name: [n for n, i in zip(self.names, self.parent) if int(i) == k] for k, p in enumerate(self.pools)}
         groups = tuple(replace(g, members=tuple(c for m in g.members for c in cols[m]),

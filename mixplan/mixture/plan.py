@@ -646,6 +646,12 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
     if decimals is not None or min_weight > 0:
         from ..simplex.rounding import round_mixture
 
+        pinned_groups = [g for g in (pins or {}) if g in c.group_names]
+        if pinned_groups:  # rounding holds pinned pools, not a group's total: the pin would silently break
+            raise ValidationError(f"--round / --min-weight with the group {pinned_groups[0]!r} pinned is not "
+                                  "supported (rounding keeps pinned pools exact, not a group's total): leave the "
+                                  "rounding out, or pin the group's pools instead")
+
         unrounded = recommended_w
         recommended_w = round_mixture(unrounded, decimals, min_weight,
                                       fixed=[n in (pins or {}) for n in pools.names])

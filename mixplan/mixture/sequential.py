@@ -275,7 +275,7 @@ def propose_next(model: MixtureModel, pools: PoolSet, k: int, *, tokens: float |
         uncertainty.append(um)
     rng = np.random.default_rng(seed)
     objective = model.objective
-    coef = np.asarray(model.objective.coefficients, dtype=float)
+    coef = np.asarray(model.coefficients, dtype=float)  # per target (a shared family model is one target)
     kappa = model.interval_scale(level) / float(norm.ppf(0.5 + level / 2))
     if match_budget is None:
         c = build_constraints(pools, tokens, pins)

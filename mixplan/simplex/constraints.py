@@ -52,6 +52,10 @@ class Constraints:
     def free(self) -> np.ndarray:
         return self.upper - self.lower > TOL
 
+    def subgroups(self, g: int) -> list[int]:
+        """The groups directly inside group ``g`` (-1: the top level), in order."""
+        return [h for h, p in enumerate(self.group_parent) if p == g]
+
     def group_totals(self, W: np.ndarray) -> np.ndarray:
         """(n, groups): each group's total weight, the sum of its leaves."""
         return np.atleast_2d(W) @ self.group_members.T if self.group_names else np.zeros((len(np.atleast_2d(W)), 0))
@@ -83,7 +87,7 @@ class Constraints:
 
         def level(g: int, total: np.ndarray) -> None:
             leaves = np.flatnonzero(parent_of == g)
-            subs = [h for h, p in enumerate(self.group_parent) if p == g]
+            subs = self.subgroups(g)
             X = np.column_stack([V[:, leaves]] + [V @ self.group_members[h][:, None] for h in subs])
             Y = project(X, np.concatenate([self.lower[leaves], lo[subs]]),
                         np.concatenate([self.upper[leaves], hi[subs]]), total=total)
@@ -133,7 +137,7 @@ def _effective_group_bounds(c: Constraints) -> tuple[np.ndarray, np.ndarray]:
     parent_of = leaf_group(c)
     for g in np.argsort(-group_depth(c), kind="stable"):  # innermost first
         leaves = parent_of == g
-        subs = [h for h, p in enumerate(c.group_parent) if p == g]
+        subs = c.subgroups(g)
         lo[g] = max(lo[g], c.lower[leaves].sum() + lo[subs].sum())
         hi[g] = min(hi[g], c.upper[leaves].sum() + hi[subs].sum())
     return lo, hi
@@ -246,7 +250,7 @@ def _with_groups(c: Constraints, pools: PoolSet, pins: Mapping[str, float], floo
                                   "cap met with its leaves' floors and caps, availability included), an empty range; "
                                   "relax the group's bounds or its leaves'")
     top = leaf_group(c) == -1
-    tops = [h for h, p in enumerate(c.group_parent) if p == -1]
+    tops = c.subgroups(-1)
     if c.lower[top].sum() + lo[tops].sum() > 1 + TOL:
         raise InfeasibleError(f"the floors and pins of the top-level pools and groups add up to "
                               f"{c.lower[top].sum() + lo[tops].sum():.6g} > 1; lower some floors or pins")
@@ -306,7 +310,9 @@ def _fix_sum(W: np.ndarray, lower: np.ndarray, upper: np.ndarray, total: np.ndar
     room = np.where(err[:, None] > 0, upper - W, W - lower)
     j = room.argmax(axis=1)
     W[np.arange(len(W)), j] += err
-    return W
+    # where no coordinate had room (a group of total ~0) the error would leave one just outside its bounds
+    # (-1e-15, which a runs table refuses as a negative weight): the sum keeps a 1e-15 error instead
+    return np.clip(W, lower, upper, out=W)
 
 
 def cap_redistribute(W: np.ndarray, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:

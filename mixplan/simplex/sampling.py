@@ -107,7 +107,7 @@ def sample_hierarchical(n: int, prior: np.ndarray, c: Constraints, rng: np.rando
 
     def level(g: int, total: np.ndarray, d: int) -> None:
         leaves = np.flatnonzero(parent_of == g)
-        subs = [h for h, p in enumerate(c.group_parent) if p == g]
+        subs = c.subgroups(g)
         q = np.concatenate([prior[leaves], mass[subs]])
         q = np.power(np.maximum(q / max(q.sum(), 1e-300), 1e-12), temperature)
         q /= q.sum()

@@ -44,7 +44,7 @@ tokens = 3e9
 [pools.lit]
 min_weight = 0.1
 tokens = 1e9
-[pools.lit.shelves.books]
+[pools.lit.sources.books]
 tokens = 1e9
 """
 
@@ -72,6 +72,11 @@ def test_both_forms_mean_the_same(tmp_path):
 def test_flat_manifest_prior_unchanged(tmp_path):
     p = load_pools(write(tmp_path, "[pools.a]\ntokens = 3\nprior = 0.5\n[pools.b]\ntokens = 1\n"))
     assert p.groups == () and np.allclose(p.prior, [0.5 / 0.75, 0.25 / 0.75])
+    # wrapping pools in a group without a prior of its own does not change their priors
+    grouped = load_pools(write(tmp_path, "[pools.g]\n[pools.a]\ntokens = 1\nprior = 0.4\nparent = 'g'\n"
+                                         "[pools.b]\ntokens = 1\nprior = 0.4\nparent = 'g'\n"
+                                         "[pools.c]\ntokens = 2\nprior = 0.2\n", name="g.toml"))
+    assert np.allclose(grouped.prior, [0.4, 0.4, 0.2])
 
 
 @pytest.mark.parametrize("text, match", [
@@ -86,8 +91,10 @@ def test_flat_manifest_prior_unchanged(tmp_path):
      r"pool 'g' is a group .*\['max_epochs'\] belong to its leaves"),
     ('[pools.g]\nmin_weight = 0.6\n[pools.a]\ntokens = 1\nparent = "g"\nmax_weight = 0.3\n[pools.b]\ntokens = 1\n',
      r"group 'g', field 'min_weight': the floor 0.6 is above the sum of its leaves' caps 0.3"),
-    ('[pools.g]\n[pools.g.x.a]\ntokens = 1\nparent = "other"\n',
+    ('[pools.g]\n[pools.g.children.a]\ntokens = 1\nparent = "other"\n',
      r"pool 'g_a', field 'parent': 'other', but it is nested under 'g'"),
+    # a mistyped field holding tables is the unknown field it is, not a pool of its own
+    ('[pools.web]\ntokens = 1\n[pools.web.sorce.files]\npaths = ["a.jsonl"]\n', r"pool 'web'.*sorce"),
 ])
 def test_manifest_errors_name_file_pool_field(tmp_path, text, match):
     path = write(tmp_path, text)
