@@ -4,7 +4,8 @@
 
     mixplan runs import --lm-eval RESULTS_DIR --mixtures DESIGN_DIR --out runs.csv
     mixplan runs import --wandb wandb_export.csv [--weight-prefix mixture.] --out runs.csv
-    mixplan runs import --olmix ratios.csv --metrics metrics.csv --out runs.csv
+    mixplan runs import --olmix ratios.csv --metrics metrics.csv [--olmix-config CONFIG.yaml --pools-out POOLS.toml] \
+        --out runs.csv
     mixplan runs import --regmix train_mixture.csv --metrics train_loss.csv --out runs.csv
     mixplan runs reuse OLD_RUNS.csv --pools NEW.toml [--map old=new1+new2] [--removed drop|keep|keep-below=T] \
         --out runs.csv
@@ -44,6 +45,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--olmix", metavar="RATIOS", help="olmix ratios.csv (with --metrics metrics.csv)")
     src.add_argument("--regmix", metavar="MIXTURES", help="RegMix mixture CSV (with --metrics the loss CSV)")
     i.add_argument("--metrics", metavar="CSV", help="with --olmix or --regmix: the metrics file")
+    i.add_argument("--olmix-config", metavar="CONFIG.yaml",
+                   help="with --olmix: its fit or generate config; its source:topic tree, priors and token counts "
+                        "become the pool manifest --pools-out (groups by 'parent'), and the runs are checked "
+                        "against it")
+    i.add_argument("--pools-out", metavar="POOLS.toml", help="with --olmix-config: the pool manifest to write")
     i.add_argument("--mixtures", metavar="PATH",
                    help="each run's mixture: a design folder or its mixtures.csv (run_id, w_<pool>), or a folder of "
                         "run configs <run_id>.yaml with weights (needed with --lm-eval; with --wandb instead of config "
@@ -101,7 +107,11 @@ def run(args: argparse.Namespace) -> int:
                                                                               args.include_unfinished)) if v]
     if wandb_only and not args.wandb:
         raise ValidationError(f"{wandb_only[0]} goes with --wandb")
-    pools = load_pools(args.pools)
+    if bool(args.olmix_config) != bool(args.pools_out) or (args.olmix_config and not args.olmix):
+        raise ValidationError("--olmix-config and --pools-out go together, with --olmix")
+    if args.olmix_config and args.pools:
+        raise ValidationError("give --pools or --olmix-config, not both: the config makes the manifest")
+    pools = _olmix_pools(args) if args.olmix_config else load_pools(args.pools)
     report: Any
     if args.lm_eval:
         if not args.mixtures:
@@ -124,6 +134,31 @@ def run(args: argparse.Namespace) -> int:
     emit(args, doc, report.text() + f"\n{len(table)} runs x {len(table.pools)} pools, {len(table.metric_columns)} "
          f"metric columns written to {args.out}")
     return 0
+
+
+def _olmix_pools(args: argparse.Namespace) -> Any:
+    """The manifest of an olmix config, written to ``--pools-out`` and loaded as ``--pools`` would be."""
+    import yaml
+
+    from .._io import check_writable, write_text_atomic
+    from ..data.olmix import manifest_from_config, manifest_toml
+    from .common import load_pools
+
+    check_writable([args.pools_out], args.force)
+    try:
+        with open(args.olmix_config, encoding="utf-8") as fh:
+            config = yaml.safe_load(fh)
+    except OSError as exc:
+        raise ValidationError(f"{args.olmix_config}: cannot read the olmix config ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise ValidationError(f"{args.olmix_config}: not valid YAML ({' '.join(str(exc).split())})") from None
+    pools, info = manifest_from_config(config, str(args.olmix_config))
+    header = (f"pools of olmix config {args.olmix_config} (mixplan runs import --olmix-config); olmix domain "
+              "source:topic is pool source_topic")
+    if info["ignored"]:
+        header += "\nnot pool properties, not carried over: " + ", ".join(info["ignored"])
+    write_text_atomic(args.pools_out, manifest_toml(pools, header), force=args.force)
+    return load_pools(args.pools_out)
 
 
 def _reuse(args: argparse.Namespace) -> int:

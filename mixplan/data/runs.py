@@ -12,7 +12,8 @@ The canonical layout is one table per study (CSV, TSV, Parquet or JSON lines) wi
 
 Two peer layouts are read as well: RegMix's (a mixture CSV with ``index`` and one column per
 domain + a loss CSV keyed by ``index``) and olmix's (``ratios.csv`` + ``metrics.csv`` keyed by
-``run``). Every rule violation raises :class:`~mixplan.exceptions.ValidationError` naming the file,
+``run``; its ``source:topic`` domain names become pools ``source_topic``, :func:`mixplan.data.olmix.pool_name`).
+Every rule violation raises :class:`~mixplan.exceptions.ValidationError` naming the file,
 the row (1-based data row, and its ``run_id``) and the column.
 """
 
@@ -28,6 +29,7 @@ import pandas as pd
 
 from .._io import read_table, table_columns
 from ..exceptions import ValidationError
+from .olmix import pool_names
 from .pools import PoolSet
 
 __all__ = ["RunTable", "read_runs", "UNIQUE_PREFIX", "SUBSAMPLE_COLUMN", "select_rows", "pool_coverage", "coverage_table", "read_regmix_layout", "read_olmix_layout", "WEIGHT_PREFIX",
@@ -398,7 +400,8 @@ def _regmix_frame(mix: pd.DataFrame, met: pd.DataFrame, mix_path: str, met_path:
 def _olmix_frame(mix: pd.DataFrame, met: pd.DataFrame, mix_path: str, met_path: str) -> pd.DataFrame:
     meta = {"run", "name", "index"} | {c for c in mix.columns if str(c).startswith("Unnamed")}
     domains = [c for c in mix.columns if c not in meta]
-    mix = mix.rename(columns={d: WEIGHT_PREFIX + d for d in domains})
+    # olmix joins the levels of a domain with ':' (source:topic); pool names cannot hold it (see .olmix)
+    mix = mix.rename(columns={d: WEIGHT_PREFIX + p for d, p in pool_names(map(str, domains), mix_path).items()})
     mix = mix.drop(columns=[c for c in mix.columns if str(c).startswith("Unnamed")])
     met = met.drop(columns=[c for c in met.columns if str(c).startswith("Unnamed") or c in {"name", "index"}])
     frame = _join(mix, met, "run", mix_path, met_path)
