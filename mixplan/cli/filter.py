@@ -259,8 +259,6 @@ def run(args: argparse.Namespace) -> int:
     budgets = _budgets(args)
     if args.runs and args.fit:
         raise ValidationError("give --runs (fit the buckets now) or --fit FIT.json (a saved fit), not both")
-    if args.runs and not args.target:
-        raise ValidationError("--runs needs --target COL: the metric column (an error or loss, lower is better)")
     if not args.runs and (args.target or args.free):
         raise ValidationError("--target and --free go with --runs RUNS (fitting the buckets)")
     if budgets is None and not args.runs:

@@ -173,8 +173,9 @@ def _reuse(args: argparse.Namespace) -> int:
     mapping = parse_mapping(args.map)
     pools = load_pools(args.pools)
     old = read_runs(args.runs, None, renormalize=args.renormalize, where=parse_where(args.where))
-    if pools.bucketed and set(old.pools) & (set(BucketLayout.from_pools(pools).names) - set(pools.names)):
-        pools = BucketLayout.from_pools(pools).bucket_pools()  # old runs of a bucketed study: its buckets are pools
+    layout = BucketLayout.from_pools(pools) if pools.bucketed else None
+    if layout is not None and set(old.pools) & (set(layout.names) - set(pools.names)):
+        pools = layout.bucket_pools()  # old runs of a bucketed study: its buckets are pools
     frame, report = map_runs(old, pools, mapping, args.removed)
     table = validate_runs(frame, pools, source=f"{old.source} (reused)")
     write_table_atomic(args.out, table.frame, force=args.force)

@@ -434,8 +434,9 @@ def compare_groups(data: Mapping[str, np.ndarray], loss: np.ndarray, groups: Seq
     if runs is not None and len(runs) != len(loss):
         raise ValidationError(f"{where}: {len(runs)} run labels for {len(loss)} rows; give one per row")
     run_labels = np.asarray(runs if runs is not None else np.asarray(data["params"]), dtype=object)
+    rows_of = {g: np.flatnonzero(labels == g) for g in names}
     for g in names:
-        idx = np.flatnonzero(labels == g)
+        idx = rows_of[g]
         # the refits come below, once the runs' noise is known
         fit = fit_law(engine, {c: np.asarray(data[c])[idx] for c in engine.columns}, loss[idx], delta=delta,
                       n_bootstrap=0, level=level, seed=seed, where=f"{where} ({by} = {g})",
@@ -460,7 +461,7 @@ def compare_groups(data: Mapping[str, np.ndarray], loss: np.ndarray, groups: Seq
     errors = {g: e for g, e in size_out.items() if not isinstance(e, str)}
     sigma = run_noise(errors) if run_sd is None else float(run_sd)
     for g in names:
-        idx = np.flatnonzero(labels == g)
+        idx = rows_of[g]
         # the same resampling for every group (paired refits); each group's runs their own noise, seeded by the
         # group's name so that the order of the table's rows does not change it
         fits[g] = with_refits(fits[g], engine, group_data[g], group_loss[g], n_bootstrap=n_bootstrap, seed=seed,

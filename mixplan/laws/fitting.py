@@ -560,13 +560,14 @@ def bootstrap_refits(law: Law, theta: np.ndarray, data: Data, log_loss: np.ndarr
     n = len(log_loss)
     boot, failed, bound_hits = [], 0, np.zeros((2, len(theta)), dtype=int)
     rng = np.random.default_rng(seed)
-    if runs is not None and run_sd > 0:
+    shared = runs is not None and run_sd > 0
+    if shared:
         _, run_of = np.unique(np.asarray(runs).astype(str), return_inverse=True)
         noise = np.random.default_rng(noise_seed) if noise_seed is not None else rng
     for _ in range(n_bootstrap):
         idx = rng.integers(0, n, n)
         y = log_loss[idx]
-        if runs is not None and run_sd > 0:
+        if shared:
             y = y + noise.normal(0.0, run_sd, run_of.max() + 1)[run_of[idx]]
         res = _optimum(theta, law, {k: v[idx] for k, v in data.items()}, y, delta, maxiter, descend=False)
         if np.isfinite(res.objective):

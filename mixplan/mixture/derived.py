@@ -48,12 +48,11 @@ def derived_summary(manifest: PoolSet, columns: Sequence[str], W: np.ndarray, na
     if not derived:
         return None
     index = {c: i for i, c in enumerate(columns)}
-    by_name = {p.name: p for p in manifest}
     W = np.atleast_2d(np.asarray(W, dtype=float))
     out: dict[str, Any] = {}
     for pool in derived:
         d = pool.derivation
-        parent = by_name[d.parent]
+        parent = manifest.by_name(d.parent)
         raw_cols = [index[c] for c in _columns_of(parent) if c in index]
         part = d.buckets if d.buckets else None
         source_cols = [index[c] for c in _columns_of(parent, part) if c in index] if part else []

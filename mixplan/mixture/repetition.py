@@ -97,13 +97,14 @@ def effective_mixture(W: np.ndarray, tokens: float | np.ndarray, available: np.n
     # Rows that read no pool more than once (and no pool with a law of its own) are returned as they are:
     # exactly the proxy-scale input.
     rep = (drawn > U).any(axis=1)
-    lawful = None if synthetic is None else np.flatnonzero(~np.isnan(np.asarray(synthetic, dtype=float)[:, 0]))
-    if lawful is not None and lawful.size:
+    laws = np.empty((0, 2)) if synthetic is None else np.asarray(synthetic, dtype=float)
+    lawful = np.flatnonzero(~np.isnan(laws[:, 0]))
+    if lawful.size:
         rep |= (W[:, lawful] > 0).any(axis=1)
     if rep.any():
         eff = pool_effective_tokens(W[rep], T[rep], U[rep], r_star)
-        if lawful is not None and lawful.size:
-            D_l, beta = np.asarray(synthetic, dtype=float)[lawful].T
+        if lawful.size:
+            D_l, beta = laws[lawful].T
             # against what a proxy run's mixture made of it, repetition included: at the proxy budget exactly 1
             ref = None if reference is None else pool_effective_tokens(W[rep], reference, U[rep], r_star)[:, lawful]
             eff[:, lawful] *= value_ratio(eff[:, lawful], D_l, beta, ref)

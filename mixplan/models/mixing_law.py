@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
-__all__ = ["MixingLaw", "fit_mixing_law", "mixing_law"]
+__all__ = ["MixingLaw", "fit_mixing_law", "huber_with_derivative", "mixing_law"]
 
 
 def mixing_law(W: np.ndarray, c: float, sign: float, b: float, t: np.ndarray) -> np.ndarray:
@@ -28,8 +28,8 @@ def mixing_law(W: np.ndarray, c: float, sign: float, b: float, t: np.ndarray) ->
     return c + sign * np.exp(np.clip(b + W @ t, -50.0, 50.0))
 
 
-def _huber(r: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
-    """Huber loss of residuals ``r`` and its derivative."""
+def huber_with_derivative(r: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
+    """Huber loss of residuals ``r`` (quadratic within ``delta``, linear beyond) and its derivative."""
     a = np.abs(r)
     quad = a <= delta
     return np.where(quad, 0.5 * r ** 2, delta * (a - 0.5 * delta)), np.where(quad, r, delta * np.sign(r))
@@ -39,7 +39,7 @@ def _objective(params: np.ndarray, W: np.ndarray, y: np.ndarray, sign: float, de
                l2: float) -> tuple[float, np.ndarray]:
     c, b, t = params[0], params[1], params[2:]
     e = sign * np.exp(np.clip(b + W @ t, -50.0, 50.0))
-    loss, d = _huber(c + e - y, delta)
+    loss, d = huber_with_derivative(c + e - y, delta)
     n = len(y)
     grad = np.empty_like(params)
     grad[0] = d.sum() / n

@@ -32,6 +32,7 @@ from __future__ import annotations
 import os
 import shutil
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -107,8 +108,7 @@ class MixtureModel:
     column_values: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        coef = dict(zip(self.objective.columns, self.objective.coefficients))
-        self.coefficients = tuple(coef[t.column] if t.coefficient is None else t.coefficient for t in self.targets)
+        self.coefficients = target_coefficients(self.objective, self.targets)
         self.column_values = {t.column: t.cv.y for t in self.targets if t.coefficient is None} | self.column_values
         self.cv = self._objective_cv()
 
@@ -328,6 +328,12 @@ class MixtureModel:
         return [d / name for name in texts]
 
 
+def target_coefficients(objective: Objective, targets: Sequence[TargetFit]) -> tuple[float, ...]:
+    """Each target's coefficient in the objective: its column's, or a shared family model's own."""
+    coef = dict(zip(objective.columns, objective.coefficients))
+    return tuple(coef[t.column] if t.coefficient is None else t.coefficient for t in targets)
+
+
 def _target_dirs(d: Path) -> list[Path]:
     return sorted(p for p in d.glob("target*") if p.is_dir()) if d.is_dir() else []
 
@@ -512,8 +518,7 @@ def _model_from_meta(d: Path, meta_path: Path, meta: dict[str, Any]) -> MixtureM
         coefficient = t.get("coefficient")
         targets.append(TargetFit(column=t["column"], regressor=reg, cv=cv,
                                  coefficient=None if coefficient is None else float(coefficient)))
-    coef = dict(zip(objective.columns, objective.coefficients))
-    y_obj = sum((coef[t.column] if t.coefficient is None else t.coefficient) * t.cv.y for t in targets)
+    y_obj = sum(k * t.cv.y for k, t in zip(target_coefficients(objective, targets), targets))
     with saved_artefact(d / "train_runs.csv", "table of a model's training runs", _REFIT):
         train_ids = table["run_id"].astype(str).tolist()
         train_weights = table[[f"w_{p}" for p in pools]].to_numpy(dtype=float)

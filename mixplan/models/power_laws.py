@@ -52,6 +52,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import lsq_linear, minimize
 
+from .mixing_law import huber_with_derivative
 
 __all__ = ["BiMix", "AutoScale", "bimix_law", "autoscale_law", "fit_bimix", "fit_autoscale", "EPS", "AUTOSCALE_EPS"]
 
@@ -71,13 +72,6 @@ _BIMIX_STARTS = (0.1, 0.5, 1.0)  # alpha shared by every pool; F and c then solv
 _AUTOSCALE_STARTS = (0.1, 0.3, 1.0)  # a term's size at the uniform mixture, in standard deviations of y
 
 
-def _huber(r: np.ndarray, delta: float) -> tuple[np.ndarray, np.ndarray]:
-    """Huber loss of residuals ``r`` (quadratic within ``delta``, linear beyond) and its derivative."""
-    a = np.abs(r)
-    quad = a <= delta
-    return np.where(quad, 0.5 * r ** 2, delta * (a - 0.5 * delta)), np.where(quad, r, delta * np.sign(r))
-
-
 def bimix_law(W: np.ndarray, c: float, F: np.ndarray, alpha: np.ndarray, eps: float = EPS) -> np.ndarray:
     """:math:`c + \\sum_i F_i \\max(w_i, \\varepsilon)^{-\\alpha_i}` for mixtures ``W`` (n, P)."""
     return c + np.exp(-np.log(np.maximum(W, eps)) * alpha) @ F
@@ -94,7 +88,7 @@ def _bimix_objective(params: np.ndarray, logZ: np.ndarray, y: np.ndarray, sd: fl
     P = logZ.shape[1]
     c, F, alpha = params[0], params[1:P + 1], params[P + 1:]
     Z = np.exp(-logZ * alpha)  # (n, P): max(w, eps)^-alpha
-    loss, d = _huber((c + Z @ F - y) / sd, delta)
+    loss, d = huber_with_derivative((c + Z @ F - y) / sd, delta)
     g = d / (len(y) * sd)  # d(mean loss)/d(prediction)
     grad = np.empty_like(params)
     grad[0] = g.sum()
@@ -111,7 +105,7 @@ def _autoscale_objective(params: np.ndarray, W: np.ndarray, y: np.ndarray, sd: f
     floored = base <= eps
     logu = log_n + np.log(np.maximum(base, eps))
     T = np.exp(-logu * gamma)  # (n, P): the terms
-    loss, d = _huber((L + T.sum(axis=1) - y) / sd, delta)
+    loss, d = huber_with_derivative((L + T.sum(axis=1) - y) / sd, delta)
     g = d / (len(y) * sd)
     grad = np.empty_like(params)
     grad[0] = g.sum()
