@@ -275,14 +275,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _choose_prior_strength(args: argparse.Namespace, runs: Any, model: Any, pools: Any, tokens: float | None,
                            options: dict[str, Any]) -> Any:
-    """--prior-strength auto (:func:`mixplan.mixture.prior.choose_strength`): on each fold (two folds, three
-    times over), the model refitted without the fold gives the plan's optimum for each strength of the grid,
-    judged by the same kind of model fitted on the fold's runs alone."""
-    from ..mixture.plan import make_plan
-    from ..mixture.prior import CV_FOLDS, CV_REPEATS, choose_strength
-    from ..models.regressor import fold_tasks
+    """--prior-strength auto (:func:`mixplan.mixture.strength.choose_plan_strength`), its models fitted as the
+    options ask (the judge's kind aside), and refused where the folds would not be held out."""
+    from ..mixture.strength import choose_plan_strength
 
-    objective = model.objective
     if options.get("scale") is not None or options.get("repetition") is not None:
         # those models were fitted on every run: a fold's optimum would not be the refit's without the fold
         raise ValidationError("--prior-strength auto refits the proxy-scale model per fold; an at-scale or "
@@ -292,26 +288,17 @@ def _choose_prior_strength(args: argparse.Namespace, runs: Any, model: Any, pool
     # The OT extrapolator's optimum does not depend on the strength: the folds compare the regressor's.
     fold_options = {k: v for k, v in options.items() if not k.startswith("ot")}
 
-    def fit(idx: np.ndarray, what: str) -> Any:
-        mask = np.zeros(len(runs), dtype=bool)
-        mask[idx] = True
+    def fit(fold_runs: Any, kind: str | None) -> Any:
+        what = "the model without a fold" if kind is None else "the judge of a fold, fitted on its runs"
         try:
-            return fit_objective(args, runs.subset(mask), objective)
+            return fit_objective(args if kind is None else argparse.Namespace(**vars(args) | {"model": kind}),
+                                 fold_runs, model.objective)
         except ValidationError as exc:
-            raise ValidationError(f"--prior-strength auto: {what} ({len(idx)} runs) cannot be fitted: {exc}; add "
-                                  "runs, use another --model, or give a fixed --prior-strength") from None
+            raise ValidationError(f"--prior-strength auto: {what} ({len(fold_runs)} runs) cannot be fitted: {exc}; "
+                                  "add runs, use another --model, or give a fixed --prior-strength") from None
 
-    def optimise(train: np.ndarray, grid: np.ndarray) -> np.ndarray:
-        refit = fit(train, "the model without a fold")
-        plans = (make_plan(refit, pools, tokens=tokens, prior_strength=float(g), **fold_options) for g in grid)
-        return np.array([[p.recommended[n] for n in pools.names] for p in plans])
-
-    def judge(test: np.ndarray, W: np.ndarray) -> np.ndarray:
-        return objective.score(fit(test, "the judge of a fold, fitted on its runs").predict_mean(W))
-
-    folds = [(train, test) for _, train, test in fold_tasks(len(runs), CV_FOLDS, CV_REPEATS, args.seed)]
     with working("choosing --prior-strength by cross-validated regret"):
-        return choose_strength(folds, objective.score(model.train_y), optimise, judge)
+        return choose_plan_strength(runs, model, pools, fit, tokens=tokens, **fold_options)
 
 
 def _beside(path: str, out: str | None) -> str:

@@ -193,6 +193,8 @@ class Plan:
             lines.append("note: 'predicted' is at the proxy runs' scale; the at-scale table is at the target budget")
         if self.result is not None:
             lines.append(_search_text(self.result))
+        if "exact" in self.search:
+            lines.append(_exact_text(self.search["exact"]))
         for w in self.warnings:
             lines.append(f"warning: {w}")
         return "\n".join(lines)
@@ -259,6 +261,41 @@ def _search_text(result: SearchResult) -> str:
     kept = int(np.isfinite(result.exact_scores).sum())
     return (f"search: {result.n_prefilter} candidates ({parts}) pre-filtered; the best {kept} scored exactly, then "
             f"the top-k mean and {result.n_exact - kept - 1} refinement trials ({result.refine_steps} moves accepted)")
+
+
+def _exact_optimum(model: MixtureModel, score: Any, result: SearchResult, c: Constraints,
+                   strength: float | None, prior: np.ndarray, kl_mask: np.ndarray) -> tuple[SearchResult, dict | None]:
+    """The search's optimum replaced by the exact one (:mod:`mixplan.simplex.convex`) when the model's score is
+    a convex log-linear form (a mixing law, a linear model, their positive sums), with what says so; the search
+    alone (None) for any other model."""
+    form = model.score_form()
+    if form is None:
+        return result, None
+    if not form.convex:
+        return result, {"used": False, "why": "the model is log-linear but the score it minimises is not convex (an "
+                                              "exponential term enters with a negative factor, e.g. a metric "
+                                              "fitted as c + k e^(t.w) with k > 0 that the objective maximises): "
+                                              "the search's optimum stands"}
+    from ..simplex.convex import minimise_convex
+
+    lam = float(strength or 0.0)
+    ex = minimise_convex(form.g, form.a, form.b, form.T, c, result.weights, strength=lam, prior=prior,
+                         kl_mask=kl_mask)
+    s = float(np.asarray(score(ex.weights[None, :], False), dtype=float)[0])
+    info = {"used": True, "method": "SLSQP from the search's optimum (scipy), certified by a bound on its distance to the optimum",
+            "score": form.const + ex.value, "gap": ex.gap, "search_score": form.const + ex.start_value,
+            "search_weights": [float(v) for v in result.weights], "iterations": ex.iterations,
+            "converged": ex.converged, "message": ex.message}
+    return replace(result, weights=ex.weights, score=s), info
+
+
+def _exact_text(info: Mapping[str, Any]) -> str:
+    """The exact proposer in one line: its score (the objective signed so that smaller is better, plus the KL
+    term) against the search's, and how far from the optimum it can be at most."""
+    if not info["used"]:
+        return f"exact proposer not used: {info['why']}"
+    return (f"exact proposer (the score is convex and log-linear; {info['method']}): score {info['score']:.6g}, at "
+            f"most {info['gap']:.2g} above the optimum; the search had reached {info['search_score']:.6g}")
 
 
 def headline(entry: Mapping[str, Any]) -> dict[str, Any]:
@@ -578,6 +615,7 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
         c = build_constraints(_uncapped(pools), tokens, pins)
     objective = model.objective
     prior_info = None
+    pinned = np.array([n in (pins or {}) for n in pools.names])
     if prior_strength is not None:
         from .prior import prior_penalty
 
@@ -585,7 +623,6 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
             raise ValidationError("--prior-strength needs a prior: a pool manifest (--pools) with each pool's tokens "
                                   "(the prior is the token share) or a per-pool 'prior'")
         # Pinned pools are left out of the KL (a constant there); one penalty for every search below.
-        pinned = np.array([n in (pins or {}) for n in pools.names])
         # KL(w || prior) is infinite wherever w > 0 on a pool of prior 0: a floor there leaves no finite mixture
         forced = [n for n, p, lo, pin in zip(pools.names, pools.prior, c.lower, pinned)
                   if p <= 0 and lo > 0 and not pin]
@@ -610,6 +647,7 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
         return objective.score(model.predict_mean(W, num_iteration=fast_trees if fast else None))
 
     result = search(score, c, pools.prior, seed=seed, extra=model.train_weights, **search_options)
+    result, exact_info = _exact_optimum(model, score, result, c, prior_strength, pools.prior, ~pinned)
     repetition_info = scale_info = None
     hard_cap = {} if caps_unmet else {"hard_cap": result}  # the first search: the manifest's caps
     if repetition is not None:
@@ -771,7 +809,7 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
         "prefilter_trees": fast_trees, "refine_moves": result.refine_steps,
         "best_candidate_prediction": objective.unscore(result.best_candidate_score),
         "top_k_mean_prediction": objective.unscore(result.topk_score),
-    }
+    } | ({} if exact_info is None else {"exact": exact_info})
     return Plan(pools=pools.names, objective=model.objective.to_dict(), tokens=tokens,
                 token_unit=pools.token_unit, recommended=mixtures["recommended"]["weights"], mixtures=mixtures,
                 active=active_constraints(recommended_w, c),

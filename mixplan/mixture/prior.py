@@ -21,8 +21,12 @@ prior on :math:`\mathcal{W}` (the prior itself when it is feasible).
 (:data:`CV_FOLDS` folds, :data:`CV_REPEATS` times over: with two folds the judge below is fitted on as
 many runs as the refit, so neither is starved; the repeats average out the luck of one split),
 the model is refitted without the fold, the plan's optimum :math:`w_{\lambda,k}` found for every
-:math:`\lambda` of a grid, and scored on the fold's runs by a *judge*: the same kind of model fitted on
-the fold's runs alone (independent of the refit). The fold's regret of :math:`\lambda` is
+:math:`\lambda` of a grid, and scored on the fold's runs by a *judge*: mixplan's own choice of model by CV
+(:data:`JUDGE_MODEL`, the stack of GP, ridge, mixing law and LightGBM) fitted on the fold's runs alone, so
+independent of the refit. Not the plan's own kind of model: a judge of the same form shares the refit's
+extrapolation (a mixing law fitted on either half of the runs points the same way out of them) and so
+scores every move back toward the prior as a loss; on RegMix's runs the mixing law judged by itself chose
+:math:`\lambda = 0`. The fold's regret of :math:`\lambda` is
 
 .. math::
 
@@ -44,14 +48,16 @@ import numpy as np
 
 from ..exceptions import ValidationError
 
-__all__ = ["CV_FOLDS", "CV_REPEATS", "DEFAULT_GRID", "StrengthCurve", "kl_divergence", "prior_penalty",
-           "parse_strength", "choose_strength"]
+__all__ = ["CV_FOLDS", "CV_REPEATS", "DEFAULT_GRID", "JUDGE_MODEL", "StrengthCurve", "choose_strength",
+           "kl_divergence", "parse_strength", "prior_penalty"]
 
 #: The strengths ``--prior-strength auto`` compares: 0 (no regularisation) and a log-spaced ladder over
 #: the values users set by hand (0.005 to 0.1 in one Olmix study), in units of the objective per nat.
 DEFAULT_GRID = (0.0, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5)
 #: Folds and repeats of the choice (module docstring): half the runs refit the model, the other half judge.
 CV_FOLDS, CV_REPEATS = 2, 3
+#: The judge of a fold's optima (module docstring): the model mixplan picks by CV, whatever the plan's model.
+JUDGE_MODEL = "auto"
 
 
 def kl_divergence(W: np.ndarray, prior: np.ndarray, free: np.ndarray | None = None) -> np.ndarray:
@@ -139,7 +145,7 @@ class StrengthCurve:
 def choose_strength(folds: Sequence[tuple[np.ndarray, np.ndarray]], run_scores: np.ndarray,
                     optimise: Callable[[np.ndarray, np.ndarray], np.ndarray],
                     judge: Callable[[np.ndarray, np.ndarray], np.ndarray],
-                    grid: Sequence[float] = DEFAULT_GRID) -> StrengthCurve:
+                    grid: Sequence[float] = DEFAULT_GRID, judge_name: str = "a model") -> StrengthCurve:
     r"""The strength with the smallest cross-validated regret (module docstring), and its curve.
 
     Parameters
@@ -153,6 +159,7 @@ def choose_strength(folds: Sequence[tuple[np.ndarray, np.ndarray]], run_scores: 
     judge : callable ``(test, W) -> scores``
         The scores (smaller is better) of the mixtures ``W`` predicted from the runs ``test`` alone.
     grid : strengths to compare (each >= 0)
+    judge_name : what the judge is, for the rule's description
     """
     g = np.array([_checked(v, "a strength of the grid") for v in grid])
     if len(g) < 2:
@@ -169,6 +176,6 @@ def choose_strength(folds: Sequence[tuple[np.ndarray, np.ndarray]], run_scores: 
     mean = regret.mean(axis=0)
     chosen = float(g[int(np.argmin(mean))])  # argmin takes the first: the smallest strength among equals
     rule = (f"CV over {len(folds)} splits: per split, refit without the fold, optimise under each strength, judge the "
-            "optimum with a model fitted on the held-out runs alone; regret = judged score - the best held-out run; "
-            "smallest mean regret")
+            f"optimum with {judge_name} fitted on the held-out runs alone; regret = judged score - the best held-out "
+            "run; smallest mean regret")
     return StrengthCurve(grid=g, regret=regret, chosen=chosen, rule=rule)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize
 
-__all__ = ["MixingLaw", "fit_mixing_law", "huber_with_derivative", "mixing_law"]
+__all__ = ["LogLinearForm", "MixingLaw", "fit_mixing_law", "huber_with_derivative", "mixing_law"]
 
 
 def mixing_law(W: np.ndarray, c: float, sign: float, b: float, t: np.ndarray) -> np.ndarray:
@@ -71,6 +71,39 @@ class MixingLaw:
         return cls(c=float(d["c"]), sign=float(d["sign"]), b=float(d["b"]),  # type: ignore[arg-type]
                    t=np.asarray(d["t"], dtype=float), loss=float(d["loss"]),  # type: ignore[arg-type]
                    converged=bool(d["converged"]))
+
+
+@dataclass(frozen=True)
+class LogLinearForm:
+    r"""A prediction written as :math:`c + g^\top w + \sum_k a_k e^{b_k + t_k^\top w}`: a linear model, a
+    mixing law (one term, :math:`a = s`), and their weighted sums; convex in :math:`w` when every
+    :math:`a_k \ge 0` (what :mod:`mixplan.simplex.convex` minimises exactly)."""
+
+    const: float
+    g: np.ndarray
+    a: np.ndarray
+    b: np.ndarray
+    T: np.ndarray  # (K, P)
+
+    @classmethod
+    def of_law(cls, law: MixingLaw) -> "LogLinearForm":
+        return cls(const=law.c, g=np.zeros(len(law.t)), a=np.array([law.sign]), b=np.array([law.b]),
+                   T=np.asarray(law.t, dtype=float)[None, :])
+
+    @property
+    def convex(self) -> bool:
+        return bool(np.all(self.a >= 0))
+
+    def scaled(self, k: float) -> "LogLinearForm":
+        return LogLinearForm(const=k * self.const, g=k * self.g, a=k * self.a, b=self.b, T=self.T)
+
+    def __add__(self, other: "LogLinearForm") -> "LogLinearForm":
+        return LogLinearForm(const=self.const + other.const, g=self.g + other.g, a=np.concatenate([self.a, other.a]),
+                             b=np.concatenate([self.b, other.b]), T=np.vstack([self.T, other.T]))
+
+    def predict(self, W: np.ndarray) -> np.ndarray:
+        W = np.atleast_2d(np.asarray(W, dtype=float))
+        return self.const + W @ self.g + np.exp(np.clip(self.b[None, :] + W @ self.T.T, -50.0, 50.0)) @ self.a
 
 
 def fit_mixing_law(W: np.ndarray, y: np.ndarray, *, delta: float = 0.1, l2: float = 1e-4,

@@ -29,11 +29,13 @@ Model directory (no pickle anywhere)::
 
 from __future__ import annotations
 
+import operator
 import os
 import shutil
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import reduce
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +51,7 @@ from ..exceptions import MixplanWarning, ValidationError
 from ..data.objective import Objective, objective_warnings
 from .regressor import PRESETS, TOKEN_MODELS, CVReport, MixtureRegressor, cross_validate, cv_report, fold_tasks
 from ..data.runs import RunTable
+from .mixing_law import LogLinearForm
 from .intervals import DEFAULT_LEVEL, conformal_quantile, coverage_radius_of, nearest_run
 
 __all__ = ["MixtureModel", "Prediction", "fit_model", "load_model", "DEFAULT_LEVEL"]
@@ -161,6 +164,14 @@ class MixtureModel:
     def predict_mean(self, W: np.ndarray, num_iteration: int | None = None) -> np.ndarray:
         """The objective's predicted mean alone (no interval, no evidence): what searches score."""
         return self.combine(self.predict_columns(W, num_iteration))
+
+    def score_form(self) -> LogLinearForm | None:
+        """The objective's score (``objective.score`` of :meth:`predict_mean`) as a
+        :class:`~mixplan.models.mixing_law.LogLinearForm` when every column's model has one, else None."""
+        forms = [t.regressor.log_linear_form() for t in self.targets]
+        if any(f is None for f in forms):
+            return None
+        return reduce(operator.add, (f.scaled(self.objective.sense * k) for f, k in zip(forms, self.coefficients)))
 
     def predict_sd(self, W: np.ndarray) -> np.ndarray:
         """The interval's shape: the GP predictive sd of the objective (ones for constant intervals)."""

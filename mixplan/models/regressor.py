@@ -57,12 +57,14 @@ Models are saved without pickle: LightGBM's own text format, JSON for everything
 from __future__ import annotations
 
 import json
+import operator
 import os
 import re
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import reduce
 from typing import Any
 
 import numpy as np
@@ -72,7 +74,7 @@ from ..exceptions import NotFittedError, ValidationError
 from .._parallel import map_ordered, resolve_jobs
 from .._stats import pearson, spearman
 from .gp import GaussianProcess, fit_gp
-from .mixing_law import MixingLaw, fit_mixing_law
+from .mixing_law import LogLinearForm, MixingLaw, fit_mixing_law
 from .power_laws import AutoScale, BiMix, fit_autoscale, fit_bimix
 from ..data.runs import check_enough_runs
 
@@ -504,6 +506,24 @@ class MixtureRegressor(RegressorMixin, BaseEstimator):
         if hasattr(self, "law_"):
             return self.law_.predict(X_arr)
         return ((self._ridge_design(X_arr, settings) - self.shift_) / self.scale_) @ self.coef_ + self.intercept_
+
+    def log_linear_form(self) -> LogLinearForm | None:
+        """The prediction as a :class:`~mixplan.models.mixing_law.LogLinearForm` (a mixing law, a linear model
+        on raw weights, or a stack of them), or None for any other model (trees, GPs, log features)."""
+        self._check_fitted()
+        if hasattr(self, "weights_"):
+            forms = [self.candidates_[m].log_linear_form() for m in self.weights_]
+            if any(f is None for f in forms):
+                return None
+            return reduce(operator.add, (f.scaled(w) for f, w in zip(forms, self.weights_.values())))
+        if hasattr(self, "law_"):
+            return LogLinearForm.of_law(self.law_)
+        settings = self._settings()
+        if hasattr(self, "coef_") and settings["features"] == "raw" and not settings.get("pairwise"):
+            g = self.coef_ / self.scale_
+            return LogLinearForm(const=self.intercept_ - float(self.shift_ @ g), g=g, a=np.zeros(0), b=np.zeros(0),
+                                 T=np.zeros((0, len(g))))
+        return None
 
     def uncertainty_model(self) -> tuple[GaussianProcess, Any] | None:
         """The GP whose posterior shapes intervals and correlations, with its feature map, or None.

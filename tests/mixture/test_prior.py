@@ -153,6 +153,64 @@ def test_plan_refuses_a_strength_without_a_prior(plan_inputs):
         make_plan(model, PoolSet.from_names(model.pools), seed=0, n_candidates=500, prior_strength=0.1)
 
 
+# -- the exact proposer (log-linear models) ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def law_inputs(tmp_path_factory, synthetic_study):
+    _, pools, model = synthetic_study(tmp_path_factory.mktemp("law"), 80, "dml")
+    return pools, model
+
+
+@pytest.mark.parametrize("kind", ["dml", "linear"])
+def test_score_form_is_the_models_own_score(tmp_path, synthetic_study, kind):
+    _, _, model = synthetic_study(tmp_path, 80, kind)
+    W = np.random.default_rng(0).dirichlet(np.ones(5), 50)
+    form = model.score_form()
+    np.testing.assert_allclose(form.predict(W), model.objective.score(model.predict_mean(W)), rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("kind", ["ridge", "gp"])
+def test_models_outside_the_log_linear_family_have_no_form(tmp_path, synthetic_study, kind):
+    _, _, model = synthetic_study(tmp_path, 80, kind)
+    assert model.score_form() is None
+
+
+def test_a_mixing_law_plan_is_exact_and_does_not_depend_on_the_seed(law_inputs):
+    pools, model = law_inputs
+    plans = [make_plan(model, pools, seed=s, n_candidates=500, prior_strength=0.05) for s in (0, 3)]
+    a, b = ([p.recommended[n] for n in pools.names] for p in plans)
+    np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)  # the searches differ; the optimum they lead to does not
+    form, prior = model.score_form(), pools.prior
+    for plan in plans:
+        exact = plan.search["exact"]
+        assert exact["used"] and exact["gap"] < 1e-8
+        rec = np.array([plan.recommended[n] for n in pools.names])
+        searched = np.array(exact["search_weights"])
+
+        def f(w):
+            return form.predict(w)[0] + 0.05 * kl_divergence(w, prior)[0]
+
+        assert f(rec) <= f(searched) + 1e-12 and exact["score"] == pytest.approx(f(rec), abs=1e-9)
+        assert "exact proposer (the score is convex and log-linear" in plan.report()
+
+
+def test_a_maximised_loss_law_is_not_convex_and_the_search_stands(tmp_path):
+    from mixplan import fit_model, parse_objective, read_runs
+    from mixplan.demo.synthetic import make_study
+
+    study = make_study(5, seed=1)
+    study.runs(80, seed=2, noise=0.005).to_csv(tmp_path / "runs.csv", index=False)
+    pools = PoolSet(tuple(Pool(n, tokens=1e6 * (i + 1)) for i, n in enumerate(study.names)))
+    runs = read_runs(tmp_path / "runs.csv", pools)
+    model = fit_model(runs, parse_objective("loss", runs, maximize=True), "dml", seed=0)
+    assert not model.score_form().convex  # maximising c + k e^(t.w), k > 0: a concave score to minimise
+    plan = make_plan(model, pools, seed=0, n_candidates=500)
+    assert plan.search["exact"]["used"] is False
+    assert plan.recommended == pytest.approx(dict(zip(pools.names, plan.result.weights)))
+    assert "exact proposer not used" in plan.report()
+
+
 # -- choosing the strength ---------------------------------------------------------------------------------------
 
 
@@ -235,5 +293,6 @@ def test_cli_auto_reports_the_curve_and_the_manifests_prior(capsys, synthetic, t
     assert doc["prior"] == pytest.approx({"p0": 0.4, "p1": 0.3, "p2": 0.1, "p3": 0.1, "p4": 0.1})
     sel = doc["selection"]
     assert [r["strength"] for r in sel["curve"]] == list(DEFAULT_GRID) and sel["n_folds"] == 6  # 2 folds x 3
+    assert "judge the optimum with the 'auto' model fitted on the held-out runs alone" in sel["rule"]
     means = [r["mean_regret"] for r in sel["curve"]]
     assert doc["strength"] == sel["chosen"] == DEFAULT_GRID[int(np.argmin(means))]

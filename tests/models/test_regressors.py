@@ -201,3 +201,19 @@ def test_beyond_its_run_limit_the_gp_conditions_on_a_seeded_subset(monkeypatch):
     again = MixtureRegressor("gp", random_state=3).fit(X, y)
     assert np.array_equal(again.predict(X), est.predict(X))
     assert rg._seeded_subset(60, 60, 3) is None and len(rg._seeded_subset(61, 60, 0)) == 60
+
+
+def test_a_stack_of_log_linear_models_is_one_log_linear_form():
+    rng = np.random.default_rng(3)
+    X = rng.dirichlet(np.ones(4), 120)
+    y = mixing_law(X, 2.0, 1.0, -0.5, np.array([-2.0, 1.0, 0.5, 0.0])) + 0.01 * rng.normal(size=120)
+    reg = MixtureRegressor("auto", params={"candidates": ["dml", "linear"]}).fit(X, y)
+    assert set(reg.candidates_) == {"dml", "linear"}  # 120 runs: no race, both fitted
+    reg.weights_ = {"dml": 0.7, "linear": 0.3}  # any stack of the two (the CV put all on dml here)
+    form = reg.log_linear_form()
+    T = rng.dirichlet(np.ones(4), 200)
+    np.testing.assert_allclose(form.predict(T), reg.predict(T), rtol=0, atol=1e-12)
+    assert len(form.a) == 1 and form.a[0] == pytest.approx(0.7 * reg.candidates_["dml"].law_.sign) and form.convex
+    assert np.any(form.g != 0)  # the linear member's slope
+    gp = MixtureRegressor("gp").fit(X, y)
+    assert gp.log_linear_form() is None

@@ -1,0 +1,118 @@
+"""Known-truth benchmark of ``--prior-strength auto``'s judge (issue 25, item 2), away from RegMix's test split.
+
+The choice of the strength judges each fold's optima by a model fitted on the held-out runs. Which model?
+``mixplan.mixture.prior`` uses mixplan's CV choice (``auto``) whatever the plan's model, arguing that a judge
+of the plan's own form shares the refit's extrapolation. This benchmark checks that argument where the truth
+is known: synthetic studies (``mixplan.demo.synthetic.make_study``: a convex bowl plus a log term, so the
+log-linear ``dml`` model is misspecified) with a prior that is half the true optimum, half a random mixture (a
+token share is neither right nor useless; ``--prior-mix 0``: a random prior), ``--model dml`` (its plan is the
+exact convex optimum), and:
+
+* auto, judged by ``auto`` (mixplan's rule) and auto judged by ``dml`` (the plan's own kind);
+* every fixed strength of {0, 0.005, 0.01, 0.05, 0.1}, and the best of them in hindsight (an oracle).
+
+True regret = true objective of the recommended mixture - the true optimum (found by the search on the true
+objective itself, 20,000 candidates and refinement). Mean and median over worlds; each world has its own study,
+prior and runs (seeded).
+
+Run::
+
+    .venv/bin/python tests/benchmarks/prior_known_truth.py [--worlds 10] [--runs 64] [--pools 8] [--noise 0.02]
+        [--prior-mix 0.5] [--out RESULTS.json]
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["OMP_NUM_THREADS"] = "1"  # pin threads before lightgbm is imported (through mixplan)
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+FIXED = (0.0, 0.005, 0.01, 0.05, 0.1)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--worlds", type=int, default=10)
+    ap.add_argument("--runs", type=int, default=64)
+    ap.add_argument("--pools", type=int, default=8)
+    ap.add_argument("--noise", type=float, default=0.02)
+    ap.add_argument("--candidates", type=int, default=2000)
+    ap.add_argument("--prior-mix", type=float, default=0.5, help="the true optimum's share of the prior (0: random)")
+    ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "mixplan_prior_known_truth.json")
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")  # extrapolation notes on every plan: the regret is the measure here
+
+    from mixplan import Pool, PoolSet, fit_model, make_plan, parse_objective, read_runs
+    from mixplan.demo.synthetic import make_study
+    from mixplan.mixture.strength import choose_plan_strength
+    from mixplan.simplex import build_constraints, search
+
+    t0 = time.perf_counter()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="mixplan_prior_truth_") as tmp:
+        for world in range(args.worlds):
+            study = make_study(args.pools, seed=world)
+            rng = np.random.default_rng(1000 + world)
+            prior = args.prior_mix * study.w_star + (1 - args.prior_mix) * rng.dirichlet(np.ones(args.pools))
+            pools = PoolSet(tuple(Pool(n, tokens=1e9, prior=float(p)) for n, p in zip(study.names, prior)))
+            path = Path(tmp) / f"runs_{world}.csv"
+            study.runs(args.runs, seed=2000 + world, noise=args.noise).to_csv(path, index=False)
+            runs = read_runs(path, pools)
+            objective = parse_objective("loss", runs)
+
+            def fit(fold_runs, kind):
+                return fit_model(fold_runs, objective, kind or "dml", seed=0, jobs=1)
+
+            model = fit(runs, None)
+            best = search(lambda W, fast: study.true_objective(W), build_constraints(pools), pools.prior, seed=0,
+                          n_candidates=20_000)
+            truth = float(best.score)
+
+            def regret(strength):
+                plan = make_plan(model, pools, seed=0, n_candidates=args.candidates, prior_strength=strength)
+                w = np.array([plan.recommended[n] for n in pools.names])
+                return float(study.true_objective(w)[0]) - truth
+
+            row = {"world": world} | {f"fixed {v:g}": regret(v) for v in FIXED}
+            for judge in ("auto", "dml"):
+                curve = choose_plan_strength(runs, model, pools, fit, judge_model=judge, seed=0,
+                                             n_candidates=args.candidates)
+                row[f"auto, judge {judge}"] = regret(curve.chosen)
+                row[f"chosen, judge {judge}"] = curve.chosen
+            row["oracle fixed"] = min(row[f"fixed {v:g}"] for v in FIXED)
+            rows.append(row)
+            print(f"world {world}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "world"), flush=True)
+    table = pd.DataFrame(rows)
+    methods = [c for c in table.columns if c not in ("world",) and not c.startswith("chosen")]
+    summary = pd.DataFrame({"method": methods, "mean_true_regret": [table[m].mean() for m in methods],
+                            "median_true_regret": [table[m].median() for m in methods],
+                            "worlds_at_oracle": [int((table[m] <= table["oracle fixed"] + 1e-12).sum())
+                                                 for m in methods]})
+    print(f"\n{args.worlds} worlds, {args.pools} pools, {args.runs} runs each (noise {args.noise}), prior "
+          f"{args.prior_mix:g} x the true optimum + {1 - args.prior_mix:g} x a random mixture, model dml (exact plan); "
+          "true regret of the recommended mixture")
+    print(summary.to_string(index=False, float_format="%.5f"))
+    a, d = table["auto, judge auto"].mean(), table["auto, judge dml"].mean()
+    print(f"\nmean true regret: auto judged by 'auto' {a:.5f} vs judged by the plan's own kind {d:.5f}")
+    runtime = time.perf_counter() - t0
+    print(f"runtime {runtime:.1f} s")
+    doc = {"settings": vars(args) | {"out": str(args.out)}, "worlds": rows,
+           "summary": summary.to_dict(orient="records"), "runtime_s": runtime}
+    args.out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    print(f"results written to {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
