@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import NamedTuple
+
 import numpy as np
 
-__all__ = ["conformal_quantile", "normal_cdf", "normal_ppf", "pearson", "ranks", "spearman"]
+__all__ = ["RidgeLOO", "conformal_quantile", "normal_cdf", "normal_ppf", "pearson", "ranks", "ridge_loo", "spearman"]
 
 
 def conformal_quantile(residuals: np.ndarray, level: float) -> float:
@@ -54,3 +57,50 @@ def normal_ppf(p: np.ndarray | float) -> np.ndarray | float:
     from scipy.special import ndtri
 
     return ndtri(p)
+
+
+class RidgeLOO(NamedTuple):
+    """:func:`ridge_loo`'s choice: the penalty (and its place in ``alphas``), the slopes on ``Z``, the
+    intercept, and each penalty's LOO error (in the order given) with the chosen one's residuals."""
+
+    index: int
+    alpha: float
+    beta: np.ndarray
+    intercept: float
+    errors: np.ndarray
+    residuals: np.ndarray
+
+
+def ridge_loo(Z: np.ndarray, y: np.ndarray, alphas: Sequence[float], rtol: float = 0.0) -> RidgeLOO:
+    r"""Ridge :math:`\min_{b_0, \beta} \lVert y - b_0 - Z\beta \rVert^2 + \alpha \lVert\beta\rVert^2` (an
+    unpenalised intercept) with the penalty of ``alphas`` whose exact leave-one-out error is smallest; a later
+    penalty must beat the best so far by the relative margin ``rtol`` (the caller orders ``alphas`` for its
+    ties: the first wins).
+
+    One thin SVD of the centred design :math:`Z_c = U S V^\top` (its numerical rank) serves every penalty:
+    the hat matrix is :math:`H = \tfrac1n \mathbf 1\mathbf 1^\top + U \operatorname{diag}(s^2/(s^2+\alpha))
+    U^\top`, the leave-one-out residual :math:`(y_i - \hat y_i)/(1 - H_{ii})` and
+    :math:`\beta = V \operatorname{diag}(s/(s^2+\alpha)) U^\top y_c`. (scikit-learn's ``RidgeCV`` rebuilds
+    the hat matrix's diagonal per penalty: 2 s per fit at 400 pools and 1,600 runs, against 0.3 s.)
+    """
+    Z = np.asarray(Z, dtype=float)
+    y = np.asarray(y, dtype=float)
+    z_mean, y_mean = Z.mean(axis=0), float(y.mean())
+    U, s, Vt = np.linalg.svd(Z - z_mean, full_matrices=False)
+    keep = s > s.max(initial=0.0) * max(Z.shape) * np.finfo(float).eps
+    U, s, Vt = U[:, keep], s[keep], Vt[keep]
+    Uy = U.T @ (y - y_mean)
+    U2 = U ** 2
+    errors = np.empty(len(alphas))
+    best = None
+    for i, a in enumerate(map(float, alphas)):
+        shrink = s ** 2 / (s ** 2 + a)
+        resid = (y - y_mean - U @ (shrink * Uy)) / np.maximum(1.0 - (1.0 / len(y) + U2 @ shrink), 1e-12)
+        errors[i] = float(np.mean(resid ** 2))
+        if best is None or errors[i] < errors[best[0]] * (1.0 - rtol):
+            best = (i, resid)
+    assert best is not None, "ridge_loo needs at least one penalty"
+    alpha = float(alphas[best[0]])
+    beta = Vt.T @ (s / (s ** 2 + alpha) * Uy)
+    return RidgeLOO(index=best[0], alpha=alpha, beta=beta, intercept=y_mean - float(z_mean @ beta), errors=errors,
+                    residuals=best[1])

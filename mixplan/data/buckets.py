@@ -396,19 +396,21 @@ def parse_buckets(spec: Mapping[str, Any], pool: str, tokens: float, samples: fl
     return out
 
 
-def score_spec(score: str, scores: Sequence[str] = (), where: str = "") -> Composite:
+def score_spec(score: str, scores: Sequence[str] = (), where: str = "", label: str = "field 'score'") -> Composite:
     """The spec a pool's buckets are cut by (``where``: ``"FILE: pool 'NAME'"``, for the errors): one of the
     pool's ``scores`` (any name), or a composite of them (:func:`mixplan.data.composite.parse_composite`;
     canonical text). Without ``scores`` any column is accepted: a composite's columns, or a ``score`` that
-    reads as no spec and has no ``*``, taken as one field's name."""
+    reads as no spec and has no ``*``, taken as one field's name. ``label`` names the setting in the errors
+    (``--score`` for a flag)."""
+    prefix = f"{where}, {label}: " if where else f"{label}: "
     if score in scores:
         return Composite(score, ((score, 1.0),))
     fix = "name one of them, add it to 'scores', or write a weighted sum of them such as \"0.7*dclm + 0.3*fasttext\""
     try:
-        comp = parse_composite(score, None, f"{where}, field 'score': ")
+        comp = parse_composite(score, None, prefix)
     except ValidationError:
         if scores:
-            raise ValidationError(f"{where}, field 'score': {score!r} is not one of the pool's scores {list(scores)} "
+            raise ValidationError(f"{prefix}{score!r} is not one of the pool's scores {list(scores)} "
                                   f"nor a weighted sum of them; {fix}") from None
         if "*" in score:  # meant as a composite: say what cannot be read
             raise
@@ -416,9 +418,9 @@ def score_spec(score: str, scores: Sequence[str] = (), where: str = "") -> Compo
     missing = [c for c in comp.columns if c not in scores]
     if scores and missing:
         if comp.single:
-            raise ValidationError(f"{where}, field 'score': {score!r} is not one of the pool's scores "
+            raise ValidationError(f"{prefix}{score!r} is not one of the pool's scores "
                                   f"{list(scores)}; {fix}")
-        raise ValidationError(f"{where}, field 'score': the composite {comp.spec!r} names {missing[0]!r}, which is "
+        raise ValidationError(f"{prefix}the composite {comp.spec!r} names {missing[0]!r}, which is "
                               f"not one of the pool's scores {list(scores)}; add it to 'scores' or drop it from the "
                               "composite")
     return comp

@@ -23,11 +23,11 @@ the pool and the field.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from .._checks import check_number
 from ..exceptions import ValidationError
 
 __all__ = ["DERIVED_KEYS", "KINDS", "POOL_LAW_FORMS", "Derivation", "check_derivations", "parse_derivation",
@@ -132,12 +132,7 @@ def parse_pool_law(law: Any, where: str, base: Any = None) -> dict[str, float]:
                 raise ValidationError(f"{where}, field 'law.{key}': required for the rectified law L(D) = E + "
                                       "B/(D_l + D)^beta (fit it with mixplan laws fit --law synthetic)")
             continue
-        v = law[key]
-        ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-        if not ok or v < 0 or (v == 0 and key in ("D_l", "beta", "B")):
-            raise ValidationError(f"{where}, field 'law.{key}': {v!r} should be a {'' if key == 'E' else 'positive '}"
-                                  f"finite number{' >= 0' if key == 'E' else ''}")
-        out[key] = float(v)
+        out[key] = check_number(law[key], f"{where}, field 'law.{key}'", lo=0, lo_open=key != "E")
     return out
 
 
@@ -149,12 +144,7 @@ def _distinct_names(v: Any) -> bool:
 def _number(spec: Mapping[str, Any], key: str, where: str, high: float | None = None) -> float | None:
     if key not in spec:
         return None
-    v = spec[key]
-    ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and v > 0
-    if not ok or (high is not None and v > high):
-        rng = f"in (0, {high:g}]" if high is not None else "a positive number"
-        raise ValidationError(f"{where}, field {key!r}: {v!r} should be {rng}")
-    return float(v)
+    return check_number(spec[key], f"{where}, field {key!r}", lo=0, lo_open=True, hi=high)
 
 
 # The pools are mixplan.data.pools.Pool objects, typed Any here: that module imports this one.

@@ -189,15 +189,10 @@ def manifest_from_config(config: Mapping[str, Any], where: str) -> tuple[dict[st
     return pools, {"domains": names, "ignored": ignored}
 
 
-def _toml_value(v: Any) -> str:
-    if isinstance(v, str):
-        return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
-    return repr(float(v))
-
-
 def manifest_toml(pools: Mapping[str, Mapping[str, Any]], header: str = "") -> str:
-    """A pool manifest's text (``[pools."NAME"]`` tables) for :func:`manifest_from_config`'s pools."""
-    lines = [f"# {line}" for line in header.splitlines()]
-    for name, spec in pools.items():
-        lines += ["", f"[pools.{_toml_value(name)}]"] + [f"{k} = {_toml_value(v)}" for k, v in spec.items()]
-    return "\n".join(lines).lstrip("\n") + "\n"
+    """A pool manifest's text (``[pools.NAME]`` tables, written by ``tomli_w``) for :func:`manifest_from_config`'s
+    pools, under ``header`` as comments."""
+    import tomli_w
+
+    comments = "".join(f"# {line}\n" for line in header.splitlines())
+    return comments + tomli_w.dumps({"pools": {name: dict(spec) for name, spec in pools.items()}})

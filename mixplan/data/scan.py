@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from ..exceptions import ValidationError
-from .composite import composite_values, parse_composite
+from .composite import composite_values
 from .sources import Shard, list_shards, read_shard
 from .tokens import token_counter, token_unit_name, tokenizer_digest
 
@@ -276,13 +276,12 @@ def merge_pool(name: str, parts: Sequence[ShardScan], *, score: str | None = Non
                           "quantiles": {f"{q:g}": float(x) for q, x in zip(QUANTILES, np.quantile(v[ok], QUANTILES))},
                           "mean": mean if np.isfinite(mean) else None}  # None: the values overflow a float's sum
     if score is not None and (fractions is not None or cutoffs is not None):
+        from .buckets import score_spec
+
         comp = None
         if score not in values:  # a field (any name the shards read), else a composite of fields
-            try:
-                comp = parse_composite(score, None, f"pool {name!r}: ")
-            except ValidationError:  # no spec: a field the scan did not read, said below
-                pass
-            if comp is not None and comp.single:  # '1*q' is the field q itself (its own units)
+            comp = score_spec(score, (), f"pool {name!r}")
+            if comp.single:  # '1*q' is the field q itself (its own units); a name no spec reads: checked below
                 score, comp = comp.spec, None
         columns = [score] if comp is None else comp.columns
         for f in columns:

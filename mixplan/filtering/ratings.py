@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 
 from .._checks import check_number
+from .._stats import ridge_loo
 from ..data.composite import (Composite, canonical_spec, composite_scores, normal_scores, numeric_column,
                               parse_composite)
 from ..data.objective import with_objective_column
@@ -85,8 +86,8 @@ def is_ratings_table(columns: Sequence[str]) -> bool:
 
 def _ridge(X: np.ndarray, y: np.ndarray, penalties: Any = _PENALTIES) -> tuple[float, np.ndarray, float]:
     """Intercept, coefficients (on the raw features) and the relative penalty chosen among ``penalties`` (times
-    the number of rows, on standardised features) by exact leave-one-out: the LOO residual of ridge is
-    ``r_i / (1 - h_ii)``. Constant features get 0; ties go to the larger penalty."""
+    the number of rows, on standardised features) by exact leave-one-out (:func:`mixplan._stats.ridge_loo`).
+    Constant features get 0; ties (within a relative 1e-12) go to the larger penalty."""
     n, p = X.shape
     coef = np.zeros(p)
     if p == 0 or n < 2:
@@ -95,21 +96,10 @@ def _ridge(X: np.ndarray, y: np.ndarray, penalties: Any = _PENALTIES) -> tuple[f
     ok = sd > 1e-12 * np.maximum(1.0, np.abs(mu))
     if not ok.any():
         return float(np.mean(y)), coef, 0.0
-    Z = (X[:, ok] - mu[ok]) / sd[ok]
-    ybar = float(np.mean(y))
-    U, s, Vt = np.linalg.svd(Z, full_matrices=False)
-    Uy = U.T @ (y - ybar)
-    best = None
-    for lam in sorted(np.atleast_1d(penalties), reverse=True):
-        shrink = s ** 2 / (s ** 2 + lam * n)
-        fitted = U @ (shrink * Uy)
-        h = 1.0 / n + np.sum(U ** 2 * shrink, axis=1)
-        loo = float(np.mean(((y - ybar - fitted) / np.maximum(1.0 - h, 1e-9)) ** 2))
-        if best is None or loo < best[0] * (1 - 1e-12):
-            best = (loo, float(lam), Vt.T @ (s / (s ** 2 + lam * n) * Uy))
-    _, lam, beta = best
-    coef[ok] = beta / sd[ok]
-    return ybar - float(mu @ coef), coef, lam
+    order = sorted(map(float, np.atleast_1d(penalties)), reverse=True)
+    fit = ridge_loo((X[:, ok] - mu[ok]) / sd[ok], y, [lam * n for lam in order], rtol=1e-12)
+    coef[ok] = fit.beta / sd[ok]
+    return float(np.mean(y)) - float(mu @ coef), coef, order[fit.index]
 
 
 def _ridge_signed(X: np.ndarray, y: np.ndarray, m: int, penalties: Any = _PENALTIES

@@ -14,8 +14,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..data.buckets import SIZE_TOLERANCE, bucket_scores
-from ..data.composite import composite_scores, numeric_column, parse_composite
+from ..data.buckets import SIZE_TOLERANCE, bucket_scores, score_spec
+from ..data.composite import composite_scores, numeric_column
 from ..exceptions import ValidationError
 
 __all__ = ["bucket_scores", "manifest_snippet", "read_documents", "read_scores", "count_tokens"]
@@ -106,18 +106,14 @@ def read_scores(path: str | Path, score: str, *, tokens_column: str | None = Non
     path = Path(path)
     frame = read_documents(path)
     cols = [str(c) for c in frame.columns]
-    try:
-        plain = score in cols or parse_composite(score, None, "--score: ").single
-    except ValidationError:
-        if "*" in score:  # meant as a composite: say what cannot be read
-            raise
-        plain = True  # no spec reads it (spaces, brackets): a column's name, and no column has it
-    for flag, col in (("--score", score if plain else None), ("--tokens-column", tokens_column),
-                      ("--text-column", text_column)):
+    # a column (any name), else a composite spec; a lone column with weight 1 ('1*q') is that column
+    comp = None if score in cols else score_spec(score, (), str(path), "--score")
+    column = score if comp is None else comp.spec if comp.single else None
+    for flag, col in (("--score", column), ("--tokens-column", tokens_column), ("--text-column", text_column)):
         if col is not None and col not in frame.columns:
             raise ValidationError(f"{path}: no column {col!r} ({flag}); columns are {cols}")
-    if score in frame.columns:
-        values = numeric_column(frame, score, f"{path}: ")
+    if column is not None:
+        values = numeric_column(frame, column, f"{path}: ")
     else:
         values = composite_scores(frame, score, f"{path}: ")  # names the unknown column and the known ones
     tokens = None

@@ -402,9 +402,8 @@ def compare_groups(data: Mapping[str, np.ndarray], loss: np.ndarray, groups: Seq
     loss = np.asarray(loss)
     rows = list(range(1, len(loss) + 1)) if rows is None else list(rows)
     check_number(n_bootstrap, "bootstrap refits", lo=0, integer=True)
-    if run_sd is not None and not (np.isfinite(run_sd) and run_sd >= 0):
-        raise ValidationError(f"one run's noise (--run-noise) must be a finite number >= 0 (sd in log-loss), got "
-                              f"{run_sd!r}")
+    if run_sd is not None:
+        check_number(run_sd, "one run's noise (--run-noise)", lo=0, why="sd in log-loss")
     names = list(dict.fromkeys(labels))  # first-seen order
     if len(names) < 2:
         raise ValidationError(f"{where}: column {by!r} names {len(names)} group{'s' if len(names) != 1 else ''} "

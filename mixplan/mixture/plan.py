@@ -27,7 +27,8 @@ from ..models.mixture_model import DEFAULT_LEVEL, MixtureModel, cv_summary
 from ..data.objective import Objective
 from ..data.pools import PoolSet
 from .repetition import RepetitionModel
-from ..simplex import Constraints, SearchResult, active_constraints, best_distinct, build_constraints, search
+from ..simplex import (Constraints, SearchResult, active_constraints, active_group_constraints, best_distinct,
+                       build_constraints, search)
 
 __all__ = ["Plan", "make_plan"]
 
@@ -282,7 +283,8 @@ def _exact_optimum(model: MixtureModel, score: Any, result: SearchResult, c: Con
     ex = minimise_convex(form.g, form.a, form.b, form.T, c, result.weights, strength=lam, prior=prior,
                          kl_mask=kl_mask)
     s = float(np.asarray(score(ex.weights[None, :], False), dtype=float)[0])
-    info = {"used": True, "method": "SLSQP from the search's optimum (scipy), certified by a bound on its distance to the optimum",
+    info = {"used": True,
+            "method": "SLSQP from the search's optimum (scipy), certified by a bound on its distance to the optimum",
             "score": form.const + ex.value, "gap": ex.gap, "search_score": form.const + ex.start_value,
             "search_weights": [float(v) for v in result.weights], "iterations": ex.iterations,
             "converged": ex.converged, "message": ex.message}
@@ -839,16 +841,7 @@ def _hierarchy(c: Constraints, named: Mapping[str, np.ndarray], w: np.ndarray) -
     if not c.group_names:
         return None
     totals = {n: dict(zip(c.group_names, map(float, c.group_totals(v)[0]))) for n, v in named.items()}
-    t = c.group_totals(w)[0]
-    active = {}
-    for k, g in enumerate(c.group_names):
-        if c.group_lower_reason[k] == "pinned":
-            active[g] = "pinned"
-        elif c.group_upper[k] < 1 and t[k] >= c.group_upper[k] - 1e-6:
-            active[g] = f"cap ({c.group_upper_reason[k]})"
-        elif c.group_lower[k] > 0 and t[k] <= c.group_lower[k] + 1e-6:
-            active[g] = f"floor ({c.group_lower_reason[k]})"
-    return {"groups": c.groups_dict(), "totals": totals, "active": active}
+    return {"groups": c.groups_dict(), "totals": totals, "active": active_group_constraints(w, c)}
 
 
 def _bucket_policies(layout: Any, pools: PoolSet, model: MixtureModel, scale: Any, tokens: float | None,

@@ -46,6 +46,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import check_number
 from ..exceptions import ValidationError
 
 __all__ = ["CV_FOLDS", "CV_REPEATS", "DEFAULT_GRID", "JUDGE_MODEL", "StrengthCurve", "choose_strength",
@@ -92,10 +93,7 @@ def prior_penalty(strength: float, prior: np.ndarray, free: np.ndarray | None = 
 
 
 def _checked(value: float, what: str) -> float:
-    value = float(value)
-    if not np.isfinite(value) or value < 0:
-        raise ValidationError(f"{what} must be a finite number >= 0, got {value!r}; e.g. 0.01, or 'auto'")
-    return value
+    return check_number(value, what, lo=0, fix="e.g. 0.01, or 'auto'")
 
 
 def parse_strength(text: Any, where: str = "--prior-strength") -> float | str:

@@ -15,13 +15,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
 from ..data.pools import PoolSet
 from ..exceptions import InfeasibleError, ValidationError
 
-__all__ = ["Constraints", "build_constraints", "active_constraints", "project", "cap_redistribute", "TOL",
+__all__ = ["Constraints", "build_constraints", "active_constraints", "active_group_constraints", "project",
+           "cap_redistribute", "TOL",
            "group_depth", "leaf_group"]
 
 #: Slack in bound and sum checks.
@@ -81,13 +83,11 @@ class Constraints:
         if not self.group_names:
             return project(V, self.lower, self.upper)
         V = np.atleast_2d(np.asarray(V, dtype=float))
-        lo, hi = _effective_group_bounds(self)
-        parent_of = leaf_group(self)
+        lo, hi, leaves_of, subgroups_of = self._group_tree
         out = np.empty_like(V)
 
         def level(g: int, total: np.ndarray) -> None:
-            leaves = np.flatnonzero(parent_of == g)
-            subs = self.subgroups(g)
+            leaves, subs = leaves_of[g], subgroups_of[g]
             X = np.column_stack([V[:, leaves]] + [V @ self.group_members[h][:, None] for h in subs])
             Y = project(X, np.concatenate([self.lower[leaves], lo[subs]]),
                         np.concatenate([self.upper[leaves], hi[subs]]), total=total)
@@ -97,6 +97,15 @@ class Constraints:
 
         level(-1, np.ones(len(V)))
         return out
+
+    @cached_property
+    def _group_tree(self) -> tuple[np.ndarray, np.ndarray, dict[int, np.ndarray], dict[int, list[int]]]:
+        """What :meth:`project` walks, once per constraint set (the searches project thousands of times): the
+        groups' effective bounds, and each group's own leaves and sub-groups (-1: the top level)."""
+        lo, hi = _effective_group_bounds(self)
+        parent_of = leaf_group(self)
+        levels = range(-1, len(self.group_names))
+        return lo, hi, {g: np.flatnonzero(parent_of == g) for g in levels}, {g: self.subgroups(g) for g in levels}
 
     def to_dict(self) -> dict[str, object]:
         return {n: {"lower": float(lo), "upper": float(hi), "lower_reason": lr, "upper_reason": ur}
@@ -262,14 +271,28 @@ def _with_groups(c: Constraints, pools: PoolSet, pins: Mapping[str, float], floo
 
 def active_constraints(w: np.ndarray, c: Constraints, tol: float = 1e-6) -> dict[str, str]:
     """Which bound each pool sits on: ``{pool: "floor (min_weight)" | "cap (availability)" | ...}``."""
+    return _active(c.names, w, c.lower, c.upper, c.lower_reason, c.upper_reason, tol)
+
+
+def active_group_constraints(w: np.ndarray, c: Constraints, tol: float = 1e-6) -> dict[str, str]:
+    """:func:`active_constraints` for the groups: which bound each group's total (the sum of its leaves)
+    sits on."""
+    if not c.group_names:
+        return {}
+    return _active(c.group_names, c.group_totals(w)[0], c.group_lower, c.group_upper, c.group_lower_reason,
+                   c.group_upper_reason, tol)
+
+
+def _active(names: tuple[str, ...], values: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+            lower_reason: tuple[str, ...], upper_reason: tuple[str, ...], tol: float) -> dict[str, str]:
     out = {}
-    for i, n in enumerate(c.names):
-        if c.lower_reason[i] == "pinned":
+    for n, v, lo, hi, why_lo, why_hi in zip(names, values, lower, upper, lower_reason, upper_reason):
+        if why_lo == "pinned":
             out[n] = "pinned"
-        elif c.upper[i] < 1 and w[i] >= c.upper[i] - tol:
-            out[n] = f"cap ({c.upper_reason[i] or 'max_weight'})"
-        elif c.lower[i] > 0 and w[i] <= c.lower[i] + tol:
-            out[n] = f"floor ({c.lower_reason[i]})"
+        elif hi < 1 and v >= hi - tol:
+            out[n] = f"cap ({why_hi or 'max_weight'})"
+        elif lo > 0 and v <= lo + tol:
+            out[n] = f"floor ({why_lo})"
     return out
 
 

@@ -68,6 +68,7 @@ from scipy.stats import spearmanr
 
 from .._io import (check_writable, dumps_json, npz_bytes, read_json, saved_artefact, write_bytes_atomic,
                   write_text_atomic)
+from .._stats import ridge_loo
 from ..data.objective import direction
 from ..exceptions import NotFittedError, ValidationError
 from ..models.intervals import DEFAULT_LEVEL, conformal_quantile, coverage_radius_of, nearest_run
@@ -144,30 +145,16 @@ def interpolate_sizes(L0, L1, s, space: str = "linear") -> np.ndarray:
 
 
 def _ridge_loo(F: np.ndarray, y: np.ndarray, alphas: Sequence[float]) -> tuple[float, np.ndarray, float, np.ndarray]:
-    """Ridge on standardised ``F`` with an unpenalised intercept; the penalty minimising exact LOO error.
+    """Ridge on standardised ``F`` with an unpenalised intercept; the penalty minimising exact LOO error
+    (:func:`mixplan._stats.ridge_loo`).
 
     Returns (alpha, coefficients on the raw features, intercept, LOO residuals at that alpha).
     """
     mu, sd = F.mean(axis=0), F.std(axis=0)
     sd[sd == 0] = 1.0
-    Z = (F - mu) / sd
-    ym = y.mean()
-    U, s, Vt = np.linalg.svd(Z, full_matrices=False)
-    uty = U.T @ (y - ym)
-    n = len(y)
-    best = None
-    for a in alphas:
-        d = s ** 2 / (s ** 2 + a)
-        fitted = ym + U @ (d * uty)
-        h = 1.0 / n + np.einsum("ij,j,ij->i", U, d, U)
-        loo = (y - fitted) / np.maximum(1.0 - h, 1e-12)
-        score = float(np.mean(loo ** 2))
-        if best is None or score < best[0] - 1e-15:
-            beta = Vt.T @ (s / (s ** 2 + a) * uty)
-            best = (score, float(a), beta, loo)
-    _, alpha, beta, loo = best
-    coef = beta / sd
-    return alpha, coef, float(ym - coef @ mu), loo
+    fit = ridge_loo((F - mu) / sd, y, alphas)
+    coef = fit.beta / sd
+    return fit.alpha, coef, float(y.mean() - coef @ mu), fit.residuals
 
 
 def _stage1_record(tokens: float, alpha: float, coef: np.ndarray, intercept: float, loo: np.ndarray,

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mixplan import ValidationError, parse_objective
+from mixplan import Pool, PoolSet, ValidationError, parse_objective
 from mixplan.data.objective import Objective
 from mixplan.data.runs import validate_runs
 from mixplan.exceptions import MixplanWarning
@@ -207,6 +207,25 @@ def test_a_shared_family_model_is_chosen_by_cv_and_round_trips(synthetic, tmp_pa
     assert [t.column for t in shared.targets] == ["loss", "family(mmlu_*; higher)"] and shared.family_fits == []
     with pytest.raises(ValidationError, match=r"family model 'joint' is not one of per-column, shared, auto"):
         fit_model(runs, obj, "lightgbm", family_model="joint")
+
+
+def test_next_runs_weigh_a_shared_family_model_by_its_own_coefficient(synthetic):
+    from mixplan.mixture.sequential import propose_next
+    from mixplan.models.mixture_model import fit_model
+
+    runs = _family_runs(synthetic)
+    obj = quiet("family(mmlu_*; higher):0.5 + loss", runs)
+    model = fit_model(runs, obj, "gp", cv_folds=3, cv_repeats=1, family_model="shared")
+    pools = PoolSet(tuple(Pool(n, tokens=1e6 * (i + 1)) for i, n in enumerate(runs.pools)))
+    # the objective has 7 columns, the model 2 targets: each target counts with the model's coefficient (1, 1),
+    # not with an objective column's (the family's members, -0.5/6 each, have no target of their own)
+    nxt = propose_next(model, pools, 3, seed=0, n_candidates=1024)
+    assert nxt.weights.shape == (3, 5) and np.all(np.isfinite(nxt.acquisition)) and np.all(nxt.prediction_sd > 0)
+    np.testing.assert_allclose(nxt.prediction, model.predict_mean(nxt.weights), rtol=0, atol=1e-9)
+    gp_sd = [t.regressor.uncertainty_model()[0].predict_std(t.regressor.uncertainty_model()[1](nxt.weights),
+                                                             noise=False) for t in model.targets]
+    kappa = model.interval_scale(0.9) / 1.6448536269514722  # the calibration propose_next applies (level 0.9)
+    np.testing.assert_allclose(nxt.prediction_sd, kappa * np.sqrt(gp_sd[0] ** 2 + gp_sd[1] ** 2), rtol=1e-6)
 
 
 def test_cli_family_model_auto_reports_both_scores(capsys, synthetic, tmp_path):

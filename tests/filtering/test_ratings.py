@@ -305,8 +305,12 @@ def test_read_scores_names_a_missing_column_whatever_its_name(tmp_path):
         with pytest.raises(ValidationError, match=rf"docs.csv: no column '{re.escape(score)}' \(--score\); columns "
                                                   r"are \['quality score', 'dclm'\]"):
             read_scores(path, score)
-    with pytest.raises(ValidationError, match=r"--score: score spec '0.5\*dclm \+\* x': cannot read the term"):
+    with pytest.raises(ValidationError, match=r"docs.csv, --score: score spec '0.5\*dclm \+\* x': cannot read the "
+                                              r"term"):
         read_scores(path, "0.5*dclm +* x")  # meant as a composite: what cannot be read is said
+    good = tmp_path / "good.csv"
+    pd.DataFrame({"q": [3.0, 1.0, 2.0]}).to_csv(good, index=False)
+    assert read_scores(good, "1*q")[0].tolist() == [3.0, 1.0, 2.0]  # one column at weight 1 is that column
     with pytest.raises(ValidationError, match=r"docs.csv: row 2, column 'dclm': 'x' is not a finite number; every "
                                               r"document needs a numeric score"):
         read_scores(path, "dclm")

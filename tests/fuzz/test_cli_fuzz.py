@@ -80,6 +80,8 @@ BASE = {
     "ot select": ["ot", "select", "{ot}", "--tokens", "4e6", "--out", "{O}/sel.json"],
     "scan": ["scan", "{scan_pools}", "--out", "{O}/scanned.toml", "--workers", "1"],
     "export": ["export", "{plan}", "--format", "json", "--out", "{O}/mix.json"],
+    "runs reuse": ["runs", "reuse", "{runs}", "--pools", "{reuse_pools}", "--map", "wiki=wiki_a+wiki_b", "--removed",
+                   "keep-below=0.05", "--out", "{O}/reused.csv"],
     "runs import": ["runs", "import", "--lm-eval", "{R}/tests/fixtures/evaluations/lm_eval", "--mixtures",
                     "{mixtures}", "--out", "{O}/runs.csv"],
     "report": ["report", "{plan}", "--out", "{O}/report.html"],
@@ -91,7 +93,7 @@ INPUTS = {"runs": "runs.csv", "pools": "pools.toml", "model": "plan/model", "con
           "law_runs": "law_runs.csv", "law": "law.json", "bucket_pools": "demo_buckets.toml",
           "filter_fit": "filter/FIT.json", "cpt_runs": "cpt_runs.csv", "cpt": "cpt.json", "ot_runs": "ot_runs.csv",
           "ot": "ot", "scan_pools": "scan.toml", "plan": "plan", "mixtures": "mixtures.csv",
-          "compare_runs": "compare_runs.csv"}
+          "compare_runs": "compare_runs.csv", "reuse_pools": "reuse_pools.toml"}
 #: Values a person (or a script) types by mistake, and values at the edges of every range.
 NASTY = ["", " ", "-1", "0", "1", "2", "0.5", "1.5", "-0", "nan", "NaN", "inf", "-inf", "1e400", "-1e400",
          "1e308", "1e-320", "4294967296", str(2 ** 70), "1e30", "abc", "é", "1,2", ",", "a=b", "=", "a=nan",
@@ -108,6 +110,9 @@ def study(tmp_path_factory) -> Path:
     shutil.copy(REPO / "pools" / "demo_buckets.toml", s / "demo_buckets.toml")
     shutil.copy(REPO / "proxies" / "demo_cpt" / "runs.csv", s / "cpt_runs.csv")
     shutil.copy(REPO / "tests" / "fixtures" / "evaluations" / "mixtures.csv", s / "mixtures.csv")
+    # the demo's pools with wiki split in two, code removed and a new pool added (mixplan runs reuse)
+    (s / "reuse_pools.toml").write_text("".join(f"[pools.{p}]\ntokens = {t}\n" for p, t in (
+        ("wiki_a", 3e6), ("wiki_b", 2e6), ("news", 4e5), ("bible", 4e6), ("docs", 1e6), ("forum", 2e6))))
     (s / "plan.toml").write_text('runs = "runs.csv"\npools = "pools.toml"\ntarget = "bpb_reviews"\nmodel = "ridge"\n'
                                  'cv_repeats = 1\ncandidates = 300\ntokens = 1e6\n')
     docs = s / "docs"

@@ -116,7 +116,7 @@ def test_runs_noise_is_measured_one_size_out_and_keeps_p_better_from_calling_tie
     assert sum(q["p_run"] >= 0.9 for q in result.pairs) <= sure
     assert "one run's noise: sd" in result.report() and "measured one size out" in result.report()
     assert "P(run)" in result.report() and "sd 0 in log-loss, given" in rows_only.report()
-    with pytest.raises(ValidationError, match="must be a finite number >= 0"):
+    with pytest.raises(ValidationError, match=r"one run's noise \(--run-noise\): -1.0 must be >= 0 \(sd in log-loss\)"):
         compare(frame, params=3.2e8, run_sd=-1.0, n_bootstrap=0)
 
 
