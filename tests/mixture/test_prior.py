@@ -280,16 +280,15 @@ def test_cli_auto_reports_the_curve_and_the_manifests_prior(capsys, synthetic, t
     _, runs, _ = synthetic
     manifest = tmp_path / "pools_prior.toml"  # a per-pool prior (not normalised: the plan normalises it)
     manifest.write_text("".join(f"[pools.p{i}]\ntokens = 1e6\nprior = {v}\n" for i, v in enumerate([4, 3, 1, 1, 1])))
-    argv = ["plan", "--runs", runs, "--pools", manifest, "--target", "loss", "--model", "ridge", "--candidates", 500,
-            "--prior-strength", "auto"]
-    code, out, _ = _run(capsys, *argv)
+    # one call (the choice fits 6 refits and 6 'auto' judges): the printed plan, and plan.json
+    code, out, _ = _run(capsys, "plan", "--runs", runs, "--pools", manifest, "--target", "loss", "--model", "ridge",
+                        "--candidates", 500, "--prior-strength", "auto", "--out", tmp_path / "plan")
     assert code == 0
     assert "search regularised toward the prior (the manifest's per-pool prior)" in out
     assert "strength chosen by cross-validated regret" in out and "<- chosen" in out
     assert sum(line.strip().startswith(f"{g:g} ") for g in DEFAULT_GRID for line in out.splitlines()) >= len(
         DEFAULT_GRID)
-    code, out, _ = _run(capsys, *argv, "--json")
-    doc = json.loads(out)["prior_regularisation"]
+    doc = json.loads((tmp_path / "plan" / "plan.json").read_text())["prior_regularisation"]
     assert doc["prior"] == pytest.approx({"p0": 0.4, "p1": 0.3, "p2": 0.1, "p3": 0.1, "p4": 0.1})
     sel = doc["selection"]
     assert [r["strength"] for r in sel["curve"]] == list(DEFAULT_GRID) and sel["n_folds"] == 6  # 2 folds x 3
