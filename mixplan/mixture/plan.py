@@ -296,8 +296,9 @@ def _exact_text(info: Mapping[str, Any]) -> str:
     term) against the search's, and how far from the optimum it can be at most."""
     if not info["used"]:
         return f"exact proposer not used: {info['why']}"
-    return (f"exact proposer (the score is convex and log-linear; {info['method']}): score {info['score']:.6g}, at "
-            f"most {info['gap']:.2g} above the optimum; the search had reached {info['search_score']:.6g}")
+    of = f" for {info['of']}" if "of" in info else ""
+    return (f"exact proposer{of} (the score is convex and log-linear; {info['method']}): score {info['score']:.6g}, "
+            f"at most {info['gap']:.2g} above the optimum; the search had reached {info['search_score']:.6g}")
 
 
 def headline(entry: Mapping[str, Any]) -> dict[str, Any]:
@@ -650,6 +651,7 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
 
     result = search(score, c, pools.prior, seed=seed, extra=model.train_weights, **search_options)
     result, exact_info = _exact_optimum(model, score, result, c, prior_strength, pools.prior, ~pinned)
+    first = result
     repetition_info = scale_info = None
     hard_cap = {} if caps_unmet else {"hard_cap": result}  # the first search: the manifest's caps
     if repetition is not None:
@@ -677,6 +679,10 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
     ot_info = None
     if ot is not None:
         result, ot_info = _ot_optima(model, ot, ot_mode, ot_base_tokens, tokens, c, result)
+    if exact_info is not None and exact_info["used"] and result is not first:
+        # a later step (repetition-aware, at-scale, OT) chose the recommendation: the exact optimum is the proxy
+        # scale's (shown among the alternatives), not the recommended mixture
+        exact_info["of"] = "the proxy-scale optimum under the manifest's caps, not the recommendation"
     recommended_w, policies = result.weights, None
     if buckets is not None:
         recommended_w, policies = _bucket_policies(buckets, pools, model, scale, tokens, result.weights, c, seed,

@@ -496,8 +496,8 @@ class MixtureRegressor(RegressorMixin, BaseEstimator):
             if any(f is None for f in forms):
                 return None
             return reduce(operator.add, (f.scaled(w) for f, w in zip(forms, self.weights_.values())))
-        if hasattr(self, "law_"):
-            return LogLinearForm.of_law(self.law_)
+        if hasattr(self, "law_"):  # a mixing law; BiMix and AutoScale keep theirs in law_ too, and are not log-linear
+            return LogLinearForm.of_law(self.law_) if isinstance(self.law_, MixingLaw) else None
         settings = self._settings()
         if hasattr(self, "coef_") and settings["features"] == "raw" and not settings.get("pairwise"):
             g = self.coef_ / self.scale_

@@ -96,13 +96,16 @@ def minimise_convex(g: np.ndarray, a: np.ndarray, b: np.ndarray, T: np.ndarray, 
     mask = np.ones(P, bool) if kl_mask is None else np.asarray(kl_mask, bool)
     p = np.ones(P) if prior is None else np.asarray(prior, dtype=float)
     lower, upper = c.lower.copy(), c.upper.copy()
+    if c.group_names:  # a member of a group capped (or pinned) at 0 is 0: no floor may be lifted there
+        shut = (np.asarray(c.group_members, dtype=float)[c.group_upper <= TOL] > 0).any(axis=0)
+        upper = np.where(shut & (lower <= TOL), lower, upper)
     if strength > 0:
         kl_free = mask & (upper - lower > TOL)
         upper = np.where(kl_free & (p <= 0), lower, upper)  # weight there costs +inf (its floor is 0: plan checks)
         lower = np.where(kl_free & (p > 0), np.maximum(lower, np.minimum(KL_FLOOR, upper)), lower)
     fixed = upper - lower <= TOL
     free = np.flatnonzero(~fixed)
-    w0 = np.clip(np.asarray(start, dtype=float), lower, upper)
+    w0 = c.project(np.clip(np.asarray(start, dtype=float), lower, upper)[None, :])[0]  # feasible for c, whatever
     base = np.where(fixed, lower, w0)
 
     def full(x: np.ndarray) -> np.ndarray:
@@ -150,7 +153,8 @@ def minimise_convex(g: np.ndarray, a: np.ndarray, b: np.ndarray, T: np.ndarray, 
     start_value, _ = f_and_grad(w0)
     if not value <= start_value:  # a solver that wandered off keeps the start (never worse than the search)
         w, value, grad = w0, start_value, f_and_grad(w0)[1]
-    bound = _frank_wolfe_bound(w, value, grad, c, lower, upper)
+    # the linear program over the original floors (the lifted ones are a subset: a bound there need not hold)
+    bound = _frank_wolfe_bound(w, value, grad, c, c.lower, upper)
     if strength > 0 and np.all(mask[free] & (p[free] > 0)):
         bound = max(bound, _kl_bound(w, value, _smooth(w, g, a, b, T)[1], free, strength, p))
     return ConvexResult(weights=w, value=value, gap=float(max(0.0, value - bound)), start_value=start_value,

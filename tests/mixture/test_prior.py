@@ -170,10 +170,26 @@ def test_score_form_is_the_models_own_score(tmp_path, synthetic_study, kind):
     np.testing.assert_allclose(form.predict(W), model.objective.score(model.predict_mean(W)), rtol=0, atol=1e-12)
 
 
-@pytest.mark.parametrize("kind", ["ridge", "gp"])
+@pytest.mark.parametrize("kind", ["ridge", "gp", "bimix"])
 def test_models_outside_the_log_linear_family_have_no_form(tmp_path, synthetic_study, kind):
-    _, _, model = synthetic_study(tmp_path, 80, kind)
+    study, pools, model = synthetic_study(tmp_path, 80, kind)
     assert model.score_form() is None
+    plan = make_plan(model, pools, seed=0, n_candidates=300)  # the search alone (BiMix keeps a law_ too)
+    assert "exact" not in plan.search
+
+
+def test_the_exact_line_says_when_a_later_step_chose_the_recommendation(law_inputs):
+    from dataclasses import replace
+
+    from mixplan.mixture.repetition import RepetitionModel
+
+    pools, model = law_inputs
+    capped = PoolSet(tuple(replace(p, max_epochs=4.0) for p in pools))
+    plan = make_plan(model, capped, tokens=2e7, seed=0, n_candidates=500, repetition=RepetitionModel(r_star=3.0,
+                                                                                                    gamma=0.2))
+    exact = plan.search["exact"]
+    assert exact["used"] and exact["of"].startswith("the proxy-scale optimum")
+    assert "exact proposer for the proxy-scale optimum" in plan.report()
 
 
 def test_a_mixing_law_plan_is_exact_and_does_not_depend_on_the_seed(law_inputs):

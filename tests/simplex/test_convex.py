@@ -119,3 +119,25 @@ def test_a_concave_term_is_refused():
     with pytest.raises(ValidationError, match="convex"):
         minimise_convex(np.zeros(4), np.array([-1.0]), np.zeros(1), np.ones((1, 4)), build_constraints(_pools()),
                         np.full(4, 0.25))
+
+
+def test_the_bound_holds_when_the_optimum_is_below_the_kl_floor():
+    # min g.w + KL(w || p): Gibbs puts ~e^-2000 on p1 and p2, far below the solver's floor of 1e-12
+    c = build_constraints(PoolSet(tuple(Pool(f"p{i}", tokens=1e6) for i in range(3))))
+    g, p = np.array([0.0, 2000.0, 3000.0]), np.array([0.4, 0.3, 0.3])
+    r = minimise_convex(g, np.zeros(0), np.zeros(0), np.zeros((0, 3)), c, np.full(3, 1 / 3), strength=1.0, prior=p)
+    true_min = -np.log(np.sum(p * np.exp(-g)))
+    assert r.value - true_min <= r.gap + 1e-12
+
+
+def test_a_group_pinned_at_zero_keeps_its_members_at_zero_under_the_kl(tmp_path):
+    path = tmp_path / "pools.toml"
+    path.write_text("[pools.web]\n" + "".join(f"[pools.p{i}]\ntokens = 1e6\n" + ('parent = "web"\n' if i < 2 else "")
+                                          for i in range(4)))
+    pools = load_pools(path)
+    c = build_constraints(pools, pins={"web": 0.0})
+    g, lam = np.array([0.0, 0.1, 0.2, 0.3]), 0.05
+    r = minimise_convex(g, c=c, start=np.array([0, 0, 0.5, 0.5]), strength=lam, prior=np.full(4, 0.25), **NO_EXP)
+    outside = np.exp(-g[2:] / lam)
+    np.testing.assert_allclose(r.weights, np.r_[0.0, 0.0, outside / outside.sum()], atol=1e-6)
+    assert r.converged and r.gap < 1e-9
