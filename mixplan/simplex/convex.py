@@ -113,34 +113,30 @@ def minimise_convex(g: np.ndarray, a: np.ndarray, b: np.ndarray, T: np.ndarray, 
         w[free] = x
         return w
 
-    def f_and_grad(w: np.ndarray) -> tuple[float, np.ndarray]:
-        value, grad = _smooth(w, g, a, b, T)
+    def f_and_grad(w: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """f, its gradient, and the gradient of its smooth part h (what the KL bound linearises)."""
+        value, grad_h = _smooth(w, g, a, b, T)
+        grad = grad_h
         if strength > 0:
             on = mask & (w > 0) & (p > 0)
             logs = np.log(np.where(on, w, 1.0)) - np.log(np.where(on, p, 1.0))
             value += strength * float(np.sum(np.where(on, w * logs, 0.0)))
-            grad = grad + strength * np.where(on, logs + 1.0, 0.0)
-        return value, grad
+            grad = grad_h + strength * np.where(on, logs + 1.0, 0.0)
+        return value, grad, grad_h
 
     def fun(x: np.ndarray) -> tuple[float, np.ndarray]:
-        value, grad = f_and_grad(full(x))
+        value, grad, _ = f_and_grad(full(x))
         return value, grad[free]
 
     cons = [{"type": "eq", "fun": lambda x: np.array([x.sum() + base[fixed].sum() - 1.0]),
              "jac": lambda x: np.ones((1, len(free)))}]
-    if c.group_names:
-        M = np.asarray(c.group_members, dtype=float)
-        Mf, offset = M[:, free], M[:, fixed] @ base[fixed]
-        lo, hi = np.isfinite(c.group_lower), np.isfinite(c.group_upper)
-        if lo.any():
-            cons.append({"type": "ineq", "fun": lambda x: Mf[lo] @ x + offset[lo] - c.group_lower[lo],
-                         "jac": lambda x: Mf[lo]})
-        if hi.any():
-            cons.append({"type": "ineq", "fun": lambda x: c.group_upper[hi] - Mf[hi] @ x - offset[hi],
-                         "jac": lambda x: -Mf[hi]})
+    A, rhs = _group_rows(c)
+    if len(A):  # b - A w >= 0 over the free pools, the fixed ones' part moved to the right
+        Af, slack = A[:, free], rhs - A[:, fixed] @ base[fixed]
+        cons.append({"type": "ineq", "fun": lambda x: slack - Af @ x, "jac": lambda x: -Af})
     if len(free) == 0:
         w = base
-        value, _ = f_and_grad(w)
+        value = f_and_grad(w)[0]
         return ConvexResult(weights=w, value=value, gap=0.0, start_value=value, iterations=0, converged=True,
                             message="nothing free")
     res = minimize(fun, w0[free], jac=True, method="SLSQP", bounds=list(zip(lower[free], upper[free])),
@@ -149,16 +145,24 @@ def minimise_convex(g: np.ndarray, a: np.ndarray, b: np.ndarray, T: np.ndarray, 
     if strength > 0:
         w = np.where(mask & (p > 0) & (w < KL_FLOOR) & (upper > lower), np.minimum(KL_FLOOR, upper), w)
         w = c.project(w[None, :])[0]
-    value, grad = f_and_grad(w)
-    start_value, _ = f_and_grad(w0)
+    value, grad, grad_h = f_and_grad(w)
+    start = f_and_grad(w0)
+    start_value = start[0]
     if not value <= start_value:  # a solver that wandered off keeps the start (never worse than the search)
-        w, value, grad = w0, start_value, f_and_grad(w0)[1]
+        w, (value, grad, grad_h) = w0, start
     # the linear program over the original floors (the lifted ones are a subset: a bound there need not hold)
     bound = _frank_wolfe_bound(w, value, grad, c, c.lower, upper)
     if strength > 0 and np.all(mask[free] & (p[free] > 0)):
-        bound = max(bound, _kl_bound(w, value, _smooth(w, g, a, b, T)[1], free, strength, p))
+        bound = max(bound, _kl_bound(w, value, grad_h, free, strength, p))
     return ConvexResult(weights=w, value=value, gap=float(max(0.0, value - bound)), start_value=start_value,
                         iterations=int(res.nit), converged=bool(res.success), message=str(res.message))
+
+
+def _group_rows(c: Constraints) -> tuple[np.ndarray, np.ndarray]:
+    """The groups' finite floors and caps as rows of :math:`A w \le b` (none for a flat set)."""
+    M = np.asarray(c.group_members, dtype=float).reshape(len(c.group_names), len(c.names))
+    lo, hi = np.isfinite(c.group_lower), np.isfinite(c.group_upper)
+    return np.vstack([-M[lo], M[hi]]), np.concatenate([-c.group_lower[lo], c.group_upper[hi]])
 
 
 def _frank_wolfe_bound(w: np.ndarray, value: float, grad: np.ndarray, c: Constraints, lower: np.ndarray,
@@ -168,14 +172,9 @@ def _frank_wolfe_bound(w: np.ndarray, value: float, grad: np.ndarray, c: Constra
     fails)."""
     from scipy.optimize import linprog
 
-    A_ub = b_ub = None
-    if c.group_names:
-        M = np.asarray(c.group_members, dtype=float)
-        lo, hi = np.isfinite(c.group_lower), np.isfinite(c.group_upper)
-        A_ub = np.vstack([-M[lo], M[hi]])
-        b_ub = np.concatenate([-c.group_lower[lo], c.group_upper[hi]])
-    lp = linprog(grad, A_ub=A_ub, b_ub=b_ub, A_eq=np.ones((1, len(w))), b_eq=[1.0],
-                 bounds=list(zip(lower, upper)), method="highs")
+    A, rhs = _group_rows(c)
+    lp = linprog(grad, A_ub=A if len(A) else None, b_ub=rhs if len(A) else None, A_eq=np.ones((1, len(w))),
+                 b_eq=[1.0], bounds=list(zip(lower, upper)), method="highs")
     return value - float(grad @ (w - lp.x)) if lp.status == 0 else -np.inf
 
 
