@@ -35,6 +35,12 @@ __all__ = ["Plan", "make_plan"]
 
 #: The most weights ``candidates.csv`` holds before it keeps only the candidates re-scored exactly.
 CANDIDATE_WEIGHTS = 2_000_000
+#: A model whose prediction is more than this share boosted trees (:attr:`MixtureModel.tree_share`) is not
+#: refined: its optimum is the search's top-k mean. Known truth (tests/benchmarks/search_refine.py, 10 worlds x 3
+#: seeds x 3 strengths): LightGBM alone, true regret 0.011 as the top-k mean vs 0.032 refined (seed spread 0.0015
+#: vs 0.008); a GP, 0.012 vs 0.0095 (refining helps); stacks of the two cross over between a tree share of 0.5
+#: (0.0110 vs 0.0093) and 0.75 (0.0109 vs 0.0134).
+TREE_SHARE_UNREFINED = 0.5
 
 
 @dataclass
@@ -260,8 +266,12 @@ def _search_text(result: SearchResult) -> str:
     origins = _candidate_origins(result)
     parts = ", ".join(f"{origins[o]} {what}" for o, what in _ORIGINS.items() if origins.get(o))
     kept = int(np.isfinite(result.exact_scores).sum())
-    return (f"search: {result.n_prefilter} candidates ({parts}) pre-filtered; the best {kept} scored exactly, then "
-            f"the top-k mean and {result.n_exact - kept - 1} refinement trials ({result.refine_steps} moves accepted)")
+    head = f"search: {result.n_prefilter} candidates ({parts}) pre-filtered; the best {kept} scored exactly, then "
+    if not result.settings.get("refine_rounds", 1):
+        return head + ("their top-k mean, not refined (off for models mostly of trees: a local search would chase "
+                       "their steps)")
+    return head + (f"the top-k mean and {result.n_exact - kept - 1} refinement trials ({result.refine_steps} moves "
+                   "accepted)")
 
 
 def _exact_optimum(model: MixtureModel, score: Any, result: SearchResult, c: Constraints,
@@ -649,6 +659,10 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
     def score(W: np.ndarray, fast: bool) -> np.ndarray:
         return objective.score(model.predict_mean(W, num_iteration=fast_trees if fast else None))
 
+    if model.tree_share > TREE_SHARE_UNREFINED and "refine_rounds" not in search_options:
+        # Boosted trees predict a piecewise-constant surface: a local refinement takes every step down it, and
+        # those steps are leaf boundaries fitted to a few runs' noise (see TREE_SHARE_UNREFINED).
+        search_options = dict(search_options) | {"refine_rounds": 0}
     result = search(score, c, pools.prior, seed=seed, extra=model.train_weights, **search_options)
     result, exact_info = _exact_optimum(model, score, result, c, prior_strength, pools.prior, ~pinned)
     first = result

@@ -173,6 +173,12 @@ class MixtureModel:
             return None
         return reduce(operator.add, (f.scaled(self.objective.sense * k) for f, k in zip(forms, self.coefficients)))
 
+    @property
+    def tree_share(self) -> float:
+        """The largest :attr:`~mixplan.models.regressor.MixtureRegressor.tree_share` of the columns' models: > 0
+        when the objective's prediction has the steps of boosted trees."""
+        return max(t.regressor.tree_share for t in self.targets)
+
     def predict_sd(self, W: np.ndarray) -> np.ndarray:
         """The interval's shape: the GP predictive sd of the objective (ones for constant intervals)."""
         if not self.adaptive:

@@ -505,6 +505,15 @@ class MixtureRegressor(RegressorMixin, BaseEstimator):
                                  T=np.zeros((0, len(g))))
         return None
 
+    @property
+    def tree_share(self) -> float:
+        """The share of the prediction made by boosted trees: 1 for LightGBM, its stacking weight in a stack, 0
+        otherwise. Trees predict a piecewise-constant surface, whose steps a local search would chase."""
+        self._check_fitted()
+        if hasattr(self, "weights_"):
+            return float(sum(w * self.candidates_[m].tree_share for m, w in self.weights_.items()))
+        return 1.0 if hasattr(self, "booster_") else 0.0
+
     def uncertainty_model(self) -> tuple[GaussianProcess, Any] | None:
         """The GP whose posterior shapes intervals and correlations, with its feature map, or None.
 

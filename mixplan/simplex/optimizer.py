@@ -9,7 +9,9 @@ smaller is better) over the feasible set :math:`\mathcal{W}` of :mod:`mixplan.si
 3. the mean of the top-k exact scores (RegMix's regulariser), then
 4. a local refinement from that mean: random pair transfers and Gaussian moves projected onto
    :math:`\mathcal{W}`, accepted only when the exact score improves, inside a trust region
-   (total-variation radius) around the top-k mean.
+   (total-variation radius) around the top-k mean (``refine_rounds=0`` stops at the mean: what
+   :func:`mixplan.mixture.plan.make_plan` does for a model mostly of boosted trees, whose steps the
+   refinement would chase).
 
 An optional ``penalty`` :math:`\rho(w)` (e.g. :math:`\lambda\,\mathrm{KL}(w \| p)`, :mod:`mixplan.mixture.prior`)
 is added to both the pre-filter and the exact score wherever the search ranks or accepts mixtures, so it
@@ -155,11 +157,13 @@ def _refine(score: Score, w0: np.ndarray, s0: float, c: Constraints, rng: np.ran
 
 def best_distinct(first: np.ndarray, second: np.ndarray, candidates: np.ndarray, scores: np.ndarray,
              n: int, spacing: float = 0.05) -> np.ndarray:
-    """``first``, ``second`` (e.g. a plan's recommended mixture and its top-k mean), then the
-    best-scored (lowest finite ``scores``) ``candidates`` at least ``spacing`` apart in total
-    variation from every mixture chosen so far; at most ``n`` rows. Several promising bets, not one
-    mixture's neighbourhood n times."""
+    """``first``, ``second`` (e.g. a plan's recommended mixture and its top-k mean; once if they are the same
+    mixture, as when the search was not refined), then the best-scored (lowest finite ``scores``) ``candidates``
+    at least ``spacing`` apart in total variation from every mixture chosen so far; at most ``n`` rows. Several
+    promising bets, not one mixture's neighbourhood n times."""
     chosen = [np.asarray(first, dtype=float), np.asarray(second, dtype=float)]
+    if np.array_equal(chosen[0], chosen[1]):
+        chosen.pop()
     order = np.argsort(np.where(np.isnan(scores), np.inf, scores), kind="stable")
     for i in order:
         if len(chosen) >= n or not np.isfinite(scores[i]):

@@ -54,3 +54,28 @@ def timed_fresh(argv: list[str]) -> float:
     t0 = time.perf_counter()
     subprocess.run(cmd, cwd=REPO, env=dict(os.environ, OMP_NUM_THREADS="1"), check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - t0
+
+
+def known_truth_world(world: int, n_pools: int, n_runs: int, noise: float, prior_mix: float, folder: Path):
+    """A known-truth study of the prior and search benchmarks: ``mixplan.demo.synthetic.make_study`` (seed
+    ``world``), a prior that is ``prior_mix`` x its true optimum + the rest a random mixture (each pool 1e9
+    tokens), ``n_runs`` noisy runs written under ``folder`` and read back, the objective ``loss``, and the true
+    optimum's value (the search on the true objective, 20,000 candidates and refinement).
+
+    Returns ``(study, pools, runs, objective, truth)``."""
+    import numpy as np
+
+    from mixplan import Pool, PoolSet, parse_objective, read_runs
+    from mixplan.demo.synthetic import make_study
+    from mixplan.simplex import build_constraints, search
+
+    study = make_study(n_pools, seed=world)
+    rng = np.random.default_rng(1000 + world)
+    prior = prior_mix * study.w_star + (1 - prior_mix) * rng.dirichlet(np.ones(n_pools))
+    pools = PoolSet(tuple(Pool(n, tokens=1e9, prior=float(p)) for n, p in zip(study.names, prior)))
+    path = Path(folder) / f"runs_{world}.csv"
+    study.runs(n_runs, seed=2000 + world, noise=noise).to_csv(path, index=False)
+    runs = read_runs(path, pools)
+    truth = float(search(lambda W, fast: study.true_objective(W), build_constraints(pools), pools.prior, seed=0,
+                         n_candidates=20_000).score)
+    return study, pools, runs, parse_objective("loss", runs), truth

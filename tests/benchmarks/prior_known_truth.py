@@ -38,6 +38,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from _common import known_truth_world  # noqa: E402
+
 FIXED = (0.0, 0.005, 0.01, 0.05, 0.1)
 
 
@@ -48,36 +50,26 @@ def main() -> int:
     ap.add_argument("--pools", type=int, default=8)
     ap.add_argument("--noise", type=float, default=0.02)
     ap.add_argument("--candidates", type=int, default=2000)
+    ap.add_argument("--model", default="dml", help="the plan's model (dml: the exact convex plan; regmix, auto: searched)")
     ap.add_argument("--prior-mix", type=float, default=0.5, help="the true optimum's share of the prior (0: random)")
     ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "mixplan_prior_known_truth.json")
     args = ap.parse_args()
     warnings.simplefilter("ignore")  # extrapolation notes on every plan: the regret is the measure here
 
-    from mixplan import Pool, PoolSet, fit_model, make_plan, parse_objective, read_runs
-    from mixplan.demo.synthetic import make_study
+    from mixplan import fit_model, make_plan
     from mixplan.mixture.strength import choose_plan_strength
-    from mixplan.simplex import build_constraints, search
 
     t0 = time.perf_counter()
     rows = []
     with tempfile.TemporaryDirectory(prefix="mixplan_prior_truth_") as tmp:
         for world in range(args.worlds):
-            study = make_study(args.pools, seed=world)
-            rng = np.random.default_rng(1000 + world)
-            prior = args.prior_mix * study.w_star + (1 - args.prior_mix) * rng.dirichlet(np.ones(args.pools))
-            pools = PoolSet(tuple(Pool(n, tokens=1e9, prior=float(p)) for n, p in zip(study.names, prior)))
-            path = Path(tmp) / f"runs_{world}.csv"
-            study.runs(args.runs, seed=2000 + world, noise=args.noise).to_csv(path, index=False)
-            runs = read_runs(path, pools)
-            objective = parse_objective("loss", runs)
+            study, pools, runs, objective, truth = known_truth_world(world, args.pools, args.runs, args.noise,
+                                                                     args.prior_mix, Path(tmp))
 
             def fit(fold_runs, kind):
-                return fit_model(fold_runs, objective, kind or "dml", seed=0, jobs=1)
+                return fit_model(fold_runs, objective, kind or args.model, seed=0, jobs=1)
 
             model = fit(runs, None)
-            best = search(lambda W, fast: study.true_objective(W), build_constraints(pools), pools.prior, seed=0,
-                          n_candidates=20_000)
-            truth = float(best.score)
 
             def regret(strength):
                 plan = make_plan(model, pools, seed=0, n_candidates=args.candidates, prior_strength=strength)
@@ -85,7 +77,7 @@ def main() -> int:
                 return float(study.true_objective(w)[0]) - truth
 
             row = {"world": world} | {f"fixed {v:g}": regret(v) for v in FIXED}
-            for judge in ("auto", "dml"):
+            for judge in dict.fromkeys(("auto", args.model)):
                 curve = choose_plan_strength(runs, model, pools, fit, judge_model=judge, seed=0,
                                              n_candidates=args.candidates)
                 row[f"auto, judge {judge}"] = regret(curve.chosen)
@@ -100,10 +92,10 @@ def main() -> int:
                             "worlds_at_oracle": [int((table[m] <= table["oracle fixed"] + 1e-12).sum())
                                                  for m in methods]})
     print(f"\n{args.worlds} worlds, {args.pools} pools, {args.runs} runs each (noise {args.noise}), prior "
-          f"{args.prior_mix:g} x the true optimum + {1 - args.prior_mix:g} x a random mixture, model dml (exact plan); "
+          f"{args.prior_mix:g} x the true optimum + {1 - args.prior_mix:g} x a random mixture, model {args.model}; "
           "true regret of the recommended mixture")
     print(summary.to_string(index=False, float_format="%.5f"))
-    a, d = table["auto, judge auto"].mean(), table["auto, judge dml"].mean()
+    a, d = table["auto, judge auto"].mean(), table[f"auto, judge {args.model}"].mean()
     print(f"\nmean true regret: auto judged by 'auto' {a:.5f} vs judged by the plan's own kind {d:.5f}")
     runtime = time.perf_counter() - t0
     print(f"runtime {runtime:.1f} s")

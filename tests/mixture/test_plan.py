@@ -100,3 +100,24 @@ def test_the_cli_plans_with_repetition_where_the_caps_cannot_be_met(synthetic, t
     doc = json.loads(capsys.readouterr().out)
     assert "hard_cap" not in doc["mixtures"] and "the caps add up" in doc["repetition"]["hard_caps_unmet"]
 
+
+
+@pytest.fixture(scope="module")
+def tree_study(tmp_path_factory, synthetic_study):
+    return synthetic_study(tmp_path_factory.mktemp("plan_trees"), 120, "regmix")
+
+
+def test_a_model_of_trees_stops_at_the_top_k_mean(tree_study, study_and_model):
+    # Trees predict steps a local refinement would chase (TREE_SHARE_UNREFINED: the known-truth benchmark).
+    _, pools, trees = tree_study
+    assert trees.tree_share == 1.0
+    plan = make_plan(trees, pools, seed=0, n_candidates=2000)
+    assert plan.search["refine_rounds"] == 0 and plan.search["refine_moves"] == 0
+    assert np.array_equal(plan.result.weights, plan.result.topk_weights)
+    assert "their top-k mean, not refined" in plan.report()
+    asked = make_plan(trees, pools, seed=0, n_candidates=2000, refine_rounds=4)  # asked for: refined
+    assert asked.search["refine_rounds"] == 4 and asked.result.n_exact > plan.result.n_exact
+    _, pools, gp = study_and_model  # a smooth model is refined
+    smooth = make_plan(gp, pools, seed=0, n_candidates=2000)
+    assert gp.tree_share == 0.0 and smooth.search["refine_rounds"] == 16 and smooth.search["refine_moves"] > 0
+    assert "refinement trials" in smooth.report()

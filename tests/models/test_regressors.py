@@ -217,3 +217,15 @@ def test_a_stack_of_log_linear_models_is_one_log_linear_form():
     assert np.any(form.g != 0)  # the linear member's slope
     gp = MixtureRegressor("gp").fit(X, y)
     assert gp.log_linear_form() is None
+
+
+def test_tree_share_is_the_trees_weight_in_the_prediction():
+    rng = np.random.default_rng(4)
+    X = rng.dirichlet(np.ones(4), 120)
+    y = np.log(X[:, 0] + 0.01) + 0.01 * rng.normal(size=120)
+    assert MixtureRegressor("regmix").fit(X, y).tree_share == 1.0
+    assert MixtureRegressor("linear").fit(X, y).tree_share == 0.0
+    reg = MixtureRegressor("auto", params={"candidates": ["linear", "lightgbm"]}).fit(X, y)
+    assert set(reg.candidates_) == {"linear", "lightgbm"}
+    reg.weights_ = {"linear": 0.6, "lightgbm": 0.4}  # any stack of the two
+    assert reg.tree_share == pytest.approx(0.4)

@@ -3,7 +3,7 @@ import pytest
 from scipy.optimize import minimize
 
 from mixplan import InfeasibleError, Pool, PoolSet, ValidationError
-from mixplan.simplex import (active_constraints, build_constraints, cap_redistribute, dirichlet, project,
+from mixplan.simplex import (active_constraints, best_distinct, build_constraints, cap_redistribute, dirichlet, project,
                             sample_mixtures, search, structural_points)
 
 
@@ -142,3 +142,11 @@ def test_projection_keeps_feasible_rows_and_projects_the_rest():
     W = project(V, c.lower, c.upper)
     assert np.array_equal(W[0], V[0]) and c.check(W).all()
     assert np.allclose(W[1:], np.vstack([project(V[i:i + 1], c.lower, c.upper) for i in (1, 2)]), atol=1e-12)
+
+
+def test_best_distinct_keeps_one_copy_of_a_mixture_given_twice():
+    w = np.array([0.5, 0.3, 0.2])
+    C = np.array([[0.5, 0.3, 0.2], [0.2, 0.3, 0.5], [0.3, 0.3, 0.4]])
+    rows = best_distinct(w, w.copy(), C, np.array([0.0, 1.0, 2.0]), 3)
+    assert rows.shape == (3, 3) and np.array_equal(rows[0], w)
+    assert np.array_equal(rows[1], C[1]) and np.array_equal(rows[2], C[2])  # C[0] is w itself

@@ -1,0 +1,120 @@
+"""Known-truth benchmark of the search's last step: refine the top-k mean locally, or stop at it?
+
+``mixplan.simplex.search`` averages the best-scored candidates (RegMix's top-k mean) and then refines that mean
+by local moves accepted whenever the model's score drops. ``make_plan`` skips the refinement when the model has
+boosted trees (``MixtureModel.tree_share > 0``): a tree ensemble predicts a piecewise-constant surface, and a
+local search takes every step down it, steps that are leaf boundaries fitted to a few runs. This benchmark is
+the evidence for that default, where the truth is known: synthetic studies (``mixplan.demo.synthetic.make_study``,
+the worlds of ``prior_known_truth.py``: 8 pools, a prior half the true optimum and half a random mixture, noisy
+runs), the plan of each model with and without the refinement, at several prior strengths and search seeds.
+Besides the presets (``--models``), stacks of the ``auto`` model's own fitted GP and LightGBM candidates at fixed
+tree shares (``--shares``; ``auto`` picks the GP alone in most of these worlds) locate the share above which
+stopping at the top-k mean is better: ``mixplan.mixture.plan.TREE_SHARE_UNREFINED``.
+
+True regret = true objective of the recommended mixture - the true optimum (the search on the true objective,
+20,000 candidates and refinement). The table gives the mean and median over worlds x seeds, and the spread over
+seeds (the standard deviation across the search seeds, averaged over worlds): how much the recommendation moves
+with ``--seed``.
+
+Run::
+
+    .venv/bin/python tests/benchmarks/search_refine.py [--models regmix,gp] [--worlds 10] [--runs 200]
+        [--shares 0.25,0.5,0.75] [--seeds 3] [--candidates 2000] [--out RESULTS.json]
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ["OMP_NUM_THREADS"] = "1"  # pin threads before lightgbm is imported (through mixplan)
+
+import argparse
+import copy
+import json
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from _common import known_truth_world  # noqa: E402
+
+STRENGTHS = (0.0, 0.01, 0.1)
+REFINE_ROUNDS = 16  # the search's default refinement budget
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", type=_list, default=["regmix", "gp"])
+    ap.add_argument("--shares", type=lambda t: [float(v) for v in _list(t)], default=[0.25, 0.5, 0.75],
+                    help="tree shares of GP + LightGBM stacks")
+    ap.add_argument("--worlds", type=int, default=10)
+    ap.add_argument("--runs", type=int, default=200, help="runs per study (LightGBM needs >= 50 per CV fold)")
+    ap.add_argument("--pools", type=int, default=8)
+    ap.add_argument("--noise", type=float, default=0.02)
+    ap.add_argument("--seeds", type=int, default=3, help="search seeds per world and strength")
+    ap.add_argument("--candidates", type=int, default=2000)
+    ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "mixplan_search_refine.json")
+    args = ap.parse_args()
+    warnings.simplefilter("ignore")  # extrapolation notes on every plan: the regret is the measure here
+
+    from mixplan import fit_model, make_plan
+    from mixplan.mixture.plan import TREE_SHARE_UNREFINED
+
+    t0 = time.perf_counter()
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="mixplan_search_refine_") as tmp:
+        for world in range(args.worlds):
+            study, pools, runs, objective, truth = known_truth_world(world, args.pools, args.runs, args.noise, 0.5,
+                                                                     Path(tmp))
+            models = {kind: fit_model(runs, objective, kind, seed=0, jobs=1) for kind in args.models}
+            auto = fit_model(runs, objective, "auto", seed=0, jobs=1) if args.shares else None
+            for share in args.shares:
+                # The auto model's stack replaced by its GP and LightGBM candidates at this share: a benchmark's
+                # device to reach stacks auto does not choose here (it fits every candidate).
+                stack = copy.deepcopy(auto)
+                stack.targets[0].regressor.weights_ = {"gp": 1 - share, "lightgbm": share}
+                models[f"gp+lightgbm {share:g}"] = stack
+            for kind, model in models.items():
+                for strength in STRENGTHS:
+                    for seed in range(args.seeds):
+                        for step, rounds in (("refined", REFINE_ROUNDS), ("top-k mean", 0)):
+                            plan = make_plan(model, pools, seed=seed, n_candidates=args.candidates,
+                                             prior_strength=strength, refine_rounds=rounds)
+                            w = np.array([plan.recommended[n] for n in pools.names])
+                            rows.append({"world": world, "model": kind, "tree_share": model.tree_share,
+                                         "strength": strength, "seed": seed, "step": step,
+                                         "true_regret": float(study.true_objective(w)[0]) - truth})
+            print(f"world {world} done ({time.perf_counter() - t0:.0f} s)", flush=True)
+    table = pd.DataFrame(rows)
+    keys = ["model", "strength", "step"]
+    spread = table.groupby(keys + ["world"])["true_regret"].std(ddof=1).groupby(keys).mean()
+    summary = table.groupby(keys)["true_regret"].agg(mean="mean", median="median").join(
+        spread.rename("seed_sd")).reset_index()
+    print(f"\n{args.worlds} worlds, {args.pools} pools, {args.runs} runs each (noise {args.noise}), {args.seeds} "
+          f"search seeds, {args.candidates} candidates; true regret of the recommended mixture")
+    print(summary.to_string(index=False, float_format="%.5f"))
+    overall = table.pivot_table(index="model", columns="step", values="true_regret", aggfunc="mean")
+    overall["tree_share"] = table.groupby("model")["tree_share"].mean()
+    overall["plan's step"] = np.where(overall["tree_share"] > TREE_SHARE_UNREFINED, "top-k mean", "refined")
+    print(f"\nmean true regret over strengths (the plan stops at the top-k mean above a tree share of "
+          f"{TREE_SHARE_UNREFINED:g}):")
+    print(overall.to_string(float_format="%.5f"))
+    runtime = time.perf_counter() - t0
+    print(f"runtime {runtime:.1f} s")
+    doc = {"settings": vars(args) | {"out": str(args.out)}, "summary": summary.to_dict(orient="records"),
+           "rows": rows, "runtime_s": runtime}
+    args.out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    print(f"results written to {args.out}")
+    return 0
+
+
+def _list(text: str) -> list[str]:
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
