@@ -260,6 +260,16 @@ def _candidate_origins(result: SearchResult) -> dict[str, int]:
     return {str(o): int(c) for o, c in zip(origin, counts)}
 
 
+def model_search_options(model: MixtureModel, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` for a :func:`~mixplan.simplex.search` of ``model``'s prediction, with the refinement off
+    (``refine_rounds=0``) for a model mostly of boosted trees unless ``options`` set it: trees predict a
+    piecewise-constant surface, and a local refinement takes every step down it, steps that are leaf boundaries
+    fitted to a few runs' noise (:data:`TREE_SHARE_UNREFINED`)."""
+    if model.tree_share > TREE_SHARE_UNREFINED and "refine_rounds" not in options:
+        return dict(options) | {"refine_rounds": 0}
+    return dict(options)
+
+
 def _search_text(result: SearchResult) -> str:
     """The search in one line; its counts add up: the candidates by origin, the best of them re-scored
     exactly, the top-k mean, and the refinement's trial mixtures."""
@@ -659,10 +669,7 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
     def score(W: np.ndarray, fast: bool) -> np.ndarray:
         return objective.score(model.predict_mean(W, num_iteration=fast_trees if fast else None))
 
-    if model.tree_share > TREE_SHARE_UNREFINED and "refine_rounds" not in search_options:
-        # Boosted trees predict a piecewise-constant surface: a local refinement takes every step down it, and
-        # those steps are leaf boundaries fitted to a few runs' noise (see TREE_SHARE_UNREFINED).
-        search_options = dict(search_options) | {"refine_rounds": 0}
+    search_options = model_search_options(model, search_options)
     result = search(score, c, pools.prior, seed=seed, extra=model.train_weights, **search_options)
     result, exact_info = _exact_optimum(model, score, result, c, prior_strength, pools.prior, ~pinned)
     first = result
@@ -828,7 +835,7 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
     search_info = dict(result.settings) | {
         "n_prefilter_scored": result.n_prefilter, "candidates_by_origin": _candidate_origins(result),
         "n_exact_scored": result.n_exact,
-        "prefilter_trees": fast_trees, "refine_moves": result.refine_steps,
+        "prefilter_trees": fast_trees, "refine_moves": result.refine_steps, "tree_share": model.tree_share,
         "best_candidate_prediction": objective.unscore(result.best_candidate_score),
         "top_k_mean_prediction": objective.unscore(result.topk_score),
     } | ({} if exact_info is None else {"exact": exact_info})

@@ -89,7 +89,7 @@ from scipy.stats import norm
 from .design import check_match_budget, check_prefix, sparsify_round
 from ..exceptions import ValidationError
 from ..models.mixture_model import DEFAULT_LEVEL, MixtureModel, nearest_run
-from .plan import make_plan
+from .plan import make_plan, model_search_options
 from ..data.pools import PoolSet
 from ..models.regressor import MIN_RUNS
 from ..simplex import Constraints, best_distinct, build_constraints, sample_mixtures
@@ -385,7 +385,7 @@ def _matched_acquisition(model: MixtureModel, pools: PoolSet, match_budget: floa
         return rep.objective(model.predict_mean, X, match_budget, pools.tokens, pools.r_star)
 
     result = search(lambda W, fast: model.objective.score(value(W)), c, pools.prior, seed=seed,
-                    extra=model.train_weights)
+                    extra=model.train_weights, **model_search_options(model, {}))
     return c, view, value, result, rep
 
 

@@ -56,6 +56,21 @@ def timed_fresh(argv: list[str]) -> float:
     return time.perf_counter() - t0
 
 
+def comma_list(text: str) -> list[str]:
+    """``'a, b,c'`` -> ``['a', 'b', 'c']``: a list-valued command-line option."""
+    return [t.strip() for t in text.split(",") if t.strip()]
+
+
+def known_truth_options(ap, runs: int) -> None:
+    """The options of :func:`known_truth_world`'s studies: --worlds, --runs (default ``runs``), --pools, --noise,
+    and the plans' --candidates."""
+    ap.add_argument("--worlds", type=int, default=10)
+    ap.add_argument("--runs", type=int, default=runs, help="runs per study")
+    ap.add_argument("--pools", type=int, default=8)
+    ap.add_argument("--noise", type=float, default=0.02)
+    ap.add_argument("--candidates", type=int, default=2000)
+
+
 def known_truth_world(world: int, n_pools: int, n_runs: int, noise: float, prior_mix: float, folder: Path):
     """A known-truth study of the prior and search benchmarks: ``mixplan.demo.synthetic.make_study`` (seed
     ``world``), a prior that is ``prior_mix`` x its true optimum + the rest a random mixture (each pool 1e9

@@ -38,19 +38,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from _common import known_truth_world  # noqa: E402
+from _common import known_truth_options, known_truth_world  # noqa: E402
 
 FIXED = (0.0, 0.005, 0.01, 0.05, 0.1)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--worlds", type=int, default=10)
-    ap.add_argument("--runs", type=int, default=64)
-    ap.add_argument("--pools", type=int, default=8)
-    ap.add_argument("--noise", type=float, default=0.02)
-    ap.add_argument("--candidates", type=int, default=2000)
-    ap.add_argument("--model", default="dml", help="the plan's model (dml: the exact convex plan; regmix, auto: searched)")
+    known_truth_options(ap, runs=64)
+    ap.add_argument("--model", default="dml", help="the plan's model (dml: exact convex plan; regmix, auto: searched)")
     ap.add_argument("--prior-mix", type=float, default=0.5, help="the true optimum's share of the prior (0: random)")
     ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "mixplan_prior_known_truth.json")
     args = ap.parse_args()

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from _common import known_truth_world  # noqa: E402
+from _common import comma_list, known_truth_options, known_truth_world  # noqa: E402
 
 STRENGTHS = (0.0, 0.01, 0.1)
 REFINE_ROUNDS = 16  # the search's default refinement budget
@@ -48,15 +48,11 @@ REFINE_ROUNDS = 16  # the search's default refinement budget
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--models", type=_list, default=["regmix", "gp"])
-    ap.add_argument("--shares", type=lambda t: [float(v) for v in _list(t)], default=[0.25, 0.5, 0.75],
+    ap.add_argument("--models", type=comma_list, default=["regmix", "gp"])
+    ap.add_argument("--shares", type=lambda t: [float(v) for v in comma_list(t)], default=[0.25, 0.5, 0.75],
                     help="tree shares of GP + LightGBM stacks")
-    ap.add_argument("--worlds", type=int, default=10)
-    ap.add_argument("--runs", type=int, default=200, help="runs per study (LightGBM needs >= 50 per CV fold)")
-    ap.add_argument("--pools", type=int, default=8)
-    ap.add_argument("--noise", type=float, default=0.02)
+    known_truth_options(ap, runs=200)  # LightGBM's CV needs >= 50 runs
     ap.add_argument("--seeds", type=int, default=3, help="search seeds per world and strength")
-    ap.add_argument("--candidates", type=int, default=2000)
     ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "mixplan_search_refine.json")
     args = ap.parse_args()
     warnings.simplefilter("ignore")  # extrapolation notes on every plan: the regret is the measure here
@@ -110,10 +106,6 @@ def main() -> int:
     args.out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     print(f"results written to {args.out}")
     return 0
-
-
-def _list(text: str) -> list[str]:
-    return [t.strip() for t in text.split(",") if t.strip()]
 
 
 if __name__ == "__main__":
