@@ -233,11 +233,16 @@ def prior_text(info: Mapping[str, Any]) -> str:
              f"strength {how}"]
     if sel is not None:
         lines.append(f"  rule: {sel['rule']}")
-        lines.append("  strength   CV regret (mean +- se, sd over folds)")
+        lines.append("  strength   CV regret (mean +- se, sd over folds)   minus the chosen's (+- paired se)")
         for row in sel["curve"]:
             mark = "  <- chosen" if row["strength"] == sel["chosen"] else ""
+            gap = "" if mark else f"   {row['gap_to_chosen']:+.4f} +- {row['gap_se']:.4f}"
             lines.append(f"  {row['strength']:8.4g}   {row['mean_regret']:+.4f} +- {row['se']:.4f} "
-                         f"(sd {row['sd']:.4f}){mark}")
+                         f"(sd {row['sd']:.4f}){gap}{mark}")
+        others = [f"{g:g}" for g in sel.get("tied_with_chosen", []) if g != sel["chosen"]]
+        if others:
+            lines.append(f"  within one paired se of the chosen strength: {', '.join(others)} (the folds do not "
+                         "separate them from it)")
     lines.append("  KL(w || prior) in nats: " + ", ".join(
         f"{n} {v:.4f}" if v is not None else f"{n} infinite (weight on a pool of prior 0)"
         for n, v in info["kl"].items()))

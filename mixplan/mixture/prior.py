@@ -133,11 +133,36 @@ class StrengthCurve:
     def se(self) -> np.ndarray:
         return self.sd / np.sqrt(len(self.regret))
 
+    @property
+    def gap(self) -> np.ndarray:
+        """Each strength's mean regret minus the chosen one's (>= 0: the chosen has the smallest)."""
+        return self.mean - self.mean[self._chosen_index]
+
+    @property
+    def gap_se(self) -> np.ndarray:
+        """The standard error of :attr:`gap` from the folds' paired differences: every strength is judged on
+        the same held-out runs of a fold, so the fold's luck (the spread :attr:`se` carries) cancels. Approximate,
+        as any CV standard error: the repeats' folds share runs."""
+        d = self.regret - self.regret[:, [self._chosen_index]]
+        return d.std(axis=0, ddof=1) / np.sqrt(len(d)) if len(d) > 1 else np.zeros(len(self.grid))
+
+    @property
+    def tied(self) -> np.ndarray:
+        """The strengths within one paired standard error of the chosen one (it included): the folds do not
+        separate them from it."""
+        return self.grid[self.gap <= self.gap_se]
+
+    @property
+    def _chosen_index(self) -> int:
+        return int(np.flatnonzero(self.grid == self.chosen)[0])
+
     def to_dict(self) -> dict[str, Any]:
         return {"chosen": self.chosen, "rule": self.rule, "n_folds": int(len(self.regret)),
+                "tied_with_chosen": [float(g) for g in self.tied],
                 "curve": [{"strength": float(g), "mean_regret": float(m), "sd": float(s), "se": float(e),
-                           "fold_regret": [float(r) for r in col]}
-                          for g, m, s, e, col in zip(self.grid, self.mean, self.sd, self.se, self.regret.T)]}
+                           "gap_to_chosen": float(d), "gap_se": float(de), "fold_regret": [float(r) for r in col]}
+                          for g, m, s, e, d, de, col in zip(self.grid, self.mean, self.sd, self.se, self.gap,
+                                                            self.gap_se, self.regret.T)]}
 
 
 def choose_strength(folds: Sequence[tuple[np.ndarray, np.ndarray]], run_scores: np.ndarray,

@@ -8,7 +8,8 @@ import pytest
 
 from mixplan import Pool, PoolSet, ValidationError, make_plan
 from mixplan.cli import main
-from mixplan.mixture.prior import DEFAULT_GRID, choose_strength, kl_divergence, parse_strength, prior_penalty
+from mixplan.mixture.prior import (DEFAULT_GRID, StrengthCurve, choose_strength, kl_divergence, parse_strength,
+                                   prior_penalty)
 from mixplan.simplex import build_constraints, search
 
 
@@ -311,3 +312,21 @@ def test_cli_auto_reports_the_curve_and_the_manifests_prior(capsys, synthetic, t
     assert "judge the optimum with the 'auto' model fitted on the held-out runs alone" in sel["rule"]
     means = [r["mean_regret"] for r in sel["curve"]]
     assert doc["strength"] == sel["chosen"] == DEFAULT_GRID[int(np.argmin(means))]
+    assert "minus the chosen's (+- paired se)" in out and sel["chosen"] in sel["tied_with_chosen"]
+    assert all(r["gap_to_chosen"] >= 0 and r["gap_se"] >= 0 for r in sel["curve"])
+
+
+def test_the_curve_reports_each_strengths_paired_gap_to_the_chosen_one():
+    # fold k judges every strength on the same runs: a shared fold effect cancels from the paired gap
+    fold = np.array([[0.0], [1.0], [2.0], [3.0]])
+    regret = fold + np.array([[0.10, 0.00, 0.01, 0.30],
+                              [0.12, 0.00, -0.01, 0.31],
+                              [0.11, 0.00, 0.02, 0.29],
+                              [0.09, 0.00, -0.02, 0.30]])
+    curve = StrengthCurve(grid=np.array([0.0, 0.01, 0.1, 1.0]), regret=regret, chosen=0.01, rule="test")
+    assert curve.gap == pytest.approx([0.105, 0.0, 0.0, 0.30])
+    assert curve.gap_se[1] == 0 and curve.gap_se[0] == pytest.approx(np.std([0.10, 0.12, 0.11, 0.09], ddof=1) / 2)
+    assert np.all(curve.se > 0.6)  # the marginal se carries the fold effect; the paired one does not
+    assert list(curve.tied) == [0.01, 0.1]  # 0.1's gap (0) is within its se; 0 and 1 are clearly worse
+    d = curve.to_dict()
+    assert d["tied_with_chosen"] == [0.01, 0.1] and d["curve"][3]["gap_to_chosen"] == pytest.approx(0.30)
