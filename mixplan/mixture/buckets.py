@@ -205,7 +205,7 @@ class PolicyResult:
 
 
 def plan_policies(loss: Callable[[np.ndarray], np.ndarray], layout: BucketLayout, *, seed: int = 0,
-                  n_candidates: int = 4000) -> dict[str, PolicyResult]:
+                  n_candidates: int = 4000, **search_options: Any) -> dict[str, PolicyResult]:
     """The best mixture under each of :data:`POLICIES` for ``loss`` (bucket-level mixtures (n, columns)
     -> values to minimise), within the manifest's pool floors and caps (no availability caps: the loss
     is expected to price repetition, as an at-scale model does).
@@ -216,7 +216,8 @@ def plan_policies(loss: Callable[[np.ndarray], np.ndarray], layout: BucketLayout
     each bucketed pool's keep-count in turn is set to its best value with the others held, until a sweep
     over the pools changes nothing (at most :data:`MAX_KEEP_SWEEPS`; a local optimum over keep-counts, said
     in the result's ``search``). The quality-weighted policy searches the bucket simplex from the
-    Dirichlet candidates plus both other optima."""
+    Dirichlet candidates plus both other optima. ``search_options`` go to every search (e.g. ``refine_rounds=0``
+    for a loss mostly of boosted trees: :func:`mixplan.mixture.plan.model_search_options`)."""
     m = layout.n_buckets
     bounded = [p.name for p in layout.pools if p.buckets is not None and (p.min_weight > 0 or p.max_weight < 1)]
     if bounded:
@@ -232,15 +233,20 @@ def plan_policies(loss: Callable[[np.ndarray], np.ndarray], layout: BucketLayout
         return PolicyResult(policy, W, float(loss(W[None, :])[0]), layout.pool_weights(W)[0],
                             layout.keep_fraction(W)[0], keep)
 
+    unrefined = search_options.get("refine_rounds") == 0
+
     def best_of(r: Any) -> tuple[np.ndarray, float]:
         """The search's refined mixture or its best single candidate (a start given as ``extra`` among
-        them), whichever is lower: a policy's optimum is never worse than a start it was given."""
-        return (r.weights, r.score) if r.score <= r.best_candidate_score else (r.best_candidate,
-                                                                              r.best_candidate_score)
+        them), whichever is lower: a policy's optimum is never worse than a start it was given. Not when the
+        search stops at its top-k mean (a loss mostly of trees): there the lowest single prediction is mostly
+        the trees' noise, which the mean is there to average out."""
+        if unrefined or r.score <= r.best_candidate_score:
+            return r.weights, r.score
+        return r.best_candidate, r.best_candidate_score
 
     def best_pools(keep: np.ndarray, extra: list[np.ndarray], n: int) -> tuple[np.ndarray, float]:
         return best_of(search(lambda V, fast: loss(layout.threshold(V, keep)), c, prior, seed=seed, n_candidates=n,
-                              extra=np.array(extra) if extra else None))
+                              extra=np.array(extra) if extra else None, **search_options))
 
     v_whole, s_whole = best_pools(m, [], n_candidates)
     out = {"whole pools": result("whole pools", layout.threshold(v_whole, m)[0], m)}
@@ -278,6 +284,6 @@ def plan_policies(loss: Callable[[np.ndarray], np.ndarray], layout: BucketLayout
     cb = build_constraints(layout.bucket_pools())
     starts = np.vstack([out["whole pools"].weights, out["threshold"].weights])
     w, _ = best_of(search(lambda W, fast: loss(W), cb, np.full(len(layout.names), 1.0 / len(layout.names)),
-                          seed=seed, n_candidates=n_candidates, extra=starts))
+                          seed=seed, n_candidates=n_candidates, extra=starts, **search_options))
     out["quality-weighted"] = result("quality-weighted", w, None)
     return out

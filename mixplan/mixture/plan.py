@@ -27,6 +27,7 @@ from ..models.mixture_model import DEFAULT_LEVEL, MixtureModel, cv_summary
 from ..data.objective import Objective
 from ..data.pools import PoolSet
 from .repetition import RepetitionModel
+from .scale import SCALE_MODELS, AtScaleModel
 from ..simplex import (Constraints, SearchResult, active_constraints, active_group_constraints, best_distinct,
                        build_constraints, search)
 
@@ -199,7 +200,7 @@ class Plan:
         elif self.scale is not None:
             lines.append("note: 'predicted' is at the proxy runs' scale; the at-scale table is at the target budget")
         if self.result is not None:
-            lines.append(_search_text(self.result))
+            lines.append(_search_text(self.result, self.search.get("tree_share")))
         if "exact" in self.search:
             lines.append(_exact_text(self.search["exact"]))
         for w in self.warnings:
@@ -265,26 +266,33 @@ def _candidate_origins(result: SearchResult) -> dict[str, int]:
     return {str(o): int(c) for o, c in zip(origin, counts)}
 
 
-def model_search_options(model: MixtureModel, options: Mapping[str, Any]) -> dict[str, Any]:
-    """``options`` for a :func:`~mixplan.simplex.search` of ``model``'s prediction, with the refinement off
-    (``refine_rounds=0``) for a model mostly of boosted trees unless ``options`` set it: trees predict a
-    piecewise-constant surface, and a local refinement takes every step down it, steps that are leaf boundaries
-    fitted to a few runs' noise (:data:`TREE_SHARE_UNREFINED`)."""
-    if model.tree_share > TREE_SHARE_UNREFINED and "refine_rounds" not in options:
+def model_search_options(tree_share: float, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` for a :func:`~mixplan.simplex.search` of a prediction ``tree_share`` of which is boosted trees
+    (:attr:`MixtureModel.tree_share`; 0 for a law), with the refinement off (``refine_rounds=0``) above
+    :data:`TREE_SHARE_UNREFINED` unless ``options`` set it: trees predict a piecewise-constant surface, and a
+    local refinement takes every step down it, steps that are leaf boundaries fitted to a few runs' noise."""
+    if tree_share > TREE_SHARE_UNREFINED and "refine_rounds" not in options:
         return dict(options) | {"refine_rounds": 0}
     return dict(options)
 
 
-def _search_text(result: SearchResult) -> str:
+def _scale_tree_share(scale: AtScaleModel, model: MixtureModel) -> float:
+    """The tree share of the at-scale objective: none for the effective-data law alone, the regressor's for the
+    models built on it."""
+    return 0.0 if scale.chosen == SCALE_MODELS[0] else model.tree_share
+
+
+def _search_text(result: SearchResult, tree_share: float | None = None) -> str:
     """The search in one line; its counts add up: the candidates by origin, the best of them re-scored
-    exactly, the top-k mean, and the refinement's trial mixtures."""
+    exactly, the top-k mean, and the refinement's trial mixtures (or why there were none)."""
     origins = _candidate_origins(result)
     parts = ", ".join(f"{origins[o]} {what}" for o, what in _ORIGINS.items() if origins.get(o))
     kept = int(np.isfinite(result.exact_scores).sum())
     head = f"search: {result.n_prefilter} candidates ({parts}) pre-filtered; the best {kept} scored exactly, then "
     if not result.settings.get("refine_rounds", 1):
-        return head + ("their top-k mean, not refined (off for models mostly of trees: a local search would chase "
-                       "their steps)")
+        why = (f"the model is {tree_share:.0%} boosted trees, whose steps a local search would chase"
+               if tree_share is not None and tree_share > TREE_SHARE_UNREFINED else "refine_rounds 0")
+        return head + f"their top-k mean, not refined ({why})"
     return head + (f"the top-k mean and {result.n_exact - kept - 1} refinement trials ({result.refine_steps} moves "
                    "accepted)")
 
@@ -674,7 +682,7 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
     def score(W: np.ndarray, fast: bool) -> np.ndarray:
         return objective.score(model.predict_mean(W, num_iteration=fast_trees if fast else None))
 
-    search_options = model_search_options(model, search_options)
+    given_options, search_options = search_options, model_search_options(model.tree_share, search_options)
     result = search(score, c, pools.prior, seed=seed, extra=model.train_weights, **search_options)
     result, exact_info = _exact_optimum(model, score, result, c, prior_strength, pools.prior, ~pinned)
     first = result
@@ -700,7 +708,8 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
             optima = {"proxy_scale": rep_optima["repetition_blind"], **hard_cap, "repetition_aware": result}
         scale_info = {"optima": optima}
         result = search(lambda W, fast: objective.score(scale.predict_mean(W, tokens)), c if combine_caps else free,
-                        pools.prior, seed=seed, extra=model.train_weights, **search_options)
+                        pools.prior, seed=seed, extra=model.train_weights,
+                        **model_search_options(_scale_tree_share(scale, model), given_options))
 
     ot_info = None
     if ot is not None:
@@ -894,7 +903,10 @@ def _bucket_policies(layout: Any, pools: PoolSet, model: MixtureModel, scale: An
         pred = scale.predict_mean(W, tokens) if scale is not None else model.predict_mean(W)
         return objective.score(pred) + (0.0 if penalty is None else penalty(W))
 
-    policies = plan_policies(loss, layout, seed=seed, n_candidates=int(search_options.get("n_candidates", 4000)))
+    share = model.tree_share if scale is None else _scale_tree_share(scale, model)
+    refine = {k: v for k, v in model_search_options(share, search_options).items() if k == "refine_rounds"}
+    policies = plan_policies(loss, layout, seed=seed, n_candidates=int(search_options.get("n_candidates", 4000)),
+                             **refine)
     policies["plan_then_filter"] = _plan_then_filter(layout, policies["whole pools"].pool_weights, tokens)
     best = policies["quality-weighted"]
     if best.loss < float(loss(searched[None, :])[0]) and c.check(best.weights[None, :], tol=1e-6)[0]:

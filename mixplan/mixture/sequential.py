@@ -385,7 +385,7 @@ def _matched_acquisition(model: MixtureModel, pools: PoolSet, match_budget: floa
         return rep.objective(model.predict_mean, X, match_budget, pools.tokens, pools.r_star)
 
     result = search(lambda W, fast: model.objective.score(value(W)), c, pools.prior, seed=seed,
-                    extra=model.train_weights, **model_search_options(model, {}))
+                    extra=model.train_weights, **model_search_options(model.tree_share, {}))
     return c, view, value, result, rep
 
 

@@ -61,14 +61,14 @@ def comma_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-def known_truth_options(ap, runs: int) -> None:
+def known_truth_options(ap, runs: int, candidates: int = 2000) -> None:
     """The options of :func:`known_truth_world`'s studies: --worlds, --runs (default ``runs``), --pools, --noise,
     and the plans' --candidates."""
     ap.add_argument("--worlds", type=int, default=10)
     ap.add_argument("--runs", type=int, default=runs, help="runs per study")
     ap.add_argument("--pools", type=int, default=8)
     ap.add_argument("--noise", type=float, default=0.02)
-    ap.add_argument("--candidates", type=int, default=2000)
+    ap.add_argument("--candidates", type=int, default=candidates)
 
 
 def known_truth_world(world: int, n_pools: int, n_runs: int, noise: float, prior_mix: float, folder: Path):

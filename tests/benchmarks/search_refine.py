@@ -1,9 +1,10 @@
 """Known-truth benchmark of the search's last step: refine the top-k mean locally, or stop at it?
 
 ``mixplan.simplex.search`` averages the best-scored candidates (RegMix's top-k mean) and then refines that mean
-by local moves accepted whenever the model's score drops. ``make_plan`` skips the refinement when the model has
-boosted trees (``MixtureModel.tree_share > 0``): a tree ensemble predicts a piecewise-constant surface, and a
-local search takes every step down it, steps that are leaf boundaries fitted to a few runs. This benchmark is
+by local moves accepted whenever the model's score drops. ``make_plan`` skips the refinement when the model is
+mostly boosted trees (``MixtureModel.tree_share > TREE_SHARE_UNREFINED``, 0.5): a tree ensemble predicts a
+piecewise-constant surface, and a local search takes every step down it, steps that are leaf boundaries fitted
+to a few runs. This benchmark is
 the evidence for that default, where the truth is known: synthetic studies (``mixplan.demo.synthetic.make_study``,
 the worlds of ``prior_known_truth.py``: 8 pools, a prior half the true optimum and half a random mixture, noisy
 runs), the plan of each model with and without the refinement, at several prior strengths and search seeds.
@@ -19,7 +20,7 @@ with ``--seed``.
 Run::
 
     .venv/bin/python tests/benchmarks/search_refine.py [--models regmix,gp] [--worlds 10] [--runs 200]
-        [--shares 0.25,0.5,0.75] [--seeds 3] [--candidates 2000] [--out RESULTS.json]
+        [--shares 0.25,0.5,0.75] [--seeds 3] [--candidates 20000] [--out RESULTS.json]
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ def main() -> int:
     ap.add_argument("--models", type=comma_list, default=["regmix", "gp"])
     ap.add_argument("--shares", type=lambda t: [float(v) for v in comma_list(t)], default=[0.25, 0.5, 0.75],
                     help="tree shares of GP + LightGBM stacks")
-    known_truth_options(ap, runs=200)  # LightGBM's CV needs >= 50 runs
+    known_truth_options(ap, runs=200, candidates=20_000)  # LightGBM's CV needs >= 50 runs; the plan's default
     ap.add_argument("--seeds", type=int, default=3, help="search seeds per world and strength")
     ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "mixplan_search_refine.json")
     args = ap.parse_args()
@@ -71,6 +72,8 @@ def main() -> int:
             for share in args.shares:
                 # The auto model's stack replaced by its GP and LightGBM candidates at this share: a benchmark's
                 # device to reach stacks auto does not choose here (it fits every candidate).
+                if not {"gp", "lightgbm"} <= set(auto.targets[0].regressor.candidates_):
+                    sys.exit(f"world {world}: auto's race dropped the GP or LightGBM candidate; use fewer --runs")
                 stack = copy.deepcopy(auto)
                 stack.targets[0].regressor.weights_ = {"gp": 1 - share, "lightgbm": share}
                 models[f"gp+lightgbm {share:g}"] = stack

@@ -374,3 +374,22 @@ def test_plan_uses_each_buckets_r_star_from_the_manifest(tmp_path, capsys):
     assert f"R* = {b['r_star']:.4g} or a pool's own" in text
     read = [n for n in lay.names if b["mixtures"]["recommended"]["buckets"][n]["tokens"] > 0.5]
     assert [line.split()[0] for line in text.strip().splitlines()[2:]] == read
+
+
+def test_without_refinement_each_policy_is_its_searchs_top_k_mean(world):
+    """refine_rounds=0 (a loss mostly of trees, mixplan.mixture.plan.model_search_options): each policy keeps its
+    search's top-k mean, not the single candidate with the lowest (noisiest) prediction."""
+    from mixplan.mixture.buckets import plan_policies
+    from mixplan.simplex import build_constraints, search
+
+    lay = world.layout()
+
+    def steps(W):  # a piecewise-constant loss, as a tree ensemble predicts
+        return np.floor(world.true_loss(W, 1e8) * 200) / 200
+
+    res = plan_policies(steps, lay, seed=0, n_candidates=1000, refine_rounds=0)
+    starts = np.vstack([res["whole pools"].weights, res["threshold"].weights])
+    mine = search(lambda W, fast: steps(W), build_constraints(lay.bucket_pools()), np.full(len(lay.names),
+                  1.0 / len(lay.names)), seed=0, n_candidates=1000, extra=starts, refine_rounds=0)
+    assert np.array_equal(res["quality-weighted"].weights, mine.topk_weights)
+    assert mine.best_candidate_score < mine.score  # refined searches would keep the candidate instead

@@ -121,3 +121,6 @@ def test_a_model_of_trees_stops_at_the_top_k_mean(tree_study, study_and_model):
     smooth = make_plan(gp, pools, seed=0, n_candidates=2000)
     assert gp.tree_share == 0.0 and smooth.search["refine_rounds"] == 16 and smooth.search["refine_moves"] > 0
     assert "refinement trials" in smooth.report()
+    assert "boosted trees, whose steps a local search would chase" in plan.report()
+    told = make_plan(gp, pools, seed=0, n_candidates=2000, refine_rounds=0)  # asked for, not the trees' rule
+    assert "their top-k mean, not refined (refine_rounds 0)" in told.report()
