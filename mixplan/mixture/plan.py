@@ -721,7 +721,7 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
     recommended_w, policies = result.weights, None
     if buckets is not None:
         recommended_w, policies = _bucket_policies(buckets, pools, model, scale, tokens, result.weights, c, seed,
-                                                   search_options)
+                                                   given_options)
 
     unrounded = None
     if decimals is not None or min_weight > 0:
@@ -903,10 +903,11 @@ def _bucket_policies(layout: Any, pools: PoolSet, model: MixtureModel, scale: An
         pred = scale.predict_mean(W, tokens) if scale is not None else model.predict_mean(W)
         return objective.score(pred) + (0.0 if penalty is None else penalty(W))
 
+    # the refinement rule for the policies' loss (the at-scale model's when there is one), or the caller's choice
     share = model.tree_share if scale is None else _scale_tree_share(scale, model)
-    refine = {k: v for k, v in model_search_options(share, search_options).items() if k == "refine_rounds"}
+    given = {k: v for k, v in search_options.items() if k == "refine_rounds"}
     policies = plan_policies(loss, layout, seed=seed, n_candidates=int(search_options.get("n_candidates", 4000)),
-                             **refine)
+                             **model_search_options(share, given))
     policies["plan_then_filter"] = _plan_then_filter(layout, policies["whole pools"].pool_weights, tokens)
     best = policies["quality-weighted"]
     if best.loss < float(loss(searched[None, :])[0]) and c.check(best.weights[None, :], tol=1e-6)[0]:
