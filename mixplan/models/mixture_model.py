@@ -175,9 +175,13 @@ class MixtureModel:
 
     @property
     def tree_share(self) -> float:
-        """The largest :attr:`~mixplan.models.regressor.MixtureRegressor.tree_share` of the columns' models: > 0
-        when the objective's prediction has the steps of boosted trees."""
-        return max(t.regressor.tree_share for t in self.targets)
+        """The share of the objective's prediction made by boosted trees: each column's
+        :attr:`~mixplan.models.regressor.MixtureRegressor.tree_share`, weighted by how much that column moves the
+        objective (|coefficient| x the sd of its values over the training runs), so that a column of small weight
+        does not decide how the whole objective is searched."""
+        sway = np.array([abs(k) * float(np.std(t.cv.y)) for k, t in zip(self.coefficients, self.targets)])
+        shares = np.array([t.regressor.tree_share for t in self.targets])
+        return float(shares @ sway / sway.sum()) if sway.sum() > 0 else float(shares.mean())
 
     def predict_sd(self, W: np.ndarray) -> np.ndarray:
         """The interval's shape: the GP predictive sd of the objective (ones for constant intervals)."""

@@ -1,6 +1,7 @@
 import json
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy.stats import spearmanr
 from sklearn.base import clone
@@ -164,3 +165,21 @@ def test_cv_summary_shows_undefined_correlation_as_na():
 
     cv = {"n_splits": 5, "n_runs": 40, "spearman": None, "pearson": float("nan"), "mae": 0.1, "rmse": 0.2}
     assert cv_summary(cv) == "5-fold CV on 40 runs: Spearman n/a, Pearson n/a, MAE 0.1, RMSE 0.2"
+
+
+def test_tree_share_weighs_each_column_by_how_much_it_moves_the_objective(synthetic, tmp_path):
+    from dataclasses import replace
+    from types import SimpleNamespace
+
+    _, path, _ = synthetic
+    frame = pd.read_csv(path)
+    frame["loss10"] = 10 * frame["loss"]  # moves the objective 10x as much as loss
+    frame.to_csv(tmp_path / "two.csv", index=False)
+    runs = read_runs(tmp_path / "two.csv")
+    m = fit_model(runs, parse_objective("loss + loss10", runs), "ridge", seed=0)
+    assert m.tree_share == 0.0
+    trees, smooth = SimpleNamespace(tree_share=1.0), SimpleNamespace(tree_share=0.0)
+    m.targets = [replace(m.targets[0], regressor=trees), replace(m.targets[1], regressor=smooth)]
+    assert m.tree_share == pytest.approx(1 / 11)  # the trees' column sways the objective a tenth as much
+    m.targets = [replace(m.targets[0], regressor=smooth), replace(m.targets[1], regressor=trees)]
+    assert m.tree_share == pytest.approx(10 / 11)
