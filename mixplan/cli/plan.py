@@ -27,7 +27,7 @@ _PLAN_KEYS = {"runs": str, "pools": str, "target": str, "tokens": float, "seed":
               "where": dict, "flops": float, "params": float, "law": str, "repetition_runs": str, "scale_runs": list,
               "r_star": float, "gamma": float, "repetition_caps": bool, "budget_range": str, "budget_steps": int,
               "ot": str, "ot_mode": str, "units_per_token": float,
-              "round": int, "min_weight": float, "report": str, "prior_strength": object}
+              "round": int, "min_weight": float, "report": str, "prior_strength": object, "refine": str}
 _PATH_KEYS = {"runs", "pools", "out", "metrics", "repetition_runs", "scale_runs", "ot", "report"}
 
 
@@ -85,6 +85,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="Dirichlet candidates to score (default 20000)")
     p.add_argument("--top-k", type=Number(int, 1, 2_000_000), default=128,
                    help="best candidates averaged (default 128, as RegMix)")
+    p.add_argument("--refine", choices=REFINE_CHOICES,
+                   help="refine the top-k mean by a local search: 'auto' (default) unless the model is mostly "
+                        "boosted trees, whose steps it would chase; 'on' or 'off' always")
     p.add_argument("--level", type=LEVEL, default=0.9, help="interval level (default 0.9)")
     p.add_argument("--out", metavar="DIR", help="write plan.json and candidates.csv here")
     p.add_argument("--force", action="store_true", help="overwrite existing outputs")
@@ -107,7 +110,8 @@ def _strength(text: str) -> float | str:
 
 # Defaults of `plan` are applied after CONFIG.toml, so that only flags actually typed override the file.
 _PLAN_DEFAULTS = {"seed": 0, "model": "auto", "cv_folds": 5, "layout": "auto", "candidates": 20_000,
-                  "top_k": 128, "level": 0.9, "maximize": False, "renormalize": False}
+                  "top_k": 128, "level": 0.9, "maximize": False, "renormalize": False, "refine": "auto"}
+REFINE_CHOICES = ("auto", "on", "off")
 
 
 def _settings(args: argparse.Namespace) -> argparse.Namespace:
@@ -140,6 +144,8 @@ def _merge_file(settings: dict[str, Any], config: str | None) -> None:
             from ..mixture.prior import parse_strength
 
             value = parse_strength(value, f"{path}, key 'prior_strength'")
+        if key == "refine" and value not in REFINE_CHOICES:
+            raise ValidationError(f"{path}, key 'refine': {value!r} should be one of {', '.join(REFINE_CHOICES)}")
         if key == "scale_runs" and not all(isinstance(v, str) for v in value):
             raise ValidationError(f"{path}, key 'scale_runs': {value!r} should be a list of run tables (paths)")
         if key in _PATH_KEYS and not all(str(v).strip() for v in (value if isinstance(value, list) else [value])):
@@ -206,6 +212,10 @@ def run(args: argparse.Namespace) -> int:
                "pins": pins, "seed": args.seed, "level": args.level, "n_candidates": args.candidates,
                "top_k": args.top_k, "repetition": repetition, "combine_caps": bool(args.repetition_caps),
                "scale": scale, "buckets": layout}
+    if args.refine != "auto":  # 'auto': make_plan's rule (mixplan.mixture.plan.model_search_options)
+        from ..simplex.optimizer import REFINE_ROUNDS
+
+        options["refine_rounds"] = REFINE_ROUNDS if args.refine == "on" else 0
     if args.ot_mode and not args.ot:
         raise ValidationError("--ot-mode goes with --ot DIR (an OT extrapolator study)")
     if args.ot:

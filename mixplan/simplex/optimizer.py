@@ -33,6 +33,8 @@ from .sampling import DEFAULT_STRENGTHS, sample_mixtures, structural_points
 __all__ = ["Score", "SearchResult", "search", "best_distinct"]
 
 Score = Callable[[np.ndarray, bool], np.ndarray]
+#: The refinement's rounds by default (each a batch of trial moves, accepted when the score drops).
+REFINE_ROUNDS = 16
 
 
 @dataclass
@@ -59,7 +61,7 @@ class SearchResult:
 def search(score: Score, c: Constraints, prior: np.ndarray, *, seed: int = 0, n_candidates: int = 20_000,
            top_k: int = 128, prefilter_keep: float = 0.05, extra: np.ndarray | None = None,
            temperature: float = 0.5, strengths: tuple[float, ...] = DEFAULT_STRENGTHS,
-           refine_rounds: int = 16, refine_batch: int = 256, trust_radius: float = 0.25,
+           refine_rounds: int = REFINE_ROUNDS, refine_batch: int = 256, trust_radius: float = 0.25,
            penalty: Callable[[np.ndarray], np.ndarray] | None = None) -> SearchResult:
     """Minimise ``score`` over the feasible set (see the module docstring for the algorithm).
 

@@ -165,3 +165,18 @@ def test_help_explains_layout_model_dir_and_predict_out(capsys):
                   "MODEL_DIR a fitted model: the folder of 'mixplan fit --out'",
                   "--out PRED.csv write the predictions here", "RUNS the mixtures to predict"):
         assert words in text, words
+
+
+def test_refine_flag_overrides_the_trees_rule_and_a_bad_config_value_is_one_line(capsys, synthetic, tmp_path):
+    _, runs, manifest = synthetic
+    base = ["plan", "--runs", runs, "--pools", manifest, "--target", "loss", "--candidates", "1000", "--json"]
+    trees = json.loads(run(capsys, *base, "--model", "regmix")[1])["search"]
+    assert trees["tree_share"] == 1.0 and trees["refine_rounds"] == 0  # auto: the trees' rule
+    forced = json.loads(run(capsys, *base, "--model", "regmix", "--refine", "on")[1])["search"]
+    assert forced["refine_rounds"] == 16 and forced["n_exact_scored"] > trees["n_exact_scored"]
+    off = json.loads(run(capsys, *base, "--model", "ridge", "--refine", "off")[1])["search"]
+    assert off["tree_share"] == 0.0 and off["refine_rounds"] == 0 and off["refine_moves"] == 0
+    config = tmp_path / "plan.toml"
+    config.write_text(f"runs = '{runs}'\npools = '{manifest}'\ntarget = 'loss'\nrefine = 'sometimes'\n")
+    code, _, err = run(capsys, "plan", config)
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "key 'refine'" in err and "auto, on, off" in err

@@ -379,7 +379,7 @@ def test_damaged_manifests(study, outcomes, data):
 
 PLAN_KEYS = ["runs", "pools", "target", "tokens", "seed", "model", "maximize", "candidates", "top_k", "level",
              "cv_folds", "cv_repeats", "jobs", "flops", "params", "r_star", "gamma", "budget_range", "budget_steps",
-             "round", "min_weight", "layout", "out", "report", "pins", "where", "colour"]
+             "round", "min_weight", "layout", "out", "report", "pins", "where", "refine", "colour"]
 
 
 @fuzz_settings(40)
