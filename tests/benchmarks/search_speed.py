@@ -1,7 +1,7 @@
 """Search speed and quality: RegMix's simulation recipe vs ``mixplan.make_plan``, same fitted model.
 
 On RegMix's 512 1M ``train`` runs (``../shared/anchors/regmix/``, read in place, renormalised) the
-regmix preset is fitted once (``mixplan.fit_model``, seed 0, 5-fold CV; the bare LightGBM fit is
+regmix preset (``--model``: another) is fitted once (``mixplan.fit_model``, seed 0, 5-fold CV; the bare fit is
 timed as well). Then, for each seed:
 
 (a) RegMix (regmix.md section 6): 100,000 draws from Dirichlet(prior) with
@@ -20,13 +20,14 @@ equal or lower objective in <= 1/10 of RegMix's search time" (medians), and end-
 (RegMix: bare fit + search; mixplan: fit with CV, which the plan's intervals need, + plan).
 
 The lowest predicted objective is not the best mixture: a tree model's lowest values are partly its leaves'
-noise. So the three mixtures - RegMix's, the refined search's and the default plan's (``make_plan(model,
-pools, seed=seed)``: the unrefined top-k mean) - are also judged by models that saw none of the train runs: the
-``regmix`` preset and a GP fitted on the 256 ``test`` runs (medians over seeds).
+noise. So the three mixtures - RegMix's, the refined search's and the unrefined top-k mean (``make_plan(...,
+refine_rounds=0)``, the plan's default for a model mostly of trees) - are also judged by models that saw none
+of the train runs: the ``regmix`` preset and a GP fitted on the 256 ``test`` runs (medians over seeds).
 
 Run::
 
-    /work/venv/bin/python tests/benchmarks/search_speed.py [--seeds 5] [--repeats 3] [--out RESULTS.json]
+    /work/venv/bin/python tests/benchmarks/search_speed.py [--model regmix] [--seeds 5] [--repeats 3]
+        [--out RESULTS.json]
 """
 
 from __future__ import annotations
@@ -79,6 +80,7 @@ def regmix_search(reg: mixplan.MixtureRegressor, prior: np.ndarray, seed: int) -
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seeds", type=int, default=5, help="search seeds 0..N-1 (default 5)")
+    ap.add_argument("--model", default="regmix", help="the model searched (default regmix, RegMix's; e.g. auto)")
     ap.add_argument("--repeats", type=int, default=3, help="timings per measurement; the median is reported")
     ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "mixplan_search_speed.json")
     args = ap.parse_args()
@@ -93,12 +95,12 @@ def main() -> int:
     test = mixplan.read_runs(anchors / "regmix_proxy_runs.csv", renormalize=True, where={"split": "test"})
     judges = {f"test_{name}": mixplan.fit_model(test, mixplan.parse_objective("loss_pile_cc", test), name, seed=0,
                                                 jobs=1) for name in ("regmix", "gp")}
-    t_fit_cv, model = timed(lambda: mixplan.fit_model(runs, objective, "regmix", seed=0, cv_folds=5), args.repeats)
+    t_fit_cv, model = timed(lambda: mixplan.fit_model(runs, objective, args.model, seed=0, cv_folds=5), args.repeats)
     y = objective.values(runs)
-    t_fit_bare, _ = timed(lambda: mixplan.MixtureRegressor("regmix", random_state=0, n_jobs=1).fit(runs.weights, y),
+    t_fit_bare, _ = timed(lambda: mixplan.MixtureRegressor(args.model, random_state=0, n_jobs=1).fit(runs.weights, y),
                           args.repeats)
     reg = model.regressor
-    print(f"model: regmix preset ({reg.n_trees_} trees) on {len(runs)} runs; fit {t_fit_bare:.2f} s bare, "
+    print(f"model: {args.model} preset ({reg.n_trees_} trees) on {len(runs)} runs; fit {t_fit_bare:.2f} s bare, "
           f"{t_fit_cv:.2f} s with 5-fold CV (median of {args.repeats})\n")
 
     rows = []
@@ -108,10 +110,10 @@ def main() -> int:
             warnings.simplefilter("ignore", mixplan.MixplanWarning)  # extrapolation is recorded below
             t_mp, plan = timed(lambda: mixplan.make_plan(model, pools, seed=seed, refine_rounds=REFINE_ROUNDS),
                                args.repeats)
-            w_default = mixplan.make_plan(model, pools, seed=seed).result.weights
+            w_topk = mixplan.make_plan(model, pools, seed=seed, refine_rounds=0).result.weights
         w_mp = plan.result.weights
         judged = {f"{k}_{j}": float(v) for j, m in judges.items()
-                  for k, v in zip(("regmix", "mixplan", "default"), m.predict_mean(np.vstack([w_rm, w_mp, w_default])))}
+                  for k, v in zip(("regmix", "mixplan", "topk"), m.predict_mean(np.vstack([w_rm, w_mp, w_topk])))}
         final = model.predict(np.vstack([w_rm, w_mp]))  # both scored by the same full model
         rows.append({"seed": seed, "regmix_s": t_rm, "regmix_obj": float(final.mean[0]),
                      "regmix_per_s": N_DRAWS / t_rm, "regmix_tv_to_run": float(final.nearest_distance[0]),
@@ -120,16 +122,16 @@ def main() -> int:
                      "prefilter_n": plan.result.n_prefilter, "exact_n": plan.result.n_exact,
                      "prefilter_per_s": plan.result.n_prefilter / t_mp, "exact_per_s": plan.result.n_exact / t_mp,
                      "mixplan_tv_to_run": float(final.nearest_distance[1]), "mixplan_covered": bool(final.covered[1]),
-                     "default_obj": float(model.predict_mean(w_default[None, :])[0]), **judged,
+                     "topk_obj": float(model.predict_mean(w_topk[None, :])[0]), **judged,
                      "regmix_weights": dict(zip(runs.pools, map(float, w_rm))),
                      "mixplan_weights": dict(zip(runs.pools, map(float, w_mp))),
-                     "default_weights": dict(zip(runs.pools, map(float, w_default)))})
+                     "topk_weights": dict(zip(runs.pools, map(float, w_topk)))})
     frame = pd.DataFrame(rows)
 
     print(f"{'':>6} | {'RegMix: 100k Dirichlet(prior), top-128 mean':^44} | {'mixplan search (refined)':^59}")
     print(f"{'seed':>6} | {'time s':>7} {'scored/s':>9} {'pred loss':>9} {'TV to run':>9} {'':>5} | {'time s':>7} "
           f"{'prefilt/s':>9} {'exact/s':>8} {'pred loss':>9} {'TV to run':>9} {'better':>6}")
-    med = frame.drop(columns=["regmix_weights", "mixplan_weights", "default_weights"]).median()
+    med = frame.drop(columns=["regmix_weights", "mixplan_weights", "topk_weights"]).median()
     for label, r in [*((str(r.seed), r) for r in frame.itertuples()), ("median", med)]:
         better = "" if label == "median" else ("yes" if r.mixplan_obj <= r.regmix_obj else "no")
         print(f"{label:>6} | {r.regmix_s:>7.3f} {r.regmix_per_s:>9.0f} {r.regmix_obj:>9.4f} {r.regmix_tv_to_run:>9.3f} "
@@ -154,7 +156,7 @@ def main() -> int:
           "train model")
     print(f"{'mixture':>34} {'predicted':>9} {'test regmix':>11} {'test gp':>8}")
     for key, label in (("regmix", "RegMix recipe"), ("mixplan", "mixplan search (refined)"),
-                       ("default", "mixplan plan (top-k mean, default)")):
+                       ("topk", "mixplan top-k mean (unrefined)")):
         print(f"{label:>34} {med[f'{key}_obj']:>9.4f} {med[f'{key}_test_regmix']:>11.4f} {med[f'{key}_test_gp']:>8.4f}")
     runtime = time.perf_counter() - t_start
     print(f"runtime {runtime:.1f} s")
