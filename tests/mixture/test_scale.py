@@ -240,3 +240,20 @@ def test_runs_at_several_model_sizes_plan_for_the_big_runs_size(tmp_path, capsys
     assert "these runs have one size or none" in capsys.readouterr().err
     assert main(args[:-2] + ["--params", "1e9"]) == 2
     assert "--params goes with --flops or --tokens" in capsys.readouterr().err
+
+
+def test_the_at_scale_law_is_refined_though_the_proxy_model_is_trees(world):
+    """The refinement rule follows the objective searched: the effective-data law alone has no trees, so its
+    search is refined even when the proxy-scale model is LightGBM (whose own search stops at the top-k mean)."""
+    _, pools, _, _, design, W, y0, y1 = world
+    runs = validate_runs(design.assign(tokens=T0, loss=y0), pools, source="proxy")
+    trees = fit_model(runs, parse_objective("loss", runs), "regmix", seed=0)
+    scale = fit_at_scale(trees, np.vstack([W, W[:32]]), np.r_[np.full(128, T0), np.full(32, 4 * T0)],
+                         np.r_[y0, y1], pools.tokens, seed=0)
+    assert trees.tree_share == 1.0 and scale.chosen == "effective-data law"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MixplanWarning)
+        plan = make_plan(trees, pools, tokens=1e9, seed=0, scale=scale, n_candidates=2000)
+    assert plan.search["refine_rounds"] == 16 and plan.search["refine_moves"] > 0  # the at-scale search
+    proxy = make_plan(trees, pools, tokens=1e9, seed=0, n_candidates=2000)  # the regressor's own search
+    assert proxy.search["refine_rounds"] == 0
