@@ -278,10 +278,10 @@ def model_search_options(tree_share: float, options: Mapping[str, Any]) -> dict[
     return dict(options)
 
 
-def _scale_tree_share(scale: AtScaleModel, model: MixtureModel) -> float:
-    """The tree share of the at-scale objective: none for the effective-data law alone, the regressor's for the
-    models built on it."""
-    return 0.0 if scale.chosen == SCALE_MODELS[0] else model.tree_share
+def _tree_share(model: MixtureModel, scale: AtScaleModel | None = None) -> float:
+    """The tree share of the objective searched: the regressor's, or with an at-scale model, none for the
+    effective-data law alone and the regressor's for the models built on it."""
+    return 0.0 if scale is not None and scale.chosen == SCALE_MODELS[0] else model.tree_share
 
 
 def _search_text(result: SearchResult, tree_share: float | None = None) -> str:
@@ -711,7 +711,7 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
         scale_info = {"optima": optima}
         result = search(lambda W, fast: objective.score(scale.predict_mean(W, tokens)), c if combine_caps else free,
                         pools.prior, seed=seed, extra=model.train_weights,
-                        **model_search_options(_scale_tree_share(scale, model), given_options))
+                        **model_search_options(_tree_share(model, scale), given_options))
 
     ot_info = None
     if ot is not None:
@@ -906,10 +906,9 @@ def _bucket_policies(layout: Any, pools: PoolSet, model: MixtureModel, scale: An
         return objective.score(pred) + (0.0 if penalty is None else penalty(W))
 
     # the refinement rule for the policies' loss (the at-scale model's when there is one), or the caller's choice
-    share = model.tree_share if scale is None else _scale_tree_share(scale, model)
     given = {k: v for k, v in search_options.items() if k == "refine_rounds"}
     policies = plan_policies(loss, layout, seed=seed, n_candidates=int(search_options.get("n_candidates", 4000)),
-                             **model_search_options(share, given))
+                             **model_search_options(_tree_share(model, scale), given))
     policies["plan_then_filter"] = _plan_then_filter(layout, policies["whole pools"].pool_weights, tokens)
     best = policies["quality-weighted"]
     if best.loss < float(loss(searched[None, :])[0]) and c.check(best.weights[None, :], tol=1e-6)[0]:

@@ -8,6 +8,7 @@ import io
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -61,14 +62,23 @@ def comma_list(text: str) -> list[str]:
     return [t.strip() for t in text.split(",") if t.strip()]
 
 
-def known_truth_options(ap, runs: int, candidates: int = 2000) -> None:
-    """The options of :func:`known_truth_world`'s studies: --worlds, --runs (default ``runs``), --pools, --noise,
-    and the plans' --candidates."""
+def known_truth_options(ap, runs: int, out: str, candidates: int = 2000) -> None:
+    """The options of :func:`known_truth_worlds`' studies: --worlds, --runs (default ``runs``), --pools, --noise,
+    the plans' --candidates, and --out (default ``out`` in the temporary folder)."""
     ap.add_argument("--worlds", type=int, default=10)
     ap.add_argument("--runs", type=int, default=runs, help="runs per study")
     ap.add_argument("--pools", type=int, default=8)
     ap.add_argument("--noise", type=float, default=0.02)
     ap.add_argument("--candidates", type=int, default=candidates)
+    ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / out)
+
+
+def known_truth_worlds(args, prior_mix: float):
+    """Each of the ``args.worlds`` studies of :func:`known_truth_world` (options of :func:`known_truth_options`),
+    their runs in a temporary folder: yields ``(world, study, pools, runs, objective, truth)``."""
+    with tempfile.TemporaryDirectory(prefix="mixplan_known_truth_") as tmp:
+        for world in range(args.worlds):
+            yield (world, *known_truth_world(world, args.pools, args.runs, args.noise, prior_mix, Path(tmp)))
 
 
 def known_truth_world(world: int, n_pools: int, n_runs: int, noise: float, prior_mix: float, folder: Path):

@@ -30,25 +30,22 @@ os.environ["OMP_NUM_THREADS"] = "1"  # pin threads before lightgbm is imported (
 import argparse
 import json
 import sys
-import tempfile
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from _common import known_truth_options, known_truth_world  # noqa: E402
+from _common import known_truth_options, known_truth_worlds  # noqa: E402
 
 FIXED = (0.0, 0.005, 0.01, 0.05, 0.1)
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    known_truth_options(ap, runs=64)
+    known_truth_options(ap, runs=64, out="mixplan_prior_known_truth.json")
     ap.add_argument("--model", default="dml", help="the plan's model (dml: exact convex plan; regmix, auto: searched)")
     ap.add_argument("--prior-mix", type=float, default=0.5, help="the true optimum's share of the prior (0: random)")
-    ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "mixplan_prior_known_truth.json")
     args = ap.parse_args()
     warnings.simplefilter("ignore")  # extrapolation notes on every plan: the regret is the measure here
 
@@ -57,30 +54,27 @@ def main() -> int:
 
     t0 = time.perf_counter()
     rows = []
-    with tempfile.TemporaryDirectory(prefix="mixplan_prior_truth_") as tmp:
-        for world in range(args.worlds):
-            study, pools, runs, objective, truth = known_truth_world(world, args.pools, args.runs, args.noise,
-                                                                     args.prior_mix, Path(tmp))
+    for world, study, pools, runs, objective, truth in known_truth_worlds(args, args.prior_mix):
 
-            def fit(fold_runs, kind):
-                return fit_model(fold_runs, objective, kind or args.model, seed=0, jobs=1)
+        def fit(fold_runs, kind):
+            return fit_model(fold_runs, objective, kind or args.model, seed=0, jobs=1)
 
-            model = fit(runs, None)
+        model = fit(runs, None)
 
-            def regret(strength):
-                plan = make_plan(model, pools, seed=0, n_candidates=args.candidates, prior_strength=strength)
-                w = np.array([plan.recommended[n] for n in pools.names])
-                return float(study.true_objective(w)[0]) - truth
+        def regret(strength):
+            plan = make_plan(model, pools, seed=0, n_candidates=args.candidates, prior_strength=strength)
+            w = np.array([plan.recommended[n] for n in pools.names])
+            return float(study.true_objective(w)[0]) - truth
 
-            row = {"world": world} | {f"fixed {v:g}": regret(v) for v in FIXED}
-            for judge in dict.fromkeys(("auto", args.model)):
-                curve = choose_plan_strength(runs, model, pools, fit, judge_model=judge, seed=0,
-                                             n_candidates=args.candidates)
-                row[f"auto, judge {judge}"] = regret(curve.chosen)
-                row[f"chosen, judge {judge}"] = curve.chosen
-            row["oracle fixed"] = min(row[f"fixed {v:g}"] for v in FIXED)
-            rows.append(row)
-            print(f"world {world}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "world"), flush=True)
+        row = {"world": world} | {f"fixed {v:g}": regret(v) for v in FIXED}
+        for judge in dict.fromkeys(("auto", args.model)):
+            curve = choose_plan_strength(runs, model, pools, fit, judge_model=judge, seed=0,
+                                         n_candidates=args.candidates)
+            row[f"auto, judge {judge}"] = regret(curve.chosen)
+            row[f"chosen, judge {judge}"] = curve.chosen
+        row["oracle fixed"] = min(row[f"fixed {v:g}"] for v in FIXED)
+        rows.append(row)
+        print(f"world {world}: " + ", ".join(f"{k} {v:.4g}" for k, v in row.items() if k != "world"), flush=True)
     table = pd.DataFrame(rows)
     methods = [c for c in table.columns if c not in ("world",) and not c.startswith("chosen")]
     summary = pd.DataFrame({"method": methods, "mean_true_regret": [table[m].mean() for m in methods],

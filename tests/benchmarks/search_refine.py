@@ -33,18 +33,15 @@ import argparse
 import copy
 import json
 import sys
-import tempfile
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from _common import comma_list, known_truth_options, known_truth_world  # noqa: E402
+from _common import comma_list, known_truth_options, known_truth_worlds  # noqa: E402
 
 STRENGTHS = (0.0, 0.01, 0.1)
-REFINE_ROUNDS = 16  # the search's default refinement budget
 
 
 def main() -> int:
@@ -52,42 +49,40 @@ def main() -> int:
     ap.add_argument("--models", type=comma_list, default=["regmix", "gp"])
     ap.add_argument("--shares", type=lambda t: [float(v) for v in comma_list(t)], default=[0.25, 0.5, 0.75],
                     help="tree shares of GP + LightGBM stacks")
-    known_truth_options(ap, runs=200, candidates=20_000)  # LightGBM's CV needs >= 50 runs; the plan's default
+    # LightGBM's CV needs >= 50 runs; 20,000 candidates: the plan's default
+    known_truth_options(ap, runs=200, out="mixplan_search_refine.json", candidates=20_000)
     ap.add_argument("--seeds", type=int, default=3, help="search seeds per world and strength")
-    ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "mixplan_search_refine.json")
     args = ap.parse_args()
     warnings.simplefilter("ignore")  # extrapolation notes on every plan: the regret is the measure here
 
     from mixplan import fit_model, make_plan
     from mixplan.mixture.plan import TREE_SHARE_UNREFINED
+    from mixplan.simplex.optimizer import REFINE_ROUNDS  # the search's default refinement
 
     t0 = time.perf_counter()
     rows = []
-    with tempfile.TemporaryDirectory(prefix="mixplan_search_refine_") as tmp:
-        for world in range(args.worlds):
-            study, pools, runs, objective, truth = known_truth_world(world, args.pools, args.runs, args.noise, 0.5,
-                                                                     Path(tmp))
-            models = {kind: fit_model(runs, objective, kind, seed=0, jobs=1) for kind in args.models}
-            auto = fit_model(runs, objective, "auto", seed=0, jobs=1) if args.shares else None
-            for share in args.shares:
-                # The auto model's stack replaced by its GP and LightGBM candidates at this share: a benchmark's
-                # device to reach stacks auto does not choose here (it fits every candidate).
-                if not {"gp", "lightgbm"} <= set(auto.targets[0].regressor.candidates_):
-                    sys.exit(f"world {world}: auto's race dropped the GP or LightGBM candidate; use fewer --runs")
-                stack = copy.deepcopy(auto)
-                stack.targets[0].regressor.weights_ = {"gp": 1 - share, "lightgbm": share}
-                models[f"gp+lightgbm {share:g}"] = stack
-            for kind, model in models.items():
-                for strength in STRENGTHS:
-                    for seed in range(args.seeds):
-                        for step, rounds in (("refined", REFINE_ROUNDS), ("top-k mean", 0)):
-                            plan = make_plan(model, pools, seed=seed, n_candidates=args.candidates,
-                                             prior_strength=strength, refine_rounds=rounds)
-                            w = np.array([plan.recommended[n] for n in pools.names])
-                            rows.append({"world": world, "model": kind, "tree_share": model.tree_share,
-                                         "strength": strength, "seed": seed, "step": step,
-                                         "true_regret": float(study.true_objective(w)[0]) - truth})
-            print(f"world {world} done ({time.perf_counter() - t0:.0f} s)", flush=True)
+    for world, study, pools, runs, objective, truth in known_truth_worlds(args, 0.5):
+        models = {kind: fit_model(runs, objective, kind, seed=0, jobs=1) for kind in args.models}
+        auto = fit_model(runs, objective, "auto", seed=0, jobs=1) if args.shares else None
+        for share in args.shares:
+            # The auto model's stack replaced by its GP and LightGBM candidates at this share: a benchmark's
+            # device to reach stacks auto does not choose here (it fits every candidate).
+            if not {"gp", "lightgbm"} <= set(auto.targets[0].regressor.candidates_):
+                sys.exit(f"world {world}: auto's race dropped the GP or LightGBM candidate; use fewer --runs")
+            stack = copy.deepcopy(auto)
+            stack.targets[0].regressor.weights_ = {"gp": 1 - share, "lightgbm": share}
+            models[f"gp+lightgbm {share:g}"] = stack
+        for kind, model in models.items():
+            for strength in STRENGTHS:
+                for seed in range(args.seeds):
+                    for step, rounds in (("refined", REFINE_ROUNDS), ("top-k mean", 0)):
+                        plan = make_plan(model, pools, seed=seed, n_candidates=args.candidates,
+                                         prior_strength=strength, refine_rounds=rounds)
+                        w = np.array([plan.recommended[n] for n in pools.names])
+                        rows.append({"world": world, "model": kind, "tree_share": model.tree_share,
+                                     "strength": strength, "seed": seed, "step": step,
+                                     "true_regret": float(study.true_objective(w)[0]) - truth})
+        print(f"world {world} done ({time.perf_counter() - t0:.0f} s)", flush=True)
     table = pd.DataFrame(rows)
     keys = ["model", "strength", "step"]
     spread = table.groupby(keys + ["world"])["true_regret"].std(ddof=1).groupby(keys).mean()

@@ -51,12 +51,12 @@ import pandas as pd
 
 import mixplan
 from mixplan.data.pools import Pool, PoolSet
+from mixplan.simplex.optimizer import REFINE_ROUNDS  # the search's default refinement
 
 from _common import regmix_anchor_dir as anchor_dir  # noqa: E402
 
 SAIL_REGMIX_TOKENS = 250e9
 N_DRAWS, TOP_K = 100_000, 128
-REFINE_ROUNDS = 16  # the search's default refinement
 SPEEDUP_MIN = 10.0
 
 
