@@ -16,6 +16,11 @@ from mixplan.cli import main as mixplan_main
 
 REPO = Path(__file__).resolve().parents[2]
 REGMIX_ANCHORS = REPO.parent / "shared" / "anchors" / "regmix"
+#: The size of ``sail/regmix-data`` (regmix.md section 2): a RegMix pool's tokens are its Pile token share of it.
+SAIL_REGMIX_TOKENS = 250e9
+#: The judges of RegMix's benchmarks, fitted on the 256 ``test`` runs: the ``regmix`` preset (LightGBM, the
+#: judge issue 25 names), a GP, and ``auto`` (mixplan's CV choice).
+TEST_JUDGES = ("regmix", "gp", "auto")
 
 
 class Refused(RuntimeError):
@@ -46,6 +51,62 @@ def regmix_anchor_dir() -> Path:
         sys.exit(f"RegMix anchor data not found in {REGMIX_ANCHORS} (expected ../shared/anchors/regmix beside the "
                  "repo)")
     return REGMIX_ANCHORS
+
+
+def regmix_study(target: str):
+    """RegMix's study read in place: its pools (tokens = the token share x :data:`SAIL_REGMIX_TOKENS`, so the prior is
+    RegMix's), the 512 ``train`` and 256 ``test`` runs (renormalised) and ``target``'s objective."""
+    import pandas as pd
+
+    from mixplan import Pool, PoolSet, parse_objective, read_runs
+
+    anchors = regmix_anchor_dir()
+    domains = pd.read_csv(anchors / "regmix_domains.csv")
+    pools = PoolSet(tuple(Pool(d.domain, tokens=float(d.prior_token_share * SAIL_REGMIX_TOKENS))
+                          for d in domains.itertuples()))
+    train, test = (read_runs(anchors / "regmix_proxy_runs.csv", pools, renormalize=True, where={"split": split})
+                   for split in ("train", "test"))
+    return pools, train, test, parse_objective(target, train)
+
+
+def test_judges(test, objective, kinds=TEST_JUDGES) -> dict:
+    """One model of each kind fitted on the test runs (seed 0, one thread): ``{kind: model}``."""
+    from mixplan import fit_model
+
+    return {kind: fit_model(test, objective, kind, seed=0, jobs=1) for kind in kinds}
+
+
+def judge_accuracy(judges: dict, runs, objective, target: str) -> list[dict]:
+    """How well each judge predicts ``runs`` it never saw (the train runs): everywhere, and on their best tenth
+    (where plans aim; a judge that regresses them toward the mean cannot credit a mixture better than the runs it
+    saw), with its lowest prediction over them against the lowest measured. In the objective's score units
+    (smaller is better)."""
+    import numpy as np
+    import pandas as pd
+
+    y = np.asarray(objective.score(objective.values(runs)), dtype=float)
+    best = y <= np.quantile(y, 0.1)
+    rows = []
+    for name, judge in judges.items():
+        pred = np.asarray(objective.score(judge.predict_mean(runs.weights)), dtype=float)
+        rows.append({"target": target, "judge": name, "rmse": float(np.sqrt(np.mean((pred - y) ** 2))),
+                     "spearman": float(pd.Series(pred).corr(pd.Series(y), method="spearman")),
+                     "best_tenth_bias": float(np.mean(pred[best] - y[best])),
+                     "best_tenth_spearman": float(pd.Series(pred[best]).corr(pd.Series(y[best]), method="spearman")),
+                     "lowest_prediction": float(pred.min()), "lowest_measured": float(y.min())})
+    return rows
+
+
+def write_results(args, doc: dict, t0: float) -> None:
+    """Print the runtime since ``t0`` and write ``doc`` (with the settings ``args`` and ``runtime_s``) as JSON to
+    ``args.out``."""
+    import json
+
+    runtime = time.perf_counter() - t0
+    print(f"runtime {runtime:.1f} s")
+    doc = {"settings": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}} | doc
+    args.out.write_text(json.dumps(doc | {"runtime_s": runtime}, indent=2) + "\n", encoding="utf-8")
+    print(f"results written to {args.out}")
 
 
 def timed_fresh(argv: list[str]) -> float:

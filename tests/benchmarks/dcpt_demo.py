@@ -100,8 +100,8 @@ def main(argv: list[str] | None = None) -> dict:
     train, test = runs[runs["tokens"] < top], runs[runs["tokens"] == top]
     tmp = Path(tempfile.mkdtemp(prefix="mixplan_dcpt_demo_"))
     train.to_csv(tmp / "train.csv", index=False)
-    small = cpt_cli("fit", tmp / "train.csv", "--general", "general_loss", "--domain", "domain_loss",
-                    "--bootstrap", 0, "--out", tmp / "fit_small.json")
+    cpt_cli("fit", tmp / "train.csv", "--general", "general_loss", "--domain", "domain_loss",
+            "--bootstrap", 0, "--out", tmp / "fit_small.json")
     fit_small = json.loads((tmp / "fit_small.json").read_text())
 
     result: dict = {"runs": str(args.runs), "train_budgets": budgets[:-1], "test_budget": top,

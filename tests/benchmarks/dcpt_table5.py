@@ -87,7 +87,7 @@ def main() -> dict:
         print(f"{rd[i]:6.3f} {Lg[i]:8.4f} {law(p, rg[i]):10.4f} {Lg[i] - law(p, rg[i]):+8.4f} {loo[i]:+9.4f} {sg} "
               f"{Ld[i]:8.4f} {sd} {str(bool(Lg[i] <= limit)):>6}")
     print("\n(slopes are to the row from the one above)")
-    print(f"\nUsage 1 rule                               r_d")
+    print("\nUsage 1 rule                               r_d")
     print(f"  published (transcribed)                  {float(t['published_optimal_r_d'][0]):.4f}")
     print(f"  largest listed row within the limit      {r_listed:.4f}")
     print(f"  linear crossing between rows             {r_linear:.4f}")

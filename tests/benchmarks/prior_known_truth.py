@@ -8,7 +8,10 @@ log-linear ``dml`` model is misspecified) with a prior that is half the true opt
 token share is neither right nor useless; ``--prior-mix 0``: a random prior), ``--model dml`` (its plan is the
 exact convex optimum), and:
 
-* auto, judged by ``auto`` (mixplan's rule) and auto judged by ``dml`` (the plan's own kind);
+* auto, judged by ``auto`` (mixplan's rule) and auto judged by ``dml`` (the plan's own kind), or by each model of
+  ``--judges`` (e.g. ``--model auto --judges auto,regmix,gp``: with the default model the rule's judge *is* the
+  plan's kind; 10 worlds, 128 runs: mean true regret 0.0124 / 0.0106 / 0.0140, medians 0.0094 / 0.0109 / 0.0116,
+  oracle fixed 0.0123 / 0.0077: no judge is better in both);
 * every fixed strength of {0, 0.005, 0.01, 0.05, 0.1}, and the best of them in hindsight (an oracle).
 
 True regret = true objective of the recommended mixture - the true optimum (found by the search on the true
@@ -18,7 +21,7 @@ prior and runs (seeded).
 Run::
 
     .venv/bin/python tests/benchmarks/prior_known_truth.py [--worlds 10] [--runs 64] [--pools 8] [--noise 0.02]
-        [--prior-mix 0.5] [--out RESULTS.json]
+        [--prior-mix 0.5] [--model dml] [--judges auto,dml] [--out RESULTS.json]
 """
 
 from __future__ import annotations
@@ -28,7 +31,6 @@ import os
 os.environ["OMP_NUM_THREADS"] = "1"  # pin threads before lightgbm is imported (through mixplan)
 
 import argparse
-import json
 import sys
 import time
 import warnings
@@ -36,7 +38,7 @@ import warnings
 import numpy as np
 import pandas as pd
 
-from _common import known_truth_options, known_truth_worlds  # noqa: E402
+from _common import comma_list, known_truth_options, known_truth_worlds, write_results  # noqa: E402
 
 FIXED = (0.0, 0.005, 0.01, 0.05, 0.1)
 
@@ -46,6 +48,8 @@ def main() -> int:
     known_truth_options(ap, runs=64, out="mixplan_prior_known_truth.json")
     ap.add_argument("--model", default="dml", help="the plan's model (dml: exact convex plan; regmix, auto: searched)")
     ap.add_argument("--prior-mix", type=float, default=0.5, help="the true optimum's share of the prior (0: random)")
+    ap.add_argument("--judges", type=comma_list, default=None,
+                    help="the CV judges compared (default: auto and the plan's own kind)")
     args = ap.parse_args()
     warnings.simplefilter("ignore")  # extrapolation notes on every plan: the regret is the measure here
 
@@ -67,7 +71,7 @@ def main() -> int:
             return float(study.true_objective(w)[0]) - truth
 
         row = {"world": world} | {f"fixed {v:g}": regret(v) for v in FIXED}
-        for judge in dict.fromkeys(("auto", args.model)):
+        for judge in dict.fromkeys(args.judges or ("auto", args.model)):
             curve = choose_plan_strength(runs, model, pools, fit, judge_model=judge, seed=0,
                                          n_candidates=args.candidates)
             row[f"auto, judge {judge}"] = regret(curve.chosen)
@@ -85,14 +89,10 @@ def main() -> int:
           f"{args.prior_mix:g} x the true optimum + {1 - args.prior_mix:g} x a random mixture, model {args.model}; "
           "true regret of the recommended mixture")
     print(summary.to_string(index=False, float_format="%.5f"))
-    a, d = table["auto, judge auto"].mean(), table[f"auto, judge {args.model}"].mean()
-    print(f"\nmean true regret: auto judged by 'auto' {a:.5f} vs judged by the plan's own kind {d:.5f}")
-    runtime = time.perf_counter() - t0
-    print(f"runtime {runtime:.1f} s")
-    doc = {"settings": vars(args) | {"out": str(args.out)}, "worlds": rows,
-           "summary": summary.to_dict(orient="records"), "runtime_s": runtime}
-    args.out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
-    print(f"results written to {args.out}")
+    judged = [c for c in table.columns if c.startswith("auto, judge")]
+    print("\nmean true regret of auto by CV judge: "
+          + ", ".join(f"{c.removeprefix('auto, judge ')} {table[c].mean():.5f}" for c in judged))
+    write_results(args, {"worlds": rows, "summary": summary.to_dict(orient="records")}, t0)
     return 0
 
 

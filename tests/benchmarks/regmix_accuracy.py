@@ -36,9 +36,8 @@ import numpy as np
 import pandas as pd
 from scipy.stats import pearsonr, spearmanr
 
-from _common import cli, regmix_anchor_dir as anchor_dir  # noqa: E402
+from _common import SAIL_REGMIX_TOKENS, cli, regmix_anchor_dir as anchor_dir  # noqa: E402
 
-SAIL_REGMIX_TOKENS = 250e9  # size of sail/regmix-data (regmix.md section 2)
 RHO_MIN = 0.985
 TARGET = "loss_pile_cc"
 MODELS = ("auto", "regmix", "linear")

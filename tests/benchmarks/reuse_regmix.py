@@ -56,7 +56,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import spearmanr
 
-from _common import regmix_anchor_dir  # noqa: E402
+from _common import SAIL_REGMIX_TOKENS, regmix_anchor_dir  # noqa: E402
 
 from mixplan import Pool, PoolSet, fit_model, parse_objective  # noqa: E402
 from mixplan.data.reuse import map_runs  # noqa: E402
@@ -64,7 +64,6 @@ from mixplan.data.runs import validate_runs  # noqa: E402
 
 REMOVED = ("enron_emails", "nih_exporter")
 ADDED = "synth"
-SAIL_REGMIX_TOKENS = 250e9
 SYNTH_TOKENS = 5e9
 N_NEW = 64
 S_MAX, P_ZERO = 0.3, 0.25

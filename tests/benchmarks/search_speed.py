@@ -53,9 +53,8 @@ import mixplan
 from mixplan.data.pools import Pool, PoolSet
 from mixplan.simplex.optimizer import REFINE_ROUNDS  # the search's default refinement
 
-from _common import regmix_anchor_dir as anchor_dir  # noqa: E402
+from _common import SAIL_REGMIX_TOKENS, regmix_anchor_dir as anchor_dir  # noqa: E402
 
-SAIL_REGMIX_TOKENS = 250e9
 N_DRAWS, TOP_K = 100_000, 128
 SPEEDUP_MIN = 10.0
 
