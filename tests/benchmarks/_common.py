@@ -69,7 +69,7 @@ def regmix_study(target: str):
     return pools, train, test, parse_objective(target, train)
 
 
-def test_judges(test, objective, kinds=TEST_JUDGES) -> dict:
+def fit_test_judges(test, objective, kinds=TEST_JUDGES) -> dict:
     """One model of each kind fitted on the test runs (seed 0, one thread): ``{kind: model}``."""
     from mixplan import fit_model
 

@@ -44,7 +44,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from _common import SAIL_REGMIX_TOKENS, cli, comma_list, judge_accuracy, regmix_anchor_dir, test_judges  # noqa: E402
+from _common import (SAIL_REGMIX_TOKENS, cli, comma_list, fit_test_judges, judge_accuracy,  # noqa: E402
+                     regmix_anchor_dir)
 
 FIXED = (0.0, 0.005, 0.01, 0.05, 0.1)
 
@@ -82,7 +83,8 @@ def main() -> int:
         for target in args.targets:
             objective = parse_objective(target, test)
             # LightGBM (the bar); second and third opinions: a GP, and the kind of model that judges the CV's folds
-            judges = dict(zip(("test_judge", "test_gp", "test_auto"), test_judges(test, objective).values()))
+            fitted = fit_test_judges(test, objective)
+            judges = {"test_judge": fitted["regmix"], "test_gp": fitted["gp"], "test_auto": fitted["auto"]}
             accuracy += judge_accuracy(judges, train, objective, target)
             for model in args.models:
                 for seed in args.seeds:

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from _common import TEST_JUDGES, comma_list, judge_accuracy, regmix_study, test_judges, write_results  # noqa: E402
+from _common import TEST_JUDGES, comma_list, fit_test_judges, judge_accuracy, regmix_study, write_results  # noqa: E402
 
 TARGETS = ("loss_pile_cc", "loss_arxiv", "loss_freelaw", "loss_github", "loss_hackernews", "loss_stackexchange",
            "loss_wikipedia_en")
@@ -62,7 +62,7 @@ def main() -> int:
     rows, accuracy = [], []
     for target in args.targets:
         pools, train, test, objective = regmix_study(target)
-        judges = test_judges(test, objective)
+        judges = fit_test_judges(test, objective)
         accuracy += judge_accuracy(judges, train, objective, target)
         for kind in args.models:
             for seed in map(int, args.seeds):
