@@ -21,6 +21,8 @@ SAIL_REGMIX_TOKENS = 250e9
 #: The judges of RegMix's benchmarks, fitted on the 256 ``test`` runs: the ``regmix`` preset (LightGBM, the
 #: judge issue 25 names), a GP, and ``auto`` (mixplan's CV choice).
 TEST_JUDGES = ("regmix", "gp", "auto")
+#: RegMix's selection recipe (regmix.md section 6): this many draws from Dirichlet(prior), the mean of the best TOP_K.
+N_DRAWS, TOP_K = 100_000, 128
 
 
 class Refused(RuntimeError):
@@ -95,6 +97,15 @@ def judge_accuracy(judges: dict, runs, objective, target: str) -> list[dict]:
                      "best_tenth_spearman": float(pd.Series(pred[best]).corr(pd.Series(y[best]), method="spearman")),
                      "lowest_prediction": float(pred.min()), "lowest_measured": float(y.min())})
     return rows
+
+
+def regmix_recipe(predict, prior, seed: int):
+    """RegMix's recipe: :data:`N_DRAWS` draws from Dirichlet(``prior``) with ``np.random.RandomState(seed)``, all
+    predicted by ``predict`` (smaller is better), the mean of the :data:`TOP_K` best."""
+    import numpy as np
+
+    W = np.random.RandomState(seed).dirichlet(prior, N_DRAWS)
+    return W[np.argsort(np.asarray(predict(W)), kind="stable")[:TOP_K]].mean(axis=0)
 
 
 def write_results(args, doc: dict, t0: float) -> None:

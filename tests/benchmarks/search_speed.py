@@ -53,9 +53,8 @@ import mixplan
 from mixplan.data.pools import Pool, PoolSet
 from mixplan.simplex.optimizer import REFINE_ROUNDS  # the search's default refinement
 
-from _common import SAIL_REGMIX_TOKENS, regmix_anchor_dir as anchor_dir  # noqa: E402
+from _common import N_DRAWS, SAIL_REGMIX_TOKENS, TOP_K, regmix_recipe, regmix_anchor_dir as anchor_dir  # noqa: E402
 
-N_DRAWS, TOP_K = 100_000, 128
 SPEEDUP_MIN = 10.0
 
 
@@ -68,12 +67,6 @@ def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
         out = fn()
         times.append(time.perf_counter() - t)
     return median(times), out
-
-
-def regmix_search(reg: mixplan.MixtureRegressor, prior: np.ndarray, seed: int) -> np.ndarray:
-    W = np.random.RandomState(seed).dirichlet(prior, N_DRAWS)
-    pred = reg.predict(W)
-    return W[np.argsort(pred, kind="stable")[:TOP_K]].mean(axis=0)
 
 
 def main() -> int:
@@ -104,7 +97,7 @@ def main() -> int:
 
     rows = []
     for seed in range(args.seeds):
-        t_rm, w_rm = timed(lambda: regmix_search(reg, prior, seed), args.repeats)
+        t_rm, w_rm = timed(lambda: regmix_recipe(reg.predict, prior, seed), args.repeats)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", mixplan.MixplanWarning)  # extrapolation is recorded below
             t_mp, plan = timed(lambda: mixplan.make_plan(model, pools, seed=seed, refine_rounds=REFINE_ROUNDS),
