@@ -12,7 +12,9 @@ On RegMix's 1M proxy runs (``../shared/anchors/regmix/``, read in place), for ea
    folds). Each judge's own accuracy is printed too: fitted on the test runs, scored on the 512 train runs,
    everywhere and on their best tenth (where plans aim). On ``loss_pile_cc`` the LightGBM judge regresses the best
    runs toward the mean (bias +0.025 on the best tenth, lowest prediction 5.157 over runs measured down to 5.082;
-   the GP and ``auto`` judges: -0.002 and +0.000): it cannot credit a mixture better than the runs it saw.
+   the GP and ``auto`` judges: -0.002 and +0.000): it cannot credit a mixture better than the runs it saw. And how
+   firm the bar's verdict is: the same LightGBM refitted on ``--judge-bootstrap`` resamples of the test runs, and in
+   how many of them auto's plan is at least as good as the best fixed strength.
 
 Models: ``dml`` is the log-linear (Data Mixing Laws) model, whose plan is the exact convex optimum
 (:mod:`mixplan.simplex.convex`): Olmix's documented setting (log-linear + exact proposer + KL), the one whose
@@ -25,7 +27,7 @@ search), the auto plan's judged loss <= the best judged loss of the fixed streng
 Run::
 
     .venv/bin/python tests/benchmarks/prior_regmix.py [--out RESULTS.json] [--seeds 0,1,2] [--models dml,regmix]
-        [--targets loss_pile_cc] [--candidates 20000]
+        [--targets loss_pile_cc] [--candidates 20000] [--judge-bootstrap 20]
 """
 
 from __future__ import annotations
@@ -56,6 +58,28 @@ def write_manifest(path: Path, domains: pd.DataFrame) -> None:
                             for d in domains.itertuples()), encoding="utf-8")
 
 
+def bootstrap_judges(test, objective, n: int) -> list:
+    """The bar's judge (the ``regmix`` preset) refitted on ``n`` bootstrap resamples of the test runs (seeded by
+    their index): the spread of its verdicts is the part of the bar that is the judge's own noise."""
+    from mixplan import MixtureRegressor
+
+    y = np.asarray(objective.values(test), dtype=float)
+    out = []
+    for b in range(n):
+        idx = np.random.default_rng(b).integers(0, len(y), len(y))
+        out.append(MixtureRegressor("regmix", random_state=b, n_jobs=1).fit(test.weights[idx], y[idx]))
+    return out
+
+
+def bootstrap_pass(g: pd.DataFrame) -> str | None:
+    """In how many of the bootstrap judges auto's plan is <= the best fixed strength's (``"k/n"``)."""
+    boot = np.array(g["bootstrap_judged"].tolist())  # (plans, judges)
+    if boot.size == 0:
+        return None
+    auto, fixed = boot[(g["plan"] == "auto").to_numpy()][0], boot[(g["plan"] != "auto").to_numpy()].min(axis=0)
+    return f"{int(np.sum(auto <= fixed + 1e-9))}/{boot.shape[1]}"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "mixplan_prior_regmix.json")
@@ -63,6 +87,8 @@ def main() -> int:
     ap.add_argument("--models", type=comma_list, default=["dml", "regmix"])
     ap.add_argument("--targets", type=comma_list, default=["loss_pile_cc"])
     ap.add_argument("--candidates", type=int, default=20000)
+    ap.add_argument("--judge-bootstrap", type=int, default=20,
+                    help="LightGBM judges refitted on bootstrap resamples of the test runs (0: none)")
     args = ap.parse_args()
     t0 = time.perf_counter()
     anchors = regmix_anchor_dir()
@@ -86,6 +112,7 @@ def main() -> int:
             fitted = fit_test_judges(test, objective)
             judges = {"test_judge": fitted["regmix"], "test_gp": fitted["gp"], "test_auto": fitted["auto"]}
             accuracy += judge_accuracy(judges, train, objective, target)
+            boot = bootstrap_judges(test, objective, args.judge_bootstrap)
             for model in args.models:
                 for seed in args.seeds:
                     common = ["--runs", runs_csv, "--where", "split=train", "--renormalize", "--target", target,
@@ -106,6 +133,7 @@ def main() -> int:
                                      "exact": bool(p["search"].get("exact", {}).get("used", False)),
                                      "plan_prediction": p["mixtures"]["recommended"]["prediction"],
                                      **{k: float(j.predict_mean(w)[0]) for k, j in judges.items()},
+                                     "bootstrap_judged": [float(objective.score(j.predict(w))[0]) for j in boot],
                                      "kl_to_prior": p["prior_regularisation"]["kl"]["recommended"]})
     table = pd.DataFrame(rows)
     first = curves[0]
@@ -127,10 +155,12 @@ def main() -> int:
                          "pass": bool(auto["test_judge"] <= best + 1e-9), "auto_gp": float(auto["test_gp"]),
                          "best_fixed_gp": float(g.loc[g["plan"] != "auto", "test_gp"].min()),
                          "auto_auto": float(auto["test_auto"]),
-                         "best_fixed_auto": float(g.loc[g["plan"] != "auto", "test_auto"].min())})
+                         "best_fixed_auto": float(g.loc[g["plan"] != "auto", "test_auto"].min()),
+                         # the bar's verdict under judges refitted on resamples of the test runs: how firm it is
+                         "bootstrap_pass": bootstrap_pass(g)})
     print("\nRecommended mixture's loss under the LightGBM judge fitted on the 256 test runs (test_gp, test_auto: a GP "
           "and the auto model fitted on them, second opinions); exact: the plan is the convex program's optimum")
-    print(table.to_string(index=False, float_format="%.4f"))
+    print(table.drop(columns="bootstrap_judged").to_string(index=False, float_format="%.4f"))
     print("\nThe judges' own accuracy: fitted on the 256 test runs, scored on the 512 train runs (in the objective's "
           "units, smaller is better; best tenth: the train runs with the lowest objective)")
     print(pd.DataFrame(accuracy).to_string(index=False, float_format="%.4f"))
