@@ -40,8 +40,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --n and --tokens D: repetition-matched runs for a big run of T tokens - each pool "
                         "subsampled to D/T of its unique tokens, so a run reads every pool as often as the big run "
                         "would (run files carry the subsample sizes and the seeded rule choosing the documents)")
-    p.add_argument("--temperature", type=POSITIVE, default=None,
-                   help="prior temperature (0.5, as RegMix; 0, the uniform prior, with --match-budget)")
+    # 0 is a temperature in its own right (the draws centre on the uniform mixture, whatever the token shares),
+    # so the range is closed at 0
+    p.add_argument("--temperature", type=Number(float, 0), default=None,
+                   help="the draws centre on the prior raised to this power: default 0.5 (RegMix's), 0 with "
+                        "--match-budget; 0 centres them on the uniform mixture")
     p.add_argument("--strengths", type=_strength_range, metavar="LO:HI",
                    help="Dirichlet strengths of the draws, 15 log-spaced from LO to HI (default 0.1:5, RegMix's); "
                         "with groups of pools, of the leaves inside their groups")

@@ -101,6 +101,20 @@ def test_design_writes_csv_and_one_file_per_run(capsys, files):
     assert code == 2 and "exists" in err
 
 
+def test_design_temperature_zero_centres_on_the_uniform_mixture(capsys, files):
+    # The pools hold 1e6 to 5e6 tokens: the default temperature (0.5) centres the draws on the square roots of
+    # those shares (p0: 0.12), temperature 0 on the uniform mixture (0.2). A Dirichlet draw's mean is its centre.
+    study, runs, manifest, tmp = files
+    means = {}
+    for t in ("0", "0.5"):
+        code, _, err = run(capsys, "design", "--pools", manifest, "--n", 300, "--temperature", t, "--min-distance",
+                           0, "--out", tmp / f"t{t}", "--seed", 3)
+        assert code == 0, err
+        means[t] = pd.read_csv(tmp / f"t{t}" / "mixtures.csv")[[f"w_{n}" for n in study.names]].mean()
+    assert means["0"].to_numpy() == pytest.approx(0.2, abs=0.03)
+    assert means["0.5"]["w_p0"] == pytest.approx(0.12, abs=0.03) and means["0.5"]["w_p4"] > 0.24
+
+
 @pytest.mark.parametrize("argv, message", [
     (["validate", "{tmp}/none.csv"], "no such file"),
     (["validate", "{runs}", "--pools", "{tmp}/none.toml"], "no such pool manifest"),
@@ -131,7 +145,9 @@ def test_design_writes_csv_and_one_file_per_run(capsys, files):
     (["plan", "--runs", "{runs}", "--r-star", "10", "--gamma", "inf"], "argument --gamma: inf is not a finite number"),
     (["plan", "--runs", "{runs}", "--candidates", "0"], "argument --candidates: 0 is not an integer in [1, 2000000]"),
     (["design", "--pools", "{manifest}", "--n", "5", "--temperature", "nan", "--out", "{tmp}/d"],
-     "argument --temperature: nan is not a number > 0"),
+     "argument --temperature: nan is not a number >= 0"),
+    (["design", "--pools", "{manifest}", "--n", "5", "--temperature", "-0.5", "--out", "{tmp}/d"],
+     "argument --temperature: -0.5 is not a number >= 0"),
     (["design", "--pools", "{manifest}", "--n", "5", "--min-distance", "-1", "--out", "{tmp}/d"],
      "argument --min-distance: -1 is not a number in [0, 1]"),
     (["predict", "{tmp}", "{runs}", "--level", "0", "--out", "{tmp}/p.csv"], "argument --level: 0 is not"),
