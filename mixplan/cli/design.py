@@ -31,7 +31,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--runs", metavar="RUNS",
                    help="existing proxy runs: new mixtures keep --min-distance from them; with --next also the runs "
                         "the model is fitted on")
-    p.add_argument("--min-distance", type=Number(float, 0, 1), default=0.01, help="minimum total-variation distance (0.01)")
+    p.add_argument("--min-distance", type=Number(float, 0, 1), default=0.01,
+                   help="minimum total-variation distance (0.01)")
     p.add_argument("--buckets", action="store_true",
                    help="with --n: the manifest's quality buckets as pools (columns w_<pool>_<bucket>), half of the "
                         "mixtures threshold-shaped (each pool's top buckets, by size), so that plan can compare the "
