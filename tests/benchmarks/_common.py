@@ -78,6 +78,14 @@ def fit_test_judges(test, objective, kinds=TEST_JUDGES) -> dict:
     return {kind: fit_model(test, objective, kind, seed=0, jobs=1) for kind in kinds}
 
 
+def judge_scores(judges: dict, objective, w) -> dict:
+    """Each judge's score of the mixture ``w`` (in the objective's score units, smaller is better):
+    ``{name: score}``."""
+    import numpy as np
+
+    return {name: float(objective.score(judge.predict_mean(np.atleast_2d(w)))[0]) for name, judge in judges.items()}
+
+
 def judge_accuracy(judges: dict, runs, objective, target: str) -> list[dict]:
     """How well each judge predicts ``runs`` it never saw (the train runs): everywhere, and on their best tenth
     (where plans aim; a judge that regresses them toward the mean cannot credit a mixture better than the runs it

@@ -48,7 +48,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from _common import REPO, comma_list, write_results  # noqa: E402
+from _common import REPO, comma_list, judge_scores, write_results  # noqa: E402
 
 DMSL = REPO.parent / "shared" / "anchors" / "dmsl" / "dmsl_llm_slimpajama_fit.csv"
 DOMAINS = ("arxiv", "book", "c4", "github", "commoncrawl", "stackexchange", "wikipedia")
@@ -108,7 +108,7 @@ def main() -> int:
                 for name, strength in plans.items():
                     plan = make_plan(model, pools, prior_strength=strength, **options)
                     w = np.array([[plan.recommended[n] for n in pools.names]])
-                    judged[name] = {j: float(objective.score(m.predict_mean(w))[0]) for j, m in judges.items()}
+                    judged[name] = judge_scores(judges, objective, w)
                     rows.append({"target": target, "model": kind, "seed": seed, "plan": name, "strength": strength,
                                  **judged[name]})
                 verdict = {"target": target, "model": kind, "seed": seed, "chosen": curve.chosen,

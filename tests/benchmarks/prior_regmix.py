@@ -46,16 +46,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from _common import (SAIL_REGMIX_TOKENS, cli, comma_list, fit_test_judges, judge_accuracy,  # noqa: E402
-                     regmix_anchor_dir)
+from _common import (cli, comma_list, fit_test_judges, judge_accuracy, judge_scores,  # noqa: E402
+                     regmix_anchor_dir, regmix_study)
 
 FIXED = (0.0, 0.005, 0.01, 0.05, 0.1)
 
 
-def write_manifest(path: Path, domains: pd.DataFrame) -> None:
-    """Pools with tokens = the Pile token share x 250e9: the prior is the token share (RegMix's)."""
-    path.write_text("".join(f"[pools.{d.domain}]\ntokens = {d.prior_token_share * SAIL_REGMIX_TOKENS:.1f}\n"
-                            for d in domains.itertuples()), encoding="utf-8")
+def write_manifest(path: Path, pools) -> None:
+    """``pools`` (RegMix's, :func:`_common.regmix_study`: the prior is the token share) as a manifest for the CLI."""
+    path.write_text("".join(f"[pools.{p.name}]\ntokens = {p.tokens:.1f}\n" for p in pools.pools), encoding="utf-8")
 
 
 def bootstrap_judges(test, objective, n: int) -> list:
@@ -91,20 +90,16 @@ def main() -> int:
                     help="LightGBM judges refitted on bootstrap resamples of the test runs (0: none)")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    anchors = regmix_anchor_dir()
-    runs_csv = anchors / "regmix_proxy_runs.csv"
-    domains = pd.read_csv(anchors / "regmix_domains.csv")
-    names = list(domains["domain"])
+    runs_csv = regmix_anchor_dir() / "regmix_proxy_runs.csv"
 
-    from mixplan import parse_objective, read_runs
-    from mixplan.data.pools import load_pools
+    from mixplan import parse_objective
 
+    pools, train, test, _ = regmix_study(args.targets[0])
+    names = pools.names
     rows, curves = [], []
     with tempfile.TemporaryDirectory(prefix="mixplan_prior_") as tmp_name:
         manifest = Path(tmp_name) / "regmix_pools.toml"
-        write_manifest(manifest, domains)
-        test = read_runs(runs_csv, load_pools(manifest), renormalize=True, where={"split": "test"})
-        train = read_runs(runs_csv, load_pools(manifest), renormalize=True, where={"split": "train"})
+        write_manifest(manifest, pools)
         accuracy = []
         for target in args.targets:
             objective = parse_objective(target, test)
@@ -132,7 +127,7 @@ def main() -> int:
                                      "strength": p["prior_regularisation"]["strength"],
                                      "exact": bool(p["search"].get("exact", {}).get("used", False)),
                                      "plan_prediction": p["mixtures"]["recommended"]["prediction"],
-                                     **{k: float(j.predict_mean(w)[0]) for k, j in judges.items()},
+                                     **judge_scores(judges, objective, w),
                                      "bootstrap_judged": [float(objective.score(j.predict(w))[0]) for j in boot],
                                      "kl_to_prior": p["prior_regularisation"]["kl"]["recommended"]})
     table = pd.DataFrame(rows)

@@ -43,8 +43,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from _common import (TEST_JUDGES, comma_list, fit_test_judges, judge_accuracy, regmix_recipe,  # noqa: E402
-                     regmix_study, write_results)
+from _common import (TEST_JUDGES, comma_list, fit_test_judges, judge_accuracy, judge_scores,  # noqa: E402
+                     regmix_recipe, regmix_study, write_results)
 
 TARGETS = ("loss_pile_cc", "loss_arxiv", "loss_freelaw", "loss_github", "loss_hackernews", "loss_stackexchange",
            "loss_wikipedia_en")
@@ -68,7 +68,6 @@ def main() -> int:
     rows, accuracy = [], []
     for target in args.targets:
         pools, train, test, objective = regmix_study(target)
-        prior = np.asarray(pools.tokens, dtype=float) / np.sum(pools.tokens)
         judges = fit_test_judges(test, objective)
         accuracy += judge_accuracy(judges, train, objective, target)
         for kind in args.models:
@@ -78,12 +77,10 @@ def main() -> int:
                 for step, rounds in STEPS.items():
                     plan = make_plan(model, pools, seed=seed, n_candidates=args.candidates, refine_rounds=rounds)
                     w = np.array([[plan.recommended[n] for n in pools.names]])
-                    row |= {f"{step}, {j}": float(objective.score(judge.predict_mean(w))[0])
-                            for j, judge in judges.items()}
+                    row |= {f"{step}, {j}": v for j, v in judge_scores(judges, objective, w).items()}
                 # RegMix's own recipe with this model (top-128 of 100,000 draws from Dirichlet(token share))
-                w = regmix_recipe(lambda W: objective.score(model.predict_mean(W)), prior, seed)[None, :]
-                row |= {f"RegMix recipe, {j}": float(objective.score(judge.predict_mean(w))[0])
-                        for j, judge in judges.items()}
+                w = regmix_recipe(lambda W: objective.score(model.predict_mean(W)), pools.prior, seed)
+                row |= {f"RegMix recipe, {j}": v for j, v in judge_scores(judges, objective, w).items()}
                 rows.append(row)
                 print(", ".join(f"{k} {v:.4f}" if isinstance(v, float) else f"{k} {v}" for k, v in row.items()),
                       flush=True)

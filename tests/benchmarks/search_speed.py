@@ -5,7 +5,7 @@ regmix preset (``--model``: another) is fitted once (``mixplan.fit_model``, seed
 timed as well). Then, for each seed:
 
 (a) RegMix (regmix.md section 6): 100,000 draws from Dirichlet(prior) with
-    ``np.random.RandomState(seed)`` (prior = ``prior_token_share`` in the runs' pool order), all
+    ``np.random.RandomState(seed)`` (prior = the pools' token shares, ``prior_token_share``), all
     predicted by the full 1,000-tree model, mean of the 128 best;
 (b) mixplan's search: ``mixplan.make_plan(model, pools, seed=seed, refine_rounds=16)`` (pools: tokens =
     prior share x 250e9, the size of ``sail/regmix-data``): the search's default settings with its local
@@ -50,10 +50,9 @@ import numpy as np
 import pandas as pd
 
 import mixplan
-from mixplan.data.pools import Pool, PoolSet
 from mixplan.simplex.optimizer import REFINE_ROUNDS  # the search's default refinement
 
-from _common import N_DRAWS, SAIL_REGMIX_TOKENS, TOP_K, regmix_recipe, regmix_anchor_dir as anchor_dir  # noqa: E402
+from _common import N_DRAWS, TOP_K, fit_test_judges, judge_scores, regmix_recipe, regmix_study  # noqa: E402
 
 SPEEDUP_MIN = 10.0
 
@@ -77,16 +76,8 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "mixplan_search_speed.json")
     args = ap.parse_args()
     t_start = time.perf_counter()
-    anchors = anchor_dir()
-    runs = mixplan.read_runs(anchors / "regmix_proxy_runs.csv", renormalize=True, where={"split": "train"})
-    objective = mixplan.parse_objective("loss_pile_cc", runs)
-    share = pd.read_csv(anchors / "regmix_domains.csv").set_index("domain")["prior_token_share"]
-    prior = share.loc[runs.pools].to_numpy(dtype=float)
-    pools = PoolSet(tuple(Pool(name=p, tokens=float(share[p] * SAIL_REGMIX_TOKENS)) for p in runs.pools))
-
-    test = mixplan.read_runs(anchors / "regmix_proxy_runs.csv", renormalize=True, where={"split": "test"})
-    judges = {f"test_{name}": mixplan.fit_model(test, mixplan.parse_objective("loss_pile_cc", test), name, seed=0,
-                                                jobs=1) for name in ("regmix", "gp")}
+    pools, runs, test, objective = regmix_study("loss_pile_cc")
+    judges = {f"test_{name}": m for name, m in fit_test_judges(test, objective, ("regmix", "gp")).items()}
     t_fit_cv, model = timed(lambda: mixplan.fit_model(runs, objective, args.model, seed=0, cv_folds=5), args.repeats)
     y = objective.values(runs)
     t_fit_bare, _ = timed(lambda: mixplan.MixtureRegressor(args.model, random_state=0, n_jobs=1).fit(runs.weights, y),
@@ -97,15 +88,16 @@ def main() -> int:
 
     rows = []
     for seed in range(args.seeds):
-        t_rm, w_rm = timed(lambda: regmix_recipe(reg.predict, prior, seed), args.repeats)
+        t_rm, w_rm = timed(lambda: regmix_recipe(reg.predict, pools.prior, seed), args.repeats)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", mixplan.MixplanWarning)  # extrapolation is recorded below
             t_mp, plan = timed(lambda: mixplan.make_plan(model, pools, seed=seed, refine_rounds=REFINE_ROUNDS),
                                args.repeats)
             w_topk = mixplan.make_plan(model, pools, seed=seed, refine_rounds=0).result.weights
         w_mp = plan.result.weights
-        judged = {f"{k}_{j}": float(v) for j, m in judges.items()
-                  for k, v in zip(("regmix", "mixplan", "topk"), m.predict_mean(np.vstack([w_rm, w_mp, w_topk])))}
+        scores = {k: judge_scores(judges, objective, w) for k, w in (("regmix", w_rm), ("mixplan", w_mp),
+                                                                      ("topk", w_topk))}
+        judged = {f"{k}_{j}": scores[k][j] for j in judges for k in scores}
         final = model.predict(np.vstack([w_rm, w_mp]))  # both scored by the same full model
         rows.append({"seed": seed, "regmix_s": t_rm, "regmix_obj": float(final.mean[0]),
                      "regmix_per_s": N_DRAWS / t_rm, "regmix_tv_to_run": float(final.nearest_distance[0]),
