@@ -853,7 +853,9 @@ def make_plan(model: MixtureModel, pools: PoolSet, *, tokens: float | None = Non
     search_info = dict(result.settings) | {
         "n_prefilter_scored": result.n_prefilter, "candidates_by_origin": _candidate_origins(result),
         "n_exact_scored": result.n_exact,
-        "prefilter_trees": fast_trees, "refine_moves": result.refine_steps, "tree_share": model.tree_share,
+        "prefilter_trees": fast_trees, "refine_moves": result.refine_steps,
+        # the objective that chose the recommendation: the at-scale law alone has no trees
+        "tree_share": _tree_share(model, scale),
         "best_candidate_prediction": objective.unscore(result.best_candidate_score),
         "top_k_mean_prediction": objective.unscore(result.topk_score),
     } | ({} if exact_info is None else {"exact": exact_info})

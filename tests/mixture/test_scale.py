@@ -255,5 +255,7 @@ def test_the_at_scale_law_is_refined_though_the_proxy_model_is_trees(world):
         warnings.simplefilter("ignore", MixplanWarning)
         plan = make_plan(trees, pools, tokens=1e9, seed=0, scale=scale, n_candidates=2000)
     assert plan.search["refine_rounds"] == 16 and plan.search["refine_moves"] > 0  # the at-scale search
+    assert plan.search["tree_share"] == 0.0  # reported for the search that chose the recommendation
+    assert "not refined" not in plan.report()
     proxy = make_plan(trees, pools, tokens=1e9, seed=0, n_candidates=2000)  # the regressor's own search
     assert proxy.search["refine_rounds"] == 0
