@@ -21,6 +21,10 @@ Models: ``dml`` is the log-linear (Data Mixing Laws) model, whose plan is the ex
 strength its users sweep by hand, and the acceptance row. ``regmix`` (LightGBM; its plan is the search's
 unrefined top-k mean) and ``auto`` are searched, and reported; the bar is checked on the first model asked for.
 
+With several seeds it also prints how far one fixed strength's plan moves with the seed (the search's candidates;
+0 for the exact ``dml`` plan) next to auto's excess over the best fixed strength: the best fixed strength in
+hindsight is the best of five plans that each carry that much of the search's luck.
+
 Acceptance (PASS/FAIL): for the first model and target, at every seed (the seed moves the CV folds and the
 search), the auto plan's judged loss <= the best judged loss of the fixed strengths (+1e-9).
 
@@ -77,6 +81,25 @@ def bootstrap_pass(g: pd.DataFrame) -> str | None:
         return None
     auto, fixed = boot[(g["plan"] == "auto").to_numpy()][0], boot[(g["plan"] != "auto").to_numpy()].min(axis=0)
     return f"{int(np.sum(auto <= fixed + 1e-9))}/{boot.shape[1]}"
+
+
+def seed_spread(table: pd.DataFrame, verdict: pd.DataFrame) -> pd.DataFrame | None:
+    """Per target, model and judge: the largest spread over the seeds of one fixed strength's judged plan, and
+    auto's mean excess over the best fixed strength (None with one seed)."""
+    if table["seed"].nunique() < 2:
+        return None
+    judges = {"test_judge": ("LightGBM", "auto_judged", "best_fixed_judged"),
+              "test_gp": ("GP", "auto_gp", "best_fixed_gp"), "test_auto": ("auto", "auto_auto", "best_fixed_auto")}
+    rows = []
+    fixed = table[table["plan"] != "auto"]
+    for (target, model), g in fixed.groupby(["target", "model"], sort=False):
+        v = verdict[(verdict["target"] == target) & (verdict["model"] == model)]
+        for col, (name, auto, best) in judges.items():
+            by_plan = g.groupby("plan")[col]
+            rows.append({"target": target, "model": model, "judge": name,
+                         "fixed_plan_seed_spread": float((by_plan.max() - by_plan.min()).max()),
+                         "auto_minus_best_fixed": float((v[auto] - v[best]).mean())})
+    return pd.DataFrame(rows)
 
 
 def main() -> int:
@@ -162,6 +185,13 @@ def main() -> int:
     verdict = pd.DataFrame(verdicts)
     print("\nauto against the best fixed strength, per target, model and seed")
     print(verdict.to_string(index=False, float_format="%.4f"))
+    spread = seed_spread(table, verdict)
+    if spread is not None:
+        print("\nHow far one fixed strength's plan moves with the seed (the search's candidates; max - min of its "
+              "judged loss over the seeds, the largest over the fixed strengths) against auto's excess over the best "
+              "fixed strength (mean over seeds): where the first is as large as the second, which fixed strength is "
+              "best in hindsight is the search's luck")
+        print(spread.to_string(index=False, float_format="%.4f"))
     gate = verdict[(verdict["model"] == args.models[0]) & (verdict["target"] == args.targets[0])]
     passed = bool(gate["pass"].all())
     runtime = time.perf_counter() - t0
@@ -171,6 +201,7 @@ def main() -> int:
     doc = {"candidates": args.candidates, "seeds": args.seeds, "models": args.models, "targets": args.targets,
            "curves": curves, "table": table.to_dict(orient="records"), "verdicts": verdicts,
            "judge_accuracy": accuracy,
+           "seed_spread": None if spread is None else spread.to_dict(orient="records"),
            "acceptance": {"model": args.models[0], "target": args.targets[0], "pass": passed}, "runtime_s": runtime}
     args.out.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
     print(f"results written to {args.out}")
