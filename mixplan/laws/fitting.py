@@ -394,6 +394,9 @@ _DELTA_START = 1e-3  # the Chinchilla recipe's delta; also the first pass of del
 
 #: The largest Huber threshold :func:`parse_delta` accepts (losses' residuals are far below it).
 MAX_DELTA = 1e6
+#: The smallest: a float64 log-loss residual is resolved to ~1e-16, so any threshold below this is already the
+#: absolute error; far smaller ones overflow the solver's scaled residuals (1e-200 did, a traceback).
+MIN_DELTA = 1e-12
 
 
 def parse_delta(value: float | str, name: str = "huber delta") -> float | str:
@@ -410,6 +413,9 @@ def parse_delta(value: float | str, name: str = "huber delta") -> float | str:
     if value > MAX_DELTA:  # the Huber loss squares delta: past ~1e154 it overflows, and long before that it is L2
         raise ValidationError(f"{name} {value!r} is above {MAX_DELTA:g}: with residuals of losses any threshold that "
                               "large is plain least squares; give a smaller one or 'auto'")
+    if value < MIN_DELTA:
+        raise ValidationError(f"{name} {value!r} is below {MIN_DELTA:g}: any threshold that small is the absolute "
+                              "error already; give a larger one (e.g. 1e-3) or 'auto'")
     return float(value)
 
 

@@ -218,7 +218,11 @@ class MixtureModel:
         O = np.atleast_2d(np.asarray(others, dtype=float))
         W = np.vstack([np.asarray(w, dtype=float)[None, :], O])
         pred = self.predict_mean(W) + (0.0 if offsets is None else np.asarray(offsets, dtype=float))
-        kappa = self.interval_scale(level) / float(normal_ppf(0.5 + level / 2))
+        q, z = self.interval_scale(level), float(normal_ppf(0.5 + level / 2))
+        if not z > 0:  # 0.5 + level / 2 rounds to 0.5 below a level of ~2e-16 (found by the fuzz corpus)
+            raise ValidationError(f"interval level {level!r} is too small to calibrate P(better) (its Gaussian "
+                                  "quantile is 0); give a level such as 0.9")
+        kappa = q / z
         if self.adaptive:
             var = np.zeros(len(O))
             for c, t in zip(self.coefficients, self.targets):

@@ -1,4 +1,5 @@
 import json
+import math
 import subprocess
 import sys
 
@@ -487,6 +488,9 @@ def test_inputs_the_fuzz_corpus_once_broke_are_one_line(capsys, files):
     lines = runs.read_text().splitlines()
     (tmp / "ragged.csv").write_text("\n".join([lines[0], lines[1] + ",1"] + lines[2:]) + "\n")
     (tmp / "mix.csv").write_text("run_id,w_a,w_b\nr1,0.5,0.5\n,0.2,0.8\n")
+    (tmp / "cmp.csv").write_text("dataset,params,tokens,loss\n" + "".join(
+        f"{d},{n:g},{t:g},{4 + k - 0.3 * math.log10(n * t / 1e16):.4f}\n" for k, d in enumerate(("web", "code"))
+        for n in (1e7, 3e7, 1e8) for t in (1e9, 3e9, 1e10, 3e10)))
     cases = [
         (["validate", runs, "--out", "\x00"], "argument '\\x00' contains a NUL character (\\x00)"),
         (["laws", "fit", tmp / "empty_law.csv", "--law", "chinchilla", "--target", "loss"],
@@ -496,6 +500,11 @@ def test_inputs_the_fuzz_corpus_once_broke_are_one_line(capsys, files):
         (["scan", tmp / "src.toml", "--out", "."], "--out . is a folder; name the new manifest"),
         (["cpt", "fit", runs, "--general", "loss", "--domain", "loss", "--huber-delta", "1.7976931348623157e+308"],
          "--huber-delta 1.7976931348623157e+308 is above 1e+06"),
+        # found by the fuzz corpus at another seed: a tiny threshold overflowed the solver (a traceback)
+        (["compare", tmp / "cmp.csv", "--by", "dataset", "--params", "1e9", "--tokens", "2e10", "--huber-delta",
+          "2.8304237905031386e-255"], "--huber-delta 2.8304237905031386e-255 is below 1e-12"),
+        (["plan", "--runs", runs, "--target", "loss", "--model", "ridge", "--candidates", "300", "--level", "1e-300"],
+         "interval level 1e-300 is too small to calibrate P(better)"),
         (["runs", "import", "--lm-eval", tmp, "--mixtures", tmp / "mix.csv", "--out", tmp / "r.csv"],
          "row 2, column 'run_id': empty run id"),
     ]
