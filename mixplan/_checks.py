@@ -15,10 +15,20 @@ import numpy as np
 
 from .exceptions import ValidationError
 
-__all__ = ["NAME_PATTERN", "check_number", "check_numbers"]
+__all__ = ["NAME_PATTERN", "check_number", "check_numbers", "show_cell"]
 
 #: A pool or bucket name: letters, digits, ``_ . -``, not starting with punctuation.
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*$")
+
+
+def show_cell(value: Any) -> str:
+    """A table cell as the user wrote it: numbers plain (``1.5``, not numpy's ``np.float64(1.5)``), text quoted,
+    and ``an empty cell`` for a missing one (pandas reads an empty cell, and ``nan``, as NaN)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or (isinstance(value, float) and math.isnan(value)) or type(value).__name__ == "NAType":
+        return "an empty cell"
+    return repr(value)
 
 
 def _tail(why: str, fix: str) -> str:
@@ -48,19 +58,21 @@ def check_number(value: Any, where: str, *, lo: float | None = None, hi: float |
             value = float(value)
         except ValueError:
             pass
+    # a cell (coerce) is shown as a cell; any value by its plain repr, not numpy's type
+    shown = show_cell(value) if coerce else repr(value.item() if isinstance(value, np.generic) else value)
     if integer:
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-            raise ValidationError(f"{where}: {value!r} is not an integer{tail}")
+            raise ValidationError(f"{where}: {shown} is not an integer{tail}")
         v: float = int(value)
     else:
         if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
-            raise ValidationError(f"{where}: {value!r} is not a number{tail}")
+            raise ValidationError(f"{where}: {shown} is not a number{tail}")
         v = float(value)
         if math.isnan(v) or (math.isinf(v) and not allow_inf):
-            raise ValidationError(f"{where}: {value!r} is not a finite number{tail}")
+            raise ValidationError(f"{where}: {shown} is not a finite number{tail}")
     rule = _rule(v, lo, hi, lo_open, hi_open)
     if rule:
-        raise ValidationError(f"{where}: {value!r} must be {rule}{tail}")
+        raise ValidationError(f"{where}: {shown} must be {rule}{tail}")
     return v
 
 

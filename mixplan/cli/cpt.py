@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from .._checks import show_cell
 from .._io import check_writable, table_format_out, write_json_atomic, write_table_atomic
 from ..exceptions import ValidationError
 from .common import Parser, add_common, emit, read_table_where
@@ -115,7 +116,7 @@ def _column(frame: Any, col: str, source: str) -> np.ndarray:
     bad = np.flatnonzero(values.isna().to_numpy() & frame[col].notna().to_numpy())
     if len(bad):
         raise ValidationError(f"{source}: column {col!r}, row {int(frame.index[bad[0]]) + 1}: "
-                              f"{frame[col].iloc[bad[0]]!r} is not a number")
+                              f"{show_cell(frame[col].iloc[bad[0]])} is not a number")
     return values.to_numpy(dtype=float)
 
 

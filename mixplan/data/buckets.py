@@ -444,8 +444,8 @@ def bucket_scores(scores: Any, fractions: Sequence[float], *, tokens: Any = None
         raise ValidationError("bucket_scores: scores must be a non-empty 1-D array (one score per document)")
     bad = np.flatnonzero(~np.isfinite(s))
     if len(bad):
-        raise ValidationError(f"bucket_scores: score of document {int(bad[0]) + 1} is {s[bad[0]]!r}; every document "
-                              "needs a finite score (drop or re-score the others first)")
+        raise ValidationError(f"bucket_scores: score of document {int(bad[0]) + 1} is {float(s[bad[0]])!r}; every "
+                              "document needs a finite score (drop or re-score the others first)")
     f = np.asarray(fractions, dtype=float)
     if f.ndim != 1 or f.size == 0 or not np.all(np.isfinite(f)) or np.any(f <= 0) or np.any(f > 1):
         raise ValidationError(f"fractions {list(fractions)} must be cumulative top fractions in (0, 1], e.g. "
@@ -460,8 +460,8 @@ def bucket_scores(scores: Any, fractions: Sequence[float], *, tokens: Any = None
             raise ValidationError("bucket_scores: tokens must have one count per document")
         bad = np.flatnonzero(~np.isfinite(t) | (t < 0))
         if len(bad):
-            raise ValidationError(f"bucket_scores: token count of document {int(bad[0]) + 1} is {t[bad[0]]!r}; counts "
-                                  "must be finite and >= 0")
+            raise ValidationError(f"bucket_scores: token count of document {int(bad[0]) + 1} is {float(t[bad[0]])!r}; "
+                                  "counts must be finite and >= 0")
     n = s.size
     key = -s if higher_is_better else s
     order = np.argsort(key, kind="stable")  # best first; ties in document order

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from .._checks import show_cell
 from .._stats import normal_ppf, ranks
 from ..exceptions import ValidationError
 
@@ -172,8 +173,9 @@ def numeric_column(frame: "pd.DataFrame", column: str, where: str = "") -> np.nd
     values = pd.to_numeric(frame[column], errors="coerce").to_numpy(dtype=float)
     bad = np.flatnonzero(~np.isfinite(values))
     if len(bad):
-        raise ValidationError(f"{where}row {int(bad[0]) + 1}, column {column!r}: {frame[column].iloc[bad[0]]!r} is not "
-                              "a finite number; every document needs a numeric score (drop unscored rows first)")
+        raise ValidationError(f"{where}row {int(bad[0]) + 1}, column {column!r}: "
+                              f"{show_cell(frame[column].iloc[bad[0]])} is not a finite number; every document needs a "
+                              "numeric score (drop unscored rows first)")
     return values
 
 

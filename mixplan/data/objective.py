@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._checks import show_cell
 from ..exceptions import MixplanWarning, ValidationError
 from .runs import RunTable
 
@@ -420,10 +421,8 @@ class _TableMetrics:
         values = pd.to_numeric(self.frame[column], errors="coerce").to_numpy(dtype=float)
         bad = np.flatnonzero(~np.isfinite(values))
         if bad.size:
-            raw = self.frame[column].iloc[int(bad[0])]
-            raw = raw.item() if isinstance(raw, np.generic) else raw  # nan, not np.float64(nan)
-            raise ValidationError(f"{self.source}: row {int(bad[0]) + 1}, column {column!r}: {raw!r} is not a finite "
-                                  "number")
+            raise ValidationError(f"{self.source}: row {int(bad[0]) + 1}, column {column!r}: "
+                                  f"{show_cell(self.frame[column].iloc[int(bad[0])])} is not a finite number")
         return values
 
 

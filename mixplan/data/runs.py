@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import pandas as pd
 
+from .._checks import show_cell
 from .._io import read_table, table_columns
 from ..exceptions import ValidationError
 from .olmix import pool_names
@@ -128,8 +129,8 @@ class RunTable:
                 i = int(bad[0])
                 what = "a fraction in (0, 1]" if j is None else f"in (0, {full[j]:.6g}] (the pool's tokens)"
                 raise ValidationError(f"{self.source}: row {self.row(i)} (run_id {self.run_ids[i]!r}), column {col!r}: "
-                                      f"{_show(self.frame[col].iloc[i])} must be {what}: the run's subsample of the "
-                                      "pool")
+                                      f"{show_cell(self.frame[col].iloc[i])} must be {what}: the run's subsample of "
+                                      "the pool")
             if j is None:
                 own = [UNIQUE_PREFIX + p in self.frame.columns for p in self.pools]
                 out[:, ~np.array(own)] = v[:, None] * full[~np.array(own)]
@@ -152,7 +153,7 @@ class RunTable:
             raw = self.frame[column].iloc[i]
             raise ValidationError(
                 f"{self.source}: row {self.row(i)} (run_id {self.run_ids[i]!r}), column {column!r}: "
-                f"{_show(raw)} is not a finite number"
+                f"{show_cell(raw)} is not a finite number"
                 + (f" ({bad.size} such rows)" if bad.size > 1 else "")
                 + "; fix the value or drop the run")
         return values
@@ -285,7 +286,7 @@ def validate_runs(frame: pd.DataFrame, pools: PoolSet | None = None, *, renormal
         if bad.size:
             i = int(bad[0])
             raise ValidationError(f"{source}: row {rownum[i]} (run_id {frame['run_id'].iloc[i]!r}), column {c!r}: "
-                                  f"weight {_show(frame[c].iloc[i])} is not a finite number")
+                                  f"weight {show_cell(frame[c].iloc[i])} is not a finite number")
         if numeric is not frame[c]:
             converted[c] = numeric.astype(float)
     for c, values in converted.items():
@@ -334,7 +335,7 @@ def validate_runs(frame: pd.DataFrame, pools: PoolSet | None = None, *, renormal
             if bad.size:
                 i = int(bad[0])
                 raise ValidationError(f"{source}: row {rownum[i]} (run_id {frame['run_id'].iloc[i]!r}), column {c!r}: "
-                                      f"{_show(frame[c].iloc[i])} must be a positive number")
+                                      f"{show_cell(frame[c].iloc[i])} must be a positive number")
             frame[c] = v
     # Keep the manifest's pool order; other columns stay where they were.
     rest = [c for c in frame.columns if c not in cols]
@@ -364,17 +365,6 @@ def check_enough_runs(n_runs: int, n_params: int, per_param: float, what: str, w
         raise ValidationError(
             f"{where} {n_runs} runs: too few to fit {what} ({n_params} parameters need at least "
             f"{need} runs, {per_param:g} per parameter); {hint}")
-
-
-def _show(value: object) -> str:
-    """A cell value as a user wrote it: plain numbers, and 'an empty cell' for missing ones."""
-    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
-        return "an empty cell"
-    if isinstance(value, np.generic):
-        value = value.item()
-        if isinstance(value, float) and np.isnan(value):
-            return "an empty cell"
-    return repr(value)
 
 
 def _strip_common_prefix(names: Sequence[str]) -> list[str]:
@@ -416,8 +406,8 @@ def _join(mix: pd.DataFrame, met: pd.DataFrame, key: str, mix_path: str, met_pat
         dup = frame[key].astype(str).duplicated().to_numpy()
         if dup.any():
             i = int(np.flatnonzero(dup)[0])
-            raise ValidationError(f"{path}: row {i + 1}, column {key!r}: {_show(frame[key].iloc[i])} appears twice; "
-                                  f"each run needs exactly one row in each file")
+            raise ValidationError(f"{path}: row {i + 1}, column {key!r}: {show_cell(frame[key].iloc[i])} appears "
+                                  "twice; each run needs exactly one row in each file")
     only = sorted(set(mix[key].astype(str)) ^ set(met[key].astype(str)))
     if only:
         raise ValidationError(f"{mix_path} and {met_path}: {len(only)} {key} value(s) appear in only one "

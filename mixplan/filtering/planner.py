@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._checks import check_number
+from .._checks import check_number, show_cell
 from .._io import read_json, saved_artefact, write_json_atomic
 from ..data.buckets import LAW_DEFAULTS, BucketSpec
 from ..data.objective import with_objective_column
@@ -226,8 +226,8 @@ def _runs_points(spec: BucketSpec, frame: pd.DataFrame, target: str, where: str)
         except (TypeError, ValueError):
             y = math.nan
         if not math.isfinite(y) or y <= 0:
-            raise ValidationError(f"{at}column {target!r}: {row[target]!r} must be a positive error or loss (lower is "
-                                  "better; for an accuracy use 1 - accuracy)")
+            raise ValidationError(f"{at}column {target!r}: {show_cell(row[target])} must be a positive error or loss "
+                                  "(lower is better; for an accuracy use 1 - accuracy)")
         if size_col is not None:
             S = check_number(row[size_col], f"{at}column {size_col!r}", lo=0.0, lo_open=True, coerce=True,
                              why="the pool size the run repeated")

@@ -47,7 +47,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .._checks import check_number
+from .._checks import check_number, show_cell
 from .._stats import ridge_loo
 from ..data.composite import (Composite, canonical_spec, composite_scores, normal_scores, numeric_column,
                               parse_composite)
@@ -184,8 +184,8 @@ def _read_runs(frame: pd.DataFrame, target: str, where: str) -> _Runs:
         at = f"{where}: row {pos + 1}, "
         yv = values[pos]
         if not np.isfinite(yv):
-            raise ValidationError(f"{at}column {target!r}: {row[target]!r} is not a finite number (the target: an "
-                                  "error or loss, lower is better)")
+            raise ValidationError(f"{at}column {target!r}: {show_cell(row[target])} is not a finite number (the "
+                                  "target: an error or loss, lower is better)")
         k = check_number(row["keep"], f"{at}column 'keep'", lo=0.0, hi=1.0, lo_open=True, coerce=True,
                          why="the fraction of documents the run kept", fix="e.g. 0.2 for the top 20%")
         raw = row["score"]

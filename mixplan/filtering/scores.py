@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .._checks import show_cell
 from ..data.buckets import SIZE_TOLERANCE, bucket_scores, score_spec
 from ..data.composite import composite_scores, numeric_column
 from ..exceptions import ValidationError
@@ -122,7 +123,7 @@ def read_scores(path: str | Path, score: str, *, tokens_column: str | None = Non
         bad = np.flatnonzero(~np.isfinite(tokens) | (tokens < 0))
         if len(bad):
             raise ValidationError(f"{path}: row {int(bad[0]) + 1}, column {tokens_column!r}: "
-                                  f"{frame[tokens_column].iloc[bad[0]]!r} is not a token count >= 0")
+                                  f"{show_cell(frame[tokens_column].iloc[bad[0]])} is not a token count >= 0")
     elif text_column is not None:
         tokens = count_tokens(frame[text_column].tolist(), count)
     return values, tokens

@@ -69,7 +69,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from .._checks import check_number
+from .._checks import check_number, show_cell
 from .._io import (TABLE_FORMATS, check_writable, dumps_json, npz_bytes, read_json, read_table, saved_artefact,
                   write_bytes_atomic, write_text_atomic)
 from ..exceptions import MixplanError, MixplanWarning, NotFittedError, ValidationError
@@ -675,8 +675,8 @@ def load_vectors(path: str | os.PathLike[str], column: str | None = None, pool_c
             bad = values.isna().to_numpy() | ~np.isfinite(values.to_numpy(dtype=float, na_value=np.nan))
             if bad.any():
                 i = int(np.flatnonzero(bad)[0])
-                raise ValidationError(f"{path}: row {i + 1}, column {c!r}: {frame[c].iloc[i]!r} is not a finite "
-                                      f"number ({int(bad.sum())} such rows in this column)")
+                raise ValidationError(f"{path}: row {i + 1}, column {c!r}: {show_cell(frame[c].iloc[i])} is not a "
+                                      f"finite number ({int(bad.sum())} such rows in this column)")
         x = frame[matched].apply(pd.to_numeric).to_numpy(dtype=np.float64)
     else:
         if column not in names:

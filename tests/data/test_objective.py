@@ -75,7 +75,7 @@ def test_objective_column_of_a_plain_table():
     with pytest.raises(ValidationError, match=r"t.csv: no column 'err_c' \(columns: tokens, err_a, err_b, note\)"):
         with_objective_column(frame, "err_a + err_c", "t.csv")
     bad = frame.assign(err_b=[0.4, float("nan")])
-    with pytest.raises(ValidationError, match=r"t.csv: row 2, column 'err_b': nan is not a finite number"):
+    with pytest.raises(ValidationError, match=r"t.csv: row 2, column 'err_b': an empty cell is not a finite number"):
         with_objective_column(bad, "err_a + err_b", "t.csv")
 
 

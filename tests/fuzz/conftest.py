@@ -7,7 +7,7 @@ from collections import Counter
 import pytest
 
 #: (input kind, outcome) -> cases; outcome is "exit 0", "exit 2" or "exit 3", or a failure ("traceback", "hung",
-#: "not one line", "partial output", "changed an input", "exit N"), which also fails its test.
+#: "not one line", "numpy repr", "partial output", "changed an input", "exit N"), which also fails its test.
 OUTCOMES: Counter = Counter()
 
 

@@ -4,7 +4,8 @@ Hypothesis generates, from a fixed seed (``derandomize``: the same cases on ever
 arguments, damaged runs tables, manifests and plan configs, odd objectives, and damaged saved artefacts
 (model directories, FIT.json files, OT studies, plans), each fed to the command that reads it. Whatever the
 input, the command must end with exit 0, or with exit 2 (bad input) or 3 (no feasible plan) and exactly one
-line on stderr -- never a traceback, a hang, output left behind by a failed run, or a changed existing file.
+line on stderr -- never a traceback, a hang, output left behind by a failed run, or a changed existing file; and
+what it prints names values as the user wrote them, never by numpy's type (``np.float64(1.5)``).
 The cases run in-process (``mixplan.cli.main``); ``FUZZ_EXAMPLES`` scales every test's case count (1 = CI's
 ~740), ``FUZZ_SEED`` draws other cases than CI's, ``FUZZ_SHRINK=1`` lets Hypothesis shrink a failure to its
 smallest form (slow, for debugging).
@@ -17,6 +18,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -34,6 +36,9 @@ from artefacts import REPO, make_artefacts  # noqa: E402
 from mixplan.cli import main  # noqa: E402
 from mixplan.cli.main import build_parser  # noqa: E402
 
+#: numpy's scalar repr (``np.float64(nan)``, ``np.str_('a')``) in a message: a value shown by its type, not as the
+#: user wrote it.
+NUMPY_REPR = re.compile(r"\bnp\.[a-z_]+\d*\(")
 #: A case taking longer than this is a hang (the slowest valid case here takes ~3 s on a busy 2-core machine).
 CASE_SECONDS = 60
 SCALE = float(os.environ.get("FUZZ_EXAMPLES", "1"))
@@ -193,6 +198,8 @@ def check_case(kind: str, command: str, argv: list[str], case: Path, outcomes) -
             problem, detail = f"exit {code}", text
         elif code and not (len(lines) == 1 and lines[0].startswith("mixplan: error: ")):
             problem, detail = "not one line", text
+        elif NUMPY_REPR.search(text):
+            problem, detail = "numpy repr", text
         elif code and set(after) - set(before):
             problem, detail = "partial output", sorted(set(after) - set(before))
         elif changed:
